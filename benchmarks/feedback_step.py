@@ -1,0 +1,119 @@
+"""Full training step (forward, backward, SGD step) of resnet18 for each feedback rule against plain autograd.
+
+    python benchmarks/feedback_step.py                       # CPU: 64x64, batch 32
+    python benchmarks/feedback_step.py --dale                # + Dale variants against the same rule
+    python benchmarks/feedback_step.py --device cuda --amp --channels-last --size 224 --batch 256
+
+Prints the median step time of interleaved runs and its ratio to plain autograd (1.00 is the limit: a rule
+has backprop's FLOPs), and the memory ratio (peak GPU memory on CUDA; saved-for-backward bytes on the CPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import biocircuits as bc  # noqa: E402
+from common import interleaved_medians, measure_memory  # noqa: E402
+
+VARIANTS = {
+    "bp": {"feedback": {"rule": "bp"}},
+    "fa": {"feedback": {"rule": "fa"}},
+    "sign_symmetry": {"feedback": {"rule": "sign_symmetry"}},
+}
+DALE_VARIANTS = {
+    "dale_project+sign_symmetry": ("sign_symmetry", {"dale": {"enforce": "project"}}),
+    "dale_exp_gradient+sign_symmetry": ("sign_symmetry", {"dale": {"enforce": "exp_gradient"}}),
+    "dale_abs+sign_symmetry": ("sign_symmetry", {"dale": {"enforce": "abs"}}),
+    "dale_softplus+sign_symmetry": ("sign_symmetry", {"dale": {"enforce": "softplus"}}),
+    "dale_project+plasticity+sign_symmetry": ("sign_symmetry", {
+        "dale": {"enforce": "project"},
+        "plasticity": {"rules": [{"match": {"layers": "layer4.*", "population": "I"}, "lr_scale": 0.5}]}}),
+}
+
+
+def build_step(model: nn.Module, args, spec: dict | None):
+    device = torch.device(args.device)
+    if spec is not None:
+        bc.apply(model, spec)
+    model.to(device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    if spec is not None:
+        bc.bind(opt, model)
+    run = torch.compile(model) if args.compile else model
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, args.size, args.size, generator=gen).to(device)
+    if args.channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (args.batch,), generator=gen).to(device)
+    amp = (torch.autocast(device.type, dtype=torch.bfloat16) if args.amp else contextlib.nullcontext)
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with amp() if args.amp else contextlib.nullcontext():
+            loss = nn.functional.cross_entropy(run(x), y)
+        loss.backward()
+        opt.step()
+    return step
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--reps", type=int, default=15)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--amp", action="store_true", help="bf16 autocast")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--dale", action="store_true", help="also time Dale/plasticity variants against their rule")
+    p.add_argument("--model", default="resnet18")
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    base = getattr(torchvision.models, args.model)(num_classes=1000)
+    steps = {"plain autograd": build_step(copy.deepcopy(base), args, None)}
+    reference = {"plain autograd": "plain autograd"}
+    for name, spec in VARIANTS.items():
+        steps[name] = build_step(copy.deepcopy(base), args, spec)
+        reference[name] = "plain autograd"
+    if args.dale:
+        for name, (rule, extra) in DALE_VARIANTS.items():
+            steps[name] = build_step(copy.deepcopy(base), args, {"feedback": {"rule": rule}, **extra})
+            reference[name] = rule
+    medians = interleaved_medians(steps, torch.device(args.device), args.warmup, args.reps)
+    memory = {name: measure_memory(fn, torch.device(args.device)) for name, fn in steps.items()}
+    mem_kind = "peak GPU memory" if args.device.startswith("cuda") else "saved-for-backward"
+    print(f"{args.model} {args.size}x{args.size} batch {args.batch} on {args.device}"
+          f"{' bf16' if args.amp else ''}{' channels_last' if args.channels_last else ''}"
+          f"{' compiled' if args.compile else ''}; median of {args.reps} interleaved steps")
+    print(f"{'variant':<40} {'step ms':>9} {'ratio':>6} {'vs':<16} {mem_kind + ' MB':>24} {'ratio':>6}")
+    rows = {}
+    for name in steps:
+        ref = reference[name]
+        ratio = medians[name] / medians[ref]
+        mratio = memory[name] / memory[ref] if memory[ref] else float("nan")
+        rows[name] = {"step_ms": medians[name] * 1e3, "ratio": ratio, "vs": ref, "memory_mb": memory[name] / 2**20,
+                      "memory_ratio": mratio}
+        print(f"{name:<40} {medians[name] * 1e3:9.1f} {ratio:6.3f} {ref:<16} {memory[name] / 2**20:24.1f} "
+              f"{mratio:6.3f}")
+    result = {"args": vars(args), "rows": rows}
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,27 @@
+"""biocircuits: biological constraints (feedback rules, Dale's law, phases, plasticity) for PyTorch networks.
+
+    import biocircuits as bc
+    spec = bc.Constraints.from_yaml("constraints/sign_symmetry.yaml")
+    model = bc.apply(model, spec)
+    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
+    rep = bc.audit(model)
+    stats = bc.probe(model, inputs, targets)
+"""
+
+from biocircuits import nn
+from biocircuits.apply import apply, constraints_of
+from biocircuits.config.constraints import Constraints
+from biocircuits.dale.audit import AuditReport, audit
+from biocircuits.errors import BiocircuitsError, ConfigError
+from biocircuits.feedback.convert import describe, feedback_layers
+from biocircuits.feedback.rules import RULES, FeedbackRule, make_rule, register_rule
+from biocircuits.plasticity.bind import bind
+from biocircuits.probes.alignment import LayerProbe, probe
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RULES", "AuditReport", "BiocircuitsError", "ConfigError", "Constraints", "FeedbackRule", "LayerProbe",
+    "apply", "audit", "bind", "constraints_of", "describe", "feedback_layers", "make_rule", "nn", "probe",
+    "register_rule",
+]

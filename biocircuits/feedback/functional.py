@@ -1,0 +1,148 @@
+"""Autograd ops whose backward sends the error through a feedback weight B instead of W.
+
+For a layer y = W x + b with error delta = dL/dy the ops compute
+
+    grad_input  = B^T delta          (backprop would use W^T delta)
+    grad_weight = delta x^T          (exactly as backprop)
+    grad_bias   = sum over the batch of delta
+
+and never read W in backward: only the input x and the feedback weight B are saved. With B = W the
+result is identical to plain autograd. A module-level *shadow* switch (used by probes) saves W as well
+and makes the backward use it, so the same graph can be differentiated by exact backprop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+class _Shadow:
+    """Process-wide switches read by the ops; only probes change them."""
+
+    save_weight: bool = False   # forward: also save W (so a shadow backprop backward is possible)
+    use_weight: bool = False    # backward: send the error through W instead of B
+
+
+@contextlib.contextmanager
+def save_weight_for_shadow() -> Iterator[None]:
+    """Forward passes inside this block also save W, so :func:`shadow_backprop` can be used later."""
+    prev, _Shadow.save_weight = _Shadow.save_weight, True
+    try:
+        yield
+    finally:
+        _Shadow.save_weight = prev
+
+
+@contextlib.contextmanager
+def shadow_backprop() -> Iterator[None]:
+    """Backward passes inside this block use W (exact backprop) on graphs built under
+    :func:`save_weight_for_shadow`."""
+    prev, _Shadow.use_weight = _Shadow.use_weight, True
+    try:
+        yield
+    finally:
+        _Shadow.use_weight = prev
+
+
+def _pick_feedback(ctx, saved: Sequence[Tensor]) -> Tensor:
+    if _Shadow.use_weight and ctx.saved_weight:
+        return saved[2]
+    return saved[1]
+
+
+class FeedbackLinearFunction(torch.autograd.Function):
+    """y = x W^T + b; backward: grad_x = delta B, grad_W = delta^T x, grad_b = sum(delta).
+
+    Shapes: x (..., in), W and B (out, in), b (out,), y and delta (..., out).
+    """
+
+    @staticmethod
+    def forward(x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor) -> Tensor:
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, weight, bias, feedback = inputs
+        ctx.saved_weight = _Shadow.save_weight
+        if ctx.saved_weight:
+            ctx.save_for_backward(x, feedback, weight)
+        else:
+            ctx.save_for_backward(x, feedback)
+        ctx.has_bias = bias is not None
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        saved = ctx.saved_tensors
+        x = saved[0]
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            feedback = _pick_feedback(ctx, saved)
+            grad_x = grad_out.matmul(feedback.to(grad_out.dtype))
+        if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
+            delta = grad_out.reshape(-1, grad_out.shape[-1])
+            if ctx.needs_input_grad[1]:
+                grad_w = delta.t().matmul(x.reshape(-1, x.shape[-1]))
+            if ctx.has_bias and ctx.needs_input_grad[2]:
+                grad_b = delta.sum(0)
+        return grad_x, grad_w, grad_b, None
+
+
+class FeedbackConvFunction(torch.autograd.Function):
+    """N-d convolution y = conv(x, W) + b; backward: grad_x = conv_transpose(delta, B), grad_W and grad_b as
+    backprop, all from one ``aten.convolution_backward`` call (B passed where autograd passes W).
+
+    Shapes: x (N, C_in, *spatial), W and B (C_out, C_in / groups, *kernel), delta (N, C_out, *spatial_out).
+    """
+
+    @staticmethod
+    def forward(x, weight, bias, feedback, stride, padding, dilation, groups):
+        n = weight.dim() - 2
+        return torch.convolution(x, weight, bias, stride, padding, dilation, False, [0] * n, groups)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        x, weight, bias, feedback, stride, padding, dilation, groups = inputs
+        ctx.saved_weight = _Shadow.save_weight
+        if ctx.saved_weight:
+            ctx.save_for_backward(x, feedback, weight)
+        else:
+            ctx.save_for_backward(x, feedback)
+        ctx.conv_args = (stride, padding, dilation, groups)
+        ctx.bias_sizes = None if bias is None else [bias.shape[0]]
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        saved = ctx.saved_tensors
+        x = saved[0]
+        feedback = _pick_feedback(ctx, saved)
+        stride, padding, dilation, groups = ctx.conv_args
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.bias_sizes is not None and ctx.needs_input_grad[2]]
+        n = feedback.dim() - 2
+        grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
+            grad_out, x, feedback.to(grad_out.dtype), ctx.bias_sizes, stride, padding, dilation,
+            False, [0] * n, groups, mask,
+        )
+        return grad_x, grad_w, grad_b, None, None, None, None, None
+
+
+def feedback_linear(x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor) -> Tensor:
+    """``F.linear`` whose backward uses ``feedback`` (shaped like ``weight``) for the input gradient."""
+    return FeedbackLinearFunction.apply(x, weight, bias, feedback)
+
+
+def feedback_conv(
+    x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor,
+    stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int,
+) -> Tensor:
+    """A zero-padded N-d convolution whose backward uses ``feedback`` for the input gradient.
+
+    ``padding`` is a tuple of ints; string paddings and padding modes are resolved by the caller
+    (see :meth:`biocircuits.feedback.layers.FeedbackConvNd._pad`)."""
+    return FeedbackConvFunction.apply(
+        x, weight, bias, feedback, list(stride), list(padding), list(dilation), groups
+    )

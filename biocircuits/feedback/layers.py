@@ -1,0 +1,170 @@
+"""Converted layers: subclasses of the torch layers whose backward uses the rule's feedback weight B.
+
+A torch layer becomes a feedback layer in place (its class is swapped, as ``torch.nn.utils.parametrize``
+does), so parameters, ``state_dict`` keys, device, dtype, memory format and hooks are all kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .functional import feedback_conv, feedback_linear
+from .rules import FeedbackRule, make_rule
+
+
+def _autocast_dtype(x: Tensor) -> torch.dtype | None:
+    device = x.device.type
+    if device in ("cpu", "cuda", "xpu", "mps") and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return None
+
+
+class FeedbackLayer:
+    """Mixin of every converted layer: holds ``rule``, gives ``backward_weight()`` and calls the op.
+
+    ``error_perturbation`` (set by the phases engine) maps the error delta arriving at the layer's output
+    to the error the layer's backward uses."""
+
+    rule: FeedbackRule
+    qualname: str
+    error_perturbation: Callable[[Tensor], Tensor] | None
+
+    def _init_feedback(self, rule: FeedbackRule, qualname: str) -> None:
+        self.rule = rule
+        self.qualname = qualname
+        self.error_perturbation = None
+        self.optional_buffers = set(rule.buffers)
+        rule.attach(self, qualname)
+
+    @classmethod
+    def convert(cls, module: nn.Module, rule: FeedbackRule, qualname: str = "") -> nn.Module:
+        """Turn ``module`` (an instance of the torch base class) into this class in place; returns it."""
+        if isinstance(module, FeedbackLayer):
+            raise ValueError(f"{qualname or type(module).__name__} is already converted ({module.rule!r})")
+        module.__class__ = cls
+        module._init_feedback(rule, qualname)
+        return module
+
+    def backward_weight(self) -> Tensor:
+        """The matrix B (shaped like ``weight``) that the next backward pass sends the error through."""
+        with torch.no_grad():
+            return self.rule.feedback(self, self.weight, advance=False).detach()
+
+    def _needs_feedback(self, x: Tensor, weight: Tensor) -> bool:
+        return torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad)
+
+    def _with_feedback(self, op: Callable[..., Tensor], x: Tensor, weight: Tensor, bias: Tensor | None,
+                       *args: Any) -> Tensor:
+        feedback = self.rule.feedback(self, weight, advance=self.training)
+        dtype = _autocast_dtype(x)
+        if dtype is not None:
+            same = feedback is weight
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
+            feedback = weight if same else feedback.to(dtype)
+            with torch.autocast(x.device.type, enabled=False):
+                out = op(x, weight, bias, feedback, *args)
+        else:
+            out = op(x, weight, bias, feedback, *args)
+        if self.error_perturbation is not None and out.requires_grad:
+            out.register_hook(self.error_perturbation)
+        return out
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        # A plain torch checkpoint (e.g. torchvision weights) lacks the rule's buffers: keep ours.
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      unexpected_keys, error_msgs)
+        optional = {prefix + name for name in self.optional_buffers}
+        missing_keys[:] = [k for k in missing_keys if k not in optional]
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, rule={self.rule!r}"
+
+
+class FeedbackLinear(FeedbackLayer, nn.Linear):
+    """``nn.Linear`` whose backward computes grad_input = delta B (B from ``rule``), grad_W = delta^T x."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, rule: str = "bp",
+                 options: dict[str, Any] | None = None, seed: int = 0, device=None, dtype=None) -> None:
+        nn.Linear.__init__(self, in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self._init_feedback(make_rule(rule, options, seed), "")
+
+    def forward(self, x: Tensor) -> Tensor:
+        weight = self.weight
+        if not self._needs_feedback(x, weight):
+            return F.linear(x, weight, self.bias)
+        return self._with_feedback(feedback_linear, x, weight, self.bias)
+
+
+class FeedbackConvNd(FeedbackLayer):
+    """Shared forward of the N-d feedback convolutions: resolves padding modes and string paddings,
+    then one zero-padded feedback convolution."""
+
+    def _pad(self, x: Tensor) -> tuple[Tensor, list[int]]:
+        n = len(self.kernel_size)
+        if self.padding_mode != "zeros":
+            return F.pad(x, self._reversed_padding_repeated_twice, mode=self.padding_mode), [0] * n
+        if isinstance(self.padding, str):
+            if self.padding == "valid":
+                return x, [0] * n
+            total = [d * (k - 1) for d, k in zip(self.dilation, self.kernel_size, strict=True)]
+            left = [t // 2 for t in total]
+            extra = [t - 2 * l for t, l in zip(total, left, strict=True)]
+            if any(extra):  # as torch does for 'same': the odd pixel goes on the right
+                pad: list[int] = []
+                for e in reversed(extra):
+                    pad += [0, e]
+                x = F.pad(x, pad)
+            return x, left
+        return x, list(self.padding)
+
+    def _conv_forward(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if not self._needs_feedback(x, weight):
+            return super()._conv_forward(x, weight, bias)
+        x, padding = self._pad(x)
+        return self._with_feedback(feedback_conv, x, weight, bias, self.stride, padding, self.dilation,
+                                   self.groups)
+
+
+def _conv_init(base: type[nn.Module]):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", rule: str = "bp",
+                 options: dict[str, Any] | None = None, seed: int = 0, device=None, dtype=None) -> None:
+        base.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
+                      padding_mode, device=device, dtype=dtype)
+        self._init_feedback(make_rule(rule, options, seed), "")
+    return __init__
+
+
+class FeedbackConv1d(FeedbackConvNd, nn.Conv1d):
+    """``nn.Conv1d`` with feedback: grad_input = conv_transpose1d(delta, B)."""
+
+    __init__ = _conv_init(nn.Conv1d)
+
+
+class FeedbackConv2d(FeedbackConvNd, nn.Conv2d):
+    """``nn.Conv2d`` with feedback: grad_input = conv_transpose2d(delta, B)."""
+
+    __init__ = _conv_init(nn.Conv2d)
+
+
+class FeedbackConv3d(FeedbackConvNd, nn.Conv3d):
+    """``nn.Conv3d`` with feedback: grad_input = conv_transpose3d(delta, B)."""
+
+    __init__ = _conv_init(nn.Conv3d)
+
+
+# torch layer type -> its feedback class; conversion matches exact types (subclasses such as
+# MultiheadAttention's out_proj are used by their owners without calling forward, so they stay plain).
+FEEDBACK_CLASSES: dict[type[nn.Module], type[FeedbackLayer]] = {
+    nn.Linear: FeedbackLinear,
+    nn.Conv1d: FeedbackConv1d,
+    nn.Conv2d: FeedbackConv2d,
+    nn.Conv3d: FeedbackConv3d,
+}

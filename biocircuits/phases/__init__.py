@@ -1,0 +1,6 @@
+"""Phase-separated learning: forward, backward (error through the feedback pathway) and update phases,
+and perturbations of the error pathway."""
+
+from .perturb import ErrorPerturbation, GradientPhases, attach_perturbations, quantize
+
+__all__ = ["ErrorPerturbation", "GradientPhases", "attach_perturbations", "quantize"]

