@@ -48,8 +48,8 @@ def key_path(loc: tuple) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         elif part in {"str", "int", "float", "bool", "list", "dict", "function-after", "function-before",
-                      "union", "literal"} or "[" in str(part):
-            continue  # pydantic's union-branch markers are noise to a user
+                      "union", "literal", "tuple"} or "[" in str(part) or str(part)[:1].isupper():
+            continue  # pydantic's union-branch markers (type and model names) are noise to a user
         else:
             out += ("." if out else "") + str(part)
     return out or "(top level)"
@@ -59,10 +59,12 @@ def from_validation_error(err: ValidationError, model: type[BaseModel], file: st
     """One :class:`ConfigError` per distinct key path of ``err`` (first message kept)."""
     errors: list[ConfigError] = []
     seen: set[str] = set()
-    for e in err.errors():
+    raw = err.errors()
+    keys = [key_path(tuple(e["loc"])) for e in raw]
+    for e, key in zip(raw, keys, strict=True):
         loc = tuple(e["loc"])
-        key = key_path(loc)
-        if key in seen:
+        # a union's other branch ("should be a valid string") is noise when a deeper error explains it
+        if key in seen or any(k != key and k.startswith(key + ".") for k in keys):
             continue
         seen.add(key)
         msg = e["msg"].removeprefix("Value error, ")

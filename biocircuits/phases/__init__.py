@@ -2,5 +2,7 @@
 and perturbations of the error pathway."""
 
 from .perturb import ErrorPerturbation, GradientPhases, attach_perturbations, quantize
+from .step import PhaseCallback, PhasedStep, StepContext
 
-__all__ = ["ErrorPerturbation", "GradientPhases", "attach_perturbations", "quantize"]
+__all__ = ["ErrorPerturbation", "GradientPhases", "PhaseCallback", "PhasedStep", "StepContext",
+           "attach_perturbations", "quantize"]

@@ -19,9 +19,9 @@ def net(kind, width, groups=1):
 
 
 OPTIMISERS = {
-    "sgd": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-3),
-    "adam": lambda p: torch.optim.Adam(p, lr=0.05, weight_decay=1e-3),
-    "adamw": lambda p: torch.optim.AdamW(p, lr=0.05),
+    "sgd": lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.9, weight_decay=1e-3),
+    "adam": lambda p: torch.optim.Adam(p, lr=0.04, weight_decay=1e-3),
+    "adamw": lambda p: torch.optim.AdamW(p, lr=0.04),
 }
 
 

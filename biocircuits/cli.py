@@ -1,0 +1,152 @@
+"""The ``biocircuits`` command (also ``python -m biocircuits``): run, compare, validate, plot, check-pathway.
+
+Exit codes: 0 done, 2 bad config or input, 1 failure during the run. Errors print one message; ``--debug``
+shows the traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from biocircuits.config.constraints import Constraints
+from biocircuits.config.experiment import Experiment
+from biocircuits.config.loading import load_with_includes, parse_set
+from biocircuits.errors import BiocircuitsError, CheckpointError, ConfigError, TrainingDiverged
+
+EXPERIMENT_KEYS = {"name", "data", "model", "optim", "schedule", "train", "output", "constraints", "description"}
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from biocircuits.train.trainer import run_experiment
+    exp = Experiment.from_yaml(args.experiment, parse_set(args.set))
+    run_dir = Path(args.output) if args.output else Path(exp.output) / exp.name
+    summary = run_experiment(exp, run_dir, resume=args.resume)
+    if not summary.get("interrupted"):
+        print(f"{exp.name}: val_acc1 {summary['val_acc1']:.2f}%  val_loss {summary['val_loss']:.4f}  "
+              f"steps {summary['steps']}  {summary['wall_s']:.1f} s  -> {run_dir}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from biocircuits.compare import compare
+    if not args.rules and not args.constraints:
+        raise ConfigError("compare needs --rules or --constraints", key="--rules",
+                          suggestion="e.g. --rules bp,sign_symmetry,fa")
+    rules = [r.strip() for r in args.rules.split(",") if r.strip()] if args.rules else None
+    compare(args.experiment, rules=rules, constraints=args.constraints, overrides=parse_set(args.set),
+            output=args.output, resume=args.resume)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = False
+    for path in args.files:
+        try:
+            data = load_with_includes(path, "constraints")
+            if EXPERIMENT_KEYS & set(data) and not {"feedback", "dale", "phases", "plasticity"} & set(data):
+                Experiment.from_yaml(path, parse_set(args.set))
+                kind = "experiment"
+            else:
+                Constraints.from_yaml(path)
+                kind = "constraint spec"
+            print(f"{path}: valid {kind}")
+        except ConfigError as err:
+            print(err.with_file(str(path)), file=sys.stderr)
+            failed = True
+    return 2 if failed else 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from biocircuits.plots import plot_runs
+    for path in plot_runs(args.runs, args.output):
+        print(path)
+    return 0
+
+
+def cmd_check_pathway(args: argparse.Namespace) -> int:
+    from biocircuits.bridges.pathway_cli import check_run
+    report = check_run(args.run_dir, args.layer, args.mode, args.patterns, args.duration, args.dale)
+    print(report.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="biocircuits", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+        sp.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    run = sub.add_parser("run", help="train one experiment")
+    run.add_argument("experiment")
+    run.add_argument("--output", help="run directory (default OUTPUT/NAME)")
+    run.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    common(run)
+    run.set_defaults(func=cmd_run)
+
+    cmp = sub.add_parser("compare", help="one run per rule or per constraint spec, then a table and plots")
+    cmp.add_argument("experiment")
+    cmp.add_argument("--rules", help="comma-separated feedback rules, e.g. bp,sign_symmetry,fa")
+    cmp.add_argument("--constraints", nargs="+", help="constraint spec files, one run each")
+    cmp.add_argument("--output", help="directory for the runs and the table (default OUTPUT/NAME-compare)")
+    cmp.add_argument("--resume", action="store_true", help="resume runs that have a checkpoint")
+    common(cmp)
+    cmp.set_defaults(func=cmd_compare)
+
+    val = sub.add_parser("validate", help="check constraint specs or experiment files")
+    val.add_argument("files", nargs="+")
+    common(val)
+    val.set_defaults(func=cmd_validate)
+
+    plot = sub.add_parser("plot", help="write PNG plots of one or more runs")
+    plot.add_argument("runs", nargs="+")
+    plot.add_argument("--output", help="where to write the PNGs (default: each run's plots/ or the first)")
+    plot.add_argument("--debug", action="store_true")
+    plot.set_defaults(func=cmd_plot)
+
+    chk = sub.add_parser("check-pathway", help="simulate a layer's feedback pathway in Brian2")
+    chk.add_argument("run_dir")
+    chk.add_argument("--layer", required=True)
+    chk.add_argument("--mode", choices=["rate", "spiking"], default="spiking")
+    chk.add_argument("--dale", action="store_true", help="route negative weights through inhibitory relays")
+    chk.add_argument("--patterns", type=int, default=4)
+    chk.add_argument("--duration", type=float, default=None, help="seconds of simulated time per pattern")
+    chk.add_argument("--debug", action="store_true")
+    chk.set_defaults(func=cmd_check_pathway)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = args.debug
+    try:
+        return args.func(args)
+    except (ConfigError, CheckpointError) as err:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"error: training diverged: {err}", file=sys.stderr)
+        return 1
+    except BiocircuitsError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # a failure during the run
+        if debug:
+            traceback.print_exc()
+        else:
+            print(f"error: {type(err).__name__}: {err} (run with --debug for the traceback)", file=sys.stderr)
+        return 1
+    finally:
+        from biocircuits.train import distributed
+        distributed.teardown(distributed.DistInfo(world=2))
+

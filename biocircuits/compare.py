@@ -1,0 +1,79 @@
+"""``biocircuits compare``: one run per feedback rule or constraint spec, then a table and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from biocircuits.config.experiment import Experiment
+from biocircuits.config.loading import resolve_path
+from biocircuits.errors import ConfigError
+from biocircuits.feedback.rules import rule_class
+
+
+def variants(base: Experiment, rules: list[str] | None, constraints: list[str] | None) -> dict[str, Experiment]:
+    """{label: experiment}: the base experiment with its feedback rule replaced (keeping Dale, phases and
+    plasticity), or with each constraint spec in turn."""
+    out: dict[str, Experiment] = {}
+    config = base.resolved_dict()
+    for rule in rules or []:
+        rule_class(rule)
+        d = json.loads(json.dumps(config))
+        d["constraints"]["feedback"] = {"rule": rule, "seed": d["constraints"]["feedback"].get("seed", 0)}
+        d["name"] = f"{base.name}-{rule}"
+        out[rule] = Experiment.from_dict(d, file=base.source)
+    for spec in constraints or []:
+        found = resolve_path(spec, None, "constraints")
+        if found is None:
+            raise ConfigError("constraint spec not found", key="--constraints", given=spec,
+                              suggestion="give a path or a preset name from constraints/")
+        d = json.loads(json.dumps(config))
+        d["constraints"] = str(found.resolve())
+        label = found.stem
+        d["name"] = f"{base.name}-{label}"
+        out[label] = Experiment.from_dict(d, file=base.source)
+    return out
+
+
+def table(rows: dict[str, dict[str, Any]]) -> str:
+    """A Markdown table of the runs' final figures."""
+    head = "| run | rule | dale | val acc@1 (%) | val acc@5 (%) | val loss | steps | wall (s) |"
+    lines = [head, "|---|---|---|---:|---:|---:|---:|---:|"]
+    for label, s in rows.items():
+        lines.append(f"| {label} | {s['rule']} | {'yes' if s['dale'] else 'no'} | {s['val_acc1']:.2f} | "
+                     f"{s['val_acc5']:.2f} | {s['val_loss']:.4f} | {s['steps']} | {s['wall_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def compare(experiment: str | Path, rules: list[str] | None = None, constraints: list[str] | None = None,
+            overrides: dict[str, Any] | None = None, output: str | Path | None = None,
+            resume: bool = False) -> dict[str, dict[str, Any]]:
+    """Run every variant into ``output/<label>``; write ``compare.md``, ``compare.json`` and plots there."""
+    from biocircuits.train.checkpoint import load_checkpoint  # noqa: F401 (import cost paid once)
+    from biocircuits.train.distributed import DistInfo
+    from biocircuits.train.trainer import run_experiment
+    base = Experiment.from_yaml(experiment, overrides)
+    out_dir = Path(output) if output else Path(base.output) / f"{base.name}-compare"
+    runs = variants(base, rules, constraints)
+    summaries: dict[str, dict[str, Any]] = {}
+    info = DistInfo()
+    for label, exp in runs.items():
+        run_dir = out_dir / label
+        print(f"== {label} -> {run_dir}", flush=True)
+        summaries[label] = run_experiment(exp, run_dir, resume=resume and (run_dir / "checkpoint.pt").exists())
+        if summaries[label].get("interrupted"):
+            print("compare stopped by signal; rerun with --resume to continue")
+            return summaries
+    import torch.distributed as dist
+    if dist.is_initialized():
+        info = DistInfo(rank=dist.get_rank(), world=dist.get_world_size())
+    if info.is_main:
+        text = table(summaries)
+        (out_dir / "compare.md").write_text(f"# {base.name}: comparison\n\n{text}\n")
+        (out_dir / "compare.json").write_text(json.dumps(summaries, indent=2) + "\n")
+        print(text)
+        from biocircuits.plots import plot_runs
+        paths = plot_runs([out_dir / label for label in runs], out_dir / "plots")
+        print(f"table: {out_dir / 'compare.md'}; plots: {', '.join(str(p) for p in paths)}")
+    return summaries

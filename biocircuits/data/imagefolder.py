@@ -1,0 +1,52 @@
+"""ImageNet layout (``root/train/<class>/*.JPEG``, ``root/val/<class>/*.JPEG``) with the torchvision reference
+classification transforms (``references/classification/presets.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torchvision import datasets
+from torchvision import transforms as T
+
+from biocircuits.errors import ConfigError
+
+from .registry import DataBundle, DatasetSource, register_dataset
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def reference_transforms(crop: int) -> tuple[T.Compose, T.Compose]:
+    """Train: RandomResizedCrop(crop), horizontal flip; val: Resize(crop * 256 / 224), CenterCrop(crop);
+    both to tensors normalised by the ImageNet statistics."""
+    resize = int(round(crop * 256 / 224))
+    norm = [T.PILToTensor(), T.ConvertImageDtype(torch.float), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    train = T.Compose([T.RandomResizedCrop(crop, antialias=True), T.RandomHorizontalFlip(), *norm])
+    val = T.Compose([T.Resize(resize, antialias=True), T.CenterCrop(crop), *norm])
+    return train, val
+
+
+@register_dataset
+class ImageFolderSet(DatasetSource):
+    """ImageNet-style folders; ``image_size`` (default 224) is the crop size."""
+
+    name = "imagefolder"
+
+    def build(self, spec) -> DataBundle:
+        if spec.root is None:
+            raise ConfigError("imagefolder needs data.root", key="data.root", expected="a folder with train/ and val/",
+                              given=None, has_given=True)
+        root = Path(spec.root).expanduser()
+        missing = [s for s in ("train", "val") if not (root / s).is_dir()]
+        if missing:
+            raise ConfigError(f"no {' or '.join(missing)} folder under {root.resolve()}", key="data.root",
+                              given=str(root), suggestion="ImageNet layout: ROOT/train/<class>/*.JPEG and "
+                                                           "ROOT/val/<class>/*.JPEG")
+        crop = spec.image_size or 224
+        train_tf, val_tf = reference_transforms(crop)
+        train = datasets.ImageFolder(str(root / "train"), transform=train_tf)
+        val = datasets.ImageFolder(str(root / "val"), transform=val_tf)
+        if train.classes != val.classes:
+            raise ConfigError("train/ and val/ hold different class folders", key="data.root", given=str(root))
+        return DataBundle(train, val, len(train.classes), (3, crop, crop))

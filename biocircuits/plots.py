@@ -1,0 +1,148 @@
+"""``biocircuits plot``: PNGs of runs — learning curves (runs overlaid), per-layer alignment angles (lines and
+a layer-by-step heatmap), and, when Dale is on, the audit and each layer's singular-value spectrum."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from biocircuits.train.logging import read_metrics  # noqa: E402
+
+ANGLES = ("weight_angle", "error_angle", "update_angle")
+
+
+def _label(run: Path) -> str:
+    return run.name
+
+
+def plot_curves(runs: Sequence[Path], out: Path) -> Path:
+    """Train loss and validation top-1 accuracy against optimiser steps, one line per run."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for run in runs:
+        rows = read_metrics(run)
+        train = [r for r in rows if r["kind"] == "train"]
+        val = [r for r in rows if r["kind"] == "val"]
+        line, = ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label=_label(run))
+        ax_acc.plot([r["step"] for r in val], [r["acc1"] for r in val], "o-", color=line.get_color(), label=_label(run))
+    ax_loss.set(xlabel="optimiser step", ylabel="training loss (cross-entropy, nats)", title="Training loss")
+    ax_acc.set(xlabel="optimiser step", ylabel="validation top-1 accuracy (%)", title="Validation accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / "curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _probe_rows(run: Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """{angle: {layer: [(step, degrees), ...]}} from a run's probe rows."""
+    out: dict[str, dict[str, list[tuple[int, float]]]] = {a: defaultdict(list) for a in ANGLES}
+    for r in read_metrics(run):
+        if r["kind"] == "probe":
+            for a in ANGLES:
+                if r.get(a) is not None:
+                    out[a][r["layer"]].append((r["step"], r[a]))
+    return out
+
+
+def plot_angles(run: Path, out: Path) -> list[Path]:
+    """Per-layer angle trajectories (one panel per angle) and a layer-by-step heatmap of the error angle."""
+    rows = _probe_rows(run)
+    if not any(rows[a] for a in ANGLES):
+        return []
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
+    for ax, a in zip(axes, ANGLES, strict=True):
+        for layer, pts in rows[a].items():
+            steps, deg = zip(*pts, strict=True)
+            ax.plot(steps, deg, label=layer)
+        ax.axhline(90, color="grey", ls="--", lw=1)
+        ax.set(xlabel="optimiser step", title=a.replace("_", " "), ylim=(0, 180))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("angle to backprop (degrees)")
+    axes[-1].legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"{_label(run)}: alignment with backprop")
+    fig.tight_layout()
+    lines = out / f"angles_{_label(run)}.png"
+    fig.savefig(lines, dpi=110)
+    plt.close(fig)
+    layers = list(rows["error_angle"])
+    steps = sorted({s for pts in rows["error_angle"].values() for s, _ in pts})
+    grid = np.full((len(layers), len(steps)), np.nan)
+    for i, layer in enumerate(layers):
+        for s, v in rows["error_angle"][layer]:
+            grid[i, steps.index(s)] = v
+    fig, ax = plt.subplots(figsize=(10, 0.35 * len(layers) + 2))
+    im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=180, interpolation="nearest")
+    ax.set_yticks(range(len(layers)), layers, fontsize=7)
+    ticks = np.linspace(0, len(steps) - 1, min(8, len(steps))).astype(int)
+    ax.set_xticks(ticks, [steps[t] for t in ticks])
+    ax.set(xlabel="optimiser step", ylabel="layer", title=f"{_label(run)}: error angle to backprop")
+    fig.colorbar(im, ax=ax, label="error angle (degrees)")
+    fig.tight_layout()
+    heat = out / f"error_angle_heatmap_{_label(run)}.png"
+    fig.savefig(heat, dpi=110)
+    plt.close(fig)
+    return [lines, heat]
+
+
+def plot_dale(run: Path, out: Path) -> list[Path]:
+    """When the run used Dale: E/I counts and violations per layer, and each layer's singular values."""
+    import yaml
+    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
+    dale = (config.get("constraints") or {}).get("dale")
+    if not dale or not dale.get("enabled", True) or not (run / "checkpoint.pt").exists():
+        return []
+    import biocircuits as bc
+    from biocircuits.train.restore import load_run
+    _, model, _ = load_run(run, with_data=False)
+    report = bc.audit(model)
+    rows = [r for r in report.layers if r.constrained]
+    fig, (ax_ei, ax_sv) = plt.subplots(1, 2, figsize=(13, 4.5))
+    x = np.arange(len(rows))
+    ax_ei.bar(x - 0.2, [r.excitatory for r in rows], 0.4, label="excitatory units", color="tab:red")
+    ax_ei.bar(x + 0.2, [r.inhibitory for r in rows], 0.4, label="inhibitory units", color="tab:blue")
+    ax_ei.set_xticks(x, [r.name for r in rows], rotation=60, ha="right", fontsize=7)
+    ax_ei.set(ylabel="presynaptic units (count)", title=f"Dale audit: {report.violations} violating weights")
+    ax_ei.legend(fontsize=8)
+    weights = {name: m.weight.detach() for name, m in bc.feedback_layers(model)}
+    for r in rows:
+        w = weights.get(r.name)
+        if w is None:
+            continue
+        sv = np.linalg.svd(w.reshape(w.shape[0], -1).double().numpy(), compute_uv=False)
+        ax_sv.plot(np.arange(1, len(sv) + 1) / len(sv), sv / sv.max(), label=f"{r.name} (H={r.svd_entropy:.2f})")
+    ax_sv.set(xlabel="singular value rank (fraction of all)", ylabel="singular value / largest",
+              title="Weight spectra (normalised SVD entropy H)", yscale="log")
+    ax_sv.legend(fontsize=6)
+    ax_sv.grid(alpha=0.3)
+    fig.tight_layout()
+    path = out / f"dale_{_label(run)}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return [path]
+
+
+def plot_runs(runs: Sequence[str | Path], output: str | Path | None = None) -> list[Path]:
+    """Write every plot that the runs' files support; returns the PNG paths."""
+    runs = [Path(r) for r in runs]
+    missing = [str(r) for r in runs if not (r / "metrics.jsonl").exists()]
+    if missing:
+        from biocircuits.errors import ConfigError
+        raise ConfigError("not a run directory (no metrics.jsonl)", given=", ".join(missing),
+                          suggestion="pass directories written by 'biocircuits run'")
+    out = Path(output) if output else runs[0] / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [plot_curves(runs, out)]
+    for run in runs:
+        paths += plot_angles(run, out)
+        paths += plot_dale(run, out)
+    return paths

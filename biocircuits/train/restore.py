@@ -1,0 +1,36 @@
+"""Rebuild a finished run's model (with its constraints and trained weights) from its directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+import biocircuits as bc
+from biocircuits.config.experiment import Experiment
+from biocircuits.data.registry import DataBundle, build_data
+from biocircuits.errors import ConfigError
+from biocircuits.models.registry import build_model
+
+from .checkpoint import load_checkpoint
+
+
+def load_run(run_dir: str | Path, with_data: bool = True) -> tuple[Experiment, nn.Module, DataBundle | None]:
+    """(experiment, trained model on the CPU in eval mode, data or None) of the run in ``run_dir``."""
+    run_dir = Path(run_dir)
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        raise ConfigError("not a run directory (no config.yaml)", given=str(run_dir),
+                          suggestion="pass a directory written by 'biocircuits run'")
+    exp = Experiment.from_dict(yaml.safe_load(config.read_text()), file=str(config))
+    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    data = build_data(exp.data) if with_data else None
+    shape = data.input_shape if data else tuple(exp.data.shape)
+    classes = exp.model.num_classes or (data.num_classes if data else exp.data.num_classes)
+    torch.manual_seed(exp.train.seed)
+    model = build_model(exp.model.name, shape, classes, exp.model.kwargs)
+    bc.apply(model, exp.resolved_constraints())
+    model.load_state_dict(ckpt["model"])
+    return exp, model.eval(), data

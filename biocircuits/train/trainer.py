@@ -1,0 +1,290 @@
+"""The training loop. Read one step top to bottom in :meth:`Trainer.train`: load a batch, forward phase,
+backward phase (errors through each layer's feedback weights), update phase (optimiser + plasticity + Dale),
+then logging, evaluation, probes and checkpoints at their intervals."""
+
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import biocircuits as bc
+from biocircuits.config.experiment import Experiment
+from biocircuits.data.loaders import make_loader
+from biocircuits.data.registry import build_data
+from biocircuits.errors import ConfigError, TrainingDiverged
+from biocircuits.models.registry import build_model
+from biocircuits.phases.step import PhaseCallback, PhasedStep
+
+from . import distributed
+from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .evaluate import evaluate, topk_correct
+from .logging import RunLogger
+from .optim import build_optimizer, build_scheduler
+
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@contextmanager
+def stop_on_signals(flag: dict[str, bool]):
+    """SIGINT/SIGTERM set ``flag['stop']``: the loop then writes a checkpoint and returns cleanly."""
+    def handler(signum, frame):
+        flag["stop"] = True
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+class Trainer:
+    """Builds data, model, constraints, optimiser and schedule from an :class:`Experiment`, then trains."""
+
+    def __init__(self, exp: Experiment, run_dir: str | Path, callbacks: list[PhaseCallback] | None = None) -> None:
+        self.exp, self.run_dir, t = exp, Path(run_dir), exp.train
+        if t.device == "cuda" and not torch.cuda.is_available():
+            raise ConfigError("CUDA is not available here", key="train.device", given="cuda",
+                              suggestion="use train.device: cpu or auto")
+        kind = "cuda" if t.device == "cuda" or (t.device == "auto" and torch.cuda.is_available()) else "cpu"
+        self.dist = distributed.setup(kind)
+        self.device = torch.device(f"cuda:{self.dist.local_rank}" if kind == "cuda" else "cpu")
+        if t.batch_size % self.dist.world:
+            raise ConfigError("train.batch_size must divide evenly over the processes", key="train.batch_size",
+                              given=t.batch_size, expected=f"a multiple of {self.dist.world}")
+        if t.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = kind == "cuda" and not t.deterministic
+        torch.manual_seed(t.seed)  # same initial weights on every rank
+        self.data = build_data(exp.data)
+        self.module = build_model(exp.model.name, self.data.input_shape, exp.model.num_classes or
+                                  self.data.num_classes, exp.model.kwargs)
+        self.constraints = exp.resolved_constraints()
+        bc.apply(self.module, self.constraints)
+        self.module.to(self.device)
+        if t.channels_last:
+            self.module.to(memory_format=torch.channels_last)
+        self.optimizer = bc.bind(build_optimizer(self.module, exp.optim), self.module)
+        model: nn.Module = self.module
+        if self.dist.enabled:
+            model = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.dist.local_rank] if kind == "cuda" else None)
+        self.model = torch.compile(model) if t.compile else model
+        self.per_rank_batch = t.batch_size // self.dist.world
+        self.train_loader, self.train_sampler = make_loader(
+            self.data.train, self.per_rank_batch, train=True, world=self.dist.world, rank=self.dist.rank,
+            seed=t.seed, spec=exp.data)
+        if len(self.train_loader) == 0:
+            raise ConfigError("the training set is smaller than one batch", key="train.batch_size", given=t.batch_size)
+        self.val_loader, _ = make_loader(self.data.val, (t.eval_batch_size or t.batch_size) // self.dist.world or 1,
+                                         train=False, world=self.dist.world, rank=self.dist.rank, seed=t.seed,
+                                         spec=exp.data)
+        self.steps_per_epoch = max(1, len(self.train_loader) // t.grad_accum)
+        self.total_steps = t.steps or t.epochs * self.steps_per_epoch
+        self.scheduler = build_scheduler(self.optimizer, exp.schedule, self.steps_per_epoch, self.total_steps,
+                                         exp.optim.lr)
+        self.amp_dtype = AMP_DTYPES[t.amp]
+        self.scaler = torch.amp.GradScaler(kind) if t.amp == "fp16" else None
+        self.phased = PhasedStep(
+            self.model, self.optimizer, lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=t.label_smoothing),
+            amp_dtype=self.amp_dtype, scaler=self.scaler, grad_clip=t.grad_clip, accum=t.grad_accum,
+            callbacks=callbacks or [])
+        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, tensorboard=t.tensorboard)
+        self.step, self.epoch, self.samples_in_epoch = 0, 0, 0
+        self.best_acc1, self.last_val = -math.inf, {}
+        torch.manual_seed(t.seed + 1 + self.dist.rank)  # each rank its own stream from here (dropout, augmentation)
+
+    # --- checkpoints -------------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None,
+            "rng": rng_state(), "step": self.step, "epoch": self.epoch, "samples_in_epoch": self.samples_in_epoch,
+            "best_acc1": self.best_acc1, "config": self.exp.resolved_dict(), "world": self.dist.world,
+        }
+
+    def save(self) -> None:
+        if self.dist.is_main:
+            save_checkpoint(self.run_dir / "checkpoint.pt", self.state())
+
+    def resume(self) -> None:
+        ckpt = load_checkpoint(self.run_dir / "checkpoint.pt", map_location=self.device)
+        self.module.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        set_rng_state(ckpt["rng"])
+        self.step, self.epoch, self.samples_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["samples_in_epoch"]
+        self.best_acc1 = ckpt["best_acc1"]
+        self.logger.truncate_after(self.step)
+
+    # --- the loop ----------------------------------------------------------------------------------------
+    def train(self) -> dict[str, Any]:
+        t, flag = self.exp.train, {"stop": False}
+        self.logger.write_config(self.exp.resolved_dict())
+        start, window = time.perf_counter(), _Window()
+        progress = _progress(self.total_steps, self.step, t.progress and self.dist.is_main)
+        with stop_on_signals(flag):
+            while self.step < self.total_steps and not flag["stop"]:
+                self.train_sampler.set_epoch(self.epoch)
+                self.train_sampler.skip = self.samples_in_epoch // self.dist.world
+                micro, diverged, tick = 0, False, time.perf_counter()
+                for x, y in self.train_loader:
+                    # load: move the batch, timing the loader separately from compute
+                    x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                    if t.channels_last and x.dim() == 4:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    data_s, compute_start = time.perf_counter() - tick, time.perf_counter()
+                    # forward phase, then backward phase (errors through the feedback pathways)
+                    ctx = self.phased.forward(x, y, self.step)
+                    micro += 1
+                    self.phased.backward(ctx, sync=micro % t.grad_accum == 0)
+                    self.samples_in_epoch += self.per_rank_batch * self.dist.world
+                    loss = float(ctx.loss.detach())
+                    diverged = diverged or not math.isfinite(loss)
+                    if micro % t.grad_accum:
+                        window.add(loss, ctx, data_s, time.perf_counter() - compute_start, len(y))
+                        tick = time.perf_counter()
+                        continue
+                    if distributed.broadcast_flag(diverged, self.dist, self.device):
+                        raise TrainingDiverged(f"loss became {loss} at step {self.step + 1}; the last good "
+                                               f"checkpoint is kept in {self.run_dir}")
+                    diverged = False
+                    # update phase: optimiser step with plasticity and Dale hooks, then the lr schedule
+                    self.phased.update(ctx)
+                    self.scheduler.step()
+                    self.step += 1
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)
+                    window.add(loss, ctx, data_s, time.perf_counter() - compute_start, len(y))
+                    progress.update(1)
+                    self._after_step(window, start)
+                    stop = distributed.broadcast_flag(flag["stop"], self.dist, self.device)
+                    if stop or self.step >= self.total_steps:
+                        flag["stop"] = stop
+                        break
+                    tick = time.perf_counter()
+                else:
+                    self.epoch, self.samples_in_epoch = self.epoch + 1, 0
+                    if t.eval_every is None:
+                        self._evaluate()
+                    if t.checkpoint_every is None:
+                        self.save()
+                    continue
+                break
+        progress.close()
+        if flag["stop"]:
+            self.save()
+            print(f"stopped by signal at step {self.step}; checkpoint written to {self.run_dir / 'checkpoint.pt'}; "
+                  "continue with --resume", file=sys.stderr)
+            return {"interrupted": True, "steps": self.step}
+        if not self.last_val or self.last_val.get("step") != self.step:
+            self._evaluate()
+        self.save()
+        return self._summary(time.perf_counter() - start)
+
+    def _after_step(self, window: _Window, start: float) -> None:
+        t = self.exp.train
+        if self.step % t.log_every == 0 or self.step == self.total_steps:
+            self.logger.log("train", self.step, epoch=self.step / self.steps_per_epoch,
+                            lr=self.optimizer.param_groups[0]["lr"], wall_s=time.perf_counter() - start,
+                            **window.flush(self.dist.world))
+        if t.eval_every and self.step % t.eval_every == 0:
+            self._evaluate()
+        if t.probe_every and self.step % t.probe_every == 0 and self.dist.is_main:
+            self._probe()
+        if t.checkpoint_every and self.step % t.checkpoint_every == 0:
+            self.save()
+
+    def _evaluate(self) -> None:
+        module = self.model if not self.dist.enabled else self.module
+        val = evaluate(module, self.val_loader, self.device, self.dist, self.amp_dtype, self.exp.train.channels_last)
+        self.best_acc1 = max(self.best_acc1, val["acc1"])
+        self.last_val = {**val, "step": self.step}
+        self.logger.log("val", self.step, epoch=self.step / self.steps_per_epoch, loss=val["loss"],
+                        acc1=val["acc1"], acc5=val["acc5"])
+
+    def _probe(self) -> None:
+        n = min(self.exp.train.probe_batch, len(self.data.val))
+        xs, ys = zip(*(self.data.val[i] for i in range(n)), strict=True)
+        x, y = torch.stack(xs).to(self.device), torch.as_tensor(ys).to(self.device)
+        for layer, stats in bc.probe(self.module, x, y).items():
+            self.logger.log("probe", self.step, layer=layer, **{k: v for k, v in stats.to_dict().items()
+                                                                 if k != "reasons"})
+
+    def _summary(self, wall_s: float) -> dict[str, Any]:
+        summary = {
+            "name": self.exp.name, "rule": self.constraints.feedback.rule, "dale": self.constraints.dale_on,
+            "val_acc1": self.last_val.get("acc1"), "val_acc5": self.last_val.get("acc5"),
+            "val_loss": self.last_val.get("loss"), "best_val_acc1": self.best_acc1,
+            "epochs": self.step / self.steps_per_epoch, "steps": self.step, "wall_s": wall_s,
+            "world_size": self.dist.world, "device": str(self.device),
+            "constraints": self.constraints.source or "inline",
+        }
+        self.logger.write_json("summary.json", summary)
+        return summary
+
+    def close(self) -> None:
+        self.logger.close()  # the process group stays up for further runs (compare); the CLI tears it down
+
+
+class _Window:
+    """Running sums between two log rows: loss, train accuracy, data and compute time, images."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss = self.c1 = self.c5 = self.n = self.data_s = self.compute_s = 0.0
+        self.batches = 0
+        self.t0 = time.perf_counter()
+
+    def add(self, loss: float, ctx, data_s: float, compute_s: float, n: int) -> None:
+        a1, a5 = topk_correct(ctx.outputs.detach(), ctx.targets)
+        self.loss, self.c1, self.c5, self.n = self.loss + loss * n, self.c1 + a1, self.c5 + a5, self.n + n
+        self.data_s, self.compute_s, self.batches = self.data_s + data_s, self.compute_s + compute_s, self.batches + 1
+
+    def flush(self, world: int) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.t0
+        out = {"loss": self.loss / max(self.n, 1), "acc1": 100 * self.c1 / max(self.n, 1),
+               "acc5": 100 * self.c5 / max(self.n, 1), "images_per_s": world * self.n / max(elapsed, 1e-9),
+               "compute_images_per_s": world * self.n / max(self.compute_s, 1e-9), "data_s": self.data_s,
+               "compute_s": self.compute_s}
+        self.reset()
+        return out
+
+
+class _NoProgress:
+    def update(self, n: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _progress(total: int, done: int, enabled: bool | None):
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        return _NoProgress()
+    from tqdm import tqdm
+    return tqdm(total=total, initial=done, unit="step", dynamic_ncols=True)
+
+
+def run_experiment(exp: Experiment, run_dir: str | Path, resume: bool = False,
+                   callbacks: list[PhaseCallback] | None = None) -> dict[str, Any]:
+    """Train ``exp`` into ``run_dir`` (resuming from its checkpoint when asked); returns the summary."""
+    trainer = Trainer(exp, run_dir, callbacks)
+    try:
+        if resume:
+            trainer.resume()
+        return trainer.train()
+    finally:
+        trainer.close()
