@@ -11,7 +11,7 @@ from biocircuits.errors import ConfigError
 
 from .constraints import Constraints, Strict
 from .errors import from_validation_error
-from .loading import deep_merge, load_with_includes, resolve_path
+from .loading import apply_sets, load_with_includes, resolve_path
 
 
 class DataSpec(Strict):
@@ -142,7 +142,12 @@ class Experiment(Strict):
         """Load an experiment file, apply ``--set`` overrides, validate, and check its constraint spec."""
         data = load_with_includes(path, "experiments")
         if overrides:
-            data = deep_merge(data, overrides)
+            spec = data.get("constraints")
+            if isinstance(spec, str) and any(k.startswith("constraints.") for k in overrides):
+                found = resolve_path(spec, Path(path).parent, "constraints")
+                if found is not None:  # --set constraints.x=y edits the referenced spec
+                    data["constraints"] = load_with_includes(found, "constraints")
+            data = apply_sets(data, overrides)
         exp = cls.from_dict(data, file=str(path))
         exp.resolved_constraints()
         return exp

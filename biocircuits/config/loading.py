@@ -85,7 +85,7 @@ def load_with_includes(path: str | Path, folder: str = "constraints", _stack: tu
 
 
 def parse_set(items: Iterable[str]) -> dict[str, Any]:
-    """``["a.b=3", "c=[1, 2]"]`` -> ``{"a": {"b": 3}, "c": [1, 2]}``; values are parsed as YAML scalars."""
+    """``["a.b=3", "c=[1, 2]"]`` -> ``{"a.b": 3, "c": [1, 2]}``: dotted keys to values parsed as YAML."""
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
@@ -96,14 +96,25 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
         if not key or any(not part for part in key.split(".")):
             raise ConfigError("--set key is empty or has an empty part", key="--set", given=item)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            out[key] = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError:
-            value = raw
+            out[key] = raw
+    return out
+
+
+def apply_sets(data: dict[str, Any], sets: dict[str, Any]) -> dict[str, Any]:
+    """Set each dotted key of ``sets`` in a copy of ``data`` (the value replaces what was there)."""
+    out = copy.deepcopy(data)
+    for key, value in sets.items():
         node = out
         parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError("--set key conflicts with another --set", key=key, given=item)
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError("--set goes inside a value that is not a mapping", key=".".join(parts[: i + 1]),
+                                  given=child, suggestion=f"set {'.'.join(parts[: i + 1])} itself")
+            node = child
         node[parts[-1]] = value
     return out
