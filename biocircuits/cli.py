@@ -6,6 +6,7 @@ shows the traceback."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -23,7 +24,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     exp = Experiment.from_yaml(args.experiment, parse_set(args.set))
     run_dir = Path(args.output) if args.output else Path(exp.output) / exp.name
     summary = run_experiment(exp, run_dir, resume=args.resume)
-    if not summary.get("interrupted"):
+    if not summary.get("interrupted") and os.environ.get("RANK", "0") == "0":
         print(f"{exp.name}: val_acc1 {summary['val_acc1']:.2f}%  val_loss {summary['val_loss']:.4f}  "
               f"steps {summary['steps']}  {summary['wall_s']:.1f} s  -> {run_dir}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,8 @@ def compare(experiment: str | Path, rules: list[str] | None = None, constraints:
     info = DistInfo()
     for label, exp in runs.items():
         run_dir = out_dir / label
-        print(f"== {label} -> {run_dir}", flush=True)
+        if os.environ.get("RANK", "0") == "0":
+            print(f"== {label} -> {run_dir}", flush=True)
         summaries[label] = run_experiment(exp, run_dir, resume=resume and (run_dir / "checkpoint.pt").exists())
         if summaries[label].get("interrupted"):
             print("compare stopped by signal; rerun with --resume to continue")

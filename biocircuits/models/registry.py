@@ -27,7 +27,7 @@ def torchvision_names() -> list[str]:
 
 
 def model_builder(name: str) -> ModelBuilder:
-    from . import small  # noqa: F401
+    from . import alexnet_bn, small  # noqa: F401
     if name in MODELS:
         return MODELS[name]
     if name in torchvision_names():

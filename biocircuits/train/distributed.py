@@ -59,3 +59,31 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t)
     return bool(t.item() > 0)
+
+
+def rule_buffer_names(module: torch.nn.Module) -> list[str]:
+    """Buffers that biocircuits keeps identical on every rank by construction (seeded feedback weights,
+    counters, Dale signs, delay queues and traces fed by all-reduced gradients): DDP need not broadcast them."""
+    from biocircuits.dale.enforce import SignedMagnitude
+    from biocircuits.feedback.layers import FeedbackLayer
+    names = []
+    for prefix, owner in module.named_modules():
+        if isinstance(owner, FeedbackLayer | SignedMagnitude) or hasattr(owner, "residual_sign"):
+            for name, _ in owner.named_buffers(recurse=False):
+                if isinstance(owner, FeedbackLayer | SignedMagnitude) or name == "residual_sign":
+                    names.append(f"{prefix}.{name}" if prefix else name)
+    return names
+
+
+@torch.no_grad()
+def ranks_identical(module: torch.nn.Module, info: DistInfo, device: torch.device) -> bool:
+    """True when every rank holds bit-identical parameters and feedback/Dale buffers (compared through a
+    float64 checksum of each tensor: its sum and its sum of squares)."""
+    if not info.enabled:
+        return True
+    named = dict(module.named_buffers())
+    tensors = [p for p in module.parameters()] + [named[n] for n in rule_buffer_names(module)]
+    sums = torch.stack([torch.stack([t.double().sum(), t.double().pow(2).sum()]) for t in tensors]).flatten()
+    gathered = [torch.empty_like(sums) for _ in range(info.world)]
+    dist.all_gather(gathered, sums.to(device))
+    return all(torch.equal(gathered[0], g) for g in gathered[1:])

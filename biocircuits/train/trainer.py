@@ -74,7 +74,9 @@ class Trainer:
             self.module.to(memory_format=torch.channels_last)
         self.optimizer = bc.bind(build_optimizer(self.module, exp.optim), self.module)
         model: nn.Module = self.module
-        if self.dist.enabled:
+        if self.dist.enabled:  # rule buffers are identical on every rank by construction: no broadcast
+            nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
+                model, distributed.rule_buffer_names(model))
             model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.dist.local_rank] if kind == "cuda" else None)
         self.model = torch.compile(model) if t.compile else model
@@ -228,6 +230,7 @@ class Trainer:
             "val_loss": self.last_val.get("loss"), "best_val_acc1": self.best_acc1,
             "epochs": self.step / self.steps_per_epoch, "steps": self.step, "wall_s": wall_s,
             "world_size": self.dist.world, "device": str(self.device),
+            "ranks_identical": distributed.ranks_identical(self.module, self.dist, self.device),
             "constraints": self.constraints.source or "inline",
         }
         self.logger.write_json("summary.json", summary)
