@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import biocircuits as bc  # noqa: E402
+from biocircuits.models import build_model  # noqa: E402
 from common import interleaved_medians, measure_memory  # noqa: E402
 
 VARIANTS = {
@@ -57,11 +57,9 @@ def build_step(model: nn.Module, args, spec: dict | None):
     if args.channels_last:
         x = x.to(memory_format=torch.channels_last)
     y = torch.randint(0, 1000, (args.batch,), generator=gen).to(device)
-    amp = (torch.autocast(device.type, dtype=torch.bfloat16) if args.amp else contextlib.nullcontext)
-
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        with amp() if args.amp else contextlib.nullcontext():
+        with torch.autocast(device.type, dtype=torch.bfloat16) if args.amp else contextlib.nullcontext():
             loss = nn.functional.cross_entropy(run(x), y)
         loss.backward()
         opt.step()
@@ -83,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     torch.manual_seed(0)
-    base = getattr(torchvision.models, args.model)(num_classes=1000)
+    base = build_model(args.model, (3, args.size, args.size), 1000, {})
     steps = {"plain autograd": build_step(copy.deepcopy(base), args, None)}
     reference = {"plain autograd": "plain autograd"}
     for name, spec in VARIANTS.items():
@@ -94,14 +92,25 @@ def main(argv: list[str] | None = None) -> dict:
             steps[name] = build_step(copy.deepcopy(base), args, {"feedback": {"rule": rule}, **extra})
             reference[name] = rule
     medians = interleaved_medians(steps, torch.device(args.device), args.warmup, args.reps)
-    memory = {name: measure_memory(fn, torch.device(args.device)) for name, fn in steps.items()}
+    specs = {"plain autograd": None, **VARIANTS}
+    if args.dale:
+        specs |= {name: {"feedback": {"rule": rule}, **extra} for name, (rule, extra) in DALE_VARIANTS.items()}
+    del steps
+    memory = {}
+    for name, spec in specs.items():  # one model resident at a time, so peaks are comparable
+        step = build_step(copy.deepcopy(base), args, spec)
+        step()
+        memory[name] = measure_memory(step, torch.device(args.device))
+        del step
+        if args.device.startswith("cuda"):
+            torch.cuda.empty_cache()
     mem_kind = "peak GPU memory" if args.device.startswith("cuda") else "saved-for-backward"
     print(f"{args.model} {args.size}x{args.size} batch {args.batch} on {args.device}"
           f"{' bf16' if args.amp else ''}{' channels_last' if args.channels_last else ''}"
           f"{' compiled' if args.compile else ''}; median of {args.reps} interleaved steps")
     print(f"{'variant':<40} {'step ms':>9} {'ratio':>6} {'vs':<16} {mem_kind + ' MB':>24} {'ratio':>6}")
     rows = {}
-    for name in steps:
+    for name in medians:
         ref = reference[name]
         ratio = medians[name] / medians[ref]
         mratio = memory[name] / memory[ref] if memory[ref] else float("nan")
