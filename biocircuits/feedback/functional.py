@@ -61,19 +61,18 @@ class FeedbackLinearFunction(torch.autograd.Function):
     Shapes: x (..., in), W and B (out, in), b (out,), y and delta (..., out).
     """
 
-    @staticmethod
-    def forward(x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor) -> Tensor:
-        return F.linear(x, weight, bias)
+    # forward(ctx, ...) rather than setup_context: Function.apply then skips an inspect.signature() per call
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        x, weight, bias, feedback = inputs
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None) -> Tensor:
+        feedback = weight if feedback is None else feedback
         ctx.saved_weight = _Shadow.save_weight
         if ctx.saved_weight:
             ctx.save_for_backward(x, feedback, weight)
         else:
             ctx.save_for_backward(x, feedback)
         ctx.has_bias = bias is not None
+        return F.linear(x, weight, bias)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
@@ -100,13 +99,8 @@ class FeedbackConvFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(x, weight, bias, feedback, stride, padding, dilation, groups):
-        n = weight.dim() - 2
-        return torch.convolution(x, weight, bias, stride, padding, dilation, False, [0] * n, groups)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:
-        x, weight, bias, feedback, stride, padding, dilation, groups = inputs
+    def forward(ctx, x, weight, bias, feedback, stride, padding, dilation, groups):
+        feedback = weight if feedback is None else feedback
         ctx.saved_weight = _Shadow.save_weight
         if ctx.saved_weight:
             ctx.save_for_backward(x, feedback, weight)
@@ -114,6 +108,8 @@ class FeedbackConvFunction(torch.autograd.Function):
             ctx.save_for_backward(x, feedback)
         ctx.conv_args = (stride, padding, dilation, groups)
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
+        n = weight.dim() - 2
+        return torch.convolution(x, weight, bias, stride, padding, dilation, False, [0] * n, groups)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
@@ -130,16 +126,17 @@ class FeedbackConvFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None, None, None
 
 
-def feedback_linear(x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor) -> Tensor:
-    """``F.linear`` whose backward uses ``feedback`` (shaped like ``weight``) for the input gradient."""
+def feedback_linear(x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None) -> Tensor:
+    """``F.linear`` whose backward uses ``feedback`` (shaped like ``weight``; None means W itself) for the
+    input gradient."""
     return FeedbackLinearFunction.apply(x, weight, bias, feedback)
 
 
 def feedback_conv(
-    x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor,
+    x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
     stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int,
 ) -> Tensor:
-    """A zero-padded N-d convolution whose backward uses ``feedback`` for the input gradient.
+    """A zero-padded N-d convolution whose backward uses ``feedback`` (None: W) for the input gradient.
 
     ``padding`` is a tuple of ints; string paddings and padding modes are resolved by the caller
     (see :meth:`biocircuits.feedback.layers.FeedbackConvNd._pad`)."""

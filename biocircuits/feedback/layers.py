@@ -60,20 +60,33 @@ class FeedbackLayer:
 
     def _with_feedback(self, op: Callable[..., Tensor], x: Tensor, weight: Tensor, bias: Tensor | None,
                        *args: Any) -> Tensor:
-        feedback = self.rule.feedback(self, weight, advance=self.training)
         dtype = _autocast_dtype(x)
         if dtype is not None:
-            same = feedback is weight
+            # cast as autocast would; the op then runs on low-precision tensors, so x and B are saved in the
+            # gradient's dtype and autocast's own casts inside the op are no-ops
             x, weight = x.to(dtype), weight.to(dtype)
             bias = None if bias is None else bias.to(dtype)
-            feedback = weight if same else feedback.to(dtype)
-            with torch.autocast(x.device.type, enabled=False):
-                out = op(x, weight, bias, feedback, *args)
+            feedback = self.rule.feedback(self, weight, advance=self.training)
+            if feedback.dtype != dtype:
+                feedback = self._cast_feedback(feedback, dtype)
         else:
-            out = op(x, weight, bias, feedback, *args)
+            feedback = self.rule.feedback(self, weight, advance=self.training)
+        # B = W is passed as None: the op must not see one tensor twice (torch.compile would break the graph)
+        out = op(x, weight, bias, None if feedback is weight else feedback, *args)
         if self.error_perturbation is not None and out.requires_grad:
             out.register_hook(self.error_perturbation)
         return out
+
+    def _cast_feedback(self, feedback: Tensor, dtype: torch.dtype) -> Tensor:
+        """``feedback`` in ``dtype``; a fixed buffer's cast is cached until the buffer changes."""
+        cache = self.__dict__.get("_feedback_cast")
+        key = (feedback.data_ptr(), feedback._version, dtype, feedback.device)
+        if cache is not None and cache[0] == key:
+            return cache[1]
+        cast = feedback.to(dtype)
+        if feedback is getattr(self, "feedback_weight", None):
+            self.__dict__["_feedback_cast"] = (key, cast)
+        return cast
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
