@@ -1,0 +1,115 @@
+"""Error-pathway perturbations: each one's defining property, zero perturbation = none, exact resume."""
+
+import math
+import os
+import signal
+
+import pytest
+import torch
+from torch import nn
+
+import biocircuits as bc
+from biocircuits.config.experiment import Experiment
+from biocircuits.phases.perturb import quantize
+from biocircuits.phases.step import PhaseCallback
+from biocircuits.train.checkpoint import load_checkpoint
+from biocircuits.train.trainer import run_experiment
+
+
+def test_quantisation_is_unbiased_and_bounded():
+    torch.manual_seed(0)
+    e = torch.randn(50)
+    gen = torch.Generator().manual_seed(1)
+    draws = torch.stack([quantize(e, 4, gen) for _ in range(4000)])
+    step = e.abs().max() / 4
+    assert torch.all((draws / step - torch.round(draws / step)).abs() < 1e-4)  # integer spike counts
+    assert draws.abs().max() <= e.abs().max() + 1e-6
+    # E[q] = e: each unit's sample mean within 5 standard errors (Bernoulli variance <= step^2 / 4)
+    se = step / 2 / math.sqrt(len(draws))
+    assert torch.all((draws.mean(0) - e).abs() < 5 * se)
+
+
+def capture_errors(phases, seed=0):
+    """The error the first layer's backward receives, with and without the perturbation."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(6, 400), nn.Tanh(), nn.Linear(400, 3))
+    bc.apply(model, {"feedback": {"rule": "fa"}, "phases": phases})
+    seen = []
+    model[0].register_full_backward_hook(lambda m, gin, gout: seen.append(gout[0].detach().clone()))
+    x = torch.randn(64, 6)
+    model(x).pow(2).sum().backward()
+    return model, seen[0]
+
+
+def test_noise_has_the_stated_relative_size():
+    _, clean = capture_errors({})
+    _, noisy = capture_errors({"error_noise": 0.3})
+    rel = (noisy - clean).pow(2).mean().sqrt() / clean.pow(2).mean().sqrt()
+    assert rel == pytest.approx(0.3, rel=0.05)
+
+
+def test_zero_perturbation_is_bit_identical_to_none():
+    a, ea = capture_errors({})
+    b, eb = capture_errors({"error_noise": 0.0, "error_quantization": 0, "error_delay": 0, "eligibility_decay": 0.0})
+    assert torch.equal(ea, eb)
+    assert a[0].error_perturbation is None and b[0].error_perturbation is None
+    assert set(dict(b.named_buffers())) == set(dict(a.named_buffers()))
+
+
+def delivered_grads(phases, steps=6):
+    """(raw gradient of each step, gradient the optimiser applied at each step) for a linear layer."""
+    torch.manual_seed(0)
+    model = bc.apply(nn.Sequential(nn.Linear(3, 2)), {"feedback": {"rule": "bp"}, "phases": phases})
+    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=1.0), model)
+    raw, applied = [], []
+    model[0].weight.register_hook(lambda g: raw.append(g.detach().clone()))
+    for t in range(steps):
+        before = model[0].weight.detach().clone()
+        opt.zero_grad()
+        model(torch.full((1, 3), float(t + 1))).sum().backward()
+        opt.step()
+        applied.append(before - model[0].weight.detach())
+    return raw, applied
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_delay_is_exactly_k_steps(k):
+    raw, applied = delivered_grads({"error_delay": k})
+    for t in range(6):
+        expected = raw[t - k] if t >= k else torch.zeros_like(raw[0])
+        assert torch.allclose(applied[t], expected, atol=1e-6), t
+
+
+def test_eligibility_trace_decays():
+    raw, applied = delivered_grads({"eligibility_decay": 0.5})
+    trace = torch.zeros_like(raw[0])
+    for t in range(6):
+        trace = 0.5 * trace + raw[t]
+        assert torch.allclose(applied[t], trace, atol=1e-6)
+
+
+class Kill(PhaseCallback):
+    def __init__(self, at):
+        self.at = at
+
+    def on_update_end(self, ctx):
+        if ctx.step == self.at - 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_perturbation_state_resumes_exactly(tmp_path):
+    def exp():
+        return Experiment.from_dict({
+            "name": "ph", "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
+            "constraints": {"feedback": {"rule": "fa"}, "phases": {
+                "error_noise": 0.2, "error_quantization": 8, "error_delay": 2, "eligibility_decay": 0.3}},
+            "train": {"steps": 12, "batch_size": 16, "deterministic": True},
+        })
+    assert run_experiment(exp(), tmp_path / "cut", callbacks=[Kill(5)])["interrupted"]
+    run_experiment(exp(), tmp_path / "cut", resume=True)
+    run_experiment(exp(), tmp_path / "whole")
+    a = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["model"]
+    assert any("delay_queue" in k for k in b) and any("eligibility" in k for k in b)
+    for k in b:
+        assert torch.equal(a[k], b[k]), k
