@@ -95,3 +95,13 @@ def test_registry_makes_a_new_rule_one_class():
         assert layer.weight.grad.abs().sum() > 0
     finally:
         RULES.pop("zero_test_rule")
+
+
+def test_random_feedback_never_replays_the_weight_init_stream():
+    """With torch.manual_seed(s) and feedback seed s, a standalone layer's B must not equal its W."""
+    for s in (0, 1, 7):
+        torch.manual_seed(s)
+        layer = bc.nn.FeedbackLinear(20, 8, rule="fa", seed=s)
+        assert not torch.allclose(layer.feedback_weight, layer.weight.detach())
+        cos = nn.functional.cosine_similarity(layer.feedback_weight.flatten(), layer.weight.detach().flatten(), 0)
+        assert abs(float(cos)) < 0.5
