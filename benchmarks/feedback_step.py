@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import interleaved_medians, measure_memory  # noqa: E402
+
 import biocircuits as bc  # noqa: E402
 from biocircuits.models import build_model  # noqa: E402
-from common import interleaved_medians, measure_memory  # noqa: E402
 
 VARIANTS = {
     "bp": {"feedback": {"rule": "bp"}},

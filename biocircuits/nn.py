@@ -1,7 +1,11 @@
 """``bc.nn``: the converted layer classes (subclasses of the torch layers they replace)."""
 
 from biocircuits.feedback.layers import (
-    FeedbackConv1d, FeedbackConv2d, FeedbackConv3d, FeedbackLayer, FeedbackLinear,
+    FeedbackConv1d,
+    FeedbackConv2d,
+    FeedbackConv3d,
+    FeedbackLayer,
+    FeedbackLinear,
 )
 
 __all__ = ["FeedbackConv1d", "FeedbackConv2d", "FeedbackConv3d", "FeedbackLayer", "FeedbackLinear"]

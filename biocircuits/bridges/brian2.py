@@ -168,7 +168,7 @@ def check_pathway(
     E = np.atleast_2d(torch.as_tensor(errors).detach().double().cpu().numpy())
     if E.shape[1] != B.shape[0]:
         raise ValueError(f"errors have {E.shape[1]} units per pattern but B has {B.shape[0]} rows (outputs)")
-    ms, second, hertz = bb.ms, bb.second, bb.Hz
+    second, hertz = bb.second, bb.Hz
     dt = _q(dt if dt is not None else 0.1e-3, second)
     duration = _q(duration if duration is not None else (0.2 if mode == "rate" else 0.5), second)
     duration = round(float(duration / dt)) * dt  # whole time steps, so pattern switches fall on the grid

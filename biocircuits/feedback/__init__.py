@@ -3,7 +3,12 @@
 from .convert import convert, describe, feedback_layers
 from .functional import feedback_conv, feedback_linear
 from .layers import (
-    FEEDBACK_CLASSES, FeedbackConv1d, FeedbackConv2d, FeedbackConv3d, FeedbackLayer, FeedbackLinear,
+    FEEDBACK_CLASSES,
+    FeedbackConv1d,
+    FeedbackConv2d,
+    FeedbackConv3d,
+    FeedbackLayer,
+    FeedbackLinear,
 )
 from .rules import RULES, FeedbackRule, make_rule, register_rule
 

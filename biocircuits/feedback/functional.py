@@ -117,7 +117,8 @@ class FeedbackConvFunction(torch.autograd.Function):
         x = saved[0]
         feedback = _pick_feedback(ctx, saved)
         stride, padding, dilation, groups = ctx.conv_args
-        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.bias_sizes is not None and ctx.needs_input_grad[2]]
+        needs = ctx.needs_input_grad
+        mask = [needs[0], needs[1], ctx.bias_sizes is not None and needs[2]]
         n = feedback.dim() - 2
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
             grad_out, x, feedback.to(grad_out.dtype), ctx.bias_sizes, stride, padding, dilation,

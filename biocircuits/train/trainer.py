@@ -96,7 +96,8 @@ class Trainer:
         self.amp_dtype = AMP_DTYPES[t.amp]
         self.scaler = torch.amp.GradScaler(kind) if t.amp == "fp16" else None
         self.phased = PhasedStep(
-            self.model, self.optimizer, lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=t.label_smoothing),
+            self.model, self.optimizer,
+            lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=t.label_smoothing),
             amp_dtype=self.amp_dtype, scaler=self.scaler, grad_clip=t.grad_clip, accum=t.grad_accum,
             callbacks=callbacks or [])
         self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, tensorboard=t.tensorboard)

@@ -80,7 +80,8 @@ angle between the last layer's W and its random B falls from ~90 degrees as W al
 fa_hist = results["fa"][1]
 print("accuracy:", {k: round(v, 1) for k, v in acc.items()})
 print("fa error angle, layer 2: start %.1f, end %.1f" % (fa_hist[1]["error_angle/2"], fa_hist[-1]["error_angle/2"]))
-print("fa weight angle, last layer: start %.1f, end %.1f" % (fa_hist[0]["weight_angle/4"], fa_hist[-1]["weight_angle/4"]))
+start, end = fa_hist[0]["weight_angle/4"], fa_hist[-1]["weight_angle/4"]
+print(f"fa weight angle, last layer: start {start:.1f}, end {end:.1f}")
 assert acc["sign_symmetry"] > acc["bp"] - 5
 assert all(h["error_angle/2"] < 90 for h in fa_hist[1:])
 assert fa_hist[-1]["weight_angle/4"] < fa_hist[0]["weight_angle/4"] - 10"""),

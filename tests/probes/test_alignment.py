@@ -105,7 +105,8 @@ def test_fa_error_angle_falls_below_90_and_keeps_falling():
 def test_probe_leaves_training_bit_identical(tmp_path):
     def run(probe_every):
         exp = Experiment.from_dict({
-            "name": "p", "constraints": {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "random_batch"}}},
+            "name": "p",
+            "constraints": {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "random_batch"}}},
             "data": {"name": "digits"}, "model": {"name": "convnet", "kwargs": {"channels": [4], "hidden": 8}},
             "train": {"steps": 8, "batch_size": 16, "probe_every": probe_every, "deterministic": True},
         })
