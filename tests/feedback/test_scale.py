@@ -45,9 +45,14 @@ def test_bf16_autocast_cpu(rule, options):
         loss = nn.functional.cross_entropy(out, y)
     model.zero_grad()
     loss.backward()
-    for g, r in zip([p.grad for p in model.parameters()], ref, strict=True):
-        assert g.dtype == torch.float32
-        assert nn.functional.cosine_similarity(g.flatten(), r.flatten(), 0) > 0.98  # bf16 rounding only
+    grads = [p.grad for p in model.parameters()]
+    assert all(g.dtype == torch.float32 for g in grads)
+    cos = nn.functional.cosine_similarity
+    # bf16 keeps ~3 significant digits: the whole gradient agrees closely, each tensor (even an 8-element
+    # bias) within rounding
+    assert cos(torch.cat([g.flatten() for g in grads]), torch.cat([r.flatten() for r in ref]), 0) > 0.99
+    for g, r in zip(grads, ref, strict=True):
+        assert cos(g.flatten(), r.flatten(), 0) > 0.95
 
 
 def test_bf16_bp_equals_plain_autocast():
