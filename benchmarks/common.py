@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -53,14 +54,19 @@ def measure_memory(step: Callable[[], None], device: torch.device) -> float:
 
 def interleaved_medians(steps: dict[str, Callable[[], None]], device: torch.device, warmup: int, reps: int
                         ) -> dict[str, float]:
-    """Median seconds per call of each step, timing the variants in turn so drift hits all alike."""
+    """Median seconds per call of each step, timing the variants in turn (in a fresh random order each round,
+    so neither drift nor a variant's position in the round favours one)."""
     for _ in range(warmup):
         for fn in steps.values():
             fn()
     sync(device)
     times: dict[str, list[float]] = {k: [] for k in steps}
+    order = random.Random(0)
+    names = list(steps)
     for _ in range(reps):
-        for name, fn in steps.items():
+        order.shuffle(names)
+        for name in names:
+            fn = steps[name]
             sync(device)
             t0 = time.perf_counter()
             fn()

@@ -6,6 +6,9 @@
 
 Prints the median step time of interleaved runs and its ratio to plain autograd (1.00 is the limit: a rule
 has backprop's FLOPs), and the memory ratio (peak GPU memory on CUDA; saved-for-backward bytes on the CPU).
+By default the timed variants share one model's tensors (``shared_weights.py``); ``--separate-models``
+times one model copy per variant instead. The reparametrised Dale variants (abs, softplus) change the
+module structure, so they are always separate copies, timed against a separate sign_symmetry copy.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import interleaved_medians, measure_memory  # noqa: E402
+from shared_weights import shared_steps  # noqa: E402
 
 import biocircuits as bc  # noqa: E402
 from biocircuits.models import build_model  # noqa: E402
@@ -79,23 +83,34 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--compile", action="store_true")
     p.add_argument("--dale", action="store_true", help="also time Dale/plasticity variants against their rule")
     p.add_argument("--model", default="resnet18")
+    p.add_argument("--separate-models", action="store_true", help="one model copy per variant")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     torch.manual_seed(0)
     base = build_model(args.model, (3, args.size, args.size), 1000, {})
-    steps = {"plain autograd": build_step(copy.deepcopy(base), args, None)}
-    reference = {"plain autograd": "plain autograd"}
-    for name, spec in VARIANTS.items():
-        steps[name] = build_step(copy.deepcopy(base), args, spec)
-        reference[name] = "plain autograd"
+    if args.separate_models:
+        steps = {"plain autograd": build_step(copy.deepcopy(base), args, None)}
+        steps |= {name: build_step(copy.deepcopy(base), args, spec) for name, spec in VARIANTS.items()}
+        if args.dale:
+            for name, (rule, extra) in DALE_VARIANTS.items():
+                steps[name] = build_step(copy.deepcopy(base), args, {"feedback": {"rule": rule}, **extra})
+    else:
+        steps = shared_steps(base, args, args.dale)
+    reference = {name: "plain autograd" for name in ("plain autograd", *VARIANTS)}
     if args.dale:
-        for name, (rule, extra) in DALE_VARIANTS.items():
-            steps[name] = build_step(copy.deepcopy(base), args, {"feedback": {"rule": rule}, **extra})
-            reference[name] = rule
+        reference |= {name: "sign_symmetry" for name in DALE_VARIANTS}
+        if not args.separate_models:
+            for name in ("dale_abs+sign_symmetry", "dale_softplus+sign_symmetry"):
+                steps[name] = build_step(copy.deepcopy(base), args, {"feedback": {"rule": "sign_symmetry"},
+                                                                      **DALE_VARIANTS[name][1]})
+                reference[name] = "sign_symmetry (separate copy)"
+            steps["sign_symmetry (separate copy)"] = build_step(copy.deepcopy(base), args, VARIANTS["sign_symmetry"])
+            reference["sign_symmetry (separate copy)"] = "sign_symmetry"
     medians = interleaved_medians(steps, torch.device(args.device), args.warmup, args.reps)
     specs = {"plain autograd": None, **VARIANTS}
     if args.dale:
         specs |= {name: {"feedback": {"rule": rule}, **extra} for name, (rule, extra) in DALE_VARIANTS.items()}
+        specs["sign_symmetry (separate copy)"] = VARIANTS["sign_symmetry"]
     del steps
     memory = {}
     for name, spec in specs.items():  # one model resident at a time, so peaks are comparable

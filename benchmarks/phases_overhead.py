@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import biocircuits as bc  # noqa: E402
 from common import interleaved_medians  # noqa: E402
 from feedback_step import build_step  # noqa: E402
 
+import biocircuits as bc  # noqa: E402
 from biocircuits.models import build_model  # noqa: E402
 
 PHASES = {

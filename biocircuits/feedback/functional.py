@@ -49,6 +49,16 @@ def shadow_backprop() -> Iterator[None]:
         _Shadow.use_weight = prev
 
 
+def _save(ctx, x: Tensor, weight: Tensor, feedback: Tensor | None) -> None:
+    """Save x and B (None means B = W) for backward, and W too under :func:`save_weight_for_shadow`."""
+    feedback = weight if feedback is None else feedback
+    ctx.saved_weight = _Shadow.save_weight
+    if ctx.saved_weight:
+        ctx.save_for_backward(x, feedback, weight)
+    else:
+        ctx.save_for_backward(x, feedback)
+
+
 def _pick_feedback(ctx, saved: Sequence[Tensor]) -> Tensor:
     if _Shadow.use_weight and ctx.saved_weight:
         return saved[2]
@@ -65,12 +75,7 @@ class FeedbackLinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None) -> Tensor:
-        feedback = weight if feedback is None else feedback
-        ctx.saved_weight = _Shadow.save_weight
-        if ctx.saved_weight:
-            ctx.save_for_backward(x, feedback, weight)
-        else:
-            ctx.save_for_backward(x, feedback)
+        _save(ctx, x, weight, feedback)
         ctx.has_bias = bias is not None
         return F.linear(x, weight, bias)
 
@@ -100,12 +105,7 @@ class FeedbackConvFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, feedback, stride, padding, dilation, groups):
-        feedback = weight if feedback is None else feedback
-        ctx.saved_weight = _Shadow.save_weight
-        if ctx.saved_weight:
-            ctx.save_for_backward(x, feedback, weight)
-        else:
-            ctx.save_for_backward(x, feedback)
+        _save(ctx, x, weight, feedback)
         ctx.conv_args = (stride, padding, dilation, groups)
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
         n = weight.dim() - 2

@@ -27,8 +27,8 @@ def load_run(run_dir: str | Path, with_data: bool = True) -> tuple[Experiment, n
     exp = Experiment.from_dict(yaml.safe_load(config.read_text()), file=str(config))
     ckpt = load_checkpoint(run_dir / "checkpoint.pt")
     data = build_data(exp.data) if with_data else None
-    shape = data.input_shape if data else tuple(exp.data.shape)
-    classes = exp.model.num_classes or (data.num_classes if data else exp.data.num_classes)
+    shape = tuple(ckpt["input_shape"])
+    classes = ckpt["num_classes"]
     torch.manual_seed(exp.train.seed)
     model = build_model(exp.model.name, shape, classes, exp.model.kwargs)
     bc.apply(model, exp.resolved_constraints())

@@ -65,8 +65,8 @@ class Trainer:
         torch.backends.cudnn.benchmark = kind == "cuda" and not t.deterministic
         torch.manual_seed(t.seed)  # same initial weights on every rank
         self.data = build_data(exp.data)
-        self.module = build_model(exp.model.name, self.data.input_shape, exp.model.num_classes or
-                                  self.data.num_classes, exp.model.kwargs)
+        self.num_classes = exp.model.num_classes or self.data.num_classes
+        self.module = build_model(exp.model.name, self.data.input_shape, self.num_classes, exp.model.kwargs)
         self.constraints = exp.resolved_constraints()
         bc.apply(self.module, self.constraints)
         self.module.to(self.device)
@@ -112,6 +112,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None,
             "rng": rng_state(), "step": self.step, "epoch": self.epoch, "samples_in_epoch": self.samples_in_epoch,
             "best_acc1": self.best_acc1, "config": self.exp.resolved_dict(), "world": self.dist.world,
+            "input_shape": list(self.data.input_shape), "num_classes": self.num_classes,
         }
 
     def save(self) -> None:
@@ -235,6 +236,9 @@ class Trainer:
             "constraints": self.constraints.source or "inline",
         }
         self.logger.write_json("summary.json", summary)
+        if self.exp.train.plots and self.dist.is_main:
+            from biocircuits.plots import plot_runs
+            plot_runs([self.run_dir])
         return summary
 
     def close(self) -> None:

@@ -1,0 +1,83 @@
+"""Benchmark variants that share one model's tensors: each variant only switches the layers' class (plain
+torch layer or feedback layer), rule, and the optimiser (with or without biocircuits hooks) before its step.
+
+On a small CPU, separate model copies differ in memory placement, which moves step times by several percent
+between copies and between runs; sharing the tensors removes that, so the ratios measure the backward path
+and the hooks alone."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+import biocircuits as bc
+from biocircuits.config.constraints import Constraints
+from biocircuits.feedback.layers import FEEDBACK_CLASSES
+from biocircuits.plasticity.bind import Binding
+
+PLASTICITY = {"rules": [{"match": {"layers": "layer4.*", "population": "I"}, "lr_scale": 0.5}]}
+
+
+def shared_steps(base: nn.Module, args, dale: bool) -> dict[str, Callable[[], None]]:
+    """{variant: step} over one converted copy of ``base``: plain autograd, bp, fa, sign_symmetry, and with
+    ``dale`` the project / exp_gradient / project+plasticity hooks on top of sign_symmetry."""
+    device = torch.device(args.device)
+    model = copy.deepcopy(base)
+    bc.apply(model, {"feedback": {"rule": "bp"}, **({"dale": {"enforce": "project"}} if dale else {})})
+    model.to(device)
+    if args.channels_last:
+        model.to(memory_format=torch.channels_last)
+    layers = bc.feedback_layers(model)
+    feedback_cls = {name: type(layer) for name, layer in layers}
+    plain_cls = {name: next(c for c in type(layer).__mro__ if c in FEEDBACK_CLASSES) for name, layer in layers}
+    rules = {r: {name: bc.make_rule(r, {}, seed=0) for name, _ in layers} for r in ("bp", "fa", "sign_symmetry")}
+    for name, layer in layers:
+        rules["fa"][name].attach(layer, name)  # registers feedback_weight once
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, args.size, args.size, generator=gen).to(device)
+    if args.channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    y = torch.randint(0, 1000, (args.batch,), generator=gen).to(device)
+
+    def optimizer() -> torch.optim.Optimizer:
+        return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+
+    def make(mode: str, opt: torch.optim.Optimizer) -> Callable[[], None]:
+        def step() -> None:
+            for name, layer in layers:
+                if mode == "plain":
+                    layer.__class__ = plain_cls[name]
+                else:
+                    layer.__class__ = feedback_cls[name]
+                    layer.rule = rules[mode][name]
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16) if args.amp else contextlib.nullcontext():
+                loss = nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
+        return step
+
+    steps = {"plain autograd": make("plain", optimizer())}
+    for rule in ("bp", "fa", "sign_symmetry"):
+        steps[rule] = make(rule, optimizer())
+    if dale:
+        state = model.biocircuits
+        constrained = [layer for _, layer in state.weight_layers if getattr(layer, "dale_sign", None) is not None]
+        for name, enforce, plasticity in (("dale_project+sign_symmetry", "project", {}),
+                                          ("dale_exp_gradient+sign_symmetry", "exp_gradient", {}),
+                                          ("dale_project+plasticity+sign_symmetry", "project", PLASTICITY)):
+            for layer in constrained:
+                layer.dale_enforce = enforce
+            spec = state.spec
+            state.spec = Constraints.model_validate({**spec.model_dump(), "plasticity": plasticity})
+            opt = optimizer()
+            Binding(opt, model)  # the hooks stay on this optimiser only
+            state.spec = spec
+            steps[name] = make("sign_symmetry", opt)
+        for layer in constrained:
+            layer.dale_enforce = "project"
+    return steps
