@@ -102,9 +102,10 @@ def plot_dale(run: Path, out: Path) -> list[Path]:
     if not dale or not dale.get("enabled", True) or not (run / "checkpoint.pt").exists():
         return []
     import biocircuits as bc
+    from biocircuits.dale.audit import singular_values, spread_and_entropy
     from biocircuits.train.restore import load_run
     _, model, _ = load_run(run, with_data=False)
-    report = bc.audit(model)
+    report = bc.audit(model, spectra=False)
     rows = [r for r in report.layers if r.constrained]
     fig, (ax_ei, ax_sv) = plt.subplots(1, 2, figsize=(13, 4.5))
     x = np.arange(len(rows))
@@ -118,8 +119,12 @@ def plot_dale(run: Path, out: Path) -> list[Path]:
         w = weights.get(r.name)
         if w is None:
             continue
-        sv = np.linalg.svd(w.reshape(w.shape[0], -1).double().numpy(), compute_uv=False)
-        ax_sv.plot(np.arange(1, len(sv) + 1) / len(sv), sv / sv.max(), label=f"{r.name} (H={r.svd_entropy:.2f})")
+        sv = singular_values(w)
+        if sv is None:
+            continue
+        _, entropy = spread_and_entropy(sv)
+        sv = sv.numpy()
+        ax_sv.plot(np.arange(1, len(sv) + 1) / len(sv), sv / sv.max(), label=f"{r.name} (H={entropy:.2f})")
     ax_sv.set(xlabel="singular value rank (fraction of all)", ylabel="singular value / largest",
               title="Weight spectra (normalised SVD entropy H)", yscale="log")
     ax_sv.legend(fontsize=6)

@@ -53,12 +53,23 @@ class AuditReport:
 
 
 @torch.no_grad()
+def singular_values(weight: Tensor) -> Tensor | None:
+    """Singular values of ``weight`` reshaped to (out, -1), descending; None when it holds NaN or inf."""
+    matrix = weight.detach().reshape(weight.shape[0], -1).float().cpu()
+    if not bool(torch.isfinite(matrix).all()):
+        return None
+    return torch.linalg.svdvals(matrix).double()
+
+
 def spectrum(weight: Tensor) -> tuple[float, float]:
     """(sigma_max / sigma_min, normalised SVD entropy) of ``weight`` reshaped to (out, -1)."""
-    matrix = weight.detach().reshape(weight.shape[0], -1).double().cpu()
-    if not bool(torch.isfinite(matrix).all()):
+    return spread_and_entropy(singular_values(weight))
+
+
+def spread_and_entropy(sv: Tensor | None) -> tuple[float, float]:
+    """(sigma_max / sigma_min, normalised SVD entropy) from singular values (NaN, NaN for None)."""
+    if sv is None:
         return math.nan, math.nan
-    sv = torch.linalg.svdvals(matrix)
     spread = float(sv.max() / sv.min()) if sv.min() > 0 else math.inf
     p = sv / sv.sum()
     p = p[p > 0]
@@ -67,11 +78,12 @@ def spectrum(weight: Tensor) -> tuple[float, float]:
 
 
 @torch.no_grad()
-def audit(model: nn.Module, sample: Tensor | None = None) -> AuditReport:
+def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) -> AuditReport:
     """Check every weight layer of ``model`` against Dale's law.
 
     With ``sample`` (a batch of inputs), a forward pass records the minimum input of each constrained layer:
-    a negative input flips the sign an E unit delivers, so it is reported as a leak."""
+    a negative input flips the sign an E unit delivers, so it is reported as a leak. ``spectra=False`` skips
+    the SVDs (NaN in the spectrum columns)."""
     module = getattr(model, "module", model)  # unwrap DDP
     layers = weight_layers(module)
     mins: dict[str, float] = {}
@@ -95,7 +107,7 @@ def audit(model: nn.Module, sample: Tensor | None = None) -> AuditReport:
         weight = layer.weight
         bad = int(((weight * sign_mask(layer)) < 0).sum())
         total += bad
-        spread, entropy = spectrum(weight)
+        spread, entropy = spectrum(weight) if spectra else (math.nan, math.nan)
         rows.append(LayerAudit(name, True, int((sign > 0).sum()), int((sign < 0).sum()), bad, spread, entropy,
                                mins.get(name)))
         if name in mins and mins[name] < 0:

@@ -37,7 +37,7 @@ def test_recipe_runs_two_steps(tmp_path, imagenet_tree, path):
     exp = Experiment.from_yaml(path, {
         "data.root": str(imagenet_tree), "data.image_size": 64, "data.num_workers": 0,
         "data.persistent_workers": False, "train.batch_size": 4, "train.steps": 2, "train.probe_every": 1,
-        "train.probe_batch": 4, "train.checkpoint_every": None,
+        "train.probe_batch": 4, "train.checkpoint_every": None, "train.plots": False,
     })
     summary = run_experiment(exp, tmp_path / "run")
     assert summary["steps"] == 2
