@@ -63,7 +63,6 @@ def test_fa_is_fixed_reproducible_and_from_init_distribution():
     before = B.clone()
     train_steps(nn.Sequential(nn.Linear(10, 400), a))
     assert torch.equal(before, a[0].feedback_weight)
-    assert "feedback_weight" in dict(a.named_buffers())["0.feedback_weight"].__class__.__name__ or True
     assert "0.feedback_weight" in a.state_dict()
 
 

@@ -48,7 +48,7 @@ def test_directions_never_move_the_forbidden_way(direction, opt_name):
 def test_lr_scale_scales_update_exactly_and_frozen_is_bit_identical():
     spec = {"rules": [{"match": {"layers": "2", "population": "I"}, "lr_scale": 0.25},
                       {"match": {"layers": "4"}, "frozen": True}]}
-    scaled = model_with(spec, dale=False if False else True)
+    scaled = model_with(spec)
     ref = model_with({"rules": []})
     ref.load_state_dict(scaled.state_dict())
     opt_s = bc.bind(torch.optim.SGD(scaled.parameters(), lr=0.1), scaled)
