@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 
 def sync(device: torch.device) -> None:
@@ -73,3 +75,21 @@ def interleaved_medians(steps: dict[str, Callable[[], None]], device: torch.devi
             sync(device)
             times[name].append(time.perf_counter() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def synthetic_batch(args, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded ImageNet-shaped batch (args.batch x 3 x args.size x args.size, 1000 classes) on ``device``."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(args.batch, 3, args.size, args.size, generator=gen).to(device)
+    if args.channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    return x, torch.randint(0, 1000, (args.batch,), generator=gen).to(device)
+
+
+def training_step(run: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, amp: bool) -> None:
+    """One full step: zero grads, forward (bf16 autocast if ``amp``), cross-entropy, backward, optimiser step."""
+    opt.zero_grad(set_to_none=True)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext():
+        loss = nn.functional.cross_entropy(run(x), y)
+    loss.backward()
+    opt.step()

@@ -14,7 +14,6 @@ module structure, so they are always separate copies, timed against a separate s
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import sys
@@ -24,7 +23,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_medians, measure_memory  # noqa: E402
+from common import interleaved_medians, measure_memory, synthetic_batch, training_step  # noqa: E402
 from shared_weights import shared_steps  # noqa: E402
 
 import biocircuits as bc  # noqa: E402
@@ -57,18 +56,8 @@ def build_step(model: nn.Module, args, spec: dict | None):
     if spec is not None:
         bc.bind(opt, model)
     run = torch.compile(model) if args.compile else model
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, 3, args.size, args.size, generator=gen).to(device)
-    if args.channels_last:
-        x = x.to(memory_format=torch.channels_last)
-    y = torch.randint(0, 1000, (args.batch,), generator=gen).to(device)
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16) if args.amp else contextlib.nullcontext():
-            loss = nn.functional.cross_entropy(run(x), y)
-        loss.backward()
-        opt.step()
-    return step
+    x, y = synthetic_batch(args, device)
+    return lambda: training_step(run, opt, x, y, args.amp)
 
 
 def main(argv: list[str] | None = None) -> dict:

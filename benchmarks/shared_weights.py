@@ -7,11 +7,11 @@ and the hooks alone."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Callable
 
 import torch
+from common import synthetic_batch, training_step
 from torch import nn
 
 import biocircuits as bc
@@ -37,11 +37,7 @@ def shared_steps(base: nn.Module, args, dale: bool) -> dict[str, Callable[[], No
     rules = {r: {name: bc.make_rule(r, {}, seed=0) for name, _ in layers} for r in ("bp", "fa", "sign_symmetry")}
     for name, layer in layers:
         rules["fa"][name].attach(layer, name)  # registers feedback_weight once
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, 3, args.size, args.size, generator=gen).to(device)
-    if args.channels_last:
-        x = x.to(memory_format=torch.channels_last)
-    y = torch.randint(0, 1000, (args.batch,), generator=gen).to(device)
+    x, y = synthetic_batch(args, device)
 
     def optimizer() -> torch.optim.Optimizer:
         return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
@@ -54,11 +50,7 @@ def shared_steps(base: nn.Module, args, dale: bool) -> dict[str, Callable[[], No
                 else:
                     layer.__class__ = feedback_cls[name]
                     layer.rule = rules[mode][name]
-            opt.zero_grad(set_to_none=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16) if args.amp else contextlib.nullcontext():
-                loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
+            training_step(model, opt, x, y, args.amp)
         return step
 
     steps = {"plain autograd": make("plain", optimizer())}

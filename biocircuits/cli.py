@@ -149,5 +149,5 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         from biocircuits.train import distributed
-        distributed.teardown(distributed.DistInfo(world=2))
+        distributed.teardown()
 

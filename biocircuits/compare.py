@@ -51,7 +51,6 @@ def compare(experiment: str | Path, rules: list[str] | None = None, constraints:
             overrides: dict[str, Any] | None = None, output: str | Path | None = None,
             resume: bool = False) -> dict[str, dict[str, Any]]:
     """Run every variant into ``output/<label>``; write ``compare.md``, ``compare.json`` and plots there."""
-    from biocircuits.train.checkpoint import load_checkpoint  # noqa: F401 (import cost paid once)
     from biocircuits.train.distributed import DistInfo
     from biocircuits.train.trainer import run_experiment
     base = Experiment.from_yaml(experiment, overrides)

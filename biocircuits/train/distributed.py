@@ -38,8 +38,9 @@ def setup(device_kind: str) -> DistInfo:
     return DistInfo(rank, world, local)
 
 
-def teardown(info: DistInfo) -> None:
-    if info.enabled and dist.is_initialized():
+def teardown() -> None:
+    """Destroy the default process group if one is up (the CLI calls this once, on exit)."""
+    if dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -175,3 +175,22 @@ def test_resume_without_checkpoint_is_exit_2(tmp_path, capsys):
 def test_python_m_biocircuits_is_the_cli():
     out = subprocess.run([sys.executable, "-m", "biocircuits", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "compare" in out.stdout
+
+
+def test_compare_rules_and_constraints_write_table_and_plots(tmp_path, capsys):
+    exp = tmp_path / "exp.yaml"
+    exp.write_text("name: cmp\nconstraints: dale.yaml\ndata: {name: digits}\n"
+                   "model: {name: mlp, kwargs: {hidden: [16]}}\n"
+                   "train: {steps: 4, batch_size: 32, log_every: 2, probe_every: 2, plots: false}\n")
+    assert main(["compare", str(exp), "--rules", "bp,fa", "--output", str(tmp_path / "r")]) == 0
+    table = (tmp_path / "r" / "compare.md").read_text()
+    assert "| bp | bp | yes |" in table and "| fa | fa | yes |" in table  # the rule changes, Dale is kept
+    data = json.loads((tmp_path / "r" / "compare.json").read_text())
+    assert set(data) == {"bp", "fa"} and all(v["steps"] == 4 for v in data.values())
+    assert (tmp_path / "r" / "plots" / "curves.png").is_file()
+    assert (tmp_path / "r" / "plots" / "angles_fa.png").is_file()
+    assert main(["compare", str(exp), "--constraints", "bp.yaml", "sign_symmetry.yaml",
+                 "--output", str(tmp_path / "c")]) == 0
+    assert set(json.loads((tmp_path / "c" / "compare.json").read_text())) == {"bp", "sign_symmetry"}
+    assert main(["compare", str(exp), "--rules", "bp,feedback_alignment", "--output", str(tmp_path / "x")]) == 2
+    assert "unknown feedback rule" in capsys.readouterr().err
