@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.rules import rule_class, validate_options
@@ -31,17 +32,26 @@ def check_glob(pattern: str) -> str:
     return pattern
 
 
+def registered(lookup: Callable[[str], object]) -> AfterValidator:
+    """Accept a name that ``lookup`` finds in its registry (``lookup`` raises a ConfigError listing the valid
+    names and the closest ones otherwise)."""
+    def check(name: str) -> str:
+        lookup(name)
+        return name
+    return AfterValidator(check)
+
+
+Glob = Annotated[str, AfterValidator(check_glob)]
+RuleName = Annotated[str, registered(rule_class)]
+# Dale's layer lists also take "<input>": the first weight layer, fed by the raw input
+DaleGlob = Annotated[str, AfterValidator(lambda p: p if p == "<input>" else check_glob(p))]
+
+
 class RuleRef(Strict):
     """A rule with options: ``{rule: sign_symmetry, options: {magnitude: unit}}``."""
 
-    rule: str
+    rule: RuleName
     options: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("rule")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        rule_class(v)
-        return v
 
     @model_validator(mode="after")
     def _options(self) -> RuleRef:
@@ -54,31 +64,11 @@ class FeedbackSpec(Strict):
     names; the last matching pattern wins), ``exclude`` (left as plain torch layers) and the ``seed`` of
     random feedback."""
 
-    rule: str = "bp"
+    rule: RuleName = "bp"
     options: dict[str, Any] = Field(default_factory=dict)
-    overrides: dict[str, str | RuleRef] = Field(default_factory=dict)
-    exclude: list[str] = Field(default_factory=list)
+    overrides: dict[Glob, RuleName | RuleRef] = Field(default_factory=dict)
+    exclude: list[Glob] = Field(default_factory=list)
     seed: int = 0
-
-    @field_validator("rule")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        rule_class(v)
-        return v
-
-    @field_validator("overrides")
-    @classmethod
-    def _override_rules(cls, v: dict[str, str | RuleRef]) -> dict[str, str | RuleRef]:
-        for pattern, rule in v.items():
-            check_glob(pattern)
-            if isinstance(rule, str):
-                rule_class(rule)
-        return v
-
-    @field_validator("exclude")
-    @classmethod
-    def _globs(cls, v: list[str]) -> list[str]:
-        return [check_glob(p) for p in v]
 
     @model_validator(mode="after")
     def _options(self) -> FeedbackSpec:
@@ -93,16 +83,11 @@ class DaleSpec(Strict):
     excitatory_fraction: float = Field(0.8, ge=0.0, le=1.0)
     assignment: Literal["block", "random"] = "block"
     seed: int = 0
-    layers: list[str] = Field(default_factory=lambda: ["*"])
-    exempt: list[str] = Field(default_factory=lambda: ["<input>"])
+    layers: list[DaleGlob] = Field(default_factory=lambda: ["*"])
+    exempt: list[DaleGlob] = Field(default_factory=lambda: ["<input>"])
     enforce: Literal["project", "abs", "softplus", "exp_gradient"] = "project"
     init: Literal["balanced", "keep"] = "balanced"
     residual: Literal["identity", "signed"] = "identity"
-
-    @field_validator("layers", "exempt")
-    @classmethod
-    def _globs(cls, v: list[str]) -> list[str]:
-        return [p if p == "<input>" else check_glob(p) for p in v]
 
 
 class PhasesSpec(Strict):
@@ -114,18 +99,10 @@ class PhasesSpec(Strict):
     eligibility_decay: float = Field(0.0, ge=0.0, lt=1.0)
     seed: int = 0
 
-    def active(self) -> bool:
-        return bool(self.error_noise or self.error_quantization or self.error_delay or self.eligibility_decay)
-
 
 class PlasticityMatch(Strict):
-    layers: str = "*"
+    layers: Glob = "*"
     population: Literal["E", "I", "any"] = "any"
-
-    @field_validator("layers")
-    @classmethod
-    def _glob(cls, v: str) -> str:
-        return check_glob(v)
 
 
 class PlasticityRule(Strict):

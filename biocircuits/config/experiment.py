@@ -3,21 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
 from biocircuits.errors import ConfigError
 
-from .constraints import Constraints, Strict
+from .constraints import Constraints, Strict, registered
 from .errors import from_validation_error
 from .loading import apply_sets, load_with_includes, resolve_path
+
+
+def _dataset(name: str) -> object:
+    from biocircuits.data.registry import dataset_class  # the registries import this module's users
+    return dataset_class(name)
+
+
+def _model(name: str) -> object:
+    from biocircuits.models.registry import model_builder
+    return model_builder(name)
+
+
+DatasetName = Annotated[str, registered(_dataset)]
+ModelName = Annotated[str, registered(_model)]
 
 
 class DataSpec(Strict):
     """``data:``: a registered dataset (see :mod:`biocircuits.data`) and its loader settings."""
 
-    name: str = "digits"
+    name: DatasetName = "digits"
     root: str | None = None
     download: bool = False
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
@@ -31,28 +45,14 @@ class DataSpec(Strict):
     pin_memory: bool = False
     persistent_workers: bool = False
 
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        from biocircuits.data.registry import dataset_class
-        dataset_class(v)
-        return v
-
 
 class ModelSpec(Strict):
     """``model:``: a registered model (``mlp``, ``lenet``, ``convnet``, or any torchvision classifier) and its
     keyword arguments; ``num_classes`` defaults to the dataset's."""
 
-    name: str = "mlp"
+    name: ModelName = "mlp"
     num_classes: int | None = Field(None, ge=2)
     kwargs: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        from biocircuits.models.registry import model_builder
-        model_builder(v)
-        return v
 
 
 class OptimSpec(Strict):

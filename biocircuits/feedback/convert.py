@@ -113,9 +113,3 @@ def describe(model: nn.Module, file=None) -> str:
     print(text, file=file)
     return text
 
-
-def rules_of(model: nn.Module) -> dict[str, str]:
-    """{layer name: rule name} of the converted layers."""
-    return {name: layer.rule.name for name, layer in feedback_layers(model)}
-
-
