@@ -27,7 +27,7 @@ OPTIMISERS = {
 }
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(kind=st.sampled_from(["mlp", "conv"]), width=st.integers(2, 9), frac=st.floats(0.0, 1.0),
        assignment=st.sampled_from(["block", "random"]),
        enforce=st.sampled_from(["project", "abs", "softplus", "exp_gradient"]),
@@ -39,6 +39,9 @@ def test_no_violations_after_many_steps(kind, width, frac, assignment, enforce, 
     model = bc.apply(net(kind, width, groups), {"feedback": {"rule": rule}, "dale": {
         "excitatory_fraction": frac, "assignment": assignment, "enforce": enforce}})
     optimizer = bc.bind(OPTIMISERS[opt](model.parameters()), model)
+    if enforce == "exp_gradient":  # multiplicative steps exp(dW): large additive steps would overflow
+        for group in optimizer.param_groups:
+            group["lr"] *= 0.1
     shape = (8, 6) if kind == "mlp" else (8, 3, 6, 6)
     for _ in range(15):
         optimizer.zero_grad()
