@@ -1,0 +1,49 @@
+"""Cell types of presynaptic units: a +1 (excitatory) / -1 (inhibitory) sign per input feature or channel,
+broadcast to a layer's weight shape."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .layers import weight_shape
+
+
+def presynaptic_units(layer: nn.Module) -> int:
+    """Number of presynaptic units: ``in_features`` of a linear layer, ``in_channels`` of a conv layer."""
+    return int(getattr(layer, "in_features", None) or layer.in_channels)
+
+
+def assign_signs(n_units: int, excitatory_fraction: float, assignment: str, seed: int) -> Tensor:
+    """+1 (E) / -1 (I) per unit: round(fraction * n) units are E. ``block`` puts the E units first;
+    ``random`` permutes them with a generator seeded by (seed, n_units), so every layer reading a tensor of
+    the same width (e.g. a ResNet block's conv1 and its downsample) sees the same types."""
+    n_e = int(round(excitatory_fraction * n_units))
+    sign = torch.cat([torch.ones(n_e), -torch.ones(n_units - n_e)])
+    if assignment == "random":
+        gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + n_units)
+        sign = sign[torch.randperm(n_units, generator=gen)]
+    return sign
+
+
+def sign_mask(layer: nn.Module, dale_sign: Tensor | None = None) -> Tensor:
+    """``dale_sign`` (s, one entry per presynaptic unit) broadcast to the weight's shape: for a conv with
+    ``groups`` g, output channel o in group k = o // (C_out / g) reads input channels k C_in/g ... (k+1) C_in/g - 1.
+
+    Shapes: linear -> (1, in); conv -> (C_out, C_in / g, 1, ..., 1)."""
+    sign = layer.dale_sign if dale_sign is None else dale_sign
+    shape = weight_shape(layer)
+    if len(shape) == 2:
+        return sign.view(1, -1)
+    groups = getattr(layer, "groups", 1)
+    c_out, c_in_g = shape[0], shape[1]
+    per = sign.view(groups, 1, c_in_g).expand(groups, c_out // groups, c_in_g).reshape(c_out, c_in_g)
+    return per.view(c_out, c_in_g, *([1] * (len(shape) - 2)))
+
+
+def population_mask(layer: nn.Module, population: str) -> Tensor | None:
+    """Weight-broadcastable bool mask of the weights leaving ``population`` (E, I) units; None for ``any``."""
+    if population == "any":
+        return None
+    mask = sign_mask(layer)
+    return mask > 0 if population == "E" else mask < 0

@@ -1,0 +1,235 @@
+"""The one interface for everything attached to a layer: feedback rules, Dale enforcers, error-pathway
+transforms and plasticity rules are each a registered subclass of :class:`LayerAttachment`.
+
+An attachment declares its options (a pydantic model), registers its state as buffers on the layer
+(:meth:`LayerAttachment.register_buffer`: saved and loaded with the model at ``<layer>.<buffer>``, optional when a
+plain torch checkpoint lacks them, left out of DDP's broadcast because every rank builds them identically), and
+acts at hooks around the optimiser step that :func:`biocircuits.bind` installs:
+
+    before_step   (gradients ready: delay queues, eligibility traces, sign-of-gradient updates)
+    after_step    (weights updated: plasticity reshapes the update, Dale enforcers restore signs,
+                   feedback rules refresh B)
+
+The attachments of one layer live in one :class:`Attachments` object, ``layer.attachments`` (like
+``torch.nn.utils.parametrize`` keeps its state under ``module.parametrizations``). All attachments of one
+class (or one fused group) run their hook over every layer at once: :meth:`LayerAttachment.after_step_group`
+gets the whole list, so an enforcer can use ``torch._foreach_*`` ops instead of a Python loop of small ops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+from torch import Tensor, nn
+
+from biocircuits.errors import ConfigError, did_you_mean
+
+from .seeds import layer_seed
+
+# where each slot's hooks run among the others: gradients are reshaped in time (transforms) before the update
+# is reshaped (plasticity), signs are restored (dale) after that, and B is rebuilt (rule) from the final weights
+SLOT_ORDER = {"transform": 0, "plasticity": 1, "dale": 2, "rule": 3}
+SINGLE_SLOTS = ("rule", "dale")   # at most one attachment per layer in these slots
+
+
+class NoOptions(BaseModel):
+    """Options of an attachment that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def validate_options(cls: type[LayerAttachment], options: Any, what: str | None = None) -> BaseModel:
+    """``options`` (a mapping) validated against ``cls.Options``; unknown or bad options are ConfigErrors that
+    say which ``what`` (e.g. "rule 'fa'") was given them and what it takes."""
+    what = what or f"{cls.slot} {cls.name!r}"
+    if isinstance(options, BaseModel):
+        return options
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"options of {what} must be a mapping", expected="a mapping", given=options)
+    fields = cls.Options.model_fields
+    for key in options:
+        if key not in fields:
+            takes = ", ".join(fields) if fields else "no options"
+            raise ConfigError(f"{what} does not take option {key!r}", expected=takes, given=key,
+                              suggestion=did_you_mean(str(key), fields), has_given=False)
+    try:
+        return cls.Options.model_validate(options)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"option {key!r} of {what}: {first['msg']}", given=first.get("input")) from None
+
+
+@dataclass
+class StepState:
+    """What the hooks of one optimiser step share: the optimiser's parameters (by id) and, for the layers whose
+    attachments ask for it (``needs_snapshot``), the trainable weight as it was before the step."""
+
+    params: set[int] = field(default_factory=set)
+    before: dict[int, Tensor] = field(default_factory=dict)
+
+    def weight_before(self, layer: nn.Module) -> Tensor:
+        return self.before[id(layer)]
+
+
+class LayerAttachment:
+    """Base class of everything attached to a layer. Subclasses set ``slot``, ``name`` and ``Options``, and
+    override the hooks they need; a subclass is registered in its slot's :class:`~biocircuits.core.registry.Registry`.
+
+    ``seed`` and the layer's qualified name give ``self.layer_seed``, the seed of every draw it makes."""
+
+    slot: ClassVar[str]
+    name: ClassVar[str]
+    Options: ClassVar[type[BaseModel]] = NoOptions
+    order: ClassVar[int] = 0               # position among the hooks of its slot (lower first)
+    needs_snapshot: ClassVar[bool] = False  # after_step reads the trainable weight from before the step
+
+    def __init__(self, options: BaseModel | dict[str, Any] | None = None, seed: int = 0) -> None:
+        self.options = validate_options(type(self), options)
+        self.seed = int(seed)
+        self.buffer_names: list[str] = []
+        self.layer_seed = layer_seed(self.seed, "")
+
+    # --- lifetime --------------------------------------------------------------------------------------------
+    def attach(self, layer: nn.Module, qualname: str) -> None:
+        """Called once when the attachment is added to ``layer``: register buffers, reshape the layer."""
+        self.layer_seed = layer_seed(self.seed, qualname)
+
+    def detach(self, layer: nn.Module) -> None:
+        """Undo :meth:`attach` (used by :func:`biocircuits.remove`): by default, drop the registered buffers."""
+        for name in self.buffer_names:
+            owner, _, leaf = name.rpartition(".")
+            module = layer.get_submodule(owner) if owner else layer
+            module._buffers.pop(leaf, None)
+        self.buffer_names = []
+
+    def register_buffer(self, layer: nn.Module, name: str, tensor: Tensor, persistent: bool = True) -> Tensor:
+        """Register ``tensor`` as buffer ``name`` of ``layer`` and record it as this attachment's state."""
+        layer.register_buffer(name, tensor, persistent=persistent)
+        if name not in self.buffer_names:
+            self.buffer_names.append(name)
+        return getattr(layer, name)
+
+    # --- hooks (per layer); the *_group classmethods run them over every layer of one fused group ------------------
+    def before_step(self, layer: nn.Module, step: StepState) -> None:
+        """After backward, before the optimiser step (gradients are final, all-reduced under DDP)."""
+
+    def after_step(self, layer: nn.Module, step: StepState) -> None:
+        """After the optimiser step."""
+
+    @classmethod
+    def fused_group(cls) -> type[LayerAttachment]:
+        """The class whose ``*_group`` hooks run this attachment (itself; a base class to fuse across kinds)."""
+        return cls
+
+    @classmethod
+    def before_step_group(cls, members: Sequence[tuple[nn.Module, LayerAttachment]], step: StepState) -> None:
+        for layer, att in members:
+            att.before_step(layer, step)
+
+    @classmethod
+    def after_step_group(cls, members: Sequence[tuple[nn.Module, LayerAttachment]], step: StepState) -> None:
+        for layer, att in members:
+            att.after_step(layer, step)
+
+    @classmethod
+    def acts(cls, hook: str) -> bool:
+        """Whether ``hook`` ("before_step" or "after_step") does anything for this class."""
+        base = LayerAttachment
+        return (getattr(cls, hook) is not getattr(base, hook)
+                or getattr(cls, f"{hook}_group").__func__ is not getattr(base, f"{hook}_group").__func__)
+
+    # --- description --------------------------------------------------------------------------------------------
+    def options_dict(self) -> dict[str, Any]:
+        return self.options.model_dump()
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v}" for k, v in self.options_dict().items())
+        return f"{self.name}({opts})" if opts else self.name
+
+
+class Attachments:
+    """The attachments of one layer (``layer.attachments``), by slot, in the order they were added; and what
+    :func:`biocircuits.remove` needs to undo them (the layer's class before conversion)."""
+
+    def __init__(self, qualname: str, plain_class: type[nn.Module]) -> None:
+        self.qualname = qualname
+        self.plain_class = plain_class
+        self.slots: dict[str, list[LayerAttachment]] = {}
+        self.suspended = False   # error transforms off (probes measure the clean pathway)
+
+    def of(self, slot: str) -> list[LayerAttachment]:
+        return self.slots.get(slot, [])
+
+    def first(self, slot: str) -> LayerAttachment | None:
+        items = self.slots.get(slot)
+        return items[0] if items else None
+
+    @property
+    def rule(self) -> LayerAttachment | None:
+        return self.first("rule")
+
+    @property
+    def dale(self) -> LayerAttachment | None:
+        return self.first("dale")
+
+    def __iter__(self) -> Iterator[LayerAttachment]:
+        for slot in sorted(self.slots, key=lambda s: SLOT_ORDER.get(s, 99)):
+            yield from self.slots[slot]
+
+    def buffer_names(self) -> list[str]:
+        return [name for att in self for name in att.buffer_names]
+
+    def __repr__(self) -> str:
+        return "Attachments(" + ", ".join(f"{s}={v!r}" for s, v in self.slots.items()) + ")"
+
+
+def attachments_of(module: nn.Module) -> Attachments | None:
+    """``module.attachments`` when something is attached to it, else None."""
+    found = module.__dict__.get("attachments")
+    return found if isinstance(found, Attachments) else None
+
+
+def attach(module: nn.Module, attachment: LayerAttachment, qualname: str = "") -> LayerAttachment:
+    """Add ``attachment`` to ``module`` (creating ``module.attachments``) and call its :meth:`~LayerAttachment.attach`.
+    A second attachment in a single slot (``rule``, ``dale``) is an error."""
+    held = attachments_of(module)
+    if held is None:
+        held = Attachments(qualname, type(module))
+        module.__dict__["attachments"] = held
+    slot = attachment.slot
+    if slot in SINGLE_SLOTS and held.of(slot):
+        raise ConfigError(f"{qualname or type(module).__name__} already has a {slot}", given=attachment.name,
+                          suggestion=f"one {slot} per layer")
+    attachment.attach(module, qualname)
+    held.slots.setdefault(slot, []).append(attachment)
+    return attachment
+
+
+def attached_modules(model: nn.Module) -> list[tuple[str, nn.Module, Attachments]]:
+    """(qualified name, module, attachments) of every module of ``model`` with something attached."""
+    return [(n, m, a) for n, m in model.named_modules() if (a := attachments_of(m)) is not None]
+
+
+def constraint_buffer_names(model: nn.Module) -> list[str]:
+    """Qualified names of every buffer that attachments registered (feedback weights, counters, Dale signs,
+    delay queues and traces fed by all-reduced gradients): identical on every DDP rank by construction."""
+    return [f"{prefix}.{b}" if prefix else b for prefix, _, held in attached_modules(model)
+            for b in held.buffer_names()]
+
+
+@torch.no_grad()
+def detach_all(module: nn.Module) -> None:
+    """Detach every attachment of ``module`` (last added first) and drop ``module.attachments``."""
+    held = attachments_of(module)
+    if held is None:
+        return
+    for att in reversed(list(held)):
+        att.detach(module)
+    del module.__dict__["attachments"]

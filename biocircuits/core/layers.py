@@ -1,0 +1,60 @@
+"""Which modules are weight layers, where their trainable tensor lives, and unwrapping DDP / torch.compile."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+# the layer types that have a feedback class (their subclasses count too)
+WEIGHT_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+# modules whose 2-d weight takes no input gradient (a lookup table): no feedback pathway, no weight transport
+NO_INPUT_GRADIENT: tuple[type[nn.Module], ...] = (nn.Embedding, nn.EmbeddingBag)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The user's module inside DistributedDataParallel and/or ``torch.compile`` wrappers (any nesting)."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod") and isinstance(model._orig_mod, nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
+def _owned_by_attention(model: nn.Module) -> set[int]:
+    """ids of Linear layers that an ``nn.MultiheadAttention`` reads directly (its ``out_proj``)."""
+    return {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
+
+
+def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(qualified name, layer) of every Linear / Conv{1,2,3}d layer (plain, subclassed or converted), in module
+    order; layers that another module uses without calling them (``MultiheadAttention.out_proj``) are left out."""
+    owned = _owned_by_attention(model)
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYER_TYPES) and id(m) not in owned]
+
+
+def has_transported_weight(module: nn.Module) -> bool:
+    """True for a module holding a parameter of two or more dimensions that the input gradient would be
+    sent back through (so backprop would transport it): any such module except lookup tables."""
+    if isinstance(module, NO_INPUT_GRADIENT):
+        return False
+    return any(p.dim() >= 2 for p in module.parameters(recurse=False))
+
+
+def trainable_weight(layer: nn.Module) -> Tensor:
+    """The tensor the optimiser updates: ``weight``, or the latent of a ``torch.nn.utils.parametrize``
+    parametrisation of it (e.g. a Dale reparametrisation)."""
+    parametrizations = getattr(layer, "parametrizations", None)
+    if parametrizations is not None and "weight" in parametrizations:
+        return parametrizations.weight.original
+    return layer.weight
+
+
+def trainable_param(layer: nn.Module, name: str) -> Tensor | None:
+    """``trainable_weight`` for ``name == "weight"``; the plain attribute (e.g. ``bias``, maybe None) otherwise."""
+    return trainable_weight(layer) if name == "weight" else getattr(layer, name, None)
+
+
+def weight_shape(layer: nn.Module):
+    """The shape of the layer's weight (read from the latent under a parametrisation, without evaluating it)."""
+    return trainable_weight(layer).shape
