@@ -9,19 +9,25 @@
 """
 
 from biocircuits import nn
-from biocircuits.apply import apply, constraints_of
+from biocircuits.apply import apply, constraints_of, remove
 from biocircuits.config.constraints import Constraints
+from biocircuits.core.binding import bind
+from biocircuits.core.interface import LayerAttachment
+from biocircuits.core.registry import Registry
 from biocircuits.dale.audit import AuditReport, audit
+from biocircuits.dale.enforcers import ENFORCERS, DaleEnforcer
 from biocircuits.errors import BiocircuitsError, ConfigError
 from biocircuits.feedback.convert import describe, feedback_layers
 from biocircuits.feedback.rules import RULES, FeedbackRule, make_rule, register_rule
-from biocircuits.plasticity.bind import bind
+from biocircuits.phases.transforms import TRANSFORMS, ErrorTransform
+from biocircuits.plasticity.rules import PLASTICITY, PlasticityRule
 from biocircuits.probes.alignment import LayerProbe, probe
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "RULES", "AuditReport", "BiocircuitsError", "ConfigError", "Constraints", "FeedbackRule", "LayerProbe",
-    "apply", "audit", "bind", "constraints_of", "describe", "feedback_layers", "make_rule", "nn", "probe",
-    "register_rule",
+    "ENFORCERS", "PLASTICITY", "RULES", "TRANSFORMS", "AuditReport", "BiocircuitsError", "ConfigError",
+    "Constraints", "DaleEnforcer", "ErrorTransform", "FeedbackRule", "LayerAttachment", "LayerProbe",
+    "PlasticityRule", "Registry", "apply", "audit", "bind", "constraints_of", "describe", "feedback_layers",
+    "make_rule", "nn", "probe", "register_rule", "remove",
 ]

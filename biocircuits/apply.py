@@ -1,62 +1,87 @@
-"""``bc.apply(model, spec)``: convert any network in place so it learns under a constraint spec."""
+"""``bc.apply(model, spec)``: convert any network in place so it learns under a constraint spec; ``bc.remove``
+undoes it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
 from biocircuits.config.constraints import Constraints
-from biocircuits.dale.constrain import constrain, weight_layers
+from biocircuits.core.layers import unwrap, weight_layers
+from biocircuits.dale.constrain import constrain
 from biocircuits.errors import ConfigError
-from biocircuits.feedback.convert import convert
+from biocircuits.feedback.convert import convert, feedback_layers, unconvert
+from biocircuits.feedback.layers import FeedbackLayer
 from biocircuits.feedback.rules import FeedbackRule
-from biocircuits.phases.perturb import GradientPhases, attach_perturbations
+from biocircuits.phases.attach import attach_transforms
+from biocircuits.plasticity.attach import attach_plasticity
 
 
 @dataclass
 class ConstraintsState:
-    """What :func:`apply` did to a model (kept on it as ``model.biocircuits``)."""
+    """What :func:`apply` did to a model (kept on it as ``model.biocircuits``): the spec, the rule of each
+    converted layer, the Dale-constrained and exempt layers, and the optimisers bound to it."""
 
     spec: Constraints
     rules: dict[str, FeedbackRule]
     dale_layers: list[str] = field(default_factory=list)
     exempt: list[str] = field(default_factory=list)
-    weight_layers: list[tuple[str, nn.Module]] = field(default_factory=list)
-    gradient_phases: GradientPhases | None = None
+    bindings: list[Any] = field(default_factory=list)
 
 
-def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None) -> nn.Module:
+def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None, *,
+          mapping: Mapping[type[nn.Module], type[FeedbackLayer]] | None = None) -> nn.Module:
     """Convert ``model`` in place under ``spec`` (a :class:`Constraints`, a mapping, or a YAML path) and return it.
 
-    1. ``feedback``: every Linear/Conv{1,2,3}d becomes its feedback class with the rule given by the
-       default, ``overrides`` and ``exclude``;
-    2. ``dale``: constrained layers get ``dale_sign``, their weights their unit's sign, and the enforcement;
-    3. ``phases``: error-pathway perturbations are attached to each converted layer.
-    Plasticity and Dale projection act at the optimiser: see :func:`biocircuits.bind`."""
+    1. ``feedback``: every layer the type ``mapping`` covers (``nn.Linear``, ``nn.Conv{1,2,3}d`` and their
+       subclasses with the standard forward, plus the given entries) becomes its feedback class with the rule
+       given by the default, ``overrides`` and ``exclude``;
+    2. ``dale``: the enforcer ``dale.enforce`` is attached to each constrained layer (``dale_sign``, signed init);
+    3. ``phases``: the active error transforms are attached to each converted layer;
+    4. ``plasticity``: each rule is attached to the layers it matches.
+    Their hooks run at the optimiser: see :func:`biocircuits.bind`."""
     spec = Constraints.coerce(spec)
     if isinstance(model, nn.parallel.DistributedDataParallel):
         raise ConfigError("apply the constraints before wrapping the model in DistributedDataParallel",
                           given=type(model).__name__)
     if getattr(model, "biocircuits", None) is not None:
         raise ConfigError("model is already converted", given=type(model).__name__,
-                          suggestion="call bc.apply once per model", has_given=True)
+                          suggestion="call bc.apply once per model (bc.remove undoes it)", has_given=True)
     fb = spec.feedback
     try:
-        rules = convert(model, fb.rule, fb.options, overrides=fb.overrides, exclude=fb.exclude, seed=fb.seed)
+        rules = convert(model, fb.rule, fb.options, overrides=fb.overrides, exclude=fb.exclude, seed=fb.seed,
+                        mapping=mapping)
         dale_layers, exempt = constrain(model, spec.dale) if spec.dale_on else ([], [])
+        attach_transforms(feedback_layers(model), spec.phases.transforms(), spec.phases.seed)
+        attach_plasticity(model, weight_layers(model), spec.plasticity)
     except ConfigError as err:
+        unconvert(model)
         raise err.with_file(spec.source) from None
-    state = ConstraintsState(spec, rules, dale_layers, exempt, weight_layers(model))
-    state.gradient_phases = attach_perturbations(model, spec.phases)
-    object.__setattr__(model, "biocircuits", state)  # plain attribute: not a submodule, not in state_dict
+    object.__setattr__(model, "biocircuits", ConstraintsState(spec, rules, dale_layers, exempt))
     return model
+
+
+def remove(model: nn.Module) -> nn.Module:
+    """Undo :func:`apply` in place, like ``torch.nn.utils.parametrize.remove_parametrizations``: every layer gets its
+    torch class back with its current weights (a Dale reparametrisation is folded into a plain weight), every
+    attachment's buffers are dropped (the state_dict keys are the plain model's), and the optimisers bound to the
+    model lose their hooks. Returns the same module."""
+    module = unwrap(model)
+    state = constraints_of(module)
+    for binding in state.bindings:
+        binding.remove()
+    unconvert(module)
+    del module.__dict__["biocircuits"]
+    return module
 
 
 def constraints_of(model: nn.Module) -> ConstraintsState:
     """The :class:`ConstraintsState` of a converted model; an error naming :func:`apply` otherwise."""
-    module = getattr(model, "module", model)
+    module = unwrap(model)
     state = getattr(module, "biocircuits", None)
     if state is None:
         raise ConfigError("model has not been converted", given=type(module).__name__,

@@ -8,8 +8,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from biocircuits.errors import ConfigError
-from biocircuits.feedback.rules import rule_class, validate_options
+from biocircuits.core.interface import validate_options as validate_attachment_options
+from biocircuits.dale.enforcers import ENFORCERS
+from biocircuits.errors import ConfigError, did_you_mean
+from biocircuits.feedback.rules import RULES, validate_options
+from biocircuits.phases.transforms import TRANSFORMS
+from biocircuits.plasticity.rules import PLASTICITY
 
 from .errors import from_validation_error
 from .loading import load_with_includes
@@ -42,7 +46,9 @@ def registered(lookup: Callable[[str], object]) -> AfterValidator:
 
 
 Glob = Annotated[str, AfterValidator(check_glob)]
-RuleName = Annotated[str, registered(rule_class)]
+RuleName = Annotated[str, registered(RULES.get)]
+EnforcerName = Annotated[str, registered(ENFORCERS.get)]
+PlasticityName = Annotated[str, registered(PLASTICITY.get)]
 # Dale's layer lists also take "<input>": the first weight layer, fed by the raw input
 DaleGlob = Annotated[str, AfterValidator(lambda p: p if p == "<input>" else check_glob(p))]
 
@@ -55,7 +61,7 @@ class RuleRef(Strict):
 
     @model_validator(mode="after")
     def _options(self) -> RuleRef:
-        validate_options(self.rule, self.options)
+        validate_options(self.rule, self.options, "options.")
         return self
 
 
@@ -72,7 +78,7 @@ class FeedbackSpec(Strict):
 
     @model_validator(mode="after")
     def _options(self) -> FeedbackSpec:
-        validate_options(self.rule, self.options)
+        validate_options(self.rule, self.options, "options.")
         return self
 
 
@@ -85,19 +91,39 @@ class DaleSpec(Strict):
     seed: int = 0
     layers: list[DaleGlob] = Field(default_factory=lambda: ["*"])
     exempt: list[DaleGlob] = Field(default_factory=lambda: ["<input>"])
-    enforce: Literal["project", "abs", "softplus", "exp_gradient"] = "project"
+    enforce: EnforcerName = "project"
     init: Literal["balanced", "keep"] = "balanced"
     residual: Literal["identity", "signed"] = "identity"
 
 
 class PhasesSpec(Strict):
-    """``phases:``: perturbations of the error pathway (see :mod:`biocircuits.phases`)."""
+    """``phases:``: transforms of the error pathway, one key per registered transform (see
+    :mod:`biocircuits.phases.transforms`: ``error_noise``, ``error_quantization``, ``error_delay``,
+    ``eligibility_decay``, ...), each given its options or the scalar its ``shorthand`` option takes; 0 or absent
+    is off. ``seed`` seeds their draws."""
 
-    error_noise: float = Field(0.0, ge=0.0)
-    error_quantization: int = Field(0, ge=0)
-    error_delay: int = Field(0, ge=0)
-    eligibility_decay: float = Field(0.0, ge=0.0, lt=1.0)
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _transforms(self) -> PhasesSpec:
+        for key, value in (self.model_extra or {}).items():
+            if key not in TRANSFORMS:
+                valid = ["seed", *TRANSFORMS.names()]
+                raise ConfigError("unknown key", key=key, expected="one of " + ", ".join(valid), given=key,
+                                  suggestion=did_you_mean(key, valid), has_given=False)
+            cls = TRANSFORMS.get(key)
+            try:
+                validate_attachment_options(cls, cls.expand(value), f"error transform {key!r}", f"{key}.")
+            except ConfigError as err:
+                if isinstance(value, dict):
+                    raise
+                raise ConfigError(err.message, key=key, given=value) from None  # a scalar: name the key itself
+        return self
+
+    def transforms(self) -> dict[str, dict[str, Any]]:
+        """{transform name: options mapping} of every transform the section names (active or not)."""
+        return {k: TRANSFORMS.get(k).expand(v) for k, v in (self.model_extra or {}).items()}
 
 
 class PlasticityMatch(Strict):
@@ -105,13 +131,23 @@ class PlasticityMatch(Strict):
     population: Literal["E", "I", "any"] = "any"
 
 
-class PlasticityRule(Strict):
-    """One row of ``plasticity.rules``: which weights (layer glob, presynaptic population) and how they learn."""
+class PlasticityRow(Strict):
+    """One row of ``plasticity.rules``: which weights (layer glob, presynaptic population), which registered
+    ``rule`` (default ``update``: ``lr_scale``, ``direction``, ``frozen``) and that rule's options, given beside
+    ``rule`` in the row."""
 
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    rule: PlasticityName = "update"
     match: PlasticityMatch = Field(default_factory=PlasticityMatch)
-    lr_scale: float = Field(1.0, ge=0.0)
-    direction: Literal["both", "potentiation_only", "depression_only"] = "both"
-    frozen: bool = False
+
+    @model_validator(mode="after")
+    def _options(self) -> PlasticityRow:
+        validate_attachment_options(PLASTICITY.get(self.rule), self.rule_options(), f"plasticity rule {self.rule!r}")
+        return self
+
+    def rule_options(self) -> dict[str, Any]:
+        """The row's options for its rule (every key beside ``rule`` and ``match``)."""
+        return dict(self.model_extra or {})
 
 
 class PlasticitySpec(Strict):
@@ -119,7 +155,7 @@ class PlasticitySpec(Strict):
     2016) and cell-type/region ``rules`` applied in order."""
 
     update: Literal["sgd", "batch_manhattan"] = "sgd"
-    rules: list[PlasticityRule] = Field(default_factory=list)
+    rules: list[PlasticityRow] = Field(default_factory=list)
 
 
 class Constraints(Strict):

@@ -67,6 +67,12 @@ def from_validation_error(err: ValidationError, model: type[BaseModel], file: st
         if key in seen or any(k != key and k.startswith(key + ".") for k in keys):
             continue
         seen.add(key)
+        raised = (e.get("ctx") or {}).get("error")
+        if isinstance(raised, ConfigError):  # a validator's own error: its key is relative to where it ran
+            inner = ".".join(k for k in (key if key != "(top level)" else "", raised.key or "") if k)
+            errors.append(ConfigError(raised.message, key=inner or None, file=file, expected=raised.expected,
+                                      given=raised.given, suggestion=raised.suggestion, has_given=raised.has_given))
+            continue
         msg = e["msg"].removeprefix("Value error, ")
         given = e.get("input")
         if e["type"] == "extra_forbidden":

@@ -18,7 +18,8 @@ gets the whole list, so an enforcer can use ``torch._foreach_*`` ops instead of 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -42,28 +43,31 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def validate_options(cls: type[LayerAttachment], options: Any, what: str | None = None) -> BaseModel:
+def validate_options(cls: type[LayerAttachment], options: Any, what: str | None = None,
+                     key_prefix: str = "") -> BaseModel:
     """``options`` (a mapping) validated against ``cls.Options``; unknown or bad options are ConfigErrors that
-    say which ``what`` (e.g. "rule 'fa'") was given them and what it takes."""
+    say which ``what`` (e.g. "rule 'fa'") was given them and what it takes, at key ``key_prefix + option``."""
     what = what or f"{cls.slot} {cls.name!r}"
     if isinstance(options, BaseModel):
         return options
     if options is None:
         options = {}
     if not isinstance(options, dict):
-        raise ConfigError(f"options of {what} must be a mapping", expected="a mapping", given=options)
+        raise ConfigError(f"options of {what} must be a mapping", expected="a mapping", given=options,
+                          key=key_prefix.rstrip(".") or None)
     fields = cls.Options.model_fields
     for key in options:
         if key not in fields:
             takes = ", ".join(fields) if fields else "no options"
             raise ConfigError(f"{what} does not take option {key!r}", expected=takes, given=key,
-                              suggestion=did_you_mean(str(key), fields), has_given=False)
+                              suggestion=did_you_mean(str(key), fields), has_given=False, key=f"{key_prefix}{key}")
     try:
         return cls.Options.model_validate(options)
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"option {key!r} of {what}: {first['msg']}", given=first.get("input")) from None
+        raise ConfigError(f"option {key!r} of {what}: {first['msg']}", given=first.get("input"),
+                          key=f"{key_prefix}{key}") from None
 
 
 @dataclass
@@ -162,7 +166,9 @@ class Attachments:
         self.qualname = qualname
         self.plain_class = plain_class
         self.slots: dict[str, list[LayerAttachment]] = {}
-        self.suspended = False   # error transforms off (probes measure the clean pathway)
+        # delta -> delta', run on the error arriving at a feedback layer's output (set by error transforms)
+        self.error_pathway: Callable[[Tensor], Tensor] | None = None
+        self.suspended = False   # error pathway off (probes measure the clean pathway)
 
     def of(self, slot: str) -> list[LayerAttachment]:
         return self.slots.get(slot, [])
@@ -233,3 +239,17 @@ def detach_all(module: nn.Module) -> None:
     for att in reversed(list(held)):
         att.detach(module)
     del module.__dict__["attachments"]
+
+
+@contextlib.contextmanager
+def error_pathways_suspended(model: nn.Module) -> Iterator[None]:
+    """Inside this block no layer of ``model`` transforms the errors it receives (noise, quantisation...)."""
+    held = [a for _, _, a in attached_modules(model)]
+    before = [a.suspended for a in held]
+    for a in held:
+        a.suspended = True
+    try:
+        yield
+    finally:
+        for a, b in zip(held, before, strict=True):
+            a.suspended = b

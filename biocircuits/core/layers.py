@@ -21,7 +21,7 @@ def unwrap(model: nn.Module) -> nn.Module:
             return model
 
 
-def _owned_by_attention(model: nn.Module) -> set[int]:
+def attention_owned(model: nn.Module) -> set[int]:
     """ids of Linear layers that an ``nn.MultiheadAttention`` reads directly (its ``out_proj``)."""
     return {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)}
 
@@ -29,7 +29,7 @@ def _owned_by_attention(model: nn.Module) -> set[int]:
 def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(qualified name, layer) of every Linear / Conv{1,2,3}d layer (plain, subclassed or converted), in module
     order; layers that another module uses without calling them (``MultiheadAttention.out_proj``) are left out."""
-    owned = _owned_by_attention(model)
+    owned = attention_owned(model)
     return [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYER_TYPES) and id(m) not in owned]
 
 

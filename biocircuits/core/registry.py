@@ -41,7 +41,7 @@ class Registry(Generic[T]):
                 self._add(member, obj)
                 return obj
             return deco
-        self._add(getattr(member, "name"), member)
+        self._add(member.name, member)
         return member
 
     def _add(self, name: str, member: T) -> None:
@@ -60,8 +60,8 @@ class Registry(Generic[T]):
         try:
             return self._members[name]
         except (KeyError, TypeError):
-            raise ConfigError(f"unknown {self.kind}", expected="one of " + ", ".join(self.names()), given=name,
-                              suggestion=did_you_mean(str(name), self._members)) from None
+            raise ConfigError(f"unknown {self.kind}", expected="one of " + ", ".join(sorted(self._members)),
+                              given=name, suggestion=did_you_mean(str(name), self._members)) from None
 
     def names(self) -> list[str]:
         return list(self._members)

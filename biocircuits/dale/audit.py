@@ -8,8 +8,9 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from .constrain import weight_layers
-from .populations import sign_mask
+from biocircuits.core.celltypes import sign_mask
+from biocircuits.core.layers import unwrap, weight_layers
+
 from .residual import identity_blocks, leaking_units
 
 
@@ -84,7 +85,7 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
     With ``sample`` (a batch of inputs), a forward pass records the minimum input of each constrained layer:
     a negative input flips the sign an E unit delivers, so it is reported as a leak. ``spectra=False`` skips
     the SVDs (NaN in the spectrum columns)."""
-    module = getattr(model, "module", model)  # unwrap DDP
+    module = unwrap(model)
     layers = weight_layers(module)
     mins: dict[str, float] = {}
     if sample is not None:

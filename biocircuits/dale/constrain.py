@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
-from biocircuits.config.constraints import DaleSpec
-from biocircuits.feedback.convert import check_patterns_match, match_any
-from biocircuits.feedback.layers import FEEDBACK_CLASSES, FeedbackLayer
+from biocircuits.core.celltypes import assign_signs, presynaptic_units
+from biocircuits.core.globs import check_patterns_match, match_any
+from biocircuits.core.interface import attach
+from biocircuits.core.layers import weight_layers
 
-from .enforce import ENFORCERS
-from .init import initialise
-from .populations import assign_signs, presynaptic_units
+from .enforcers import ENFORCERS
 from .residual import sign_shortcuts
 
 
-def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Linear and conv layers (plain or converted), in module order."""
-    return [(n, m) for n, m in model.named_modules()
-            if isinstance(m, FeedbackLayer) or type(m) in FEEDBACK_CLASSES]
-
-
-def exempt_names(model: nn.Module, spec: DaleSpec) -> list[str]:
+def exempt_names(model: nn.Module, spec: Any) -> list[str]:
     """Layers left unconstrained: those matching ``exempt``; ``<input>`` names the first weight layer, the one
     fed by the raw (possibly negative) input."""
     layers = [n for n, _ in weight_layers(model)]
@@ -30,24 +25,23 @@ def exempt_names(model: nn.Module, spec: DaleSpec) -> list[str]:
     return out
 
 
-def constrain(model: nn.Module, spec: DaleSpec) -> tuple[list[str], list[str]]:
-    """Give each constrained layer the buffer ``dale_sign`` (+1 E / -1 I per presynaptic unit), its weights
-    their unit's sign (``init``), and the chosen enforcement; returns (constrained, exempt) layer names."""
+def constrain(model: nn.Module, spec: Any) -> tuple[list[str], list[str]]:
+    """Attach the enforcer ``spec.enforce`` (from ``ENFORCERS``) to each constrained layer: it registers the
+    buffer ``dale_sign`` (+1 E / -1 I per presynaptic unit), gives the weights their unit's sign (``spec.init``)
+    and keeps them so. ``spec`` is a :class:`~biocircuits.config.constraints.DaleSpec` (any object with its
+    fields). Returns (constrained, exempt) layer names."""
     layers = weight_layers(model)
     names = [n for n, _ in layers]
-    check_patterns_match([p for p in spec.layers if p != "*"], names, "dale.layers")
-    check_patterns_match([p for p in spec.exempt if p != "<input>"], names, "dale.exempt")
+    check_patterns_match([p for p in spec.layers if p != "*"], names, "dale.layers", "weight layer")
+    check_patterns_match([p for p in spec.exempt if p != "<input>"], names, "dale.exempt", "weight layer")
+    enforcer = ENFORCERS.get(spec.enforce)
     exempt = set(exempt_names(model, spec))
     constrained = []
     for name, layer in layers:
         if name in exempt or not match_any(name, spec.layers):
             continue
-        n = presynaptic_units(layer)
-        sign = assign_signs(n, spec.excitatory_fraction, spec.assignment, spec.seed)
-        layer.register_buffer("dale_sign", sign.to(layer.weight.device, layer.weight.dtype), persistent=True)
-        layer.dale_enforce = spec.enforce
-        initialise(layer, spec.init)
-        ENFORCERS[spec.enforce](layer)
+        sign = assign_signs(presynaptic_units(layer), spec.excitatory_fraction, spec.assignment, spec.seed)
+        attach(layer, enforcer(sign, spec.init, spec.seed), name)
         constrained.append(name)
     if spec.residual == "signed":
         sign_shortcuts(model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .populations import sign_mask
+from biocircuits.core.celltypes import sign_mask
 
 
 @torch.no_grad()

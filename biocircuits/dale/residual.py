@@ -7,6 +7,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from biocircuits.core.interface import LayerAttachment, attach
+
 
 def identity_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Torchvision ResNet blocks whose shortcut is the identity (no downsample)."""
@@ -45,15 +47,31 @@ class SignedBottleneck(SignedShortcut, Bottleneck):
         return self.relu(out + self._shortcut(x))
 
 
+class SignedResidual(LayerAttachment):
+    """Attached to a ResNet block with an identity shortcut: the buffer ``residual_sign`` (the Dale signs of the
+    units the shortcut carries) and the block's class swapped to its signed version (undone by ``detach``)."""
+
+    slot = "dale"
+    name = "signed_residual"
+
+    def __init__(self, sign: Tensor) -> None:
+        super().__init__()
+        self.sign = sign
+
+    def attach(self, block: nn.Module, qualname: str) -> None:
+        super().attach(block, qualname)
+        self.register_buffer(block, "residual_sign", self.sign.detach().clone().to(torch.float32))
+        block.__class__ = SignedBasicBlock if isinstance(block, BasicBlock) else SignedBottleneck
+
+
 def sign_shortcuts(model: nn.Module) -> list[str]:
-    """Swap, in place, every identity-shortcut block whose conv1 has a ``dale_sign`` to its signed version;
-    returns the names of the blocks changed."""
+    """Attach :class:`SignedResidual` to every identity-shortcut block whose conv1 has a ``dale_sign``; returns
+    the names of the blocks changed."""
     changed = []
     for name, block in identity_blocks(model):
         sign = getattr(block.conv1, "dale_sign", None)
         if sign is None or isinstance(block, SignedShortcut):
             continue
-        block.register_buffer("residual_sign", sign.detach().clone().to(torch.float32), persistent=True)
-        block.__class__ = SignedBasicBlock if isinstance(block, BasicBlock) else SignedBottleneck
+        attach(block, SignedResidual(sign), name)
         changed.append(name)
     return changed

@@ -1,6 +1,6 @@
 """Feedback pathways: autograd ops, rules, converted layers and conversion."""
 
-from .convert import convert, describe, feedback_layers
+from .convert import convert, describe, feedback_class, feedback_layers, unconvert
 from .functional import feedback_conv, feedback_linear
 from .layers import (
     FEEDBACK_CLASSES,
@@ -14,6 +14,6 @@ from .rules import RULES, FeedbackRule, make_rule, register_rule
 
 __all__ = [
     "FEEDBACK_CLASSES", "RULES", "FeedbackConv1d", "FeedbackConv2d", "FeedbackConv3d", "FeedbackLayer",
-    "FeedbackLinear", "FeedbackRule", "convert", "describe", "feedback_conv", "feedback_layers",
-    "feedback_linear", "make_rule", "register_rule",
+    "FeedbackLinear", "FeedbackRule", "convert", "describe", "feedback_class", "feedback_conv", "feedback_layers",
+    "feedback_linear", "make_rule", "register_rule", "unconvert",
 ]

@@ -1,43 +1,61 @@
-"""Convert the layers of any network to feedback layers, by type and by qualified-name patterns."""
+"""Convert the layers of any network to feedback layers, by type (an extensible mapping, like
+``torch.ao.quantization.convert(mapping=...)``) and by qualified-name patterns; and undo it."""
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
+from biocircuits.core.globs import check_patterns_match, match_any
+from biocircuits.core.interface import attachments_of, detach_all
+from biocircuits.core.layers import attention_owned, has_transported_weight, weight_layers
 from biocircuits.errors import ConfigError
 
-from .layers import FEEDBACK_CLASSES, FeedbackLayer
+from .layers import FEEDBACK_CLASSES, FeedbackConvNd, FeedbackLayer
 from .rules import FeedbackRule, make_rule
 
+Mapping_ = Mapping[type[nn.Module], type[FeedbackLayer]]
 
-def convertible_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """(qualified name, module) of every module whose exact type has a feedback class."""
-    return [(name, m) for name, m in model.named_modules() if type(m) in FEEDBACK_CLASSES]
+
+def _standard_forward(module: nn.Module, base: type[nn.Module]) -> bool:
+    """True when ``module``'s class computes its output with ``base``'s own forward (nothing overridden)."""
+    cls = type(module)
+    return cls.forward is base.forward and getattr(cls, "_conv_forward", None) is getattr(base, "_conv_forward", None)
+
+
+def feedback_class(module: nn.Module, mapping: Mapping_) -> type[FeedbackLayer] | None:
+    """The feedback class for ``module``: its type's entry in ``mapping``, or the entry of a base type whose
+    forward it does not override; None when it has none."""
+    if type(module) in mapping:
+        return mapping[type(module)]
+    for base in type(module).__mro__[1:]:
+        if base in mapping and _standard_forward(module, base):
+            return mapping[base]
+    return None
+
+
+def convertible_modules(model: nn.Module, mapping: Mapping_ | None = None) -> list[tuple[str, nn.Module]]:
+    """(qualified name, module) of every module that ``mapping`` (default: the built-in one) converts."""
+    mapping = FEEDBACK_CLASSES if mapping is None else mapping
+    owned = attention_owned(model)  # read by their owner without calling forward: not convertible alone
+    return [(n, m) for n, m in model.named_modules()
+            if id(m) not in owned and not isinstance(m, FeedbackLayer) and feedback_class(m, mapping) is not None]
+
+
+def unconvertible_modules(model: nn.Module, mapping: Mapping_) -> list[tuple[str, nn.Module]]:
+    """Modules holding a weight that backprop would transport (see
+    :func:`~biocircuits.core.layers.has_transported_weight`) but that ``mapping`` has no feedback class for."""
+    return [(n, m) for n, m in model.named_modules()
+            if not isinstance(m, FeedbackLayer) and has_transported_weight(m) and feedback_class(m, mapping) is None]
 
 
 def feedback_layers(model: nn.Module) -> list[tuple[str, FeedbackLayer]]:
     """(qualified name, layer) of every converted layer, in module order."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, FeedbackLayer)]
-
-
-def match_any(name: str, patterns: Iterable[str]) -> bool:
-    """True when ``name`` matches one of the fnmatch ``patterns``."""
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
-
-
-def check_patterns_match(patterns: Iterable[str], names: list[str], key: str) -> None:
-    """Raise a :class:`ConfigError` naming the closest module names for a pattern that matches nothing."""
-    for pattern in patterns:
-        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
-            close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.4)
-            hint = ("closest module names: " + ", ".join(close)) if close else (
-                "module names look like: " + ", ".join(names[:5]))
-            raise ConfigError("pattern matches no convertible module", key=key, given=pattern, suggestion=hint)
 
 
 def _rule_for(name: str, default: tuple[str, dict], overrides: Mapping[str, Any]) -> tuple[str, dict]:
@@ -61,46 +79,79 @@ def convert(
     overrides: Mapping[str, Any] | None = None,
     exclude: Iterable[str] = (),
     seed: int = 0,
+    mapping: Mapping_ | None = None,
 ) -> dict[str, FeedbackRule]:
-    """Convert, in place, every ``nn.Linear`` / ``nn.Conv{1,2,3}d`` of ``model`` (exact types) to its feedback
-    class with the default ``rule`` and ``options``, per-name ``overrides`` (fnmatch pattern -> rule name or
-    ``{rule, options}``; the last matching pattern wins) and ``exclude`` patterns left as plain torch layers.
+    """Convert, in place, every layer of ``model`` that the type ``mapping`` covers (default
+    ``nn.Linear`` / ``nn.Conv{1,2,3}d``, extended by the given entries; subclasses whose forward is their base's
+    are covered too) to its feedback class with the default ``rule`` and ``options``, per-name ``overrides``
+    (fnmatch pattern -> rule name or ``{rule, options}``; the last matching pattern wins) and ``exclude``
+    patterns left as plain torch layers.
 
     Returns {qualified name: rule} of the converted layers. Raises :class:`ConfigError` for an unknown rule,
-    an option a rule does not take, a pattern matching no module, or a model that is already converted."""
+    an option a rule does not take, a pattern matching no module, a model that is already converted, or —
+    when any rule other than ``bp`` is asked for — a module with a transported weight (a ConvTranspose, an
+    RNN, ``nn.MultiheadAttention``, a subclass with its own forward...) that cannot be converted and that
+    ``exclude`` does not name: backprop would run through it silently."""
     overrides = dict(overrides or {})
     exclude = list(exclude)
+    mapping = {**FEEDBACK_CLASSES, **(mapping or {})}
     already = feedback_layers(model)
     if already:
         raise ConfigError(
             "model is already converted", given=already[0][0] or type(model).__name__,
-            suggestion="call bc.apply once per model; build a fresh model to change the constraints",
-            has_given=True,
-        )
-    candidates = convertible_modules(model)
+            suggestion="call bc.apply once per model (bc.remove undoes it); build a fresh model to change the "
+                       "constraints", has_given=True)
+    candidates = convertible_modules(model, mapping)
+    stuck = unconvertible_modules(model, mapping)
     names = [n for n, _ in candidates]
     check_patterns_match(overrides, names, "feedback.overrides")
-    check_patterns_match(exclude, names, "feedback.exclude")
+    check_patterns_match(exclude, names + [n for n, _ in stuck], "feedback.exclude")
     plan: list[tuple[str, nn.Module, FeedbackRule]] = []
     for name, module in candidates:  # validate every rule before touching the model
         if match_any(name, exclude):
             continue
         rule_name, rule_options = _rule_for(name, (rule, dict(options or {})), overrides)
         plan.append((name, module, make_rule(rule_name, rule_options, seed=seed)))
+    stuck = [(n, m) for n, m in stuck if not match_any(n, exclude)]
+    if stuck and any(r.name != "bp" for _, _, r in plan):
+        listed = ", ".join(f"{n or '(root)'} ({type(m).__name__})" for n, m in stuck[:8])
+        raise ConfigError(
+            "these modules carry weights that backprop would send the error through, but have no feedback class",
+            key="feedback", given=listed + (f" and {len(stuck) - 8} more" if len(stuck) > 8 else ""),
+            suggestion="add them to feedback.exclude to train them with backprop, or pass "
+                       "bc.apply(model, spec, mapping={TheirType: bc.nn.FeedbackLinear}) when their forward is "
+                       "a standard linear/conv", has_given=True)
     converted: dict[str, FeedbackRule] = {}
     for name, module, layer_rule in plan:
-        FEEDBACK_CLASSES[type(module)].convert(module, layer_rule, name)
+        feedback_class(module, mapping).convert(module, layer_rule, name)
         converted[name] = layer_rule
     return converted
+
+
+@torch.no_grad()
+def unconvert(model: nn.Module) -> list[str]:
+    """Detach everything attached to the modules of ``model`` and give each converted module its class back
+    (weights, hooks and the state_dict keys of the plain layer are kept); returns the names of the modules
+    changed. The inverse of :func:`convert` plus every attachment (Dale, transforms, plasticity)."""
+    changed = []
+    for name, module in list(model.named_modules()):
+        held = attachments_of(module)
+        if held is None:
+            continue
+        plain = held.plain_class
+        detach_all(module)
+        module.__dict__.pop("_feedback_cast", None)
+        if type(module) is not plain:
+            module.__class__ = plain
+        changed.append(name)
+    return changed
 
 
 def describe(model: nn.Module, file=None) -> str:
     """A table of the model's weight layers: name, type, weight shape, feedback rule, Dale E/I counts.
     Printed to ``file`` (default stdout) and returned."""
     rows = [("layer", "type", "weight", "rule", "dale")]
-    for name, m in model.named_modules():
-        if not isinstance(m, FeedbackLayer) and type(m) not in FEEDBACK_CLASSES:
-            continue
+    for name, m in weight_layers(model):
         rule = repr(m.rule) if isinstance(m, FeedbackLayer) else "(plain torch)"
         sign = getattr(m, "dale_sign", None)
         dale = f"{int((sign > 0).sum())}E/{int((sign < 0).sum())}I" if sign is not None else "-"
@@ -113,3 +164,6 @@ def describe(model: nn.Module, file=None) -> str:
     print(text, file=file)
     return text
 
+
+__all__ = ["FeedbackConvNd", "convert", "convertible_modules", "describe", "feedback_class", "feedback_layers",
+           "unconvert", "unconvertible_modules"]

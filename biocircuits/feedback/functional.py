@@ -2,7 +2,7 @@
 
 For a layer y = W x + b with error delta = dL/dy the ops compute
 
-    grad_input  = B^T delta          (backprop would use W^T delta)
+    grad_input  = s B^T delta        (backprop would use W^T delta; s an optional scalar, default 1)
     grad_weight = delta x^T          (exactly as backprop)
     grad_bias   = sum over the batch of delta
 
@@ -59,23 +59,32 @@ def _save(ctx, x: Tensor, weight: Tensor, feedback: Tensor | None) -> None:
         ctx.save_for_backward(x, feedback)
 
 
-def _pick_feedback(ctx, saved: Sequence[Tensor]) -> Tensor:
+def _pick_feedback(ctx, saved: Sequence[Tensor]) -> tuple[Tensor, float | Tensor | None]:
+    """(the matrix the error goes back through, the scalar to multiply grad_input by): (W, None) in a shadow
+    backprop pass, else (B, s)."""
     if _Shadow.use_weight and ctx.saved_weight:
-        return saved[2]
-    return saved[1]
+        return saved[2], None
+    return saved[1], ctx.scale
+
+
+def _scaled(grad: Tensor, scale: float | Tensor | None) -> Tensor:
+    return grad if scale is None else grad.mul_(scale)
 
 
 class FeedbackLinearFunction(torch.autograd.Function):
-    """y = x W^T + b; backward: grad_x = delta B, grad_W = delta^T x, grad_b = sum(delta).
+    """y = x W^T + b; backward: grad_x = s delta B, grad_W = delta^T x, grad_b = sum(delta).
 
-    Shapes: x (..., in), W and B (out, in), b (out,), y and delta (..., out).
+    Shapes: x (..., in), W and B (out, in), b (out,), y and delta (..., out); s a Python float, a 0-d tensor or
+    None (1).
     """
 
     # forward(ctx, ...) rather than setup_context: Function.apply then skips an inspect.signature() per call
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None) -> Tensor:
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
+                scale: float | Tensor | None = None) -> Tensor:
         _save(ctx, x, weight, feedback)
+        ctx.scale = scale
         ctx.has_bias = bias is not None
         return F.linear(x, weight, bias)
 
@@ -85,27 +94,28 @@ class FeedbackLinearFunction(torch.autograd.Function):
         x = saved[0]
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            feedback = _pick_feedback(ctx, saved)
-            grad_x = grad_out.matmul(feedback.to(grad_out.dtype))
+            feedback, scale = _pick_feedback(ctx, saved)
+            grad_x = _scaled(grad_out.matmul(feedback.to(grad_out.dtype)), scale)
         if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
             delta = grad_out.reshape(-1, grad_out.shape[-1])
             if ctx.needs_input_grad[1]:
                 grad_w = delta.t().matmul(x.reshape(-1, x.shape[-1]))
             if ctx.has_bias and ctx.needs_input_grad[2]:
                 grad_b = delta.sum(0)
-        return grad_x, grad_w, grad_b, None
+        return grad_x, grad_w, grad_b, None, None
 
 
 class FeedbackConvFunction(torch.autograd.Function):
-    """N-d convolution y = conv(x, W) + b; backward: grad_x = conv_transpose(delta, B), grad_W and grad_b as
+    """N-d convolution y = conv(x, W) + b; backward: grad_x = s conv_transpose(delta, B), grad_W and grad_b as
     backprop, all from one ``aten.convolution_backward`` call (B passed where autograd passes W).
 
     Shapes: x (N, C_in, *spatial), W and B (C_out, C_in / groups, *kernel), delta (N, C_out, *spatial_out).
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, feedback, stride, padding, dilation, groups):
+    def forward(ctx, x, weight, bias, feedback, scale, stride, padding, dilation, groups):
         _save(ctx, x, weight, feedback)
+        ctx.scale = scale
         ctx.conv_args = (stride, padding, dilation, groups)
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
         n = weight.dim() - 2
@@ -115,7 +125,7 @@ class FeedbackConvFunction(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor):
         saved = ctx.saved_tensors
         x = saved[0]
-        feedback = _pick_feedback(ctx, saved)
+        feedback, scale = _pick_feedback(ctx, saved)
         stride, padding, dilation, groups = ctx.conv_args
         needs = ctx.needs_input_grad
         mask = [needs[0], needs[1], ctx.bias_sizes is not None and needs[2]]
@@ -124,23 +134,27 @@ class FeedbackConvFunction(torch.autograd.Function):
             grad_out, x, feedback.to(grad_out.dtype), ctx.bias_sizes, stride, padding, dilation,
             False, [0] * n, groups, mask,
         )
-        return grad_x, grad_w, grad_b, None, None, None, None, None
+        if grad_x is not None:
+            grad_x = _scaled(grad_x, scale)
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None
 
 
-def feedback_linear(x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None) -> Tensor:
-    """``F.linear`` whose backward uses ``feedback`` (shaped like ``weight``; None means W itself) for the
-    input gradient."""
-    return FeedbackLinearFunction.apply(x, weight, bias, feedback)
+def feedback_linear(x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
+                    scale: float | Tensor | None = None) -> Tensor:
+    """``F.linear`` whose backward uses ``scale * feedback`` (shaped like ``weight``; None means W itself, and
+    no scale) for the input gradient."""
+    return FeedbackLinearFunction.apply(x, weight, bias, feedback, scale)
 
 
 def feedback_conv(
     x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
     stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int,
+    scale: float | Tensor | None = None,
 ) -> Tensor:
-    """A zero-padded N-d convolution whose backward uses ``feedback`` (None: W) for the input gradient.
+    """A zero-padded N-d convolution whose backward uses ``scale * feedback`` (None: W) for the input gradient.
 
     ``padding`` is a tuple of ints; string paddings and padding modes are resolved by the caller
     (see :meth:`biocircuits.feedback.layers.FeedbackConvNd._pad`)."""
     return FeedbackConvFunction.apply(
-        x, weight, bias, feedback, list(stride), list(padding), list(dilation), groups
+        x, weight, bias, feedback, scale, list(stride), list(padding), list(dilation), groups
     )

@@ -13,8 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from biocircuits.core.interface import Attachments, attach
+
 from .functional import feedback_conv, feedback_linear
-from .rules import FeedbackRule, make_rule
+from .rules import Feedback, FeedbackRule, make_rule
 
 
 def _autocast_dtype(x: Tensor) -> torch.dtype | None:
@@ -25,79 +27,109 @@ def _autocast_dtype(x: Tensor) -> torch.dtype | None:
 
 
 class FeedbackLayer:
-    """Mixin of every converted layer: holds ``rule``, gives ``backward_weight()`` and calls the op.
+    """Mixin of every converted layer: gives ``rule`` and ``backward_weight()`` and calls the op.
 
-    ``error_perturbation`` (set by the phases engine) maps the error delta arriving at the layer's output
-    to the error the layer's backward uses."""
+    What is attached to the layer (its rule, a Dale enforcer, error transforms, plasticity rules) lives in
+    ``layer.attachments`` (:class:`~biocircuits.core.interface.Attachments`); an error pathway installed there
+    maps the error delta arriving at the layer's output to the error the layer's backward uses."""
 
-    rule: FeedbackRule
-    qualname: str
-    error_perturbation: Callable[[Tensor], Tensor] | None
+    attachments: Attachments
 
-    def _init_feedback(self, rule: FeedbackRule, qualname: str) -> None:
-        self.rule = rule
-        self.qualname = qualname
-        self.error_perturbation = None
-        self.optional_buffers = set(rule.buffers)
-        rule.attach(self, qualname)
+    @property
+    def rule(self) -> FeedbackRule:
+        return self.attachments.rule  # type: ignore[return-value]
+
+    @property
+    def qualname(self) -> str:
+        return self.attachments.qualname
+
+    def _init_feedback(self, rule: FeedbackRule, qualname: str, plain_class: type[nn.Module]) -> None:
+        attach(self, rule, qualname)
+        self.attachments.plain_class = plain_class
 
     @classmethod
     def convert(cls, module: nn.Module, rule: FeedbackRule, qualname: str = "") -> nn.Module:
-        """Turn ``module`` (an instance of the torch base class) into this class in place; returns it."""
+        """Turn ``module`` (an instance of the torch base class, or of a subclass of it) into this class in place
+        (a subclass keeps its own class as a base: :func:`feedback_class_for`); returns it."""
         if isinstance(module, FeedbackLayer):
             raise ValueError(f"{qualname or type(module).__name__} is already converted ({module.rule!r})")
-        module.__class__ = cls
-        module._init_feedback(rule, qualname)
+        plain = type(module)
+        module.__class__ = feedback_class_for(cls, plain)
+        module._init_feedback(rule, qualname, plain)
         return module
 
     def backward_weight(self) -> Tensor:
-        """The matrix B (shaped like ``weight``) that the next backward pass sends the error through."""
+        """The matrix s B (shaped like ``weight``) that the next backward pass sends the error through."""
         with torch.no_grad():
-            return self.rule.feedback(self, self.weight, advance=False).detach()
+            feedback, scale = _as_pair(self.rule.feedback(self, self.weight, advance=False))
+            return (feedback if scale is None else feedback * scale).detach()
 
     def _needs_feedback(self, x: Tensor, weight: Tensor) -> bool:
         return torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad)
 
     def _with_feedback(self, op: Callable[..., Tensor], x: Tensor, weight: Tensor, bias: Tensor | None,
                        *args: Any) -> Tensor:
+        feedback, scale = _as_pair(self.rule.feedback(self, weight, advance=self.training))
+        transported = feedback is weight
         dtype = _autocast_dtype(x)
         if dtype is not None:
             # cast as autocast would; the op then runs on low-precision tensors, so x and B are saved in the
             # gradient's dtype and autocast's own casts inside the op are no-ops
             x, weight = x.to(dtype), weight.to(dtype)
             bias = None if bias is None else bias.to(dtype)
-            feedback = self.rule.feedback(self, weight, advance=self.training)
-            if feedback.dtype != dtype:
+            if not transported and feedback.dtype != dtype:
                 feedback = self._cast_feedback(feedback, dtype)
-        else:
-            feedback = self.rule.feedback(self, weight, advance=self.training)
+        if scale is not None and feedback.numel() <= x.numel():  # scale the smaller of B and grad_input
+            feedback, scale = feedback * scale, None
         # B = W is passed as None: the op must not see one tensor twice (torch.compile would break the graph)
-        out = op(x, weight, bias, None if feedback is weight else feedback, *args)
-        if self.error_perturbation is not None and out.requires_grad:
-            out.register_hook(self.error_perturbation)
+        out = op(x, weight, bias, None if transported else feedback, *args, scale=scale)
+        pathway = self.attachments.error_pathway
+        if pathway is not None and not self.attachments.suspended and out.requires_grad:
+            out.register_hook(pathway)
         return out
 
     def _cast_feedback(self, feedback: Tensor, dtype: torch.dtype) -> Tensor:
-        """``feedback`` in ``dtype``; a fixed buffer's cast is cached until the buffer changes."""
+        """``feedback`` in ``dtype``; the cast of a buffer (a fixed B, a cached sign(W)) is cached until the
+        buffer changes."""
         cache = self.__dict__.get("_feedback_cast")
         key = (feedback.data_ptr(), feedback._version, dtype, feedback.device)
         if cache is not None and cache[0] == key:
             return cache[1]
         cast = feedback.to(dtype)
-        if feedback is getattr(self, "feedback_weight", None):
+        if any(feedback is b for b in self._buffers.values()):
             self.__dict__["_feedback_cast"] = (key, cast)
         return cast
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
-        # A plain torch checkpoint (e.g. torchvision weights) lacks the rule's buffers: keep ours.
+        # A plain torch checkpoint (e.g. torchvision weights) lacks the attachments' buffers: keep ours.
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
-        optional = {prefix + name for name in self.optional_buffers}
+        optional = {prefix + name for name in self.attachments.buffer_names()}
         missing_keys[:] = [k for k in missing_keys if k not in optional]
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, rule={self.rule!r}"
+
+
+def _as_pair(result: Tensor | Feedback) -> Feedback:
+    return (result, None) if isinstance(result, Tensor) else result
+
+
+_COMBINED: dict[tuple[type, type], type] = {}
+
+
+def feedback_class_for(feedback_cls: type[FeedbackLayer], plain: type[nn.Module]) -> type[FeedbackLayer]:
+    """The class a module of type ``plain`` becomes: ``feedback_cls`` itself when ``plain`` is its torch base,
+    else a subclass of both (``Feedback<Plain>``, made once) so ``isinstance(m, plain)`` and the subclass's
+    other methods survive while the forward is the feedback one."""
+    if plain in feedback_cls.__bases__:
+        return feedback_cls
+    key = (feedback_cls, plain)
+    if key not in _COMBINED:
+        _COMBINED[key] = type(f"Feedback{plain.__name__}", (feedback_cls, plain),
+                              {"__module__": plain.__module__, "__qualname__": f"Feedback{plain.__qualname__}"})
+    return _COMBINED[key]
 
 
 class FeedbackLinear(FeedbackLayer, nn.Linear):
@@ -106,7 +138,7 @@ class FeedbackLinear(FeedbackLayer, nn.Linear):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, rule: str = "bp",
                  options: dict[str, Any] | None = None, seed: int = 0, device=None, dtype=None) -> None:
         nn.Linear.__init__(self, in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self._init_feedback(make_rule(rule, options, seed), "")
+        self._init_feedback(make_rule(rule, options, seed), "", nn.Linear)
 
     def forward(self, x: Tensor) -> Tensor:
         weight = self.weight
@@ -151,7 +183,7 @@ def _conv_init(base: type[nn.Module]):
                  options: dict[str, Any] | None = None, seed: int = 0, device=None, dtype=None) -> None:
         base.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                       padding_mode, device=device, dtype=dtype)
-        self._init_feedback(make_rule(rule, options, seed), "")
+        self._init_feedback(make_rule(rule, options, seed), "", base)
     return __init__
 
 
@@ -173,8 +205,8 @@ class FeedbackConv3d(FeedbackConvNd, nn.Conv3d):
     __init__ = _conv_init(nn.Conv3d)
 
 
-# torch layer type -> its feedback class; conversion matches exact types (subclasses such as
-# MultiheadAttention's out_proj are used by their owners without calling forward, so they stay plain).
+# torch layer type -> its feedback class. ``bc.apply(..., mapping=...)`` extends it; a subclass of a key whose
+# forward is the key's own is converted too (see biocircuits.feedback.convert).
 FEEDBACK_CLASSES: dict[type[nn.Module], type[FeedbackLayer]] = {
     nn.Linear: FeedbackLinear,
     nn.Conv1d: FeedbackConv1d,

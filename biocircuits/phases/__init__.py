@@ -1,8 +1,9 @@
 """Phase-separated learning: forward, backward (error through the feedback pathway) and update phases,
-and perturbations of the error pathway."""
+and the registered transforms of the error pathway."""
 
-from .perturb import ErrorPerturbation, GradientPhases, attach_perturbations, quantize
+from .attach import attach_transforms
 from .step import PhaseCallback, PhasedStep, StepContext
+from .transforms import TRANSFORMS, ErrorTransform, quantize
 
-__all__ = ["ErrorPerturbation", "GradientPhases", "PhaseCallback", "PhasedStep", "StepContext",
-           "attach_perturbations", "quantize"]
+__all__ = ["TRANSFORMS", "ErrorTransform", "PhaseCallback", "PhasedStep", "StepContext", "attach_transforms",
+           "quantize"]

@@ -1,6 +1,6 @@
-"""Cell-type and region-specific plasticity, installed on an optimiser by :func:`bind`."""
+"""Cell-type and region-specific plasticity: registered rules that reshape the optimiser's update."""
 
-from .bind import Binding, bind
-from .rules import LayerPlasticity, plan
+from .attach import attach_plasticity
+from .rules import PLASTICITY, BatchManhattan, PlasticityRule, Update
 
-__all__ = ["Binding", "LayerPlasticity", "bind", "plan"]
+__all__ = ["PLASTICITY", "BatchManhattan", "PlasticityRule", "Update", "attach_plasticity"]

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from biocircuits.core.interface import error_pathways_suspended
+from biocircuits.core.layers import trainable_weight, unwrap
 from biocircuits.feedback.convert import feedback_layers
 from biocircuits.feedback.functional import save_weight_for_shadow, shadow_backprop
-from biocircuits.plasticity.rules import trainable_weight
 
 
 @dataclass
@@ -75,8 +76,7 @@ def probe(
     loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
 ) -> dict[str, LayerProbe]:
     """Per converted layer of ``model``, the angles of its feedback, error and update to exact backprop."""
-    module = getattr(model, "module", model)
-    module = getattr(module, "_orig_mod", module)  # torch.compile wrapper
+    module = unwrap(model)
     layers = feedback_layers(module)
     outputs: dict[str, Tensor] = {}
 
@@ -86,20 +86,15 @@ def probe(
             return out.clone()  # later in-place ops (ReLU(inplace=True)) must not touch y itself
         return hook
 
-    perturbations = {name: layer.error_perturbation for name, layer in layers}
     handles = [layer.register_forward_hook(capture(name)) for name, layer in layers]
     with preserved_state(module):
         try:
-            for _, layer in layers:
-                layer.error_perturbation = None
-            with save_weight_for_shadow(), torch.enable_grad():
+            with error_pathways_suspended(module), save_weight_for_shadow(), torch.enable_grad():
                 loss = loss_fn(module(inputs), targets)
             feedback = {name: layer.backward_weight() for name, layer in layers}
         finally:
             for h in handles:
                 h.remove()
-            for name, layer in layers:
-                layer.error_perturbation = perturbations[name]
         names = [n for n, _ in layers if n in outputs and outputs[n].requires_grad]
         wrt = [outputs[n] for n in names] + [trainable_weight(dict(layers)[n]) for n in names]
         with shadow_backprop():

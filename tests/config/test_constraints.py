@@ -19,7 +19,7 @@ MALFORMED = [  # (file text, fragments the single message must contain)
     ("feedback:\n  rule: sign_symmetry\n  options: {magnitude: huge}\n", ["magnitude", "huge"]),
     ("dale:\n  excitatory_fraction: 1.5\n", ["dale.excitatory_fraction", "less than or equal to 1", "1.5"]),
     ("dale:\n  excitatory_fraction: lots\n", ["dale.excitatory_fraction", "'lots'"]),
-    ("dale:\n  enforce: clip\n", ["dale.enforce", "'clip'", "'project'"]),
+    ("dale:\n  enforce: clip\n", ["dale.enforce", "'clip'", "unknown Dale enforcer", "exp_gradient, project"]),
     ("dale:\n  exitatory_fraction: 0.5\n", ["exitatory_fraction", "did you mean 'excitatory_fraction'"]),
     ("feedback:\n  exclude: ['layer[1']\n", ["feedback.exclude", "unbalanced brackets"]),
     ("feedback:\n  overrides: {'': fa}\n", ["feedback.overrides", "non-empty"]),

@@ -144,5 +144,5 @@ def test_dale_with_init_std_rank_one_exactly_when_no_zero_weights():
 def test_bad_dale_spec():
     with pytest.raises(bc.ConfigError, match="excitatory_fraction"):
         bc.Constraints.from_dict({"dale": {"excitatory_fraction": 1.5}})
-    with pytest.raises(bc.ConfigError, match="matches no convertible module"):
+    with pytest.raises(bc.ConfigError, match="matches no weight layer"):
         bc.apply(net("mlp", 4), {"dale": {"exempt": ["conv9"]}})

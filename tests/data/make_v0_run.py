@@ -2,6 +2,7 @@
 model after resuming it to step 16 with that code. Run from the repository root; kept for the record."""
 import biocircuits.config.experiment as ex
 from biocircuits.train.trainer import run_experiment
+
 exp = ex.Experiment.from_dict({
     "name": "v0_run",
     "constraints": {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "random_batch"},

@@ -93,7 +93,7 @@ def test_registry_makes_a_new_rule_one_class():
         assert torch.equal(x.grad, torch.zeros_like(x))
         assert layer.weight.grad.abs().sum() > 0
     finally:
-        RULES.pop("zero_test_rule")
+        RULES.unregister("zero_test_rule")
 
 
 def test_random_feedback_never_replays_the_weight_init_stream():

@@ -14,12 +14,10 @@ class FeedbackAlignment(FeedbackRule):
     ``feedback_weight``: identical on every rank and device, saved and loaded with the model."""
 
     name = "fa"
-    buffers = ("feedback_weight",)
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
-        weight = layer.weight.detach()
-        layer.register_buffer("feedback_weight", draw_init_uniform(weight, self.layer_seed), persistent=True)
+        self.register_buffer(layer, "feedback_weight", draw_init_uniform(layer.weight.detach(), self.layer_seed))
 
     def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor:
         return layer.feedback_weight

@@ -3,115 +3,53 @@
 from __future__ import annotations
 
 import math
-import zlib
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel
 from torch import Tensor, nn
 
-from biocircuits.errors import ConfigError, did_you_mean
+from biocircuits.core.interface import LayerAttachment
+from biocircuits.core.interface import validate_options as _validate
+from biocircuits.core.registry import Registry
+from biocircuits.core.seeds import layer_seed
+
+# What a rule returns: B (shaped like W; ``weight`` itself means B = W), and an optional scalar s with
+# B_effective = s * B. The layer applies s to B or to grad_input, whichever has fewer entries.
+Feedback = tuple[Tensor, float | Tensor | None]
 
 
-class NoOptions(BaseModel):
-    """Options of a rule that takes none."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class FeedbackRule:
+class FeedbackRule(LayerAttachment):
     """How a converted layer builds the feedback weight B that its backward sends the error through.
 
     Subclasses set ``name``, ``Options`` (a pydantic model of the rule's options), ``reads_weight`` (whether
     B depends on W: weight transport of some kind), and implement :meth:`feedback`. Per-layer state lives in
-    buffers that :meth:`attach` registers on the layer, so it is saved, loaded and moved with the model.
-    """
+    buffers registered with :meth:`register_buffer` in :meth:`attach`, so it is saved, loaded and moved with the
+    model."""
 
-    name: ClassVar[str]
-    Options: ClassVar[type[BaseModel]] = NoOptions
+    slot = "rule"
     reads_weight: ClassVar[bool] = False
-    buffers: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, options: BaseModel | dict[str, Any] | None = None, seed: int = 0) -> None:
-        self.options = options if isinstance(options, BaseModel) else validate_options(self.name, options or {})
-        self.seed = int(seed)
-
-    def attach(self, layer: nn.Module, qualname: str) -> None:
-        """Register the rule's buffers on ``layer`` (called once, at conversion)."""
-        self.layer_seed = layer_seed(self.seed, qualname)
-
-    def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor:
-        """B for the backward of the forward now running; shaped like ``weight`` (the layer's current W).
-
-        ``advance`` is true once per training forward: rules that redraw per batch do so then."""
+    def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor | Feedback:
+        """B for the backward of the forward now running, shaped like ``weight`` (the layer's current W), or
+        (B, s) with a scalar magnitude s applied by the layer. ``advance`` is true once per training forward:
+        rules that redraw per batch do so then."""
         raise NotImplementedError
 
-    def options_dict(self) -> dict[str, Any]:
-        return self.options.model_dump()
 
-    def __repr__(self) -> str:
-        opts = ", ".join(f"{k}={v}" for k, v in self.options_dict().items())
-        return f"{self.name}({opts})" if opts else self.name
+RULES: Registry[type[FeedbackRule]] = Registry("feedback rule")
+register_rule = RULES.register
+rule_class = RULES.get
 
 
-RULES: dict[str, type[FeedbackRule]] = {}
-
-
-def register_rule(cls: type[FeedbackRule]) -> type[FeedbackRule]:
-    """Class decorator: make a rule available by its ``name`` in specs and :func:`make_rule`."""
-    if cls.name in RULES:
-        raise ValueError(f"feedback rule {cls.name!r} is already registered")
-    RULES[cls.name] = cls
-    return cls
-
-
-def rule_class(name: str) -> type[FeedbackRule]:
-    """The registered rule class called ``name``; a :class:`ConfigError` listing valid names otherwise."""
-    try:
-        return RULES[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            "unknown feedback rule", expected="one of " + ", ".join(sorted(RULES)), given=name,
-            suggestion=did_you_mean(str(name), RULES),
-        ) from None
-
-
-def validate_options(name: str, options: dict[str, Any]) -> BaseModel:
+def validate_options(name: str, options: dict[str, Any] | BaseModel | None, key_prefix: str = "") -> BaseModel:
     """Validate ``options`` against rule ``name``'s ``Options`` model; unknown options are errors."""
-    cls = rule_class(name)
-    if not isinstance(options, dict):
-        raise ConfigError(f"options of rule {name!r} must be a mapping", expected="a mapping", given=options)
-    fields = cls.Options.model_fields
-    for key in options:
-        if key not in fields:
-            takes = ", ".join(fields) if fields else "no options"
-            raise ConfigError(
-                f"rule {name!r} does not take option {key!r}", expected=takes, given=key,
-                suggestion=did_you_mean(key, fields), has_given=False,
-            )
-    try:
-        return cls.Options.model_validate(options)
-    except ValidationError as err:
-        first = err.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(
-            f"option {key!r} of rule {name!r}: {first['msg']}", given=first.get("input"),
-        ) from None
+    return _validate(rule_class(name), options, f"rule {name!r}", key_prefix)
 
 
 def make_rule(name: str, options: dict[str, Any] | None = None, seed: int = 0) -> FeedbackRule:
     """Build rule ``name`` with validated ``options``."""
-    return rule_class(name)(validate_options(name, options or {}), seed=seed)
-
-
-def layer_seed(seed: int, qualname: str) -> int:
-    """A per-layer seed derived from the run's seed and the layer's qualified name (stable across runs,
-    processes and ranks). The pair is hashed (splitmix64 with a salt), so a feedback draw never replays the
-    stream that ``torch.manual_seed(seed)`` gave the weights themselves."""
-    x = (int(seed) * 0x9E3779B97F4A7C15 + zlib.crc32(qualname.encode()) + 0xB10C1C0175) % 2**64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) % 2**64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) % 2**64
-    return (x ^ (x >> 31)) % 2**62
+    return rule_class(name)(validate_options(name, options), seed=seed)
 
 
 def init_bound(weight: Tensor) -> float:
@@ -133,15 +71,20 @@ def draw_init_uniform(weight: Tensor, seed: int, device: torch.device | None = N
     gen = torch.Generator(device=device).manual_seed(seed)
     bound = init_bound(weight)
     draw = torch.empty(weight.shape, dtype=torch.float32, device=device).uniform_(-bound, bound, generator=gen)
-    out = torch.empty_like(weight, memory_format=_memory_format(weight))
+    out = torch.empty_like(weight, memory_format=memory_format(weight))
     with torch.no_grad():
         out.copy_(draw)
     return out
 
 
-def _memory_format(t: Tensor) -> torch.memory_format:
+def memory_format(t: Tensor) -> torch.memory_format:
+    """The memory format ``t`` is stored in (channels_last for 4-d/5-d tensors laid out that way)."""
     if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
         return torch.channels_last
     if t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d) and not t.is_contiguous():
         return torch.channels_last_3d
     return torch.contiguous_format
+
+
+__all__ = ["RULES", "Feedback", "FeedbackRule", "draw_init_uniform", "init_bound", "init_std", "layer_seed",
+           "make_rule", "memory_format", "register_rule", "rule_class", "validate_options"]

@@ -9,7 +9,9 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from .registry import FeedbackRule, draw_init_uniform, init_std, register_rule
+from biocircuits.core.layers import trainable_weight
+
+from .registry import Feedback, FeedbackRule, draw_init_uniform, init_std, register_rule
 
 Magnitude = Literal["init_std", "unit", "weight_rms", "random_fixed", "random_batch"]
 
@@ -19,30 +21,21 @@ class SignSymmetryOptions(BaseModel):
     magnitude: Magnitude = "init_std"
 
 
-# ``sign`` is a fresh tensor: scaling it in place avoids a second weight-sized allocation per step.
-def _init_std(rule: SignSymmetry, layer: nn.Module, weight: Tensor, sign: Tensor) -> Tensor:
-    return sign.mul_(init_std(weight))
+# The scalar s of B = s * sign(W) (None: 1), from the layer and its current W.
+def _init_std(layer: nn.Module, weight: Tensor) -> float:
+    return init_std(weight)
 
 
-def _unit(rule: SignSymmetry, layer: nn.Module, weight: Tensor, sign: Tensor) -> Tensor:
-    return sign
+def _weight_rms(layer: nn.Module, weight: Tensor) -> Tensor:
+    return torch.linalg.vector_norm(weight) / weight.numel() ** 0.5
 
 
-def _weight_rms(rule: SignSymmetry, layer: nn.Module, weight: Tensor, sign: Tensor) -> Tensor:
-    return sign.mul_(torch.linalg.vector_norm(weight) / weight.numel() ** 0.5)
-
-
-def _random(rule: SignSymmetry, layer: nn.Module, weight: Tensor, sign: Tensor) -> Tensor:
-    return sign.mul_(layer.feedback_weight)
-
-
-# B = sign(W) * magnitude(...), one entry per option value.
-MAGNITUDES: dict[str, Callable[[SignSymmetry, nn.Module, Tensor, Tensor], Tensor]] = {
+SCALES: dict[str, Callable[[nn.Module, Tensor], float | Tensor | None]] = {
     "init_std": _init_std,
-    "unit": _unit,
+    "unit": lambda layer, weight: None,
     "weight_rms": _weight_rms,
-    "random_fixed": _random,
-    "random_batch": _random,
+    "random_fixed": lambda layer, weight: None,
+    "random_batch": lambda layer, weight: None,
 }
 
 
@@ -52,36 +45,33 @@ class SignSymmetry(FeedbackRule):
 
     - ``init_std`` (default): the std of the layer's default init, 1/sqrt(3 fan_in);
     - ``unit``: 1;
-    - ``weight_rms``: the current RMS of W;
+    - ``weight_rms``: the current RMS of W, sqrt(sum W^2 / numel);
     - ``random_fixed`` (frSF): |R| with R drawn once from the layer's init distribution (the buffer
       ``feedback_weight`` holds the magnitudes |R|);
     - ``random_batch`` (brSF): |R| with R redrawn at every training forward from a generator seeded by
       (seed, layer, ``feedback_step``), so draws are reproducible, resumable and identical on every rank.
-    """
+
+    sign(W) (times |R| for frSF) is kept in the non-persistent buffer ``feedback_sign`` and rebuilt only when W
+    has changed (tracked by the version counter of the trainable tensor): once per optimiser step, reused by
+    every micro-batch and by evaluation. The scalar M is returned apart, so the layer multiplies whichever of B
+    and grad_input is smaller."""
 
     name = "sign_symmetry"
     Options = SignSymmetryOptions
     reads_weight = True
 
-    @property
-    def random(self) -> bool:
-        return self.options.magnitude in ("random_fixed", "random_batch")
-
-    @property
-    def buffers(self) -> tuple[str, ...]:  # type: ignore[override]
-        if self.options.magnitude == "random_batch":
-            return ("feedback_weight", "feedback_step")
-        return ("feedback_weight",) if self.random else ()
-
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
-        if self.random:
-            weight = layer.weight.detach()
-            layer.register_buffer("feedback_weight", draw_init_uniform(weight, self.layer_seed).abs_(),
-                                  persistent=True)
-        if self.options.magnitude == "random_batch":
-            device = layer.weight.device
-            layer.register_buffer("feedback_step", torch.zeros((), dtype=torch.int64, device=device))
+        magnitude = self.options.magnitude
+        weight = layer.weight.detach()
+        if magnitude in ("random_fixed", "random_batch"):
+            self.register_buffer(layer, "feedback_weight", draw_init_uniform(weight, self.layer_seed).abs_())
+        if magnitude == "random_batch":
+            self.register_buffer(layer, "feedback_step", torch.zeros((), dtype=torch.int64, device=weight.device))
+        else:
+            self.register_buffer(layer, "feedback_sign", torch.empty_like(weight), persistent=False)
+        self._key: tuple | None = None
+        self._scale: float | Tensor | None = None
 
     def redraw(self, layer: nn.Module) -> None:
         """brSF: advance ``feedback_step`` and redraw R from (seed, layer, step) on the layer's device."""
@@ -91,8 +81,27 @@ class SignSymmetry(FeedbackRule):
         with torch.no_grad():
             layer.feedback_weight.copy_(fresh.abs_())
 
-    def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor:
-        if advance and self.options.magnitude == "random_batch":
-            self.redraw(layer)
+    @torch.no_grad()
+    def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Feedback:
+        magnitude = self.options.magnitude
         w = weight.detach()
-        return MAGNITUDES[self.options.magnitude](self, layer, w, torch.sign(w))
+        if magnitude == "random_batch":
+            if advance:
+                self.redraw(layer)
+            return torch.sign(w).mul_(layer.feedback_weight), None
+        if torch.compiler.is_compiling():  # no version counters inside a compiled graph: build B afresh
+            sign = torch.sign(w)
+            return (sign.mul_(layer.feedback_weight) if magnitude == "random_fixed" else sign), SCALES[magnitude](
+                layer, w)
+        latent = trainable_weight(layer)
+        cache = layer.feedback_sign
+        key = (latent._version, latent.data_ptr(), cache.data_ptr(), cache._version)
+        if key != self._key or cache.shape != w.shape:
+            if cache.shape != w.shape or cache.dtype != w.dtype:
+                cache = layer.feedback_sign = torch.empty_like(w)
+            torch.sign(w, out=cache)
+            if magnitude == "random_fixed":
+                cache.mul_(layer.feedback_weight)
+            self._scale = SCALES[magnitude](layer, w)
+            self._key = (latent._version, latent.data_ptr(), cache.data_ptr(), cache._version)
+        return cache, self._scale

@@ -10,8 +10,9 @@ from torch import nn
 
 import biocircuits as bc
 from biocircuits.config.experiment import Experiment
-from biocircuits.phases.perturb import quantize
+from biocircuits.core.interface import attachments_of
 from biocircuits.phases.step import PhaseCallback
+from biocircuits.phases.transforms import quantize
 from biocircuits.train.checkpoint import load_checkpoint
 from biocircuits.train.trainer import run_experiment
 
@@ -52,7 +53,8 @@ def test_zero_perturbation_is_bit_identical_to_none():
     a, ea = capture_errors({})
     b, eb = capture_errors({"error_noise": 0.0, "error_quantization": 0, "error_delay": 0, "eligibility_decay": 0.0})
     assert torch.equal(ea, eb)
-    assert a[0].error_perturbation is None and b[0].error_perturbation is None
+    assert attachments_of(a[0]).error_pathway is None and attachments_of(b[0]).error_pathway is None
+    assert not attachments_of(b[0]).of("transform")
     assert set(dict(b.named_buffers())) == set(dict(a.named_buffers()))
 
 

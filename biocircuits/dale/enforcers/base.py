@@ -1,0 +1,60 @@
+"""The Dale-enforcer base class and registry: how a layer's weights keep their presynaptic unit's sign."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from biocircuits.core.celltypes import sign_mask
+from biocircuits.core.interface import LayerAttachment
+from biocircuits.core.registry import Registry
+
+from ..init import initialise
+
+
+class DaleEnforcer(LayerAttachment):
+    """Attached to a Dale-constrained layer: registers the buffer ``dale_sign`` (s, +1 E / -1 I per presynaptic
+    unit: input feature or channel), gives the weights their unit's sign (``init``: ``balanced`` or ``keep``), and
+    keeps ``W * s >= 0`` (s broadcast over the input dimension, :func:`~biocircuits.core.celltypes.sign_mask`)
+    after every optimiser step, each subclass its own way."""
+
+    slot = "dale"
+    reparametrises: ClassVar[bool] = False   # W is computed from a latent (the optimiser never sees W itself)
+
+    def __init__(self, sign: Tensor, init: str = "balanced", seed: int = 0) -> None:
+        super().__init__(None, seed)
+        self.sign = sign
+        self.init = init
+
+    def attach(self, layer: nn.Module, qualname: str) -> None:
+        super().attach(layer, qualname)
+        weight = layer.weight
+        self.register_buffer(layer, "dale_sign", self.sign.to(weight.device, weight.dtype))
+        initialise(layer, self.init)
+
+    def growth_sign(self, layer: nn.Module, before: Tensor) -> Tensor | float:
+        """The direction in which the trainable tensor grows |W| (for LTP/LTD rules): the Dale sign here."""
+        return sign_mask(layer)
+
+    @staticmethod
+    def cached_masks(members, like: list[Tensor]) -> list[Tensor]:
+        """Each member layer's sign mask (broadcastable to its weight) in the dtype and on the device of the
+        matching tensor of ``like``; built once per (layer, device, dtype) and kept on the attachment."""
+        out = []
+        for (layer, att), t in zip(members, like, strict=True):
+            key = (layer.dale_sign.data_ptr(), layer.dale_sign._version, t.device, t.dtype)
+            if getattr(att, "_mask_key", None) != key:
+                att._mask, att._mask_key = sign_mask(layer).to(t), key
+            out.append(att._mask)
+        return out
+
+
+ENFORCERS: Registry[type[DaleEnforcer]] = Registry("Dale enforcer")
+
+
+@torch.no_grad()
+def signed_weights(members) -> list[Tensor]:
+    """The ``weight`` tensors of the member layers (the optimiser's own tensors for unparametrised layers)."""
+    return [layer.weight for layer, _ in members]

@@ -1,0 +1,30 @@
+"""Exponentiated gradient (Cornford et al. 2024): a multiplicative update that never changes a weight's sign."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import ENFORCERS, DaleEnforcer, signed_weights
+
+
+@ENFORCERS.register
+class ExpGradient(DaleEnforcer):
+    """The optimiser's additive update dW = W - W_old (the role of -lr * grad in plain EG) becomes
+
+        W <- W_old * exp(s * dW),   i.e.  |W| <- |W_old| exp(-lr grad s)  under SGD,
+
+    with s the Dale sign mask: no weight ever changes sign and zeros stay zero. Weight decay inside the optimiser
+    is part of dW, so it acts as exp(-lr wd |W_old|) on |W|. Runs over all layers at once (foreach ops)."""
+
+    name = "exp_gradient"
+    needs_snapshot = True
+
+    @classmethod
+    @torch.no_grad()
+    def after_step_group(cls, members, step) -> None:
+        weights = signed_weights(members)
+        before = [step.weight_before(layer) for layer, _ in members]
+        torch._foreach_sub_(weights, before)
+        torch._foreach_mul_(weights, cls.cached_masks(members, weights))
+        torch._foreach_exp_(weights)
+        torch._foreach_mul_(weights, before)

@@ -1,0 +1,77 @@
+"""Reparametrisation: W = s * f(V) with f = |.| or softplus, so W keeps its sign whatever the optimiser does."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from biocircuits.core.celltypes import sign_mask
+
+from .base import ENFORCERS, DaleEnforcer
+
+
+class SignedMagnitude(nn.Module):
+    """Parametrisation W = s * f(V) with s the Dale sign per weight and f = |.| or softplus.
+
+    ``right_inverse`` maps a weight to the latent V: |W| for abs, log(expm1(|W|)) for softplus (clamped to
+    stay finite), so existing weights are kept (with their unit's sign) when the layer is converted."""
+
+    def __init__(self, mask: Tensor, kind: str) -> None:
+        super().__init__()
+        self.register_buffer("sign", mask.clone(), persistent=True)
+        self.kind = kind
+
+    def forward(self, latent: Tensor) -> Tensor:
+        magnitude = latent.abs() if self.kind == "abs" else F.softplus(latent)
+        return self.sign.to(magnitude.dtype) * magnitude
+
+    def right_inverse(self, weight: Tensor) -> Tensor:
+        magnitude = weight.abs()
+        if self.kind == "abs":
+            return magnitude
+        return torch.log(torch.expm1(magnitude.clamp(min=1e-6)))
+
+
+class Reparametrised(DaleEnforcer):
+    """Registers :class:`SignedMagnitude` on ``layer.weight`` (``torch.nn.utils.parametrize``: the latent's
+    state-dict key is ``parametrizations.weight.original``; the mask is ``parametrizations.weight.0.sign``)."""
+
+    kind: ClassVar[str]
+    reparametrises = True
+
+    def attach(self, layer: nn.Module, qualname: str) -> None:
+        super().attach(layer, qualname)
+        parametrize.register_parametrization(layer, "weight", SignedMagnitude(sign_mask(layer), self.kind))
+        self.buffer_names.append("parametrizations.weight.0.sign")
+
+    def detach(self, layer: nn.Module) -> None:
+        """Keep the current W as a plain parameter, drop the parametrisation and ``dale_sign``."""
+        self.buffer_names.remove("parametrizations.weight.0.sign")
+        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+        super().detach(layer)
+
+
+@ENFORCERS.register
+class Abs(Reparametrised):
+    """W = s * |V|: the optimiser updates V; |W| grows where V moves away from 0 (growth sign = sign(V))."""
+
+    name = "abs"
+    kind = "abs"
+
+    def growth_sign(self, layer: nn.Module, before: Tensor) -> Tensor:
+        return torch.sign(before)
+
+
+@ENFORCERS.register
+class Softplus(Reparametrised):
+    """W = s * softplus(V): |W| grows with V (growth sign +1)."""
+
+    name = "softplus"
+    kind = "softplus"
+
+    def growth_sign(self, layer: nn.Module, before: Tensor) -> float:
+        return 1.0

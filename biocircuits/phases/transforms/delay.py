@@ -1,0 +1,69 @@
+"""Late errors: the optimiser applies the gradients of K steps ago."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from biocircuits.core.interface import StepState
+from biocircuits.core.layers import trainable_param
+
+from .base import TRANSFORMS, ErrorTransform
+
+PARAMS = ("weight", "bias")
+
+
+class DelayOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steps: int = Field(0, ge=0, le=10_000)
+
+
+@TRANSFORMS.register
+class ErrorDelay(ErrorTransform):
+    """The update at step t uses the error and presynaptic activity of step t - K:
+    grad_W(t) <- delta(t - K) x(t - K)^T (and the bias likewise); zero for the first K steps.
+
+    This is the *stored* late error: each delayed update pairs its error with exactly the activity that caused it,
+    which needs a memory of K weight-sized gradients (buffers ``delay_queue_weight``, ``delay_queue_bias``; the
+    step counter ``delay_count``)."""
+
+    name = "error_delay"
+    Options = DelayOptions
+    shorthand = "steps"
+    order = 10
+
+    def attach(self, layer: nn.Module, qualname: str) -> None:
+        super().attach(layer, qualname)
+        k = self.options.steps
+        for pname in PARAMS:
+            param = trainable_param(layer, pname)
+            if param is not None:
+                queue = torch.zeros((k, *param.shape), dtype=param.dtype, device=param.device)
+                self.register_buffer(layer, f"delay_queue_{pname}", queue)
+        self.register_buffer(layer, "delay_count", torch.zeros((), dtype=torch.int64, device=layer.weight.device))
+
+    @classmethod
+    @torch.no_grad()
+    def before_step_group(cls, members, step: StepState) -> None:
+        """Swap each gradient with the one stored K steps ago, over all layers at once (foreach copies)."""
+        ready: tuple[list, list, list] = ([], [], [])
+        waiting: tuple[list, list] = ([], [])
+        for layer, att in members:
+            count, k = int(layer.delay_count), att.options.steps
+            for pname in PARAMS:
+                param = trainable_param(layer, pname)
+                if param is None or param.grad is None:
+                    continue
+                slot = getattr(layer, f"delay_queue_{pname}")[count % k]
+                if count >= k:
+                    ready[0].append(slot), ready[1].append(param.grad), ready[2].append(slot.clone())
+                else:
+                    waiting[0].append(slot), waiting[1].append(param.grad)
+            layer.delay_count += 1
+        if ready[0]:
+            torch._foreach_copy_(ready[0], ready[1])
+            torch._foreach_copy_(ready[1], ready[2])
+        if waiting[0]:
+            torch._foreach_copy_(waiting[0], waiting[1])
+            torch._foreach_zero_(waiting[1])

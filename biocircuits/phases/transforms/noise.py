@@ -1,0 +1,30 @@
+"""Additive Gaussian noise on the error pathway."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from .base import TRANSFORMS, ErrorTransform
+
+
+class NoiseOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sigma: float = Field(0.0, ge=0.0, le=1e6)
+
+
+@TRANSFORMS.register
+class ErrorNoise(ErrorTransform):
+    """delta <- delta + sigma * rms(delta) * xi, xi ~ N(0, 1) elementwise (rms over the whole batch tensor), so
+    sigma is the noise-to-signal ratio of the error."""
+
+    name = "error_noise"
+    Options = NoiseOptions
+    shorthand = "sigma"
+    order = 0
+
+    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator) -> Tensor:
+        rms = delta.float().pow(2).mean().sqrt()
+        xi = torch.randn(delta.shape, generator=generator, device=delta.device, dtype=torch.float32)
+        return (delta.float() + self.options.sigma * rms * xi).to(delta.dtype)

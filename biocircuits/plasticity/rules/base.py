@@ -1,0 +1,106 @@
+"""The plasticity-rule base class and registry: rules that reshape the optimiser's update of the weights they match.
+
+Every rule acts on the update dW = W_after - W_before of the trainable weight (any optimiser, momentum and weight
+decay included) of the presynaptic population it matches (``E``, ``I`` or ``any``), in spec order:
+
+    dW <- where(mask, rule.reshape(dW, g), dW),    then  W <- W_before + dW
+
+with g the direction in which the trainable tensor grows |W| (the Dale enforcer's growth sign, else sign(W_before)).
+A rule whose update is a fixed factor (``static_factor``) is fused: the factors of all of a layer's rules become
+one broadcastable tensor F, and every such layer is updated at once with foreach ops, W <- W_before + F * dW.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from biocircuits.core.celltypes import population_mask
+from biocircuits.core.interface import LayerAttachment, StepState, attachments_of
+from biocircuits.core.layers import trainable_weight
+from biocircuits.core.registry import Registry
+
+
+class PlasticityRule(LayerAttachment):
+    """A row of ``plasticity.rules``: subclasses set ``name`` and ``Options`` and implement :meth:`reshape`
+    (and :meth:`static_factor` when the reshaping is a fixed factor)."""
+
+    slot = "plasticity"
+    needs_snapshot = True
+
+    def __init__(self, options: Any = None, seed: int = 0, population: str = "any") -> None:
+        super().__init__(options, seed)
+        self.population = population
+
+    def reshape(self, delta: Tensor, grows: Tensor | float) -> Tensor:
+        """The update of the matched weights given their update ``delta`` and growth direction ``grows``."""
+        raise NotImplementedError
+
+    def static_factor(self) -> float | None:
+        """F when :meth:`reshape` is ``delta * F`` for a fixed F, else None."""
+        return None
+
+    @classmethod
+    def changes_nothing(cls, options: Any) -> bool:
+        """True when a rule with these options leaves every update as it is (it is then not attached)."""
+        return False
+
+    @classmethod
+    def fused_group(cls) -> type[LayerAttachment]:
+        return PlasticityRule   # all plasticity rules run in one pass, in spec order per layer
+
+    @classmethod
+    @torch.no_grad()
+    def after_step_group(cls, members: Sequence[tuple[nn.Module, LayerAttachment]], step: StepState) -> None:
+        layers: dict[int, tuple[nn.Module, list[PlasticityRule]]] = {}
+        for layer, att in members:
+            layers.setdefault(id(layer), (layer, []))[1].append(att)
+        fused: tuple[list[Tensor], list[Tensor], list[Tensor]] = ([], [], [])
+        for layer, rules in layers.values():
+            weight, before = trainable_weight(layer), step.weight_before(layer)
+            if all(r.static_factor() is not None for r in rules):
+                fused[0].append(weight), fused[1].append(before), fused[2].append(_factor(layer, rules, weight))
+            else:
+                _reshape_(layer, rules, weight, before)
+        if fused[0]:
+            torch._foreach_sub_(fused[0], fused[1])
+            torch._foreach_mul_(fused[0], fused[2])
+            torch._foreach_add_(fused[0], fused[1])
+
+
+def growth_sign(layer: nn.Module, before: Tensor) -> Tensor | float:
+    """The direction in which the trainable tensor grows |W|: the Dale enforcer's, else sign(W_before)."""
+    held = attachments_of(layer)
+    dale = held.dale if held is not None else None
+    return dale.growth_sign(layer, before) if hasattr(dale, "growth_sign") else torch.sign(before)
+
+
+def _factor(layer: nn.Module, rules: list[PlasticityRule], like: Tensor) -> Tensor:
+    """F = prod over rules of where(mask, f_rule, 1), broadcastable to the weight; cached on the first rule."""
+    sign = getattr(layer, "dale_sign", None)
+    key = (like.device, like.dtype, None if sign is None else (sign.data_ptr(), sign._version))
+    head = rules[0]
+    if getattr(head, "_factor_key", None) != key:
+        factor = torch.ones((), dtype=like.dtype, device=like.device)
+        for rule in rules:
+            mask = population_mask(layer, rule.population)
+            f = torch.tensor(rule.static_factor(), dtype=like.dtype, device=like.device)
+            factor = factor * f if mask is None else torch.where(mask.to(like.device), factor * f, factor)
+        head._factor, head._factor_key = factor, key
+    return head._factor
+
+
+def _reshape_(layer: nn.Module, rules: list[PlasticityRule], weight: Tensor, before: Tensor) -> None:
+    grows = growth_sign(layer, before)
+    delta = weight - before
+    for rule in rules:
+        mask = population_mask(layer, rule.population)
+        changed = rule.reshape(delta, grows)
+        delta = changed if mask is None else torch.where(mask.to(delta.device), changed, delta)
+    weight.copy_(before + delta)
+
+
+PLASTICITY: Registry[type[PlasticityRule]] = Registry("plasticity rule")
