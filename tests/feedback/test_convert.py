@@ -94,3 +94,61 @@ def test_describe_lists_layers(capsys):
     text = bc.describe(model)
     assert "FeedbackLinear" in text and "16x8" in text and "(plain torch)" in text
     assert capsys.readouterr().out.strip() == text.strip()
+
+
+class SameForwardLinear(nn.Linear):
+    """A subclass that keeps nn.Linear's forward (like MultiheadAttention's NonDynamicallyQuantizableLinear)."""
+
+
+class OwnForwardLinear(nn.Linear):
+    """A subclass with its own forward, computing the same thing (like timm's ``Linear``)."""
+
+    def forward(self, x):
+        return nn.functional.linear(x, self.weight, self.bias)
+
+
+def with_head(head_cls):
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), head_cls(8, 3))
+
+
+def test_subclass_with_the_standard_forward_is_converted_and_keeps_its_type():
+    model = bc.apply(with_head(SameForwardLinear), {"feedback": {"rule": "fa"}})
+    head = model[2]
+    assert isinstance(head, bc.nn.FeedbackLinear) and isinstance(head, SameForwardLinear)
+    x, c = torch.randn(5, 8, requires_grad=True), torch.randn(5, 3)
+    (head(x) * c).sum().backward()
+    assert torch.allclose(x.grad, c @ head.feedback_weight, atol=1e-6)  # the FA pathway, by hand
+    bc.remove(model)
+    assert type(model[2]) is SameForwardLinear
+
+
+def test_weight_layer_that_cannot_be_converted_is_an_error_unless_mapped_or_excluded():
+    with pytest.raises(bc.ConfigError, match=r"feedback: .*no feedback class.*'2 \(OwnForwardLinear\)'"):
+        bc.apply(with_head(OwnForwardLinear), {"feedback": {"rule": "fa"}})
+    model = with_head(OwnForwardLinear)
+    bc.apply(model, {"feedback": {"rule": "fa"}}, mapping={OwnForwardLinear: bc.nn.FeedbackLinear})
+    assert isinstance(model[2], OwnForwardLinear) and model[2].rule.name == "fa"
+    x, c = torch.randn(5, 8, requires_grad=True), torch.randn(5, 3)
+    (model[2](x) * c).sum().backward()
+    assert torch.allclose(x.grad, c @ model[2].feedback_weight, atol=1e-6)
+    excluded = bc.apply(with_head(OwnForwardLinear), {"feedback": {"rule": "fa", "exclude": ["2"]}})
+    assert type(excluded[2]) is OwnForwardLinear
+    assert type(bc.apply(with_head(OwnForwardLinear), {})[2]) is OwnForwardLinear  # bp everywhere: nothing to warn
+
+
+def test_attention_and_transposed_convs_are_named():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ConvTranspose2d(4, 3, 3))
+    with pytest.raises(bc.ConfigError, match=r"1 \(ConvTranspose2d\)"):
+        bc.apply(model, {"feedback": {"rule": "sign_symmetry"}})
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.proj = nn.Linear(8, 8)
+
+    with pytest.raises(bc.ConfigError, match=r"attn \(MultiheadAttention\)"):
+        bc.apply(Block(), {"feedback": {"rule": "fa"}})
+    block = bc.apply(Block(), {"feedback": {"rule": "fa", "exclude": ["attn"]}})
+    assert isinstance(block.proj, bc.nn.FeedbackLayer) and not isinstance(block.attn.out_proj, bc.nn.FeedbackLayer)

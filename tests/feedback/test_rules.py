@@ -104,3 +104,35 @@ def test_random_feedback_never_replays_the_weight_init_stream():
         assert not torch.allclose(layer.feedback_weight, layer.weight.detach())
         cos = nn.functional.cosine_similarity(layer.feedback_weight.flatten(), layer.weight.detach().flatten(), 0)
         assert abs(float(cos)) < 0.5
+
+
+@pytest.mark.parametrize("magnitude", ["init_std", "weight_rms", "random_fixed"])
+@pytest.mark.parametrize("batch", [1, 64])  # B has more entries than the input (batch 1) or fewer (batch 64)
+def test_sign_symmetry_input_gradient_is_scaled_sign_times_error(magnitude, batch):
+    """grad_x = delta (s sign(W) [* |R|]) by hand, whichever of B or grad_x the layer applies s to; B follows W
+    across an in-place weight change (its cache is keyed on the weight's version)."""
+    torch.manual_seed(1)
+    layer = bc.nn.FeedbackLinear(12, 9, rule="sign_symmetry", options={"magnitude": magnitude})
+    for _ in range(2):
+        x = torch.randn(batch, 12, requires_grad=True)
+        delta = torch.randn(batch, 9)
+        layer(x).backward(delta)
+        W = layer.weight.detach()
+        s = {"init_std": 1 / math.sqrt(3 * 12), "weight_rms": float(W.pow(2).mean().sqrt())}.get(magnitude, 1.0)
+        B = torch.sign(W) * s * (layer.feedback_weight if magnitude == "random_fixed" else 1.0)
+        assert torch.allclose(x.grad, delta @ B, rtol=1e-6, atol=1e-7)
+        assert torch.allclose(layer.weight.grad, delta.t() @ x.detach(), rtol=1e-6, atol=1e-7)
+        with torch.no_grad():
+            layer.weight.mul_(-1.0)  # every sign flips: a stale B would fail the next round
+        layer.weight.grad = None
+
+
+@pytest.mark.parametrize("batch", [1, 16])
+def test_sign_symmetry_conv_input_gradient_by_hand(batch):
+    torch.manual_seed(2)
+    conv = bc.nn.FeedbackConv2d(3, 5, 3, padding=1, rule="sign_symmetry")
+    x = torch.randn(batch, 3, 6, 6, requires_grad=True)
+    delta = torch.randn(batch, 5, 6, 6)
+    conv(x).backward(delta)
+    B = torch.sign(conv.weight.detach()) / math.sqrt(3 * 27)
+    assert torch.allclose(x.grad, torch.nn.functional.conv_transpose2d(delta, B, padding=1), rtol=1e-5, atol=1e-6)

@@ -45,6 +45,7 @@ class Reparametrised(DaleEnforcer):
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
+        self.parameter_order = list(layer._parameters)
         parametrize.register_parametrization(layer, "weight", SignedMagnitude(sign_mask(layer), self.kind))
         self.buffer_names.append("parametrizations.weight.0.sign")
 
@@ -52,6 +53,8 @@ class Reparametrised(DaleEnforcer):
         """Keep the current W as a plain parameter, drop the parametrisation and ``dale_sign``."""
         self.buffer_names.remove("parametrizations.weight.0.sign")
         parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+        order = {name: i for i, name in enumerate(self.parameter_order)}  # state_dict keys in their old order
+        layer._parameters = dict(sorted(layer._parameters.items(), key=lambda kv: order.get(kv[0], len(order))))
         super().detach(layer)
 
 
