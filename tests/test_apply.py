@@ -12,7 +12,8 @@ from biocircuits.core.interface import attachments_of
 
 EVERYTHING = {"feedback": {"rule": "sign_symmetry", "overrides": {"fc": "fa"}},
               "phases": {"error_noise": 0.2, "error_delay": 1, "eligibility_decay": 0.5},
-              "plasticity": {"update": "batch_manhattan", "rules": [{"match": {"layers": "layer1.*"}, "lr_scale": 0.5}]}}
+              "plasticity": {"update": "batch_manhattan",
+                             "rules": [{"match": {"layers": "layer1.*"}, "lr_scale": 0.5}]}}
 
 
 def outputs_and_grads(model, x):
