@@ -8,6 +8,7 @@ and the hooks alone."""
 from __future__ import annotations
 
 import copy
+import fnmatch
 from collections.abc import Callable
 
 import torch
@@ -15,9 +16,10 @@ from common import synthetic_batch, training_step
 from torch import nn
 
 import biocircuits as bc
-from biocircuits.config.constraints import Constraints
-from biocircuits.feedback.layers import FEEDBACK_CLASSES
-from biocircuits.plasticity.bind import Binding
+from biocircuits.core.binding import Binding
+from biocircuits.core.interface import attachments_of
+from biocircuits.dale.enforcers import ENFORCERS
+from biocircuits.plasticity.rules import Update
 
 PLASTICITY = {"rules": [{"match": {"layers": "layer4.*", "population": "I"}, "lr_scale": 0.5}]}
 
@@ -33,10 +35,11 @@ def shared_steps(base: nn.Module, args, dale: bool) -> dict[str, Callable[[], No
         model.to(memory_format=torch.channels_last)
     layers = bc.feedback_layers(model)
     feedback_cls = {name: type(layer) for name, layer in layers}
-    plain_cls = {name: next(c for c in type(layer).__mro__ if c in FEEDBACK_CLASSES) for name, layer in layers}
+    plain_cls = {name: attachments_of(layer).plain_class for name, layer in layers}
     rules = {r: {name: bc.make_rule(r, {}, seed=0) for name, _ in layers} for r in ("bp", "fa", "sign_symmetry")}
-    for name, layer in layers:
-        rules["fa"][name].attach(layer, name)  # registers feedback_weight once
+    for r in ("fa", "sign_symmetry"):
+        for name, layer in layers:
+            rules[r][name].attach(layer, name)  # registers feedback_weight / the sign cache once
     x, y = synthetic_batch(args, device)
 
     def optimizer() -> torch.optim.Optimizer:
@@ -49,7 +52,7 @@ def shared_steps(base: nn.Module, args, dale: bool) -> dict[str, Callable[[], No
                     layer.__class__ = plain_cls[name]
                 else:
                     layer.__class__ = feedback_cls[name]
-                    layer.rule = rules[mode][name]
+                    attachments_of(layer).slots["rule"] = [rules[mode][name]]
             training_step(model, opt, x, y, args.amp)
         return step
 
@@ -57,19 +60,19 @@ def shared_steps(base: nn.Module, args, dale: bool) -> dict[str, Callable[[], No
     for rule in ("bp", "fa", "sign_symmetry"):
         steps[rule] = make(rule, optimizer())
     if dale:
-        state = model.biocircuits
-        constrained = [layer for _, layer in state.weight_layers if getattr(layer, "dale_sign", None) is not None]
-        for name, enforce, plasticity in (("dale_project+sign_symmetry", "project", {}),
-                                          ("dale_exp_gradient+sign_symmetry", "exp_gradient", {}),
-                                          ("dale_project+plasticity+sign_symmetry", "project", PLASTICITY)):
-            for layer in constrained:
-                layer.dale_enforce = enforce
-            spec = state.spec
-            state.spec = Constraints.model_validate({**spec.model_dump(), "plasticity": plasticity})
+        constrained = [(n, layer) for n, layer in layers if getattr(layer, "dale_sign", None) is not None]
+        project = {n: attachments_of(layer).dale for n, layer in constrained}
+        for name, enforce, plasticity in (("dale_project+sign_symmetry", "project", False),
+                                          ("dale_exp_gradient+sign_symmetry", "exp_gradient", False),
+                                          ("dale_project+plasticity+sign_symmetry", "project", True)):
+            for n, layer in constrained:  # the variant's attachments, unattached (weights and buffers as they are)
+                held = attachments_of(layer)
+                held.slots["dale"] = [project[n] if enforce == "project" else ENFORCERS.get(enforce)(layer.dale_sign)]
+                held.slots["plasticity"] = [Update({"lr_scale": 0.5}, population="I")] if plasticity and \
+                    fnmatch.fnmatchcase(n, PLASTICITY["rules"][0]["match"]["layers"]) else []
             opt = optimizer()
-            Binding(opt, model)  # the hooks stay on this optimiser only
-            state.spec = spec
+            Binding(opt, model)  # the hooks (and the attachments they run) stay on this optimiser only
             steps[name] = make("sign_symmetry", opt)
-        for layer in constrained:
-            layer.dale_enforce = "project"
+        for n, layer in constrained:
+            attachments_of(layer).slots.update(dale=[project[n]], plasticity=[])
     return steps

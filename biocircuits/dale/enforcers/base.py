@@ -58,3 +58,4 @@ ENFORCERS: Registry[type[DaleEnforcer]] = Registry("Dale enforcer")
 def signed_weights(members) -> list[Tensor]:
     """The ``weight`` tensors of the member layers (the optimiser's own tensors for unparametrised layers)."""
     return [layer.weight for layer, _ in members]
+

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from biocircuits.core.foreach import mul_
+
 from .base import ENFORCERS, DaleEnforcer, signed_weights
 
 
@@ -25,6 +27,6 @@ class ExpGradient(DaleEnforcer):
         weights = signed_weights(members)
         before = [step.weight_before(layer) for layer, _ in members]
         torch._foreach_sub_(weights, before)
-        torch._foreach_mul_(weights, cls.cached_masks(members, weights))
+        mul_(weights, cls.cached_masks(members, weights))
         torch._foreach_exp_(weights)
         torch._foreach_mul_(weights, before)

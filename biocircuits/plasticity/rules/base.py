@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from biocircuits.core.celltypes import population_mask
+from biocircuits.core.foreach import mul_
 from biocircuits.core.interface import LayerAttachment, StepState, attachments_of
 from biocircuits.core.layers import trainable_weight
 from biocircuits.core.registry import Registry
@@ -67,7 +68,7 @@ class PlasticityRule(LayerAttachment):
                 _reshape_(layer, rules, weight, before)
         if fused[0]:
             torch._foreach_sub_(fused[0], fused[1])
-            torch._foreach_mul_(fused[0], fused[2])
+            mul_(fused[0], fused[2])
             torch._foreach_add_(fused[0], fused[1])
 
 
