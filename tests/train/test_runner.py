@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from biocircuits.cli import main
+from biocircuits.app.cli import main
 from biocircuits.errors import CheckpointError
 from biocircuits.train.checkpoint import load_checkpoint, save_checkpoint
 from biocircuits.train.trainer import run_experiment
