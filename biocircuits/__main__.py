@@ -2,7 +2,7 @@
 
 import sys
 
-from biocircuits.cli import main
+from biocircuits.app.cli import main
 
 
 def entry() -> None:

@@ -7,25 +7,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
 
+from biocircuits.data import DATASETS
 from biocircuits.errors import ConfigError
+from biocircuits.models import MODELS
 
 from .constraints import Constraints, Strict, registered
 from .errors import from_validation_error
 from .loading import apply_sets, load_with_includes, resolve_path
 
-
-def _dataset(name: str) -> object:
-    from biocircuits.data.registry import dataset_class  # the registries import this module's users
-    return dataset_class(name)
-
-
-def _model(name: str) -> object:
-    from biocircuits.models.registry import model_builder
-    return model_builder(name)
-
-
-DatasetName = Annotated[str, registered(_dataset)]
-ModelName = Annotated[str, registered(_model)]
+DatasetName = Annotated[str, registered(DATASETS.get)]
+ModelName = Annotated[str, registered(MODELS.get)]
 
 
 class DataSpec(Strict):

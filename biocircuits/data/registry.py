@@ -1,16 +1,13 @@
-"""The dataset registry: a new dataset is one class with ``@register_dataset``."""
+"""The dataset registry: a new dataset is one class with ``@register_dataset`` (that is, ``@DATASETS.register``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 from torch.utils.data import Dataset
 
-from biocircuits.errors import ConfigError, did_you_mean
-
-if TYPE_CHECKING:
-    from biocircuits.config.experiment import DataSpec
+from biocircuits.core import Registry
 
 
 @dataclass
@@ -23,35 +20,34 @@ class DataBundle:
     input_shape: tuple[int, ...]
 
 
+class DataSettings(Protocol):
+    """What a dataset reads from the experiment's ``data:`` section (``biocircuits.config.experiment.DataSpec``)."""
+
+    name: str
+    root: str | None
+    download: bool
+    val_fraction: float
+    split_seed: int
+    image_size: int | None
+    shape: list[int]
+    num_classes: int
+    train_size: int
+    val_size: int
+
+
 class DatasetSource:
     """Builds a :class:`DataBundle` from the ``data:`` section."""
 
     name: ClassVar[str]
 
-    def build(self, spec: DataSpec) -> DataBundle:
+    def build(self, spec: DataSettings) -> DataBundle:
         raise NotImplementedError
 
 
-DATASETS: dict[str, type[DatasetSource]] = {}
+DATASETS: Registry[type[DatasetSource]] = Registry("dataset")
+register_dataset = DATASETS.register
 
 
-def register_dataset(cls: type[DatasetSource]) -> type[DatasetSource]:
-    DATASETS[cls.name] = cls
-    return cls
-
-
-def dataset_class(name: str) -> type[DatasetSource]:
-    _load_all()
-    if name not in DATASETS:
-        raise ConfigError("unknown dataset", expected="one of " + ", ".join(sorted(DATASETS)), given=name,
-                          suggestion=did_you_mean(name, DATASETS))
-    return DATASETS[name]
-
-
-def build_data(spec: DataSpec) -> DataBundle:
+def build_data(spec: DataSettings) -> DataBundle:
     """The :class:`DataBundle` for ``spec``."""
-    return dataset_class(spec.name)().build(spec)
-
-
-def _load_all() -> None:
-    from . import imagefolder, offline, synthetic, torchvision_sets  # noqa: F401
+    return DATASETS.get(spec.name)().build(spec)

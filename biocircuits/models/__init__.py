@@ -1,5 +1,6 @@
 """Models: a registry of small models and every torchvision classifier."""
 
-from .registry import MODELS, build_model, model_builder, register_model
+from . import alexnet_bn, small, torchvision_models  # noqa: F401  (each module registers its models)
+from .registry import MODELS, ModelBuilder, build_model, register_model
 
-__all__ = ["MODELS", "build_model", "model_builder", "register_model"]
+__all__ = ["MODELS", "ModelBuilder", "build_model", "register_model"]

@@ -1,4 +1,5 @@
-"""DDP under ``torchrun``: process group set-up (nccl on GPU, gloo on CPU), rank helpers, metric reduction."""
+"""DDP under ``torchrun``: process group set-up (nccl on GPU, gloo on CPU), this process's rank, metric
+reduction."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from biocircuits.core import constraint_buffer_names
+
 
 @dataclass
 class DistInfo:
+    """This process's place among the DDP processes (one process: rank 0 of 1)."""
+
     rank: int = 0
     world: int = 1
     local_rank: int = 0
@@ -24,18 +29,26 @@ class DistInfo:
         return self.rank == 0
 
 
+def current() -> DistInfo:
+    """This process's rank: from the initialised default process group, else from the environment as torchrun
+    sets it (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``), else rank 0 of 1."""
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if dist.is_available() and dist.is_initialized():
+        return DistInfo(dist.get_rank(), dist.get_world_size(), local)
+    return DistInfo(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), local)
+
+
 def setup(device_kind: str) -> DistInfo:
     """Initialise the default process group when started by torchrun (``WORLD_SIZE`` > 1); else one process."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    info = current()
+    if not info.enabled:
         return DistInfo()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
         backend = "nccl" if device_kind == "cuda" else "gloo"
         if device_kind == "cuda":
-            torch.cuda.set_device(local)
+            torch.cuda.set_device(info.local_rank)
         dist.init_process_group(backend=backend)
-    return DistInfo(rank, world, local)
+    return info
 
 
 def teardown() -> None:
@@ -62,28 +75,14 @@ def broadcast_flag(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item() > 0)
 
 
-def rule_buffer_names(module: torch.nn.Module) -> list[str]:
-    """Buffers that biocircuits keeps identical on every rank by construction (seeded feedback weights,
-    counters, Dale signs, delay queues and traces fed by all-reduced gradients): DDP need not broadcast them."""
-    from biocircuits.dale.enforce import SignedMagnitude
-    from biocircuits.feedback.layers import FeedbackLayer
-    names = []
-    for prefix, owner in module.named_modules():
-        if isinstance(owner, FeedbackLayer | SignedMagnitude) or hasattr(owner, "residual_sign"):
-            for name, _ in owner.named_buffers(recurse=False):
-                if isinstance(owner, FeedbackLayer | SignedMagnitude) or name == "residual_sign":
-                    names.append(f"{prefix}.{name}" if prefix else name)
-    return names
-
-
 @torch.no_grad()
 def ranks_identical(module: torch.nn.Module, info: DistInfo, device: torch.device) -> bool:
-    """True when every rank holds bit-identical parameters and feedback/Dale buffers (compared through a
+    """True when every rank holds bit-identical parameters and constraint buffers (compared through a
     float64 checksum of each tensor: its sum and its sum of squares)."""
     if not info.enabled:
         return True
     named = dict(module.named_buffers())
-    tensors = [p for p in module.parameters()] + [named[n] for n in rule_buffer_names(module)]
+    tensors = [p for p in module.parameters()] + [named[n] for n in constraint_buffer_names(module)]
     sums = torch.stack([torch.stack([t.double().sum(), t.double().pow(2).sum()]) for t in tensors]).flatten()
     gathered = [torch.empty_like(sums) for _ in range(info.world)]
     dist.all_gather(gathered, sums.to(device))

@@ -1,4 +1,5 @@
-"""Run logging: ``metrics.jsonl`` rows, ``summary.json``, the resolved ``config.yaml``, optional TensorBoard."""
+"""Run logging: ``metrics.jsonl`` rows, ``summary.json``, ``audit.json``, the resolved ``config.yaml``, optional
+TensorBoard."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from torch import nn
+
+import biocircuits as bc
+from biocircuits.dale.audit import singular_values
+
+from .run_folder import RunFolder
 
 
 def _clean(v: Any) -> Any:
@@ -16,6 +23,8 @@ def _clean(v: Any) -> Any:
         return None if math.isnan(v) else (1e308 if v > 0 else -1e308)
     if isinstance(v, dict):
         return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_clean(x) for x in v]
     return v
 
 
@@ -23,22 +32,22 @@ class RunLogger:
     """Appends one JSON object per line to ``metrics.jsonl`` (every row has ``step`` and ``kind``); mirrors
     scalars to TensorBoard when asked for and installed. Only rank 0 writes."""
 
-    def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = False) -> None:
-        self.run_dir = run_dir
+    def __init__(self, folder: RunFolder, enabled: bool = True, tensorboard: bool = False) -> None:
+        self.folder = folder
         self.enabled = enabled
         self.tb = None
         if enabled:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            folder.path.mkdir(parents=True, exist_ok=True)
             if tensorboard:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
-                    self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+                    self.tb = SummaryWriter(str(folder.tensorboard))
                 except ImportError:
                     print("tensorboard is not installed: pip install tensorboard (logging to metrics.jsonl only)")
 
     def truncate_after(self, step: int) -> None:
         """On resume, drop rows logged after the checkpoint's step (they will be logged again)."""
-        path = self.run_dir / "metrics.jsonl"
+        path = self.folder.metrics
         if not (self.enabled and path.exists()):
             return
         rows = [line for line in path.read_text().splitlines() if line.strip()]
@@ -49,7 +58,7 @@ class RunLogger:
         if not self.enabled:
             return
         row = {"step": step, "kind": kind, **_clean(values)}
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
+        with open(self.folder.metrics, "a") as f:
             f.write(json.dumps(row) + "\n")
         if self.tb is not None:
             for k, v in values.items():
@@ -57,24 +66,33 @@ class RunLogger:
                     self.tb.add_scalar(f"{kind}/{k}" if "layer" not in values else f"{kind}/{values['layer']}/{k}",
                                        v, step)
 
-    def write_json(self, name: str, data: dict) -> None:
+    def write_json(self, path: Path, data: dict) -> None:
+        """Write ``data`` to ``path`` (a file of the run folder) atomically; non-finite floats made JSON-safe."""
         if self.enabled:
-            tmp = self.run_dir / f".{name}.tmp"
+            tmp = path.with_name(f".{path.name}.tmp")
             tmp.write_text(json.dumps(_clean(data), indent=2) + "\n")
-            os.replace(tmp, self.run_dir / name)
+            os.replace(tmp, path)
 
     def write_config(self, config: dict) -> None:
         if self.enabled:
-            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            self.folder.config.write_text(yaml.safe_dump(config, sort_keys=False))
 
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All rows of a run's ``metrics.jsonl``."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+def dale_audit(model: nn.Module) -> dict[str, Any]:
+    """What ``audit.json`` holds: the total of weights breaking Dale and, per constrained layer, its E/I counts of
+    presynaptic units, its violations and the singular values of its weight reshaped to (out, -1), descending
+    (None when the weight is not finite)."""
+    report = bc.audit(model, spectra=False)
+    weights = {name: layer.weight.detach() for name, layer in bc.feedback_layers(model)}
+    layers = []
+    for row in report.layers:
+        if row.constrained:
+            sv = singular_values(weights[row.name]) if row.name in weights else None
+            layers.append({"name": row.name, "excitatory": row.excitatory, "inhibitory": row.inhibitory,
+                           "violations": row.violations, "singular_values": None if sv is None else sv.tolist()})
+    return {"violations": report.violations, "layers": layers}

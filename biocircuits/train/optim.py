@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from biocircuits.config.experiment import OptimSpec, ScheduleSpec
-from biocircuits.dale.constrain import weight_layers
+from biocircuits.core import weight_layers
 from biocircuits.errors import ConfigError
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
 import biocircuits as bc
@@ -15,17 +14,17 @@ from biocircuits.errors import ConfigError
 from biocircuits.models.registry import build_model
 
 from .checkpoint import load_checkpoint
+from .run_folder import RunFolder
 
 
 def load_run(run_dir: str | Path, with_data: bool = True) -> tuple[Experiment, nn.Module, DataBundle | None]:
     """(experiment, trained model on the CPU in eval mode, data or None) of the run in ``run_dir``."""
-    run_dir = Path(run_dir)
-    config = run_dir / "config.yaml"
-    if not config.is_file():
-        raise ConfigError("not a run directory (no config.yaml)", given=str(run_dir),
+    folder = RunFolder(run_dir)
+    if not folder.is_run():
+        raise ConfigError("not a run directory (no config.yaml)", given=str(folder.path),
                           suggestion="pass a directory written by 'biocircuits run'")
-    exp = Experiment.from_dict(yaml.safe_load(config.read_text()), file=str(config))
-    ckpt = load_checkpoint(run_dir / "checkpoint.pt")
+    exp = Experiment.from_dict(folder.read_config(), file=str(folder.config))
+    ckpt = load_checkpoint(folder.checkpoint)
     data = build_data(exp.data) if with_data else None
     shape = tuple(ckpt["input_shape"])
     classes = ckpt["num_classes"]

@@ -1,6 +1,7 @@
-"""The training loop. Read one step top to bottom in :meth:`Trainer.train`: load a batch, forward phase,
-backward phase (errors through each layer's feedback weights), update phase (optimiser + plasticity + Dale),
-then logging, evaluation, probes and checkpoints at their intervals."""
+"""The training loop, to read top to bottom: :meth:`Trainer.train` runs epochs; an epoch runs optimiser steps, each
+``grad_accum`` micro-batches (load, forward phase, backward phase with errors through each layer's feedback
+weights) and then the update phase (optimiser + plasticity + Dale); logging, evaluation, probes and checkpoints
+follow at their intervals."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import math
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,17 +20,19 @@ from torch import nn
 
 import biocircuits as bc
 from biocircuits.config.experiment import Experiment
+from biocircuits.core import constraint_buffer_names
 from biocircuits.data.loaders import make_loader
 from biocircuits.data.registry import build_data
 from biocircuits.errors import ConfigError, TrainingDiverged
 from biocircuits.models.registry import build_model
-from biocircuits.phases.step import PhaseCallback, PhasedStep
+from biocircuits.phases.step import PhaseCallback, PhasedStep, StepContext
 
 from . import distributed
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .evaluate import evaluate, topk_correct
-from .logging import RunLogger
+from .logging import RunLogger, dale_audit
 from .optim import build_optimizer, build_scheduler
+from .run_folder import RunFolder
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -50,7 +54,7 @@ class Trainer:
     """Builds data, model, constraints, optimiser and schedule from an :class:`Experiment`, then trains."""
 
     def __init__(self, exp: Experiment, run_dir: str | Path, callbacks: list[PhaseCallback] | None = None) -> None:
-        self.exp, self.run_dir, t = exp, Path(run_dir), exp.train
+        self.exp, self.folder, t = exp, RunFolder(run_dir), exp.train
         if t.device == "cuda" and not torch.cuda.is_available():
             raise ConfigError("CUDA is not available here", key="train.device", given="cuda",
                               suggestion="use train.device: cpu or auto")
@@ -76,7 +80,7 @@ class Trainer:
         model: nn.Module = self.module
         if self.dist.enabled:  # rule buffers are identical on every rank by construction: no broadcast
             nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-                model, distributed.rule_buffer_names(model))
+                model, constraint_buffer_names(model))
             model = nn.parallel.DistributedDataParallel(
                 model, device_ids=[self.dist.local_rank] if kind == "cuda" else None)
         self.model = torch.compile(model) if t.compile else model
@@ -100,7 +104,7 @@ class Trainer:
             lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=t.label_smoothing),
             amp_dtype=self.amp_dtype, scaler=self.scaler, grad_clip=t.grad_clip, accum=t.grad_accum,
             callbacks=callbacks or [])
-        self.logger = RunLogger(self.run_dir, enabled=self.dist.is_main, tensorboard=t.tensorboard)
+        self.logger = RunLogger(self.folder, enabled=self.dist.is_main, tensorboard=t.tensorboard)
         self.step, self.epoch, self.samples_in_epoch = 0, 0, 0
         self.best_acc1, self.last_val = -math.inf, {}
         torch.manual_seed(t.seed + 1 + self.dist.rank)  # each rank its own stream from here (dropout, augmentation)
@@ -117,10 +121,10 @@ class Trainer:
 
     def save(self) -> None:
         if self.dist.is_main:
-            save_checkpoint(self.run_dir / "checkpoint.pt", self.state())
+            save_checkpoint(self.folder.checkpoint, self.state())
 
     def resume(self) -> None:
-        ckpt = load_checkpoint(self.run_dir / "checkpoint.pt", map_location=self.device)
+        ckpt = load_checkpoint(self.folder.checkpoint, map_location=self.device)
         self.module.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -133,68 +137,85 @@ class Trainer:
 
     # --- the loop ----------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
-        t, flag = self.exp.train, {"stop": False}
+        """Train epoch by epoch up to ``total_steps``; SIGINT/SIGTERM write a checkpoint and return early."""
         self.logger.write_config(self.exp.resolved_dict())
-        start, window = time.perf_counter(), _Window()
-        progress = _progress(self.total_steps, self.step, t.progress and self.dist.is_main)
-        with stop_on_signals(flag):
-            while self.step < self.total_steps and not flag["stop"]:
-                self.train_sampler.set_epoch(self.epoch)
-                self.train_sampler.skip = self.samples_in_epoch // self.dist.world
-                micro, diverged, tick = 0, False, time.perf_counter()
-                for x, y in self.train_loader:
-                    # load: move the batch, timing the loader separately from compute
-                    x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-                    if t.channels_last and x.dim() == 4:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    data_s, compute_start = time.perf_counter() - tick, time.perf_counter()
-                    # forward phase, then backward phase (errors through the feedback pathways)
-                    ctx = self.phased.forward(x, y, self.step)
-                    micro += 1
-                    self.phased.backward(ctx, sync=micro % t.grad_accum == 0)
-                    self.samples_in_epoch += self.per_rank_batch * self.dist.world
-                    loss = float(ctx.loss.detach())
-                    diverged = diverged or not math.isfinite(loss)
-                    if micro % t.grad_accum:
-                        window.add(loss, ctx, data_s, time.perf_counter() - compute_start, len(y))
-                        tick = time.perf_counter()
-                        continue
-                    if distributed.broadcast_flag(diverged, self.dist, self.device):
-                        raise TrainingDiverged(f"loss became {loss} at step {self.step + 1}; the last good "
-                                               f"checkpoint is kept in {self.run_dir}")
-                    diverged = False
-                    # update phase: optimiser step with plasticity and Dale hooks, then the lr schedule
-                    self.phased.update(ctx)
-                    self.scheduler.step()
-                    self.step += 1
-                    if self.device.type == "cuda":
-                        torch.cuda.synchronize(self.device)
-                    window.add(loss, ctx, data_s, time.perf_counter() - compute_start, len(y))
-                    progress.update(1)
-                    self._after_step(window, start)
-                    stop = distributed.broadcast_flag(flag["stop"], self.dist, self.device)
-                    if stop or self.step >= self.total_steps:
-                        flag["stop"] = stop
-                        break
-                    tick = time.perf_counter()
-                else:
-                    self.epoch, self.samples_in_epoch = self.epoch + 1, 0
-                    if t.eval_every is None:
-                        self._evaluate()
-                    if t.checkpoint_every is None:
-                        self.save()
-                    continue
-                break
+        start, window, stop = time.perf_counter(), _Window(), {"stop": False}
+        progress = _progress(self.total_steps, self.step, self.exp.train.progress and self.dist.is_main)
+        with stop_on_signals(stop):
+            while self.step < self.total_steps and not stop["stop"]:
+                self._train_epoch(window, progress, start, stop)
         progress.close()
-        if flag["stop"]:
+        if stop["stop"]:
             self.save()
-            print(f"stopped by signal at step {self.step}; checkpoint written to {self.run_dir / 'checkpoint.pt'}; "
+            print(f"stopped by signal at step {self.step}; checkpoint written to {self.folder.checkpoint}; "
                   "continue with --resume", file=sys.stderr)
             return {"interrupted": True, "steps": self.step}
         if not self.last_val or self.last_val.get("step") != self.step:
             self._evaluate()
         self.save()
         return self._summary(time.perf_counter() - start)
+
+    def _train_epoch(self, window: _Window, progress: Any, start: float, stop: dict[str, bool]) -> None:
+        """One pass over the training set (what is left of it when resuming mid-epoch): ``grad_accum``
+        micro-batches per optimiser step. Returns early at a stop signal or after the last step; otherwise
+        ends the epoch, evaluating and checkpointing when their interval is one epoch (None)."""
+        t = self.exp.train
+        self.train_sampler.set_epoch(self.epoch)
+        self.train_sampler.skip = self.samples_in_epoch // self.dist.world
+        steps, unfilled = divmod(len(self.train_loader), t.grad_accum)
+        tick = time.perf_counter()
+        batches = iter(self.train_loader)
+        for _ in range(steps):
+            diverged = False
+            for micro in range(t.grad_accum):  # gradients are all-reduced on the last micro-batch only
+                ctx, loss = self._micro_batch(batches, window, since=tick, sync=micro == t.grad_accum - 1)
+                diverged = diverged or not math.isfinite(loss)
+                tick = time.perf_counter()
+            self._update(ctx, loss, diverged, window)
+            progress.update(1)
+            self._after_step(window, start)
+            agreed = distributed.broadcast_flag(stop["stop"], self.dist, self.device)
+            if agreed or self.step >= self.total_steps:
+                stop["stop"] = agreed  # every rank leaves with the same answer
+                return
+            tick = time.perf_counter()
+        for _ in range(unfilled):  # too few micro-batches left for a step: their gradients carry into the next
+            self._micro_batch(batches, window, since=tick, sync=False)
+            tick = time.perf_counter()
+        self.epoch, self.samples_in_epoch = self.epoch + 1, 0
+        if t.eval_every is None:
+            self._evaluate()
+        if t.checkpoint_every is None:
+            self.save()
+
+    def _micro_batch(self, batches: Iterator, window: _Window, since: float, sync: bool) -> tuple[StepContext, float]:
+        """Load a micro-batch (data time: from ``since`` until it is on the device), then the forward phase and
+        the backward phase (errors through the feedback pathways; DDP all-reduces only when ``sync``)."""
+        x, y = next(batches)
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.exp.train.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        data_s, compute_start = time.perf_counter() - since, time.perf_counter()
+        ctx = self.phased.forward(x, y, self.step)
+        self.phased.backward(ctx, sync=sync)
+        self.samples_in_epoch += self.per_rank_batch * self.dist.world
+        loss = float(ctx.loss.detach())
+        window.add(loss, ctx, data_s, time.perf_counter() - compute_start, len(y))
+        return ctx, loss
+
+    def _update(self, ctx: StepContext, loss: float, diverged: bool, window: _Window) -> None:
+        """Update phase: stop when any rank's loss was not finite; else the optimiser step (with plasticity and
+        Dale hooks), then the lr schedule. Its time counts as compute."""
+        begin = time.perf_counter()
+        if distributed.broadcast_flag(diverged, self.dist, self.device):
+            raise TrainingDiverged(f"loss became {loss} at step {self.step + 1}; the last good checkpoint is "
+                                   f"kept in {self.folder.path}")
+        self.phased.update(ctx)
+        self.scheduler.step()
+        self.step += 1
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        window.add_compute(time.perf_counter() - begin)
 
     def _after_step(self, window: _Window, start: float) -> None:
         t = self.exp.train
@@ -235,10 +256,9 @@ class Trainer:
             "ranks_identical": distributed.ranks_identical(self.module, self.dist, self.device),
             "constraints": self.constraints.source or "inline",
         }
-        self.logger.write_json("summary.json", summary)
-        if self.exp.train.plots and self.dist.is_main:
-            from biocircuits.plots import plot_runs
-            plot_runs([self.run_dir])
+        self.logger.write_json(self.folder.summary, summary)
+        if self.constraints.dale_on and self.dist.is_main:
+            self.logger.write_json(self.folder.audit, dale_audit(self.module))
         return summary
 
     def close(self) -> None:
@@ -256,10 +276,13 @@ class _Window:
         self.batches = 0
         self.t0 = time.perf_counter()
 
-    def add(self, loss: float, ctx, data_s: float, compute_s: float, n: int) -> None:
+    def add(self, loss: float, ctx: StepContext, data_s: float, compute_s: float, n: int) -> None:
         a1, a5 = topk_correct(ctx.outputs.detach(), ctx.targets)
         self.loss, self.c1, self.c5, self.n = self.loss + loss * n, self.c1 + a1, self.c5 + a5, self.n + n
         self.data_s, self.compute_s, self.batches = self.data_s + data_s, self.compute_s + compute_s, self.batches + 1
+
+    def add_compute(self, seconds: float) -> None:
+        self.compute_s += seconds
 
     def flush(self, world: int) -> dict[str, float]:
         elapsed = time.perf_counter() - self.t0

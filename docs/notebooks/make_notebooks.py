@@ -102,7 +102,7 @@ from torch import nn
 import matplotlib.pyplot as plt
 import biocircuits as bc
 from biocircuits.bridges.brian2 import check_pathway
-from biocircuits.bridges.pathway_cli import layer_errors
+from biocircuits.app.check_pathway import layer_errors
 from biocircuits.config.experiment import DataSpec
 from biocircuits.data import build_data
 

@@ -11,7 +11,6 @@ import torchvision
 import biocircuits as bc
 from biocircuits.config.experiment import DataSpec
 from biocircuits.data import DATASETS, build_data
-from biocircuits.data.registry import _load_all
 from biocircuits.models import build_model
 from biocircuits.train.trainer import run_experiment
 
@@ -95,7 +94,6 @@ def test_missing_torchvision_dataset_says_where_and_how(tmp_path):
 
 
 def test_registry_lists_every_dataset():
-    _load_all()
     assert {"digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder",
             "synthetic"} <= set(DATASETS)
 

@@ -6,7 +6,6 @@ shows the traceback."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import traceback
 from pathlib import Path
@@ -15,23 +14,29 @@ from biocircuits.config.constraints import Constraints
 from biocircuits.config.experiment import Experiment
 from biocircuits.config.loading import load_with_includes, parse_set
 from biocircuits.errors import BiocircuitsError, CheckpointError, ConfigError, TrainingDiverged
+from biocircuits.train import distributed
+from biocircuits.train.trainer import run_experiment
+
+from .check_pathway import check_run
+from .compare import compare
+from .plots import plot_runs
 
 EXPERIMENT_KEYS = {"name", "data", "model", "optim", "schedule", "train", "output", "constraints", "description"}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from biocircuits.train.trainer import run_experiment
     exp = Experiment.from_yaml(args.experiment, parse_set(args.set))
     run_dir = Path(args.output) if args.output else Path(exp.output) / exp.name
     summary = run_experiment(exp, run_dir, resume=args.resume)
-    if not summary.get("interrupted") and os.environ.get("RANK", "0") == "0":
+    if not summary.get("interrupted") and distributed.current().is_main:
+        if exp.train.plots:
+            plot_runs([run_dir])
         print(f"{exp.name}: val_acc1 {summary['val_acc1']:.2f}%  val_loss {summary['val_loss']:.4f}  "
               f"steps {summary['steps']}  {summary['wall_s']:.1f} s  -> {run_dir}")
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from biocircuits.compare import compare
     if not args.rules and not args.constraints:
         raise ConfigError("compare needs --rules or --constraints", key="--rules",
                           suggestion="e.g. --rules bp,sign_symmetry,fa")
@@ -60,14 +65,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from biocircuits.plots import plot_runs
     for path in plot_runs(args.runs, args.output):
         print(path)
     return 0
 
 
 def cmd_check_pathway(args: argparse.Namespace) -> int:
-    from biocircuits.bridges.pathway_cli import check_run
     report = check_run(args.run_dir, args.layer, args.mode, args.patterns, args.duration, args.dale)
     print(report.summary())
     return 0
@@ -148,6 +151,5 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {type(err).__name__}: {err} (run with --debug for the traceback)", file=sys.stderr)
         return 1
     finally:
-        from biocircuits.train import distributed
         distributed.teardown()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,11 @@ from biocircuits.config.experiment import Experiment
 from biocircuits.config.loading import resolve_path
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.rules import rule_class
+from biocircuits.train import distributed
+from biocircuits.train.run_folder import CompareFolder
+from biocircuits.train.trainer import run_experiment
+
+from .plots import plot_runs
 
 
 def variants(base: Experiment, rules: list[str] | None, constraints: list[str] | None) -> dict[str, Experiment]:
@@ -50,31 +54,27 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
 def compare(experiment: str | Path, rules: list[str] | None = None, constraints: list[str] | None = None,
             overrides: dict[str, Any] | None = None, output: str | Path | None = None,
             resume: bool = False) -> dict[str, dict[str, Any]]:
-    """Run every variant into ``output/<label>``; write ``compare.md``, ``compare.json`` and plots there."""
-    from biocircuits.train.distributed import DistInfo
-    from biocircuits.train.trainer import run_experiment
+    """Run every variant into ``output/<label>`` (plotting each when its ``train.plots`` is on); then write
+    ``compare.md``, ``compare.json`` and the comparison plots there."""
     base = Experiment.from_yaml(experiment, overrides)
-    out_dir = Path(output) if output else Path(base.output) / f"{base.name}-compare"
+    out = CompareFolder(output if output else Path(base.output) / f"{base.name}-compare")
     runs = variants(base, rules, constraints)
     summaries: dict[str, dict[str, Any]] = {}
-    info = DistInfo()
     for label, exp in runs.items():
-        run_dir = out_dir / label
-        if os.environ.get("RANK", "0") == "0":
-            print(f"== {label} -> {run_dir}", flush=True)
-        summaries[label] = run_experiment(exp, run_dir, resume=resume and (run_dir / "checkpoint.pt").exists())
+        run = out.run(label)
+        if distributed.current().is_main:
+            print(f"== {label} -> {run.path}", flush=True)
+        summaries[label] = run_experiment(exp, run.path, resume=resume and run.checkpoint.exists())
         if summaries[label].get("interrupted"):
             print("compare stopped by signal; rerun with --resume to continue")
             return summaries
-    import torch.distributed as dist
-    if dist.is_initialized():
-        info = DistInfo(rank=dist.get_rank(), world=dist.get_world_size())
-    if info.is_main:
+        if exp.train.plots and distributed.current().is_main:
+            plot_runs([run.path])
+    if distributed.current().is_main:
         text = table(summaries)
-        (out_dir / "compare.md").write_text(f"# {base.name}: comparison\n\n{text}\n")
-        (out_dir / "compare.json").write_text(json.dumps(summaries, indent=2) + "\n")
+        out.compare_md.write_text(f"# {base.name}: comparison\n\n{text}\n")
+        out.compare_json.write_text(json.dumps(summaries, indent=2) + "\n")
         print(text)
-        from biocircuits.plots import plot_runs
-        paths = plot_runs([out_dir / label for label in runs], out_dir / "plots")
-        print(f"table: {out_dir / 'compare.md'}; plots: {', '.join(str(p) for p in paths)}")
+        paths = plot_runs([out.run(label).path for label in runs], out.plots)
+        print(f"table: {out.compare_md}; plots: {', '.join(str(p) for p in paths)}")
     return summaries

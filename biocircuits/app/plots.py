@@ -1,5 +1,6 @@
 """``biocircuits plot``: PNGs of runs — learning curves (runs overlaid), per-layer alignment angles (lines and
-a layer-by-step heatmap), and, when Dale is on, the audit and each layer's singular-value spectrum."""
+a layer-by-step heatmap), and, when Dale is on, the audit and each layer's singular-value spectrum. Reads only
+the files a run wrote (``metrics.jsonl``, ``audit.json``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
-from biocircuits.train.logging import read_metrics  # noqa: E402
+from biocircuits.dale.audit import spread_and_entropy  # noqa: E402
+from biocircuits.errors import ConfigError  # noqa: E402
+from biocircuits.train.run_folder import RunFolder  # noqa: E402
 
 ANGLES = ("weight_angle", "error_angle", "update_angle")
 
@@ -26,7 +30,7 @@ def plot_curves(runs: Sequence[Path], out: Path) -> Path:
     """Train loss and validation top-1 accuracy against optimiser steps, one line per run."""
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
     for run in runs:
-        rows = read_metrics(run)
+        rows = RunFolder(run).read_metrics()
         train = [r for r in rows if r["kind"] == "train"]
         val = [r for r in rows if r["kind"] == "val"]
         line, = ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label=_label(run))
@@ -46,7 +50,7 @@ def plot_curves(runs: Sequence[Path], out: Path) -> Path:
 def _probe_rows(run: Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
     """{angle: {layer: [(step, degrees), ...]}} from a run's probe rows."""
     out: dict[str, dict[str, list[tuple[int, float]]]] = {a: defaultdict(list) for a in ANGLES}
-    for r in read_metrics(run):
+    for r in RunFolder(run).read_metrics():
         if r["kind"] == "probe":
             for a in ANGLES:
                 if r.get(a) is not None:
@@ -95,36 +99,26 @@ def plot_angles(run: Path, out: Path) -> list[Path]:
 
 
 def plot_dale(run: Path, out: Path) -> list[Path]:
-    """When the run used Dale: E/I counts and violations per layer, and each layer's singular values."""
-    import yaml
-    config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").exists() else {}
-    dale = (config.get("constraints") or {}).get("dale")
-    if not dale or not dale.get("enabled", True) or not (run / "checkpoint.pt").exists():
+    """When the run used Dale (it wrote ``audit.json``): E/I counts and violations per layer, and each layer's
+    singular values."""
+    audit = RunFolder(run).read_audit()
+    if not audit:
         return []
-    import biocircuits as bc
-    from biocircuits.dale.audit import singular_values, spread_and_entropy
-    from biocircuits.train.restore import load_run
-    _, model, _ = load_run(run, with_data=False)
-    report = bc.audit(model, spectra=False)
-    rows = [r for r in report.layers if r.constrained]
+    rows = audit["layers"]
     fig, (ax_ei, ax_sv) = plt.subplots(1, 2, figsize=(13, 4.5))
     x = np.arange(len(rows))
-    ax_ei.bar(x - 0.2, [r.excitatory for r in rows], 0.4, label="excitatory units", color="tab:red")
-    ax_ei.bar(x + 0.2, [r.inhibitory for r in rows], 0.4, label="inhibitory units", color="tab:blue")
-    ax_ei.set_xticks(x, [r.name for r in rows], rotation=60, ha="right", fontsize=7)
-    ax_ei.set(ylabel="presynaptic units (count)", title=f"Dale audit: {report.violations} violating weights")
+    ax_ei.bar(x - 0.2, [r["excitatory"] for r in rows], 0.4, label="excitatory units", color="tab:red")
+    ax_ei.bar(x + 0.2, [r["inhibitory"] for r in rows], 0.4, label="inhibitory units", color="tab:blue")
+    ax_ei.set_xticks(x, [r["name"] for r in rows], rotation=60, ha="right", fontsize=7)
+    ax_ei.set(ylabel="presynaptic units (count)", title=f"Dale audit: {audit['violations']} violating weights")
     ax_ei.legend(fontsize=8)
-    weights = {name: m.weight.detach() for name, m in bc.feedback_layers(model)}
     for r in rows:
-        w = weights.get(r.name)
-        if w is None:
+        if r["singular_values"] is None:
             continue
-        sv = singular_values(w)
-        if sv is None:
-            continue
+        sv = torch.tensor(r["singular_values"], dtype=torch.float64)
         _, entropy = spread_and_entropy(sv)
         sv = sv.numpy()
-        ax_sv.plot(np.arange(1, len(sv) + 1) / len(sv), sv / sv.max(), label=f"{r.name} (H={entropy:.2f})")
+        ax_sv.plot(np.arange(1, len(sv) + 1) / len(sv), sv / sv.max(), label=f"{r['name']} (H={entropy:.2f})")
     ax_sv.set(xlabel="singular value rank (fraction of all)", ylabel="singular value / largest",
               title="Weight spectra (normalised SVD entropy H)", yscale="log")
     ax_sv.legend(fontsize=6)
@@ -139,12 +133,11 @@ def plot_dale(run: Path, out: Path) -> list[Path]:
 def plot_runs(runs: Sequence[str | Path], output: str | Path | None = None) -> list[Path]:
     """Write every plot that the runs' files support; returns the PNG paths."""
     runs = [Path(r) for r in runs]
-    missing = [str(r) for r in runs if not (r / "metrics.jsonl").exists()]
+    missing = [str(r) for r in runs if not RunFolder(r).metrics.exists()]
     if missing:
-        from biocircuits.errors import ConfigError
         raise ConfigError("not a run directory (no metrics.jsonl)", given=", ".join(missing),
                           suggestion="pass directories written by 'biocircuits run'")
-    out = Path(output) if output else runs[0] / "plots"
+    out = Path(output) if output else RunFolder(runs[0]).plots
     out.mkdir(parents=True, exist_ok=True)
     paths = [plot_curves(runs, out)]
     for run in runs:

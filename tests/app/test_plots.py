@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from biocircuits.cli import main
+from biocircuits.app.cli import main
 from biocircuits.config.experiment import Experiment
 from biocircuits.train.trainer import run_experiment
 

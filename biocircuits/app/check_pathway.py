@@ -13,6 +13,8 @@ from torch import Tensor, nn
 
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.layers import FeedbackLayer
+from biocircuits.train.restore import load_run
+from biocircuits.train.run_folder import RunFolder
 
 
 def layer_errors(model: nn.Module, layer: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -40,11 +42,9 @@ def layer_errors(model: nn.Module, layer: nn.Module, x: Tensor, y: Tensor) -> Te
 def check_run(run_dir: str | Path, layer_name: str, mode: str = "spiking", patterns: int = 4,
               duration: float | None = None, dale: bool = False):
     """Check ``layer_name`` of the run in ``run_dir``; writes ``pathway_<layer>_<mode>.json`` and ``.png``."""
-    from biocircuits.train.restore import load_run
-
-    from .brian2 import check_pathway
-    run_dir = Path(run_dir)
-    _, model, data = load_run(run_dir)
+    from biocircuits.bridges.brian2 import check_pathway  # needs the optional Brian2 (the ``spiking`` extra)
+    folder = RunFolder(run_dir)
+    _, model, data = load_run(folder.path)
     modules = dict(model.named_modules())
     layer = modules.get(layer_name)
     if not isinstance(layer, FeedbackLayer):
@@ -54,9 +54,9 @@ def check_run(run_dir: str | Path, layer_name: str, mode: str = "spiking", patte
     xs, ys = zip(*(data.val[i] for i in range(min(patterns, len(data.val)))), strict=True)
     errors = layer_errors(model, layer, torch.stack(xs), torch.as_tensor(ys))
     report = check_pathway(layer, errors, mode, dale=dale, duration=duration)
-    stem = f"pathway_{layer_name.replace('.', '_')}_{mode}{'_dale' if dale else ''}"
-    (run_dir / f"{stem}.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
-    plot_report(report, run_dir / f"{stem}.png", title=f"{run_dir.name}: {layer_name}")
+    stem = folder.pathway(layer_name, mode, dale)
+    stem.with_suffix(".json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    plot_report(report, stem.with_suffix(".png"), title=f"{folder.name}: {layer_name}")
     return report
 
 
