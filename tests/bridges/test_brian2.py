@@ -9,8 +9,8 @@ import torch
 
 brian2 = pytest.importorskip("brian2")
 
+from biocircuits.app.cli import main  # noqa: E402
 from biocircuits.bridges.brian2 import check_pathway  # noqa: E402
-from biocircuits.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import biocircuits as bc
-from biocircuits.cli import main
+from biocircuits.app.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = sorted((ROOT / "constraints").glob("*.yaml"))
