@@ -83,16 +83,16 @@ class RunLogger:
 
 
 
-def dale_audit(model: nn.Module) -> dict[str, Any]:
+def dale_audit(model: nn.Module, spectra: bool = True) -> dict[str, Any]:
     """What ``audit.json`` holds: the total of weights breaking Dale and, per constrained layer, its E/I counts of
-    presynaptic units, its violations and the singular values of its weight reshaped to (out, -1), descending
-    (None when the weight is not finite)."""
+    presynaptic units, its violations and (with ``spectra``: an SVD per layer, seconds for AlexNet's classifier)
+    the singular values of its weight reshaped to (out, -1), descending (None when not computed or not finite)."""
     report = bc.audit(model, spectra=False)
     weights = {name: layer.weight.detach() for name, layer in bc.feedback_layers(model)}
     layers = []
     for row in report.layers:
         if row.constrained:
-            sv = singular_values(weights[row.name]) if row.name in weights else None
+            sv = singular_values(weights[row.name]) if spectra and row.name in weights else None
             layers.append({"name": row.name, "excitatory": row.excitatory, "inhibitory": row.inhibitory,
                            "violations": row.violations, "singular_values": None if sv is None else sv.tolist()})
     return {"violations": report.violations, "layers": layers}

@@ -258,7 +258,7 @@ class Trainer:
         }
         self.logger.write_json(self.folder.summary, summary)
         if self.constraints.dale_on and self.dist.is_main:
-            self.logger.write_json(self.folder.audit, dale_audit(self.module))
+            self.logger.write_json(self.folder.audit, dale_audit(self.module, spectra=self.exp.train.plots))
         return summary
 
     def close(self) -> None:
