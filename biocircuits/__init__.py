@@ -8,6 +8,8 @@
     stats = bc.probe(model, inputs, targets)
 """
 
+__version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
+
 from biocircuits import nn
 from biocircuits.apply import apply, constraints_of, remove
 from biocircuits.config.constraints import Constraints
@@ -22,8 +24,6 @@ from biocircuits.feedback.rules import RULES, FeedbackRule, make_rule, register_
 from biocircuits.phases.transforms import TRANSFORMS, ErrorTransform
 from biocircuits.plasticity.rules import PLASTICITY, PlasticityRule
 from biocircuits.probes.alignment import LayerProbe, probe
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ENFORCERS", "PLASTICITY", "RULES", "TRANSFORMS", "AuditReport", "BiocircuitsError", "ConfigError",

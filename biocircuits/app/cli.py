@@ -10,6 +10,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from biocircuits import __version__
 from biocircuits.config.constraints import Constraints
 from biocircuits.config.experiment import Experiment
 from biocircuits.config.loading import load_with_includes, parse_set
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="biocircuits", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:

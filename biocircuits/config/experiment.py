@@ -131,7 +131,9 @@ class Experiment(Strict):
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Experiment:
-        """Load an experiment file, apply ``--set`` overrides, validate, and check its constraint spec."""
+        """Load an experiment file (a path, or the name of a shipped recipe: see :func:`resolve_path`), apply
+        ``--set`` overrides, validate, and check its constraint spec."""
+        path = resolve_path(path, None, "experiments") or path
         data = load_with_includes(path, "experiments")
         if overrides:
             spec = data.get("constraints")

@@ -10,8 +10,11 @@ from typing import Any
 import yaml
 
 from biocircuits.errors import ConfigError
+from biocircuits.presets import presets_root
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+# The folder holding the shipped presets (constraints/, experiments/): the repository root in a source checkout
+# or an editable install, biocircuits/presets/ in an installed wheel.
+PACKAGE_ROOT = presets_root()
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -47,7 +50,15 @@ def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve_path(name: str | Path, relative_to: Path | None, folder: str) -> Path | None:
-    """Find ``name`` beside ``relative_to``, in the working directory, or in the project's ``folder``."""
+    """Find the YAML file ``name`` refers to; None when there is none. Lookup order (the first file found wins):
+
+    1. ``name`` itself when it is an absolute path;
+    2. beside the referencing file: ``relative_to / name`` (an ``include:`` or an experiment's ``constraints:``);
+    3. the working directory: ``cwd / name``;
+    4. the shipped presets: ``PACKAGE_ROOT / folder / name``, then ``PACKAGE_ROOT / name`` (so both
+       ``sign_symmetry.yaml`` and ``constraints/sign_symmetry.yaml`` work from any directory).
+
+    At each step a name without a suffix also matches ``name.yaml`` (``"sign_symmetry"``)."""
     name = Path(name)
     candidates = [name] if name.is_absolute() else [
         *([relative_to / name] if relative_to else []), Path.cwd() / name, PACKAGE_ROOT / folder / name,
