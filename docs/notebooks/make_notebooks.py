@@ -207,7 +207,7 @@ NOTEBOOKS = {"alignment": ALIGNMENT, "spiking_feedback": SPIKING}
 
 # the parameters cells the tests execute (a few seconds each, the same code path)
 FAST = {
-    "alignment": "steps, probe_every = 300, 30",
+    "alignment": "steps, probe_every = 150, 30",
     "spiking_feedback": 'train_steps = 150\ncheck_duration = 0.2\ndurations = [0.05, 0.5]\nrules = ("sign_symmetry",)',
 }
 
