@@ -2,6 +2,8 @@
 scales. Every reference is computed by hand in the test."""
 
 import math
+import os
+import signal
 
 import pytest
 import torch
@@ -9,8 +11,12 @@ import torchvision
 from torch import nn
 
 import biocircuits as bc
+from biocircuits.config.experiment import Experiment
 from biocircuits.core.seeds import step_seed
+from biocircuits.phases.step import PhaseCallback
 from biocircuits.probes.alignment import angle
+from biocircuits.train.checkpoint import load_checkpoint
+from biocircuits.train.trainer import run_experiment
 
 
 def trained(model, rule, steps, lr=0.1, wd=0.0, momentum=0.0, options=None, seed=0):
@@ -150,3 +156,29 @@ def test_resnet18_stage_gradients_near_backprop_with_the_paper_scales(rule):
     got = stage_norms({"feedback": {"rule": rule, "overrides": {"fc": "bp"} if rule == "fa" else {}}})
     for stage, norm in exact.items():
         assert 0.5 < got[stage] / norm < 2.0, (stage, got[stage] / norm)
+
+
+class Kill(PhaseCallback):
+    def __init__(self, at):
+        self.at = at
+
+    def on_update_end(self, ctx):
+        if ctx.step == self.at - 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("rule", ["kolen_pollack", "weight_mirror", "dfa"])
+def test_learned_feedback_resumes_exactly(tmp_path, rule):
+    def exp():
+        return Experiment.from_dict({
+            "name": "lr", "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
+            "constraints": {"feedback": {"rule": rule}}, "optim": {"weight_decay": 1e-3},
+            "train": {"steps": 10, "batch_size": 16, "deterministic": True, "plots": False},
+        })
+    assert run_experiment(exp(), tmp_path / "cut", callbacks=[Kill(4)])["interrupted"]
+    run_experiment(exp(), tmp_path / "cut", resume=True)
+    run_experiment(exp(), tmp_path / "whole")
+    a = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["model"]
+    for k in b:
+        assert torch.equal(a[k], b[k]), k
