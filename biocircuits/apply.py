@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from biocircuits.config.constraints import Constraints
+from biocircuits.core.interface import attach_groups
 from biocircuits.core.layers import unwrap, weight_layers
 from biocircuits.dale.constrain import constrain
 from biocircuits.errors import ConfigError
@@ -58,6 +59,7 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
         dale_layers, exempt = constrain(model, spec.dale) if spec.dale_on else ([], [])
         attach_transforms(feedback_layers(model), spec.phases.transforms(), spec.phases.seed)
         attach_plasticity(model, weight_layers(model), spec.plasticity)
+        attach_groups(model)
     except ConfigError as err:
         unconvert(model)
         raise err.with_file(spec.source) from None

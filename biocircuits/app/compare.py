@@ -18,14 +18,15 @@ from .plots import plot_runs
 
 
 def variants(base: Experiment, rules: list[str] | None, constraints: list[str] | None) -> dict[str, Experiment]:
-    """{label: experiment}: the base experiment with its feedback rule replaced (keeping Dale, phases and
-    plasticity), or with each constraint spec in turn."""
+    """{label: experiment}: the base experiment with its default feedback rule replaced (its options reset; the
+    per-layer overrides, exclusions and seed, Dale, phases and plasticity kept), or with each constraint spec."""
     out: dict[str, Experiment] = {}
     config = base.resolved_dict()
     for rule in rules or []:
         rule_class(rule)
         d = json.loads(json.dumps(config))
-        d["constraints"]["feedback"] = {"rule": rule, "seed": d["constraints"]["feedback"].get("seed", 0)}
+        feedback = d["constraints"]["feedback"]  # the rule changes; overrides (e.g. bp in the last layer) stay
+        d["constraints"]["feedback"] = {**feedback, "rule": rule, "options": {}}
         d["name"] = f"{base.name}-{rule}"
         out[rule] = Experiment.from_dict(d, file=base.source)
     for spec in constraints or []:

@@ -28,6 +28,8 @@ class DataSpec(Strict):
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: int = 0
     image_size: int | None = Field(None, ge=8)
+    channels: int | None = Field(None, ge=1, le=4)       # repeat grayscale images to this many channels
+    resize: int | None = Field(None, ge=4, le=1024)      # resize in-memory images to resize x resize
     shape: list[int] = Field(default_factory=lambda: [3, 32, 32])
     num_classes: int = Field(10, ge=2)
     train_size: int = Field(512, ge=1)

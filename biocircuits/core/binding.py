@@ -40,7 +40,8 @@ class Binding:
         self.after = _groups(members, "after_step")
         snap = {id(m): m for _, ms in self.after for m, att in ms if att.needs_snapshot}
         self.snapshot_layers = list(snap.values())
-        self.step = StepState(params={id(p) for group in optimizer.param_groups for p in group["params"]})
+        self.step = StepState(params={id(p) for group in optimizer.param_groups for p in group["params"]},
+                              groups=optimizer.param_groups)
         self.handles = [optimizer.register_step_pre_hook(self.pre_step),
                         optimizer.register_step_post_hook(self.post_step)]
 

@@ -72,14 +72,19 @@ def validate_options(cls: type[LayerAttachment], options: Any, what: str | None 
 
 @dataclass
 class StepState:
-    """What the hooks of one optimiser step share: the optimiser's parameters (by id) and, for the layers whose
-    attachments ask for it (``needs_snapshot``), the trainable weight as it was before the step."""
+    """What the hooks of one optimiser step share: the optimiser's parameters (by id) and param groups, and, for the
+    layers whose attachments ask for it (``needs_snapshot``), the trainable weight as it was before the step."""
 
     params: set[int] = field(default_factory=set)
     before: dict[int, Tensor] = field(default_factory=dict)
+    groups: list[dict[str, Any]] = field(default_factory=list)
 
     def weight_before(self, layer: nn.Module) -> Tensor:
         return self.before[id(layer)]
+
+    def group_of(self, param: Tensor) -> dict[str, Any]:
+        """The optimiser's param group holding ``param`` (its current lr, weight_decay...); {} if none does."""
+        return next((g for g in self.groups if any(p is param for p in g["params"])), {})
 
 
 class LayerAttachment:
@@ -141,6 +146,11 @@ class LayerAttachment:
     def after_step_group(cls, members: Sequence[tuple[nn.Module, LayerAttachment]], step: StepState) -> None:
         for layer, att in members:
             att.after_step(layer, step)
+
+    @classmethod
+    def attach_group(cls, members: Sequence[tuple[str, nn.Module, LayerAttachment]]) -> None:
+        """Called once by ``bc.apply`` after every attachment is in place, with (name, layer, attachment) of every
+        attachment of this class in module order: for set-up that links layers (e.g. direct feedback)."""
 
     @classmethod
     def acts(cls, hook: str) -> bool:
@@ -253,3 +263,13 @@ def error_pathways_suspended(model: nn.Module) -> Iterator[None]:
     finally:
         for a, b in zip(held, before, strict=True):
             a.suspended = b
+
+
+def attach_groups(model: nn.Module) -> None:
+    """Run :meth:`LayerAttachment.attach_group` once per attachment class of ``model``."""
+    groups: dict[type[LayerAttachment], list[tuple[str, nn.Module, LayerAttachment]]] = {}
+    for name, module, held in attached_modules(model):
+        for att in held:
+            groups.setdefault(type(att), []).append((name, module, att))
+    for cls, members in groups.items():
+        cls.attach_group(members)

@@ -9,6 +9,8 @@ from torch.utils.data import Dataset
 
 from biocircuits.core import Registry
 
+from .adapt import adapt
+
 
 @dataclass
 class DataBundle:
@@ -29,6 +31,8 @@ class DataSettings(Protocol):
     val_fraction: float
     split_seed: int
     image_size: int | None
+    channels: int | None
+    resize: int | None
     shape: list[int]
     num_classes: int
     train_size: int
@@ -49,5 +53,6 @@ register_dataset = DATASETS.register
 
 
 def build_data(spec: DataSettings) -> DataBundle:
-    """The :class:`DataBundle` for ``spec``."""
-    return DATASETS.get(spec.name)().build(spec)
+    """The :class:`DataBundle` for ``spec``, adapted to ``spec.channels`` / ``spec.resize`` when they are set."""
+    bundle = DATASETS.get(spec.name)().build(spec)
+    return adapt(bundle, getattr(spec, "channels", None), getattr(spec, "resize", None))

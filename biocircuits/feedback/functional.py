@@ -14,7 +14,7 @@ and makes the backward use it, so the same graph can be differentiated by exact 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +59,13 @@ def _save(ctx, x: Tensor, weight: Tensor, feedback: Tensor | None) -> None:
         ctx.save_for_backward(x, feedback)
 
 
+def _direct(ctx) -> Callable[[Tensor, torch.Size], Tensor] | None:
+    """The direct pathway (DFA) of this op, unless a shadow backprop pass asks for W."""
+    if _Shadow.use_weight and ctx.saved_weight:
+        return None
+    return ctx.direct
+
+
 def _pick_feedback(ctx, saved: Sequence[Tensor]) -> tuple[Tensor, float | Tensor | None]:
     """(the matrix the error goes back through, the scalar to multiply grad_input by): (W, None) in a shadow
     backprop pass, else (B, s)."""
@@ -82,9 +89,9 @@ class FeedbackLinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
-                scale: float | Tensor | None = None) -> Tensor:
+                scale: float | Tensor | None = None, direct: Callable | None = None) -> Tensor:
         _save(ctx, x, weight, feedback)
-        ctx.scale = scale
+        ctx.scale, ctx.direct = scale, direct
         ctx.has_bias = bias is not None
         return F.linear(x, weight, bias)
 
@@ -93,7 +100,10 @@ class FeedbackLinearFunction(torch.autograd.Function):
         saved = ctx.saved_tensors
         x = saved[0]
         grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
+        direct = _direct(ctx)
+        if direct is not None:  # before the weight gradient: the output layer records the output error here
+            grad_x = direct(grad_out, x.shape) if ctx.needs_input_grad[0] else None
+        elif ctx.needs_input_grad[0]:
             feedback, scale = _pick_feedback(ctx, saved)
             grad_x = _scaled(grad_out.matmul(feedback.to(grad_out.dtype)), scale)
         if ctx.needs_input_grad[1] or (ctx.has_bias and ctx.needs_input_grad[2]):
@@ -102,7 +112,7 @@ class FeedbackLinearFunction(torch.autograd.Function):
                 grad_w = delta.t().matmul(x.reshape(-1, x.shape[-1]))
             if ctx.has_bias and ctx.needs_input_grad[2]:
                 grad_b = delta.sum(0)
-        return grad_x, grad_w, grad_b, None, None
+        return grad_x, grad_w, grad_b, None, None, None
 
 
 class FeedbackConvFunction(torch.autograd.Function):
@@ -113,9 +123,9 @@ class FeedbackConvFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, feedback, scale, stride, padding, dilation, groups):
+    def forward(ctx, x, weight, bias, feedback, scale, direct, stride, padding, dilation, groups):
         _save(ctx, x, weight, feedback)
-        ctx.scale = scale
+        ctx.scale, ctx.direct = scale, direct
         ctx.conv_args = (stride, padding, dilation, groups)
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
         n = weight.dim() - 2
@@ -128,33 +138,36 @@ class FeedbackConvFunction(torch.autograd.Function):
         feedback, scale = _pick_feedback(ctx, saved)
         stride, padding, dilation, groups = ctx.conv_args
         needs = ctx.needs_input_grad
-        mask = [needs[0], needs[1], ctx.bias_sizes is not None and needs[2]]
+        direct = _direct(ctx)
+        mask = [needs[0] and direct is None, needs[1], ctx.bias_sizes is not None and needs[2]]
         n = feedback.dim() - 2
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
             grad_out, x, feedback.to(grad_out.dtype), ctx.bias_sizes, stride, padding, dilation,
             False, [0] * n, groups, mask,
         )
-        if grad_x is not None:
+        if direct is not None:
+            grad_x = direct(grad_out, x.shape) if needs[0] else None
+        elif grad_x is not None:
             grad_x = _scaled(grad_x, scale)
-        return grad_x, grad_w, grad_b, None, None, None, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None, None
 
 
 def feedback_linear(x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
-                    scale: float | Tensor | None = None) -> Tensor:
+                    scale: float | Tensor | None = None, direct: Callable | None = None) -> Tensor:
     """``F.linear`` whose backward uses ``scale * feedback`` (shaped like ``weight``; None means W itself, and
-    no scale) for the input gradient."""
-    return FeedbackLinearFunction.apply(x, weight, bias, feedback, scale)
+    no scale) for the input gradient, or ``direct(delta, x.shape)`` when given (direct feedback alignment)."""
+    return FeedbackLinearFunction.apply(x, weight, bias, feedback, scale, direct)
 
 
 def feedback_conv(
     x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
     stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int,
-    scale: float | Tensor | None = None,
+    scale: float | Tensor | None = None, direct: Callable | None = None,
 ) -> Tensor:
     """A zero-padded N-d convolution whose backward uses ``scale * feedback`` (None: W) for the input gradient.
 
     ``padding`` is a tuple of ints; string paddings and padding modes are resolved by the caller
     (see :meth:`biocircuits.feedback.layers.FeedbackConvNd._pad`)."""
     return FeedbackConvFunction.apply(
-        x, weight, bias, feedback, scale, list(stride), list(padding), list(dilation), groups
+        x, weight, bias, feedback, scale, direct, list(stride), list(padding), list(dilation), groups
     )

@@ -58,8 +58,11 @@ class FeedbackLayer:
         module._init_feedback(rule, qualname, plain)
         return module
 
-    def backward_weight(self) -> Tensor:
-        """The matrix s B (shaped like ``weight``) that the next backward pass sends the error through."""
+    def backward_weight(self) -> Tensor | None:
+        """The matrix s B (shaped like ``weight``) that the next backward pass sends the error through; None for a
+        rule without one (direct feedback alignment sends the output error straight to the layer's input)."""
+        if self.rule.direct_pathway(self) is not None:
+            return None
         with torch.no_grad():
             feedback, scale = _as_pair(self.rule.feedback(self, self.weight, advance=False))
             return (feedback if scale is None else feedback * scale).detach()
@@ -69,6 +72,9 @@ class FeedbackLayer:
 
     def _with_feedback(self, op: Callable[..., Tensor], x: Tensor, weight: Tensor, bias: Tensor | None,
                        *args: Any) -> Tensor:
+        direct = self.rule.direct_pathway(self)
+        if direct is not None:  # the error reaches the input straight from the output (no B of W's shape)
+            return self._with_error_pathway(op(x, weight, bias, None, *args, direct=direct))
         feedback, scale = _as_pair(self.rule.feedback(self, weight, advance=self.training))
         transported = feedback is weight
         dtype = _autocast_dtype(x)
@@ -82,7 +88,9 @@ class FeedbackLayer:
         if scale is not None and feedback.numel() <= x.numel():  # scale the smaller of B and grad_input
             feedback, scale = feedback * scale, None
         # B = W is passed as None: the op must not see one tensor twice (torch.compile would break the graph)
-        out = op(x, weight, bias, None if transported else feedback, *args, scale=scale)
+        return self._with_error_pathway(op(x, weight, bias, None if transported else feedback, *args, scale=scale))
+
+    def _with_error_pathway(self, out: Tensor) -> Tensor:
         pathway = self.attachments.error_pathway
         if pathway is not None and not self.attachments.suspended and out.requires_grad:
             out.register_hook(pathway)

@@ -9,9 +9,10 @@ from .registry import register_model
 
 
 @register_model("alexnet_bn")
-def alexnet_bn(input_shape: tuple[int, ...], num_classes: int, dropout: float = 0.5) -> nn.Module:
-    """torchvision's AlexNet layout (64-192-384-256-256 channels, 4096-4096 classifier) with BatchNorm; the
-    classifier's last layer is ``classifier.8``."""
+def alexnet_bn(input_shape: tuple[int, ...], num_classes: int, dropout: float = 0.0) -> nn.Module:
+    """torchvision's AlexNet layout (64-192-384-256-256 channels, 4096-4096 classifier) with BatchNorm and, as in
+    Xiao et al. 2018's model, no dropout (``dropout`` > 0 puts it back; the modules stay so layer names do not
+    move); the classifier's last layer is ``classifier.8``."""
     c = input_shape[0]
 
     def conv(cin: int, cout: int, k: int, stride: int = 1, pad: int = 0) -> list[nn.Module]:

@@ -18,7 +18,8 @@ def torchvision_builder(name: str) -> ModelBuilder:
         if len(input_shape) != 3 or input_shape[0] != 3:
             raise ConfigError(f"torchvision model {name!r} takes 3-channel images", key="model.name",
                               given=f"input shape {tuple(input_shape)}",
-                              suggestion="use mlp, lenet or convnet for this dataset", has_given=True)
+                              suggestion="set data.channels: 3 (and data.resize: 32) to adapt grayscale data, or use "
+                                         "mlp, lenet or convnet", has_given=True)
         return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
     return build
 

@@ -117,6 +117,9 @@ def probe(
             if why:
                 reasons[key] = why
         b = feedback[name]
+        if b is None:  # no B of W's shape (direct feedback alignment)
+            b = torch.full_like(weight, math.nan)
+            reasons["weight_angle"] = f"rule {layer.rule.name!r} has no layer-local B"
         wn = float(weight.double().norm())
         stats[name] = LayerProbe(
             **values,

@@ -127,10 +127,10 @@ def test_dale_sign_symmetry_collapses_to_rank_one_random_keeps_rank():
     ss = feedback("constraints/dale_sign_symmetry.yaml")
     B = ss.backward_weight()
     W = ss.weight.detach()
-    # B no longer follows W: wherever W is non-zero, B is init_std times the presynaptic type, i.e. the
-    # rank-one broadcast init_std * 1 s^T (masked where projection zeroed W)
-    init_std = 1 / math.sqrt(3 * 30)
-    assert torch.allclose(B, init_std * (W != 0) * ss.dale_sign.view(1, -1), rtol=1e-6, atol=0)
+    # B no longer follows W: wherever W is non-zero, B is the paper scale 1/sqrt(fan_in) times the presynaptic
+    # type, i.e. the rank-one broadcast s * 1 s_E/I^T (masked where projection zeroed W)
+    scale = 1 / math.sqrt(30)
+    assert torch.allclose(B, scale * (W != 0) * ss.dale_sign.view(1, -1), rtol=1e-6, atol=0)
     rs = feedback("constraints/dale_random_sign_symmetry.yaml")
     assert torch.linalg.matrix_rank(rs.backward_weight()) == 20
 

@@ -70,6 +70,8 @@ def test_unknown_rule_and_option_errors():
     with pytest.raises(bc.ConfigError, match="unknown feedback rule.*did you mean 'sign_symmetry'"):
         bc.make_rule("sign_symetry")
     with pytest.raises(bc.ConfigError, match="does not take option 'magnitude'.*no options"):
+        bc.make_rule("bp", {"magnitude": "unit"})
+    with pytest.raises(bc.ConfigError, match="does not take option 'magnitude'.*expected init"):
         bc.make_rule("fa", {"magnitude": "unit"})
     with pytest.raises(bc.ConfigError, match="did you mean 'magnitude'"):
         bc.make_rule("sign_symmetry", {"magnitud": "unit"})
@@ -134,5 +136,5 @@ def test_sign_symmetry_conv_input_gradient_by_hand(batch):
     x = torch.randn(batch, 3, 6, 6, requires_grad=True)
     delta = torch.randn(batch, 5, 6, 6)
     conv(x).backward(delta)
-    B = torch.sign(conv.weight.detach()) / math.sqrt(3 * 27)
+    B = torch.sign(conv.weight.detach()) * math.sqrt(2 / (9 * 5))  # the paper scale, sqrt(2 / (k_h k_w C_out))
     assert torch.allclose(x.grad, torch.nn.functional.conv_transpose2d(delta, B, padding=1), rtol=1e-5, atol=1e-6)

@@ -129,3 +129,15 @@ def test_quickstart_reaches_stated_accuracy_with_bp(tmp_path):
     exp = Experiment.from_yaml(ROOT / "experiments" / "quickstart.yaml", {"train.probe_every": None})
     summary = run_experiment(exp, tmp_path / "qs")
     assert summary["val_acc1"] >= 92.0
+
+
+def test_grayscale_digits_become_three_channel_images_for_torchvision_models():
+    bundle = build_data(DataSpec(name="digits", channels=3, resize=32))
+    x, _ = bundle.train[0]
+    assert bundle.input_shape == (3, 32, 32) and x.shape == (3, 32, 32)
+    assert torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])
+    plain = build_data(DataSpec(name="digits")).train[0][0]
+    by_hand = torch.nn.functional.interpolate(plain[None], size=(32, 32), mode="bilinear", antialias=True)[0, 0]
+    assert torch.allclose(x[0], by_hand, atol=1e-6)
+    with pytest.raises(bc.ConfigError, match="data.channels"):
+        build_data(DataSpec(name="synthetic", shape=[3, 8, 8], channels=1))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -29,6 +30,11 @@ class FeedbackRule(LayerAttachment):
 
     slot = "rule"
     reads_weight: ClassVar[bool] = False
+
+    def direct_pathway(self, layer: nn.Module) -> Callable[[Tensor, torch.Size], Tensor] | None:
+        """For rules that bypass B (direct feedback alignment): ``f(delta, input_shape) -> grad_input``, called in
+        the layer's backward instead of s B^T delta. None (the default) for every rule with a B."""
+        return None
 
     def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor | Feedback:
         """B for the backward of the forward now running, shaped like ``weight`` (the layer's current W), or
@@ -63,18 +69,34 @@ def init_std(weight: Tensor) -> float:
     return init_bound(weight) / math.sqrt(3.0)
 
 
+def paper_scale(weight: Tensor) -> float:
+    """The feedback scale of Xiao et al. 2018's released code: sqrt(2 / fan_out) = sqrt(2 / (k_h k_w C_out)) for
+    a conv layer (torchvision's ResNet init, kaiming normal with mode fan_out), 1 / sqrt(fan_in) for a linear one."""
+    fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(weight)
+    if weight.dim() > 2:
+        return math.sqrt(2.0 / fan_out) if fan_out > 0 else 0.0
+    return 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+
+
+def draw(weight: Tensor, seed: int, sample, device: torch.device | None = None) -> Tensor:
+    """A tensor shaped like ``weight``, filled in float32 by ``sample(tensor, generator)`` from a generator seeded
+    with ``seed`` (on the CPU unless ``device`` is given, so every device and rank gets the same numbers), then
+    placed like ``weight`` (device, dtype, memory format)."""
+    device = torch.device("cpu") if device is None else device
+    gen = torch.Generator(device=device).manual_seed(seed)
+    values = sample(torch.empty(weight.shape, dtype=torch.float32, device=device), gen)
+    out = torch.empty_like(weight, memory_format=memory_format(weight))
+    with torch.no_grad():
+        out.copy_(values)
+    return out
+
+
 def draw_init_uniform(weight: Tensor, seed: int, device: torch.device | None = None) -> Tensor:
     """A tensor shaped like ``weight`` from the layer's default init distribution, drawn from a generator
     seeded with ``seed`` (on the CPU unless ``device`` is given, so every device and rank gets the same
     numbers), then placed like ``weight`` (device, dtype, memory format)."""
-    device = torch.device("cpu") if device is None else device
-    gen = torch.Generator(device=device).manual_seed(seed)
     bound = init_bound(weight)
-    draw = torch.empty(weight.shape, dtype=torch.float32, device=device).uniform_(-bound, bound, generator=gen)
-    out = torch.empty_like(weight, memory_format=memory_format(weight))
-    with torch.no_grad():
-        out.copy_(draw)
-    return out
+    return draw(weight, seed, lambda t, gen: t.uniform_(-bound, bound, generator=gen), device)
 
 
 def memory_format(t: Tensor) -> torch.memory_format:
@@ -86,5 +108,5 @@ def memory_format(t: Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-__all__ = ["RULES", "Feedback", "FeedbackRule", "draw_init_uniform", "init_bound", "init_std", "layer_seed",
-           "make_rule", "memory_format", "register_rule", "rule_class", "validate_options"]
+__all__ = ["RULES", "Feedback", "FeedbackRule", "draw", "draw_init_uniform", "init_bound", "init_std", "layer_seed",
+           "make_rule", "memory_format", "paper_scale", "register_rule", "rule_class", "validate_options"]

@@ -11,14 +11,14 @@ from torch import Tensor, nn
 
 from biocircuits.core.layers import trainable_weight
 
-from .registry import Feedback, FeedbackRule, draw_init_uniform, init_std, register_rule
+from .registry import Feedback, FeedbackRule, draw_init_uniform, init_std, paper_scale, register_rule
 
-Magnitude = Literal["init_std", "unit", "weight_rms", "random_fixed", "random_batch"]
+Magnitude = Literal["paper", "init_std", "unit", "weight_rms", "random_fixed", "random_batch"]
 
 
 class SignSymmetryOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    magnitude: Magnitude = "init_std"
+    magnitude: Magnitude = "paper"
 
 
 # The scalar s of B = s * sign(W) (None: 1), from the layer and its current W.
@@ -31,6 +31,7 @@ def _weight_rms(layer: nn.Module, weight: Tensor) -> Tensor:
 
 
 SCALES: dict[str, Callable[[nn.Module, Tensor], float | Tensor | None]] = {
+    "paper": lambda layer, weight: paper_scale(weight),
     "init_std": _init_std,
     "unit": lambda layer, weight: None,
     "weight_rms": _weight_rms,
@@ -43,7 +44,9 @@ SCALES: dict[str, Callable[[nn.Module, Tensor], float | Tensor | None]] = {
 class SignSymmetry(FeedbackRule):
     """B = sign(W) * M, always from the *current* W. Magnitudes M:
 
-    - ``init_std`` (default): the std of the layer's default init, 1/sqrt(3 fan_in);
+    - ``paper`` (default; the scale of Xiao et al. 2018's released code): sqrt(2 / (k_h k_w C_out)) for a conv
+      layer (torchvision's ResNet init), 1/sqrt(fan_in) for a linear layer;
+    - ``init_std``: the std of the layer's default init, 1/sqrt(3 fan_in);
     - ``unit``: 1;
     - ``weight_rms``: the current RMS of W, sqrt(sum W^2 / numel);
     - ``random_fixed`` (frSF): |R| with R drawn once from the layer's init distribution (the buffer

@@ -1,0 +1,96 @@
+"""Direct feedback alignment (Nøkland 2016): every layer receives the output error through its own fixed random
+matrix, straight from the output, instead of from the layer above."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import Tensor, nn
+
+from biocircuits.errors import ConfigError
+
+from .registry import FeedbackRule, draw_init_uniform, register_rule
+
+
+class DirectFeedbackOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    conv: Literal["channel"] = "channel"
+
+
+class OutputError:
+    """The output error e = dL/dy_out of the current backward pass, shared by every DFA layer of one model."""
+
+    def __init__(self) -> None:
+        self.error: Tensor | None = None
+
+
+class DirectPathway:
+    """grad_input of one layer: e D (D: the layer's fixed ``direct_feedback``, classes x input units). The output
+    layer first records its own delta as e."""
+
+    def __init__(self, layer: nn.Module, output: OutputError, is_output: bool) -> None:
+        self.layer, self.output, self.is_output = layer, output, is_output
+
+    def __call__(self, delta: Tensor, input_shape: torch.Size) -> Tensor:
+        if self.is_output:
+            self.output.error = delta.detach()
+        error = self.output.error
+        if error is None:
+            raise RuntimeError("dfa: a layer's backward ran before the output layer's (is the output layer the "
+                               "last converted layer? set dfa's layers with feedback.overrides)")
+        direct = self.layer.direct_feedback.to(error.dtype)
+        signal = error.reshape(-1, direct.shape[0]) @ direct                     # (N, units)
+        if len(input_shape) > 2 and direct.shape[1] == input_shape[1]:          # conv: per channel, broadcast
+            signal = signal.view(*signal.shape, *([1] * (len(input_shape) - 2)))
+            return signal.expand(input_shape).contiguous()
+        return signal.reshape(input_shape)
+
+
+@register_rule
+class DirectFeedbackAlignment(FeedbackRule):
+    """For hidden layer l with input h_(l-1) and pre-activation a_l = W_l h_(l-1) (Nøkland 2016):
+
+        dL/dh_(l-1) := e D_l,       so  delta_(l-1) = (e D_l) * f'(a_(l-1))  after the nonlinearity's own backward,
+
+    with e = dL/dy the error at the output layer's output (N x K), and D_l a fixed random K x (input units) matrix
+    drawn once from U(-1/sqrt(units), 1/sqrt(units)) (buffer ``direct_feedback``, seeded by (seed, layer name)).
+    The output layer is the last converted layer in module order; its input gets e D too (for it, D plays the part
+    of FA's B). Weight and bias gradients stay delta x^T and sum(delta) with each layer's own delta.
+
+    Conv layers (``conv: channel``): D is K x C_in, and e D is broadcast over the input's spatial positions (the
+    memory-saving variant: one value per channel and sample). What still flows by backprop: everything between
+    converted layers — nonlinearities (f'), batch norm, pooling, dropout, reshapes — and identity shortcuts, which
+    carry the direct signal of the layer they skip to the layers before them. The output layer must be linear
+    (e is (N, K))."""
+
+    name = "dfa"
+    Options = DirectFeedbackOptions
+
+    def attach(self, layer: nn.Module, qualname: str) -> None:
+        super().attach(layer, qualname)
+        self._pathway: DirectPathway | None = None
+
+    @classmethod
+    def attach_group(cls, members: Sequence[tuple[str, nn.Module, FeedbackRule]]) -> None:
+        """Link the model's DFA layers: one shared output error; the last layer (module order) is the output."""
+        output_name, output_layer, _ = members[-1]
+        if not isinstance(output_layer, nn.Linear):
+            raise ConfigError("dfa needs a linear output layer (the last converted layer)", key="feedback.rule",
+                              given=f"{output_name} ({type(output_layer).__name__})", has_given=True,
+                              suggestion="exclude the layers after the classifier, or give them another rule")
+        classes = output_layer.out_features
+        shared = OutputError()
+        for _, layer, rule in members:
+            units = layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels
+            shape = torch.empty(classes, units, dtype=layer.weight.dtype, device=layer.weight.device)
+            rule.register_buffer(layer, "direct_feedback", draw_init_uniform(shape, rule.layer_seed))
+            rule._pathway = DirectPathway(layer, shared, layer is output_layer)
+
+    def direct_pathway(self, layer: nn.Module) -> DirectPathway | None:
+        return self._pathway
+
+    def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor:
+        raise NotImplementedError("dfa has no B of the weight's shape: see direct_pathway")

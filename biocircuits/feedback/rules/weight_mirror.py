@@ -1,0 +1,87 @@
+"""Weight mirrors (Akrout et al. 2019, "Deep learning without weight transport"): between training steps, a mirror
+phase drives each layer with noise and the feedback synapses learn W from the correlation of input and response."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from biocircuits.core.interface import StepState
+from biocircuits.core.seeds import step_seed
+
+from .feedback_alignment import INITS
+from .registry import FeedbackRule, register_rule
+
+
+class WeightMirrorOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    init: Literal["paper", "uniform", "signed"] = "paper"
+    mirror_every: int = Field(1, ge=1, le=1_000_000)
+    mirror_steps: int = Field(1, ge=1, le=10_000)
+    noise_std: float = Field(1.0, gt=0.0, le=1e3)
+    samples: int = Field(64, ge=1, le=65_536)
+    lr: float = Field(0.05, gt=0.0, le=10.0)
+    weight_decay: float = Field(1.0, ge=0.0, le=1e3)
+
+
+@register_rule
+class WeightMirror(FeedbackRule):
+    """B (buffer ``feedback_weight``, initialised like FA's ``init``) is used in backward like FA's, and learns in a
+    mirror phase that runs after every ``mirror_every``-th optimiser step (``bc.bind``'s after-step hook), apart from
+    training: ``mirror_steps`` iterations, each driving the layer's input units with noise x ~ N(0, s^2) (``samples``
+    draws; a conv layer gets one kernel-sized patch, so its response is one position) and reading the forward
+    response y = W x (no bias). The feedback synapses then take the Hebbian step, with eta = ``lr`` and
+    lambda = ``weight_decay``:
+
+        B <- B + eta (y^T x / n - lambda B)        (linear; conv: the correlation of each kernel tap with y)
+
+    E[y^T x / n] = s^2 W, so B relaxes geometrically (rate 1 - eta lambda) to (s^2 / lambda) W: with the defaults
+    s = 1, lambda = 1, B -> W. The phase reads W only through the layer's forward response, never writes W or the
+    optimiser's state, and draws its noise from (seed, layer, ``mirror_count``), so it resumes exactly and is
+    identical on every DDP rank."""
+
+    name = "weight_mirror"
+    Options = WeightMirrorOptions
+
+    def attach(self, layer: nn.Module, qualname: str) -> None:
+        super().attach(layer, qualname)
+        weight = layer.weight.detach()
+        self.register_buffer(layer, "feedback_weight", INITS[self.options.init](weight, self.layer_seed))
+        self.register_buffer(layer, "mirror_count", torch.zeros((), dtype=torch.int64, device=weight.device))
+        self.register_buffer(layer, "optimizer_steps", torch.zeros((), dtype=torch.int64, device=weight.device))
+
+    def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor:
+        return layer.feedback_weight
+
+    @torch.no_grad()
+    def mirror(self, layer: nn.Module) -> None:
+        """One mirror iteration on ``layer`` (see the class docstring)."""
+        o = self.options
+        layer.mirror_count += 1
+        weight = layer.weight.detach()
+        gen = torch.Generator(device=weight.device).manual_seed(step_seed(self.layer_seed, int(layer.mirror_count)))
+        if weight.dim() == 2:
+            x = torch.randn(o.samples, weight.shape[1], generator=gen, device=weight.device).to(weight.dtype)
+            correlation = (x @ weight.t()).t() @ x / o.samples
+        else:
+            n = weight.dim() - 2
+            patch = [d * (k - 1) + 1 for d, k in zip(layer.dilation, layer.kernel_size, strict=True)]
+            x = torch.randn(o.samples, layer.in_channels, *patch, generator=gen, device=weight.device).to(weight.dtype)
+            y = torch.convolution(x, weight, None, [1] * n, [0] * n, layer.dilation, False, [0] * n, layer.groups)
+            correlation = torch.ops.aten.convolution_backward(
+                y, x, weight, None, [1] * n, [0] * n, layer.dilation, False, [0] * n, layer.groups,
+                [False, True, False])[1] / o.samples
+        feedback = layer.feedback_weight
+        feedback.add_(correlation.to(feedback.dtype) - o.weight_decay * feedback, alpha=o.lr)
+
+    @classmethod
+    @torch.no_grad()
+    def after_step_group(cls, members, step: StepState) -> None:
+        for layer, rule in members:
+            layer.optimizer_steps += 1
+            if int(layer.optimizer_steps) % rule.options.mirror_every == 0:
+                for _ in range(rule.options.mirror_steps):
+                    rule.mirror(layer)

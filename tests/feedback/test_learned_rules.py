@@ -1,0 +1,184 @@
+"""Rules after sign symmetry: Kolen-Pollack, weight mirrors, direct feedback alignment; and the paper's feedback
+scales. Every reference is computed by hand in the test."""
+
+import math
+import os
+import signal
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import biocircuits as bc
+from biocircuits.config.experiment import Experiment
+from biocircuits.core.seeds import step_seed
+from biocircuits.phases.step import PhaseCallback
+from biocircuits.probes.alignment import angle
+from biocircuits.train.checkpoint import load_checkpoint
+from biocircuits.train.trainer import run_experiment
+
+
+def trained(model, rule, steps, lr=0.1, wd=0.0, momentum=0.0, options=None, seed=0):
+    bc.apply(model, {"feedback": {"rule": rule, "options": options or {}}})
+    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd, momentum=momentum), model)
+    gen = torch.Generator().manual_seed(seed)
+    grads = []
+    for _ in range(steps):
+        opt.zero_grad()
+        x = torch.randn(8, model[0].in_features, generator=gen)
+        model(x).pow(2).mean().backward()
+        grads.append(model[0].weight.grad.clone())
+        yield model, grads
+        opt.step()
+
+
+def test_kolen_pollack_b_follows_its_hand_computed_trajectory():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+    lr, wd = 0.1, 0.01
+    B = None
+    for m, grads in trained(model, "kolen_pollack", 5, lr=lr, wd=wd):
+        if B is None:
+            B = m[0].feedback_weight.clone()
+        else:  # B_{t+1} = B_t - lr (g_t + wd B_t): W's local update delta x^T with B's own decay
+            B = B - lr * (grads[-2] + wd * B)
+            assert torch.allclose(m[0].feedback_weight, B, atol=1e-6)
+
+
+def test_kolen_pollack_with_decay_aligns_w_and_b():
+    """W - B shrinks by (1 - lr wd) per step whatever the gradients (momentum included), so on a task where W
+    grows (a random linear teacher) the angle between W and B falls from ~90 degrees."""
+    torch.manual_seed(0)
+    model = bc.apply(nn.Sequential(nn.Linear(10, 4)), {"feedback": {"rule": "kolen_pollack"}})
+    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.05, weight_decay=0.1, momentum=0.9), model)
+    teacher = torch.randn(4, 10)
+    start = angle(model[0].weight, model[0].feedback_weight)[0]
+    gap = (model[0].weight.detach() - model[0].feedback_weight).norm()
+    for _ in range(200):
+        opt.zero_grad()
+        x = torch.randn(16, 10)
+        (model(x) - x @ teacher.t()).pow(2).mean().backward()
+        opt.step()
+    shrink = float((model[0].weight.detach() - model[0].feedback_weight).norm() / gap)
+    assert shrink == pytest.approx(0.995 ** 200, rel=1e-3)
+    assert start > 60 and angle(model[0].weight, model[0].feedback_weight)[0] < 30
+
+
+def test_one_mirror_iteration_by_hand_and_mirrors_align_b_with_w():
+    torch.manual_seed(0)
+    layer = bc.apply(nn.Sequential(nn.Linear(7, 4)), {"feedback": {"rule": "weight_mirror",
+                                                                   "options": {"samples": 16, "lr": 0.1}}})[0]
+    rule, W, B0 = layer.rule, layer.weight.detach().clone(), layer.feedback_weight.clone()
+    rule.mirror(layer)
+    gen = torch.Generator().manual_seed(step_seed(rule.layer_seed, 1))
+    x = torch.randn(16, 7, generator=gen)
+    y = x @ W.t()
+    assert torch.allclose(layer.feedback_weight, B0 + 0.1 * (y.t() @ x / 16 - 1.0 * B0), atol=1e-6)
+    assert torch.equal(layer.weight.detach(), W)  # the mirror phase never writes W
+    layer = bc.apply(nn.Sequential(nn.Linear(7, 4)), {"feedback": {"rule": "weight_mirror"}})[0]
+    assert angle(layer.weight, layer.feedback_weight)[0] > 45
+    for _ in range(100):
+        layer.rule.mirror(layer)
+    assert angle(layer.weight, layer.feedback_weight)[0] < 10
+
+
+def test_mirror_phase_runs_every_k_steps_and_aligns_conv_feedback():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 5 * 5, 2))
+    opts = {"mirror_every": 2, "mirror_steps": 10, "samples": 64}
+    bc.apply(model, {"feedback": {"rule": "weight_mirror", "options": opts}})
+    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.01), model)
+    before = angle(model[0].weight, model[0].feedback_weight)[0]
+    for step in range(1, 21):
+        opt.zero_grad()
+        model(torch.randn(4, 3, 5, 5)).sum().backward()
+        opt.step()
+        assert int(model[0].mirror_count) == 10 * (step // 2)
+    assert before > 60 and angle(model[0].weight, model[0].feedback_weight)[0] < 15
+
+
+def test_dfa_delta_of_every_hidden_layer_is_d_e_times_the_local_derivative():
+    torch.manual_seed(0)
+    model = bc.apply(nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 6), nn.Tanh(), nn.Linear(6, 3)),
+                     {"feedback": {"rule": "dfa"}})
+    x, c = torch.randn(4, 5), torch.randn(4, 3)
+    h1 = torch.tanh(model[0](x))
+    h2 = torch.tanh(model[2](h1))
+    (model(x) * c).sum().backward()
+    e = c  # dL/dy at the output
+    d2 = (e @ model[4].direct_feedback) * (1 - h2.pow(2))          # delta of layer 2's pre-activation
+    d1 = (e @ model[2].direct_feedback) * (1 - h1.pow(2))          # delta of layer 0's pre-activation
+    assert torch.allclose(model[4].weight.grad, e.t() @ h2.detach(), atol=1e-6)
+    assert torch.allclose(model[2].weight.grad, d2.t() @ h1.detach(), atol=1e-6)
+    assert torch.allclose(model[0].weight.grad, d1.t() @ x, atol=1e-6)
+    assert model[2].backward_weight() is None
+
+
+def test_dfa_conv_layer_gets_the_per_channel_signal_broadcast_over_space():
+    torch.manual_seed(0)
+    model = bc.apply(nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(),
+                                   nn.Linear(4 * 2 * 2, 5)), {"feedback": {"rule": "dfa"}})
+    x, c = torch.randn(2, 2, 6, 6), torch.randn(2, 5)
+    a1 = model[0](x)
+    (model(x) * c).sum().backward()
+    signal = (c @ model[2].direct_feedback).view(2, 3, 1, 1)     # dL/d(input of conv 2), one value per channel
+    delta1 = signal * (a1 > 0)                                     # through the ReLU's own derivative
+    grad = torch.nn.grad.conv2d_weight(x, model[0].weight.shape, delta1)
+    assert torch.allclose(model[0].weight.grad, grad, atol=1e-5)
+
+
+def test_paper_scales_follow_the_formula():
+    conv = bc.nn.FeedbackConv2d(4, 8, 3, rule="sign_symmetry")
+    lin = bc.nn.FeedbackLinear(10, 3, rule="sign_symmetry")
+    assert torch.allclose(conv.backward_weight(), torch.sign(conv.weight) * math.sqrt(2 / (3 * 3 * 8)))
+    assert torch.allclose(lin.backward_weight(), torch.sign(lin.weight) / math.sqrt(10))
+    fa_conv = bc.nn.FeedbackConv2d(16, 64, 3, rule="fa")
+    assert float(fa_conv.feedback_weight.std()) == pytest.approx(math.sqrt(2 / (9 * 64)), rel=0.05)
+    signed = bc.nn.FeedbackConv2d(4, 8, 3, rule="fa", options={"init": "signed"})
+    assert torch.equal(signed.feedback_weight, torch.sign(signed.weight.detach()) * math.sqrt(2 / (9 * 8)))
+
+
+@pytest.mark.parametrize("rule", ["sign_symmetry", "fa"])
+def test_resnet18_stage_gradients_near_backprop_with_the_paper_scales(rule):
+    """Each stage's weight-gradient norm under the rule is within 0.5x-2x of backprop's at init (64x64)."""
+    def stage_norms(spec):
+        torch.manual_seed(0)
+        model = bc.apply(torchvision.models.resnet18(num_classes=10), spec)
+        x, y = torch.randn(8, 3, 64, 64, generator=torch.Generator().manual_seed(1)), torch.arange(8) % 10
+        nn.functional.cross_entropy(model(x), y).backward()
+        norms = {}
+        for name, p in model.named_parameters():
+            if p.dim() > 1 and not name.startswith("fc"):
+                norms[name.split(".")[0]] = norms.get(name.split(".")[0], 0.0) + float(p.grad.pow(2).sum())
+        return {k: math.sqrt(v) for k, v in norms.items()}
+    exact = stage_norms({"feedback": {"rule": "bp"}})
+    got = stage_norms({"feedback": {"rule": rule, "overrides": {"fc": "bp"} if rule == "fa" else {}}})
+    for stage, norm in exact.items():
+        assert 0.5 < got[stage] / norm < 2.0, (stage, got[stage] / norm)
+
+
+class Kill(PhaseCallback):
+    def __init__(self, at):
+        self.at = at
+
+    def on_update_end(self, ctx):
+        if ctx.step == self.at - 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@pytest.mark.parametrize("rule", ["kolen_pollack", "weight_mirror", "dfa"])
+def test_learned_feedback_resumes_exactly(tmp_path, rule):
+    def exp():
+        return Experiment.from_dict({
+            "name": "lr", "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
+            "constraints": {"feedback": {"rule": rule}}, "optim": {"weight_decay": 1e-3},
+            "train": {"steps": 10, "batch_size": 16, "deterministic": True, "plots": False},
+        })
+    assert run_experiment(exp(), tmp_path / "cut", callbacks=[Kill(4)])["interrupted"]
+    run_experiment(exp(), tmp_path / "cut", resume=True)
+    run_experiment(exp(), tmp_path / "whole")
+    a = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
+    b = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["model"]
+    for k in b:
+        assert torch.equal(a[k], b[k]), k
