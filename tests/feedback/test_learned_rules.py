@@ -2,8 +2,6 @@
 scales. Every reference is computed by hand in the test."""
 
 import math
-import os
-import signal
 
 import pytest
 import torch
@@ -13,10 +11,11 @@ from torch import nn
 import biocircuits as bc
 from biocircuits.config.experiment import Experiment
 from biocircuits.core.seeds import step_seed
-from biocircuits.phases.step import PhaseCallback
 from biocircuits.probes.alignment import angle
 from biocircuits.train.checkpoint import load_checkpoint
 from biocircuits.train.trainer import run_experiment
+
+from ..train.helpers import Kill
 
 
 def trained(model, rule, steps, lr=0.1, wd=0.0, momentum=0.0, options=None, seed=0):
@@ -156,15 +155,6 @@ def test_resnet18_stage_gradients_near_backprop_with_the_paper_scales(rule):
     got = stage_norms({"feedback": {"rule": rule, "overrides": {"fc": "bp"} if rule == "fa" else {}}})
     for stage, norm in exact.items():
         assert 0.5 < got[stage] / norm < 2.0, (stage, got[stage] / norm)
-
-
-class Kill(PhaseCallback):
-    def __init__(self, at):
-        self.at = at
-
-    def on_update_end(self, ctx):
-        if ctx.step == self.at - 1:
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.mark.parametrize("rule", ["kolen_pollack", "weight_mirror", "dfa"])

@@ -1,8 +1,6 @@
 """Error-pathway perturbations: each one's defining property, zero perturbation = none, exact resume."""
 
 import math
-import os
-import signal
 
 import pytest
 import torch
@@ -11,10 +9,11 @@ from torch import nn
 import biocircuits as bc
 from biocircuits.config.experiment import Experiment
 from biocircuits.core.interface import attachments_of
-from biocircuits.phases.step import PhaseCallback
 from biocircuits.phases.transforms import quantize
 from biocircuits.train.checkpoint import load_checkpoint
 from biocircuits.train.trainer import run_experiment
+
+from ..train.helpers import Kill
 
 
 def test_quantisation_is_unbiased_and_bounded():
@@ -88,15 +87,6 @@ def test_eligibility_trace_decays():
     for t in range(6):
         trace = 0.5 * trace + raw[t]
         assert torch.allclose(applied[t], trace, atol=1e-6)
-
-
-class Kill(PhaseCallback):
-    def __init__(self, at):
-        self.at = at
-
-    def on_update_end(self, ctx):
-        if ctx.step == self.at - 1:
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def test_perturbation_state_resumes_exactly(tmp_path):

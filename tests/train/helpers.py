@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import gzip  # noqa: F401
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 import biocircuits.config.experiment as ex
+from biocircuits.phases.step import PhaseCallback
 
 
 def tiny_experiment(tmp: Path, **train) -> ex.Experiment:
@@ -36,3 +39,14 @@ def write_imagefolder(root: Path, classes: int = 3, per_class: int = 4, size: in
                 pixels = rng.integers(0, 255, (size, size, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"img_{i}.JPEG", quality=85)
     return root
+
+
+class Kill(PhaseCallback):
+    """Sends this process SIGTERM at the end of optimiser step ``at`` (the runner then checkpoints and stops)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_update_end(self, ctx) -> None:
+        if ctx.step == self.at - 1:
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -3,28 +3,24 @@ weight transport"): B learns with the same update as W, so W and B converge."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import Tensor, nn
 
 from biocircuits.core.interface import StepState
 from biocircuits.core.layers import trainable_weight
 
-from .feedback_alignment import INITS
-from .registry import FeedbackRule, register_rule
+from .feedback_alignment import FeedbackAlignment, FeedbackAlignmentOptions
+from .registry import register_rule
 
 
-class KolenPollackOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    init: Literal["paper", "uniform", "signed"] = "paper"
+class KolenPollackOptions(FeedbackAlignmentOptions):
     lr_scale: float = Field(1.0, ge=0.0, le=1e3)
     weight_decay: float | None = Field(None, ge=0.0, le=1.0)
 
 
 @register_rule
-class KolenPollack(FeedbackRule):
+class KolenPollack(FeedbackAlignment):
     """B starts as feedback alignment's (``init``, buffer ``feedback_weight``) and, after every optimiser step,
     learns with W's own update. For SGD with learning rate eta and weight decay lambda (any momentum, or AdamW's
     decoupled decay) the step is W_{t+1} = W_t + dW_t with dW_t = -eta (g_t + lambda W_t) (g_t = delta x^T, or its
@@ -41,14 +37,6 @@ class KolenPollack(FeedbackRule):
     name = "kolen_pollack"
     Options = KolenPollackOptions
     needs_snapshot = True
-
-    def attach(self, layer: nn.Module, qualname: str) -> None:
-        super().attach(layer, qualname)
-        feedback = INITS[self.options.init](layer.weight.detach(), self.layer_seed)
-        self.register_buffer(layer, "feedback_weight", feedback)
-
-    def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor:
-        return layer.feedback_weight
 
     @classmethod
     @torch.no_grad()

@@ -3,22 +3,18 @@ phase drives each layer with noise and the feedback synapses learn W from the co
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import BaseModel, ConfigDict, Field
-from torch import Tensor, nn
+from pydantic import Field
+from torch import nn
 
 from biocircuits.core.interface import StepState
 from biocircuits.core.seeds import step_seed
 
-from .feedback_alignment import INITS
-from .registry import FeedbackRule, register_rule
+from .feedback_alignment import FeedbackAlignment, FeedbackAlignmentOptions
+from .registry import register_rule
 
 
-class WeightMirrorOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    init: Literal["paper", "uniform", "signed"] = "paper"
+class WeightMirrorOptions(FeedbackAlignmentOptions):
     mirror_every: int = Field(1, ge=1, le=1_000_000)
     mirror_steps: int = Field(1, ge=1, le=10_000)
     noise_std: float = Field(1.0, gt=0.0, le=1e3)
@@ -28,7 +24,7 @@ class WeightMirrorOptions(BaseModel):
 
 
 @register_rule
-class WeightMirror(FeedbackRule):
+class WeightMirror(FeedbackAlignment):
     """B (buffer ``feedback_weight``, initialised like FA's ``init``) is used in backward like FA's, and learns in a
     mirror phase that runs after every ``mirror_every``-th optimiser step (``bc.bind``'s after-step hook), apart from
     training: ``mirror_steps`` iterations, each driving the layer's input units with noise x ~ N(0, s^2) (``samples``
@@ -47,14 +43,10 @@ class WeightMirror(FeedbackRule):
     Options = WeightMirrorOptions
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
-        super().attach(layer, qualname)
+        super().attach(layer, qualname)  # feedback_weight, as feedback alignment's
         weight = layer.weight.detach()
-        self.register_buffer(layer, "feedback_weight", INITS[self.options.init](weight, self.layer_seed))
         self.register_buffer(layer, "mirror_count", torch.zeros((), dtype=torch.int64, device=weight.device))
         self.register_buffer(layer, "optimizer_steps", torch.zeros((), dtype=torch.int64, device=weight.device))
-
-    def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor:
-        return layer.feedback_weight
 
     @torch.no_grad()
     def mirror(self, layer: nn.Module) -> None:
