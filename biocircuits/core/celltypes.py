@@ -9,6 +9,11 @@ from torch import Tensor, nn
 from .layers import weight_shape
 
 
+def cell_types(layer: nn.Module) -> Tensor | None:
+    """The layer's Dale signs s (buffer ``dale_sign``: +1 E / -1 I per presynaptic unit), None when it has none."""
+    return layer._buffers.get("dale_sign")
+
+
 def presynaptic_units(layer: nn.Module) -> int:
     """Number of presynaptic units: ``in_features`` of a linear layer, ``in_channels`` of a conv layer."""
     return int(getattr(layer, "in_features", None) or layer.in_channels)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from biocircuits.core.celltypes import sign_mask
+from biocircuits.core.celltypes import cell_types, sign_mask
 from biocircuits.core.layers import unwrap, weight_layers
 
 from .residual import identity_blocks, leaking_units
@@ -90,7 +90,7 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
     mins: dict[str, float] = {}
     if sample is not None:
         handles = [layer.register_forward_pre_hook(_record_min(mins, name))
-                   for name, layer in layers if getattr(layer, "dale_sign", None) is not None]
+                   for name, layer in layers if cell_types(layer) is not None]
         was_training = module.training
         module.eval()
         try:
@@ -101,7 +101,7 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
                 h.remove()
     rows, leaks, total = [], [], 0
     for name, layer in layers:
-        sign = getattr(layer, "dale_sign", None)
+        sign = cell_types(layer)
         if sign is None:
             rows.append(LayerAudit(name, False))
             continue

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from biocircuits.core.celltypes import cell_types
 from biocircuits.core.interface import LayerAttachment, attach
 
 
@@ -18,7 +19,7 @@ def identity_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 def leaking_units(block: nn.Module) -> int:
     """Inhibitory source units that an identity shortcut carries with weight +1 (0 once signed)."""
-    if isinstance(block, SignedShortcut) or getattr(block.conv1, "dale_sign", None) is None:
+    if isinstance(block, SignedShortcut) or cell_types(block.conv1) is None:
         return 0
     return int((block.conv1.dale_sign < 0).sum())
 
@@ -69,7 +70,7 @@ def sign_shortcuts(model: nn.Module) -> list[str]:
     the names of the blocks changed."""
     changed = []
     for name, block in identity_blocks(model):
-        sign = getattr(block.conv1, "dale_sign", None)
+        sign = cell_types(block.conv1)
         if sign is None or isinstance(block, SignedShortcut):
             continue
         attach(block, SignedResidual(sign), name)

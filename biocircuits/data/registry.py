@@ -55,4 +55,4 @@ register_dataset = DATASETS.register
 def build_data(spec: DataSettings) -> DataBundle:
     """The :class:`DataBundle` for ``spec``, adapted to ``spec.channels`` / ``spec.resize`` when they are set."""
     bundle = DATASETS.get(spec.name)().build(spec)
-    return adapt(bundle, getattr(spec, "channels", None), getattr(spec, "resize", None))
+    return adapt(bundle, spec.channels, spec.resize)

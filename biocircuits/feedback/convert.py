@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from biocircuits.core.celltypes import cell_types
 from biocircuits.core.globs import check_patterns_match, match_any
 from biocircuits.core.interface import attachments_of, detach_all
 from biocircuits.core.layers import attention_owned, has_transported_weight, weight_layers
@@ -153,7 +154,7 @@ def describe(model: nn.Module, file=None) -> str:
     rows = [("layer", "type", "weight", "rule", "dale")]
     for name, m in weight_layers(model):
         rule = repr(m.rule) if isinstance(m, FeedbackLayer) else "(plain torch)"
-        sign = getattr(m, "dale_sign", None)
+        sign = cell_types(m)
         dale = f"{int((sign > 0).sum())}E/{int((sign < 0).sum())}I" if sign is not None else "-"
         rows.append((name or "(root)", type(m).__name__.replace("Parametrized", ""), "x".join(
             str(s) for s in m.weight.shape), rule, dale))

@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from biocircuits.core.celltypes import cell_types
 from biocircuits.core.globs import match_any
 from biocircuits.core.interface import attach
 
@@ -25,7 +26,7 @@ def attach_plasticity(model: nn.Module, layers: Sequence[tuple[str, nn.Module]],
             options = row.rule_options()
             if not match_any(name, [row.match.layers]) or cls.changes_nothing(cls(options).options):
                 continue
-            if row.match.population != "any" and getattr(layer, "dale_sign", None) is None:
+            if row.match.population != "any" and cell_types(layer) is None:
                 continue  # populations exist only in Dale-constrained layers
             attach(layer, cls(options, population=row.match.population), name)
             made += 1

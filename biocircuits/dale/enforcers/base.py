@@ -27,6 +27,8 @@ class DaleEnforcer(LayerAttachment):
         super().__init__(None, seed)
         self.sign = sign
         self.init = init
+        self._mask_key: tuple | None = None   # the cached sign mask and the (buffer, device, dtype) it was built for
+        self._mask: Tensor | None = None
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
@@ -45,7 +47,7 @@ class DaleEnforcer(LayerAttachment):
         out = []
         for (layer, att), t in zip(members, like, strict=True):
             key = (layer.dale_sign.data_ptr(), layer.dale_sign._version, t.device, t.dtype)
-            if getattr(att, "_mask_key", None) != key:
+            if att._mask_key != key:
                 att._mask, att._mask_key = sign_mask(layer).to(t), key
             out.append(att._mask)
         return out

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from biocircuits.core.celltypes import population_mask
+from biocircuits.core.celltypes import cell_types, population_mask
 from biocircuits.core.foreach import mul_
 from biocircuits.core.interface import LayerAttachment, StepState, attachments_of
 from biocircuits.core.layers import trainable_weight
@@ -35,6 +35,8 @@ class PlasticityRule(LayerAttachment):
     def __init__(self, options: Any = None, seed: int = 0, population: str = "any") -> None:
         super().__init__(options, seed)
         self.population = population
+        self._factor_key: tuple | None = None   # the fused factor F (cached on a layer's first rule) and its key
+        self._factor: Tensor | None = None
 
     def reshape(self, delta: Tensor, grows: Tensor | float) -> Tensor:
         """The update of the matched weights given their update ``delta`` and growth direction ``grows``."""
@@ -81,10 +83,10 @@ def growth_sign(layer: nn.Module, before: Tensor) -> Tensor | float:
 
 def _factor(layer: nn.Module, rules: list[PlasticityRule], like: Tensor) -> Tensor:
     """F = prod over rules of where(mask, f_rule, 1), broadcastable to the weight; cached on the first rule."""
-    sign = getattr(layer, "dale_sign", None)
+    sign = cell_types(layer)
     key = (like.device, like.dtype, None if sign is None else (sign.data_ptr(), sign._version))
     head = rules[0]
-    if getattr(head, "_factor_key", None) != key:
+    if head._factor_key != key:
         factor = torch.ones((), dtype=like.dtype, device=like.device)
         for rule in rules:
             mask = population_mask(layer, rule.population)
