@@ -49,6 +49,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from biocircuits.errors import ConfigError
+
 try:
     import brian2 as b2
 except ImportError:  # the rest of biocircuits works without Brian2
@@ -115,6 +117,10 @@ def feedback_matrix(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray) -> 
     Conv weights are unrolled over one output location's patch."""
     if isinstance(layer_or_b, torch.nn.Module):
         B = layer_or_b.backward_weight() if hasattr(layer_or_b, "backward_weight") else layer_or_b.weight
+        if B is None:
+            raise ConfigError("this layer's rule has no layer-local feedback matrix to simulate",
+                              given=layer_or_b.rule.name, suggestion="check a layer trained with bp, fa, "
+                              "sign_symmetry, kolen_pollack or weight_mirror")
         W = layer_or_b.weight
         return _matrix(B), _matrix(W)
     return _matrix(torch.as_tensor(layer_or_b)), None
