@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from biocircuits.core.interface import validate_options as validate_attachment_options
 from biocircuits.dale.enforcers import ENFORCERS
+from biocircuits.dale.init import INITS
 from biocircuits.errors import ConfigError, did_you_mean
 from biocircuits.feedback.rules import RULES, validate_options
 from biocircuits.phases.transforms import TRANSFORMS
@@ -48,6 +49,7 @@ def registered(lookup: Callable[[str], object]) -> AfterValidator:
 Glob = Annotated[str, AfterValidator(check_glob)]
 RuleName = Annotated[str, registered(RULES.get)]
 EnforcerName = Annotated[str, registered(ENFORCERS.get)]
+DaleInitName = Annotated[str, registered(INITS.get)]
 PlasticityName = Annotated[str, registered(PLASTICITY.get)]
 # Dale's layer lists also take "<input>": the first weight layer, fed by the raw input
 DaleGlob = Annotated[str, AfterValidator(lambda p: p if p == "<input>" else check_glob(p))]
@@ -92,7 +94,7 @@ class DaleSpec(Strict):
     layers: list[DaleGlob] = Field(default_factory=lambda: ["*"])
     exempt: list[DaleGlob] = Field(default_factory=lambda: ["<input>"])
     enforce: EnforcerName = "project"
-    init: Literal["balanced", "keep"] = "balanced"
+    init: DaleInitName = "balanced"
     residual: Literal["identity", "signed"] = "identity"
 
 

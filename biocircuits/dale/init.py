@@ -6,6 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from biocircuits.core.celltypes import sign_mask
+from biocircuits.core.registry import Registry
 
 
 @torch.no_grad()
@@ -31,10 +32,12 @@ def balance(weight: Tensor, mask: Tensor) -> Tensor:
     return torch.where(full < 0, w * scale, w)
 
 
-INITS = {"balanced": balance, "keep": signed_magnitudes}
+INITS: Registry = Registry("Dale initialisation")
+INITS.register("balanced")(balance)
+INITS.register("keep")(signed_magnitudes)
 
 
 @torch.no_grad()
 def initialise(layer: nn.Module, how: str) -> None:
     """Apply ``INITS[how]`` to ``layer.weight`` in place (before any reparametrisation)."""
-    layer.weight.copy_(INITS[how](layer.weight, sign_mask(layer)))
+    layer.weight.copy_(INITS.get(how)(layer.weight, sign_mask(layer)))
