@@ -108,3 +108,14 @@ def did_you_mean(given: str, choices: Iterable[str]) -> str | None:
     if not close:
         return None
     return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+class DataError(ConfigError):
+    """A data file that cannot be read (a corrupt image); the message names the file. Rebuilt from a DataLoader
+    worker's text (which carries the worker's traceback), it keeps only the worker's own message."""
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        if "Original Traceback" in message:  # torch's ExceptionWrapper re-raises DataError(worker text)
+            last = [line for line in message.splitlines() if line.strip()][-1]
+            message = last.split(": ", 1)[1] if last.startswith(("biocircuits.", "DataError")) else last
+        super().__init__(message, **kwargs)
