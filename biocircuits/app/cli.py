@@ -10,6 +10,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from biocircuits.config.constraints import Constraints
 from biocircuits.config.experiment import Experiment
@@ -91,16 +92,22 @@ def positive(kind: type) -> Callable[[str], float]:
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} above 0, given {text[:40]!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a number above 0, given {text[:40]!r}") from None
         if not (value > 0 and value < 1e9):
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__} above 0 and below 1e9, given {text[:40]!r}")
+            raise argparse.ArgumentTypeError(f"expected a number above 0 and below 1e9, given {text[:40]!r}")
         return value
     return parse
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2), like every other user error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="biocircuits", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="biocircuits", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True)
 

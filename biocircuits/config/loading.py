@@ -33,7 +33,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self.depth = 0
         self.aliases = 0
 
-    def compose_node(self, parent, index):  # noqa: ANN001, ANN201 (PyYAML's signature)
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
@@ -51,7 +51,7 @@ class _BoundedLoader(yaml.SafeLoader):
 
 
 class _Limit(Exception):
-    def __init__(self, message: str, expected: str, mark=None, key: str | None = None) -> None:  # noqa: ANN001
+    def __init__(self, message: str, expected: str, mark: yaml.Mark | None = None, key: str | None = None) -> None:
         super().__init__(message)
         self.message, self.expected, self.mark, self.key = message, expected, mark, key
 

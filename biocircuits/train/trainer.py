@@ -361,6 +361,9 @@ def run_experiment(exp: Experiment, run_dir: str | Path, resume: bool = False,
     saved config; with ``overwrite`` an earlier run there is moved aside first); returns the summary. A folder that
     holds a run is refused otherwise (:func:`.claim.claim_folder`)."""
     folder = RunFolder(run_dir)
+    if resume and overwrite:
+        raise RunFolderError("--resume and --overwrite exclude each other", key="--overwrite",
+                             suggestion="--resume continues the run; --overwrite moves it aside and starts afresh")
     if resume and not folder.checkpoint.is_file():
         raise CheckpointError(f"{folder.checkpoint}: no checkpoint here (nothing to resume); start without --resume"
                               + (" (use --overwrite: the folder holds an unfinished run)" if folder.is_run() else ""))
