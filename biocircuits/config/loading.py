@@ -113,8 +113,9 @@ def _check_finite(value: Any, path: str) -> None:
 def parse_yaml_text(text: str, file: str | None = None, key: str | None = None) -> Any:
     """Parse YAML text within the input limits (depth, aliases, values, keys; no duplicate keys, no recursive
     aliases, only finite floats); every problem is a :class:`ConfigError` naming ``file`` and the key path."""
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # the reader rejects control characters here already
         node = loader.get_single_node()
         if node is None:
             return None
@@ -135,7 +136,8 @@ def parse_yaml_text(text: str, file: str | None = None, key: str | None = None) 
         raise ConfigError(f"unreadable YAML value: {type(err).__name__}: {str(err)[:200]}", file=file, key=key,
                           suggestion="quote the value to keep it a string") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     _check_finite(data, key or "")
     return data
 
