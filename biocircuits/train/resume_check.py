@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from biocircuits.errors import RunFolderError, short_repr
+from biocircuits.config.experiment import Experiment
+from biocircuits.errors import ConfigError, RunFolderError, short_repr
 
 SAFE_KEYS = ("train.epochs", "train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
              "train.probe_every", "train.progress", "train.plots", "train.tensorboard", "description", "output",
@@ -34,10 +35,19 @@ def config_diff(saved: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[A
             if a.get(k, _MISSING) != b.get(k, _MISSING)}
 
 
+def normalise(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved config as today's schema resolves it (keys added since it was written get their defaults), or as
+    saved when it no longer validates."""
+    try:
+        return Experiment.from_dict(config).resolved_dict()
+    except ConfigError:
+        return config
+
+
 def check_resume(saved: dict[str, Any], new: dict[str, Any], source: str) -> dict[str, list[Any]]:
     """The safe changes ``{key: [saved, new]}`` of resuming the run saved as ``saved`` (read from ``source``) with
     ``new``; raises :class:`RunFolderError` listing every key that would change the trajectory."""
-    diff = config_diff(saved, new)
+    diff = config_diff(normalise(saved), new)
     unsafe = [k for k in diff if k not in SAFE_KEYS]
     if unsafe:
         shown = "; ".join(f"{k}: {short_repr(diff[k][0])} -> {short_repr(diff[k][1])}" for k in unsafe[:8])

@@ -146,8 +146,8 @@ class Trainer:
         self.saved_step = self.step
 
     def resume(self) -> dict[str, list[Any]]:
-        """Load the folder's checkpoint after checking that its config and world size match this run's (only the
-        safe settings of :mod:`.resume_check` may differ); returns those changes."""
+        """Load the folder's checkpoint after checking that its config matches this run's (only the safe settings
+        of :mod:`.resume_check` may differ); returns those changes, and a changed world size (resumed exactly)."""
         path = self.folder.checkpoint
         ckpt = load_checkpoint(path, map_location=self.device)
         missing = [k for k in ("model", "optimizer", "scheduler", "rng", "step", "epoch", "samples_in_epoch",
@@ -156,10 +156,8 @@ class Trainer:
             raise CheckpointError(f"{path}: incomplete checkpoint, no {', '.join(missing)}; restore a copy, or start "
                                   "afresh with --overwrite")
         changes = check_resume(ckpt["config"], self.exp.resolved_dict(), str(path)) if "config" in ckpt else {}
-        if ckpt.get("world", self.dist.world) != self.dist.world:
-            raise RunFolderError("--resume with another number of processes changes the trajectory", file=str(path),
-                                 key="world size", expected=ckpt["world"], given=self.dist.world,
-                                 suggestion=f"resume with torchrun --nproc_per_node={ckpt['world']}")
+        if ckpt.get("world", self.dist.world) != self.dist.world:  # exact by design (the sampler splits globally)
+            changes["world_size"] = [ckpt["world"], self.dist.world]
         try:
             self.module.load_state_dict(ckpt["model"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
