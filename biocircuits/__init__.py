@@ -10,7 +10,20 @@
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
 
-from biocircuits import nn
+import sys as _sys
+
+if _sys.argv[:1] == ["-m"] or _sys.argv[0].endswith(("/biocircuits", "biocircuits.exe")):  # the command
+    def _quiet_interrupt(kind, value, tb, _default=_sys.excepthook):
+        """Ctrl-C while the command starts (importing torch takes seconds): exit 130 without a traceback."""
+        if issubclass(kind, KeyboardInterrupt):
+            import os
+            print("interrupted", file=_sys.stderr, flush=True)
+            os._exit(130)
+        _default(kind, value, tb)
+
+    _sys.excepthook = _quiet_interrupt
+
+from biocircuits import nn  # noqa: E402
 from biocircuits.apply import apply, constraints_of, remove
 from biocircuits.config.constraints import Constraints
 from biocircuits.core.binding import bind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 
 
@@ -49,7 +50,7 @@ class ConfigError(BiocircuitsError, ValueError):
         if self.expected is not None:
             text += f"; expected {self.expected}"
         if self.has_given:
-            text += f", given {self.given!r}"
+            text += f", given {short_repr(self.given)}"
         if self.suggestion:
             text += f" ({self.suggestion})"
         return text
@@ -76,12 +77,29 @@ class ConfigErrors(ConfigError):
         return "\n".join(e.render() for e in getattr(self, "errors", [])) or self.message
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset = 3, 6, 6, 6, 6
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 80, 80, 40
+
+
+def short_repr(value: object) -> str:
+    """``repr(value)`` cut to about 200 characters without building the whole repr first (a config value can be
+    an alias-expanded structure of millions of items)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 class CheckpointError(BiocircuitsError):
     """A checkpoint that cannot be read: truncated, foreign, or from an incompatible run."""
 
 
 class TrainingDiverged(BiocircuitsError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
+    """The loss, a parameter or a buffer became NaN or infinite; no checkpoint with such values is written."""
+
+
+class RunFolderError(ConfigError):
+    """A run folder that cannot be used as asked: it holds another run, another process holds its lock, or it
+    cannot be written. The CLI exits 2."""
 
 
 def did_you_mean(given: str, choices: Iterable[str]) -> str | None:
@@ -90,3 +108,14 @@ def did_you_mean(given: str, choices: Iterable[str]) -> str | None:
     if not close:
         return None
     return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+
+
+class DataError(ConfigError):
+    """A data file that cannot be read (a corrupt image); the message names the file. Rebuilt from a DataLoader
+    worker's text (which carries the worker's traceback), it keeps only the worker's own message."""
+
+    def __init__(self, message: str, **kwargs: object) -> None:
+        if "Original Traceback" in message:  # torch's ExceptionWrapper re-raises DataError(worker text)
+            last = [line for line in message.splitlines() if line.strip()][-1]
+            message = last.split(": ", 1)[1] if last.startswith(("biocircuits.", "DataError")) else last
+        super().__init__(message, **kwargs)

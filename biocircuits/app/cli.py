@@ -1,14 +1,16 @@
 """The ``biocircuits`` command (also ``python -m biocircuits``): run, compare, validate, plot, check-pathway.
 
-Exit codes: 0 done, 2 bad config or input, 1 failure during the run. Errors print one message; ``--debug``
-shows the traceback."""
+Exit codes: 0 done, 2 bad config or input (file, key path, expected, given, suggestion), 1 failure during the run,
+130 interrupted by Ctrl-C. Errors print one message; ``--debug`` (anywhere on the line) shows the traceback."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from biocircuits import __version__
 from biocircuits.config.constraints import Constraints
@@ -28,7 +30,7 @@ EXPERIMENT_KEYS = {"name", "data", "model", "optim", "schedule", "train", "outpu
 def cmd_run(args: argparse.Namespace) -> int:
     exp = Experiment.from_yaml(args.experiment, parse_set(args.set))
     run_dir = Path(args.output) if args.output else Path(exp.output) / exp.name
-    summary = run_experiment(exp, run_dir, resume=args.resume)
+    summary = run_experiment(exp, run_dir, resume=args.resume, overwrite=args.overwrite)
     if not summary.get("interrupted") and distributed.current().is_main:
         if exp.train.plots:
             plot_runs([run_dir])
@@ -42,25 +44,33 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ConfigError("compare needs --rules or --constraints", key="--rules",
                           suggestion="e.g. --rules bp,sign_symmetry,fa")
     rules = [r.strip() for r in args.rules.split(",") if r.strip()] if args.rules else None
+    if args.rules and not rules:
+        raise ConfigError("--rules names no rule", key="--rules", expected="comma-separated rule names",
+                          given=args.rules, suggestion="e.g. --rules bp,sign_symmetry,fa")
     compare(args.experiment, rules=rules, constraints=args.constraints, overrides=parse_set(args.set),
-            output=args.output, resume=args.resume)
+            output=args.output, resume=args.resume, overwrite=args.overwrite)
     return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     failed = False
+    try:
+        sets = parse_set(args.set)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     for path in args.files:
         try:
             data = load_with_includes(path, "constraints")
             if EXPERIMENT_KEYS & set(data) and not {"feedback", "dale", "phases", "plasticity"} & set(data):
-                Experiment.from_yaml(path, parse_set(args.set))
+                Experiment.from_yaml(path, sets)
                 kind = "experiment"
             else:
                 Constraints.from_yaml(path)
                 kind = "constraint spec"
             print(f"{path}: valid {kind}")
-        except ConfigError as err:
-            print(err.with_file(str(path)), file=sys.stderr)
+        except ConfigError as err:  # every file is checked; each bad one is reported
+            print(f"error: {err.with_file(str(path))}", file=sys.stderr)
             failed = True
     return 2 if failed else 0
 
@@ -77,9 +87,28 @@ def cmd_check_pathway(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` above zero (argparse then exits 2 naming the option)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number above 0, given {text[:40]!r}") from None
+        if not (value > 0 and value < 1e9):
+            raise argparse.ArgumentTypeError(f"expected a number above 0 and below 1e9, given {text[:40]!r}")
+        return value
+    return parse
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2), like every other user error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="biocircuits", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="biocircuits", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -87,12 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.epochs=2 (repeatable)")
-        sp.add_argument("--debug", action="store_true", help="show tracebacks")
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
     run = sub.add_parser("run", help="train one experiment")
     run.add_argument("experiment")
     run.add_argument("--output", help="run directory (default OUTPUT/NAME)")
-    run.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    run.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint (only "
+                     "epochs, steps, intervals, progress, plots and tensorboard may change)")
+    run.add_argument("--overwrite", action="store_true", help="move a run already in the folder aside to "
+                     "<folder>.old-N (nothing is deleted) and start afresh")
     common(run)
     run.set_defaults(func=cmd_run)
 
@@ -102,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--constraints", nargs="+", help="constraint spec files, one run each")
     cmp.add_argument("--output", help="directory for the runs and the table (default OUTPUT/NAME-compare)")
     cmp.add_argument("--resume", action="store_true", help="resume runs that have a checkpoint")
+    cmp.add_argument("--overwrite", action="store_true", help="move a comparison already in the folder aside to "
+                     "<folder>.old-N and start afresh")
     common(cmp)
     cmp.set_defaults(func=cmd_compare)
 
@@ -113,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="write PNG plots of one or more runs")
     plot.add_argument("runs", nargs="+")
     plot.add_argument("--output", help="where to write the PNGs (default: each run's plots/ or the first)")
-    plot.add_argument("--debug", action="store_true")
+    plot.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     plot.set_defaults(func=cmd_plot)
 
     chk = sub.add_parser("check-pathway", help="simulate a layer's feedback pathway in Brian2")
@@ -121,19 +155,33 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--layer", required=True)
     chk.add_argument("--mode", choices=["rate", "spiking"], default="spiking")
     chk.add_argument("--dale", action="store_true", help="route negative weights through inhibitory relays")
-    chk.add_argument("--patterns", type=int, default=4)
-    chk.add_argument("--duration", type=float, default=None, help="seconds of simulated time per pattern")
-    chk.add_argument("--debug", action="store_true")
+    chk.add_argument("--patterns", type=positive(int), default=4)
+    chk.add_argument("--duration", type=positive(float), default=None, help="seconds of simulated time per pattern")
+    chk.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     chk.set_defaults(func=cmd_check_pathway)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    debug = args.debug
+    """Run one command; returns the exit code (argparse's own usage errors exit 2 by ``SystemExit``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug, args = "--debug" in argv, None
     try:
+        args = build_parser().parse_args(argv)
         return args.func(args)
-    except (ConfigError, CheckpointError) as err:
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ConfigError as err:
+        if debug:
+            traceback.print_exc()
+        if err.key is None or not err.key.startswith("-"):
+            err.with_file(getattr(args, "experiment", None))
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except CheckpointError as err:
         if debug:
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
@@ -154,4 +202,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         distributed.teardown()
-

@@ -11,6 +11,7 @@ from biocircuits.config.loading import resolve_path
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.rules import rule_class
 from biocircuits.train import distributed
+from biocircuits.train.claim import claim_folder, holds_run
 from biocircuits.train.run_folder import CompareFolder
 from biocircuits.train.trainer import run_experiment
 
@@ -54,12 +55,26 @@ def table(rows: dict[str, dict[str, Any]]) -> str:
 
 def compare(experiment: str | Path, rules: list[str] | None = None, constraints: list[str] | None = None,
             overrides: dict[str, Any] | None = None, output: str | Path | None = None,
-            resume: bool = False) -> dict[str, dict[str, Any]]:
+            resume: bool = False, overwrite: bool = False) -> dict[str, dict[str, Any]]:
     """Run every variant into ``output/<label>`` (plotting each when its ``train.plots`` is on); then write
-    ``compare.md``, ``compare.json`` and the comparison plots there."""
+    ``compare.md``, ``compare.json`` and the comparison plots there. The folder is claimed like a run folder: one
+    that already holds a comparison (its table or any variant's run) is refused unless ``resume`` (variants with a
+    checkpoint continue, the others start) or ``overwrite`` (the whole folder is moved aside to ``<folder>.old-N``)."""
     base = Experiment.from_yaml(experiment, overrides)
     out = CompareFolder(output if output else Path(base.output) / f"{base.name}-compare")
     runs = variants(base, rules, constraints)
+    with claim_folder(out.path, resume=resume, overwrite=overwrite, holds=_holds_comparison, what="comparison"):
+        return _run_variants(base, out, runs, resume)
+
+
+def _holds_comparison(path: Path) -> bool:
+    return (path / "compare.json").exists() or (path / "compare.md").exists() or any(
+        holds_run(sub) for sub in path.iterdir() if sub.is_dir())
+
+
+def _run_variants(base: Experiment, out: CompareFolder, runs: dict[str, Experiment], resume: bool
+                  ) -> dict[str, dict[str, Any]]:
+    """Train each variant into its own run folder, then write the table and the plots."""
     summaries: dict[str, dict[str, Any]] = {}
     for label, exp in runs.items():
         run = out.run(label)

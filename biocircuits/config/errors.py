@@ -55,17 +55,24 @@ def key_path(loc: tuple) -> str:
     return out or "(top level)"
 
 
+MAX_REPORTED = 20  # errors listed before "... and N more"
+
+
 def from_validation_error(err: ValidationError, model: type[BaseModel], file: str | None = None) -> ConfigErrors:
     """One :class:`ConfigError` per distinct key path of ``err`` (first message kept)."""
     errors: list[ConfigError] = []
     seen: set[str] = set()
-    raw = err.errors()
+    raw = err.errors(include_url=False)
     keys = [key_path(tuple(e["loc"])) for e in raw]
+    parents = {k[:i] for k in keys for i, c in enumerate(k) if c == "."}  # every proper dotted prefix, linear
     for e, key in zip(raw, keys, strict=True):
         loc = tuple(e["loc"])
         # a union's other branch ("should be a valid string") is noise when a deeper error explains it
-        if key in seen or any(k != key and k.startswith(key + ".") for k in keys):
+        if key in seen or key in parents:
             continue
+        if len(errors) == MAX_REPORTED:
+            errors.append(ConfigError(f"... and {len(set(keys)) - MAX_REPORTED} more errors", file=file))
+            break
         seen.add(key)
         raised = (e.get("ctx") or {}).get("error")
         if isinstance(raised, ConfigError):  # a validator's own error: its key is relative to where it ran

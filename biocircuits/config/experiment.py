@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from biocircuits.data import DATASETS
 from biocircuits.errors import ConfigError
@@ -15,40 +16,66 @@ from .constraints import Constraints, Strict, registered
 from .errors import from_validation_error
 from .loading import apply_sets, load_with_includes, resolve_path
 
+# Upper bounds on sizes that allocate memory or processes (far above any real run; a typo fails at once instead
+# of after minutes of allocation). Floats are finite everywhere (allow_inf_nan=False).
+MAX_BATCH = 65_536
+MAX_SAMPLES = 100_000_000
+MAX_IMAGE = 4096
+MAX_WORKERS = 256
+MAX_CLASSES = 1_000_000
+MAX_SYNTHETIC_ELEMENTS = 1 << 31  # (train_size + val_size) * prod(shape) floats of synthetic data: 8 GiB
+
 DatasetName = Annotated[str, registered(DATASETS.get)]
 ModelName = Annotated[str, registered(MODELS.get)]
 
 
-class DataSpec(Strict):
+class Section(Strict):
+    """A section of the experiment file: unknown keys and non-finite floats are errors."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+class DataSpec(Section):
     """``data:``: a registered dataset (see :mod:`biocircuits.data`) and its loader settings."""
 
     name: DatasetName = "digits"
     root: str | None = None
     download: bool = False
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    split_seed: int = 0
-    image_size: int | None = Field(None, ge=8)
+    split_seed: int = Field(0, ge=0, lt=2**63)
+    image_size: int | None = Field(None, ge=8, le=MAX_IMAGE)
     channels: int | None = Field(None, ge=1, le=4)       # repeat grayscale images to this many channels
     resize: int | None = Field(None, ge=4, le=1024)      # resize in-memory images to resize x resize
-    shape: list[int] = Field(default_factory=lambda: [3, 32, 32])
-    num_classes: int = Field(10, ge=2)
-    train_size: int = Field(512, ge=1)
-    val_size: int = Field(128, ge=1)
-    num_workers: int = Field(0, ge=0)
+    shape: list[Annotated[int, Field(ge=1, le=1 << 20)]] = Field(default_factory=lambda: [3, 32, 32], min_length=1,
+                                                                  max_length=4)
+    num_classes: int = Field(10, ge=2, le=MAX_CLASSES)
+    train_size: int = Field(512, ge=1, le=MAX_SAMPLES)
+    val_size: int = Field(128, ge=1, le=MAX_SAMPLES)
+    num_workers: int = Field(0, ge=0, le=MAX_WORKERS)
     pin_memory: bool = False
     persistent_workers: bool = False
 
+    @model_validator(mode="after")
+    def _synthetic_fits(self) -> DataSpec:
+        if self.name == "synthetic":
+            elements = (self.train_size + self.val_size) * math.prod(self.shape)
+            if elements > MAX_SYNTHETIC_ELEMENTS:
+                raise ConfigError("synthetic data too large", key="train_size", expected=f"(train_size + val_size) "
+                                  f"* prod(shape) <= {MAX_SYNTHETIC_ELEMENTS}", given=elements,
+                                  suggestion="lower train_size, val_size or shape")
+        return self
 
-class ModelSpec(Strict):
+
+class ModelSpec(Section):
     """``model:``: a registered model (``mlp``, ``lenet``, ``convnet``, or any torchvision classifier) and its
     keyword arguments; ``num_classes`` defaults to the dataset's."""
 
     name: ModelName = "mlp"
-    num_classes: int | None = Field(None, ge=2)
+    num_classes: int | None = Field(None, ge=2, le=MAX_CLASSES)
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
-class OptimSpec(Strict):
+class OptimSpec(Section):
     """``optim:``: the optimiser; ``last_layer_lr`` trains the last weight layer (``last_layer``, default the
     last Linear/Conv in module order) at its own rate, as Xiao et al. 2018 did."""
 
@@ -57,12 +84,12 @@ class OptimSpec(Strict):
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     nesterov: bool = False
     weight_decay: float = Field(0.0, ge=0.0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    betas: tuple[Annotated[float, Field(ge=0.0, lt=1.0)], Annotated[float, Field(ge=0.0, lt=1.0)]] = (0.9, 0.999)
     last_layer_lr: float | None = Field(None, gt=0.0)
     last_layer: str | None = None
 
 
-class ScheduleSpec(Strict):
+class ScheduleSpec(Section):
     """``schedule:``: lr schedule, stepped per optimiser step; ``step_size``, ``milestones`` and ``warmup_epochs``
     are in epochs. ``step``: lr * gamma^(epoch // step_size); ``multistep``: lr * gamma^(milestones passed);
     ``cosine``: half a cosine from lr to ``min_lr``; warmup: linear from 0 over the first epochs."""
@@ -75,25 +102,25 @@ class ScheduleSpec(Strict):
     warmup_epochs: float = Field(0.0, ge=0.0)
 
 
-class TrainSpec(Strict):
+class TrainSpec(Section):
     """``train:``: length (``epochs``, or ``steps`` optimiser steps), global batch size (split over DDP ranks),
     gradient clipping and accumulation, label smoothing, seeding, intervals (in optimiser steps; eval and
     checkpoint default to once per epoch), and the scale settings (amp, channels_last, compile)."""
 
-    epochs: int = Field(1, ge=1)
-    steps: int | None = Field(None, ge=1)
-    batch_size: int = Field(64, ge=1)
-    eval_batch_size: int | None = Field(None, ge=1)
+    epochs: int = Field(1, ge=1, le=1_000_000)
+    steps: int | None = Field(None, ge=1, le=10**12)
+    batch_size: int = Field(64, ge=1, le=MAX_BATCH)
+    eval_batch_size: int | None = Field(None, ge=1, le=MAX_BATCH)
     grad_clip: float | None = Field(None, gt=0.0)
-    grad_accum: int = Field(1, ge=1)
+    grad_accum: int = Field(1, ge=1, le=4096)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**63)
     deterministic: bool = False
     log_every: int = Field(10, ge=1)
     eval_every: int | None = Field(None, ge=1)
     checkpoint_every: int | None = Field(None, ge=1)
     probe_every: int | None = Field(100, ge=1)  # ~1.02x step time on resnet18 (docs/benchmarks.md)
-    probe_batch: int = Field(64, ge=1)
+    probe_batch: int = Field(64, ge=1, le=MAX_BATCH)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["off", "bf16", "fp16"] = "off"
     channels_last: bool = False
@@ -103,11 +130,11 @@ class TrainSpec(Strict):
     plots: bool = True
 
 
-class Experiment(Strict):
+class Experiment(Section):
     """An experiment file. ``constraints`` is a path (relative to the file, the working directory or
     ``constraints/``) or an inline constraint spec."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")  # one safe path component: not . or ..
     description: str = ""
     constraints: str | Constraints = Field(default_factory=Constraints)
     data: DataSpec = Field(default_factory=DataSpec)
@@ -117,6 +144,14 @@ class Experiment(Strict):
     train: TrainSpec = Field(default_factory=TrainSpec)
     output: str = "runs"
     source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _min_lr_at_most_lr(self) -> Experiment:
+        if self.schedule.min_lr > self.optim.lr:
+            raise ConfigError("min_lr above lr would ramp the rate up", key="schedule.min_lr",
+                              expected=f"at most optim.lr = {self.optim.lr}", given=self.schedule.min_lr,
+                              suggestion="lower schedule.min_lr or raise optim.lr")
+        return self
 
     def resolved_constraints(self) -> Constraints:
         """The constraint spec, loaded from its file when given as a path."""
@@ -150,6 +185,13 @@ class Experiment(Strict):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], file: str | None = None) -> Experiment:
+        """Validate a mapping (``source`` is not accepted from it); errors name ``file`` and the key path."""
+        if not isinstance(data, dict):
+            raise ConfigError("an experiment must be a mapping", file=file, expected="a mapping",
+                              given=type(data).__name__)
+        if "source" in data:
+            raise ConfigError("internal key, set by biocircuits itself", file=file, key="source",
+                              expected="no such key", suggestion="remove it")
         try:
             exp = cls.model_validate(data)
         except ValidationError as err:

@@ -9,7 +9,7 @@ import torch
 from torchvision import datasets
 from torchvision import transforms as T
 
-from biocircuits.errors import ConfigError
+from biocircuits.errors import ConfigError, DataError
 
 from .registry import DataBundle, DatasetSource, register_dataset
 
@@ -25,6 +25,28 @@ def reference_transforms(crop: int) -> tuple[T.Compose, T.Compose]:
     train = T.Compose([T.RandomResizedCrop(crop, antialias=True), T.RandomHorizontalFlip(), *norm])
     val = T.Compose([T.Resize(resize, antialias=True), T.CenterCrop(crop), *norm])
     return train, val
+
+
+def checked_loader(path: str):
+    """``torchvision``'s image loader; a file PIL cannot decode (truncated, corrupt, not an image) raises
+    :class:`DataError` naming it. The run stops there rather than skipping it: a skipped sample would change the
+    batches (breaking exact resume and equal global batches under DDP), and a broken file is worth fixing."""
+    try:
+        return datasets.folder.default_loader(path)
+    except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for damaged files
+        raise DataError(f"unreadable image ({type(err).__name__}: {str(err)[:120]})", file=path,
+                        suggestion="replace or remove the file") from None
+
+
+def image_folder(folder: Path, transform) -> datasets.ImageFolder:
+    """An ``ImageFolder`` over ``folder`` with :func:`checked_loader`; an empty folder, or class folders without
+    images, is a ConfigError naming the folder."""
+    try:
+        return datasets.ImageFolder(str(folder), transform=transform, loader=checked_loader)
+    except (FileNotFoundError, OSError) as err:
+        raise ConfigError(f"no images under {folder} ({str(err).splitlines()[0][:160]})", key="data.root",
+                          expected="class folders holding images (.jpg, .JPEG, .png, ...)", given=str(folder),
+                          suggestion="ImageNet layout: ROOT/train/<class>/*.JPEG") from None
 
 
 @register_dataset
@@ -45,8 +67,8 @@ class ImageFolderSet(DatasetSource):
                                                            "ROOT/val/<class>/*.JPEG")
         crop = spec.image_size or 224
         train_tf, val_tf = reference_transforms(crop)
-        train = datasets.ImageFolder(str(root / "train"), transform=train_tf)
-        val = datasets.ImageFolder(str(root / "val"), transform=val_tf)
+        train = image_folder(root / "train", train_tf)
+        val = image_folder(root / "val", val_tf)
         if train.classes != val.classes:
             raise ConfigError("train/ and val/ hold different class folders", key="data.root", given=str(root))
         return DataBundle(train, val, len(train.classes), (3, crop, crop))

@@ -34,10 +34,44 @@ def _tuplify(x):
     return tuple(_tuplify(v) for v in x) if isinstance(x, list | tuple) else x
 
 
+def nonfinite_entries(state: Any, prefix: str = "") -> list[str]:
+    """Dotted names of the floating tensors in ``state`` (nested dicts and lists, e.g. a model's and an optimiser's
+    state dicts) that hold a NaN or an infinity; one device sync for all of them."""
+    found: list[tuple[str, torch.Tensor]] = []
+
+    def walk(x: Any, name: str) -> None:
+        if isinstance(x, torch.Tensor):
+            if x.is_floating_point() or x.is_complex():
+                found.append((name, x))
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{name}.{k}" if name else str(k))
+        elif isinstance(x, list | tuple):
+            for i, v in enumerate(x):
+                walk(v, f"{name}[{i}]")
+
+    walk(state, prefix)
+    if not found:
+        return []
+    finite = torch.stack([torch.isfinite(t).all().cpu() for _, t in found]).tolist()
+    return [name for (name, _), ok in zip(found, finite, strict=True) if not ok]
+
+
+def clean_stale_temps(path: Path) -> list[Path]:
+    """Remove the temp files a killed :func:`save_checkpoint` of ``path`` left behind (the run folder's lock
+    guarantees no other process is saving there); returns what was removed."""
+    stale = sorted(path.parent.glob(f".{path.name}.*.tmp"))
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
+
+
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically: a reader (or a crash) sees the old file or the new one."""
+    """Write ``payload`` to ``path`` atomically: a reader (or a crash) sees the old file or the new one. Temp
+    files of an earlier, killed save are removed first."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:

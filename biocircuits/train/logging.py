@@ -50,9 +50,10 @@ class RunLogger:
         path = self.folder.metrics
         if not (self.enabled and path.exists()):
             return
-        rows = [line for line in path.read_text().splitlines() if line.strip()]
-        kept = [r for r in rows if json.loads(r).get("step", 0) <= step]
-        path.write_text("".join(r + "\n" for r in kept))
+        kept = [r for r in self.folder.read_metrics() if r.get("step", 0) <= step]  # a torn last line goes too
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        os.replace(tmp, path)
 
     def log(self, kind: str, step: int, **values: Any) -> None:
         if not self.enabled:
@@ -74,8 +75,15 @@ class RunLogger:
             os.replace(tmp, path)
 
     def write_config(self, config: dict) -> None:
+        """Write the resolved ``config.yaml`` atomically."""
         if self.enabled:
-            self.folder.config.write_text(yaml.safe_dump(config, sort_keys=False))
+            tmp = self.folder.config.with_name(f".{self.folder.config.name}.tmp")
+            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+            os.replace(tmp, self.folder.config)
+
+    def append_history(self, entry: dict) -> None:
+        if self.enabled:
+            self.folder.append_history(entry)
 
     def close(self) -> None:
         if self.tb is not None:

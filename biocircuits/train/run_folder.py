@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
+from biocircuits.config.loading import parse_yaml_text
+from biocircuits.errors import ConfigError
 
 
 class RunFolder:
     """``runs/<name>/``: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one row per line, each with ``step``
     and ``kind``), ``checkpoint.pt`` (latest), ``summary.json`` (final figures), ``audit.json`` (Dale audit and
-    weight spectra, when Dale is on), ``plots/*.png``, ``tensorboard/`` and ``pathway_*`` reports."""
+    weight spectra, when Dale is on), ``history.json`` (starts and resumes, with the settings each changed),
+    ``plots/*.png``, ``tensorboard/`` and ``pathway_*`` reports; ``.lock`` is held while a process writes here."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -36,6 +40,10 @@ class RunFolder:
     @property
     def audit(self) -> Path:
         return self.path / "audit.json"
+
+    @property
+    def history(self) -> Path:
+        return self.path / "history.json"
 
     @property
     def plots(self) -> Path:
@@ -64,13 +72,52 @@ class RunFolder:
         """The resolved config as a dict ({} when there is none)."""
         if not self.config.is_file():
             return {}
-        return yaml.safe_load(self.config.read_text()) or {}
+        try:
+            text = self.config.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"unreadable resolved config ({type(err).__name__})", file=str(self.config),
+                              suggestion="restore the file, or start a fresh run") from None
+        data = parse_yaml_text(text, file=str(self.config))
+        if not isinstance(data, dict):
+            raise ConfigError("the resolved config is not a mapping", file=str(self.config), expected="a mapping",
+                              given=type(data).__name__, suggestion="restore the file, or start a fresh run")
+        return data
 
-    def read_metrics(self) -> list[dict[str, Any]]:
-        """Every row of ``metrics.jsonl`` ([] when there is none)."""
+    def read_metrics(self, report: bool = True) -> list[dict[str, Any]]:
+        """Every row of ``metrics.jsonl`` ([] when there is none). A torn last line (a write cut short by a full
+        disk or a kill) is skipped, and reported on stderr when ``report``; a bad line elsewhere is an error."""
         if not self.metrics.is_file():
             return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line.strip()]
+        lines = self.metrics.read_bytes().decode("utf-8", errors="replace").splitlines()
+        numbered = [(i, line) for i, line in enumerate(lines, 1) if line.strip()]
+        rows = []
+        for n, (i, line) in enumerate(numbered):
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                if n == len(numbered) - 1:
+                    if report:
+                        print(f"warning: {self.metrics}: line {i}: skipped a torn last line ({len(line)} "
+                              "characters; a write cut short)", file=sys.stderr)
+                    break
+                raise ConfigError(f"line {i} is not a JSON object", file=str(self.metrics), key=f"line {i}",
+                                  suggestion="remove the line, or restore the file") from None
+            rows.append(row)
+        return rows
+
+    def read_history(self) -> list[dict[str, Any]]:
+        """The run's events (``start``, ``resume``) in order ([] when there is none)."""
+        data = _read_json(self.history) if self.history.is_file() else {}
+        return list(data.get("history", []))
+
+    def append_history(self, entry: dict[str, Any]) -> None:
+        """Add one event to ``history.json`` (written atomically)."""
+        data = {"history": [*self.read_history(), entry]}
+        tmp = self.history.with_name(f".{self.history.name}.tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, self.history)
 
     def read_summary(self) -> dict[str, Any]:
         return _read_json(self.summary)
@@ -106,5 +153,14 @@ class CompareFolder:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path`` ({} when the file is missing)."""
-    return json.loads(path.read_text()) if path.is_file() else {}
+    """The JSON object in ``path`` ({} when the file is missing); a damaged file is a ConfigError naming it."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, OSError) as err:
+        raise ConfigError(f"unreadable JSON ({type(err).__name__})", file=str(path),
+                          suggestion="restore the file, or rerun the run's last step") from None
+    if not isinstance(data, dict):
+        raise ConfigError("not a JSON object", file=str(path), given=type(data).__name__)
+    return data

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,17 @@ from biocircuits.config.experiment import Experiment
 from biocircuits.core import constraint_buffer_names
 from biocircuits.data.loaders import make_loader
 from biocircuits.data.registry import build_data
-from biocircuits.errors import ConfigError, TrainingDiverged
+from biocircuits.errors import CheckpointError, ConfigError, DataError, RunFolderError, TrainingDiverged
 from biocircuits.models.registry import build_model
 from biocircuits.phases.step import PhaseCallback, PhasedStep, StepContext
 
 from . import distributed
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import load_checkpoint, nonfinite_entries, rng_state, save_checkpoint, set_rng_state
+from .claim import claim_folder
 from .evaluate import evaluate, topk_correct
 from .logging import RunLogger, dale_audit
 from .optim import build_optimizer, build_scheduler
+from .resume_check import check_resume
 from .run_folder import RunFolder
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -70,6 +73,10 @@ class Trainer:
         torch.manual_seed(t.seed)  # same initial weights on every rank
         self.data = build_data(exp.data)
         self.num_classes = exp.model.num_classes or self.data.num_classes
+        if self.num_classes < self.data.num_classes:
+            raise ConfigError("fewer classes than the dataset's labels", key="model.num_classes",
+                              expected=f"at least {self.data.num_classes} (the dataset's classes)",
+                              given=self.num_classes, suggestion="leave model.num_classes out to use the dataset's")
         self.module = build_model(exp.model.name, self.data.input_shape, self.num_classes, exp.model.kwargs)
         self.constraints = exp.resolved_constraints()
         bc.apply(self.module, self.constraints)
@@ -107,6 +114,7 @@ class Trainer:
         self.logger = RunLogger(self.folder, enabled=self.dist.is_main, tensorboard=t.tensorboard)
         self.step, self.epoch, self.samples_in_epoch = 0, 0, 0
         self.best_acc1, self.last_val = -math.inf, {}
+        self.saved_step: int | None = None  # the step of the checkpoint in the folder, once one is known good
         torch.manual_seed(t.seed + 1 + self.dist.rank)  # each rank its own stream from here (dropout, augmentation)
 
     # --- checkpoints -------------------------------------------------------------------------------------
@@ -119,21 +127,52 @@ class Trainer:
             "input_shape": list(self.data.input_shape), "num_classes": self.num_classes,
         }
 
-    def save(self) -> None:
-        if self.dist.is_main:
-            save_checkpoint(self.folder.checkpoint, self.state())
+    def kept(self) -> str:
+        """What the run folder holds to continue from, in words."""
+        if self.saved_step is None:
+            return f"no checkpoint was written yet in {self.folder.path}"
+        return f"the last good checkpoint (step {self.saved_step}) is kept in {self.folder.checkpoint}"
 
-    def resume(self) -> None:
-        ckpt = load_checkpoint(self.folder.checkpoint, map_location=self.device)
-        self.module.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        if self.scaler is not None and ckpt.get("scaler"):
-            self.scaler.load_state_dict(ckpt["scaler"])
-        set_rng_state(ckpt["rng"])
+    def save(self) -> None:
+        """Write the checkpoint, unless a parameter, buffer or optimiser state holds a NaN or an infinity (checked
+        on every rank): then nothing is written and :class:`TrainingDiverged` says what is kept."""
+        state = self.state()
+        bad = nonfinite_entries({"model": state["model"], "optimizer": state["optimizer"]})
+        if distributed.broadcast_flag(bool(bad), self.dist, self.device):
+            raise TrainingDiverged(f"non-finite values at step {self.step} in {', '.join(bad[:4]) or 'another rank'}"
+                                   f"{' ...' if len(bad) > 4 else ''}; not saved; {self.kept()}")
+        if self.dist.is_main:
+            save_checkpoint(self.folder.checkpoint, state)
+        self.saved_step = self.step
+
+    def resume(self) -> dict[str, list[Any]]:
+        """Load the folder's checkpoint after checking that its config matches this run's (only the safe settings
+        of :mod:`.resume_check` may differ); returns those changes, and a changed world size (resumed exactly)."""
+        path = self.folder.checkpoint
+        ckpt = load_checkpoint(path, map_location=self.device)
+        missing = [k for k in ("model", "optimizer", "scheduler", "rng", "step", "epoch", "samples_in_epoch",
+                               "best_acc1") if k not in ckpt]
+        if missing:
+            raise CheckpointError(f"{path}: incomplete checkpoint, no {', '.join(missing)}; restore a copy, or start "
+                                  "afresh with --overwrite")
+        changes = check_resume(ckpt["config"], self.exp.resolved_dict(), str(path)) if "config" in ckpt else {}
+        if ckpt.get("world", self.dist.world) != self.dist.world:  # exact by design (the sampler splits globally)
+            changes["world_size"] = [ckpt["world"], self.dist.world]
+        try:
+            self.module.load_state_dict(ckpt["model"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+            if self.scaler is not None and ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
+            set_rng_state(ckpt["rng"])
+        except (RuntimeError, KeyError, ValueError, TypeError) as err:
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{path}: the checkpoint does not fit this run ({first}); resume with the run's "
+                                  "own config, or start afresh with --overwrite") from None
         self.step, self.epoch, self.samples_in_epoch = ckpt["step"], ckpt["epoch"], ckpt["samples_in_epoch"]
-        self.best_acc1 = ckpt["best_acc1"]
+        self.best_acc1, self.saved_step = ckpt["best_acc1"], ckpt["step"]
         self.logger.truncate_after(self.step)
+        return changes
 
     # --- the loop ----------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
@@ -168,7 +207,13 @@ class Trainer:
         for _ in range(steps):
             diverged = False
             for micro in range(t.grad_accum):  # gradients are all-reduced on the last micro-batch only
-                ctx, loss = self._micro_batch(batches, window, since=tick, sync=micro == t.grad_accum - 1)
+                try:
+                    ctx, loss = self._micro_batch(batches, window, since=tick, sync=micro == t.grad_accum - 1)
+                except DataError as err:  # at a step boundary the state is whole: keep it before stopping
+                    if micro == 0:
+                        self.save()
+                    raise DataError(f"{err}; {self.kept()}; fix or remove the file, then continue with --resume",
+                                    ) from None
                 diverged = diverged or not math.isfinite(loss)
                 tick = time.perf_counter()
             self._update(ctx, loss, diverged, window)
@@ -208,8 +253,7 @@ class Trainer:
         Dale hooks), then the lr schedule. Its time counts as compute."""
         begin = time.perf_counter()
         if distributed.broadcast_flag(diverged, self.dist, self.device):
-            raise TrainingDiverged(f"loss became {loss} at step {self.step + 1}; the last good checkpoint is "
-                                   f"kept in {self.folder.path}")
+            raise TrainingDiverged(f"loss became {loss} at step {self.step + 1}; {self.kept()}")
         self.phased.update(ctx)
         self.scheduler.step()
         self.step += 1
@@ -310,12 +354,30 @@ def _progress(total: int, done: int, enabled: bool | None):
 
 
 def run_experiment(exp: Experiment, run_dir: str | Path, resume: bool = False,
-                   callbacks: list[PhaseCallback] | None = None) -> dict[str, Any]:
-    """Train ``exp`` into ``run_dir`` (resuming from its checkpoint when asked); returns the summary."""
-    trainer = Trainer(exp, run_dir, callbacks)
-    try:
-        if resume:
-            trainer.resume()
-        return trainer.train()
-    finally:
-        trainer.close()
+                   callbacks: list[PhaseCallback] | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Train ``exp`` into ``run_dir`` holding its lock (resuming from its checkpoint when asked, after checking the
+    saved config; with ``overwrite`` an earlier run there is moved aside first); returns the summary. A folder that
+    holds a run is refused otherwise (:func:`.claim.claim_folder`)."""
+    folder = RunFolder(run_dir)
+    if resume and overwrite:
+        raise RunFolderError("--resume and --overwrite exclude each other", key="--overwrite",
+                             suggestion="--resume continues the run; --overwrite moves it aside and starts afresh")
+    if resume and not folder.checkpoint.is_file():
+        raise CheckpointError(f"{folder.checkpoint}: no checkpoint here (nothing to resume); start without --resume"
+                              + (" (use --overwrite: the folder holds an unfinished run)" if folder.is_run() else ""))
+    with claim_folder(folder.path, resume=resume, overwrite=overwrite) as moved:
+        changes = check_resume(folder.read_config(), exp.resolved_dict(), str(folder.config)) \
+            if resume and folder.config.is_file() else {}
+        trainer = Trainer(exp, run_dir, callbacks)
+        try:
+            event: dict[str, Any] = {"event": "resume" if resume else "start",
+                                     "time": datetime.now(UTC).isoformat(timespec="seconds")}
+            if resume:
+                changes.update(trainer.resume())
+                event.update(step=trainer.step, changes=changes)
+            if moved is not None:
+                event["earlier_run_moved_to"] = str(moved)
+            trainer.logger.append_history(event)
+            return trainer.train()
+        finally:
+            trainer.close()
