@@ -53,6 +53,7 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
         raise ConfigError("model is already converted", given=type(model).__name__,
                           suggestion="call bc.apply once per model (bc.remove undoes it)", has_given=True)
     fb = spec.feedback
+    saved = {k: v.detach().clone() for k, v in model.state_dict().items()}  # Dale's signed init changes weights
     try:
         rules = convert(model, fb.rule, fb.options, overrides=fb.overrides, exclude=fb.exclude, seed=fb.seed,
                         mapping=mapping)
@@ -60,9 +61,12 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
         attach_transforms(feedback_layers(model), spec.phases.transforms(), spec.phases.seed)
         attach_plasticity(model, weight_layers(model), spec.plasticity)
         attach_groups(model)
-    except ConfigError as err:
+    except BaseException as err:  # leave the model exactly as it was, whatever failed
         unconvert(model)
-        raise err.with_file(spec.source) from None
+        model.load_state_dict(saved)
+        if isinstance(err, ConfigError):
+            raise err.with_file(spec.source) from None
+        raise
     object.__setattr__(model, "biocircuits", ConstraintsState(spec, rules, dale_layers, exempt))
     return model
 
@@ -74,8 +78,8 @@ def remove(model: nn.Module) -> nn.Module:
     model lose their hooks. Returns the same module."""
     module = unwrap(model)
     state = constraints_of(module)
-    for binding in state.bindings:
-        binding.remove()
+    for binding, optimizer in state.bindings:
+        binding.remove(optimizer)
     unconvert(module)
     del module.__dict__["biocircuits"]
     return module

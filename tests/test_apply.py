@@ -70,3 +70,14 @@ def test_failed_apply_leaves_the_model_unconverted():
     assert type(model[0]) is nn.Linear and "0.feedback_weight" not in model.state_dict()
     with pytest.raises(bc.ConfigError, match="has not been converted"):
         bc.remove(model)
+
+
+def test_apply_failing_late_restores_the_weights():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))  # no linear output: dfa refuses
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(bc.ConfigError, match="dfa needs a linear output layer"):
+        bc.apply(model, {"feedback": {"rule": "dfa"}, "dale": {"enforce": "abs", "exempt": []}})
+    assert all(type(m) in (nn.Conv2d, nn.ReLU, nn.Sequential) for m in model.modules())
+    after = model.state_dict()
+    assert list(after) == list(before) and all(torch.equal(after[k], v) for k, v in before.items())

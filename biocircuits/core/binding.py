@@ -30,18 +30,25 @@ def _groups(members: Sequence[tuple[nn.Module, LayerAttachment]], hook: str) -> 
     return sorted(groups.items(), key=lambda g: (SLOT_ORDER.get(g[0].slot, 99), g[0].order))
 
 
+def _owned(layer: nn.Module, params: set[int]) -> bool:
+    """True when the optimiser updates the layer's trainable weight (so its attachments act at this optimiser)."""
+    weight = layer._parameters.get("weight") if "parametrizations" not in layer._modules else trainable_weight(layer)
+    return weight is not None and id(weight) in params
+
+
 class Binding:
     """The hooks :func:`bind` installs; ``remove()`` takes them off again (``bc.remove`` does so too)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
         self.model = model
-        members = [(m, att) for _, m, held in attached_modules(model) for att in held]
+        params = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        members = [(m, att) for _, m, held in attached_modules(model) for att in held
+                   if att.whole_model or _owned(m, params)]
         self.before = _groups(members, "before_step")
         self.after = _groups(members, "after_step")
         snap = {id(m): m for _, ms in self.after for m, att in ms if att.needs_snapshot}
         self.snapshot_layers = list(snap.values())
-        self.step = StepState(params={id(p) for group in optimizer.param_groups for p in group["params"]},
-                              groups=optimizer.param_groups)
+        self.step = StepState(params=params, groups=optimizer.param_groups)
         self.handles = [optimizer.register_step_pre_hook(self.pre_step),
                         optimizer.register_step_post_hook(self.post_step)]
 
@@ -66,10 +73,12 @@ class Binding:
         for group, members in self.after:
             group.after_step_group(members, self.step)
 
-    def remove(self) -> None:
+    def remove(self, optimizer: torch.optim.Optimizer | None = None) -> None:
         for h in self.handles:
             h.remove()
         self.handles = []
+        if optimizer is not None and getattr(optimizer, "_biocircuits_binding", None) is self:
+            del optimizer._biocircuits_binding
 
 
 def bind(optimizer: torch.optim.Optimizer, model: nn.Module) -> torch.optim.Optimizer:
@@ -85,5 +94,5 @@ def bind(optimizer: torch.optim.Optimizer, model: nn.Module) -> torch.optim.Opti
                           suggestion="call bc.apply(model, spec) first", has_given=True)
     binding = Binding(optimizer, module)
     optimizer._biocircuits_binding = binding
-    state.bindings.append(binding)
+    state.bindings.append((binding, optimizer))
     return optimizer

@@ -98,6 +98,7 @@ class LayerAttachment:
     Options: ClassVar[type[BaseModel]] = NoOptions
     order: ClassVar[int] = 0               # position among the hooks of its slot (lower first)
     needs_snapshot: ClassVar[bool] = False  # after_step reads the trainable weight from before the step
+    whole_model: ClassVar[bool] = False     # acts on the model as a whole (else only where the optimiser owns W)
 
     def __init__(self, options: BaseModel | dict[str, Any] | None = None, seed: int = 0) -> None:
         self.options = validate_options(type(self), options)

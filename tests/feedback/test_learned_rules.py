@@ -70,7 +70,7 @@ def test_one_mirror_iteration_by_hand_and_mirrors_align_b_with_w():
                                                                    "options": {"samples": 16, "lr": 0.1}}})[0]
     rule, W, B0 = layer.rule, layer.weight.detach().clone(), layer.feedback_weight.clone()
     rule.mirror(layer)
-    gen = torch.Generator().manual_seed(step_seed(rule.layer_seed, 1))
+    gen = torch.Generator().manual_seed(step_seed(rule.mirror_seed, 1))
     x = torch.randn(16, 7, generator=gen)
     y = x @ W.t()
     assert torch.allclose(layer.feedback_weight, B0 + 0.1 * (y.t() @ x / 16 - 1.0 * B0), atol=1e-6)
@@ -172,3 +172,17 @@ def test_learned_feedback_resumes_exactly(tmp_path, rule):
     b = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["model"]
     for k in b:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_dfa_releases_the_output_error_and_never_reuses_it():
+    torch.manual_seed(0)
+    model = bc.apply(nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3)), {"feedback": {"rule": "dfa"}})
+    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
+    model(torch.randn(4, 5)).sum().backward()
+    opt.step()
+    assert model[2].rule._pathway.output.error is None  # released after the step
+    model(torch.randn(4, 5)).sum().backward()             # a pass that leaves an error behind (no step)
+    x = torch.randn(4, 5, requires_grad=True)
+    model(x)                                              # the output layer's forward forgets it ...
+    with pytest.raises(RuntimeError, match="without the output layer's backward"):
+        model[0](x).sum().backward()                      # ... so a loss on hidden features has none to send

@@ -39,11 +39,12 @@ class DirectPathway:
             self.output.error = delta.detach()
         error = self.output.error
         if error is None:
-            raise RuntimeError("dfa: a layer's backward ran before the output layer's (is the output layer the "
-                               "last converted layer? set dfa's layers with feedback.overrides)")
+            raise RuntimeError("dfa: a layer's backward ran without the output layer's backward of the same forward "
+                               "pass (is the network's output the last converted layer? losses on hidden features "
+                               "have no output error to send)")
         direct = self.layer.direct_feedback.to(error.dtype)
         signal = error.reshape(-1, direct.shape[0]) @ direct                     # (N, units)
-        if len(input_shape) > 2 and direct.shape[1] == input_shape[1]:          # conv: per channel, broadcast
+        if not isinstance(self.layer, nn.Linear):                               # conv: per channel, broadcast
             signal = signal.view(*signal.shape, *([1] * (len(input_shape) - 2)))
             return signal.expand(input_shape).contiguous()
         return signal.reshape(input_shape)
@@ -90,7 +91,18 @@ class DirectFeedbackAlignment(FeedbackRule):
             rule._pathway = DirectPathway(layer, shared, layer is output_layer)
 
     def direct_pathway(self, layer: nn.Module) -> DirectPathway | None:
+        """The pathway (called at every forward that needs a backward); the output layer's forward, the last of a
+        pass, forgets the previous pass's error so that it can never be sent again."""
+        if self._pathway is not None and self._pathway.is_output:
+            self._pathway.output.error = None
         return self._pathway
+
+    @classmethod
+    def after_step_group(cls, members, step) -> None:
+        """Release the output error after the optimiser step (it is the size of the network's output)."""
+        for _, rule in members:
+            if rule._pathway is not None:
+                rule._pathway.output.error = None
 
     def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor:
         raise NotImplementedError("dfa has no B of the weight's shape: see direct_pathway")

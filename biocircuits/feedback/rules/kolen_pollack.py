@@ -22,17 +22,19 @@ class KolenPollackOptions(FeedbackAlignmentOptions):
 @register_rule
 class KolenPollack(FeedbackAlignment):
     """B starts as feedback alignment's (``init``, buffer ``feedback_weight``) and, after every optimiser step,
-    learns with W's own update. For SGD with learning rate eta and weight decay lambda (any momentum, or AdamW's
-    decoupled decay) the step is W_{t+1} = W_t + dW_t with dW_t = -eta (g_t + lambda W_t) (g_t = delta x^T, or its
-    momentum average), and B takes
+    learns with W's own update. For plain SGD with learning rate eta and weight decay lambda, or a decoupled decay
+    (AdamW), the step is W_{t+1} = W_t + dW_t with dW_t = -eta (g_t + lambda W_t) (g_t = delta x^T, or AdamW's
+    adaptive step), and B takes
 
         B_{t+1} = B_t + r (dW_t + eta lambda W_t) - r eta lambda_B B_t  =  B_t - r eta (g_t + lambda_B B_t),
 
     the same local update delta x^T as W with B's own decay (r = ``lr_scale``, lambda_B = ``weight_decay``, default
     W's). With r = 1 and lambda_B = lambda, B - W shrinks by (1 - eta lambda) per step: W and B converge (Akrout et
-    al.'s Kolen-Pollack). eta and lambda are read from the optimiser's param group at every step (schedules
-    included). B changes only in the after-step hook (``bc.bind``), so it is exact on resume and identical on every
-    DDP rank (it is computed from the all-reduced update)."""
+    al.'s Kolen-Pollack). With SGD momentum and coupled decay, W's past decay terms reach B's update through the
+    momentum buffer, so B's update is not exactly the local one, but B - W still shrinks by (1 - eta lambda) every
+    step. eta and lambda are read from the optimiser's param group at every step (schedules included). B changes
+    only in the after-step hook (``bc.bind``), so it is exact on resume and identical on every DDP rank (it is
+    computed from the all-reduced update)."""
 
     name = "kolen_pollack"
     Options = KolenPollackOptions

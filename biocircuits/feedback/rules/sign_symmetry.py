@@ -55,9 +55,10 @@ class SignSymmetry(FeedbackRule):
       (seed, layer, ``feedback_step``), so draws are reproducible, resumable and identical on every rank.
 
     sign(W) (times |R| for frSF) is kept in the non-persistent buffer ``feedback_sign`` and rebuilt only when W
-    has changed (tracked by the version counter of the trainable tensor): once per optimiser step, reused by
-    every micro-batch and by evaluation. The scalar M is returned apart, so the layer multiplies whichever of B
-    and grad_input is smaller."""
+    has changed: after every optimiser step of a bound optimiser (``bc.bind``), and whenever the version counter of
+    the trainable tensor moves (in-place edits without a bound optimiser; a fused optimiser or a ``.data`` edit does
+    not move it, so those need ``bc.bind``). It is built once per step and reused by every micro-batch. The scalar
+    M is returned apart, so the layer multiplies whichever of B and grad_input is smaller."""
 
     name = "sign_symmetry"
     Options = SignSymmetryOptions
@@ -83,6 +84,13 @@ class SignSymmetry(FeedbackRule):
         fresh = draw_init_uniform(layer.feedback_weight, seed, device=layer.feedback_weight.device)
         with torch.no_grad():
             layer.feedback_weight.copy_(fresh.abs_())
+
+    @classmethod
+    def after_step_group(cls, members, step) -> None:
+        """The optimiser has moved W: every cached sign(W) is rebuilt at the next forward (the version counter alone
+        misses fused optimisers and ``.data`` edits, which do not bump it)."""
+        for _, rule in members:
+            rule._key = None
 
     @torch.no_grad()
     def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Feedback:

@@ -8,7 +8,7 @@ from pydantic import Field
 from torch import nn
 
 from biocircuits.core.interface import StepState
-from biocircuits.core.seeds import step_seed
+from biocircuits.core.seeds import layer_seed, step_seed
 
 from .feedback_alignment import FeedbackAlignment, FeedbackAlignmentOptions
 from .registry import register_rule
@@ -26,18 +26,18 @@ class WeightMirrorOptions(FeedbackAlignmentOptions):
 @register_rule
 class WeightMirror(FeedbackAlignment):
     """B (buffer ``feedback_weight``, initialised like FA's ``init``) is used in backward like FA's, and learns in a
-    mirror phase that runs after every ``mirror_every``-th optimiser step (``bc.bind``'s after-step hook), apart from
-    training: ``mirror_steps`` iterations, each driving the layer's input units with noise x ~ N(0, s^2) (``samples``
-    draws; a conv layer gets one kernel-sized patch, so its response is one position) and reading the forward
-    response y = W x (no bias). The feedback synapses then take the Hebbian step, with eta = ``lr`` and
-    lambda = ``weight_decay``:
+    mirror phase that runs after every ``mirror_every``-th optimiser step (``bc.bind``'s after-step hook; only for
+    layers whose W the bound optimiser updates), apart from training: ``mirror_steps`` iterations, each driving the
+    layer's input units with noise x ~ N(0, s^2) (``samples`` draws; a conv layer gets one kernel-sized patch, so its
+    response is one position) and reading the forward response y = W x (no bias). The feedback synapses then take
+    the Hebbian step, with eta = ``lr`` and lambda = ``weight_decay``:
 
         B <- B + eta (y^T x / n - lambda B)        (linear; conv: the correlation of each kernel tap with y)
 
     E[y^T x / n] = s^2 W, so B relaxes geometrically (rate 1 - eta lambda) to (s^2 / lambda) W: with the defaults
     s = 1, lambda = 1, B -> W. The phase reads W only through the layer's forward response, never writes W or the
-    optimiser's state, and draws its noise from (seed, layer, ``mirror_count``), so it resumes exactly and is
-    identical on every DDP rank."""
+    optimiser's state, and draws its noise from (seed, layer, "mirror", ``mirror_count``), so it resumes exactly and
+    is identical on every DDP rank."""
 
     name = "weight_mirror"
     Options = WeightMirrorOptions
@@ -47,6 +47,7 @@ class WeightMirror(FeedbackAlignment):
         weight = layer.weight.detach()
         self.register_buffer(layer, "mirror_count", torch.zeros((), dtype=torch.int64, device=weight.device))
         self.register_buffer(layer, "optimizer_steps", torch.zeros((), dtype=torch.int64, device=weight.device))
+        self.mirror_seed = layer_seed(self.seed, qualname + "#mirror")  # not the stream of the error noise
 
     @torch.no_grad()
     def mirror(self, layer: nn.Module) -> None:
@@ -54,7 +55,7 @@ class WeightMirror(FeedbackAlignment):
         o = self.options
         layer.mirror_count += 1
         weight = layer.weight.detach()
-        gen = torch.Generator(device=weight.device).manual_seed(step_seed(self.layer_seed, int(layer.mirror_count)))
+        gen = torch.Generator(device=weight.device).manual_seed(step_seed(self.mirror_seed, int(layer.mirror_count)))
         if weight.dim() == 2:
             x = torch.randn(o.samples, weight.shape[1], generator=gen, device=weight.device).to(weight.dtype)
             correlation = (x @ weight.t()).t() @ x / o.samples

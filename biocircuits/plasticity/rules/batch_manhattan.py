@@ -14,6 +14,7 @@ class BatchManhattan(LayerAttachment):
 
     slot = "plasticity"
     name = "batch_manhattan"
+    whole_model = True
 
     @torch.no_grad()
     def before_step(self, model: nn.Module, step: StepState) -> None:
