@@ -2,6 +2,7 @@
 
     python benchmarks/feedback_step.py                       # CPU: 64x64, batch 32
     python benchmarks/feedback_step.py --dale                # + Dale variants against the same rule
+    python benchmarks/feedback_step.py --learned             # + kolen_pollack, dfa, weight_mirror
     python benchmarks/feedback_step.py --device cuda --amp --channels-last --size 224 --batch 256
 
 Prints the median step time of interleaved runs and its ratio to plain autograd (1.00 is the limit: a rule
@@ -33,6 +34,13 @@ VARIANTS = {
     "bp": {"feedback": {"rule": "bp"}},
     "fa": {"feedback": {"rule": "fa"}},
     "sign_symmetry": {"feedback": {"rule": "sign_symmetry"}},
+}
+# the rules after sign symmetry, each on its own model copy (their hooks and buffers differ), against a separate
+# plain-autograd copy
+LEARNED_VARIANTS = {
+    "kolen_pollack": {"feedback": {"rule": "kolen_pollack"}},
+    "dfa": {"feedback": {"rule": "dfa"}},
+    "weight_mirror (mirror every step)": {"feedback": {"rule": "weight_mirror"}},
 }
 DALE_VARIANTS = {
     "dale_project+sign_symmetry": ("sign_symmetry", {"dale": {"enforce": "project"}}),
@@ -71,6 +79,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--dale", action="store_true", help="also time Dale/plasticity variants against their rule")
+    p.add_argument("--learned", action="store_true",
+                   help="also time kolen_pollack, dfa and weight_mirror (separate copies) against plain autograd")
     p.add_argument("--model", default="resnet18")
     p.add_argument("--separate-models", action="store_true", help="one model copy per variant")
     p.add_argument("--json", help="write the results here")
@@ -95,11 +105,19 @@ def main(argv: list[str] | None = None) -> dict:
                 reference[name] = "sign_symmetry (separate copy)"
             steps["sign_symmetry (separate copy)"] = build_step(copy.deepcopy(base), args, VARIANTS["sign_symmetry"])
             reference["sign_symmetry (separate copy)"] = "sign_symmetry"
+    if args.learned:
+        steps["plain autograd (separate copy)"] = build_step(copy.deepcopy(base), args, None)
+        reference["plain autograd (separate copy)"] = "plain autograd"
+        for name, spec in LEARNED_VARIANTS.items():
+            steps[name] = build_step(copy.deepcopy(base), args, spec)
+            reference[name] = "plain autograd (separate copy)"
     medians = interleaved_medians(steps, torch.device(args.device), args.warmup, args.reps)
     specs = {"plain autograd": None, **VARIANTS}
     if args.dale:
         specs |= {name: {"feedback": {"rule": rule}, **extra} for name, (rule, extra) in DALE_VARIANTS.items()}
         specs["sign_symmetry (separate copy)"] = VARIANTS["sign_symmetry"]
+    if args.learned:
+        specs |= {"plain autograd (separate copy)": None, **LEARNED_VARIANTS}
     del steps
     memory = {}
     for name, spec in specs.items():  # one model resident at a time, so peaks are comparable

@@ -1,0 +1,18 @@
+"""The benchmark scripts still run against the current interfaces (at a smoke size; the figures come from the
+documented commands in docs/benchmarks.md)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import feedback_step  # noqa: E402
+
+
+def test_feedback_step_benchmark_runs_every_variant():
+    result = feedback_step.main(["--size", "16", "--batch", "2", "--reps", "1", "--warmup", "0", "--dale",
+                                 "--learned"])
+    rows = result["rows"]
+    assert {"bp", "fa", "sign_symmetry", "dale_project+sign_symmetry", "dale_exp_gradient+sign_symmetry",
+            "dale_abs+sign_symmetry", "kolen_pollack", "dfa", "weight_mirror (mirror every step)"} <= set(rows)
+    assert all(r["ratio"] > 0 for r in rows.values())
