@@ -10,6 +10,7 @@ import paper_table  # noqa: E402
 
 def test_every_variant_runs_one_step(tmp_path):
     results = paper_table.main(["--seeds", "1", "--out", str(tmp_path), "--set", "train.steps=1",
-                                "--set", "data.val_fraction=0.02", "--set", "train.batch_size=16"])
+                                "--set", "data.name=digits", "--set", "data.resize=16",
+                                "--set", "data.val_fraction=0.02", "--set", "train.batch_size=8"])
     assert set(results) == set(paper_table.VARIANTS)
     assert all(len(v) == 1 and 0.0 <= v[0] <= 100.0 for v in results.values())
