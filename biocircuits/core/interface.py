@@ -149,9 +149,10 @@ class LayerAttachment:
             att.after_step(layer, step)
 
     @classmethod
-    def attach_group(cls, members: Sequence[tuple[str, nn.Module, LayerAttachment]]) -> None:
+    def attach_group(cls, members: Sequence[tuple[str, nn.Module, LayerAttachment]], model: nn.Module) -> None:
         """Called once by ``bc.apply`` after every attachment is in place, with (name, layer, attachment) of every
-        attachment of this class in module order: for set-up that links layers (e.g. direct feedback)."""
+        attachment of this class in module order and the whole model: for set-up that links layers (e.g. direct
+        feedback)."""
 
     @classmethod
     def acts(cls, hook: str) -> bool:
@@ -273,4 +274,4 @@ def attach_groups(model: nn.Module) -> None:
         for att in held:
             groups.setdefault(type(att), []).append((name, module, att))
     for cls, members in groups.items():
-        cls.attach_group(members)
+        cls.attach_group(members, model)

@@ -186,3 +186,22 @@ def test_dfa_releases_the_output_error_and_never_reuses_it():
     model(x)                                              # the output layer's forward forgets it ...
     with pytest.raises(RuntimeError, match="without the output layer's backward"):
         model[0](x).sum().backward()                      # ... so a loss on hidden features has none to send
+
+
+def test_dfa_with_a_backprop_output_layer():
+    """overrides {4: bp}: the output error is recorded at the bp layer's output; the layer below it gets its delta
+    by backprop (W_4^T e), the first layer gets e D_2 from the DFA layer above it."""
+    torch.manual_seed(0)
+    model = bc.apply(nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 6), nn.Tanh(), nn.Linear(6, 3)),
+                     {"feedback": {"rule": "dfa", "overrides": {"4": "bp"}}})
+    assert model[4].rule.name == "bp" and "4.direct_feedback" not in model.state_dict()
+    x, e = torch.randn(4, 5), torch.randn(4, 3)
+    h1 = torch.tanh(model[0](x))
+    h2 = torch.tanh(model[2](h1))
+    (model(x) * e).sum().backward()
+    d2 = (e @ model[4].weight.detach()) * (1 - h2.pow(2))
+    d0 = (e @ model[2].direct_feedback) * (1 - h1.pow(2))
+    assert torch.allclose(model[2].weight.grad, d2.t() @ h1.detach(), atol=1e-6)
+    assert torch.allclose(model[0].weight.grad, d0.t() @ x, atol=1e-6)
+    bc.remove(model)
+    assert not model[4]._forward_hooks  # the output hook goes with the rule

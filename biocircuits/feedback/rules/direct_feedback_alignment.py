@@ -10,6 +10,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
+from biocircuits.core.interface import attached_modules
 from biocircuits.errors import ConfigError
 
 from .registry import FeedbackRule, draw_init_uniform, register_rule
@@ -21,22 +22,29 @@ class DirectFeedbackOptions(BaseModel):
 
 
 class OutputError:
-    """The output error e = dL/dy_out of the current backward pass, shared by every DFA layer of one model."""
+    """The output error e = dL/dy_out of the current backward pass, shared by every DFA layer of one model; recorded
+    by a hook on the output layer's output, forgotten at its next forward and after each optimiser step."""
 
     def __init__(self) -> None:
         self.error: Tensor | None = None
 
+    def capture(self, module: nn.Module, args: tuple, out: Tensor) -> None:
+        """Forward hook of the output layer: forget the last pass's error, and record this pass's."""
+        self.error = None
+        if isinstance(out, Tensor) and out.requires_grad:
+            out.register_hook(self.record)
+
+    def record(self, grad: Tensor) -> None:
+        self.error = grad.detach()
+
 
 class DirectPathway:
-    """grad_input of one layer: e D (D: the layer's fixed ``direct_feedback``, classes x input units). The output
-    layer first records its own delta as e."""
+    """grad_input of one layer: e D (D: the layer's fixed ``direct_feedback``, classes x input units)."""
 
-    def __init__(self, layer: nn.Module, output: OutputError, is_output: bool) -> None:
-        self.layer, self.output, self.is_output = layer, output, is_output
+    def __init__(self, layer: nn.Module, output: OutputError) -> None:
+        self.layer, self.output = layer, output
 
     def __call__(self, delta: Tensor, input_shape: torch.Size) -> Tensor:
-        if self.is_output:
-            self.output.error = delta.detach()
         error = self.output.error
         if error is None:
             raise RuntimeError("dfa: a layer's backward ran without the output layer's backward of the same forward "
@@ -58,8 +66,10 @@ class DirectFeedbackAlignment(FeedbackRule):
 
     with e = dL/dy the error at the output layer's output (N x K), and D_l a fixed random K x (input units) matrix
     drawn once from U(-1/sqrt(units), 1/sqrt(units)) (buffer ``direct_feedback``, seeded by (seed, layer name)).
-    The output layer is the last converted layer in module order; its input gets e D too (for it, D plays the part
-    of FA's B). Weight and bias gradients stay delta x^T and sum(delta) with each layer's own delta.
+    The output layer is the last converted layer in module order, whatever its rule (``overrides: {fc: bp}`` keeps a
+    backprop output layer; e is recorded at its output). If it is a DFA layer itself, its input gets e D too (for
+    it, D plays the part of FA's B). Weight and bias gradients stay delta x^T and sum(delta) with each layer's own
+    delta.
 
     Conv layers (``conv: channel``): D is K x C_in, and e D is broadcast over the input's spatial positions (the
     memory-saving variant: one value per channel and sample). What still flows by backprop: everything between
@@ -73,28 +83,33 @@ class DirectFeedbackAlignment(FeedbackRule):
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
         self._pathway: DirectPathway | None = None
+        self._hook = None   # the output layer's forward hook (held by the first DFA layer, removed by detach)
+
+    def detach(self, layer: nn.Module) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        super().detach(layer)
 
     @classmethod
-    def attach_group(cls, members: Sequence[tuple[str, nn.Module, FeedbackRule]]) -> None:
-        """Link the model's DFA layers: one shared output error; the last layer (module order) is the output."""
-        output_name, output_layer, _ = members[-1]
+    def attach_group(cls, members: Sequence[tuple[str, nn.Module, FeedbackRule]], model: nn.Module) -> None:
+        """Link the model's DFA layers: one shared output error, recorded at the output of the last converted
+        layer of the model (module order, any rule)."""
+        output_name, output_layer, _ = [(n, m, a.rule) for n, m, a in attached_modules(model) if a.rule][-1]
         if not isinstance(output_layer, nn.Linear):
-            raise ConfigError("dfa needs a linear output layer (the last converted layer)", key="feedback.rule",
+            raise ConfigError("dfa needs a linear output layer (the last converted layer)", key="feedback",
                               given=f"{output_name} ({type(output_layer).__name__})", has_given=True,
                               suggestion="exclude the layers after the classifier, or give them another rule")
         classes = output_layer.out_features
         shared = OutputError()
+        members[0][2]._hook = output_layer.register_forward_hook(shared.capture)
         for _, layer, rule in members:
             units = layer.in_features if isinstance(layer, nn.Linear) else layer.in_channels
             shape = torch.empty(classes, units, dtype=layer.weight.dtype, device=layer.weight.device)
             rule.register_buffer(layer, "direct_feedback", draw_init_uniform(shape, rule.layer_seed))
-            rule._pathway = DirectPathway(layer, shared, layer is output_layer)
+            rule._pathway = DirectPathway(layer, shared)
 
     def direct_pathway(self, layer: nn.Module) -> DirectPathway | None:
-        """The pathway (called at every forward that needs a backward); the output layer's forward, the last of a
-        pass, forgets the previous pass's error so that it can never be sent again."""
-        if self._pathway is not None and self._pathway.is_output:
-            self._pathway.output.error = None
         return self._pathway
 
     @classmethod
