@@ -181,19 +181,14 @@ def main(argv: list[str] | None = None) -> int:
             err.with_file(getattr(args, "experiment", None))
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except CheckpointError as err:
-        if debug:
-            traceback.print_exc()
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     except TrainingDiverged as err:
         print(f"error: training diverged: {err}", file=sys.stderr)
         return 1
-    except BiocircuitsError as err:
+    except BiocircuitsError as err:  # a checkpoint that cannot be read is bad input (2); the rest failed a run (1)
         if debug:
             traceback.print_exc()
         print(f"error: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, CheckpointError) else 1
     except Exception as err:  # a failure during the run
         if debug:
             traceback.print_exc()
