@@ -29,6 +29,8 @@ class DaleEnforcer(LayerAttachment):
         self.init = init
         self._mask_key: tuple | None = None   # the cached sign mask and the (buffer, device, dtype) it was built for
         self._mask: Tensor | None = None
+        self._runs_key: tuple | None = None   # the cached sign runs (block assignment) and the buffer they came from
+        self._runs: list[tuple[int, int, float]] | None = None
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
@@ -41,6 +43,15 @@ class DaleEnforcer(LayerAttachment):
         return sign_mask(layer)
 
     @staticmethod
+    def cached_runs(member) -> list[tuple[int, int, float]] | None:
+        """:func:`sign_runs` of the member's layer, kept on the attachment until ``dale_sign`` changes."""
+        layer, att = member
+        key = (layer.dale_sign.data_ptr(), layer.dale_sign._version)
+        if att._runs_key != key:
+            att._runs, att._runs_key = sign_runs(layer), key
+        return att._runs
+
+    @staticmethod
     def cached_masks(members, like: list[Tensor]) -> list[Tensor]:
         """Each member layer's sign mask (broadcastable to its weight) in the dtype and on the device of the
         matching tensor of ``like``; built once per (layer, device, dtype) and kept on the attachment."""
@@ -51,6 +62,23 @@ class DaleEnforcer(LayerAttachment):
                 att._mask, att._mask_key = sign_mask(layer).to(t), key
             out.append(att._mask)
         return out
+
+
+def sign_runs(layer: nn.Module, limit: int = 8) -> list[tuple[int, int, float]] | None:
+    """The Dale signs of ``layer`` as at most ``limit`` runs (start, stop, sign) of equal sign along the input
+    dimension (dim 1 of the weight), when every output unit sees the same signs (no conv groups): with the
+    ``block`` assignment there are two, so enforcement can act on two strided views with scalar bounds (one
+    pass over W) instead of multiplying by a mask. None otherwise (``random`` assignment, groups)."""
+    if getattr(layer, "groups", 1) != 1:
+        return None
+    signs = layer.dale_sign.tolist()
+    runs: list[tuple[int, int, float]] = []
+    for i, s in enumerate(signs):
+        if runs and runs[-1][2] == s:
+            runs[-1] = (runs[-1][0], i + 1, s)
+        else:
+            runs.append((i, i + 1, s))
+    return runs if len(runs) <= limit else None
 
 
 ENFORCERS: Registry[type[DaleEnforcer]] = Registry("Dale enforcer")

@@ -27,6 +27,15 @@ class ExpGradient(DaleEnforcer):
         weights = signed_weights(members)
         before = [step.weight_before(layer) for layer, _ in members]
         torch._foreach_sub_(weights, before)
-        mul_(weights, cls.cached_masks(members, weights))
+        masked = []
+        for member, weight in zip(members, weights, strict=True):  # s dW: negate the I columns (or multiply by s)
+            runs = cls.cached_runs(member)
+            if runs is None:
+                masked.append((member, weight))
+            for start, stop, sign in runs or ():
+                if sign < 0:
+                    weight[:, start:stop].neg_()
+        if masked:
+            mul_([w for _, w in masked], cls.cached_masks([m for m, _ in masked], [w for _, w in masked]))
         torch._foreach_exp_(weights)
         torch._foreach_mul_(weights, before)
