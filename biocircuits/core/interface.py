@@ -133,6 +133,11 @@ class LayerAttachment:
     def after_step(self, layer: nn.Module, step: StepState) -> None:
         """After the optimiser step."""
 
+    def report(self, layer: nn.Module) -> dict[str, float]:
+        """Figures the runner logs as ``kind: attachment`` rows at every log interval (e.g. a mirror phase's
+        iterations and the angle between W and B); none by default."""
+        return {}
+
     @classmethod
     def fused_group(cls) -> type[LayerAttachment]:
         """The class whose ``*_group`` hooks run this attachment (itself; a base class to fuse across kinds)."""
@@ -275,3 +280,9 @@ def attach_groups(model: nn.Module) -> None:
             groups.setdefault(type(att), []).append((name, module, att))
     for cls, members in groups.items():
         cls.attach_group(members, model)
+
+
+def attachment_reports(model: nn.Module) -> list[tuple[str, str, dict[str, float]]]:
+    """(layer name, attachment name, figures) of every attachment of ``model`` that reports something."""
+    return [(name, att.name, figures) for name, module, held in attached_modules(model) for att in held
+            if type(att).report is not LayerAttachment.report and (figures := att.report(module))]

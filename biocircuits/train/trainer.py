@@ -22,6 +22,7 @@ from torch import nn
 import biocircuits as bc
 from biocircuits.config.experiment import Experiment
 from biocircuits.core import constraint_buffer_names
+from biocircuits.core.interface import attachment_reports
 from biocircuits.data.loaders import make_loader
 from biocircuits.data.registry import build_data
 from biocircuits.errors import CheckpointError, ConfigError, DataError, RunFolderError, TrainingDiverged
@@ -267,6 +268,8 @@ class Trainer:
             self.logger.log("train", self.step, epoch=self.step / self.steps_per_epoch,
                             lr=self.optimizer.param_groups[0]["lr"], wall_s=time.perf_counter() - start,
                             **window.flush(self.dist.world))
+            for layer, name, figures in attachment_reports(self.module):  # e.g. the mirror phase: iterations, angle
+                self.logger.log("attachment", self.step, layer=layer, attachment=name, **figures)
         if t.eval_every and self.step % t.eval_every == 0:
             self._evaluate()
         if t.probe_every and self.step % t.probe_every == 0 and self.dist.is_main:

@@ -1,6 +1,7 @@
 """Rules after sign symmetry: Kolen-Pollack, weight mirrors, direct feedback alignment; and the paper's feedback
 scales. Every reference is computed by hand in the test."""
 
+import json
 import math
 
 import pytest
@@ -205,3 +206,17 @@ def test_dfa_with_a_backprop_output_layer():
     assert torch.allclose(model[0].weight.grad, d0.t() @ x, atol=1e-6)
     bc.remove(model)
     assert not model[4]._forward_hooks  # the output hook goes with the rule
+
+
+def test_the_runner_logs_the_mirror_phase(tmp_path):
+    exp = Experiment.from_dict({
+        "name": "wm", "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
+        "constraints": {"feedback": {"rule": "weight_mirror", "options": {"mirror_steps": 5}}},
+        "train": {"steps": 20, "batch_size": 16, "log_every": 10, "probe_every": None, "plots": False},
+    })
+    run_experiment(exp, tmp_path / "run")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    mirror = [r for r in rows if r["kind"] == "attachment" and r["attachment"] == "weight_mirror"]
+    assert {r["layer"] for r in mirror} == {"1", "3"} and {r["step"] for r in mirror} == {10, 20}
+    last = {r["layer"]: r for r in mirror if r["step"] == 20}
+    assert last["1"]["mirror_iterations"] == 100 and last["1"]["weight_feedback_angle"] < 45

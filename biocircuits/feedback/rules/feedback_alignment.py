@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -57,3 +58,10 @@ class FeedbackAlignment(FeedbackRule):
 
     def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor:
         return layer.feedback_weight
+
+
+def weight_feedback_angle(layer: nn.Module) -> float:
+    """The angle in degrees between the layer's W and its B (flattened), the figure learned-feedback rules report."""
+    w, b = layer.weight.detach().double().flatten(), layer.feedback_weight.detach().double().flatten()
+    cos = float(w @ b / (w.norm() * b.norm()).clamp(min=1e-300))
+    return math.degrees(math.acos(max(-1.0, min(1.0, cos))))

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from biocircuits.core.interface import StepState
 from biocircuits.core.layers import trainable_weight
 
-from .feedback_alignment import FeedbackAlignment, FeedbackAlignmentOptions
+from .feedback_alignment import FeedbackAlignment, FeedbackAlignmentOptions, weight_feedback_angle
 from .registry import register_rule
 
 
@@ -39,6 +39,9 @@ class KolenPollack(FeedbackAlignment):
     name = "kolen_pollack"
     Options = KolenPollackOptions
     needs_snapshot = True
+
+    def report(self, layer: nn.Module) -> dict[str, float]:
+        return {"weight_feedback_angle": weight_feedback_angle(layer)}
 
     @classmethod
     @torch.no_grad()

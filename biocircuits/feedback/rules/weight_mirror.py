@@ -10,7 +10,7 @@ from torch import nn
 from biocircuits.core.interface import StepState
 from biocircuits.core.seeds import layer_seed, step_seed
 
-from .feedback_alignment import FeedbackAlignment, FeedbackAlignmentOptions
+from .feedback_alignment import FeedbackAlignment, FeedbackAlignmentOptions, weight_feedback_angle
 from .registry import register_rule
 
 
@@ -48,6 +48,10 @@ class WeightMirror(FeedbackAlignment):
         self.register_buffer(layer, "mirror_count", torch.zeros((), dtype=torch.int64, device=weight.device))
         self.register_buffer(layer, "optimizer_steps", torch.zeros((), dtype=torch.int64, device=weight.device))
         self.mirror_seed = layer_seed(self.seed, qualname + "#mirror")  # not the stream of the error noise
+
+    def report(self, layer: nn.Module) -> dict[str, float]:
+        """The mirror phase's figures: iterations so far and the angle between W and B (degrees)."""
+        return {"mirror_iterations": int(layer.mirror_count), "weight_feedback_angle": weight_feedback_angle(layer)}
 
     @torch.no_grad()
     def mirror(self, layer: nn.Module) -> None:
