@@ -55,6 +55,11 @@ def trainable_param(layer: nn.Module, name: str) -> Tensor | None:
     return trainable_weight(layer) if name == "weight" else getattr(layer, name, None)
 
 
+def trainable_params(layer: nn.Module) -> list[tuple[str, Tensor]]:
+    """(name, tensor) of the layer's trainable weight (see :func:`trainable_weight`) and its bias, when present."""
+    return [(name, p) for name in ("weight", "bias") if (p := trainable_param(layer, name)) is not None]
+
+
 def weight_shape(layer: nn.Module):
     """The shape of the layer's weight (read from the latent under a parametrisation, without evaluating it)."""
     return trainable_weight(layer).shape

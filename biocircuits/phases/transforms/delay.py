@@ -7,11 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from biocircuits.core.interface import StepState
-from biocircuits.core.layers import trainable_param
+from biocircuits.core.layers import trainable_params
 
 from .base import TRANSFORMS, ErrorTransform
-
-PARAMS = ("weight", "bias")
 
 
 class DelayOptions(BaseModel):
@@ -36,11 +34,9 @@ class ErrorDelay(ErrorTransform):
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
         k = self.options.steps
-        for pname in PARAMS:
-            param = trainable_param(layer, pname)
-            if param is not None:
-                queue = torch.zeros((k, *param.shape), dtype=param.dtype, device=param.device)
-                self.register_buffer(layer, f"delay_queue_{pname}", queue)
+        for pname, param in trainable_params(layer):
+            queue = torch.zeros((k, *param.shape), dtype=param.dtype, device=param.device)
+            self.register_buffer(layer, f"delay_queue_{pname}", queue)
         self.register_buffer(layer, "delay_count", torch.zeros((), dtype=torch.int64, device=layer.weight.device))
 
     @classmethod
@@ -51,9 +47,8 @@ class ErrorDelay(ErrorTransform):
         waiting: tuple[list, list] = ([], [])
         for layer, att in members:
             count, k = int(layer.delay_count), att.options.steps
-            for pname in PARAMS:
-                param = trainable_param(layer, pname)
-                if param is None or param.grad is None:
+            for pname, param in trainable_params(layer):
+                if param.grad is None:
                     continue
                 slot = getattr(layer, f"delay_queue_{pname}")[count % k]
                 if count >= k:

@@ -7,10 +7,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from biocircuits.core.interface import StepState
-from biocircuits.core.layers import trainable_param
+from biocircuits.core.layers import trainable_params
 
 from .base import TRANSFORMS, ErrorTransform
-from .delay import PARAMS
 
 
 class EligibilityOptions(BaseModel):
@@ -31,10 +30,8 @@ class EligibilityDecay(ErrorTransform):
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
-        for pname in PARAMS:
-            param = trainable_param(layer, pname)
-            if param is not None:
-                self.register_buffer(layer, f"eligibility_{pname}", torch.zeros_like(param))
+        for pname, param in trainable_params(layer):
+            self.register_buffer(layer, f"eligibility_{pname}", torch.zeros_like(param))
 
     @classmethod
     @torch.no_grad()
@@ -43,9 +40,8 @@ class EligibilityDecay(ErrorTransform):
         by_decay: dict[float, tuple[list, list]] = {}
         for layer, att in members:
             traces, grads = by_decay.setdefault(att.options.decay, ([], []))
-            for pname in PARAMS:
-                param = trainable_param(layer, pname)
-                if param is not None and param.grad is not None:
+            for pname, param in trainable_params(layer):
+                if param.grad is not None:
                     traces.append(getattr(layer, f"eligibility_{pname}"))
                     grads.append(param.grad)
         for decay, (traces, grads) in by_decay.items():
