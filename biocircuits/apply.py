@@ -58,7 +58,7 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
         rules = convert(model, fb.rule, fb.options, overrides=fb.overrides, exclude=fb.exclude, seed=fb.seed,
                         mapping=mapping)
         dale_layers, exempt = constrain(model, spec.dale) if spec.dale_on else ([], [])
-        attach_transforms(feedback_layers(model), spec.phases.transforms(), spec.phases.seed)
+        attach_transforms(model, feedback_layers(model), spec.phases.transforms(), spec.phases.seed)
         attach_plasticity(model, weight_layers(model), spec.plasticity)
         attach_groups(model)
     except BaseException as err:  # leave the model exactly as it was, whatever failed

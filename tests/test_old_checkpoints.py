@@ -1,7 +1,8 @@
 """Checkpoints written before the layer-attachment interface still load and resume to the same weights.
 
 ``tests/data/v0_run`` was written by the code of commit b2e9190 (``tests/data/make_v0_run.py``): an MLP with
-sign symmetry (random_batch) and FA, Dale (project), all four error-pathway perturbations and a plasticity rule,
+sign symmetry (random_batch) and FA, Dale (project), error noise, quantisation and the stored delay (not
+``eligibility_decay``, which has left the schema; its saved off value 0.0 is accepted), and a plasticity rule,
 stopped at step 8; ``v0_run_step16_model.pt`` is the model that code reached when resuming it to step 16."""
 
 import shutil

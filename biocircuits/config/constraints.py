@@ -13,7 +13,7 @@ from biocircuits.dale.enforcers import ENFORCERS
 from biocircuits.dale.init import INITS
 from biocircuits.errors import ConfigError, did_you_mean
 from biocircuits.feedback.rules import RULES, validate_options
-from biocircuits.phases.transforms import TRANSFORMS
+from biocircuits.phases.transforms import TRANSFORMS, decay_from_tau
 from biocircuits.plasticity.rules import PLASTICITY
 
 from .errors import from_validation_error
@@ -98,20 +98,51 @@ class DaleSpec(Strict):
     residual: Literal["identity", "signed"] = "identity"
 
 
+# keys that left the schema: what they were and what to write instead
+RETIRED_PHASES_KEYS = {
+    "eligibility_decay": ("it was a decaying sum of weight gradients, e_t = lambda e_(t-1) + grad_t: the same "
+                          "trajectory as SGD momentum lambda, not an eligibility trace",
+                          "for an eligibility trace of presynaptic activity write backward_state: trace with "
+                          "trace_decay: lambda; for momentum set optim.momentum"),
+}
+
+
+def _off(value: Any) -> bool:
+    """True for a setting's off value: 0, None, false, or a mapping of those."""
+    if isinstance(value, dict):
+        return all(_off(v) for v in value.values())
+    return value is None or value is False or value == 0
+
+
 class PhasesSpec(Strict):
-    """``phases:``: transforms of the error pathway, one key per registered transform (see
-    :mod:`biocircuits.phases.transforms`: ``error_noise``, ``error_quantization``, ``error_delay``,
-    ``eligibility_decay``, ...), each given its options or the scalar its ``shorthand`` option takes; 0 or absent
-    is off. ``seed`` seeds their draws."""
+    """``phases:``: the error pathway and the timing of the backward phase (see :mod:`biocircuits.phases`).
+
+    Transforms, one key per registered transform (``error_noise``, ``error_quantization``, ``error_delay``,
+    ``error_filter``, ``interference``, ...), each given its options or the scalar its ``shorthand`` option takes;
+    0 or absent is off. ``backward_state`` says what a late error (``error_delay: K``) meets: ``stored`` (the
+    activity that caused it: an oracle memory of K weight-sized gradients), ``current`` (the output error of step
+    t - K through the network state of step t) or ``trace`` (as current, with each weight update pairing the error
+    with an eligibility trace of its presynaptic activity, decay ``trace_decay`` or time constant ``trace_tau``
+    steps). ``seed`` seeds the transforms' draws."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
     seed: int = 0
+    backward_state: Literal["stored", "current", "trace"] = "stored"
+    trace_decay: float | None = Field(None, ge=0.0, lt=1.0)
+    trace_tau: float | None = Field(None, ge=0.0, le=1e6)
 
     @model_validator(mode="after")
     def _transforms(self) -> PhasesSpec:
-        for key, value in (self.model_extra or {}).items():
-            if key not in TRANSFORMS:
-                valid = ["seed", *TRANSFORMS.names()]
+        extra = self.model_extra if self.model_extra is not None else {}
+        for key in [k for k, v in extra.items() if k in RETIRED_PHASES_KEYS and _off(v)]:
+            del extra[key]   # e.g. ``eligibility_decay: 0.0`` in a config saved before it left: it did nothing
+        for key, value in extra.items():
+            if key in RETIRED_PHASES_KEYS:
+                what, instead = RETIRED_PHASES_KEYS[key]
+                raise ConfigError(f"{key} is no longer a setting: {what}", key=key, given=value,
+                                  suggestion=instead)
+            if key not in TRANSFORMS or not TRANSFORMS.get(key).spec_key:
+                valid = [*type(self).model_fields, *(n for n in TRANSFORMS.names() if TRANSFORMS.get(n).spec_key)]
                 raise ConfigError("unknown key", key=key, expected="one of " + ", ".join(valid), given=key,
                                   suggestion=did_you_mean(key, valid), has_given=False)
             cls = TRANSFORMS.get(key)
@@ -121,11 +152,32 @@ class PhasesSpec(Strict):
                 if isinstance(value, dict):
                     raise
                 raise ConfigError(err.message, key=key, given=value) from None  # a scalar: name the key itself
+        if self.trace_decay is not None and self.trace_tau is not None:
+            raise ConfigError("give the trace's decay or its time constant, not both", key="trace_tau",
+                              given=self.trace_tau, suggestion="remove trace_decay or trace_tau")
+        traced = self.trace_decay is not None or self.trace_tau is not None
+        if traced and self.backward_state != "trace":
+            raise ConfigError("a trace decay is set but the backward state is not a trace", key="backward_state",
+                              given=self.backward_state, expected="trace",
+                              suggestion="set backward_state: trace, or remove trace_decay / trace_tau")
         return self
 
+    def trace_lambda(self) -> float:
+        """The eligibility trace's decay lambda (0 without a trace)."""
+        if self.trace_tau is not None:
+            return decay_from_tau(self.trace_tau)
+        return self.trace_decay or 0.0
+
     def transforms(self) -> dict[str, dict[str, Any]]:
-        """{transform name: options mapping} of every transform the section names (active or not)."""
-        return {k: TRANSFORMS.get(k).expand(v) for k, v in (self.model_extra or {}).items()}
+        """{transform name: options mapping} of every transform the section asks for (active or not): the keys it
+        names, with ``error_delay`` meeting the current state (``late_error``) unless ``backward_state`` is
+        ``stored``, and the presynaptic trace of ``backward_state: trace``."""
+        chosen = {k: TRANSFORMS.get(k).expand(v) for k, v in (self.model_extra or {}).items()}
+        if self.backward_state != "stored" and "error_delay" in chosen:
+            chosen["late_error"] = chosen.pop("error_delay")
+        if self.backward_state == "trace":
+            chosen["eligibility_trace"] = {"decay": self.trace_lambda()}
+        return chosen
 
 
 class PlasticityMatch(Strict):

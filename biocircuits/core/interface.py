@@ -186,6 +186,12 @@ class Attachments:
         # delta -> delta', run on the error arriving at a feedback layer's output (set by error transforms)
         self.error_pathway: Callable[[Tensor], Tensor] | None = None
         self.suspended = False   # error pathway off (probes measure the clean pathway)
+        # per-stream state (biocircuits.phases.transforms.streams): the clock says which stream rows a forward covers;
+        # presynaptic(layer, x, rows) -> the tensor grad_W pairs with delta (a trace of x), or None for x;
+        # activity(layer, y, rows) -> the layer's output with the feedback signal of the last step added
+        self.clock: Any = None
+        self.presynaptic: Callable[[nn.Module, Tensor, slice], Tensor] | None = None
+        self.activity: Callable[[nn.Module, Tensor, slice], Tensor] | None = None
 
     def of(self, slot: str) -> list[LayerAttachment]:
         return self.slots.get(slot, [])

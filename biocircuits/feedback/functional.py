@@ -7,8 +7,11 @@ For a layer y = W x + b with error delta = dL/dy the ops compute
     grad_bias   = sum over the batch of delta
 
 and never read W in backward: only the input x and the feedback weight B are saved. With B = W the
-result is identical to plain autograd. A module-level *shadow* switch (used by probes) saves W as well
-and makes the backward use it, so the same graph can be differentiated by exact backprop.
+result is identical to plain autograd. A *presynaptic* tensor p (shaped like x) may be given: then
+grad_weight = delta p^T pairs the error with p instead of x (an eligibility trace of the input,
+:mod:`biocircuits.phases.transforms.trace`); the forward and grad_input are unchanged. A module-level
+*shadow* switch (used by probes) saves W as well and makes the backward use it, so the same graph can be
+differentiated by exact backprop.
 """
 
 from __future__ import annotations
@@ -49,9 +52,12 @@ def shadow_backprop() -> Iterator[None]:
         _Shadow.use_weight = prev
 
 
-def _save(ctx, x: Tensor, weight: Tensor, feedback: Tensor | None) -> None:
-    """Save x and B (None means B = W) for backward, and W too under :func:`save_weight_for_shadow`."""
+def _save(ctx, x: Tensor, weight: Tensor, feedback: Tensor | None, presyn: Tensor | None = None) -> None:
+    """Save x (or the presynaptic tensor that replaces it in grad_weight) and B (None means B = W) for backward,
+    and W too under :func:`save_weight_for_shadow`."""
     feedback = weight if feedback is None else feedback
+    ctx.x_shape = x.shape
+    x = x if presyn is None else presyn.to(x.dtype)
     ctx.saved_weight = _Shadow.save_weight
     if ctx.saved_weight:
         ctx.save_for_backward(x, feedback, weight)
@@ -89,8 +95,9 @@ class FeedbackLinearFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
-                scale: float | Tensor | None = None, direct: Callable | None = None) -> Tensor:
-        _save(ctx, x, weight, feedback)
+                scale: float | Tensor | None = None, direct: Callable | None = None,
+                presyn: Tensor | None = None) -> Tensor:
+        _save(ctx, x, weight, feedback, presyn)
         ctx.scale, ctx.direct = scale, direct
         ctx.has_bias = bias is not None
         return F.linear(x, weight, bias)
@@ -102,7 +109,7 @@ class FeedbackLinearFunction(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         direct = _direct(ctx)
         if direct is not None:  # before the weight gradient: the output layer records the output error here
-            grad_x = direct(grad_out, x.shape) if ctx.needs_input_grad[0] else None
+            grad_x = direct(grad_out, ctx.x_shape) if ctx.needs_input_grad[0] else None
         elif ctx.needs_input_grad[0]:
             feedback, scale = _pick_feedback(ctx, saved)
             grad_x = _scaled(grad_out.matmul(feedback.to(grad_out.dtype)), scale)
@@ -112,7 +119,7 @@ class FeedbackLinearFunction(torch.autograd.Function):
                 grad_w = delta.t().matmul(x.reshape(-1, x.shape[-1]))
             if ctx.has_bias and ctx.needs_input_grad[2]:
                 grad_b = delta.sum(0)
-        return grad_x, grad_w, grad_b, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None
 
 
 class FeedbackConvFunction(torch.autograd.Function):
@@ -123,8 +130,8 @@ class FeedbackConvFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, feedback, scale, direct, stride, padding, dilation, groups):
-        _save(ctx, x, weight, feedback)
+    def forward(ctx, x, weight, bias, feedback, scale, direct, stride, padding, dilation, groups, presyn=None):
+        _save(ctx, x, weight, feedback, presyn)
         ctx.scale, ctx.direct = scale, direct
         ctx.conv_args = (stride, padding, dilation, groups)
         ctx.bias_sizes = None if bias is None else [bias.shape[0]]
@@ -146,28 +153,31 @@ class FeedbackConvFunction(torch.autograd.Function):
             False, [0] * n, groups, mask,
         )
         if direct is not None:
-            grad_x = direct(grad_out, x.shape) if needs[0] else None
+            grad_x = direct(grad_out, ctx.x_shape) if needs[0] else None
         elif grad_x is not None:
             grad_x = _scaled(grad_x, scale)
-        return grad_x, grad_w, grad_b, None, None, None, None, None, None, None
+        return grad_x, grad_w, grad_b, None, None, None, None, None, None, None, None
 
 
 def feedback_linear(x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
-                    scale: float | Tensor | None = None, direct: Callable | None = None) -> Tensor:
+                    scale: float | Tensor | None = None, direct: Callable | None = None,
+                    presyn: Tensor | None = None) -> Tensor:
     """``F.linear`` whose backward uses ``scale * feedback`` (shaped like ``weight``; None means W itself, and
-    no scale) for the input gradient, or ``direct(delta, x.shape)`` when given (direct feedback alignment)."""
-    return FeedbackLinearFunction.apply(x, weight, bias, feedback, scale, direct)
+    no scale) for the input gradient, or ``direct(delta, x.shape)`` when given (direct feedback alignment);
+    grad_W = delta^T presyn when ``presyn`` (shaped like x) is given, else delta^T x."""
+    return FeedbackLinearFunction.apply(x, weight, bias, feedback, scale, direct, presyn)
 
 
 def feedback_conv(
     x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
     stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int,
-    scale: float | Tensor | None = None, direct: Callable | None = None,
+    scale: float | Tensor | None = None, direct: Callable | None = None, presyn: Tensor | None = None,
 ) -> Tensor:
-    """A zero-padded N-d convolution whose backward uses ``scale * feedback`` (None: W) for the input gradient.
+    """A zero-padded N-d convolution whose backward uses ``scale * feedback`` (None: W) for the input gradient
+    (and ``presyn``, shaped like x, in place of x for the weight gradient when given).
 
     ``padding`` is a tuple of ints; string paddings and padding modes are resolved by the caller
     (see :meth:`biocircuits.feedback.layers.FeedbackConvNd._pad`)."""
     return FeedbackConvFunction.apply(
-        x, weight, bias, feedback, scale, direct, list(stride), list(padding), list(dilation), groups
+        x, weight, bias, feedback, scale, direct, list(stride), list(padding), list(dilation), groups, presyn
     )

@@ -72,9 +72,12 @@ class FeedbackLayer:
 
     def _with_feedback(self, op: Callable[..., Tensor], x: Tensor, weight: Tensor, bias: Tensor | None,
                        *args: Any) -> Tensor:
+        held = self.attachments
+        rows = None if held.clock is None else held.clock.rows   # stream rows of a training forward
+        presyn = None if rows is None or held.presynaptic is None else held.presynaptic(self, x, rows)
         direct = self.rule.direct_pathway(self)
         if direct is not None:  # the error reaches the input straight from the output (no B of W's shape)
-            return self._with_error_pathway(op(x, weight, bias, None, *args, direct=direct))
+            return self._with_error_pathway(op(x, weight, bias, None, *args, direct=direct, presyn=presyn), rows)
         feedback, scale = _as_pair(self.rule.feedback(self, weight, advance=self.training))
         transported = feedback is weight
         dtype = _autocast_dtype(x)
@@ -88,12 +91,16 @@ class FeedbackLayer:
         if scale is not None and feedback.numel() <= x.numel():  # scale the smaller of B and grad_input
             feedback, scale = feedback * scale, None
         # B = W is passed as None: the op must not see one tensor twice (torch.compile would break the graph)
-        return self._with_error_pathway(op(x, weight, bias, None if transported else feedback, *args, scale=scale))
+        out = op(x, weight, bias, None if transported else feedback, *args, scale=scale, presyn=presyn)
+        return self._with_error_pathway(out, rows)
 
-    def _with_error_pathway(self, out: Tensor) -> Tensor:
-        pathway = self.attachments.error_pathway
-        if pathway is not None and not self.attachments.suspended and out.requires_grad:
-            out.register_hook(pathway)
+    def _with_error_pathway(self, out: Tensor, rows: slice | None) -> Tensor:
+        held = self.attachments
+        if rows is not None and held.activity is not None:  # the last step's feedback signal in these units
+            out = held.activity(self, out, rows)
+        pathway = held.error_pathway
+        if pathway is not None and not held.suspended and out.requires_grad:
+            out.register_hook(pathway.hook(rows))
         return out
 
     def _cast_feedback(self, feedback: Tensor, dtype: torch.dtype) -> Tensor:

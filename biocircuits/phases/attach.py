@@ -1,4 +1,4 @@
-"""Attaching the transforms a ``phases:`` section asks for to a network's converted layers."""
+"""Attaching the transforms a ``phases:`` section asks for to a network's converted layers (and its root)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,16 @@ from torch import nn
 from biocircuits.core.interface import attach
 
 from .transforms import TRANSFORMS
+from .transforms.streams import StreamClock, StreamState
 
 
-def attach_transforms(layers: Sequence[tuple[str, nn.Module]], transforms: dict[str, Any], seed: int = 0) -> int:
+def attach_transforms(model: nn.Module, layers: Sequence[tuple[str, nn.Module]], transforms: dict[str, Any],
+                      seed: int = 0) -> int:
     """Attach each active transform of ``transforms`` ({registered name: options mapping or options model}) to
-    every layer of ``layers``, in the transforms' ``order``; returns how many were attached per layer. A transform
-    whose options turn it off attaches nothing, so a zero perturbation leaves the model exactly as without."""
+    every layer of ``layers`` (a ``whole_model`` transform to ``model`` itself), in the transforms' ``order``, and
+    a :class:`~.streams.StreamClock` to ``model`` when one keeps per-stream state; returns how many were attached
+    per layer. A transform whose options turn it off attaches nothing, so a zero setting leaves the model exactly
+    as without."""
     chosen = []
     for name, options in transforms.items():
         cls = TRANSFORMS.get(name)
@@ -23,7 +27,13 @@ def attach_transforms(layers: Sequence[tuple[str, nn.Module]], transforms: dict[
         if cls.active(probe.options):
             chosen.append((cls, probe.options))
     chosen.sort(key=lambda item: item[0].order)
+    if any(issubclass(cls, StreamState) for cls, _ in chosen):
+        attach(model, StreamClock(), "")
+    for cls, options in chosen:
+        if cls.whole_model:
+            attach(model, cls(options, seed), "")
     for name, layer in layers:
         for cls, options in chosen:
-            attach(layer, cls(options, seed), name)
+            if not cls.whole_model:
+                attach(layer, cls(options, seed), name)
     return len(chosen)

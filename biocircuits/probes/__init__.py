@@ -1,5 +1,7 @@
-"""Probes: alignment of each rule's feedback, errors and updates with exact backprop."""
+"""Probes: alignment of each rule's feedback, errors and updates with exact backprop; the update angle of a
+training step (:class:`StepProbe`)."""
 
 from .alignment import LayerProbe, angle, probe
+from .step import StepProbe
 
-__all__ = ["LayerProbe", "angle", "probe"]
+__all__ = ["LayerProbe", "StepProbe", "angle", "probe"]

@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 
 from biocircuits.core import constraint_buffer_names
+from biocircuits.phases.transforms.streams import gather_rows, scatter_rows, stream_buffer_names
 
 
 @dataclass
@@ -82,8 +83,38 @@ def ranks_identical(module: torch.nn.Module, info: DistInfo, device: torch.devic
     if not info.enabled:
         return True
     named = dict(module.named_buffers())
-    tensors = [p for p in module.parameters()] + [named[n] for n in constraint_buffer_names(module)]
+    per_rank = set(stream_buffer_names(module))  # each rank's own streams
+    tensors = [p for p in module.parameters()] + [named[n] for n in constraint_buffer_names(module)
+                                                  if n not in per_rank]
     sums = torch.stack([torch.stack([t.double().sum(), t.double().pow(2).sum()]) for t in tensors]).flatten()
     gathered = [torch.empty_like(sums) for _ in range(info.world)]
     dist.all_gather(gathered, sums.to(device))
     return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+
+@torch.no_grad()
+def gather_streams(state: dict[str, torch.Tensor], names: list[str], info: DistInfo) -> dict[str, torch.Tensor]:
+    """``state`` (a model state_dict) with each per-stream buffer in ``names`` holding the streams of every rank
+    (global row r + W j = row j of rank r: :func:`~biocircuits.phases.transforms.streams.gather_rows`); identity
+    in one process. Every rank must call it (a collective)."""
+    if not info.enabled or not names:
+        return state
+    state = dict(state)
+    for name in names:
+        local = state[name].contiguous()
+        parts = [torch.empty_like(local) for _ in range(info.world)]
+        dist.all_gather(parts, local)
+        state[name] = gather_rows(parts)
+    return state
+
+
+def scatter_streams(state: dict[str, torch.Tensor], names: list[str], info: DistInfo) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`gather_streams`: each per-stream buffer of a loaded ``state`` cut to this rank's
+    rows (on any number of processes)."""
+    if not info.enabled or not names:
+        return state
+    state = dict(state)
+    for name in names:
+        if name in state and state[name].dim() > 1:
+            state[name] = scatter_rows(state[name], info.rank, info.world)
+    return state

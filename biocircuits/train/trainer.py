@@ -28,6 +28,8 @@ from biocircuits.data.registry import build_data
 from biocircuits.errors import CheckpointError, ConfigError, DataError, RunFolderError, TrainingDiverged
 from biocircuits.models.registry import build_model
 from biocircuits.phases.step import PhaseCallback, PhasedStep, StepContext
+from biocircuits.phases.transforms.streams import set_shard, stream_buffer_names
+from biocircuits.probes.step import StepProbe
 
 from . import distributed
 from .checkpoint import load_checkpoint, nonfinite_entries, rng_state, save_checkpoint, set_rng_state
@@ -81,6 +83,7 @@ class Trainer:
         self.module = build_model(exp.model.name, self.data.input_shape, self.num_classes, exp.model.kwargs)
         self.constraints = exp.resolved_constraints()
         bc.apply(self.module, self.constraints)
+        set_shard(self.module, self.dist.world)   # per-stream state: this rank holds every world-th stream
         self.module.to(self.device)
         if t.channels_last:
             self.module.to(memory_format=torch.channels_last)
@@ -112,6 +115,8 @@ class Trainer:
             lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=t.label_smoothing),
             amp_dtype=self.amp_dtype, scaler=self.scaler, grad_clip=t.grad_clip, accum=t.grad_accum,
             callbacks=callbacks or [])
+        # the update each layer really receives at a probe step vs backprop's on the same batch
+        self.step_probe = StepProbe(self.module, self.optimizer, self.phased.loss_fn) if t.probe_every else None
         self.logger = RunLogger(self.folder, enabled=self.dist.is_main, tensorboard=t.tensorboard)
         self.step, self.epoch, self.samples_in_epoch = 0, 0, 0
         self.best_acc1, self.last_val = -math.inf, {}
@@ -120,8 +125,9 @@ class Trainer:
 
     # --- checkpoints -------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
+        model = distributed.gather_streams(self.module.state_dict(), stream_buffer_names(self.module), self.dist)
         return {
-            "model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "model": model, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None,
             "rng": rng_state(), "step": self.step, "epoch": self.epoch, "samples_in_epoch": self.samples_in_epoch,
             "best_acc1": self.best_acc1, "config": self.exp.resolved_dict(), "world": self.dist.world,
@@ -160,7 +166,8 @@ class Trainer:
         if ckpt.get("world", self.dist.world) != self.dist.world:  # exact by design (the sampler splits globally)
             changes["world_size"] = [ckpt["world"], self.dist.world]
         try:
-            self.module.load_state_dict(ckpt["model"])
+            self.module.load_state_dict(
+                distributed.scatter_streams(ckpt["model"], stream_buffer_names(self.module), self.dist))
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
             if self.scaler is not None and ckpt.get("scaler"):
@@ -207,6 +214,8 @@ class Trainer:
         batches = iter(self.train_loader)
         for _ in range(steps):
             diverged = False
+            if self.step_probe is not None and (self.step + 1) % t.probe_every == 0:
+                self.step_probe.arm()
             for micro in range(t.grad_accum):  # gradients are all-reduced on the last micro-batch only
                 try:
                     ctx, loss = self._micro_batch(batches, window, since=tick, sync=micro == t.grad_accum - 1)
@@ -242,6 +251,8 @@ class Trainer:
         if self.exp.train.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         data_s, compute_start = time.perf_counter() - since, time.perf_counter()
+        if self.step_probe is not None:
+            self.step_probe.add(x, y)
         ctx = self.phased.forward(x, y, self.step)
         self.phased.backward(ctx, sync=sync)
         self.samples_in_epoch += self.per_rank_batch * self.dist.world
@@ -289,9 +300,10 @@ class Trainer:
         n = min(self.exp.train.probe_batch, len(self.data.val))
         xs, ys = zip(*(self.data.val[i] for i in range(n)), strict=True)
         x, y = torch.stack(xs).to(self.device), torch.as_tensor(ys).to(self.device)
+        applied = self.step_probe.angles if self.step_probe is not None else {}
         for layer, stats in bc.probe(self.module, x, y).items():
-            self.logger.log("probe", self.step, layer=layer, **{k: v for k, v in stats.to_dict().items()
-                                                                 if k != "reasons"})
+            self.logger.log("probe", self.step, layer=layer, step_update_angle=applied.get(layer),
+                            **{k: v for k, v in stats.to_dict().items() if k != "reasons"})
 
     def _summary(self, wall_s: float) -> dict[str, Any]:
         summary = {

@@ -28,7 +28,8 @@ MALFORMED = [  # (file text, fragments the single message must contain)
     ("include: [missing_file.yaml]\n", ["include[0]", "included file not found", "missing_file.yaml"]),
     ("feedback:\n  rule: [bp\n", ["YAML syntax error", "line"]),
     ("- just\n- a list\n", ["must hold a mapping"]),
-    ("phases:\n  eligibility_decay: 1.0\n", ["phases.eligibility_decay", "less than 1"]),
+    ("phases:\n  error_filter: -1\n", ["phases.error_filter", "greater than or equal to 0"]),
+    ("phases:\n  eligibility_decay: 0.9\n", ["phases.eligibility_decay", "momentum", "backward_state: trace"]),
 ]
 
 

@@ -35,7 +35,7 @@ class ErrorGain(bc.ErrorTransform):
     Options = GainOptions
     shorthand = "gain"
 
-    def on_error(self, layer, delta, generator):
+    def on_error(self, layer, delta, generator, rows):
         return delta * self.options.gain
 
 

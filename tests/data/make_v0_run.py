@@ -8,7 +8,7 @@ exp = ex.Experiment.from_dict({
     "constraints": {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "random_batch"},
                                  "overrides": {"3": "fa"}},
                     "dale": {"excitatory_fraction": 0.75, "enforce": "project"},
-                    "phases": {"error_noise": 0.1, "error_quantization": 8, "error_delay": 2, "eligibility_decay": 0.5,
+                    "phases": {"error_noise": 0.1, "error_quantization": 8, "error_delay": 2,
                                "seed": 3},
                     "plasticity": {"rules": [{"match": {"layers": "3", "population": "I"}, "lr_scale": 0.5}]}},
     "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [16]}},

@@ -50,7 +50,8 @@ def test_noise_has_the_stated_relative_size():
 
 def test_zero_perturbation_is_bit_identical_to_none():
     a, ea = capture_errors({})
-    b, eb = capture_errors({"error_noise": 0.0, "error_quantization": 0, "error_delay": 0, "eligibility_decay": 0.0})
+    b, eb = capture_errors({"error_noise": 0.0, "error_quantization": 0, "error_delay": 0, "error_filter": 0,
+                              "interference": 0.0})
     assert torch.equal(ea, eb)
     assert attachments_of(a[0]).error_pathway is None and attachments_of(b[0]).error_pathway is None
     assert not attachments_of(b[0]).of("transform")
@@ -81,20 +82,14 @@ def test_delay_is_exactly_k_steps(k):
         assert torch.allclose(applied[t], expected, atol=1e-6), t
 
 
-def test_eligibility_trace_decays():
-    raw, applied = delivered_grads({"eligibility_decay": 0.5})
-    trace = torch.zeros_like(raw[0])
-    for t in range(6):
-        trace = 0.5 * trace + raw[t]
-        assert torch.allclose(applied[t], trace, atol=1e-6)
-
-
-def test_perturbation_state_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("state", ["stored", "trace"])
+def test_perturbation_state_resumes_exactly(tmp_path, state):
     def exp():
         return Experiment.from_dict({
             "name": "ph", "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
             "constraints": {"feedback": {"rule": "fa"}, "phases": {
-                "error_noise": 0.2, "error_quantization": 8, "error_delay": 2, "eligibility_decay": 0.3}},
+                "error_noise": 0.2, "error_quantization": 8, "error_delay": 2, "backward_state": state,
+                "trace_decay": 0.3 if state == "trace" else None, "error_filter": 2, "interference": 0.1}},
             "train": {"steps": 12, "batch_size": 16, "deterministic": True},
         })
     assert run_experiment(exp(), tmp_path / "cut", callbacks=[Kill(5)])["interrupted"]
@@ -102,6 +97,7 @@ def test_perturbation_state_resumes_exactly(tmp_path):
     run_experiment(exp(), tmp_path / "whole")
     a = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
     b = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["model"]
-    assert any("delay_queue" in k for k in b) and any("eligibility" in k for k in b)
+    queue = "delay_queue" if state == "stored" else "late_error_queue"
+    assert any(queue in k for k in b) and any("filtered_error" in k for k in b)
     for k in b:
         assert torch.equal(a[k], b[k]), k

@@ -1,10 +1,14 @@
-"""Error-pathway transforms: one registered class each (``TRANSFORMS``), named by a key of ``phases:``."""
+"""Error-pathway transforms: one registered class each (``TRANSFORMS``), named by a key of ``phases:`` (or, for
+the stream-state ones, set through ``backward_state``; see :mod:`biocircuits.phases.transforms.streams`)."""
 
 from .base import TRANSFORMS, ErrorPathway, ErrorTransform
 from .delay import ErrorDelay
-from .eligibility import EligibilityDecay
+from .filtering import ErrorFilter
+from .interference import Interference
+from .late import LateError
 from .noise import ErrorNoise
 from .quantization import ErrorQuantization, quantize
+from .trace import EligibilityTrace, decay_from_tau
 
-__all__ = ["TRANSFORMS", "EligibilityDecay", "ErrorDelay", "ErrorNoise", "ErrorPathway", "ErrorQuantization",
-           "ErrorTransform", "quantize"]
+__all__ = ["TRANSFORMS", "EligibilityTrace", "ErrorDelay", "ErrorFilter", "ErrorNoise", "ErrorPathway",
+           "ErrorQuantization", "ErrorTransform", "Interference", "LateError", "decay_from_tau", "quantize"]

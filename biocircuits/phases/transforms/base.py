@@ -13,6 +13,7 @@ the layer's ``phase_step`` counter once per backward and hands every transform t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -30,9 +31,12 @@ class ErrorTransform(LayerAttachment):
 
     slot = "transform"
     shorthand: ClassVar[str | None] = None
+    spec_key: ClassVar[bool] = True  # a key of ``phases:`` (False: set through other keys, e.g. backward_state)
 
-    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator) -> Tensor:
-        """The error the layer's backward uses instead of ``delta`` (shape of the layer's output)."""
+    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator, rows: slice | None) -> Tensor:
+        """The error the layer's backward uses instead of ``delta`` (shape of the layer's output); ``rows`` are
+        the stream rows of the forward pass that made it (None outside a training forward: see
+        :mod:`biocircuits.phases.transforms.streams`)."""
         return delta
 
     @classmethod
@@ -64,7 +68,8 @@ TRANSFORMS: Registry[type[ErrorTransform]] = Registry("error transform")
 
 class ErrorPathway:
     """The backward hook on a converted layer's output: ``phase_step += 1``, one generator, then every transform
-    of the layer that acts on delta, in the order they were attached."""
+    of the layer that acts on delta, in their ``order``. :meth:`hook` binds the stream rows of the forward pass
+    that made the output."""
 
     def __init__(self, layer: nn.Module, seed: int) -> None:
         self.layer = layer
@@ -79,11 +84,16 @@ class ErrorPathway:
                                       torch.zeros((), dtype=torch.int64, device=layer.weight.device))
             held.error_pathway = ErrorPathway(layer, transform.layer_seed)
         held.error_pathway.transforms.append(transform)
+        held.error_pathway.transforms.sort(key=lambda t: type(t).order)
+
+    def hook(self, rows: slice | None) -> Callable[[Tensor], Tensor]:
+        """The tensor hook for an output made by a forward pass over stream rows ``rows``."""
+        return lambda delta: self(delta, rows)
 
     @torch.no_grad()
-    def __call__(self, delta: Tensor) -> Tensor:
+    def __call__(self, delta: Tensor, rows: slice | None = None) -> Tensor:
         self.layer.phase_step += 1
         gen = torch.Generator(device=delta.device).manual_seed(step_seed(self.seed, int(self.layer.phase_step)))
         for transform in self.transforms:
-            delta = transform.on_error(self.layer, delta, gen)
+            delta = transform.on_error(self.layer, delta, gen, rows)
         return delta

@@ -24,7 +24,8 @@ class ErrorNoise(ErrorTransform):
     shorthand = "sigma"
     order = 0
 
-    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator) -> Tensor:
+    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator,
+                 rows: slice | None) -> Tensor:
         rms = delta.float().pow(2).mean().sqrt()
         xi = torch.randn(delta.shape, generator=generator, device=delta.device, dtype=torch.float32)
         return (delta.float() + self.options.sigma * rms * xi).to(delta.dtype)

@@ -35,5 +35,6 @@ class ErrorQuantization(ErrorTransform):
     shorthand = "spikes"
     order = 1
 
-    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator) -> Tensor:
+    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator,
+                 rows: slice | None) -> Tensor:
         return quantize(delta, self.options.spikes, generator)

@@ -1,0 +1,63 @@
+"""No phase separation: the feedback signal shares the neurons with the forward activity (``interference``)."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from .base import TRANSFORMS
+from .streams import StreamState, state_rows
+
+
+class InterferenceOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    gamma: float = Field(0.0, ge=-1e3, le=1e3)
+
+
+def _rms(t: Tensor) -> Tensor:
+    """Root mean square of each row (stream) of ``t``: shape (rows, 1, ..., 1)."""
+    return t.float().pow(2).flatten(1).mean(1).sqrt().view(-1, *([1] * (t.dim() - 1)))
+
+
+@TRANSFORMS.register
+class Interference(StreamState):
+    """The feedback signal s_t = delta_t (the error the layer's backward used at step t, after the other
+    transforms) stays in the layer's units and is added to their forward activity at step t + 1, per stream b:
+
+        y'_(t+1)[b] = y_(t+1)[b] + gamma * rms(y_(t+1)[b]) / rms(s_t[b]) * s_t[b]
+
+    (rms over the units of one stream; the added term is a constant of the step: it carries no gradient, but
+    everything downstream -- activity, derivatives, the loss -- sees y'). gamma is the feedback signal's size
+    relative to the activity; gamma = 0 is clean phase separation; gamma < 0 adds the teaching direction -delta.
+    A stream whose signal is zero (the first step) gets nothing added. Buffer ``feedback_signal``:
+    (S, *y.shape[1:])."""
+
+    name = "interference"
+    Options = InterferenceOptions
+    shorthand = "gamma"
+    order = 90    # last: it records the error the layer's backward uses
+    spec_key = True
+    stream_buffers = ("feedback_signal",)
+
+    @classmethod
+    def attach_group(cls, members, model: nn.Module) -> None:
+        super().attach_group(members, model)
+        for _, layer, att in members:
+            layer.attachments.activity = att.activity
+
+    def activity(self, layer: nn.Module, y: Tensor, rows: slice) -> Tensor:
+        """y' = y + the scaled feedback signal of the last step (rows ``rows``)."""
+        with torch.no_grad():
+            signal = state_rows(layer, "feedback_signal", rows, y)
+            size = _rms(signal)
+            scale = torch.where(size > 0, self.options.gamma * _rms(y) / size.clamp(min=1e-30),
+                                torch.zeros_like(size))
+            added = (signal * scale).to(y.dtype)
+        return y + added
+
+    @torch.no_grad()
+    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator, rows: slice | None) -> Tensor:
+        if rows is not None:
+            state_rows(layer, "feedback_signal", rows, delta).copy_(delta)
+        return delta
