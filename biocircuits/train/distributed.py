@@ -93,10 +93,12 @@ def ranks_identical(module: torch.nn.Module, info: DistInfo, device: torch.devic
 
 
 @torch.no_grad()
-def gather_streams(state: dict[str, torch.Tensor], names: list[str], info: DistInfo) -> dict[str, torch.Tensor]:
+def gather_streams(state: dict[str, torch.Tensor], names: list[str], errors: list[str], info: DistInfo
+                   ) -> dict[str, torch.Tensor]:
     """``state`` (a model state_dict) with each per-stream buffer in ``names`` holding the streams of every rank
-    (global row r + W j = row j of rank r: :func:`~biocircuits.phases.transforms.streams.gather_rows`); identity
-    in one process. Every rank must call it (a collective)."""
+    (global row r + W j = row j of rank r: :func:`~biocircuits.phases.transforms.streams.gather_rows`), those in
+    ``errors`` divided by W (one-process units: each rank's mean loss carries 1 / its batch); identity in one
+    process. Every rank must call it (a collective)."""
     if not info.enabled or not names:
         return state
     state = dict(state)
@@ -105,16 +107,21 @@ def gather_streams(state: dict[str, torch.Tensor], names: list[str], info: DistI
         parts = [torch.empty_like(local) for _ in range(info.world)]
         dist.all_gather(parts, local)
         state[name] = gather_rows(parts)
+        if name in errors:
+            state[name] = state[name] / info.world
     return state
 
 
-def scatter_streams(state: dict[str, torch.Tensor], names: list[str], info: DistInfo) -> dict[str, torch.Tensor]:
+def scatter_streams(state: dict[str, torch.Tensor], names: list[str], errors: list[str], info: DistInfo
+                    ) -> dict[str, torch.Tensor]:
     """The inverse of :func:`gather_streams`: each per-stream buffer of a loaded ``state`` cut to this rank's
-    rows (on any number of processes)."""
+    rows, errors scaled back by W (on any number of processes)."""
     if not info.enabled or not names:
         return state
     state = dict(state)
     for name in names:
         if name in state and state[name].dim() > 1:
             state[name] = scatter_rows(state[name], info.rank, info.world)
+            if name in errors:
+                state[name] = state[name] * info.world
     return state

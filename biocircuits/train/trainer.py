@@ -125,7 +125,8 @@ class Trainer:
 
     # --- checkpoints -------------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        model = distributed.gather_streams(self.module.state_dict(), stream_buffer_names(self.module), self.dist)
+        model = distributed.gather_streams(self.module.state_dict(), stream_buffer_names(self.module),
+                                           stream_buffer_names(self.module, errors=True), self.dist)
         return {
             "model": model, "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict() if self.scaler else None,
@@ -167,7 +168,8 @@ class Trainer:
             changes["world_size"] = [ckpt["world"], self.dist.world]
         try:
             self.module.load_state_dict(
-                distributed.scatter_streams(ckpt["model"], stream_buffer_names(self.module), self.dist))
+                distributed.scatter_streams(ckpt["model"], stream_buffer_names(self.module),
+                                            stream_buffer_names(self.module, errors=True), self.dist))
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
             if self.scaler is not None and ckpt.get("scaler"):

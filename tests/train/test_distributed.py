@@ -15,6 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 TOL = 1e-5  # all-reduce sums the ranks' gradients in another order than one process: float32 rounding only
 
 
+# every per-stream phases setting: each rank holds every second stream; checkpoints hold them all
+STREAMS = ("{feedback: {rule: sign_symmetry}, phases: {error_delay: 2, backward_state: trace, trace_decay: 0.5, "
+           "error_filter: 2, interference: 0.1}}")
+
+
 def write_exp(tmp: Path, constraints: str) -> Path:
     path = tmp / "exp.yaml"
     path.write_text(f"""
@@ -42,7 +47,7 @@ def single(args: list[str]) -> subprocess.CompletedProcess:
 @pytest.mark.xdist_group("torchrun")
 @pytest.mark.parametrize("constraints", ["bp.yaml", "sign_symmetry.yaml", "feedback_alignment.yaml",
                                          "dale_random_sign_symmetry.yaml", "{feedback: {rule: kolen_pollack}}",
-                                         "{feedback: {rule: weight_mirror}}"])
+                                         "{feedback: {rule: weight_mirror}}", STREAMS])
 def test_two_ranks_equal_one_process(tmp_path, constraints):
     exp = write_exp(tmp_path, constraints)
     two = torchrun(["run", str(exp), "--output", str(tmp_path / "two")], 2)
@@ -61,8 +66,9 @@ def test_two_ranks_equal_one_process(tmp_path, constraints):
 
 
 @pytest.mark.xdist_group("torchrun")
-def test_two_rank_checkpoint_resumes_in_one_process(tmp_path):
-    exp = write_exp(tmp_path, "feedback_alignment.yaml")
+@pytest.mark.parametrize("constraints", ["feedback_alignment.yaml", STREAMS])
+def test_two_rank_checkpoint_resumes_in_one_process(tmp_path, constraints):
+    exp = write_exp(tmp_path, constraints)
     two = torchrun(["run", str(exp), "--output", str(tmp_path / "run")], 2)
     assert two.returncode == 0, two.stderr[-3000:]
     more = single(["run", str(exp), "--output", str(tmp_path / "run"), "--resume", "--set", "train.steps=12"])

@@ -34,7 +34,7 @@ class ErrorFilter(StreamState):
     shorthand = "tau"
     order = 40
     spec_key = True
-    stream_buffers = ("filtered_error",)
+    stream_buffers = error_buffers = ("filtered_error",)
 
     @torch.no_grad()
     def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator, rows: slice | None) -> Tensor:

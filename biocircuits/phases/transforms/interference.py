@@ -38,7 +38,7 @@ class Interference(StreamState):
     shorthand = "gamma"
     order = 90    # last: it records the error the layer's backward uses
     spec_key = True
-    stream_buffers = ("feedback_signal",)
+    stream_buffers = error_buffers = ("feedback_signal",)
 
     @classmethod
     def attach_group(cls, members, model: nn.Module) -> None:

@@ -34,7 +34,7 @@ class LateError(StreamState):
     Options = LateOptions
     shorthand = "steps"
     whole_model = True
-    stream_buffers = ("late_error_queue",)
+    stream_buffers = error_buffers = ("late_error_queue",)
 
     def attach(self, model: nn.Module, qualname: str) -> None:
         super().attach(model, qualname)

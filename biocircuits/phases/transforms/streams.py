@@ -19,7 +19,8 @@ over all processes); a later micro-batch that does not fit is an error. Micro-ba
 
 Under DDP rank r of W holds the global streams g = r + W j (j its local row), because the sampler gives rank r
 every W-th item of the permutation. :func:`gather_rows` and :func:`scatter_rows` convert between the two, so a
-checkpoint holds the global streams and resumes on any number of processes.
+checkpoint holds the global streams and resumes on any number of processes. Errors dL/dy of a loss averaged over
+the process's batch carry 1 / (per-process batch); the checkpoint stores them in one-process units.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class StreamState(ErrorTransform):
     dimension is the stream (grown during the first step, resized on load, gathered across DDP ranks)."""
 
     stream_buffers: ClassVar[tuple[str, ...]] = ()
+    # those of them that hold errors dL/dy: with a mean loss over the process's batch they carry 1 / batch, so
+    # checkpoints store them in one-process units (x 1 / processes) and a resume scales them back
+    error_buffers: ClassVar[tuple[str, ...]] = ()
     spec_key = False
     clock: StreamClock | None = None
 
@@ -174,10 +178,12 @@ def set_shard(model: nn.Module, world: int) -> None:
         clock.world, clock._streams = world, None
 
 
-def stream_buffer_names(model: nn.Module) -> list[str]:
-    """Qualified names of every per-stream buffer of ``model`` (first dimension = stream)."""
+def stream_buffer_names(model: nn.Module, errors: bool = False) -> list[str]:
+    """Qualified names of every per-stream buffer of ``model`` (first dimension = stream); with ``errors``, only
+    those that hold errors (``error_buffers``)."""
+    kind = "error_buffers" if errors else "stream_buffers"
     return [f"{prefix}.{b}" if prefix else b for prefix, _, held in attached_modules(model)
-            for att in held for b in getattr(att, "stream_buffers", ())]
+            for att in held for b in getattr(att, kind, ())]
 
 
 def gather_rows(local: Sequence[Tensor]) -> Tensor:
