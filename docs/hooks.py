@@ -122,7 +122,8 @@ def constraint_spec_page() -> str:
             "time. The guide with a worked example is [Constraint specs](../constraints.md).", ""]
     body = model_tables(Constraints, "")
     for registry, title in ((RULES, "Feedback rules"), (ENFORCERS, "Dale enforcers"),
-                            (TRANSFORMS, "Error-pathway transforms (`phases:` keys)"),
+                            (TRANSFORMS, "Error-pathway transforms (`phases:` keys; `late_error`, `eligibility_trace` "
+                                         "and `stream_clock` are attached through `backward_state`)"),
                             (PLASTICITY, "Plasticity rules (`plasticity.rules[].rule`)")):
         body += registry_tables(registry, title)
     return "\n".join(head + body)

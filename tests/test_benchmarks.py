@@ -16,3 +16,12 @@ def test_feedback_step_benchmark_runs_every_variant():
     assert {"bp", "fa", "sign_symmetry", "dale_project+sign_symmetry", "dale_exp_gradient+sign_symmetry",
             "dale_abs+sign_symmetry", "kolen_pollack", "dfa", "weight_mirror (mirror every step)"} <= set(rows)
     assert all(r["ratio"] > 0 for r in rows.values())
+
+
+def test_phases_benchmark_runs_every_setting():
+    import phases_overhead
+
+    result = phases_overhead.main(["--size", "16", "--batch", "2", "--reps", "1"])
+    assert set(phases_overhead.PHASES) == set(result["rows"])
+    assert set(phases_overhead.TARGETS) <= set(result["rows"])
+    assert result["probe_cost_steps"] > 0

@@ -200,3 +200,20 @@ def test_bad_phases_settings_say_what_to_write(phases, words):
         bc.apply(nn.Linear(2, 2), {"phases": phases})
     for word in words:
         assert word in str(err.value), (word, str(err.value))
+
+
+def test_noise_then_filter_compose_in_that_order():
+    from biocircuits.core.seeds import step_seed
+
+    batches, tau, sigma = data(), 2.0, 0.3
+    a = torch.exp(torch.tensor(-1 / tau, dtype=torch.float64))
+    model, steps = run("bp", {"error_noise": sigma, "error_filter": tau}, batches)
+    seed = model[2].attachments.error_pathway.seed
+    e2 = torch.zeros(B, N_OUT, dtype=torch.float64)
+    for t, ((w, (_, g2), _), (x, y)) in enumerate(zip(steps, batches, strict=True)):
+        h, out = forward(w, x)
+        d = output_error(out, y)
+        xi = torch.randn(d.shape, generator=torch.Generator().manual_seed(step_seed(seed, t + 1)))
+        noisy = d + sigma * d.float().pow(2).mean().sqrt() * xi   # float32 noise, as the transform draws it
+        e2 = a * e2 + (1 - a) * noisy
+        assert torch.allclose(g2, e2.T @ h, atol=1e-6)

@@ -26,6 +26,7 @@ class ErrorNoise(ErrorTransform):
 
     def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator,
                  rows: slice | None) -> Tensor:
+        # in place on the drawn noise: two allocations, the values of (delta + sigma * rms * xi) exactly
         rms = delta.float().pow(2).mean().sqrt()
         xi = torch.randn(delta.shape, generator=generator, device=delta.device, dtype=torch.float32)
-        return (delta.float() + self.options.sigma * rms * xi).to(delta.dtype)
+        return xi.mul_(self.options.sigma * rms).add_(delta).to(delta.dtype)

@@ -12,13 +12,17 @@ from .base import TRANSFORMS, ErrorTransform
 def quantize(delta: Tensor, spikes: int, generator: torch.Generator | None = None) -> Tensor:
     """Unbiased stochastic spike-count coding of ``delta`` with at most ``spikes`` spikes per unit:
     m = max|delta|, c = N |delta| / m, q = sign(delta) m / N (floor(c) + Bernoulli(c - floor(c))), so E[q] = delta."""
-    scale = delta.detach().abs().max().float()
+    # in place where possible (four allocations instead of ten); the same values, draw for draw, as
+    # sign(delta) * (floor(c) + (u < c - floor(c))) * (m / N)
+    count = delta.detach().float().abs()
+    scale = count.max()
     if scale == 0:
         return delta
-    count = delta.float().abs() * (spikes / scale)
+    count.mul_(spikes / scale)
     low = count.floor()
-    extra = torch.rand(count.shape, generator=generator, device=count.device) < (count - low)
-    return (torch.sign(delta.float()) * (low + extra) * (scale / spikes)).to(delta.dtype)
+    frac = count.sub_(low)
+    extra = torch.rand(frac.shape, generator=generator, device=frac.device) < frac
+    return low.add_(extra).mul_(scale / spikes).copysign_(delta).to(delta.dtype)
 
 
 class QuantizationOptions(BaseModel):

@@ -136,10 +136,14 @@ class StreamClock(LayerAttachment):
 
     def _open(self, module: nn.Module, args: tuple) -> None:
         held = attachments_of(module)
-        if not (module.training and torch.is_grad_enabled() and not held.suspended) or not args:
+        if not (module.training and torch.is_grad_enabled() and not held.suspended):
             self.rows = None
             return
-        n = int(args[0].shape[0])
+        batch = next((a for a in args if isinstance(a, Tensor)), None)
+        if batch is None:
+            raise TypeError("phases settings with per-stream state need the model to be called with the batch "
+                            "tensor as a positional argument (batch in dimension 0)")
+        n = int(batch.shape[0])
         streams = self.streams
         start = self.cursor if streams is None else self.cursor % streams
         if streams is not None and start + n > streams:

@@ -55,7 +55,8 @@ class EligibilityTrace(StreamState):
         trace = state_rows(layer, "trace_input", rows, x)
         lam = self.options.decay
         trace.mul_(lam).add_(x.detach().to(trace.dtype), alpha=1.0 - lam)
-        return trace.to(x.dtype)
+        # a copy: the backward must not see the buffer, which later micro-batches change in place
+        return trace.to(x.dtype, copy=True)
 
 
 def decay_from_tau(tau: float) -> float:

