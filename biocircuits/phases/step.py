@@ -1,6 +1,11 @@
 """The phase-separated training step: a forward phase (activity flows up), a backward phase (the error flows
 down the feedback pathway of each converted layer) and an update phase (the optimiser step, with plasticity
-and Dale hooks). Callbacks run at the end of each phase; probes, plots and bridges attach there."""
+and Dale hooks). Callbacks run at the end of each phase; probes, plots and bridges attach there.
+
+Each step is one time bin of the parallel stimulus streams that the batch holds
+(:mod:`biocircuits.phases.transforms.streams`): what the ``phases:`` settings keep between steps -- late errors,
+eligibility traces, filtered errors, the feedback signal left in the units -- advances once per forward and
+backward phase of a training step and never in evaluation."""
 
 from __future__ import annotations
 

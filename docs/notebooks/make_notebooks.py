@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help=f"notebooks to write: {', '.join(NOTEBOOKS)} (default all)")
     parser.add_argument("--no-execute", action="store_true", help="write the cells without running them")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds a cell may run (default 900)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(NOTEBOOKS))
     if unknown:
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.names or NOTEBOOKS:
         nb = build(name)
         if not args.no_execute:
-            execute(nb)
+            execute(nb, timeout=args.timeout)
         nbf.write(nb, HERE / f"{name}.ipynb")
         print("wrote", HERE / f"{name}.ipynb")
     return 0

@@ -42,5 +42,5 @@ class ErrorFilter(StreamState):
             return delta
         a = math.exp(-1.0 / self.options.tau)
         state = state_rows(layer, "filtered_error", rows, delta)
-        state.mul_(a).add_(delta.to(state.dtype), alpha=1.0 - a)
+        state.lerp_(delta.to(state.dtype), 1.0 - a)   # a e + (1 - a) delta in one pass
         return state.to(delta.dtype)

@@ -16,8 +16,10 @@ class InterferenceOptions(BaseModel):
 
 
 def _rms(t: Tensor) -> Tensor:
-    """Root mean square of each row (stream) of ``t``: shape (rows, 1, ..., 1)."""
-    return t.float().pow(2).flatten(1).mean(1).sqrt().view(-1, *([1] * (t.dim() - 1)))
+    """Root mean square of each row (stream) of ``t`` (one pass, no copy): shape (rows, 1, ..., 1)."""
+    rows = t.flatten(1)
+    norm = torch.linalg.vector_norm(rows, dim=1, dtype=torch.float32 if t.dtype != torch.float64 else None)
+    return (norm / rows.shape[1] ** 0.5).view(-1, *([1] * (t.dim() - 1)))
 
 
 @TRANSFORMS.register
@@ -53,8 +55,7 @@ class Interference(StreamState):
             size = _rms(signal)
             scale = torch.where(size > 0, self.options.gamma * _rms(y) / size.clamp(min=1e-30),
                                 torch.zeros_like(size))
-            added = (signal * scale).to(y.dtype)
-        return y + added
+        return torch.addcmul(y, signal.to(y.dtype), scale.to(y.dtype))   # one pass; the constant has no grad
 
     @torch.no_grad()
     def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator, rows: slice | None) -> Tensor:

@@ -12,7 +12,7 @@ from .base import TRANSFORMS, ErrorTransform
 def quantize(delta: Tensor, spikes: int, generator: torch.Generator | None = None) -> Tensor:
     """Unbiased stochastic spike-count coding of ``delta`` with at most ``spikes`` spikes per unit:
     m = max|delta|, c = N |delta| / m, q = sign(delta) m / N (floor(c) + Bernoulli(c - floor(c))), so E[q] = delta."""
-    # in place where possible (four allocations instead of ten); the same values, draw for draw, as
+    # in place where possible (three allocations instead of ten); the same values, draw for draw, as
     # sign(delta) * (floor(c) + (u < c - floor(c))) * (m / N)
     count = delta.detach().float().abs()
     scale = count.max()
@@ -21,7 +21,8 @@ def quantize(delta: Tensor, spikes: int, generator: torch.Generator | None = Non
     count.mul_(spikes / scale)
     low = count.floor()
     frac = count.sub_(low)
-    extra = torch.rand(frac.shape, generator=generator, device=frac.device) < frac
+    draw = torch.rand(frac.shape, generator=generator, device=frac.device)
+    extra = torch.lt(draw, frac, out=draw)    # the Bernoulli(frac) spike, as 1.0 / 0.0 in the draw's memory
     return low.add_(extra).mul_(scale / spikes).copysign_(delta).to(delta.dtype)
 
 

@@ -77,13 +77,15 @@ def state_rows(layer: nn.Module, name: str, rows: slice, like: Tensor) -> Tensor
     grows with zeros to cover them (it is fixed after the first step: :class:`StreamClock` refuses larger rows)."""
     buf = layer._buffers[name]
     tail = tuple(like.shape[1:])
-    if buf.dim() > 1 and tuple(buf.shape[1:]) != tail:
-        raise ConfigError(f"{name} of a layer holds per-stream state of shape {tuple(buf.shape[1:])} and now sees "
+    allocated = buf.dim() > 1 or buf.numel() > 0       # attach registers an empty 1-d placeholder
+    if allocated and tuple(buf.shape[1:]) != tail:
+        qualname = layer.attachments.qualname or type(layer).__name__
+        raise ConfigError(f"{qualname}.{name} holds per-stream state of shape {tuple(buf.shape[1:])} and now sees "
                           f"{tail}", suggestion="stream settings need the same input shape at every step")
-    if buf.dim() <= 1 or buf.shape[0] < rows.stop:
+    if not allocated or buf.shape[0] < rows.stop:
         dtype = torch.promote_types(like.dtype, torch.float32)
         grown = torch.zeros((rows.stop, *tail), dtype=dtype, device=like.device)
-        if buf.dim() > 1:
+        if allocated:
             grown[: buf.shape[0]] = buf
         layer._buffers[name] = buf = grown
     return buf[rows]

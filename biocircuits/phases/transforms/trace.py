@@ -54,7 +54,7 @@ class EligibilityTrace(StreamState):
                              f"the layer's input (got {tuple(x.shape)} for {rows.stop - rows.start} streams)")
         trace = state_rows(layer, "trace_input", rows, x)
         lam = self.options.decay
-        trace.mul_(lam).add_(x.detach().to(trace.dtype), alpha=1.0 - lam)
+        trace.lerp_(x.detach().to(trace.dtype), 1.0 - lam)   # lambda xbar + (1 - lambda) x in one pass
         # a copy: the backward must not see the buffer, which later micro-batches change in place
         return trace.to(x.dtype, copy=True)
 

@@ -38,6 +38,7 @@ import biocircuits as bc
 from biocircuits.config.experiment import DataSpec
 from biocircuits.data import build_data
 
+torch.set_num_threads(1)   # a small MLP: one thread is fastest, and leaves a core to the test suite's other worker
 started = time.perf_counter()
 data = build_data(DataSpec(name="mnist5k", val_fraction=0.2, split_seed=0))
 (xtr, ytr), (xva, yva) = data.train.tensors, data.val.tensors
@@ -66,7 +67,7 @@ print(xtr.shape, xva.shape)"""),
             F.cross_entropy(model(xtr[idx]), ytr[idx]).backward()
             opt.step()
             opt.zero_grad()
-            if probe is not None and probe.angles:
+            if probe is not None and step % probe_every == 0:   # measured at this step's optimiser call
                 history.append({"step": step, **probe.angles})
             step += 1
     with torch.no_grad():
@@ -102,7 +103,7 @@ for ax, rule in zip(axes[0], rules):
         m, lo, hi = zip(*(delay_acc[(rule, state, k)] for k in delays))
         ax.errorbar(delays, m, yerr=[[a - b for a, b in zip(m, lo)], [c - a for a, c in zip(m, hi)]],
                     marker="o", capsize=3, label=state)
-    ax.set(title=rule, xlabel="error delay K (steps)", xscale="symlog")
+    ax.set(title=rule, xlabel="error delay K (steps)", xscale="symlog", xticks=delays, xticklabels=delays)
     ax.axhline(10, color="grey", ls=":", lw=1)
     ax.grid(alpha=0.3)
 axes[0][0].set_ylabel("validation top-1 (%)")
@@ -124,7 +125,7 @@ for ax, (acc, xs, name) in zip(axes, [(gamma_acc, gammas, "interference gamma"),
         m, lo, hi = zip(*(acc[(rule, x)] for x in xs))
         ax.errorbar(xs, m, yerr=[[a - b for a, b in zip(m, lo)], [c - a for a, c in zip(m, hi)]],
                     marker="o", capsize=3, label=rule)
-    ax.set(xlabel=name, xscale="symlog", xlim=(-0.05, None))
+    ax.set(xlabel=name, xscale="symlog", xticks=xs, xticklabels=[f"{x:g}" for x in xs])
     ax.grid(alpha=0.3)
 axes[0].set_ylabel("validation top-1 (%)")
 axes[0].legend()
@@ -162,9 +163,50 @@ print(f"notebook wall time {time.perf_counter() - started:.0f} s")"""),
 
 _Written from the figures printed above (full size: 3 seeds, 2 epochs); the next cell asserts each claim._
 
-RESULTS"""),
+- **What a late error meets decides everything.** With the oracle (`stored`: the late error is paired with the
+  activity that caused it) learning degrades gracefully: bp 91.2% at K = 0, 90.4% at K = 1, 87.6% at K = 2,
+  74.8% at K = 4, 33.2% at K = 8; sign symmetry degrades like bp up to K = 2 and less beyond (81.5% at K = 4,
+  51.2% at K = 8),
+  feedback alignment worse (75.1% at K = 2, 34.9% at K = 8). When the late error meets the *current*
+  stimulus's activity (`current`), every rule is at chance (8-15%) from K = 1 on: the stimuli of a stream are
+  independent, so an error paired with the wrong stimulus carries no information about the weights that made it.
+- **An eligibility trace rescues short delays, not long ones.** With a presynaptic trace matched to the delay
+  (lambda = K / (K + 1)) the same late, current-state errors train to 80.6% (bp), 79.9% (sign symmetry) and
+  77.2% (FA) at K = 1, and 70.9 / 67.7 / 54.2% at K = 2; at K = 4 only bp keeps half its accuracy (49.4%; sign
+  symmetry 19.5%, FA 17.0%) and at K = 8 all are at chance: the trace's share of the causing stimulus,
+  (1 - lambda) lambda^K, falls as about 1 / (e K). The trace never reaches the oracle.
+- **Sharing the neurons costs little at small gamma.** Interference gamma = 0.1 costs 0.4 points (bp, sign
+  symmetry) and 1.4 (FA); gamma = 0.3 costs 2.0 / 2.7 / 8.4; gamma = 1 (a feedback signal as large as the
+  activity) halves accuracy (43.9 / 57.6 / 42.9%). FA suffers most at the small gammas.
+- **Lingering errors cost in proportion to how long they linger.** A low-pass error with tau = 1, 2, 4 steps costs
+  2.5, 4.4 and 14.2 points for bp, and about the same for sign symmetry (2.0, 4.1, 13.3) and FA (1.7, 5.0, 16.3):
+  every rule degrades smoothly and in the same order.
+- **The step's update angle measures staleness, not harm.** For sign symmetry without delay the hidden layer's
+  update is 28 degrees from backprop's and the output layer's 0 (its error is exact). Any late error puts the
+  update 78-88 degrees from the present batch's gradient -- `stored` included, which still learns to 86%:
+  gradients of different 50-image batches are nearly orthogonal, so a stale but correct update looks as far
+  from backprop as a useless one. The filter (tau = 2: 67 / 36 degrees) and interference (gamma = 0.3: 49 / 34
+  degrees) sit in between."""),
     ("code", """full = len(seeds) >= 3 and epochs >= 2 and train_items >= 4000
-CLAIMS"""),
+def acc(table, *key):
+    return table[key][0]
+
+assert all(0 <= v[0] <= 100 for v in list(delay_acc.values()) + list(gamma_acc.values()) + list(tau_acc.values()))
+if full:
+    for r in rules:
+        clean = acc(delay_acc, r, "stored", 0)
+        assert acc(delay_acc, r, "stored", 1) > clean - 5 and acc(delay_acc, r, "stored", 8) < clean - 30
+        assert all(acc(delay_acc, r, "current", k) < 20 for k in delays[1:])            # chance from K = 1
+        assert acc(delay_acc, r, "trace", 1) > acc(delay_acc, r, "current", 1) + 50      # the trace rescues K = 1
+        assert acc(delay_acc, r, "trace", 8) < 20                                        # ... not K = 8
+        assert all(acc(delay_acc, r, "trace", k) < acc(delay_acc, r, "stored", k) for k in delays[1:])
+        assert acc(gamma_acc, r, 0.1) > clean - 2 and acc(gamma_acc, r, 1.0) < clean - 25
+        filtered = [acc(tau_acc, r, t) for t in taus]
+        assert filtered == sorted(filtered, reverse=True) and filtered[-1] < clean - 8
+    assert mean_angle["no delay"]["2"] < 1
+    assert all(mean_angle["K=2 current"][layer] > mean_angle["no delay"][layer] for layer in ("0", "2"))
+    assert mean_angle["K=2 stored"]["0"] > 60 and acc(delay_acc, angle_rule, "stored", 2) > 80
+print("claims checked" if full else "fast settings: claims are checked at full size only")"""),
 ]
 
 # the parameters cell the tests execute (a few seconds, the same code path)
