@@ -217,3 +217,26 @@ def test_noise_then_filter_compose_in_that_order():
         noisy = d + sigma * d.float().pow(2).mean().sqrt() * xi   # float32 noise, as the transform draws it
         e2 = a * e2 + (1 - a) * noisy
         assert torch.allclose(g2, e2.T @ h, atol=1e-6)
+
+
+def test_trace_in_a_convolution_pairs_the_error_with_the_traced_input():
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, 3, padding=1, stride=2).double()
+    model = nn.Sequential(conv, nn.Tanh(), nn.Flatten(), nn.Linear(3 * 3 * 3, 4)).double()
+    lam = 0.7
+    bc.apply(model, {"feedback": {"rule": "sign_symmetry"}, "phases": {"backward_state": "trace", "trace_decay": lam}})
+    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
+    deltas = []
+    def record(module, args, out):
+        out.register_hook(lambda g: deltas.append(g.clone()))
+
+    model[0].register_forward_hook(record)
+    xbar = torch.zeros(5, 2, 6, 6, dtype=torch.float64)
+    for t in range(3):
+        x = torch.randn(5, 2, 6, 6, dtype=torch.float64)
+        model(x).pow(2).sum().backward()
+        xbar = lam * xbar + (1 - lam) * x
+        want = torch.nn.grad.conv2d_weight(xbar, conv.weight.shape, deltas[-1], stride=2, padding=1)
+        assert torch.allclose(model[0].weight.grad, want, atol=1e-12), t
+        opt.step()
+        opt.zero_grad()
