@@ -19,7 +19,9 @@ from biocircuits.dale.audit import spread_and_entropy  # noqa: E402
 from biocircuits.errors import ConfigError  # noqa: E402
 from biocircuits.train.run_folder import RunFolder  # noqa: E402
 
-ANGLES = ("weight_angle", "error_angle", "update_angle")
+# the probe's angles; step_update_angle (the update a layer received at that training step vs backprop's on the same
+# batch: what phases settings do to it) gets a panel when the run logged it
+ANGLES = ("weight_angle", "error_angle", "update_angle", "step_update_angle")
 
 
 def _label(run: Path) -> str:
@@ -63,8 +65,9 @@ def plot_angles(run: Path, out: Path) -> list[Path]:
     rows = _probe_rows(run)
     if not any(rows[a] for a in ANGLES):
         return []
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), sharey=True)
-    for ax, a in zip(axes, ANGLES, strict=True):
+    shown = [a for a in ANGLES if a != "step_update_angle" or rows[a]]
+    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 4.2), sharey=True)
+    for ax, a in zip(axes, shown, strict=True):
         for layer, pts in rows[a].items():
             steps, deg = zip(*pts, strict=True)
             ax.plot(steps, deg, label=layer)
