@@ -43,6 +43,7 @@ TARGETS = {"error_noise 0.1": 1.10, "error_quantization 16": 1.10, "error_delay 
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="resnet18", help="a registered model (the smoke test uses a small one)")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--reps", type=int, default=15)
@@ -51,11 +52,11 @@ def main(argv: list[str] | None = None) -> dict:
     ns = argparse.Namespace(device="cpu", channels_last=False, compile=False, batch=args.batch, size=args.size,
                             amp=False)
     torch.manual_seed(0)
-    base = build_model("resnet18", (3, args.size, args.size), 1000, {})
+    base = build_model(args.model, (3, args.size, args.size), 1000, {})
     steps = {name: build_step(copy.deepcopy(base), ns, {"feedback": {"rule": "sign_symmetry"}, "phases": ph})
              for name, ph in PHASES.items()}
     medians = interleaved_medians(steps, torch.device("cpu"), 2, args.reps)
-    print(f"resnet18 {args.size}x{args.size} batch {args.batch}, sign_symmetry, CPU; median of {args.reps} steps")
+    print(f"{args.model} {args.size}x{args.size} batch {args.batch}, sign_symmetry, CPU; median of {args.reps} steps")
     rows = {}
     for name, t in medians.items():
         rows[name] = {"step_ms": t * 1e3, "ratio": t / medians["none"]}

@@ -21,7 +21,7 @@ def test_feedback_step_benchmark_runs_every_variant():
 def test_phases_benchmark_runs_every_setting():
     import phases_overhead
 
-    result = phases_overhead.main(["--size", "16", "--batch", "2", "--reps", "1"])
+    result = phases_overhead.main(["--model", "convnet", "--size", "16", "--batch", "2", "--reps", "1"])
     assert set(phases_overhead.PHASES) == set(result["rows"])
     assert set(phases_overhead.TARGETS) <= set(result["rows"])
     assert result["probe_cost_steps"] > 0
