@@ -1,7 +1,8 @@
 """The plasticity-rule base class and registry: rules that reshape the optimiser's update of the weights they match.
 
 Every rule acts on the update dW = W_after - W_before of the trainable weight (any optimiser, momentum and weight
-decay included) of the presynaptic population it matches (``E``, ``I`` or ``any``), in spec order:
+decay included) of the synapse class it matches (presynaptic ``population`` and postsynaptic ``post`` type, each
+``E``, ``I`` or ``any``: E->E, E->I, I->E, I->I), in spec order:
 
     dW <- where(mask, rule.reshape(dW, g), dW),    then  W <- W_before + dW
 
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from biocircuits.core.celltypes import cell_types, population_mask
+from biocircuits.core.celltypes import cell_types, synapse_mask
 from biocircuits.core.foreach import mul_
 from biocircuits.core.interface import LayerAttachment, StepState, attachments_of
 from biocircuits.core.layers import trainable_weight
@@ -32,11 +33,19 @@ class PlasticityRule(LayerAttachment):
     slot = "plasticity"
     needs_snapshot = True
 
-    def __init__(self, options: Any = None, seed: int = 0, population: str = "any") -> None:
+    def __init__(self, options: Any = None, seed: int = 0, population: str = "any", post: str = "any",
+                 post_sign: Tensor | None = None) -> None:
         super().__init__(options, seed)
-        self.population = population
+        self.population = population   # presynaptic type
+        self.post = post                # postsynaptic type, with the type of each output unit (shape (out,))
+        self.post_sign = post_sign
         self._factor_key: tuple | None = None   # the fused factor F (cached on a layer's first rule) and its key
         self._factor: Tensor | None = None
+
+    def mask(self, layer: nn.Module) -> Tensor | None:
+        """Bool mask (broadcastable to the weight) of the synapses this rule acts on: presynaptic ``population``
+        onto postsynaptic ``post`` units; None for all."""
+        return synapse_mask(layer, self.population, self.post, self.post_sign)
 
     def reshape(self, delta: Tensor, grows: Tensor | float) -> Tensor:
         """The update of the matched weights given their update ``delta`` and growth direction ``grows``."""
@@ -89,7 +98,7 @@ def _factor(layer: nn.Module, rules: list[PlasticityRule], like: Tensor) -> Tens
     if head._factor_key != key:
         factor = torch.ones((), dtype=like.dtype, device=like.device)
         for rule in rules:
-            mask = population_mask(layer, rule.population)
+            mask = rule.mask(layer)
             f = torch.tensor(rule.static_factor(), dtype=like.dtype, device=like.device)
             factor = factor * f if mask is None else torch.where(mask.to(like.device), factor * f, factor)
         head._factor, head._factor_key = factor, key
@@ -100,7 +109,7 @@ def _reshape_(layer: nn.Module, rules: list[PlasticityRule], weight: Tensor, bef
     grows = growth_sign(layer, before)
     delta = weight - before
     for rule in rules:
-        mask = population_mask(layer, rule.population)
+        mask = rule.mask(layer)
         changed = rule.reshape(delta, grows)
         delta = changed if mask is None else torch.where(mask.to(delta.device), changed, delta)
     weight.copy_(before + delta)
