@@ -8,8 +8,9 @@ Every tensor in the traced graph carries an integer *unit id* per element (batch
 * data-movement ops (``cat``, ``view`` / ``reshape`` / ``flatten``, ``permute`` / ``transpose``, ``chunk`` /
   ``split``, indexing, ``channel_shuffle``...) are applied to the ids themselves, so a concatenation lists its
   inputs' units, a flattened feature inherits its channel's unit and a channel shuffle permutes the units;
-* ``a + b``, ``a - b`` and ``a * b`` of two tracked tensors *merge* the units they pair element by element (a
-  residual sum is one neuron: its operands must share a type), union-find over unit ids;
+* ``a + b``, ``a - b`` and ``a * b`` of two tracked tensors of the output's shape *merge* the units they pair
+  element by element (a residual sum is one neuron: its operands must share a type), union-find over unit ids; an
+  operand broadcast to the output (a scalar, a per-channel gate) is not merged;
 * any other op keeping the channel dim (activations, BatchNorm, pooling, dropout...) passes the ids through;
   an op that changes it (an unknown mixing op) starts fresh units.
 
@@ -50,7 +51,7 @@ STRUCTURAL_MODULES = (nn.Flatten, nn.Unflatten, nn.ChannelShuffle, nn.PixelShuff
 MERGING_FUNCTIONS = {operator.add, operator.iadd, operator.sub, operator.isub, operator.mul, operator.imul,
                      torch.add, torch.sub, torch.mul}
 MERGING_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_"}
-GUESSED_SIZES = (32, 28, 64, 224, 16, 8)
+GUESSED_SIZES = (32, 28, 64, 224, 96, 299, *[s for s in range(1, 65) if s not in (28, 32, 64)])
 
 
 @dataclass
@@ -120,6 +121,7 @@ class _Tracer(fx.Tracer):
     def __init__(self) -> None:
         super().__init__()
         self.stack: list[str] = []
+        self.failed_in: str | None = None
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
         return isinstance(m, WEIGHT_LAYER_TYPES) or super().is_leaf_module(m, qualname)
@@ -127,9 +129,12 @@ class _Tracer(fx.Tracer):
     def call_module(self, m: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> Any:
         self.stack.append(self.path_of_module(m))
         try:
-            return super().call_module(m, forward, args, kwargs)
-        finally:
-            self.stack.pop()
+            out = super().call_module(m, forward, args, kwargs)
+        except Exception:
+            self.failed_in = self.failed_in or self.stack[-1]   # the innermost module whose forward failed
+            raise
+        self.stack.pop()
+        return out
 
 
 def trace(model: nn.Module) -> fx.GraphModule:
@@ -139,7 +144,7 @@ def trace(model: nn.Module) -> fx.GraphModule:
     try:
         graph = tracer.trace(model)
     except Exception as err:  # fx raises TraceError, TypeError, NotImplementedError... for untraceable code
-        where = tracer.stack[-1] if tracer.stack else type(model).__name__
+        where = tracer.failed_in or type(model).__name__
         raise ConfigError(f"cannot follow the graph to give each neuron one Dale type: tracing stops in "
                           f"{where or 'the model forward'} ({type(err).__name__}: {str(err).splitlines()[0][:160]})",
                           key="dale.types", given="graph",
@@ -248,7 +253,7 @@ class _Propagate(fx.Interpreter):
 
     def _merge(self, n: fx.Node, real: Tensor) -> Tensor:
         tracked = [self.ids[a] for a in n.all_input_nodes if isinstance(self.ids.get(a), Tensor)]
-        tensors = [t.expand(real.shape).contiguous() for t in tracked if _broadcasts(t.shape, real.shape)]
+        tensors = [t for t in tracked if tuple(t.shape) == tuple(real.shape)]   # broadcast operands: not merged
         if not tensors:
             return self.fresh(n.name, real, 1 if real.dim() > 1 else 0, "op")
         for other in tensors[1:]:
@@ -273,13 +278,6 @@ class _Propagate(fx.Interpreter):
         self.outputs.setdefault(name, []).append(out.reshape(-1, out.shape[1] if conv else out.shape[-1])[0]
                                                  if out.dim() > 1 else out)
         return out
-
-
-def _broadcasts(shape: torch.Size, target: torch.Size) -> bool:
-    try:
-        return torch.broadcast_shapes(shape, target) == target
-    except RuntimeError:
-        return False
 
 
 def _per_channel(ids: Tensor) -> Tensor | None:
@@ -338,7 +336,7 @@ def unit_graph(model: nn.Module, input_shape: list[int] | None = None) -> UnitGr
         model.train(was_training)
     raise ConfigError("cannot run the model on a sample input to follow its units", key="dale.input_shape",
                       given=input_shape, expected="the shape of one input without the batch dimension",
-                      suggestion="set dale.input_shape, e.g. [3, 32, 32] (tried " + "; ".join(errors) + ")")
+                      suggestion="set dale.input_shape, e.g. [3, 32, 32] (tried " + "; ".join(errors[:6]) + ", ...)")
 
 
 def _finish(prop: _Propagate) -> UnitGraph:
