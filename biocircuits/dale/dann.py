@@ -161,6 +161,12 @@ class Dann(LayerAttachment):
     def growth_sign(self, layer: nn.Module, before: Tensor) -> float:
         return 1.0   # W_EE >= 0: |W_EE| grows with W_EE
 
+    def synapse_tensors(self, layer: nn.Module) -> list[tuple[str, str, str]]:
+        """(parameter path, pre, post) of the three synapse classes: W_EE E->E, W_IE E->I, W_EI I->E (plasticity
+        rules match them by class)."""
+        return [("weight", "E", "E"), ("parametrizations.weight.0.weight_ie", "E", "I"),
+                ("parametrizations.weight.0.weight_ei", "I", "E")]
+
     def population_counts(self, layer: nn.Module) -> tuple[int, int]:
         """(E inputs, I interneurons)."""
         return int(layer.dale_sign.numel()), self.n_i

@@ -20,13 +20,18 @@ from .rules import PLASTICITY, BatchManhattan
 
 def post_signs(name: str, layer: nn.Module, units: Any, unit_signs: Tensor | None) -> Tensor | None:
     """The type (+1 E / -1 I) of each output unit of ``layer``: its units' signs in the unit graph
-    (:mod:`biocircuits.dale.graph`); all E for a DANN layer (its outputs are its E units); None if unknown."""
-    held = layer.__dict__.get("attachments")
-    if held is not None and getattr(held.dale, "name", None) == "dann":
-        return torch.ones(weight_shape(layer)[0])
+    (:mod:`biocircuits.dale.graph`); None if unknown."""
     if units is None or unit_signs is None or name not in units.outputs:
         return None
     return unit_signs[units.outputs[name]].clone()
+
+
+def synapse_tensors(layer: nn.Module) -> list[tuple[str, str, str]] | None:
+    """(parameter path, presynaptic type, postsynaptic type) of each tensor of a layer whose Dale attachment keeps
+    its synapse classes in separate tensors (``synapse_tensors``: DANN's W_EE, W_IE, W_EI); None otherwise."""
+    held = layer.__dict__.get("attachments")
+    fn = getattr(held.dale, "synapse_tensors", None) if held is not None else None
+    return fn(layer) if fn is not None else None
 
 
 def synapse_count(layer: nn.Module, mask: Tensor | None) -> int:
@@ -62,10 +67,19 @@ def attach_plasticity(model: nn.Module, layers: Sequence[tuple[str, nn.Module]],
             if typed and cell_types(layer) is None:
                 continue  # types exist only in Dale-constrained layers
             post = post_signs(name, layer, units, unit_signs) if match.post != "any" else None
-            if match.post != "any" and post is None:
+            if match.post != "any" and post is None and synapse_tensors(layer) is None:
                 raise ConfigError(f"{name}: the types of this layer's output units are unknown", key=f"{key}.post",
                                   given=match.post, suggestion="use dale.types: graph (a traceable model)")
             candidates.append(name)
+            tensors = synapse_tensors(layer)
+            if tensors is not None:   # a layer whose synapse classes are separate tensors (DANN)
+                for target, pre, post_type in tensors:
+                    if match.population in ("any", pre) and match.post in ("any", post_type):
+                        matched += layer.get_parameter(target).numel()
+                        if not cls.changes_nothing(cls(options).options):
+                            attach(layer, cls(options, target=target), name)
+                            made += 1
+                continue
             count = synapse_count(layer, synapse_mask(layer, match.population, match.post, post))
             if count == 0:
                 continue

@@ -101,3 +101,29 @@ def test_exp_gradient_weight_decay_is_exponentiated():
     s = model[2].dale_sign.view(1, -1)
     want = w0 * torch.exp(-lr * s * g) * torch.exp(torch.tensor(-lr * wd))  # |W| <- |W| exp(-lr s g) exp(-lr wd)
     assert torch.allclose(model[2].weight.detach(), want, rtol=1e-5, atol=1e-7)
+
+
+def test_dann_synapse_classes_are_its_three_tensors():
+    def dann(rules):
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 2))
+        return bc.apply(m, {"dale": {"architecture": "dann"}, "plasticity": {"rules": rules}})
+
+    def tensors(model):
+        p = model[2].parametrizations.weight
+        return [t.detach().clone() for t in (p.original, p[0].weight_ie, p[0].weight_ei)]   # E->E, E->I, I->E
+
+    model = dann([{"match": {"synapse": "E->I"}, "frozen": True},
+                  {"match": {"layers": "2", "synapse": "I->E"}, "lr_scale": 0.5}])
+    ref = dann([])
+    ref.load_state_dict(model.state_dict())
+    start = tensors(model)
+    one_step(model)
+    one_step(ref)
+    (ee, ie, ei), (ee_r, ie_r, ei_r) = tensors(model), tensors(ref)
+    assert torch.equal(ie, start[1]) and not torch.equal(ie_r, start[1])         # E->I frozen
+    assert torch.allclose(ee, ee_r, rtol=1e-6, atol=1e-8)                         # E->E as without rules
+    legal = ei_r > 0
+    assert torch.allclose((ei - start[2])[legal], 0.5 * (ei_r - start[2])[legal], atol=1e-7)   # I->E halved
+    with pytest.raises(bc.ConfigError, match="rule matches no synapse"):        # DANN has no I->I synapses
+        dann([{"match": {"synapse": "I->I"}, "frozen": True}])
