@@ -89,11 +89,11 @@ class DaleSpec(Strict):
     """``dale:``: excitatory/inhibitory types per neuron. See :mod:`biocircuits.dale`.
 
     ``types``: ``graph`` (one type per producing unit, followed through the traced graph to every layer that reads
-    it: :mod:`biocircuits.dale.graph`) or ``per_layer`` (each layer types its inputs by its own width, as before
-    0.5: a unit read by two layers may get two types); ``input_shape``: one input without the batch dim, for the
-    trace (guessed from the first layer when absent). ``architecture``: ``column`` (every weight carries its
-    presynaptic unit's sign) or ``dann`` (Cornford et al. 2021: an excitatory projection and inhibitory
-    interneurons per layer, all weights non-negative, options in ``dann``: :mod:`biocircuits.dale.dann`)."""
+    it: :mod:`biocircuits.dale.graph`) or ``per_layer`` (each layer types its inputs by its own width, the
+    earlier behaviour: a unit read by two layers may then get two types); ``input_shape``: one input without the
+    batch dim, for the trace (guessed from the first layer when absent). ``architecture``: ``column`` (every
+    weight carries its presynaptic unit's sign) or ``dann`` (Cornford et al. 2021: an excitatory projection and
+    inhibitory interneurons per layer, all weights non-negative, options in ``dann``: :mod:`biocircuits.dale.dann`)."""
 
     enabled: bool = True
     excitatory_fraction: float = Field(0.8, ge=0.0, le=1.0)

@@ -11,8 +11,10 @@ Every tensor in the traced graph carries an integer *unit id* per element (batch
 * ``a + b``, ``a - b`` and ``a * b`` of two tracked tensors of the output's shape *merge* the units they pair
   element by element (a residual sum is one neuron: its operands must share a type), union-find over unit ids; an
   operand broadcast to the output (a scalar, a per-channel gate) is not merged;
-* any other op keeping the channel dim (activations, BatchNorm, pooling, dropout...) passes the ids through;
-  an op that changes it (an unknown mixing op) starts fresh units.
+* any other op passes the ids through when its output has their shape (activations, BatchNorm, dropout...) or
+  when every dim it changes held one unit along it (pooling, means over space or time); an op that mixes units
+  (attention, an unknown op) starts fresh units, along dim 1 (along the last dim when the model's first weight
+  layer is linear, as in sequence models).
 
 Each weight layer then reads a vector ``u`` of unit ids, one per input channel (``in_features`` / ``in_channels``),
 and its Dale signs are ``s = sign[u]``. Signs are given per producer, in graph order: producer p of width n gets
@@ -23,6 +25,7 @@ of its own width, so the signs are exactly the per-layer ones of earlier version
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,6 +170,9 @@ class _Propagate(fx.Interpreter):
         self.outputs: dict[str, list[Tensor]] = {}
         self.folds: dict[str, str] = {}
         self.n = 0
+        # the input's units lie along its last dim when the first weight layer is a linear one, else along dim 1
+        first = next(iter(layers.values()), None)
+        self.features_last = isinstance(first, nn.Linear)
 
     def call_module(self, target: str, args: tuple, kwargs: dict) -> Any:
         module = self.fetch_attr(target)
@@ -204,20 +210,27 @@ class _Propagate(fx.Interpreter):
 
     def unit_ids(self, n: fx.Node, real: Any) -> Any:
         if n.op == "placeholder":
-            return self.fresh("<input>", real, 1 if real.dim() > 1 else 0, "input") if isinstance(real, Tensor) \
-                else None
+            if not isinstance(real, Tensor):
+                return None
+            dim = real.dim() - 1 if self.features_last or real.dim() < 2 else 1
+            return self.fresh("<input>", real, dim, "input")
         if n.op == "output":
             return None
-        if isinstance(real, tuple | list) and n.op != "call_module":
-            if self._structural(n):
+        if isinstance(real, tuple | list):
+            if self._structural(n) and self._tracked_input(n):
                 return self._apply(n)
-            return None
+            # an opaque op returning several tensors (attention, a recurrent layer): fresh units for each
+            return type(real)(self.fresh(f"{n.name}[{i}]", t, self.unit_dim(t), "op")
+                              if isinstance(t, Tensor) else None for i, t in enumerate(real))
         if not isinstance(real, Tensor):
             return None
         if n.op == "call_module" and n.target in self.layers:
             return self._layer(n, real)
-        if self._structural(n):
-            return self._apply(n)
+        if self._structural(n) and self._tracked_input(n):
+            ids = self._apply(n)
+            if isinstance(ids, Tensor) and ids.dtype == torch.long and ids.shape == real.shape:
+                return ids
+            return self.fresh(n.name, real, self.unit_dim(real), "op")
         if self._merging(n):
             return self._merge(n, real)
         ids = self._first_ids(n)
@@ -226,11 +239,19 @@ class _Propagate(fx.Interpreter):
             self.folds[str(n.all_input_nodes[0].target)] = str(n.target)
         if ids is not None and tuple(ids.shape) == tuple(real.shape):
             return ids
-        if ids is not None and real.dim() >= 2 and ids.dim() >= 2 and ids.shape[:2] == real.shape[:2]:
-            per = _per_channel(ids)
-            if per is not None:   # pooling and other ops that keep the channels
-                return per.view(1, -1, *([1] * (real.dim() - 2))).expand(real.shape).contiguous()
-        return self.fresh(n.name, real, 1 if real.dim() > 1 else 0, "op")
+        reduced = _reduce_like(ids, real.shape) if ids is not None else None
+        if reduced is not None:   # pooling, means: the dims that changed held one unit each
+            return reduced
+        return self.fresh(n.name, real, self.unit_dim(real), "op")
+
+    def unit_dim(self, t: Tensor) -> int:
+        """Where an opaque op's fresh units lie: the last dim in a model whose first layer is linear, else dim 1."""
+        return 0 if t.dim() < 2 else (t.dim() - 1 if self.features_last else 1)
+
+    def _tracked_input(self, n: fx.Node) -> bool:
+        """Whether the node's first input carries unit ids (a tensor's, or a tuple of tensors')."""
+        first = n.all_input_nodes[0] if n.all_input_nodes else None
+        return first is not None and self.ids.get(first) is not None
 
     def _structural(self, n: fx.Node) -> bool:
         if n.op == "call_method":
@@ -255,7 +276,7 @@ class _Propagate(fx.Interpreter):
         tracked = [self.ids[a] for a in n.all_input_nodes if isinstance(self.ids.get(a), Tensor)]
         tensors = [t for t in tracked if tuple(t.shape) == tuple(real.shape)]   # broadcast operands: not merged
         if not tensors:
-            return self.fresh(n.name, real, 1 if real.dim() > 1 else 0, "op")
+            return self.fresh(n.name, real, self.unit_dim(real), "op")
         for other in tensors[1:]:
             pairs = torch.unique(torch.stack([tensors[0].reshape(-1), other.reshape(-1)]), dim=1)
             for a, b in pairs.T.tolist():
@@ -278,6 +299,30 @@ class _Propagate(fx.Interpreter):
         self.outputs.setdefault(name, []).append(out.reshape(-1, out.shape[1] if conv else out.shape[-1])[0]
                                                  if out.dim() > 1 else out)
         return out
+
+
+def _constant_along(ids: Tensor, dim: int) -> bool:
+    return bool((ids == ids.narrow(dim, 0, 1)).all())
+
+
+def _reduce_like(ids: Tensor, shape: torch.Size) -> Tensor | None:
+    """The ids of an op's output of ``shape`` when every dim it changed (pooled, averaged, dropped) held one unit
+    along it: those dims are cut to their first index (and broadcast, or dropped); None otherwise."""
+    if ids.dim() == len(shape):
+        changed = [d for d in range(ids.dim()) if ids.shape[d] != shape[d]]
+        if not all(_constant_along(ids, d) for d in changed):
+            return None
+        for d in changed:
+            ids = ids.narrow(d, 0, 1)
+        return ids.expand(shape).contiguous()
+    if ids.dim() > len(shape):
+        for dropped in itertools.combinations(range(ids.dim()), ids.dim() - len(shape)):
+            kept = [ids.shape[d] for d in range(ids.dim()) if d not in dropped]
+            if kept == list(shape) and all(_constant_along(ids, d) for d in dropped):
+                for d in sorted(dropped, reverse=True):
+                    ids = ids.select(d, 0)
+                return ids.contiguous()
+    return None
 
 
 def _per_channel(ids: Tensor) -> Tensor | None:
