@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="also time kolen_pollack, dfa and weight_mirror (separate copies) against plain autograd")
     p.add_argument("--model", default="resnet18")
     p.add_argument("--separate-models", action="store_true", help="one model copy per variant")
+    p.add_argument("--only", nargs="+", metavar="TEXT",
+                   help="time only the variants whose name contains one of these (and their references)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -130,6 +132,10 @@ def main(argv: list[str] | None = None) -> dict:
         for name, spec in LEARNED_VARIANTS.items():
             steps[name] = build_step(copy.deepcopy(base), args, spec)
             reference[name] = "plain autograd (separate copy)"
+    if args.only:
+        keep = {n for n in steps if any(t in n for t in args.only)}
+        keep |= {reference[n] for n in keep} | {reference[reference[n]] for n in keep}
+        steps = {n: step for n, step in steps.items() if n in keep}
     medians = interleaved_medians(steps, torch.device(args.device), args.warmup, args.reps)
     specs = {"plain autograd": None, **VARIANTS}
     if args.dale:
@@ -140,6 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
         specs |= {"plain autograd (separate copy)": None, **LEARNED_VARIANTS}
     del steps
     memory = {}
+    specs = {n: spec for n, spec in specs.items() if n in medians}
     for name, spec in specs.items():  # one model resident at a time, so peaks are comparable
         step = build_step(copy.deepcopy(base), args, spec)
         step()

@@ -194,3 +194,29 @@ def test_negative_batchnorm_gain_is_an_effective_violation():
     with torch.no_grad():                               # what dale.norm_gamma will enforce: gamma >= 0
         model.bn.weight.clamp_(min=0)
     assert bc.audit(model, spectra=False).effective_violations == 0
+
+
+class Sequence(nn.Module):
+    """Tokens (batch, time, features): units lie along the last dim; attention output is an opaque producer merged
+    into the residual stream; a mean over time keeps each feature's unit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Linear(5, 8)
+        self.att = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.ff = nn.Linear(8, 10)
+        self.out = nn.Linear(10, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.emb(x))
+        a, _ = self.att(h, h, h)
+        h = torch.relu(self.ff(h + a))
+        return self.out(h.mean(1))
+
+
+def test_sequence_model_units_along_features():
+    model = bc.apply(Sequence(), {"dale": {"input_shape": [4, 5]}})
+    # emb's 8 units (round(6.4) = 6 E) are the residual stream, merged with the attention output; out reads ff's
+    # 10 units (8 E) through the mean over time
+    assert model.ff.dale_sign.tolist() == block(6, 2) and model.out.dale_sign.tolist() == block(8, 2)
+    assert bc.audit(model, spectra=False).mixed_units == []
