@@ -216,12 +216,12 @@ class _Propagate(fx.Interpreter):
             return self.fresh("<input>", real, dim, "input")
         if n.op == "output":
             return None
-        if isinstance(real, tuple | list):
+        if isinstance(real, tuple | list) and any(isinstance(t, Tensor) for t in real):
             if self._structural(n) and self._tracked_input(n):
                 return self._apply(n)
             # an opaque op returning several tensors (attention, a recurrent layer): fresh units for each
-            return type(real)(self.fresh(f"{n.name}[{i}]", t, self.unit_dim(t), "op")
-                              if isinstance(t, Tensor) else None for i, t in enumerate(real))
+            return tuple(self.fresh(f"{n.name}[{i}]", t, self.unit_dim(t), "op") if isinstance(t, Tensor) else None
+                         for i, t in enumerate(real))
         if not isinstance(real, Tensor):
             return None
         if n.op == "call_module" and n.target in self.layers:

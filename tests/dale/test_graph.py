@@ -220,3 +220,24 @@ def test_sequence_model_units_along_features():
     # 10 units (8 E) through the mean over time
     assert model.ff.dale_sign.tolist() == block(6, 2) and model.out.dale_sign.tolist() == block(8, 2)
     assert bc.audit(model, spectra=False).mixed_units == []
+
+
+class ManualShuffle(nn.Module):
+    """ShuffleNet's channel shuffle written out: view (n, groups, c / groups, h, w), transpose, flatten back."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 6, 1)
+        self.b = nn.Conv2d(6, 4, 1)
+
+    def forward(self, x):
+        y = torch.relu(self.a(x))
+        n, c, h, w = y.size()
+        y = y.view(n, 2, c // 2, h, w).transpose(1, 2).contiguous().view(n, -1, h, w)
+        return self.b(y)
+
+
+def test_manual_channel_shuffle_moves_the_types():
+    model = bc.apply(ManualShuffle(), {"dale": {"excitatory_fraction": 0.5}})
+    a = block(3, 3)                                    # a's units 0..5: E E E I I I
+    assert model.b.dale_sign.tolist() == [a[i] for i in (0, 3, 1, 4, 2, 5)]   # shuffled: E I E I E I
