@@ -1,7 +1,8 @@
 """Full training step (forward, backward, SGD step) of resnet18 for each feedback rule against plain autograd.
 
     python benchmarks/feedback_step.py                       # CPU: 64x64, batch 32
-    python benchmarks/feedback_step.py --dale                # + Dale variants against the same rule
+    python benchmarks/feedback_step.py --dale                # + Dale variants (column signs, DANN, synapse-class
+                                                             #   plasticity) against the same rule
     python benchmarks/feedback_step.py --learned             # + kolen_pollack, dfa, weight_mirror
     python benchmarks/feedback_step.py --device cuda --amp --channels-last --size 224 --batch 256
 
@@ -50,7 +51,20 @@ DALE_VARIANTS = {
     "dale_project+plasticity+sign_symmetry": ("sign_symmetry", {
         "dale": {"enforce": "project"},
         "plasticity": {"rules": [{"match": {"layers": "layer4.*", "population": "I"}, "lr_scale": 0.5}]}}),
+    "dale_project+synapse_plasticity+sign_symmetry": ("sign_symmetry", {
+        "dale": {"enforce": "project"},
+        "plasticity": {"rules": [{"match": {"layers": "layer4.*", "synapse": "E->I"}, "lr_scale": 0.5},
+                                 {"match": {"synapse": "I->E"}, "direction": "depression_only"}]}}),
+    "dale_dann+sign_symmetry": ("sign_symmetry", {"dale": {"architecture": "dann"}}),
+    "dale_dann_divisive+sign_symmetry": ("sign_symmetry", {"dale": {"architecture": "dann",
+                                                                     "dann": {"divisive": True}}}),
+    "dale_dann+bp": ("bp", {"dale": {"architecture": "dann"}}),
 }
+# Dale variants that change the module structure or attach rules the shared-weights harness does not build: always
+# separate copies, against a separate copy of their rule (bp: plain autograd)
+SEPARATE_DALE = ("dale_abs+sign_symmetry", "dale_softplus+sign_symmetry",
+                 "dale_project+synapse_plasticity+sign_symmetry", "dale_dann+sign_symmetry",
+                 "dale_dann_divisive+sign_symmetry", "dale_dann+bp")
 
 
 def build_step(model: nn.Module, args, spec: dict | None):
@@ -83,6 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
                    help="also time kolen_pollack, dfa and weight_mirror (separate copies) against plain autograd")
     p.add_argument("--model", default="resnet18")
     p.add_argument("--separate-models", action="store_true", help="one model copy per variant")
+    p.add_argument("--only", nargs="+", metavar="TEXT",
+                   help="time only the variants whose name contains one of these (and their references)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -97,29 +113,40 @@ def main(argv: list[str] | None = None) -> dict:
         steps = shared_steps(base, args, args.dale)
     reference = {name: "plain autograd" for name in ("plain autograd", *VARIANTS)}
     if args.dale:
-        reference |= {name: "sign_symmetry" for name in DALE_VARIANTS}
+        reference |= {name: "sign_symmetry" if rule == "sign_symmetry" else "plain autograd"
+                      for name, (rule, _) in DALE_VARIANTS.items()}
         if not args.separate_models:
-            for name in ("dale_abs+sign_symmetry", "dale_softplus+sign_symmetry"):
-                steps[name] = build_step(copy.deepcopy(base), args, {"feedback": {"rule": "sign_symmetry"},
-                                                                      **DALE_VARIANTS[name][1]})
-                reference[name] = "sign_symmetry (separate copy)"
+            for name in SEPARATE_DALE:
+                rule, extra = DALE_VARIANTS[name]
+                steps[name] = build_step(copy.deepcopy(base), args, {"feedback": {"rule": rule}, **extra})
+                own = "sign_symmetry" if rule == "sign_symmetry" else "plain autograd"
+                reference[name] = f"{own} (separate copy)"
             steps["sign_symmetry (separate copy)"] = build_step(copy.deepcopy(base), args, VARIANTS["sign_symmetry"])
             reference["sign_symmetry (separate copy)"] = "sign_symmetry"
-    if args.learned:
+            steps["plain autograd (separate copy)"] = build_step(copy.deepcopy(base), args, None)
+            reference["plain autograd (separate copy)"] = "plain autograd"
+    if args.learned and "plain autograd (separate copy)" not in steps:
         steps["plain autograd (separate copy)"] = build_step(copy.deepcopy(base), args, None)
         reference["plain autograd (separate copy)"] = "plain autograd"
+    if args.learned:
         for name, spec in LEARNED_VARIANTS.items():
             steps[name] = build_step(copy.deepcopy(base), args, spec)
             reference[name] = "plain autograd (separate copy)"
+    if args.only:
+        keep = {n for n in steps if any(t in n for t in args.only)}
+        keep |= {reference[n] for n in keep} | {reference[reference[n]] for n in keep}
+        steps = {n: step for n, step in steps.items() if n in keep}
     medians = interleaved_medians(steps, torch.device(args.device), args.warmup, args.reps)
     specs = {"plain autograd": None, **VARIANTS}
     if args.dale:
         specs |= {name: {"feedback": {"rule": rule}, **extra} for name, (rule, extra) in DALE_VARIANTS.items()}
         specs["sign_symmetry (separate copy)"] = VARIANTS["sign_symmetry"]
+        specs["plain autograd (separate copy)"] = None
     if args.learned:
         specs |= {"plain autograd (separate copy)": None, **LEARNED_VARIANTS}
     del steps
     memory = {}
+    specs = {n: spec for n, spec in specs.items() if n in medians}
     for name, spec in specs.items():  # one model resident at a time, so peaks are comparable
         step = build_step(copy.deepcopy(base), args, spec)
         step()
@@ -131,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{args.model} {args.size}x{args.size} batch {args.batch} on {args.device}"
           f"{' bf16' if args.amp else ''}{' channels_last' if args.channels_last else ''}"
           f"{' compiled' if args.compile else ''}; median of {args.reps} interleaved steps")
-    print(f"{'variant':<40} {'step ms':>9} {'ratio':>6} {'vs':<16} {mem_kind + ' MB':>24} {'ratio':>6}")
+    print(f"{'variant':<48} {'step ms':>9} {'ratio':>6} {'vs':<16} {mem_kind + ' MB':>24} {'ratio':>6}")
     rows = {}
     for name in medians:
         ref = reference[name]
@@ -139,7 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
         mratio = memory[name] / memory[ref] if memory[ref] else float("nan")
         rows[name] = {"step_ms": medians[name] * 1e3, "ratio": ratio, "vs": ref, "memory_mb": memory[name] / 2**20,
                       "memory_ratio": mratio}
-        print(f"{name:<40} {medians[name] * 1e3:9.1f} {ratio:6.3f} {ref:<16} {memory[name] / 2**20:24.1f} "
+        print(f"{name:<48} {medians[name] * 1e3:9.1f} {ratio:6.3f} {ref:<16} {memory[name] / 2**20:24.1f} "
               f"{mratio:6.3f}")
     result = {"args": vars(args), "rows": rows}
     if args.json:

@@ -8,12 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from biocircuits.config.constraints import Constraints
 from biocircuits.core.interface import attach_groups
 from biocircuits.core.layers import unwrap, weight_layers
-from biocircuits.dale.constrain import constrain
+from biocircuits.dale.constrain import Constrained, constrain
+from biocircuits.dale.graph import UnitGraph
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.convert import convert, feedback_layers, unconvert
 from biocircuits.feedback.layers import FeedbackLayer
@@ -32,6 +33,8 @@ class ConstraintsState:
     dale_layers: list[str] = field(default_factory=list)
     exempt: list[str] = field(default_factory=list)
     bindings: list[Any] = field(default_factory=list)
+    dale_units: UnitGraph | None = None
+    unit_signs: Tensor | None = None
 
 
 def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None, *,
@@ -57,9 +60,9 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
     try:
         rules = convert(model, fb.rule, fb.options, overrides=fb.overrides, exclude=fb.exclude, seed=fb.seed,
                         mapping=mapping)
-        dale_layers, exempt = constrain(model, spec.dale) if spec.dale_on else ([], [])
+        dale = constrain(model, spec.dale) if spec.dale_on else Constrained([], [], None, None)
         attach_transforms(model, feedback_layers(model), spec.phases.transforms(), spec.phases.seed)
-        attach_plasticity(model, weight_layers(model), spec.plasticity)
+        attach_plasticity(model, weight_layers(model), spec.plasticity, dale.units, dale.unit_signs, spec.dale_on)
         attach_groups(model)
     except BaseException as err:  # leave the model exactly as it was, whatever failed
         unconvert(model)
@@ -67,7 +70,8 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
         if isinstance(err, ConfigError):
             raise err.with_file(spec.source) from None
         raise
-    object.__setattr__(model, "biocircuits", ConstraintsState(spec, rules, dale_layers, exempt))
+    object.__setattr__(model, "biocircuits", ConstraintsState(spec, rules, dale.constrained, dale.exempt,
+                                                              dale_units=dale.units, unit_signs=dale.unit_signs))
     return model
 
 

@@ -14,7 +14,9 @@ def test_feedback_step_benchmark_runs_every_variant():
                                  "--learned"])
     rows = result["rows"]
     assert {"bp", "fa", "sign_symmetry", "dale_project+sign_symmetry", "dale_exp_gradient+sign_symmetry",
-            "dale_abs+sign_symmetry", "kolen_pollack", "dfa", "weight_mirror (mirror every step)"} <= set(rows)
+            "dale_abs+sign_symmetry", "kolen_pollack", "dfa", "weight_mirror (mirror every step)",
+            "dale_dann+sign_symmetry", "dale_dann_divisive+sign_symmetry", "dale_dann+bp",
+            "dale_project+synapse_plasticity+sign_symmetry"} <= set(rows)
     assert all(r["ratio"] > 0 for r in rows.values())
 
 

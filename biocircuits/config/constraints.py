@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from biocircuits.core.interface import validate_options as validate_attachment_options
+from biocircuits.dale.dann import DannOptions, check_rule
 from biocircuits.dale.enforcers import ENFORCERS
 from biocircuits.dale.init import INITS
 from biocircuits.errors import ConfigError, did_you_mean
@@ -85,7 +86,14 @@ class FeedbackSpec(Strict):
 
 
 class DaleSpec(Strict):
-    """``dale:``: per-presynaptic-unit excitatory/inhibitory signs. See :mod:`biocircuits.dale`."""
+    """``dale:``: excitatory/inhibitory types per neuron. See :mod:`biocircuits.dale`.
+
+    ``types``: ``graph`` (one type per producing unit, followed through the traced graph to every layer that reads
+    it: :mod:`biocircuits.dale.graph`) or ``per_layer`` (each layer types its inputs by its own width, the
+    earlier behaviour: a unit read by two layers may then get two types); ``input_shape``: one input without the
+    batch dim, for the trace (guessed from the first layer when absent). ``architecture``: ``column`` (every
+    weight carries its presynaptic unit's sign) or ``dann`` (Cornford et al. 2021: an excitatory projection and
+    inhibitory interneurons per layer, all weights non-negative, options in ``dann``: :mod:`biocircuits.dale.dann`)."""
 
     enabled: bool = True
     excitatory_fraction: float = Field(0.8, ge=0.0, le=1.0)
@@ -96,6 +104,18 @@ class DaleSpec(Strict):
     enforce: EnforcerName = "project"
     init: DaleInitName = "balanced"
     residual: Literal["identity", "signed"] = "identity"
+    types: Literal["graph", "per_layer"] = "graph"
+    input_shape: list[Annotated[int, Field(ge=1)]] | None = None
+    architecture: Literal["column", "dann"] = "column"
+    dann: DannOptions = Field(default_factory=DannOptions)
+
+    @model_validator(mode="after")
+    def _architecture(self) -> DaleSpec:
+        if self.architecture == "dann" and self.enforce != "project":
+            raise ConfigError("dale.architecture: dann keeps its weights non-negative by projection",
+                              key="dale.enforce", expected="project", given=self.enforce,
+                              suggestion="drop dale.enforce or set it to project")
+        return self
 
 
 # keys that left the schema: what they were and what to write instead
@@ -180,9 +200,35 @@ class PhasesSpec(Strict):
         return chosen
 
 
+SYNAPSE_CLASSES = ("E->E", "E->I", "I->E", "I->I")
+
+
 class PlasticityMatch(Strict):
+    """Which synapses a plasticity row acts on: a layer glob, the presynaptic type (``population``) and the
+    postsynaptic type (``post``: the type of the output unit, one per neuron, :mod:`biocircuits.dale.graph`).
+    ``synapse: E->I`` is shorthand for ``population: E, post: I``."""
+
     layers: Glob = "*"
     population: Literal["E", "I", "any"] = "any"
+    post: Literal["E", "I", "any"] = "any"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _synapse(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "synapse" not in data:
+            return data
+        data = dict(data)
+        synapse = data.pop("synapse")
+        if synapse not in SYNAPSE_CLASSES:
+            raise ConfigError("unknown synapse class", key="synapse", expected="one of " + ", ".join(SYNAPSE_CLASSES),
+                              given=synapse, suggestion=did_you_mean(str(synapse), SYNAPSE_CLASSES))
+        pre, post = synapse.split("->")
+        for field_name, value in (("population", pre), ("post", post)):
+            if data.get(field_name, value) not in (value, "any"):
+                raise ConfigError(f"synapse: {synapse} contradicts {field_name}", key=field_name,
+                                  given=data[field_name], suggestion="give synapse or population/post, not both")
+            data[field_name] = value
+        return data
 
 
 class PlasticityRow(Strict):
@@ -220,6 +266,14 @@ class Constraints(Strict):
     phases: PhasesSpec = Field(default_factory=PhasesSpec)
     plasticity: PlasticitySpec = Field(default_factory=PlasticitySpec)
     source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _dann_rules(self) -> Constraints:
+        if self.dale is not None and self.dale.enabled and self.dale.architecture == "dann":
+            check_rule(self.feedback.rule, "feedback.rule")
+            for pattern, ref in self.feedback.overrides.items():
+                check_rule(ref if isinstance(ref, str) else ref.rule, f"feedback.overrides.{pattern}")
+        return self
 
     @property
     def dale_on(self) -> bool:

@@ -52,3 +52,18 @@ def population_mask(layer: nn.Module, population: str) -> Tensor | None:
         return None
     mask = sign_mask(layer)
     return mask > 0 if population == "E" else mask < 0
+
+
+def synapse_mask(layer: nn.Module, pre: str, post: str = "any", post_sign: Tensor | None = None) -> Tensor | None:
+    """Weight-broadcastable bool mask of the synapses from ``pre`` units onto ``post`` units (E, I or any each):
+    ``population_mask(layer, pre)`` and, unless ``post`` is any, ``post_sign`` (the type of each output unit,
+    shape (out,)) viewed as (out, 1, ..., 1). None when both are ``any`` (every synapse)."""
+    pre_mask = population_mask(layer, pre)
+    if post == "any":
+        return pre_mask
+    if post_sign is None:
+        raise ValueError("a postsynaptic type needs the types of the layer's output units")
+    shape = weight_shape(layer)
+    sign = post_sign.to(pre_mask.device if pre_mask is not None else post_sign.device)
+    post_mask = (sign > 0 if post == "E" else sign < 0).view(-1, *([1] * (len(shape) - 1)))
+    return post_mask if pre_mask is None else pre_mask & post_mask

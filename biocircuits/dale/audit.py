@@ -9,8 +9,11 @@ import torch
 from torch import Tensor, nn
 
 from biocircuits.core.celltypes import cell_types, sign_mask
+from biocircuits.core.interface import attachments_of
 from biocircuits.core.layers import unwrap, weight_layers
 
+from .effective import effective_count, norm_gains
+from .graph import UnitGraph
 from .residual import identity_blocks, leaking_units
 
 
@@ -30,26 +33,45 @@ class LayerAudit:
     sv_spread: float = float("nan")
     svd_entropy: float = float("nan")
     input_min: float | None = None
+    effective_violations: int = 0
+
+
+@dataclass
+class MixedUnit:
+    """A unit (``producer[channel]``) that the layers in ``excitatory_in`` read as E and those in ``inhibitory_in``
+    read as I."""
+
+    unit: str
+    excitatory_in: list[str]
+    inhibitory_in: list[str]
 
 
 @dataclass
 class AuditReport:
-    """``violations``: weights whose sign breaks Dale, over all constrained layers; ``layers``: per-layer rows;
-    ``leaks``: human-readable sign leaks (negative inputs, identity shortcuts, exempt layers)."""
+    """``violations``: weights whose sign breaks Dale, over all constrained layers; ``effective_violations``: the
+    same for the effective weights, with the per-unit gain of a normalisation that follows a layer folded in
+    (:mod:`.effective`: a negative BatchNorm gamma flips every synapse onto its unit); ``mixed_units``: units that
+    one layer reads as E and another as I (:class:`MixedUnit`); ``layers``: per-layer rows; ``leaks``:
+    human-readable sign leaks (negative inputs, identity shortcuts, exempt layers, flipped units)."""
 
     violations: int
     layers: list[LayerAudit]
     leaks: list[str] = field(default_factory=list)
+    effective_violations: int = 0
+    mixed_units: list[MixedUnit] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def __str__(self) -> str:
-        head = f"Dale audit: {self.violations} violating weights in {sum(r.constrained for r in self.layers)} " \
-               "constrained layers"
+        head = f"Dale audit: {self.violations} violating weights ({self.effective_violations} effective, norm " \
+               f"gains folded) in {sum(r.constrained for r in self.layers)} constrained layers; " \
+               f"{len(self.mixed_units)} units with two types"
         rows = [f"  {r.name:<28} {r.excitatory:>5}E {r.inhibitory:>5}I  viol={r.violations:<6} "
                 f"spread={r.sv_spread:8.2f}  H={r.svd_entropy:.3f}" for r in self.layers if r.constrained]
         leaks = [f"  leak: {leak}" for leak in self.leaks]
+        leaks += [f"  two types: {m.unit} E in {', '.join(m.excitatory_in)}; I in {', '.join(m.inhibitory_in)}"
+                  for m in self.mixed_units[:20]]
         return "\n".join([head, *rows, *leaks])
 
 
@@ -99,18 +121,31 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
             module.train(was_training)
             for h in handles:
                 h.remove()
-    rows, leaks, total = [], [], 0
+    state = module.__dict__.get("biocircuits")
+    units = getattr(state, "dale_units", None)
+    gains = norm_gains(module, units.folds) if units is not None else {}
+    rows, leaks, total, effective = [], [], 0, 0
     for name, layer in layers:
         sign = cell_types(layer)
         if sign is None:
             rows.append(LayerAudit(name, False))
             continue
+        held = attachments_of(layer)
+        dale = held.dale if held is not None else None
         weight = layer.weight
-        bad = int(((weight * sign_mask(layer)) < 0).sum())
+        if hasattr(dale, "count_violations"):   # DANN: every weight >= 0
+            bad, (n_e, n_i) = dale.count_violations(layer), dale.population_counts(layer)
+            flipped = bad
+        else:
+            bad, n_e, n_i = int(((weight * sign_mask(layer)) < 0).sum()), int((sign > 0).sum()), int((sign < 0).sum())
+            flipped = effective_count(layer, gains.get(name))
+        if name in gains and bool((gains[name] < 0).any()):
+            leaks.append(f"{name}: {int((gains[name] < 0).sum())} units have a negative gain in "
+                         f"{units.folds[name]}, which flips the sign of every synapse onto them")
         total += bad
+        effective += flipped
         spread, entropy = spectrum(weight) if spectra else (math.nan, math.nan)
-        rows.append(LayerAudit(name, True, int((sign > 0).sum()), int((sign < 0).sum()), bad, spread, entropy,
-                               mins.get(name)))
+        rows.append(LayerAudit(name, True, n_e, n_i, bad, spread, entropy, mins.get(name), flipped))
         if name in mins and mins[name] < 0:
             leaks.append(f"{name}: input goes negative on the sample (min {mins[name]:.3g}); Dale assumes "
                          "non-negative rates")
@@ -124,7 +159,23 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
         for r in rows:
             if not r.constrained:
                 leaks.append(f"{r.name}: exempt from Dale (unconstrained weights)")
-    return AuditReport(total, rows, leaks)
+    mixed = mixed_units(module, units) if units is not None else []
+    return AuditReport(total, rows, leaks, effective, mixed)
+
+
+def mixed_units(module: nn.Module, units: UnitGraph) -> list[MixedUnit]:
+    """Units read as E by one constrained layer and as I by another (their ``dale_sign`` entries disagree)."""
+    seen: dict[int, tuple[list[str], list[str]]] = {}
+    for name, layer in weight_layers(module):
+        sign = cell_types(layer)
+        if sign is None or name not in units.inputs or sign.numel() != units.inputs[name].numel():
+            continue
+        roots = units.root[units.inputs[name]].tolist()
+        for root, s in zip(roots, sign.tolist(), strict=True):
+            e, i = seen.setdefault(root, ([], []))
+            (e if s > 0 else i).append(name)
+    return [MixedUnit(units.unit_name(root), sorted(set(e)), sorted(set(i)))
+            for root, (e, i) in sorted(seen.items()) if e and i]
 
 
 def _record_min(mins: dict[str, float], name: str):

@@ -1,0 +1,226 @@
+"""Dale's ANNs (DANN; Cornford et al. 2021, "Learning to live with Dale's principle: ANNs with separate excitatory
+and inhibitory units", ICLR): ``dale.architecture: dann``.
+
+Each converted layer with d = fan-in inputs (in_features, or in_channels * kernel size) and n_e outputs becomes an
+excitatory projection plus n_i = max(1, round(f n_e)) inhibitory interneurons (f = ``dann.inhibitory_fraction``,
+default 0.1). Every input is excitatory, every weight is non-negative:
+
+    W_EE (n_e, d) >= 0     input -> E outputs            (the layer's ``parametrizations.weight.original``)
+    W_IE (n_i, d) >= 0     input -> I interneurons        (``parametrizations.weight.0.weight_ie``)
+    W_EI (n_e, n_i) >= 0   I interneurons -> E outputs    (``parametrizations.weight.0.weight_ei``, subtracted)
+
+Subtractive inhibition (the layer's ``weight`` is a parametrisation, so every feedback rule sees one matrix):
+
+    z = W x + b,   W = W_EE - W_EI W_IE                       (W: (n_e, d); for a conv, W_IE is a kernel)
+
+Divisive inhibition (``dann.divisive: true``; alpha (n_i,) and the gain g (n_e,) >= 0 are parameters
+``...weight.0.alpha``, ``...weight.0.gain``):
+
+    z = g * (W x) / gamma + b,    gamma = W_EI (exp(alpha) * (W_IE x))     (elementwise over outputs)
+
+Initialisation (Cornford et al. 2021, section 3; inputs taken as rectified, x >= 0): W_EE ~ Exponential(lambda_E)
+i.i.d. with lambda_E = sqrt(d (2 pi - 1) / (2 pi)); every row of W_IE is the mean row of W_EE,
+W_IE[i, :] = (1/n_e) sum_k W_EE[k, :]; W_EI = 1 / n_i; so W_EI W_IE is the mean row and z - b = sum_j (W_EE[k, j] -
+mean_k W_EE[k, j]) x_j is centred over the E units for every x. alpha = log(sqrt(2 pi - 1) / sqrt(d)), g = 1,
+b = 0: at init gamma matches the standard deviation of W x for rectified-Gaussian inputs.
+
+Corrected updates (their section 4: updates of the inhibitory parameters reach every E output at once, so their
+effect on the output distribution, measured by the Fisher information / KL divergence, is larger than that of an
+E weight's; the paper scales them down): after each optimiser step the update dP of each inhibitory parameter is
+rescaled, P <- P_before + c dP, with c = 1/sqrt(n_e) for W_IE and c = 1/d for W_EI and alpha. Scaling the *update*
+rather than the gradient keeps the correction under Adam (which would normalise a gradient scale away). Then every
+non-negative tensor is projected, P <- max(P, 0).
+
+Feedback rules: ``bp`` (exact gradients), ``sign_symmetry`` (B = sign(W) of the effective W above), ``fa`` and
+``dfa`` (B does not depend on W) read W like any layer; the gradients of W_EE, W_IE and W_EI are those of W
+(autograd through W = W_EE - W_EI W_IE). Under divisive inhibition the gamma path is differentiated exactly (bp).
+``kolen_pollack`` and ``weight_mirror`` are refused: they train B from W's own update, which here is the sum of
+three tensors' updates. Linear and ungrouped conv layers (``groups == 1``); divisive conv needs zero padding mode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from biocircuits.core.interface import LayerAttachment, StepState
+from biocircuits.core.layers import trainable_weight
+from biocircuits.errors import ConfigError
+
+# feedback rules DANN layers work with, and the ones refused (with the reason)
+DANN_RULES = ("bp", "sign_symmetry", "fa", "dfa")
+DANN_REFUSED = {"kolen_pollack": "B learns from W's update, here the sum of the updates of W_EE, W_EI and W_IE",
+                "weight_mirror": "B mirrors W from its updates, here the sum of the updates of W_EE, W_EI and W_IE"}
+EPS = 1e-6
+
+
+class DannOptions(BaseModel):
+    """``dale.dann``: ``inhibitory_fraction`` (n_i = max(1, round(fraction * n_e))), ``divisive`` inhibition,
+    ``corrected_updates`` (the paper's scaling of the inhibitory parameters' updates)."""
+
+    model_config = ConfigDict(extra="forbid")
+    inhibitory_fraction: float = Field(0.1, gt=0.0, le=1.0)
+    divisive: bool = False
+    corrected_updates: bool = True
+
+
+def check_rule(rule: str, key: str) -> None:
+    """A ConfigError for a feedback rule that DANN layers refuse (see the module docstring)."""
+    if rule in DANN_REFUSED:
+        raise ConfigError(f"dale.architecture: dann does not support {rule}: {DANN_REFUSED[rule]}", key=key,
+                          expected="one of " + ", ".join(DANN_RULES), given=rule,
+                          suggestion="use architecture: column with this rule, or one of " + ", ".join(DANN_RULES))
+
+
+class DannWeight(nn.Module):
+    """Parametrisation W = W_EE - W_EI W_IE of a layer's weight (W_EE is the original); holds W_IE, W_EI and, for
+    divisive inhibition, alpha and g. Shapes: W_EE (n_e, C, *k), W_IE (n_i, C, *k), W_EI (n_e, n_i)."""
+
+    def __init__(self, w_ie: Tensor, w_ei: Tensor, alpha: Tensor | None, gain: Tensor | None) -> None:
+        super().__init__()
+        self.weight_ie = nn.Parameter(w_ie)
+        self.weight_ei = nn.Parameter(w_ei)
+        if alpha is not None and gain is not None:
+            self.alpha = nn.Parameter(alpha)
+            self.gain = nn.Parameter(gain)
+
+    def forward(self, w_ee: Tensor) -> Tensor:
+        inhibition = (self.weight_ei @ self.weight_ie.reshape(self.weight_ie.shape[0], -1)).view_as(w_ee)
+        return w_ee - inhibition
+
+    def non_negative(self) -> list[Tensor]:
+        return [self.weight_ie, self.weight_ei, *([self.gain] if hasattr(self, "gain") else [])]
+
+
+@torch.no_grad()
+def dann_init(weight: Tensor, n_i: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(W_EE, W_IE, W_EI, alpha) of Cornford et al.'s initialisation for a weight shaped like ``weight``."""
+    n_e, d = weight.shape[0], weight[0].numel()
+    lam = math.sqrt(d * (2 * math.pi - 1) / (2 * math.pi))
+    u = torch.rand(weight.shape, generator=generator, dtype=torch.float64).clamp_min(1e-12)
+    w_ee = (-u.log() / lam).to(weight)                            # Exponential(lambda): -log(U) / lambda
+    w_ie = w_ee.mean(0, keepdim=True).expand(n_i, *weight.shape[1:]).clone()
+    w_ei = torch.full((n_e, n_i), 1.0 / n_i).to(weight)
+    alpha = torch.full((n_i,), math.log(math.sqrt(2 * math.pi - 1) / math.sqrt(d))).to(weight)
+    return w_ee, w_ie, w_ei, alpha
+
+
+class Dann(LayerAttachment):
+    """``dale.architecture: dann`` on one layer (see the module docstring): registers ``dale_sign`` (all inputs
+    E, +1), the parametrisation :class:`DannWeight`, the divisive forward hook; after each step, the corrected
+    updates of the inhibitory parameters and the projection of every weight onto >= 0."""
+
+    slot = "dale"
+    name = "dann"
+    Options = DannOptions
+    needs_snapshot = False
+
+    def attach(self, layer: nn.Module, qualname: str) -> None:
+        super().attach(layer, qualname)
+        if getattr(layer, "groups", 1) != 1:
+            raise ConfigError(f"{qualname}: dale.architecture: dann needs an ungrouped layer", key="dale.layers",
+                              given=f"groups={layer.groups}", suggestion="exempt it (dale.exempt)")
+        if self.options.divisive and getattr(layer, "padding_mode", "zeros") != "zeros":
+            raise ConfigError(f"{qualname}: divisive DANN convs need padding_mode zeros", key="dale.dann.divisive",
+                              given=layer.padding_mode)
+        weight = layer.weight
+        n_e = weight.shape[0]
+        self.n_i = max(1, int(round(self.options.inhibitory_fraction * n_e)))
+        self.n_e, self.d = n_e, weight[0].numel()
+        gen = torch.Generator().manual_seed(self.layer_seed % (2**63))
+        w_ee, w_ie, w_ei, alpha = dann_init(weight.detach().cpu(), self.n_i, gen)
+        device = weight.device
+        self.register_buffer(layer, "dale_sign", torch.ones(weight.shape[1], device=device, dtype=weight.dtype))
+        with torch.no_grad():
+            weight.copy_(w_ee)
+            if layer.bias is not None:
+                layer.bias.zero_()
+        self.parameter_order = list(layer._parameters)
+        divisive = self.options.divisive
+        parametrize.register_parametrization(layer, "weight", DannWeight(
+            w_ie.to(device), w_ei.to(device), alpha.to(device) if divisive else None,
+            torch.ones(n_e, device=device, dtype=weight.dtype) if divisive else None), unsafe=True)
+        self.handle = layer.register_forward_hook(_divide) if divisive else None
+
+    def detach(self, layer: nn.Module) -> None:
+        """Keep W = W_EE - W_EI W_IE as a plain weight (divisive inhibition is dropped)."""
+        if self.handle is not None:
+            self.handle.remove()
+        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+        order = {name: i for i, name in enumerate(self.parameter_order)}
+        layer._parameters = dict(sorted(layer._parameters.items(), key=lambda kv: order.get(kv[0], len(order))))
+        super().detach(layer)
+
+    # --- what the audit and plasticity read ---------------------------------------------------------------------
+    def growth_sign(self, layer: nn.Module, before: Tensor) -> float:
+        return 1.0   # W_EE >= 0: |W_EE| grows with W_EE
+
+    def synapse_tensors(self, layer: nn.Module) -> list[tuple[str, str, str]]:
+        """(parameter path, pre, post) of the three synapse classes: W_EE E->E, W_IE E->I, W_EI I->E (plasticity
+        rules match them by class)."""
+        return [("weight", "E", "E"), ("parametrizations.weight.0.weight_ie", "E", "I"),
+                ("parametrizations.weight.0.weight_ei", "I", "E")]
+
+    def population_counts(self, layer: nn.Module) -> tuple[int, int]:
+        """(E inputs, I interneurons)."""
+        return int(layer.dale_sign.numel()), self.n_i
+
+    @torch.no_grad()
+    def count_violations(self, layer: nn.Module) -> int:
+        """Negative entries of W_EE, W_IE, W_EI (and g)."""
+        tensors = [trainable_weight(layer), *inhibition(layer).non_negative()]
+        return int(sum(int((t < 0).sum()) for t in tensors))
+
+    # --- hooks ----------------------------------------------------------------------------------------------------
+    def corrections(self) -> dict[str, float]:
+        return {"weight_ie": 1.0 / math.sqrt(self.n_e), "weight_ei": 1.0 / self.d, "alpha": 1.0 / self.d}
+
+    @classmethod
+    @torch.no_grad()
+    def before_step_group(cls, members: Sequence[tuple[nn.Module, LayerAttachment]], step: StepState) -> None:
+        for layer, att in members:
+            if att.options.corrected_updates:
+                p = inhibition(layer)
+                att._before = {n: getattr(p, n).detach().clone() for n in att.corrections() if hasattr(p, n)}
+
+    @classmethod
+    @torch.no_grad()
+    def after_step_group(cls, members: Sequence[tuple[nn.Module, LayerAttachment]], step: StepState) -> None:
+        tensors = []
+        for layer, att in members:
+            p = inhibition(layer)
+            if att.options.corrected_updates:
+                for n, c in att.corrections().items():
+                    if n in att._before:   # P <- P_before + c (P - P_before)
+                        getattr(p, n).sub_(att._before[n]).mul_(c).add_(att._before[n])
+            tensors += [trainable_weight(layer), *p.non_negative()]
+        torch._foreach_clamp_min_(tensors, 0.0)
+
+
+def inhibition(layer: nn.Module) -> DannWeight:
+    """The :class:`DannWeight` parametrisation of a DANN layer."""
+    return layer.parametrizations.weight[0]
+
+
+def _divide(layer: nn.Module, args: tuple, out: Tensor) -> Tensor:
+    """Forward hook of divisive DANN layers: z = g * (W x) / gamma + b, gamma = W_EI (exp(alpha) * (W_IE x))."""
+    x = args[0]
+    p = inhibition(layer)
+    if isinstance(layer, nn.Linear):
+        h = F.linear(x, p.weight_ie) * p.alpha.exp()
+        gamma = F.linear(h, p.weight_ei)
+        shape = (-1,)
+    else:
+        conv = {3: F.conv1d, 4: F.conv2d, 5: F.conv3d}[x.dim()]
+        h = conv(x, p.weight_ie, None, layer.stride, layer.padding, layer.dilation)
+        h = h * p.alpha.exp().view(1, -1, *([1] * (x.dim() - 2)))
+        gamma = torch.einsum("ni...,oi->no...", h, p.weight_ei)
+        shape = (1, -1, *([1] * (x.dim() - 2)))
+    bias = layer.bias.view(shape) if layer.bias is not None else 0.0
+    return p.gain.view(shape) * (out - bias) / (gamma + EPS) + bias

@@ -1,0 +1,124 @@
+"""DANN layers (dale.architecture: dann): forward, gradients, initialisation and corrected updates against hand
+computations; every weight stays non-negative under SGD and Adam."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import biocircuits as bc
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(6, 20), nn.ReLU(), nn.Linear(20, 10), nn.ReLU(), nn.Linear(10, 3))
+
+
+def parts(layer):
+    p = layer.parametrizations.weight[0]
+    return layer.parametrizations.weight.original, p.weight_ie, p.weight_ei, p
+
+
+def test_init_is_centred_and_forward_and_gradients_equal_the_hand_computation():
+    torch.manual_seed(0)
+    model = bc.apply(mlp(), {"dale": {"architecture": "dann"}})
+    layer = model[2]
+    w_ee, w_ie, w_ei, _ = parts(layer)
+    n_i = 1                                               # round(0.1 * 10)
+    assert w_ie.shape == (n_i, 20) and w_ei.shape == (10, n_i)
+    assert torch.allclose(w_ie, w_ee.mean(0, keepdim=True).expand(n_i, 20)) and bool((w_ei == 1.0 / n_i).all())
+    lam = math.sqrt(20 * (2 * math.pi - 1) / (2 * math.pi))
+    assert abs(float(w_ee.detach().mean()) - 1 / lam) < 0.35 / lam   # Exponential(lambda): mean 1/lambda, 200 draws
+    x = torch.rand(7, 20, requires_grad=True)
+    out = layer(x)
+    want = x @ w_ee.T - (x @ w_ie.T) @ w_ei.T + layer.bias     # z = W_EE x - W_EI (W_IE x) + b
+    assert torch.allclose(out, want, atol=1e-6)
+    assert torch.allclose(out.mean(1), layer.bias.mean().expand(7), atol=1e-5)   # centred over the E units
+    r = torch.randn(7, 10)
+    (out * r).sum().backward()
+    assert torch.allclose(w_ee.grad, r.T @ x, atol=1e-5)                    # dL/dW_EE = r^T x
+    assert torch.allclose(w_ie.grad, -w_ei.T @ r.T @ x, atol=1e-5)          # dL/dW_IE = -W_EI^T r^T x
+    assert torch.allclose(w_ei.grad, -(r.T @ x) @ w_ie.T, atol=1e-5)        # dL/dW_EI = -(r^T x) W_IE^T
+    w = w_ee - w_ei @ w_ie
+    assert torch.allclose(x.grad, r @ w, atol=1e-5)                          # bp: grad_x = r W
+
+
+def test_divisive_forward_and_conv():
+    torch.manual_seed(0)
+    model = bc.apply(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 20, 3, padding=1), nn.ReLU(),
+                                   nn.Flatten(), nn.Linear(20 * 16, 4)),
+                     {"dale": {"architecture": "dann", "dann": {"divisive": True, "inhibitory_fraction": 0.2}}})
+    conv, fc = model[2], model[5]
+    w_ee, w_ie, w_ei, p = parts(conv)
+    assert w_ie.shape == (4, 8, 3, 3) and bool((p.gain == 1).all())
+    assert torch.allclose(p.alpha, torch.full((4,), math.log(math.sqrt(2 * math.pi - 1) / math.sqrt(72))))
+    with torch.no_grad():
+        p.gain.uniform_(0.5, 2.0)
+        conv.bias.uniform_(-1, 1)
+    x = torch.rand(2, 8, 4, 4)
+    h = F.conv2d(x, w_ie, padding=1) * p.alpha.exp().view(1, -1, 1, 1)        # exp(alpha) * (W_IE x)
+    gamma = torch.einsum("nihw,oi->nohw", h, w_ei)                             # W_EI (...)
+    wx = F.conv2d(x, w_ee - (w_ei @ w_ie.reshape(4, -1)).view_as(w_ee), padding=1)
+    want = p.gain.view(1, -1, 1, 1) * wx / (gamma + 1e-6) + conv.bias.view(1, -1, 1, 1)
+    assert torch.allclose(conv(x), want, atol=1e-5)
+    e, i, ei, q = parts(fc)
+    y = torch.rand(3, 320)
+    want = q.gain * (y @ (e - ei @ i).T) / ((y @ i.T * q.alpha.exp()) @ ei.T + 1e-6) + fc.bias
+    assert torch.allclose(fc(y), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+@pytest.mark.parametrize("rule", ["bp", "sign_symmetry"])
+@pytest.mark.parametrize("divisive", [False, True])
+def test_weights_stay_non_negative_under_training(opt, rule, divisive):
+    torch.manual_seed(0)
+    model = bc.apply(mlp(), {"feedback": {"rule": rule},
+                             "dale": {"architecture": "dann", "dann": {"divisive": divisive}}})
+    make = {"sgd": lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.9, weight_decay=1e-3),
+            "adam": lambda p: torch.optim.Adam(p, lr=0.05)}[opt]
+    optimizer = bc.bind(make(model.parameters()), model)
+    for _ in range(30):
+        optimizer.zero_grad()
+        F.cross_entropy(model(torch.rand(16, 6)), torch.randint(0, 3, (16,))).backward()
+        optimizer.step()
+    negative = 0
+    for layer in (model[2], model[4]):
+        w_ee, w_ie, w_ei, p = parts(layer)
+        tensors = [w_ee, w_ie, w_ei, *([p.gain] if divisive else [])]
+        negative += sum(int((t < 0).sum()) for t in tensors)
+        assert all(bool(torch.isfinite(t).all()) for t in tensors)
+    assert negative == 0 and bc.audit(model, spectra=False).violations == 0
+
+
+def test_corrected_updates_scale_the_inhibitory_steps():
+    torch.manual_seed(0)
+    model = bc.apply(mlp(), {"dale": {"architecture": "dann", "dann": {"inhibitory_fraction": 0.2}}})
+    layer = model[2]
+    w_ee, w_ie, w_ei, _ = parts(layer)
+    before = [t.detach().clone() for t in (w_ee, w_ie, w_ei)]
+    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.3), model)
+    out = model(torch.rand(5, 6))
+    (out * torch.randn(out.shape)).sum().backward()
+    grads = [t.grad.clone() for t in (w_ee, w_ie, w_ei)]
+    opt.step()
+    n_e, d = 10, 20
+    scales = [1.0, 1 / math.sqrt(n_e), 1 / d]          # W_EE as is; W_IE by 1/sqrt(n_e); W_EI by 1/d
+    for t, b, g, c in zip((w_ee, w_ie, w_ei), before, grads, scales, strict=True):
+        assert torch.allclose(t.detach(), (b - 0.3 * c * g).clamp(min=0), atol=1e-6)
+
+
+def test_feedback_rules_and_refusals():
+    torch.manual_seed(0)
+    model = bc.apply(mlp(), {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}},
+                             "dale": {"architecture": "dann"}})
+    assert torch.equal(model[2].backward_weight(), torch.sign(model[2].weight.detach()))  # sign of W_EE - W_EI W_IE
+    for rule in ("kolen_pollack", "weight_mirror"):
+        with pytest.raises(bc.ConfigError, match=rf"feedback.rule: .*dann does not support {rule}"):
+            bc.Constraints.from_dict({"feedback": {"rule": rule}, "dale": {"architecture": "dann"}})
+    with pytest.raises(bc.ConfigError, match="dale.enforce"):
+        bc.Constraints.from_dict({"dale": {"architecture": "dann", "enforce": "abs"}})
+    with pytest.raises(bc.ConfigError, match="ungrouped"):
+        bc.apply(nn.Sequential(nn.Conv2d(2, 4, 1), nn.Conv2d(4, 4, 1, groups=2)), {"dale": {"architecture": "dann"}})
+    plain = bc.remove(model)
+    assert [k for k in plain.state_dict() if "parametrizations" in k or "dale" in k] == []
