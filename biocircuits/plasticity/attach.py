@@ -75,7 +75,9 @@ def attach_plasticity(model: nn.Module, layers: Sequence[tuple[str, nn.Module]],
             if tensors is not None:   # a layer whose synapse classes are separate tensors (DANN)
                 for target, pre, post_type in tensors:
                     if match.population in ("any", pre) and match.post in ("any", post_type):
-                        matched += layer.get_parameter(target).numel()
+                        # "weight" is the layer's trainable weight (W_EE: a parametrisation's original)
+                        matched += (synapse_count(layer, None) if target == "weight"
+                                    else layer.get_parameter(target).numel())
                         if not cls.changes_nothing(cls(options).options):
                             attach(layer, cls(options, target=target), name)
                             made += 1

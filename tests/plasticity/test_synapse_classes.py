@@ -114,14 +114,17 @@ def test_dann_synapse_classes_are_its_three_tensors():
         return [t.detach().clone() for t in (p.original, p[0].weight_ie, p[0].weight_ei)]   # E->E, E->I, I->E
 
     model = dann([{"match": {"synapse": "E->I"}, "frozen": True},
-                  {"match": {"layers": "2", "synapse": "I->E"}, "lr_scale": 0.5}])
+                  {"match": {"layers": "2", "synapse": "I->E"}, "lr_scale": 0.5},
+                  {"match": {"layers": "4", "synapse": "E->E"}, "frozen": True},
+                  {"match": {"layers": "4"}, "lr_scale": 1.0, "direction": "both"}])   # every class of layer 4
     ref = dann([])
     ref.load_state_dict(model.state_dict())
-    start = tensors(model)
+    start, last = tensors(model), model[4].parametrizations.weight.original.detach().clone()
     one_step(model)
     one_step(ref)
     (ee, ie, ei), (ee_r, ie_r, ei_r) = tensors(model), tensors(ref)
     assert torch.equal(ie, start[1]) and not torch.equal(ie_r, start[1])         # E->I frozen
+    assert torch.equal(model[4].parametrizations.weight.original, last)          # E->E of layer 4 frozen
     assert torch.allclose(ee, ee_r, rtol=1e-6, atol=1e-8)                         # E->E as without rules
     legal = ei_r > 0
     assert torch.allclose((ei - start[2])[legal], 0.5 * (ei_r - start[2])[legal], atol=1e-7)   # I->E halved
