@@ -22,9 +22,9 @@ from biocircuits.bridges.brian2 import (  # noqa: E402
     check_chain,
     check_pathway,
     frequency_response,
+    streams,  # noqa: E402
     track,
 )
-from biocircuits.bridges.brian2 import streams  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +144,7 @@ def test_calibrated_noise_reproduces_the_bridge_cosine_in_torch():
     B = torch.randn(8, 30, generator=gen)
     E = torch.sign(torch.randn(6, 8, generator=gen)) * (0.5 + torch.rand(6, 8, generator=gen))
     cal = calibrate_spikes(B, E, rate=200 * Hz, window=40 * ms, repeats=4, seed=7)
-    frob, rms = float((B.double() ** 2).sum()), float(E.double().pow(2).mean().sqrt())
+    rms = float(E.double().pow(2).mean().sqrt())
     hand_sigma = math.sqrt(np.mean([float(e.abs().max()) ** 2 for e in E.double()]) / (2 * 200 * 0.04)) / rms
     assert cal.sigma_analytic == pytest.approx(hand_sigma, rel=1e-3)
     assert cal.sigma == pytest.approx(hand_sigma, rel=0.25)  # 24 windows of a chi-square: a few % spread

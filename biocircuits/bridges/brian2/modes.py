@@ -19,9 +19,9 @@ inhibitory relay interneuron (one-to-one), which projects -B- (relay of "+") and
 first-order unit of time constant tau_r with optional noise: rate, tau_r dx/dt = -x + u + noise base sqrt(2 tau_r)
 xi; spiking, a Poisson neuron whose rate rho obeys tau_r drho/dt = -rho + noise r0 sqrt(2 tau_r) xi and jumps by
 (exp(dt/tau_r) - 1)/dt per input spike (one relay spike per input spike on average). The targets receive
-B+ (u+ - x-) + B- (u- - x+) = B^T (e + L_r e) (+ noise): Dale's pathway is H(f) (1 + H_r(f) e^{-i pi f dt}) / 2 (the relay's output
-is held for one step: a dt/2 lag),
-its cost an extra lag/attenuation and the relays' own noise (Poisson and ``noise``), measured, not assumed.
+B+ (u+ - x-) + B- (u- - x+) = B^T (e + L_r e) (+ noise): Dale's pathway is H(f) (1 + H_r(f) e^{-i pi f dt}) / 2
+(the relay's output is held for one step: a dt/2 lag); its cost is an extra lag/attenuation and the relays' own
+noise (Poisson and ``noise``), measured, not assumed.
 """
 
 from __future__ import annotations
