@@ -5,7 +5,7 @@ delivers the feedback signal s(t) = B^T e(t) to n_in target units, and reads it 
 
 - :class:`RateMode` (``tau``): leaky integrators, tau dr/dt = -r + sum_o B[o, i] e_o(t).
 - :class:`SpikingMode` (``tau_syn``, ``rate`` r0): each error unit is a push-pull pair of Poisson neurons at
-  r0 +- k e_o(t) (k = r0 / max|e|, per window for windowed streams, else over the stream: gain control);
+  r0 +- k e_o(t) (k = r0 / max|e|, per window for held patterns, else over the stream: gain control);
   current synapses tau_s dI/dt = -I, a spike adds +-B[o, i]; the readout is I / (2 k dt / (1 - exp(-dt/tau_s)))
   (the exact discrete mean of 2 k tau_s B^T e).
 
@@ -153,9 +153,9 @@ def table(bb: Any, values: np.ndarray, dt: Any, unit: Any = 1) -> Any:
 
 
 def window_gain(stream: ErrorStream, scale: float) -> np.ndarray:
-    """k(t) = scale / max|e| over each window of a windowed stream, else over the whole stream, (steps,)."""
+    """k(t) = scale / max|e| over each window (``stream.gain_per_window``), else over the whole stream, (steps,)."""
     peak = np.abs(stream.values).max(axis=1)
-    if stream.hold:
+    if stream.hold and stream.gain_per_window:
         n = stream.hold
         per = np.array([peak[i:i + n].max() for i in range(0, stream.steps, n)])
         peak = np.repeat(per, n)[: stream.steps]

@@ -40,7 +40,8 @@ HZ = b2.Hz if b2 is not None else 1.0
 class ErrorStream:
     """e(t) on the grid t_n = n dt (``values`` (steps, n_out), sampled at t_n + dt/2), with its provenance:
     ``hold`` (steps per window) and ``windows`` (patterns) for windowed streams, ``frequency`` (Hz) for sines,
-    ``onset`` (s) for steps."""
+    ``onset`` (s) for steps; ``gain_per_window``: spiking gain control per window (held patterns, each read
+    after settling) rather than over the whole stream."""
 
     name: str
     values: np.ndarray
@@ -48,6 +49,7 @@ class ErrorStream:
     hold: int | None = None
     frequency: float | None = None
     onset: float | None = None
+    gain_per_window: bool = False
 
     @property
     def steps(self) -> int:
@@ -74,7 +76,8 @@ def _steps(duration: float, dt: float) -> int:
 def _held(name: str, errors: np.ndarray, hold: Any, dt: Any) -> ErrorStream:
     d, h = seconds(dt), seconds(hold)
     n = _steps(h, d)
-    return ErrorStream(name, np.repeat(np.atleast_2d(errors), n, axis=0), d, hold=n)
+    return ErrorStream(name, np.repeat(np.atleast_2d(errors), n, axis=0), d, hold=n,
+                       gain_per_window=name == "patterns")
 
 
 @WAVEFORMS.register("patterns")
