@@ -92,7 +92,8 @@ def test_spiking_above_poisson_bound_and_improves_with_time(pathway):
         for p in rep.patterns:
             assert p.cosine > p.poisson_bound, (p.cosine, p.poisson_bound)
     assert np.mean([1 - p.cosine for p in long.patterns]) < 0.6 * np.mean([1 - p.cosine for p in short.patterns])
-    hand = [1 / math.sqrt(1 + 2 * 200 * float((B**2).sum()) / 0.575 / (2 * 200 / float(e.abs().max())) ** 2
+    f = 1 - 5e-3 / 0.575 * (1 - math.exp(-0.575 / 5e-3))  # finite window of the 5 ms synaptic filter
+    hand = [1 / math.sqrt(1 + f * 2 * 200 * float((B**2).sum()) / 0.575 / (2 * 200 / float(e.abs().max())) ** 2
                           / float(((e @ B.double()) ** 2).sum())) for e in E.double()]
     assert [p.poisson_cosine for p in long.patterns] == pytest.approx(hand, rel=1e-6)
 
@@ -145,7 +146,8 @@ def test_calibrated_noise_reproduces_the_bridge_cosine_in_torch():
     E = torch.sign(torch.randn(6, 8, generator=gen)) * (0.5 + torch.rand(6, 8, generator=gen))
     cal = calibrate_spikes(B, E, rate=200 * Hz, window=40 * ms, repeats=4, seed=7)
     rms = float(E.double().pow(2).mean().sqrt())
-    hand_sigma = math.sqrt(np.mean([float(e.abs().max()) ** 2 for e in E.double()]) / (2 * 200 * 0.04)) / rms
+    f = 1 - 0.125 * (1 - math.exp(-8))  # finite window (40 ms) of the 5 ms synaptic filter
+    hand_sigma = math.sqrt(f * np.mean([float(e.abs().max()) ** 2 for e in E.double()]) / (2 * 200 * 0.04)) / rms
     assert cal.sigma_analytic == pytest.approx(hand_sigma, rel=1e-3)
     assert cal.sigma == pytest.approx(hand_sigma, rel=0.25)  # 24 windows of a chi-square: a few % spread
     layer = torch.nn.Linear(30, 8, bias=False)

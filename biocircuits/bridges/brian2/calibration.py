@@ -7,7 +7,8 @@ var(nu_o) = 2 r0 / (T (2k)^2) = max|e|^2 / (2 r0 T). Measured, it is ||readout -
 their noise included). The equivalent settings of :mod:`biocircuits.phases.transforms`:
 
 - ``error_noise: {sigma}`` adds sigma rms(delta) xi to delta: sigma = sqrt(mean_p var(nu | e_p)) / rms(E);
-  analytic (no relays) sigma = sqrt(mean_p max|e_p|^2 / (2 r0 T)) / rms(E);
+  analytic (no relays) sigma = sqrt(f mean_p max|e_p|^2 / (2 r0 T)) / rms(E), f = 1 - (tau_s/T)(1 - e^{-T/tau_s})
+  the finite-window factor of the synaptic filter;
 - ``error_quantization: {spikes: N}`` has variance (m / N)^2 u (1 - u) per unit (m = max|delta|, u the
   fractional part, E[u (1 - u)] = 1/6 for spread-out values): N = m / sqrt(6 mean_p var(nu | e_p)).
 

@@ -17,6 +17,7 @@ class Tracking:
     """Tracking of s(t) by the readout y(t), in bins of ``bin_s`` seconds (bin means of y and s compared):
 
     - ``cosine[b]`` = cos(y_b, s_b), ``gain[b]`` = y_b . s_b / |s_b|^2 (1 = right amplitude, < 1 attenuated);
+      ``mean_gain`` pools the bins, sum_b y_b . s_b / sum_b |s_b|^2 (robust where some |s_b| are tiny);
     - ``cosine_predicted`` / ``gain_predicted``: the same for the analytic mean readout (the low-pass alone);
     - ``poisson_cosine[b]``: the expected cos(y_b, mean) from the spike noise, 1 / sqrt(1 + noise / |mean|^2);
     - ``lag_s``: the shift L maximising cos(y(t + L), s(t)) over the stream, beside ``lag_predicted_s``.
@@ -30,6 +31,8 @@ class Tracking:
     poisson_cosine: list[float] = field(default_factory=list)
     lag_s: float = 0.0
     lag_predicted_s: float = 0.0
+    pooled_gain: float = math.nan
+    pooled_gain_predicted: float = math.nan
 
     @property
     def mean_cosine(self) -> float:
@@ -41,7 +44,7 @@ class Tracking:
 
     @property
     def mean_gain(self) -> float:
-        return float(np.nanmean(self.gain))
+        return self.pooled_gain
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,7 +53,7 @@ class Tracking:
         poisson = f", Poisson cos* {np.nanmean(self.poisson_cosine):.4f}" if self.poisson_cosine else ""
         return (f"tracking over {len(self.cosine)} bins of {self.bin_s * 1e3:g} ms: cosine {self.mean_cosine:.4f} "
                 f"(analytic {self.mean_cosine_predicted:.4f}{poisson}), gain {self.mean_gain:.3f} "
-                f"(analytic {np.nanmean(self.gain_predicted):.3f}), lag {self.lag_s * 1e3:.2f} ms "
+                f"(analytic {self.pooled_gain_predicted:.3f}), lag {self.lag_s * 1e3:.2f} ms "
                 f"(analytic {self.lag_predicted_s * 1e3:.2f} ms)")
 
 
@@ -88,7 +91,8 @@ def tracking(values: np.ndarray, predicted: np.ndarray, target: np.ndarray, dt: 
     return Tracking(bin_steps * dt, cos, [_gain(a, b) for a, b in zip(y, s, strict=True)], cos_p,
                     [_gain(a, b) for a, b in zip(p, s, strict=True)], poisson,
                     best_lag(values[start:], target[start:], max_lag) * dt,
-                    best_lag(predicted[start:], target[start:], max_lag) * dt)
+                    best_lag(predicted[start:], target[start:], max_lag) * dt,
+                    _gain(y.ravel(), s.ravel()), _gain(p.ravel(), s.ravel()))
 
 
 @dataclass

@@ -252,8 +252,10 @@ class SpikingMode(PathwayMode):
         return f"SpikingMode(tau_syn={self.tau_syn}, rate={self.rate}, dt={self.dt})"
 
     def window_noise(self, B, e, window, relays=None, gain=None) -> float:
-        """Poisson: sum_o ||B[o]||^2 (r+_o + r-_o) / (T (2k)^2); with relays each relay spike train adds its
-        input's and its own Poisson variance and its rate noise's 2 sigma^2 tau_r (k = r0 / max|e| by default)."""
+        """Poisson: f sum_o ||B[o]||^2 (r+_o + r-_o) / (T (2k)^2); with relays each relay spike train adds its
+        input's and its own Poisson variance and its rate noise's 2 sigma^2 tau_r (k = r0 / max|e| by default).
+        f = 1 - (tau_s / T)(1 - exp(-T / tau_s)) is the exact finite-window factor of the synaptic filter (the
+        mean over T of shot noise low-passed by tau_s, from its stationary state)."""
         k = gain if gain is not None else self.r0 / max(float(np.abs(e).max()), 1e-300)
         rp, rm = self.r0 + k * e, self.r0 - k * e
         if relays is None:
@@ -262,7 +264,8 @@ class SpikingMode(PathwayMode):
             extra = 2 * (relays.noise * self.r0) ** 2 * seconds(relays.tau)
             bp, bm = np.sum(np.maximum(B, 0) ** 2, axis=1), np.sum(np.maximum(-B, 0) ** 2, axis=1)
             var = bp @ (rp + 2 * rm + extra) + bm @ (rm + 2 * rp + extra)
-        return float(var) / (window * (2 * k) ** 2)
+        f = 1 - self.tau_s / window * -math.expm1(-window / self.tau_s)
+        return f * float(var) / (window * (2 * k) ** 2)
 
     def _build(self, bb, B, stream, relays):
         n_out, n_in = B.shape

@@ -2,8 +2,9 @@
 (:func:`track`) and sinusoids (:func:`frequency_response`).
 
 Poisson bound (spiking, held patterns): over an averaging window T_a the readout of target i has mean (B^T e)_i
-and, from spike noise, E||noise||^2 = N = sum_o ||B[o]||^2 (r+_o + r-_o) / (T_a (2k)^2) (relays add theirs,
-:meth:`SpikingMode.window_noise`). With rho = N / ||B^T e||^2 the expected cosine between readout and B^T e is
+and, from spike noise, E||noise||^2 = N = f sum_o ||B[o]||^2 (r+_o + r-_o) / (T_a (2k)^2), f the finite-window
+factor of the synaptic filter (relays add theirs; :meth:`SpikingMode.window_noise`). With rho = N / ||B^T e||^2
+the expected cosine between readout and B^T e is
 
     cos* = 1 / sqrt(1 + rho)                         (PatternResult.poisson_cosine)
 
