@@ -137,6 +137,12 @@ def test_two_layer_gated_pathway_matches_torch():
         assert p.cosine > p.poisson_bound, (p.cosine, p.poisson_bound)
     with pytest.raises(ValueError, match="need 1 gates"):
         check_chain([B3, B2], e, [], "rate")
+    # a time-varying gate (steps, n): held at gate[0] for the first half of the window, then switched to gate[1]
+    steps = 2000
+    varying = np.repeat(gate.numpy(), steps // 2, axis=0)
+    switched = check_chain([B3, B2], e[:1], [varying], "rate", duration=0.2 * second, settle=0.15 * second)
+    hand_switched = (B2.double().T @ (gate[1] * (B3.double().T @ e[0].double()))).numpy()
+    assert np.allclose(switched.simulated[0], hand_switched, atol=2e-3 * np.abs(hand_switched).max())
 
 
 def test_calibrated_noise_reproduces_the_bridge_cosine_in_torch():
