@@ -82,7 +82,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_check_pathway(args: argparse.Namespace) -> int:
-    report = check_run(args.run_dir, args.layer, args.mode, args.patterns, args.duration, args.dale)
+    report = check_run(args.run_dir, args.layer, args.mode, args.patterns, args.duration, args.dale,
+                       waveform=args.waveform, frequency=args.frequency, tau_corr=args.tau_corr, hold=args.hold,
+                       chain=args.chain, calibrate=args.calibrate, rate=args.rate, window=args.window)
     print(report.summary())
     return 0
 
@@ -98,6 +100,11 @@ def positive(kind: type) -> Callable[[str], float]:
             raise argparse.ArgumentTypeError(f"expected a number above 0 and below 1e9, given {text[:40]!r}")
         return value
     return parse
+
+
+def positive_list(text: str) -> list[float]:
+    """An argparse type: comma-separated numbers above zero."""
+    return [positive(float)(part) for part in text.split(",") if part.strip()] or positive(float)(text)
 
 
 class Parser(argparse.ArgumentParser):
@@ -157,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("--dale", action="store_true", help="route negative weights through inhibitory relays")
     chk.add_argument("--patterns", type=positive(int), default=4)
     chk.add_argument("--duration", type=positive(float), default=None, help="seconds of simulated time per pattern")
+    chk.add_argument("--waveform", default="patterns", help="error stream: patterns, recorded, step, sine, ou")
+    chk.add_argument("--frequency", type=positive_list, default=None, help="sine: Hz, comma-separated (F1,F2,...)")
+    chk.add_argument("--tau-corr", type=positive(float), default=None, help="ou: correlation time (s)")
+    chk.add_argument("--hold", type=positive(float), default=None, help="recorded: seconds per error sample")
+    chk.add_argument("--chain", type=lambda t: [n for n in t.split(",") if n], default=None,
+                     help="lower layers, top first, gated by f'(a): the multi-layer check")
+    chk.add_argument("--calibrate", default=None, metavar="SPEC.yaml",
+                     help="write the run's spec with the phases noise of a spiking pathway (--rate, --window)")
+    chk.add_argument("--rate", type=positive(float), default=200.0, help="calibration: baseline rate r0 (Hz)")
+    chk.add_argument("--window", type=positive(float), default=0.05, help="calibration: averaging window (s)")
     chk.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     chk.set_defaults(func=cmd_check_pathway)
     return p

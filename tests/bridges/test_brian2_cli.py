@@ -1,0 +1,73 @@
+"""``biocircuits check-pathway`` on a trained run: held patterns, waveforms, the gated chain, the calibrated spec,
+and bad input (exit 2, naming the option)."""
+
+import json
+
+import pytest
+
+pytest.importorskip("brian2")
+
+from biocircuits.app.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from biocircuits.config.experiment import Experiment
+    from biocircuits.train.trainer import run_experiment
+    path = tmp_path_factory.mktemp("cp") / "run"
+    exp = Experiment.from_dict({"name": "cp", "constraints": "sign_symmetry.yaml", "data": {"name": "digits"},
+                                "model": {"name": "mlp", "kwargs": {"hidden": [24, 12]}},
+                                "train": {"steps": 5, "batch_size": 16}})
+    run_experiment(exp, path)
+    return path
+
+
+def test_patterns_report_and_bad_layer(run, capsys):
+    code = main(["check-pathway", str(run), "--layer", "5", "--mode", "spiking", "--duration", "0.15"])
+    out = capsys.readouterr().out
+    assert code == 0 and "spiking pathway" in out and "pattern 3" in out
+    data = json.loads((run / "pathway_5_spiking.json").read_text())
+    assert len(data["patterns"]) == 4 and data["shape"] == [10, 12]
+    assert (run / "pathway_5_spiking.png").stat().st_size > 10_000
+    assert main(["check-pathway", str(run), "--layer", "9"]) == 2
+    assert "no converted layer" in capsys.readouterr().err
+
+
+def test_sine_and_ou_waveforms(run, capsys):
+    assert main(["check-pathway", str(run), "--layer", "5", "--mode", "rate", "--waveform", "sine",
+                 "--frequency", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "20.00 Hz: gain 0.6227" in out and "(analytic 0.6227)" in out  # 1 / sqrt(1 + (2 pi 20 Hz 10 ms)^2)
+    assert (run / "pathway_5_rate_sine.png").stat().st_size > 10_000
+    assert main(["check-pathway", str(run), "--layer", "5", "--mode", "rate", "--waveform", "ou", "--duration",
+                 "0.1", "--tau-corr", "0.02"]) == 0
+    assert "ou stream" in capsys.readouterr().out
+    assert json.loads((run / "pathway_5_rate_ou.json").read_text())["tracking"]["bin_s"] == pytest.approx(0.01)
+
+
+def test_chain_and_calibration(run, tmp_path, capsys):
+    assert main(["check-pathway", str(run), "--layer", "5", "--chain", "3", "--mode", "rate", "--patterns", "2",
+                 "--duration", "0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "2-layer gated pathway (10 -> 12 -> 24)" in out and out.count("cos 1.0000") == 2
+    spec = tmp_path / "spiking.yaml"
+    assert main(["check-pathway", str(run), "--layer", "5", "--calibrate", str(spec), "--rate", "100",
+                 "--window", "0.03", "--patterns", "2"]) == 0
+    from biocircuits.config.constraints import Constraints
+    loaded = Constraints.from_yaml(spec)
+    assert loaded.phases.transforms()["error_noise"]["sigma"] > 0 and loaded.feedback.rule == "sign_symmetry"
+    assert "r0 100 Hz, window 30 ms" in spec.read_text()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--waveform", "sawtooth"], "--waveform"),
+    (["--frequency", "-3"], "--frequency"),
+    (["--chain", "1"], "--chain"),
+])
+def test_bad_input_exits_2_naming_the_option(run, capsys, argv, needle):
+    try:
+        code = main(["check-pathway", str(run), "--layer", "5", "--mode", "rate", *argv])
+    except SystemExit as exit_:  # argparse's own errors
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err, err
