@@ -89,7 +89,7 @@ for j, arch in enumerate(ARCHITECTURES):
     err = [[m - v.min().item() for m, v in zip(means, t)], [v.max().item() - m for m, v in zip(means, t)]]
     ax.bar([i + (j - 0.5) * width for i in range(len(names))], means, width, yerr=err, capsize=3, label=arch)
 ax.set_xticks(range(len(names)), names, rotation=25, ha="right")
-ax.set(ylabel="validation top-1 (%)", ylim=(0, 100), title="Plasticity hypotheses under Dale's law (bp, 3 seeds)")
+ax.set(ylabel="validation top-1 (%)", ylim=(70, 95), title="Plasticity hypotheses under Dale's law (bp, 3 seeds)")
 ax.legend()
 ax.grid(axis="y", alpha=0.3)
 fig.tight_layout()
