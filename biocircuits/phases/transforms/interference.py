@@ -32,7 +32,7 @@ class Interference(StreamState):
     (rms over the units of one stream; the added term is a constant of the step: it carries no gradient, but
     everything downstream -- activity, derivatives, the loss -- sees y'). gamma is the feedback signal's size
     relative to the activity; gamma = 0 is clean phase separation; gamma < 0 adds the teaching direction -delta.
-    A stream whose signal is zero (the first step) gets nothing added. Buffer ``feedback_signal``:
+    A stream whose signal is zero (the first step) gets nothing added. Buffer ``interference_signal``:
     (S, *y.shape[1:])."""
 
     name = "interference"
@@ -40,7 +40,7 @@ class Interference(StreamState):
     shorthand = "gamma"
     order = 90    # last: it records the error the layer's backward uses
     spec_key = True
-    stream_buffers = error_buffers = ("feedback_signal",)
+    stream_buffers = error_buffers = ("interference_signal",)
 
     @classmethod
     def attach_group(cls, members, model: nn.Module) -> None:
@@ -51,7 +51,7 @@ class Interference(StreamState):
     def activity(self, layer: nn.Module, y: Tensor, rows: slice) -> Tensor:
         """y' = y + the scaled feedback signal of the last step (rows ``rows``)."""
         with torch.no_grad():
-            signal = state_rows(layer, "feedback_signal", rows, y)
+            signal = state_rows(layer, "interference_signal", rows, y)
             size = _rms(signal)
             scale = torch.where(size > 0, self.options.gamma * _rms(y) / size.clamp(min=1e-30),
                                 torch.zeros_like(size))
@@ -60,5 +60,5 @@ class Interference(StreamState):
     @torch.no_grad()
     def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator, rows: slice | None) -> Tensor:
         if rows is not None:
-            state_rows(layer, "feedback_signal", rows, delta).copy_(delta)
+            state_rows(layer, "interference_signal", rows, delta).copy_(delta)
         return delta
