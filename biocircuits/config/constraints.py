@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from biocircuits.core.interface import validate_options as validate_attachment_options
 from biocircuits.dale.enforcers import ENFORCERS
 from biocircuits.dale.init import INITS
+from biocircuits.dale.norms import NORM_GAMMA
 from biocircuits.errors import ConfigError, did_you_mean
 from biocircuits.feedback.rules import RULES, validate_options
 from biocircuits.phases.transforms import TRANSFORMS
@@ -50,6 +51,7 @@ Glob = Annotated[str, AfterValidator(check_glob)]
 RuleName = Annotated[str, registered(RULES.get)]
 EnforcerName = Annotated[str, registered(ENFORCERS.get)]
 DaleInitName = Annotated[str, registered(INITS.get)]
+NormGammaName = Annotated[str, registered(NORM_GAMMA.get)]
 PlasticityName = Annotated[str, registered(PLASTICITY.get)]
 # Dale's layer lists also take "<input>": the first weight layer, fed by the raw input
 DaleGlob = Annotated[str, AfterValidator(lambda p: p if p == "<input>" else check_glob(p))]
@@ -96,6 +98,7 @@ class DaleSpec(Strict):
     enforce: EnforcerName = "project"
     init: DaleInitName = "balanced"
     residual: Literal["identity", "signed"] = "identity"
+    norm_gamma: NormGammaName = "free"
 
 
 class PhasesSpec(Strict):

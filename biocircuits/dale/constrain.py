@@ -12,6 +12,7 @@ from biocircuits.core.interface import attach
 from biocircuits.core.layers import weight_layers
 
 from .enforcers import ENFORCERS
+from .norms import NORM_GAMMA
 from .residual import sign_shortcuts
 
 
@@ -29,7 +30,8 @@ def constrain(model: nn.Module, spec: Any) -> tuple[list[str], list[str]]:
     """Attach the enforcer ``spec.enforce`` (from ``ENFORCERS``) to each constrained layer: it registers the
     buffer ``dale_sign`` (+1 E / -1 I per presynaptic unit), gives the weights their unit's sign (``spec.init``)
     and keeps them so. ``spec`` is a :class:`~biocircuits.config.constraints.DaleSpec` (any object with its
-    fields). Returns (constrained, exempt) layer names."""
+    fields). ``spec.norm_gamma`` (``NORM_GAMMA``) then decides whether normalisation layers keep gamma >= 0 (see
+:mod:`biocircuits.dale.norms`). Returns (constrained, exempt) layer names."""
     layers = weight_layers(model)
     names = [n for n, _ in layers]
     check_patterns_match([p for p in spec.layers if p != "*"], names, "dale.layers", "weight layer")
@@ -45,4 +47,5 @@ def constrain(model: nn.Module, spec: Any) -> tuple[list[str], list[str]]:
         constrained.append(name)
     if spec.residual == "signed":
         sign_shortcuts(model)
+    NORM_GAMMA.get(getattr(spec, "norm_gamma", "free"))(model)
     return constrained, [n for n in names if n in exempt]
