@@ -12,6 +12,7 @@ from biocircuits.core.interface import validate_options as validate_attachment_o
 from biocircuits.dale.enforcers import ENFORCERS
 from biocircuits.dale.init import INITS
 from biocircuits.dale.norms import NORM_GAMMA
+from biocircuits.dale.population_norm import POPULATION_NORMS
 from biocircuits.errors import ConfigError, did_you_mean
 from biocircuits.feedback.rules import RULES, validate_options
 from biocircuits.phases.transforms import TRANSFORMS
@@ -52,6 +53,7 @@ RuleName = Annotated[str, registered(RULES.get)]
 EnforcerName = Annotated[str, registered(ENFORCERS.get)]
 DaleInitName = Annotated[str, registered(INITS.get)]
 NormGammaName = Annotated[str, registered(NORM_GAMMA.get)]
+PopulationNormName = Annotated[str, registered(POPULATION_NORMS.get)]
 PlasticityName = Annotated[str, registered(PLASTICITY.get)]
 # Dale's layer lists also take "<input>": the first weight layer, fed by the raw input
 DaleGlob = Annotated[str, AfterValidator(lambda p: p if p == "<input>" else check_glob(p))]
@@ -87,7 +89,12 @@ class FeedbackSpec(Strict):
 
 
 class DaleSpec(Strict):
-    """``dale:``: per-presynaptic-unit excitatory/inhibitory signs. See :mod:`biocircuits.dale`."""
+    """``dale:``: per-presynaptic-unit excitatory/inhibitory signs. See :mod:`biocircuits.dale`.
+
+    ``norm_gamma`` (``free`` | ``nonnegative``): whether normalisation layers keep gamma >= 0, so that the
+    BN-folded weights obey the law too (:mod:`biocircuits.dale.norms`). ``population_norm`` (``none`` |
+    ``divisive``): each constrained layer's input divided by its E and I populations' mean activity, which keeps
+    deep column-sign networks from collapsing to one dimension (:mod:`biocircuits.dale.population_norm`)."""
 
     enabled: bool = True
     excitatory_fraction: float = Field(0.8, ge=0.0, le=1.0)
@@ -99,6 +106,7 @@ class DaleSpec(Strict):
     init: DaleInitName = "balanced"
     residual: Literal["identity", "signed"] = "identity"
     norm_gamma: NormGammaName = "free"
+    population_norm: PopulationNormName = "none"
 
 
 class PhasesSpec(Strict):

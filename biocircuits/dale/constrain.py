@@ -13,6 +13,7 @@ from biocircuits.core.layers import weight_layers
 
 from .enforcers import ENFORCERS
 from .norms import NORM_GAMMA
+from .population_norm import POPULATION_NORMS
 from .residual import sign_shortcuts
 
 
@@ -30,8 +31,10 @@ def constrain(model: nn.Module, spec: Any) -> tuple[list[str], list[str]]:
     """Attach the enforcer ``spec.enforce`` (from ``ENFORCERS``) to each constrained layer: it registers the
     buffer ``dale_sign`` (+1 E / -1 I per presynaptic unit), gives the weights their unit's sign (``spec.init``)
     and keeps them so. ``spec`` is a :class:`~biocircuits.config.constraints.DaleSpec` (any object with its
-    fields). ``spec.norm_gamma`` (``NORM_GAMMA``) then decides whether normalisation layers keep gamma >= 0 (see
-:mod:`biocircuits.dale.norms`). Returns (constrained, exempt) layer names."""
+    fields). Then ``spec.residual`` signs the identity shortcuts, ``spec.norm_gamma`` (``NORM_GAMMA``) decides
+    whether normalisation layers keep gamma >= 0 (:mod:`biocircuits.dale.norms`) and ``spec.population_norm``
+    (``POPULATION_NORMS``) whether each constrained layer's input is divided by its populations' mean activity
+    (:mod:`biocircuits.dale.population_norm`). Returns (constrained, exempt) layer names."""
     layers = weight_layers(model)
     names = [n for n, _ in layers]
     check_patterns_match([p for p in spec.layers if p != "*"], names, "dale.layers", "weight layer")
@@ -48,4 +51,5 @@ def constrain(model: nn.Module, spec: Any) -> tuple[list[str], list[str]]:
     if spec.residual == "signed":
         sign_shortcuts(model)
     NORM_GAMMA.get(getattr(spec, "norm_gamma", "free"))(model)
+    POPULATION_NORMS.get(getattr(spec, "population_norm", "none"))(model, constrained)
     return constrained, [n for n in names if n in exempt]
