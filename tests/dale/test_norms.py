@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 import biocircuits as bc
-from biocircuits.errors import ConfigError
 from biocircuits.dale.norms import NonnegativeGamma, effective_weight
+from biocircuits.errors import ConfigError
 
 
 def conv_bn(norm_gamma: str) -> nn.Sequential:
