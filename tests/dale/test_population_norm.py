@@ -69,3 +69,24 @@ def test_remove_takes_the_hook_off():
     bc.remove(model)
     x = torch.rand(3, 4)
     assert torch.allclose(layer(x), x @ layer.weight.T + layer.bias)
+
+
+def test_sign_symmetry_broadcast_is_removed_by_the_norms_backward():
+    """Under Dale, sign symmetry's B = scale * 1 s^T sends every unit j of population P the same error g_j = s_P G;
+    the division's Jacobian J = I / (a + eps) - x 1^T / (|P| (a + eps)^2) maps it to g_j eps / (a_P + eps)^2,
+    a factor eps / (a_P + eps) of what the division alone would pass (docs: results.md, "Deep Dale networks")."""
+    torch.manual_seed(0)
+    layer = nn.Linear(10, 6, bias=False)
+    model = bc.apply(nn.Sequential(layer), {"feedback": {"rule": "sign_symmetry"},
+                                            "dale": {"exempt": [], "population_norm": "divisive"}})
+    x = torch.rand(4, 10, requires_grad=True)
+    y = model(x)
+    y.pow(2).sum().backward()
+    g = (2 * y.detach()) @ layer.backward_weight()          # B^T delta, by hand
+    s = layer.dale_sign
+    assert torch.allclose(g[:, s > 0], g[:, :1].expand(-1, int((s > 0).sum())))  # uniform within E: a broadcast
+    eps = 1e-3
+    a = torch.where(s > 0, x.detach()[:, s > 0].mean(1, keepdim=True), x.detach()[:, s < 0].mean(1, keepdim=True))
+    # (the two terms of J^T g cancel to ~1e-3 of each: float32 rounding leaves ~1e-4 relative error)
+    assert torch.allclose(x.grad, g * eps / (a + eps) ** 2, rtol=1e-2, atol=1e-6)
+    assert x.grad.abs().max() < 0.05 * (g / (a + eps)).abs().min()
