@@ -89,4 +89,4 @@ def test_sign_symmetry_broadcast_is_removed_by_the_norms_backward():
     a = torch.where(s > 0, x.detach()[:, s > 0].mean(1, keepdim=True), x.detach()[:, s < 0].mean(1, keepdim=True))
     # (the two terms of J^T g cancel to ~1e-3 of each: float32 rounding leaves ~1e-4 relative error)
     assert torch.allclose(x.grad, g * eps / (a + eps) ** 2, rtol=1e-2, atol=1e-6)
-    assert x.grad.abs().max() < 0.05 * (g / (a + eps)).abs().min()
+    assert (x.grad.abs() <= 0.01 * (g / (a + eps)).abs()).all()   # eps / (a + eps) < 1% of the undivided error
