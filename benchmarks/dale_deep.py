@@ -16,6 +16,7 @@ Each finished run is appended to ``<out>/results.jsonl`` at once, so an interrup
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import statistics
@@ -109,13 +110,10 @@ def participation_ratios(spec: dict[str, Any], n: int = 256) -> dict[str, float]
     """PR = (sum l)^2 / sum l^2 of the channel covariance (spatially pooled) of ResNet-18's block outputs and
     logits at initialisation, on ``n`` training digits: ~1 when every channel carries the same signal."""
     import biocircuits as bc
-    from biocircuits.data import build_data
     from biocircuits.models import build_model
-    exp = Experiment.from_yaml(EXPERIMENT)
-    data = build_data(exp.data)
-    x = torch.stack([data.train[i][0] for i in range(n)])
+    x, shape, classes = _digits(n)
     torch.manual_seed(0)
-    model = bc.apply(build_model("resnet18", data.input_shape, data.num_classes, {}), spec)
+    model = bc.apply(build_model("resnet18", shape, classes, {}), spec)
     names = [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)] + ["fc"]
     got: dict[str, float] = {}
 
@@ -131,6 +129,14 @@ def participation_ratios(spec: dict[str, Any], n: int = 256) -> dict[str, float]
     with torch.no_grad():
         model(x)
     return got
+
+
+@functools.lru_cache(maxsize=2)
+def _digits(n: int) -> tuple[torch.Tensor, tuple, int]:
+    """The first ``n`` training images of the recipe's data, its input shape and class count (loaded once)."""
+    from biocircuits.data import build_data
+    data = build_data(Experiment.from_yaml(EXPERIMENT).data)
+    return torch.stack([data.train[i][0] for i in range(n)]), data.input_shape, data.num_classes
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
