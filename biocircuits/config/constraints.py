@@ -12,6 +12,8 @@ from biocircuits.core.interface import validate_options as validate_attachment_o
 from biocircuits.dale.dann import DannOptions, check_rule
 from biocircuits.dale.enforcers import ENFORCERS
 from biocircuits.dale.init import INITS
+from biocircuits.dale.norms import NORM_GAMMA
+from biocircuits.dale.population_norm import POPULATION_NORMS
 from biocircuits.errors import ConfigError, did_you_mean
 from biocircuits.feedback.rules import RULES, validate_options
 from biocircuits.phases.transforms import TRANSFORMS, decay_from_tau
@@ -51,6 +53,8 @@ Glob = Annotated[str, AfterValidator(check_glob)]
 RuleName = Annotated[str, registered(RULES.get)]
 EnforcerName = Annotated[str, registered(ENFORCERS.get)]
 DaleInitName = Annotated[str, registered(INITS.get)]
+NormGammaName = Annotated[str, registered(NORM_GAMMA.get)]
+PopulationNormName = Annotated[str, registered(POPULATION_NORMS.get)]
 PlasticityName = Annotated[str, registered(PLASTICITY.get)]
 # Dale's layer lists also take "<input>": the first weight layer, fed by the raw input
 DaleGlob = Annotated[str, AfterValidator(lambda p: p if p == "<input>" else check_glob(p))]
@@ -93,7 +97,12 @@ class DaleSpec(Strict):
     earlier behaviour: a unit read by two layers may then get two types); ``input_shape``: one input without the
     batch dim, for the trace (guessed from the first layer when absent). ``architecture``: ``column`` (every
     weight carries its presynaptic unit's sign) or ``dann`` (Cornford et al. 2021: an excitatory projection and
-    inhibitory interneurons per layer, all weights non-negative, options in ``dann``: :mod:`biocircuits.dale.dann`)."""
+    inhibitory interneurons per layer, all weights non-negative, options in ``dann``: :mod:`biocircuits.dale.dann`).
+    ``norm_gamma`` (``free`` | ``nonnegative``): whether normalisation layers keep gamma >= 0, so that the
+    BN-folded weights obey the law too (:mod:`biocircuits.dale.norms`).
+    ``population_norm`` (``none`` | ``divisive``): each constrained layer's input divided by its E and I
+    populations' mean activity, which keeps deep column-sign networks from collapsing to one dimension
+    (:mod:`biocircuits.dale.population_norm`)."""
 
     enabled: bool = True
     excitatory_fraction: float = Field(0.8, ge=0.0, le=1.0)
@@ -108,6 +117,8 @@ class DaleSpec(Strict):
     input_shape: list[Annotated[int, Field(ge=1)]] | None = None
     architecture: Literal["column", "dann"] = "column"
     dann: DannOptions = Field(default_factory=DannOptions)
+    norm_gamma: NormGammaName = "free"
+    population_norm: PopulationNormName = "none"
 
     @model_validator(mode="after")
     def _architecture(self) -> DaleSpec:

@@ -16,6 +16,8 @@ from biocircuits.errors import ConfigError
 from .dann import Dann
 from .enforcers import ENFORCERS
 from .graph import UnitGraph, unit_graph
+from .norms import NORM_GAMMA
+from .population_norm import POPULATION_NORMS
 from .residual import sign_shortcuts
 
 
@@ -83,4 +85,6 @@ def constrain(model: nn.Module, spec: Any) -> Constrained:
         constrained.append(name)
     if spec.residual == "signed":
         sign_shortcuts(model)
+    NORM_GAMMA.get(getattr(spec, "norm_gamma", "free"))(model)
+    POPULATION_NORMS.get(getattr(spec, "population_norm", "none"))(model, constrained)
     return Constrained(constrained, [n for n in names if n in exempt], units, signs)

@@ -1,0 +1,171 @@
+"""Deep Dale networks: torchvision ResNet-18 on mnist5k (``experiments/paper_mnist5k_resnet18.yaml`` at 8 epochs),
+unconstrained vs column-sign Dale with the old settings (``residual: signed`` only) and the new ones
+(``population_norm: divisive``, ``norm_gamma: nonnegative``), with bp and sign symmetry, several seeds.
+
+Each finished run is appended to ``<out>/results.jsonl`` at once, so an interrupted table keeps what ran and
+``--report`` writes the table from it. With ``--write-docs`` the table goes to ``docs/figures/dale_deep.md`` and
+``docs/figures/dale_deep.json`` (``docs/results.md``, "Deep Dale networks", quotes it).
+
+    python benchmarks/dale_deep.py --write-docs                     # 8 variants x 3 seeds x 8 epochs
+    python benchmarks/dale_deep.py --variants "bp,Dale new bp" --seeds 1 --set train.epochs=2 --out /tmp/d
+    python benchmarks/dale_deep.py --report --out runs/dale_deep --write-docs   # the table from what has run
+
+``--rank`` prints the participation ratio of the block outputs at initialisation (the collapse measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from biocircuits.config.experiment import Experiment
+from biocircuits.config.loading import parse_set
+from biocircuits.train.trainer import run_experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENT = ROOT / "experiments" / "paper_mnist5k_resnet18.yaml"
+EPOCHS = 8
+
+OLD_DALE: dict[str, Any] = {"residual": "signed"}
+NEW_DALE: dict[str, Any] = {"residual": "signed", "population_norm": "divisive", "norm_gamma": "nonnegative"}
+SS: dict[str, Any] = {"rule": "sign_symmetry", "options": {"magnitude": "paper"}}
+FRSF: dict[str, Any] = {"rule": "sign_symmetry", "options": {"magnitude": "random_fixed"}}
+
+# label -> constraint spec (the feedback seed is set per run)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "bp": {"feedback": {"rule": "bp"}},
+    "sign_symmetry": {"feedback": SS},
+    "Dale old bp": {"feedback": {"rule": "bp"}, "dale": OLD_DALE},
+    "Dale old sign_symmetry": {"feedback": SS, "dale": OLD_DALE},
+    "Dale new bp": {"feedback": {"rule": "bp"}, "dale": NEW_DALE},
+    "Dale new sign_symmetry": {"feedback": SS, "dale": NEW_DALE},
+    "sign_symmetry frSF": {"feedback": FRSF},
+    "Dale new sign_symmetry frSF": {"feedback": FRSF, "dale": NEW_DALE},
+}
+
+
+def run_name(label: str, seed: int) -> str:
+    return f"{label.replace(' ', '_')}-seed{seed}"
+
+
+def run_table(labels: list[str], seeds: int, sets: dict, out: Path) -> dict[str, list[float]]:
+    """Train each (label, seed) not yet in ``out/results.jsonl``; returns {label: [val top-1 per seed]}."""
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "results.jsonl"
+    done = {(r["label"], r["seed"]) for r in read_results(log)}
+    for seed in range(seeds):  # seed-major: a cut-short table has every variant at the first seeds
+        for label in labels:
+            if (label, seed) in done:
+                continue
+            spec = json.loads(json.dumps(VARIANTS[label]))
+            spec["feedback"]["seed"] = seed
+            exp = Experiment.from_yaml(EXPERIMENT, {"train.epochs": EPOCHS, **sets, "train.seed": seed,
+                                                    "constraints": spec})
+            start = time.perf_counter()
+            summary = run_experiment(exp, out / run_name(label, seed), overwrite=True)
+            row = {"label": label, "seed": seed, "val_acc1": summary["val_acc1"], "epochs": exp.train.epochs,
+                   "wall_s": round(time.perf_counter() - start, 1)}
+            with log.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(f"{label:<28} seed {seed}: val top-1 {summary['val_acc1']:.2f}% ({row['wall_s']:.0f} s)", flush=True)
+    return collect(read_results(log), labels)
+
+
+def read_results(log: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+
+
+def collect(rows: list[dict[str, Any]], labels: list[str] | None = None) -> dict[str, list[float]]:
+    """{label: [val top-1 of each seed, by seed]} in VARIANTS order (only labels that ran)."""
+    order = labels or list(VARIANTS)
+    out: dict[str, list[float]] = {}
+    for label in order:
+        got = sorted((r["seed"], r["val_acc1"]) for r in rows if r["label"] == label)
+        if got:
+            out[label] = [acc for _, acc in got]
+    return out
+
+
+def markdown(results: dict[str, list[float]], rows: list[dict[str, Any]], command: str) -> str:
+    head = ["| variant | val top-1 (%) mean | spread (min-max) | seeds | per seed |", "|---|---:|---:|---:|---|"]
+    body = [f"| {label} | {statistics.mean(a):.2f} | {min(a):.2f}-{max(a):.2f} | {len(a)} | "
+            f"{', '.join(f'{x:.1f}' for x in a)} |" for label, a in results.items()]
+    wall = sum(r["wall_s"] for r in rows if r["label"] in results)
+    epochs = sorted({r["epochs"] for r in rows if r["label"] in results})
+    machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}"
+    return "\n".join([f"Command: `{command}`  ", f"Machine: {machine}; {'/'.join(map(str, epochs))} epochs; "
+                      f"summed wall time {wall / 60:.1f} min.", "", *head, *body, ""])
+
+
+def participation_ratios(spec: dict[str, Any], n: int = 256) -> dict[str, float]:
+    """PR = (sum l)^2 / sum l^2 of the channel covariance (spatially pooled) of ResNet-18's block outputs and
+    logits at initialisation, on ``n`` training digits: ~1 when every channel carries the same signal."""
+    import biocircuits as bc
+    from biocircuits.models import build_model
+    x, shape, classes = _digits(n)
+    torch.manual_seed(0)
+    model = bc.apply(build_model("resnet18", shape, classes, {}), spec)
+    names = [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)] + ["fc"]
+    got: dict[str, float] = {}
+
+    def pr(name: str):
+        def hook(module, args, out):
+            f = out.detach().flatten(2).mean(2) if out.dim() == 4 else out.detach()
+            f = f - f.mean(0)
+            lam = torch.linalg.eigvalsh(f.T @ f / len(f)).clamp(min=0)
+            got[name] = float(lam.sum() ** 2 / (lam ** 2).sum())
+        return hook
+    for name in names:
+        model.get_submodule(name).register_forward_hook(pr(name))
+    with torch.no_grad():
+        model(x)
+    return got
+
+
+@functools.lru_cache(maxsize=2)
+def _digits(n: int) -> tuple[torch.Tensor, tuple, int]:
+    """The first ``n`` training images of the recipe's data, its input shape and class count (loaded once)."""
+    from biocircuits.data import build_data
+    data = build_data(Experiment.from_yaml(EXPERIMENT).data)
+    return torch.stack([data.train[i][0] for i in range(n)]), data.input_shape, data.num_classes
+
+
+def main(argv: list[str] | None = None) -> dict[str, list[float]]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--variants", help="comma-separated labels of VARIANTS (default: all)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="experiment overrides")
+    p.add_argument("--out", default=str(ROOT / "runs" / "dale_deep"), help="where the runs and results.jsonl go")
+    p.add_argument("--report", action="store_true", help="only write the table from <out>/results.jsonl")
+    p.add_argument("--rank", action="store_true", help="print the block outputs' participation ratio at init")
+    p.add_argument("--write-docs", action="store_true", help="write docs/figures/dale_deep.{md,json}")
+    args = p.parse_args(argv)
+    labels = [s.strip() for s in args.variants.split(",")] if args.variants else list(VARIANTS)
+    if args.rank:
+        for label in labels:
+            spec = {k: v for k, v in VARIANTS[label].items() if k == "dale"}
+            print(f"{label:<28}", " ".join(f"{k}:{v:.1f}" for k, v in participation_ratios(spec).items()))
+        return {}
+    out = Path(args.out)
+    results = collect(read_results(out / "results.jsonl"), labels) if args.report else \
+        run_table(labels, args.seeds, parse_set(args.set), out)
+    text = markdown(results, read_results(out / "results.jsonl"), "python benchmarks/dale_deep.py " +
+                    " ".join(argv if argv is not None else sys.argv[1:]))
+    print(text)
+    if args.write_docs:
+        (ROOT / "docs" / "figures" / "dale_deep.json").write_text(json.dumps(results, indent=2) + "\n")
+        (ROOT / "docs" / "figures" / "dale_deep.md").write_text(text)
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Normalisation layers under Dale: a negative BatchNorm gamma flips the sign of every synapse onto its unit.
+
+A BatchNorm channel i after a weight layer W computes, in evaluation mode,
+
+    y_i = gamma_i (sum_j W_ij x_j - mu_i) / sqrt(var_i + eps) + beta_i,
+
+so the effective (BN-folded) weight of presynaptic unit j onto i is W_eff_ij = gamma_i W_ij / sqrt(var_i + eps).
+Dale's law holds for W (s_j W_ij >= 0), but it holds for W_eff only while gamma_i >= 0: a negative gamma_i
+turns every E synapse onto unit i inhibitory and every I synapse excitatory. ``dale.norm_gamma`` chooses:
+
+- ``free`` (the default, today's behaviour): gamma is left to the optimiser;
+- ``nonnegative``: :class:`NonnegativeGamma` is attached to every affine normalisation layer (BatchNorm,
+  GroupNorm, LayerNorm, affine InstanceNorm) and projects gamma after each optimiser step,
+  gamma <- max(gamma, 0), the Euclidean projection onto the non-negative orthant (the ``project`` enforcer's
+  rule for an all-excitatory row). Then s_j W_eff_ij = (gamma_i / sqrt(var_i + eps)) s_j W_ij >= 0: the
+  effective weights obey the law, not just W. Attaching also clamps a negative gamma already present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from biocircuits.core.interface import LayerAttachment, StepState, attach
+from biocircuits.core.registry import Registry
+
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def norm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(qualified name, module) of every normalisation layer of ``model`` with a learnable scale (gamma)."""
+    return [(n, m) for n, m in model.named_modules()
+            if isinstance(m, NORM_TYPES) and isinstance(getattr(m, "weight", None), nn.Parameter)]
+
+
+class NonnegativeGamma(LayerAttachment):
+    """Attached to a normalisation layer: gamma <- max(gamma, 0) at attach time and after every optimiser step
+    (one foreach clamp over all the model's norm layers)."""
+
+    slot = "dale"
+    name = "nonnegative_gamma"
+
+    def attach(self, layer: nn.Module, qualname: str) -> None:
+        super().attach(layer, qualname)
+        with torch.no_grad():
+            layer.weight.clamp_(min=0.0)
+
+    @classmethod
+    @torch.no_grad()
+    def after_step_group(cls, members: Sequence[tuple[nn.Module, LayerAttachment]], step: StepState) -> None:
+        torch._foreach_clamp_min_([layer.weight for layer, _ in members], 0.0)
+
+
+NORM_GAMMA: Registry[Callable[[nn.Module], list[str]]] = Registry("Dale norm_gamma policy")
+
+
+@NORM_GAMMA.register("free")
+def leave_gamma_free(model: nn.Module) -> list[str]:
+    """Leave every gamma to the optimiser (effective weights may break Dale where a gamma goes negative)."""
+    return []
+
+
+@NORM_GAMMA.register("nonnegative")
+def keep_gamma_nonnegative(model: nn.Module) -> list[str]:
+    """Attach :class:`NonnegativeGamma` to every affine normalisation layer; returns their names."""
+    names = []
+    for name, layer in norm_layers(model):
+        attach(layer, NonnegativeGamma(), name)
+        names.append(name)
+    return names
+
+
+def effective_weight(weight: torch.Tensor, norm: nn.Module) -> torch.Tensor:
+    """The BN-folded weight W_eff_ij = gamma_i W_ij / sqrt(running_var_i + eps) of a layer followed by the
+    BatchNorm ``norm`` (evaluation-mode statistics), shaped like ``weight``."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    return weight * scale.view(-1, *([1] * (weight.dim() - 1)))
