@@ -39,6 +39,9 @@ OLD_DALE: dict[str, Any] = {"residual": "signed"}
 NEW_DALE: dict[str, Any] = {"residual": "signed", "population_norm": "divisive", "norm_gamma": "nonnegative"}
 SS: dict[str, Any] = {"rule": "sign_symmetry", "options": {"magnitude": "paper"}}
 FRSF: dict[str, Any] = {"rule": "sign_symmetry", "options": {"magnitude": "random_fixed"}}
+# Dale's ANNs (Cornford et al. 2021): every unit E, inhibition through interneurons (asked for by name only:
+# DANN + sign symmetry diverges on this task, docs/results.md)
+DANN: dict[str, Any] = {"architecture": "dann", "norm_gamma": "nonnegative"}
 
 # label -> constraint spec (the feedback seed is set per run)
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -50,7 +53,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "Dale new sign_symmetry": {"feedback": SS, "dale": NEW_DALE},
     "sign_symmetry frSF": {"feedback": FRSF},
     "Dale new sign_symmetry frSF": {"feedback": FRSF, "dale": NEW_DALE},
+    "DANN bp": {"feedback": {"rule": "bp"}, "dale": DANN},
+    "DANN sign_symmetry": {"feedback": SS, "dale": DANN},
 }
+DEFAULT = [label for label in VARIANTS if not label.startswith("DANN")]   # what --write-docs runs
 
 
 def run_name(label: str, seed: int) -> str:
@@ -149,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     p.add_argument("--rank", action="store_true", help="print the block outputs' participation ratio at init")
     p.add_argument("--write-docs", action="store_true", help="write docs/figures/dale_deep.{md,json}")
     args = p.parse_args(argv)
-    labels = [s.strip() for s in args.variants.split(",")] if args.variants else list(VARIANTS)
+    labels = [s.strip() for s in args.variants.split(",")] if args.variants else DEFAULT
     if args.rank:
         for label in labels:
             spec = {k: v for k, v in VARIANTS[label].items() if k == "dale"}
