@@ -62,10 +62,6 @@ class StreamState(ErrorTransform):
         for _, layer, att in members:
             att.clock = attachments_of(layer).clock = clock
 
-    def rows(self) -> slice | None:
-        """The stream rows of the forward pass in progress (None outside a training forward)."""
-        return None if self.clock is None else self.clock.rows
-
 
 def _device(module: nn.Module) -> torch.device:
     tensor = next(iter(module.parameters()), None)
