@@ -279,11 +279,21 @@ class Constraints(Strict):
     source: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
-    def _dann_rules(self) -> Constraints:
-        if self.dale is not None and self.dale.enabled and self.dale.architecture == "dann":
-            check_rule(self.feedback.rule, "feedback.rule")
-            for pattern, ref in self.feedback.overrides.items():
-                check_rule(ref if isinstance(ref, str) else ref.rule, f"feedback.overrides.{pattern}")
+    def _dale_rules(self) -> Constraints:
+        if self.dale is None or not self.dale.enabled:
+            return self
+        refs = [("feedback", self.feedback.rule, self.feedback.options)] + [
+            (f"feedback.overrides.{pattern}", *((ref, {}) if isinstance(ref, str) else (ref.rule, ref.options)))
+            for pattern, ref in self.feedback.overrides.items()]
+        for key, rule, options in refs:
+            if self.dale.architecture == "dann":
+                check_rule(rule, f"{key}.rule" if key == "feedback" else key)
+            elif rule == "sign_symmetry" and options.get("centre"):
+                raise ConfigError("sign_symmetry's centre leaves no feedback under column-sign Dale: every column of "
+                                  "sign(W) is its input's type, so B = sign(W) minus its mean over the outputs is 0 "
+                                  "(but for project's zeros)", key=f"{key}.options.centre",
+                                  expected="false with dale.architecture: column", given="true",
+                                  suggestion="use dale.architecture: dann, or drop centre")
         return self
 
     @property

@@ -31,9 +31,12 @@ rescaled, P <- P_before + c dP, with c = 1/sqrt(n_e) for W_IE and c = 1/d for W_
 rather than the gradient keeps the correction under Adam (which would normalise a gradient scale away). Then every
 non-negative tensor is projected, P <- max(P, 0).
 
-Feedback rules: ``bp`` (exact gradients), ``sign_symmetry`` (B = sign(W) of the effective W above), ``fa`` and
-``dfa`` (B does not depend on W) read W like any layer; the gradients of W_EE, W_IE and W_EI are those of W
-(autograd through W = W_EE - W_EI W_IE). Under divisive inhibition the gamma path is differentiated exactly (bp).
+Feedback rules: ``bp`` (exact gradients), ``sign_symmetry`` (B = sign(W) of the effective W above; deep networks
+need its ``centre`` option, B = (I - 1 1^T / n_e) sign(W): W's columns start centred over the E outputs, sign(W)'s
+do not, since ~63% of an exponential column lies below its mean, and uncentred B^T amplifies the layer's mean error
+by ~0.26 n_e per layer; and ``magnitude: weight_rms``, since W's RMS is not the ``paper`` scale here), ``fa`` and
+``dfa`` (B does not depend on W) read W like any layer; the gradients of W_EE, W_IE and W_EI are those of W (autograd
+through W = W_EE - W_EI W_IE). Under divisive inhibition the gamma path is differentiated exactly (bp).
 ``kolen_pollack`` and ``weight_mirror`` are refused: they train B from W's own update, which here is the sum of
 three tensors' updates. Linear and ungrouped conv layers (``groups == 1``); divisive conv needs zero padding mode.
 """

@@ -43,7 +43,13 @@ def test_presets_validate_and_say_what_they_model(path):
 def test_expected_presets_exist():
     names = {p.stem for p in PRESETS}
     assert {"bp", "feedback_alignment", "sign_symmetry", "dale", "dale_sign_symmetry", "dale_feedback_alignment",
-            "dale_random_sign_symmetry"} <= names
+            "dale_random_sign_symmetry", "dale_dann", "dale_dann_sign_symmetry"} <= names
+
+
+def test_every_preset_is_in_the_docs_table():
+    table = (ROOT / "docs" / "constraints.md").read_text().split("## Shipped presets")[1].split("\n\n")[1]
+    listed = [line.split("`")[1] for line in table.splitlines()[2:]]
+    assert sorted(listed) == sorted(p.stem for p in PRESETS)
 
 
 def test_include_later_entries_override(tmp_path):

@@ -122,3 +122,31 @@ def test_feedback_rules_and_refusals():
         bc.apply(nn.Sequential(nn.Conv2d(2, 4, 1), nn.Conv2d(4, 4, 1, groups=2)), {"dale": {"architecture": "dann"}})
     plain = bc.remove(model)
     assert [k for k in plain.state_dict() if "parametrizations" in k or "dale" in k] == []
+
+
+def test_sign_symmetry_centre_cancels_the_mean_error_that_plain_sign_feedback_amplifies():
+    """W = W_EE - W_EI W_IE starts with centred columns, sign(W) does not (W_EE is exponential: ~63% of each column
+    is below its mean); with centre the error sent down is (delta - mean_k delta_k) sign(W) s, computed by hand, so a
+    uniform error reaches no input; without it, it comes back amplified."""
+    torch.manual_seed(5)
+    spec = {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit", "centre": True}},
+            "dale": {"architecture": "dann"}}
+    model = bc.apply(nn.Sequential(nn.Linear(30, 40), nn.ReLU(), nn.Linear(40, 50)), spec)
+    layer = model[2]
+    w_ee, w_ie, w_ei, _ = parts(layer)
+    w = (w_ee - w_ei @ w_ie).detach()
+    assert float(w.sum(0).abs().max()) < 1e-5                     # W's columns are centred over the 50 outputs
+    column_mean = torch.sign(w).mean(0)
+    assert float(column_mean.mean()) < -0.1                        # sign(W)'s are not (2/e - 1 = -0.26 expected)
+    x = torch.rand(4, 40, requires_grad=True)
+    delta = torch.randn(4, 50)
+    layer(x).backward(delta)
+    assert torch.allclose(x.grad, (delta - delta.mean(1, keepdim=True)) @ torch.sign(w), atol=1e-5)
+    x.grad = None
+    layer(x).backward(torch.ones(4, 50))
+    assert float(x.grad.abs().max()) < 1e-5
+    plain = bc.apply(nn.Sequential(nn.Linear(30, 40), nn.ReLU(), nn.Linear(40, 50)),
+                     {**spec, "feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}}})
+    x.grad = None
+    plain[2](x).backward(torch.ones(4, 50))
+    assert float(x.grad.abs().mean()) > 5.0                       # ~0.26 * 50 per input

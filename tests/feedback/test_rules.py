@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import biocircuits as bc
@@ -138,3 +139,49 @@ def test_sign_symmetry_conv_input_gradient_by_hand(batch):
     conv(x).backward(delta)
     B = torch.sign(conv.weight.detach()) * math.sqrt(2 / (9 * 5))  # the paper scale, sqrt(2 / (k_h k_w C_out))
     assert torch.allclose(x.grad, torch.nn.functional.conv_transpose2d(delta, B, padding=1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("magnitude", ["unit", "random_fixed", "random_batch"])
+def test_sign_symmetry_centre_subtracts_the_mean_error_by_hand(magnitude):
+    """centre: grad_x = delta (S - 1 mean_k S_k) = (delta - mean_k delta_k) S, S = sign(W) [* |R|]; B follows W."""
+    torch.manual_seed(3)
+    layer = bc.nn.FeedbackLinear(7, 6, rule="sign_symmetry", options={"magnitude": magnitude, "centre": True})
+    for _ in range(2):
+        x = torch.randn(5, 7, requires_grad=True)
+        delta = torch.randn(5, 6)
+        layer(x).backward(delta)
+        S = torch.sign(layer.weight.detach()) * (layer.feedback_weight if magnitude != "unit" else 1.0)
+        centred = torch.stack([S[:, j] - S[:, j].sum() / 6 for j in range(7)], 1)   # column by column
+        assert torch.allclose(x.grad, delta @ centred, atol=1e-6)
+        assert torch.allclose(x.grad, (delta - delta.mean(1, keepdim=True)) @ S, atol=1e-6)
+        assert not torch.allclose(x.grad, delta @ S, atol=1e-3)   # the centring did something
+        assert torch.allclose(layer.weight.grad, delta.t() @ x.detach(), atol=1e-6)
+        with torch.no_grad():
+            layer.weight.mul_(-1.0)
+        layer.weight.grad = None
+
+
+def test_sign_symmetry_centre_conv_by_hand():
+    """Conv: each (input channel, tap) column is centred over the output channels; a uniform error over the
+    output channels at a position reaches no input."""
+    torch.manual_seed(4)
+    conv = bc.nn.FeedbackConv2d(3, 5, 3, padding=1, rule="sign_symmetry", options={"centre": True})
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    delta = torch.randn(2, 5, 6, 6)
+    conv(x).backward(delta)
+    S = torch.sign(conv.weight.detach())
+    B = (S - S.sum(0, keepdim=True) / 5) * math.sqrt(2 / (9 * 5))
+    assert torch.allclose(x.grad, F.conv_transpose2d(delta, B, padding=1), rtol=1e-5, atol=1e-6)
+    x.grad = None
+    conv(x).backward(torch.randn(2, 1, 6, 6).expand(2, 5, 6, 6))
+    assert float(x.grad.abs().max()) < 1e-5
+
+
+def test_sign_symmetry_centre_is_refused_under_column_dale():
+    with pytest.raises(bc.ConfigError, match=r"feedback.options.centre: .*column-sign Dale"):
+        bc.Constraints.from_dict({"feedback": {"rule": "sign_symmetry", "options": {"centre": True}}, "dale": {}})
+    with pytest.raises(bc.ConfigError, match=r"feedback.overrides.fc.options.centre"):
+        bc.Constraints.from_dict({"feedback": {"overrides": {"fc": {"rule": "sign_symmetry",
+                                                                    "options": {"centre": True}}}}, "dale": {}})
+    bc.Constraints.from_dict({"feedback": {"rule": "sign_symmetry", "options": {"centre": True}},
+                              "dale": {"architecture": "dann"}})

@@ -19,6 +19,7 @@ Magnitude = Literal["paper", "init_std", "unit", "weight_rms", "random_fixed", "
 class SignSymmetryOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     magnitude: Magnitude = "paper"
+    centre: bool = False
 
 
 # The scalar s of B = s * sign(W) (None: 1), from the layer and its current W.
@@ -53,6 +54,21 @@ class SignSymmetry(FeedbackRule):
       ``feedback_weight`` holds the magnitudes |R|);
     - ``random_batch`` (brSF): |R| with R redrawn at every training forward from a generator seeded by
       (seed, layer, ``feedback_step``), so draws are reproducible, resumable and identical on every rank.
+
+    ``centre: true`` subtracts from each input's feedback weights their mean over the output units (dim 0 of W:
+    output features, or output channels per input channel and kernel tap):
+
+        B = (I - 1 1^T / n_out) S,   so   B^T delta = S^T (delta - 1 mean_k delta_k)
+
+    with S = sign(W) (times |R| for frSF / brSF): the error that reaches the inputs is the deviation of each output
+    unit's error from the layer's mean error at that sample (and position, for a conv) — feedback through a
+    pooled inhibitory interneuron, the counterpart of DANN's subtractive forward inhibition
+    (:mod:`biocircuits.dale.dann`). It matters where sign(W)'s columns are not centred although W's are: under
+    DANN, W = W_EE - W_EI W_IE starts with every column's mean over the outputs at 0, but W_EE is exponential, so
+    ~63% of each column is negative; uncentred, B^T sends the layer's mean error to every input with gain
+    ~0.26 n_out, which grows geometrically through a deep network (ResNet-18: 2e10 at ``conv1`` on the first
+    step, docs/results.md). Under column-sign Dale, sign(W)'s columns are constant, so centring leaves only the
+    zeros' pattern (refused there).
 
     sign(W) (times |R| for frSF) is kept in the non-persistent buffer ``feedback_sign`` and rebuilt only when W
     has changed: after every optimiser step of a bound optimiser (``bc.bind``), and whenever the version counter of
@@ -99,11 +115,11 @@ class SignSymmetry(FeedbackRule):
         if magnitude == "random_batch":
             if advance:
                 self.redraw(layer)
-            return torch.sign(w).mul_(layer.feedback_weight), None
+            return self._centred(torch.sign(w).mul_(layer.feedback_weight)), None
         if torch.compiler.is_compiling():  # no version counters inside a compiled graph: build B afresh
             sign = torch.sign(w)
-            return (sign.mul_(layer.feedback_weight) if magnitude == "random_fixed" else sign), SCALES[magnitude](
-                layer, w)
+            return self._centred(sign.mul_(layer.feedback_weight) if magnitude == "random_fixed" else sign), \
+                SCALES[magnitude](layer, w)
         latent = trainable_weight(layer)
         cache = layer.feedback_sign
         key = (latent._version, latent.data_ptr(), cache.data_ptr(), cache._version)
@@ -113,6 +129,13 @@ class SignSymmetry(FeedbackRule):
             torch.sign(w, out=cache)
             if magnitude == "random_fixed":
                 cache.mul_(layer.feedback_weight)
+            self._centred(cache)
             self._scale = SCALES[magnitude](layer, w)
             self._key = (latent._version, latent.data_ptr(), cache.data_ptr(), cache._version)
         return cache, self._scale
+
+    def _centred(self, feedback: Tensor) -> Tensor:
+        """``centre``: subtract, in place, each input's mean feedback weight over the output units (dim 0)."""
+        if self.options.centre:
+            feedback.sub_(feedback.mean(0, keepdim=True))
+        return feedback
