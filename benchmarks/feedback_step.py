@@ -59,12 +59,15 @@ DALE_VARIANTS = {
     "dale_dann_divisive+sign_symmetry": ("sign_symmetry", {"dale": {"architecture": "dann",
                                                                      "dann": {"divisive": True}}}),
     "dale_dann+bp": ("bp", {"dale": {"architecture": "dann"}}),
+    "dale_dann+sign_symmetry_centred": ("sign_symmetry", {  # constraints/dale_dann_sign_symmetry.yaml's feedback
+        "feedback": {"rule": "sign_symmetry", "options": {"magnitude": "weight_rms", "centre": True}},
+        "dale": {"architecture": "dann"}}),
 }
 # Dale variants that change the module structure or attach rules the shared-weights harness does not build: always
 # separate copies, against a separate copy of their rule (bp: plain autograd)
 SEPARATE_DALE = ("dale_abs+sign_symmetry", "dale_softplus+sign_symmetry",
                  "dale_project+synapse_plasticity+sign_symmetry", "dale_dann+sign_symmetry",
-                 "dale_dann_divisive+sign_symmetry", "dale_dann+bp")
+                 "dale_dann_divisive+sign_symmetry", "dale_dann+bp", "dale_dann+sign_symmetry_centred")
 
 
 def build_step(model: nn.Module, args, spec: dict | None):

@@ -124,7 +124,10 @@ def plot_dale(run: Path, out: Path) -> list[Path]:
         ax_sv.plot(np.arange(1, len(sv) + 1) / len(sv), sv / sv.max(), label=f"{r['name']} (H={entropy:.2f})")
     ax_sv.set(xlabel="singular value rank (fraction of all)", ylabel="singular value / largest",
               title="Weight spectra (normalised SVD entropy H)", yscale="log")
-    ax_sv.legend(fontsize=6)
+    if ax_sv.lines:
+        ax_sv.legend(fontsize=6)
+    else:   # the audit recorded no spectrum (every layer skipped): say so instead of an empty legend
+        ax_sv.text(0.5, 0.5, "no layer's spectrum was recorded", ha="center", va="center", transform=ax_sv.transAxes)
     ax_sv.grid(alpha=0.3)
     fig.tight_layout()
     path = out / f"dale_{_label(run)}.png"
