@@ -10,9 +10,9 @@ quotes it).
 
     python benchmarks/dale_deep.py --write-docs                     # 10 variants x 3 seeds x 8 epochs
     python benchmarks/dale_deep.py --variants "DANN sign_symmetry paper,DANN sign_symmetry weight_rms,DANN \
-sign_symmetry centred paper,DANN sign_symmetry centred uncorrected" --seeds 1 --write-docs   # the ablations
+sign_symmetry centred paper,DANN sign_symmetry centred uncorrected" --seeds 1   # the ablations, seed 0
     python benchmarks/dale_deep.py --variants "bp,Dale new bp" --seeds 1 --set train.epochs=2 --out /tmp/d
-    python benchmarks/dale_deep.py --report --out runs/dale_deep --write-docs   # the table from what has run
+    python benchmarks/dale_deep.py --report --write-docs   # the table from every variant that has run
 
 ``--rank`` prints the participation ratio of the block outputs at initialisation (the collapse measurement);
 ``--grad-ratio`` each layer's gradient norm at initialisation over DANN bp's, for DANN sign symmetry variants.
@@ -114,7 +114,8 @@ def read_results(log: Path) -> list[dict[str, Any]]:
 
 
 def collect(rows: list[dict[str, Any]], labels: list[str] | None = None) -> dict[str, list[float | None]]:
-    """{label: [val top-1 of each seed, by seed; None: diverged]} in VARIANTS order (only labels that ran)."""
+    """{label: [val top-1 of each seed, by seed; None: diverged]} in the order of ``labels`` (default: VARIANTS),
+    only labels that ran."""
     order = labels or list(VARIANTS)
     out: dict[str, list[float | None]] = {}
     for label in order:
@@ -147,7 +148,7 @@ def participation_ratios(spec: dict[str, Any], n: int = 256) -> dict[str, float]
     logits at initialisation, on ``n`` training digits: ~1 when every channel carries the same signal."""
     import biocircuits as bc
     from biocircuits.models import build_model
-    x, shape, classes = _digits(n)
+    x, _, shape, classes = _digits(n)
     torch.manual_seed(0)
     model = bc.apply(build_model("resnet18", shape, classes, {}), spec)
     names = [f"layer{i}.{j}" for i in range(1, 5) for j in range(2)] + ["fc"]
@@ -175,8 +176,7 @@ def gradient_ratios(spec: dict[str, Any], reference: dict[str, Any], n: int = 12
     import biocircuits as bc
     from biocircuits.core.layers import trainable_weight
     from biocircuits.models import build_model
-    x, shape, classes = _digits(n)
-    labels = _labels(n)
+    x, labels, shape, classes = _digits(n)
 
     def norms(constraints: dict[str, Any]) -> dict[str, float]:
         torch.manual_seed(0)
@@ -189,18 +189,14 @@ def gradient_ratios(spec: dict[str, Any], reference: dict[str, Any], n: int = 12
 
 
 @functools.lru_cache(maxsize=2)
-def _labels(n: int) -> torch.Tensor:
+def _digits(n: int) -> tuple[torch.Tensor, torch.Tensor, tuple, int]:
+    """The first ``n`` training images of the recipe's data and their labels, its input shape and class count
+    (loaded once)."""
     from biocircuits.data import build_data
     data = build_data(Experiment.from_yaml(EXPERIMENT).data)
-    return torch.tensor([int(data.train[i][1]) for i in range(n)])
-
-
-@functools.lru_cache(maxsize=2)
-def _digits(n: int) -> tuple[torch.Tensor, tuple, int]:
-    """The first ``n`` training images of the recipe's data, its input shape and class count (loaded once)."""
-    from biocircuits.data import build_data
-    data = build_data(Experiment.from_yaml(EXPERIMENT).data)
-    return torch.stack([data.train[i][0] for i in range(n)]), data.input_shape, data.num_classes
+    items = [data.train[i] for i in range(n)]
+    return (torch.stack([x for x, _ in items]), torch.tensor([int(y) for _, y in items]), data.input_shape,
+            data.num_classes)
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[float | None]]:
@@ -226,9 +222,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[float | None]]:
         names = [s.strip() for s in args.variants.split(",")] if args.variants else \
             ["DANN sign_symmetry paper", "DANN sign_symmetry centred paper", "DANN sign_symmetry centred"]
         ratios = {label: gradient_ratios(VARIANTS[label], VARIANTS["DANN bp"]) for label in names}
-        print(f"{'layer':<24}" + "".join(f"{label[19:] or label:>16}" for label in names))
+        width = max(16, *(len(label) + 2 for label in names))
+        print(f"{'layer':<24}" + "".join(f"{label:>{width}}" for label in names))
         for layer in ratios[names[0]]:
-            print(f"{layer:<24}" + "".join(f"{ratios[label][layer]:>16.3g}" for label in names))
+            print(f"{layer:<24}" + "".join(f"{ratios[label][layer]:>{width}.3g}" for label in names))
         return {}
     out = Path(args.out)
     results = collect(read_results(out / "results.jsonl"), labels) if args.report else \

@@ -288,11 +288,12 @@ class Constraints(Strict):
         for key, rule, options in refs:
             if self.dale.architecture == "dann":
                 check_rule(rule, f"{key}.rule" if key == "feedback" else key)
-            elif rule == "sign_symmetry" and options.get("centre"):
+            elif rule == "sign_symmetry" and validate_options(rule, options).centre:
                 raise ConfigError("sign_symmetry's centre leaves no feedback under column-sign Dale: every column of "
                                   "sign(W) is its input's type, so B = sign(W) minus its mean over the outputs is 0 "
-                                  "(but for project's zeros)", key=f"{key}.options.centre",
-                                  expected="false with dale.architecture: column", given="true",
+                                  "(but for project's zeros); refused for the whole spec, exempt layers included",
+                                  key=f"{key}.options.centre", expected="false with dale.architecture: column",
+                                  given=str(options.get("centre")),
                                   suggestion="use dale.architecture: dann, or drop centre")
         return self
 

@@ -177,6 +177,26 @@ def test_sign_symmetry_centre_conv_by_hand():
     assert float(x.grad.abs().max()) < 1e-5
 
 
+def test_sign_symmetry_centre_grouped_conv_centres_within_each_group_by_hand():
+    """groups=2, 6 outputs: output channels 0-2 read input channels 0-1, 3-5 read 2-3; each kernel entry is centred
+    over its own group's 3 outputs, so an error uniform within each group reaches no input. Depthwise is refused."""
+    torch.manual_seed(6)
+    conv = bc.nn.FeedbackConv2d(4, 6, 3, padding=1, groups=2, rule="sign_symmetry",
+                                options={"magnitude": "unit", "centre": True})
+    x = torch.randn(2, 4, 5, 5, requires_grad=True)
+    delta = torch.randn(2, 6, 5, 5)
+    conv(x).backward(delta)
+    S = torch.sign(conv.weight.detach())
+    B = torch.cat([S[0:3] - S[0:3].sum(0, keepdim=True) / 3, S[3:6] - S[3:6].sum(0, keepdim=True) / 3])
+    assert torch.allclose(x.grad, F.conv_transpose2d(delta, B, padding=1, groups=2), atol=1e-5)
+    x.grad = None
+    per_group = torch.randn(2, 2, 5, 5).repeat_interleave(3, dim=1)   # one error per group and position
+    conv(x).backward(per_group)
+    assert float(x.grad.abs().max()) < 1e-5
+    with pytest.raises(bc.ConfigError, match="one output per group|more than one output per group"):
+        bc.nn.FeedbackConv2d(4, 4, 3, groups=4, rule="sign_symmetry", options={"centre": True})
+
+
 def test_sign_symmetry_centre_is_refused_under_column_dale():
     with pytest.raises(bc.ConfigError, match=r"feedback.options.centre: .*column-sign Dale"):
         bc.Constraints.from_dict({"feedback": {"rule": "sign_symmetry", "options": {"centre": True}}, "dale": {}})
@@ -185,3 +205,7 @@ def test_sign_symmetry_centre_is_refused_under_column_dale():
                                                                     "options": {"centre": True}}}}, "dale": {}})
     bc.Constraints.from_dict({"feedback": {"rule": "sign_symmetry", "options": {"centre": True}},
                               "dale": {"architecture": "dann"}})
+    bc.Constraints.from_dict({"feedback": {"rule": "sign_symmetry", "options": {"centre": True}},
+                              "dale": {"enabled": False}})
+    bc.Constraints.from_dict({"feedback": {"rule": "sign_symmetry", "options": {"centre": "false"},
+                                           "overrides": {"fc": "sign_symmetry"}}, "dale": {}})

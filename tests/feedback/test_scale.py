@@ -12,7 +12,8 @@ from torch import nn
 
 import biocircuits as bc
 
-RULES = [("bp", {}), ("fa", {}), ("sign_symmetry", {}), ("sign_symmetry", {"magnitude": "random_fixed"})]
+RULES = [("bp", {}), ("fa", {}), ("sign_symmetry", {}), ("sign_symmetry", {"magnitude": "random_fixed"}),
+         ("sign_symmetry", {"magnitude": "weight_rms", "centre": True})]
 
 
 def small_convnet():

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from biocircuits.core.layers import trainable_weight
+from biocircuits.errors import ConfigError
 
 from .registry import Feedback, FeedbackRule, draw_init_uniform, init_std, paper_scale, register_rule
 
@@ -63,12 +64,14 @@ class SignSymmetry(FeedbackRule):
     with S = sign(W) (times |R| for frSF / brSF): the error that reaches the inputs is the deviation of each output
     unit's error from the layer's mean error at that sample (and position, for a conv) — feedback through a
     pooled inhibitory interneuron, the counterpart of DANN's subtractive forward inhibition
-    (:mod:`biocircuits.dale.dann`). It matters where sign(W)'s columns are not centred although W's are: under
-    DANN, W = W_EE - W_EI W_IE starts with every column's mean over the outputs at 0, but W_EE is exponential, so
-    ~63% of each column is negative; uncentred, B^T sends the layer's mean error to every input with gain
-    ~0.26 n_out, which grows geometrically through a deep network (ResNet-18: 2e10 at ``conv1`` on the first
-    step, docs/results.md). Under column-sign Dale, sign(W)'s columns are constant, so centring leaves only the
-    zeros' pattern (refused there).
+    (:mod:`biocircuits.dale.dann`). A grouped conv is centred within each group (over the C_out / groups outputs
+    that read the input's group); a layer with one output per group (a depthwise conv, a one-output linear) would
+    get B = 0 and is refused. It matters where sign(W)'s columns are not centred although W's are: under DANN,
+    W = W_EE - W_EI W_IE starts with every column's mean over the outputs at 0, but W_EE is exponential, so ~63% of
+    each column is negative; uncentred, B^T sends the layer's mean error to every input with gain ~0.26 n_out, which
+    grows geometrically through a deep network (ResNet-18's ``conv1`` gets ~1e10 times bp's gradient at init,
+    docs/results.md). Under column-sign Dale, sign(W)'s columns are constant, so centring leaves only the zeros'
+    pattern (refused there).
 
     sign(W) (times |R| for frSF) is kept in the non-persistent buffer ``feedback_sign`` and rebuilt only when W
     has changed: after every optimiser step of a bound optimiser (``bc.bind``), and whenever the version counter of
@@ -92,6 +95,13 @@ class SignSymmetry(FeedbackRule):
             self.register_buffer(layer, "feedback_sign", torch.empty_like(weight), persistent=False)
         self._key: tuple | None = None
         self._scale: float | Tensor | None = None
+        self._groups = int(getattr(layer, "groups", 1))
+        if self.options.centre and weight.shape[0] // self._groups == 1:
+            raise ConfigError(f"{qualname}: sign_symmetry's centre needs more than one output per group: with one, B "
+                              "minus its mean over the outputs is 0", key="feedback.options.centre",
+                              expected="a layer with 2+ outputs per group",
+                              given=f"{weight.shape[0]} outputs, groups={self._groups}",
+                              suggestion=f"give {qualname} its own rule in feedback.overrides (without centre)")
 
     def redraw(self, layer: nn.Module) -> None:
         """brSF: advance ``feedback_step`` and redraw R from (seed, layer, step) on the layer's device."""
@@ -135,7 +145,9 @@ class SignSymmetry(FeedbackRule):
         return cache, self._scale
 
     def _centred(self, feedback: Tensor) -> Tensor:
-        """``centre``: subtract, in place, each input's mean feedback weight over the output units (dim 0)."""
+        """``centre``: subtract, in place, each input's mean feedback weight over the output units that read it (dim 0;
+        for a grouped conv, the outputs of its group)."""
         if self.options.centre:
-            feedback.sub_(feedback.mean(0, keepdim=True))
+            grouped = feedback.view(self._groups, -1, *feedback.shape[1:])
+            grouped.sub_(grouped.mean(1, keepdim=True))
         return feedback
