@@ -72,9 +72,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
                                          "dale": DANN},
     "DANN sign_symmetry centred uncorrected": {"feedback": SS_DANN,
                                                "dale": {**DANN, "dann": {"corrected_updates": False}}},
+    # W_IE as W_EE's mean row (exact centring; the default before dann.init existed)
+    "DANN bp mean_row": {"feedback": {"rule": "bp"}, "dale": {**DANN, "dann": {"init": "mean_row"}}},
+    "DANN sign_symmetry centred mean_row": {"feedback": SS_DANN, "dale": {**DANN, "dann": {"init": "mean_row"}}},
 }
 ABLATIONS = ["DANN sign_symmetry paper", "DANN sign_symmetry weight_rms", "DANN sign_symmetry centred paper",
-             "DANN sign_symmetry centred uncorrected"]
+             "DANN sign_symmetry centred uncorrected", "DANN bp mean_row", "DANN sign_symmetry centred mean_row"]
 DEFAULT = [label for label in VARIANTS if label not in ABLATIONS]   # what --write-docs runs
 
 

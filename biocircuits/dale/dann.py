@@ -18,16 +18,22 @@ Divisive inhibition (``dann.divisive: true``; alpha (n_i,) and the gain g (n_e,)
 
     z = g * (W x) / gamma + b,    gamma = W_EI (exp(alpha) * (W_IE x))     (elementwise over outputs)
 
-Initialisation (Cornford et al. 2021, section 3; inputs taken as rectified, x >= 0): W_EE ~ Exponential(lambda_E)
-i.i.d. with lambda_E = sqrt(d (2 pi - 1) / (2 pi)); every row of W_IE is the mean row of W_EE,
-W_IE[i, :] = (1/n_e) sum_k W_EE[k, :]; W_EI = 1 / n_i; so W_EI W_IE is the mean row and z - b = sum_j (W_EE[k, j] -
-mean_k W_EE[k, j]) x_j is centred over the E units for every x. alpha = log(sqrt(2 pi - 1) / sqrt(d)), g = 1,
-b = 0: at init gamma matches the standard deviation of W x for rectified-Gaussian inputs.
+Initialisation (Cornford et al. 2021, section 3, as in the authors' released code; inputs taken as rectified,
+x >= 0): W_EE ~ Exponential(lambda_E) i.i.d. with lambda_E = sqrt(d (2 pi - 1) / (2 pi)) (std 1/lambda_E);
+W_EI = 1 / n_i; alpha = log(sqrt(2 pi - 1) / sqrt(d)), g = 1, b = 0 (at init gamma matches the standard deviation of
+W x for rectified-Gaussian inputs). W_IE (``dann.init``):
+
+- ``paper`` (default): W_IE ~ Exponential(lambda_E) i.i.d. like W_EE when n_i > 1 (so E[W_EI W_IE] = E[W_EE] and
+  z - b is centred over the E units in expectation), and the mean row of W_EE when n_i = 1;
+- ``mean_row``: every row of W_IE is the mean row of W_EE, W_IE[i, :] = (1/n_e) sum_k W_EE[k, :], so W_EI W_IE is
+  the mean row and z - b = sum_j (W_EE[k, j] - mean_k W_EE[k, j]) x_j is centred over the E units exactly, for
+  every x (the authors' later "centring as in LayerNorm" variant, here with W_EI = 1 / n_i).
 
 Corrected updates (their section 4: updates of the inhibitory parameters reach every E output at once, so their
 effect on the output distribution, measured by the Fisher information / KL divergence, is larger than that of an
 E weight's; the paper scales them down): after each optimiser step the update dP of each inhibitory parameter is
-rescaled, P <- P_before + c dP, with c = 1/sqrt(n_e) for W_IE and c = 1/d for W_EI and alpha. Scaling the *update*
+rescaled, P <- P_before + c dP, with c = 1/sqrt(n_e) for W_IE, 1/d for W_EI and 1/(sqrt(n_e) d) for alpha (the
+factors of the authors' code, which scales the gradients of plain SGD by them). Scaling the *update*
 rather than the gradient keeps the correction under Adam (which would normalise a gradient scale away). Then every
 non-negative tensor is projected, P <- max(P, 0).
 
@@ -45,6 +51,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -65,12 +72,14 @@ EPS = 1e-6
 
 class DannOptions(BaseModel):
     """``dale.dann``: ``inhibitory_fraction`` (n_i = max(1, round(fraction * n_e))), ``divisive`` inhibition,
-    ``corrected_updates`` (the paper's scaling of the inhibitory parameters' updates)."""
+    ``corrected_updates`` (the paper's scaling of the inhibitory parameters' updates), ``init`` of W_IE (``paper``:
+    i.i.d. exponential like W_EE; ``mean_row``: W_EE's mean row, exact centring)."""
 
     model_config = ConfigDict(extra="forbid")
     inhibitory_fraction: float = Field(0.1, gt=0.0, le=1.0)
     divisive: bool = False
     corrected_updates: bool = True
+    init: Literal["paper", "mean_row"] = "paper"
 
 
 def check_rule(rule: str, key: str) -> None:
@@ -102,13 +111,21 @@ class DannWeight(nn.Module):
 
 
 @torch.no_grad()
-def dann_init(weight: Tensor, n_i: int, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(W_EE, W_IE, W_EI, alpha) of Cornford et al.'s initialisation for a weight shaped like ``weight``."""
+def dann_init(weight: Tensor, n_i: int, generator: torch.Generator, mode: str = "paper"
+              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(W_EE, W_IE, W_EI, alpha) of Cornford et al.'s initialisation for a weight shaped like ``weight``; ``mode``
+    is ``dann.init`` (see the module docstring)."""
     n_e, d = weight.shape[0], weight[0].numel()
     lam = math.sqrt(d * (2 * math.pi - 1) / (2 * math.pi))
-    u = torch.rand(weight.shape, generator=generator, dtype=torch.float64).clamp_min(1e-12)
-    w_ee = (-u.log() / lam).to(weight)                            # Exponential(lambda): -log(U) / lambda
-    w_ie = w_ee.mean(0, keepdim=True).expand(n_i, *weight.shape[1:]).clone()
+
+    def exponential(shape: tuple[int, ...]) -> Tensor:      # Exponential(lambda): -log(U) / lambda
+        u = torch.rand(shape, generator=generator, dtype=torch.float64).clamp_min(1e-12)
+        return (-u.log() / lam).to(weight)
+    w_ee = exponential(tuple(weight.shape))
+    if mode == "paper" and n_i > 1:
+        w_ie = exponential((n_i, *weight.shape[1:]))
+    else:
+        w_ie = w_ee.mean(0, keepdim=True).expand(n_i, *weight.shape[1:]).clone()
     w_ei = torch.full((n_e, n_i), 1.0 / n_i).to(weight)
     alpha = torch.full((n_i,), math.log(math.sqrt(2 * math.pi - 1) / math.sqrt(d))).to(weight)
     return w_ee, w_ie, w_ei, alpha
@@ -137,7 +154,7 @@ class Dann(LayerAttachment):
         self.n_i = max(1, int(round(self.options.inhibitory_fraction * n_e)))
         self.n_e, self.d = n_e, weight[0].numel()
         gen = torch.Generator().manual_seed(self.layer_seed % (2**63))
-        w_ee, w_ie, w_ei, alpha = dann_init(weight.detach().cpu(), self.n_i, gen)
+        w_ee, w_ie, w_ei, alpha = dann_init(weight.detach().cpu(), self.n_i, gen, self.options.init)
         device = weight.device
         self.register_buffer(layer, "dale_sign", torch.ones(weight.shape[1], device=device, dtype=weight.dtype))
         with torch.no_grad():
@@ -182,7 +199,8 @@ class Dann(LayerAttachment):
 
     # --- hooks ----------------------------------------------------------------------------------------------------
     def corrections(self) -> dict[str, float]:
-        return {"weight_ie": 1.0 / math.sqrt(self.n_e), "weight_ei": 1.0 / self.d, "alpha": 1.0 / self.d}
+        return {"weight_ie": 1.0 / math.sqrt(self.n_e), "weight_ei": 1.0 / self.d,
+                "alpha": 1.0 / (math.sqrt(self.n_e) * self.d)}
 
     @classmethod
     @torch.no_grad()

@@ -92,20 +92,46 @@ def test_weights_stay_non_negative_under_training(opt, rule, divisive):
 
 
 def test_corrected_updates_scale_the_inhibitory_steps():
+    """The factors of the authors' code: W_IE by 1/sqrt(n_e), W_EI by 1/d, alpha by 1/(sqrt(n_e) d)."""
     torch.manual_seed(0)
-    model = bc.apply(mlp(), {"dale": {"architecture": "dann", "dann": {"inhibitory_fraction": 0.2}}})
+    model = bc.apply(mlp(), {"dale": {"architecture": "dann", "dann": {"inhibitory_fraction": 0.2,
+                                                                       "divisive": True}}})
     layer = model[2]
-    w_ee, w_ie, w_ei, _ = parts(layer)
-    before = [t.detach().clone() for t in (w_ee, w_ie, w_ei)]
+    w_ee, w_ie, w_ei, p = parts(layer)
+    tensors = (w_ee, w_ie, w_ei, p.alpha)
+    before = [t.detach().clone() for t in tensors]
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.3), model)
     out = model(torch.rand(5, 6))
     (out * torch.randn(out.shape)).sum().backward()
-    grads = [t.grad.clone() for t in (w_ee, w_ie, w_ei)]
+    grads = [t.grad.clone() for t in tensors]
+    assert all(float(g.abs().max()) > 0 for g in grads)
     opt.step()
     n_e, d = 10, 20
-    scales = [1.0, 1 / math.sqrt(n_e), 1 / d]          # W_EE as is; W_IE by 1/sqrt(n_e); W_EI by 1/d
-    for t, b, g, c in zip((w_ee, w_ie, w_ei), before, grads, scales, strict=True):
+    scales = [1.0, 1 / math.sqrt(n_e), 1 / d, 1 / (math.sqrt(n_e) * d)]
+    for t, b, g, c in zip(tensors[:3], before, grads, scales, strict=False):
         assert torch.allclose(t.detach(), (b - 0.3 * c * g).clamp(min=0), atol=1e-6)
+    assert torch.allclose(p.alpha.detach(), before[3] - 0.3 * scales[3] * grads[3], atol=1e-7)   # not clamped
+
+
+def test_paper_init_draws_the_interneurons_like_w_ee_and_mean_row_centres_exactly():
+    """init: paper (the authors' code): W_IE ~ Exponential(lambda) i.i.d. when n_i > 1 (mean 1/lambda, std = mean),
+    W_EI = 1/n_i; init: mean_row: every W_IE row is W_EE's mean row, so W's columns sum to 0 over the outputs."""
+    lam = math.sqrt(200 * (2 * math.pi - 1) / (2 * math.pi))
+    torch.manual_seed(0)
+    paper = bc.apply(nn.Sequential(nn.Linear(5, 200), nn.ReLU(), nn.Linear(200, 100)),
+                     {"dale": {"architecture": "dann"}})[2]
+    w_ee, w_ie, w_ei, _ = parts(paper)
+    assert w_ie.shape == (10, 200) and bool((w_ei == 0.1).all())
+    w = w_ie.detach()
+    assert abs(float(w.mean()) * lam - 1) < 0.1 and abs(float(w.std() / w.mean()) - 1) < 0.15
+    assert not torch.allclose(w_ie[0], w_ee.mean(0), atol=1e-3)
+    assert float((w_ee - w_ei @ w_ie).sum(0).abs().max()) > 1.0     # centred only in expectation
+    torch.manual_seed(0)
+    exact = bc.apply(nn.Sequential(nn.Linear(5, 200), nn.ReLU(), nn.Linear(200, 100)),
+                     {"dale": {"architecture": "dann", "dann": {"init": "mean_row"}}})[2]
+    w_ee, w_ie, w_ei, _ = parts(exact)
+    assert torch.allclose(w_ie, w_ee.mean(0, keepdim=True).expand(10, 200))
+    assert float((w_ee - w_ei @ w_ie).sum(0).abs().max()) < 1e-4
 
 
 def test_feedback_rules_and_refusals():
@@ -125,12 +151,13 @@ def test_feedback_rules_and_refusals():
 
 
 def test_sign_symmetry_centre_cancels_the_mean_error_that_plain_sign_feedback_amplifies():
-    """W = W_EE - W_EI W_IE starts with centred columns, sign(W) does not (W_EE is exponential: ~63% of each column
-    is below its mean); with centre the error sent down is (delta - mean_k delta_k) sign(W) s, computed by hand, so a
-    uniform error reaches no input; without it, it comes back amplified."""
+    """With init: mean_row, W = W_EE - W_EI W_IE starts with centred columns, sign(W) does not (W_EE is
+    exponential: ~63% of each column is below its mean); with centre the error sent down is
+    (delta - mean_k delta_k) sign(W) s, computed by hand, so a uniform error reaches no input; without it, it comes
+    back amplified."""
     torch.manual_seed(5)
     spec = {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit", "centre": True}},
-            "dale": {"architecture": "dann"}}
+            "dale": {"architecture": "dann", "dann": {"init": "mean_row"}}}
     model = bc.apply(nn.Sequential(nn.Linear(30, 40), nn.ReLU(), nn.Linear(40, 50)), spec)
     layer = model[2]
     w_ee, w_ie, w_ei, _ = parts(layer)

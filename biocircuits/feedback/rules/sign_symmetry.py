@@ -67,9 +67,10 @@ class SignSymmetry(FeedbackRule):
     (:mod:`biocircuits.dale.dann`). A grouped conv is centred within each group (over the C_out / groups outputs
     that read the input's group); a layer with one output per group (a depthwise conv, a one-output linear) would
     get B = 0 and is refused. It matters where sign(W)'s columns are not centred although W's are: under DANN,
-    W = W_EE - W_EI W_IE starts with every column's mean over the outputs at 0, but W_EE is exponential, so ~63% of
-    each column is negative; uncentred, B^T sends the layer's mean error to every input with gain ~0.26 n_out, which
-    grows geometrically through a deep network (ResNet-18's ``conv1`` gets ~1e10 times bp's gradient at init,
+    W = W_EE - W_EI W_IE starts with every column's mean over the outputs at 0 in expectation (exactly with
+    ``dann.init: mean_row``), but W_EE is exponential, so ~63% of each column is negative; uncentred, B^T sends the
+    layer's mean error to every input with gain ~0.26 n_out, which grows geometrically through a deep network
+    (ResNet-18's ``conv1`` gets ~1e9 times bp's gradient at init,
     docs/results.md). Under column-sign Dale, sign(W)'s columns are constant, so centring leaves only the zeros'
     pattern (refused there).
 
