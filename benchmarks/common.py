@@ -1,12 +1,17 @@
-"""Shared timing helpers for the benchmark scripts: interleaved runs, medians, memory per variant."""
+"""Shared helpers for the benchmark scripts: interleaved runs, medians, memory per variant, and the figure files
+that result tables are written to."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -93,3 +98,17 @@ def training_step(run: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y
         loss = nn.functional.cross_entropy(run(x), y)
     loss.backward()
     opt.step()
+
+
+FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """The command that produced a table: ``python benchmarks/<script>`` and its arguments."""
+    return f"python benchmarks/{script} " + " ".join(argv if argv is not None else sys.argv[1:])
+
+
+def write_figures(name: str, results: Any, text: str) -> None:
+    """``docs/figures/<name>.json`` (``results``) and ``<name>.md`` (the markdown ``text``)."""
+    (FIGURES / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (FIGURES / f"{name}.md").write_text(text)

@@ -37,6 +37,9 @@ from biocircuits.config.loading import parse_set
 from biocircuits.errors import TrainingDiverged
 from biocircuits.train.trainer import run_experiment
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import command_line, write_figures  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / "experiments" / "paper_mnist5k_resnet18.yaml"
 EPOCHS = 8
@@ -233,12 +236,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[float | None]]:
     out = Path(args.out)
     results = collect(read_results(out / "results.jsonl"), labels) if args.report else \
         run_table(labels, args.seeds, parse_set(args.set), out)
-    text = markdown(results, read_results(out / "results.jsonl"), "python benchmarks/dale_deep.py " +
-                    " ".join(argv if argv is not None else sys.argv[1:]))
+    text = markdown(results, read_results(out / "results.jsonl"), command_line("dale_deep.py", argv))
     print(text)
     if args.write_docs:
-        (ROOT / "docs" / "figures" / "dale_deep.json").write_text(json.dumps(results, indent=2) + "\n")
-        (ROOT / "docs" / "figures" / "dale_deep.md").write_text(text)
+        write_figures("dale_deep", results, text)
     return results
 
 

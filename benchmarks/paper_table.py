@@ -9,7 +9,6 @@ written to ``docs/results.md`` (val top-1 mean and spread, beside the published 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import sys
@@ -21,6 +20,9 @@ import torch
 from biocircuits.config.experiment import Experiment
 from biocircuits.config.loading import parse_set
 from biocircuits.train.trainer import run_experiment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import command_line, write_figures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENT = ROOT / "experiments" / "paper_mnist5k_resnet18.yaml"
@@ -83,12 +85,10 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     labels = [s.strip() for s in args.rules.split(",")] if args.rules else list(VARIANTS)
     start = time.perf_counter()
     results = run_table(labels, args.seeds, parse_set(args.set), Path(args.out))
-    text = markdown(results, args.seeds, time.perf_counter() - start, "python benchmarks/paper_table.py " +
-                    " ".join(argv if argv is not None else sys.argv[1:]))
+    text = markdown(results, args.seeds, time.perf_counter() - start, command_line("paper_table.py", argv))
     print(text)
     if args.write_docs:
-        (ROOT / "docs" / "figures" / "paper_table.json").write_text(json.dumps(results, indent=2) + "\n")
-        (ROOT / "docs" / "figures" / "paper_table.md").write_text(text)
+        write_figures("paper_table", results, text)
     return results
 
 
