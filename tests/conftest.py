@@ -3,7 +3,6 @@ builders of :mod:`tests.builders` as factory fixtures (session-scoped and statel
 them too)."""
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,8 +10,6 @@ import torch
 from .builders import build_mlp, random_gradient_step
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
-
-FIXTURES = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(autouse=True)
@@ -31,9 +28,3 @@ def mlp():
 def random_step():
     """``random_step(model, optimizer, seed, batch=16)``: see :func:`tests.builders.random_gradient_step`."""
     return random_gradient_step
-
-
-@pytest.fixture(scope="session")
-def fixtures_dir() -> Path:
-    """``tests/fixtures/``: data files the tests read (copy them before writing)."""
-    return FIXTURES
