@@ -1,6 +1,5 @@
 """Model and data builders shared by the tests. Test functions get them as the fixtures of ``tests/conftest.py``
-(``mlp``, ``random_step``); module-level helpers, hypothesis tests and spawned workers, which cannot
-take fixtures, import them from here."""
+(``mlp``, ``random_step``); module-level helpers, which cannot take fixtures, import them from here."""
 
 from __future__ import annotations
 

@@ -7,8 +7,9 @@ import biocircuits as bc
 
 
 def test_two_optimisers_over_one_model_run_each_layers_hooks_once(mlp):
-    model = bc.apply(mlp(4, 6, 3, act=nn.Tanh, seed=0),
-                     {"feedback": {"rule": "weight_mirror"}, "phases": {"error_delay": 1}})
+    model = bc.apply(
+        mlp(4, 6, 3, act=nn.Tanh, seed=0), {"feedback": {"rule": "weight_mirror"}, "phases": {"error_delay": 1}}
+    )
     first = bc.bind(torch.optim.SGD([model[0].weight, model[0].bias], lr=0.1), model)
     second = bc.bind(torch.optim.SGD([model[2].weight, model[2].bias], lr=0.1), model)
     grads = []
@@ -26,8 +27,9 @@ def test_two_optimisers_over_one_model_run_each_layers_hooks_once(mlp):
 
 
 def test_sign_symmetry_follows_w_under_a_fused_optimiser(mlp):
-    model = bc.apply(mlp(4, 6, 3, act=nn.Tanh, seed=0),
-                     {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}}})
+    model = bc.apply(
+        mlp(4, 6, 3, act=nn.Tanh, seed=0), {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}}}
+    )
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=10.0, fused=True), model)
     for _ in range(2):
         opt.zero_grad()
