@@ -83,6 +83,33 @@ def test_one_mirror_iteration_by_hand_and_mirrors_align_b_with_w():
     assert angle(layer.weight, layer.feedback_weight)[0] < 10
 
 
+def test_mirror_noise_has_the_given_std_by_hand():
+    """x = s z with z the seeded N(0, 1) draw: after n iterations B_k = B_(k-1) + eta (y_k^T x_k / n - lambda B_(k-1)),
+    y_k = x_k W^T, for a linear and a conv layer (one kernel-sized patch: y is one position)."""
+    s, eta, lam, n, iters = 2.0, 0.2, 0.5, 32, 3
+    opts = {"samples": n, "lr": eta, "weight_decay": lam, "noise_std": s}
+    torch.manual_seed(0)
+    lin = bc.apply(nn.Sequential(nn.Linear(6, 4)), {"feedback": {"rule": "weight_mirror", "options": opts}})[0]
+    conv = bc.apply(nn.Sequential(nn.Conv2d(3, 5, (3, 2))), {"feedback": {"rule": "weight_mirror",
+                                                                           "options": opts}})[0]
+    for layer in (lin, conv):
+        W, B = layer.weight.detach().clone(), layer.feedback_weight.clone()
+        for k in range(1, iters + 1):
+            layer.rule.mirror(layer)
+            gen = torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k))
+            x = s * torch.randn(n, *W.shape[1:], generator=gen)           # (n, in) or (n, C_in, k_h, k_w)
+            flat_x, flat_w = x.reshape(n, -1), W.reshape(W.shape[0], -1)
+            y = flat_x @ flat_w.t()                                         # (n, out): the response
+            B = B + eta * ((y.t() @ flat_x / n).reshape(W.shape) - lam * B)
+        assert torch.allclose(layer.feedback_weight, B, atol=1e-5)
+    # with many samples one full step (eta lambda = 1) lands on the fixed point (s^2 / lambda) W, not W
+    lin = bc.apply(nn.Sequential(nn.Linear(6, 4)), {"feedback": {"rule": "weight_mirror", "options": {
+        "samples": 65_536, "lr": 1.0, "weight_decay": 1.0, "noise_std": s}}})[0]
+    lin.rule.mirror(lin)
+    ratio = (lin.feedback_weight * lin.weight.detach()).sum() / lin.weight.detach().pow(2).sum()
+    assert float(ratio) == pytest.approx(s**2, rel=0.05)
+
+
 def test_mirror_phase_runs_every_k_steps_and_aligns_conv_feedback():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 5 * 5, 2))
