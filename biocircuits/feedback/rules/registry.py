@@ -30,6 +30,21 @@ class FeedbackRule(LayerAttachment):
 
     slot = "rule"
     reads_weight: ClassVar[bool] = False
+    # buffers registered empty and sized when first used (an optimiser's state for B, a full DFA matrix): a
+    # checkpoint's tensor under such a name is loaded whatever its shape
+    lazy_buffers: ClassVar[tuple[str, ...]] = ()
+
+    def prepare_load(self, layer: nn.Module, state_dict: dict[str, Tensor], prefix: str) -> None:
+        """Before ``layer`` loads ``state_dict``: give each of :attr:`lazy_buffers` the checkpoint's shape (empty,
+        or sized by the steps the checkpoint had taken), keeping its dtype and device."""
+        for name in self.lazy_buffers:
+            saved, held = state_dict.get(prefix + name), getattr(layer, name, None)
+            if isinstance(saved, Tensor) and isinstance(held, Tensor) and saved.shape != held.shape:
+                setattr(layer, name, torch.empty(saved.shape, dtype=held.dtype, device=held.device))
+
+    def after_load(self, layer: nn.Module, loaded: set[str]) -> None:
+        """After ``layer`` and its submodules loaded a state dict that held the buffers named in ``loaded``: rebuild
+        state that a plain checkpoint (one without this rule's buffers) leaves stale. Nothing by default."""
 
     def direct_pathway(self, layer: nn.Module) -> Callable[[Tensor, torch.Size], Tensor] | None:
         """For rules that bypass B (direct feedback alignment): ``f(delta, input_shape) -> grad_input``, called in
