@@ -10,19 +10,12 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from .registry import FeedbackRule, draw, draw_init_uniform, paper_scale, register_rule
+from .registry import FeedbackRule, draw_init_uniform, draw_paper, paper_scale, register_rule
 
 
 class FeedbackAlignmentOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     init: Literal["paper", "uniform", "signed"] = "paper"
-
-
-def _paper(weight: Tensor, seed: int) -> Tensor:
-    if weight.dim() == 2:
-        return draw_init_uniform(weight, seed)
-    std = paper_scale(weight)
-    return draw(weight, seed, lambda t, gen: t.normal_(0.0, std, generator=gen))
 
 
 def _signed(weight: Tensor, seed: int) -> Tensor:
@@ -31,7 +24,7 @@ def _signed(weight: Tensor, seed: int) -> Tensor:
 
 # B at conversion, from the layer's weight W_0 and the layer's seed
 INITS: dict[str, Callable[[Tensor, int], Tensor]] = {
-    "paper": _paper,
+    "paper": draw_paper,
     "uniform": draw_init_uniform,
     "signed": _signed,
 }
