@@ -266,6 +266,35 @@ def test_dfa_conv_layer_gets_the_per_channel_signal_broadcast_over_space():
     assert torch.allclose(model[0].weight.grad, grad, atol=1e-5)
 
 
+def test_dfa_full_conv_sends_the_error_to_every_unit_by_hand():
+    """conv: full: dL/dx[n, c, i, j] = sum_k e[n, k] D[k, (c, i, j)] with D (classes x C_in H W), drawn at the first
+    backward from U(+-1/sqrt(C_in H W)); a fresh model loads it; another input size is an error."""
+    def net():
+        torch.manual_seed(0)
+        return bc.apply(nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 4, 3, stride=2),
+                                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)),
+                        {"feedback": {"rule": "dfa", "options": {"conv": "full"}}})
+    model = net()
+    assert model[2].direct_feedback.numel() == 0
+    x, c = torch.randn(2, 2, 6, 6), torch.randn(2, 5)
+    a1 = model[0](x)
+    (model(x) * c).sum().backward()
+    D = model[2].direct_feedback
+    bound = 1 / math.sqrt(3 * 6 * 6)
+    gen = torch.Generator().manual_seed(model[2].rule.layer_seed)
+    R = torch.empty(5, 3 * 6 * 6).uniform_(-bound, bound, generator=gen)
+    assert torch.equal(D, R)
+    signal = (c @ D).view(2, 3, 6, 6)                 # dL/d(input of conv 2): every unit its own value
+    delta1 = signal * (a1 > 0)
+    grad = torch.nn.grad.conv2d_weight(x, model[0].weight.shape, delta1, padding=1)
+    assert torch.allclose(model[0].weight.grad, grad, atol=1e-5)
+    fresh = net()
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh[2].direct_feedback, D)
+    with pytest.raises(RuntimeError, match="the full pathway needs one input size"):
+        model(torch.randn(2, 2, 8, 8)).sum().backward()
+
+
 def test_paper_scales_follow_the_formula():
     conv = bc.nn.FeedbackConv2d(4, 8, 3, rule="sign_symmetry")
     lin = bc.nn.FeedbackLinear(10, 3, rule="sign_symmetry")
