@@ -324,6 +324,11 @@ def test_signed_init_follows_the_weights_of_a_plain_checkpoint(rule):
     saved["0.feedback_weight"] = torch.randn_like(saved["0.feedback_weight"])
     model.load_state_dict(saved)
     assert torch.equal(model[0].feedback_weight, saved["0.feedback_weight"])   # a saved B is kept
+    twin = copy.deepcopy(model)
+    bc.remove(twin)                                   # the copy's load hook goes, the original's stays
+    assert not twin[0]._load_state_dict_post_hooks and len(model[0]._load_state_dict_post_hooks) == 1
+    bc.remove(model)
+    assert not model[0]._load_state_dict_post_hooks
 
 
 def test_signed_init_takes_the_signs_dale_leaves():

@@ -53,10 +53,14 @@ class FeedbackAlignment(FeedbackRule):
         feedback = INITS[self.options.init](layer.weight.detach(), self.layer_seed)
         self.register_buffer(layer, "feedback_weight", feedback)
         self._plain_load = False
-        self._load_hook = layer.register_load_state_dict_post_hook(self._after_load)
+        layer.register_load_state_dict_post_hook(self._after_load)
 
     def detach(self, layer: nn.Module) -> None:
-        self._load_hook.remove()
+        """Drop the buffers and this rule's load hook (found by identity, so a deep copy of the model removes its
+        own hook, not the original's)."""
+        hooks = layer._load_state_dict_post_hooks
+        for key in [k for k, hook in hooks.items() if getattr(hook, "__self__", None) is self]:
+            del hooks[key]
         super().detach(layer)
 
     @classmethod
