@@ -98,6 +98,7 @@ ALL = {"error_noise": 0.2, "error_quantization": 8, "error_filter": 1.5, "interf
     {**ALL, "backward_state": "current"},
     {**ALL, "backward_state": "trace", "trace_decay": 0.5},
     {**ALL, "error_delay": 2, "backward_state": "current", "error_filter": {"tau": 2.0, "cascade": False}},
+    {**ALL, "backward_state": "current", "interference": {"gamma": 0.5, "scale": "error"}},
 ])
 @pytest.mark.parametrize("tail", [(nn.Identity(),), (TimesOne(),), (TimesOne(), nn.Identity())])
 def test_a_no_op_after_the_last_layer_changes_nothing(phases, tail):
