@@ -111,3 +111,28 @@ def test_a_no_op_after_the_last_layer_changes_nothing(phases, tail):
     assert plain.state_dict().keys() == tailed.state_dict().keys()
     for k, v in plain.state_dict().items():
         assert torch.equal(v, tailed.state_dict()[k]), k
+
+
+def test_stored_late_errors_are_transformed_on_time_and_only_the_update_waits():
+    batches, gamma = data(4), 0.3
+
+    def inject(z, s):
+        size = rms_rows(s)
+        return z + torch.where(size > 0, gamma * rms_rows(z) / size.clamp(min=1e-300), 0 * size) * s
+
+    _, steps = run({"error_delay": 1, "interference": gamma}, batches)   # backward_state: stored
+    s1, s2 = torch.zeros(B, N_H, dtype=torch.float64), torch.zeros(B, N_OUT, dtype=torch.float64)
+    made = []
+    for (w, (g1, _, g2, _), b2), (x, y) in zip(steps, batches, strict=True):
+        w1, bias1, w2, bias2 = w
+        h = torch.tanh(inject(x @ w1.T + bias1, s1))
+        out = inject(h @ w2.T + bias2, s2)
+        s2 = output_error(out, y)                  # on time: the units hold this step's error e_t
+        s1 = (s2 @ b2) * (1 - h**2)
+        assert torch.allclose(g2, s2.T @ h, atol=1e-12)
+        assert torch.allclose(g1, s1.T @ x, atol=1e-12)
+        made.append((s1.T @ x, s2.T @ h))
+    for t in range(1, len(steps) - 1):            # the update of step t is the gradient made at step t - 1
+        (w_now, _, _), (w_next, _, _) = steps[t], steps[t + 1]
+        assert torch.allclose(w_now[0] - w_next[0], 0.1 * made[t - 1][0], atol=1e-12)
+        assert torch.allclose(w_now[2] - w_next[2], 0.1 * made[t - 1][1], atol=1e-12)
