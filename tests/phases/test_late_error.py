@@ -33,7 +33,8 @@ def run(phases, batches, tail=(), rule="fa"):
     out = []
     for x, y in batches:
         w = tuple(p.detach().clone() for p in (model[0].weight, model[0].bias, model[2].weight, model[2].bias))
-        b2 = model[2].backward_weight().clone()
+        b2 = model[2].backward_weight()          # None for dfa (no B of W's shape)
+        b2 = None if b2 is None else b2.clone()
         F.cross_entropy(model(x), y).backward()
         out.append((w, tuple(p.grad.clone() for p in model.parameters()), b2))
         opt.step()
@@ -136,3 +137,15 @@ def test_stored_late_errors_are_transformed_on_time_and_only_the_update_waits():
         (w_now, _, _), (w_next, _, _) = steps[t], steps[t + 1]
         assert torch.allclose(w_now[0] - w_next[0], 0.1 * made[t - 1][0], atol=1e-12)
         assert torch.allclose(w_now[2] - w_next[2], 0.1 * made[t - 1][1], atol=1e-12)
+
+
+def test_direct_feedback_sends_the_late_error_to_every_layer():
+    batches = data(4)
+    model, steps = run({"error_delay": 1, "backward_state": "current"}, batches, rule="dfa")
+    direct = model[2].direct_feedback            # the output layer is a DFA layer: its input gets e D too
+    late = torch.zeros(B, N_OUT, dtype=torch.float64)
+    for (w, (g1, _, g2, _), _), (x, y) in zip(steps, batches, strict=True):
+        h, out = forward(w, x)
+        assert torch.allclose(g2, late.T @ h, atol=1e-12)
+        assert torch.allclose(g1, ((late @ direct) * (1 - h**2)).T @ x, atol=1e-12)
+        late = output_error(out, y)

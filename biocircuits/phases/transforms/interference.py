@@ -40,7 +40,9 @@ class Interference(StreamState):
     still adds gamma times the activity's rms. With ``error`` the signal keeps its own size and fades with the
     error: S is the number of streams (the rows of one optimiser step on this process), so for a loss averaged
     over the step's examples (the trainer's) S s_t[b] = dl_b/dy_b is example b's own error and gamma its weight,
-    whatever the batch size (a summed loss makes it S times that). gamma = 0 is clean phase separation;
+    whatever the batch size (a summed loss makes it S times that; under fp16 loss scaling the stored error
+    carries the step's loss scale, and so does the added term: use bf16 or ``activity``). gamma = 0 is clean
+    phase separation;
     gamma < 0 adds the teaching direction -delta. A stream whose signal is zero (the first step) gets nothing
     added. Buffer ``interference_signal``: (S, *y.shape[1:])."""
 
