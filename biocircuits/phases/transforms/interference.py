@@ -42,9 +42,8 @@ class Interference(StreamState):
     over the step's examples (the trainer's) S s_t[b] = dl_b/dy_b is example b's own error and gamma its weight,
     whatever the batch size (a summed loss makes it S times that; under fp16 loss scaling the stored error
     carries the step's loss scale, and so does the added term: use bf16 or ``activity``). gamma = 0 is clean
-    phase separation;
-    gamma < 0 adds the teaching direction -delta. A stream whose signal is zero (the first step) gets nothing
-    added. Buffer ``interference_signal``: (S, *y.shape[1:])."""
+    phase separation; gamma < 0 adds the teaching direction -delta. A stream whose signal is zero (the first
+    step) gets nothing added. Buffer ``interference_signal``: (S, *y.shape[1:])."""
 
     name = "interference"
     Options = InterferenceOptions
