@@ -109,3 +109,14 @@ def test_micro_batches_are_rows_of_the_same_output_stage():
     split, _ = run("sign_symmetry", phases, data(4), accum=3)
     for (k, a), b in zip(whole.state_dict().items(), split.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-12), k
+
+
+def test_remove_takes_the_output_stage_away():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    plain = set(model.state_dict())
+    bc.apply(model, {"phases": {"error_filter": {"tau": 2, "cascade": False}}})
+    assert set(model.state_dict()) > plain
+    bc.remove(model)
+    assert set(model.state_dict()) == plain
+    assert not model._forward_hooks and not model._forward_pre_hooks
