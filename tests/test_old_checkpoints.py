@@ -28,5 +28,12 @@ def test_old_run_resumes_to_the_weights_the_old_code_reached(tmp_path):
     got = load_checkpoint(run / "checkpoint.pt")["model"]
     want = torch.load(DATA / "v0_run_step16_model.pt", weights_only=True)
     assert set(got) == set(want)
+    inexact = []
     for key in want:
-        assert torch.equal(got[key], want[key]), key
+        if not torch.equal(got[key], want[key]):
+            inexact.append(key)
+            # the reference was computed on another machine: CPU kernels chosen by instruction set may round the
+            # last bit differently (seen: 7e-9 in one delay-queue entry on an AMD EPYC); anything more is a bug
+            assert got[key].is_floating_point(), key
+            torch.testing.assert_close(got[key], want[key], rtol=1e-6, atol=1e-7, msg=key)
+    assert len(inexact) <= 2, inexact  # all but rounding-level entries identical bit for bit

@@ -22,7 +22,7 @@ from biocircuits.train.trainer import run_experiment
 
 from .check_pathway import check_run
 from .compare import compare
-from .plots import plot_runs
+from .plots import PlotRun, plot_runs
 
 EXPERIMENT_KEYS = {"name", "data", "model", "optim", "schedule", "train", "output", "constraints", "description"}
 
@@ -30,10 +30,9 @@ EXPERIMENT_KEYS = {"name", "data", "model", "optim", "schedule", "train", "outpu
 def cmd_run(args: argparse.Namespace) -> int:
     exp = Experiment.from_yaml(args.experiment, parse_set(args.set))
     run_dir = Path(args.output) if args.output else Path(exp.output) / exp.name
-    summary = run_experiment(exp, run_dir, resume=args.resume, overwrite=args.overwrite)
+    summary = run_experiment(exp, run_dir, resume=args.resume, overwrite=args.overwrite,
+                             callbacks=[PlotRun()] if exp.train.plots else [])
     if not summary.get("interrupted") and distributed.current().is_main:
-        if exp.train.plots:
-            plot_runs([run_dir])
         print(f"{exp.name}: val_acc1 {summary['val_acc1']:.2f}%  val_loss {summary['val_loss']:.4f}  "
               f"steps {summary['steps']}  {summary['wall_s']:.1f} s  -> {run_dir}")
     return 0

@@ -15,7 +15,7 @@ from biocircuits.train.claim import claim_folder, holds_run
 from biocircuits.train.run_folder import CompareFolder
 from biocircuits.train.trainer import run_experiment
 
-from .plots import plot_runs
+from .plots import PlotRun, plot_runs
 
 
 def variants(base: Experiment, rules: list[str] | None, constraints: list[str] | None) -> dict[str, Experiment]:
@@ -80,12 +80,11 @@ def _run_variants(base: Experiment, out: CompareFolder, runs: dict[str, Experime
         run = out.run(label)
         if distributed.current().is_main:
             print(f"== {label} -> {run.path}", flush=True)
-        summaries[label] = run_experiment(exp, run.path, resume=resume and run.checkpoint.exists())
+        summaries[label] = run_experiment(exp, run.path, resume=resume and run.checkpoint.exists(),
+                                          callbacks=[PlotRun()] if exp.train.plots else [])
         if summaries[label].get("interrupted"):
             print("compare stopped by signal; rerun with --resume to continue")
             return summaries
-        if exp.train.plots and distributed.current().is_main:
-            plot_runs([run.path])
     if distributed.current().is_main:
         text = table(summaries)
         out.compare_md.write_text(f"# {base.name}: comparison\n\n{text}\n")

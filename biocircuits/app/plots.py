@@ -17,6 +17,7 @@ import torch  # noqa: E402
 
 from biocircuits.dale.audit import spread_and_entropy  # noqa: E402
 from biocircuits.errors import ConfigError  # noqa: E402
+from biocircuits.train.callback import Callback  # noqa: E402
 from biocircuits.train.run_folder import RunFolder  # noqa: E402
 
 # the probe's angles; step_update_angle (the update a layer received at that training step vs backprop's on the same
@@ -150,3 +151,12 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path | None = None) -> l
         paths += plot_angles(run, out)
         paths += plot_dale(run, out)
     return paths
+
+
+class PlotRun(Callback):
+    """Writes the run's plots (:func:`plot_runs`) into its ``plots/`` when it finishes (not when a signal stops it);
+    rank 0 only. The command adds it when ``train.plots`` is on."""
+
+    def on_train_end(self, trainer, summary) -> None:  # noqa: ANN001
+        if not summary.get("interrupted") and trainer.dist.is_main:
+            plot_runs([trainer.folder.path])
