@@ -119,7 +119,7 @@ def check_run(run_dir: str | Path, layer_name: str, mode: str = "spiking", patte
         cal = bridge.calibrate_spikes(layer, errors, rate=rate * bridge.b2.Hz, window=window * bridge.b2.second,
                                       dale=dale)
         spec = exp.resolved_constraints().model_dump(mode="json")
-        spec["phases"] = cal.phases("both")
+        spec["phases"] = cal.phases("noise")
         Constraints.from_dict(spec, file=str(calibrate))  # the written spec must load
         Path(calibrate).write_text(cal.header() + yaml.safe_dump(spec, sort_keys=False))
         return cal

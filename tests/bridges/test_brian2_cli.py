@@ -71,3 +71,41 @@ def test_bad_input_exits_2_naming_the_option(run, capsys, argv, needle):
         code = exit_.code
     err = capsys.readouterr().err
     assert code == 2 and needle in err, err
+
+
+def test_calibrated_spec_adds_the_bridges_variance_once(run, tmp_path):
+    """The written spec's error noise, pushed through B in torch, has the bridge's measured readout variance
+    (mean over windows of ||readout - B^T e||^2), not that variance once per written transform."""
+    import numpy as np
+    import torch
+    import yaml
+    from brian2 import Hz, second
+
+    import biocircuits as bc
+    from biocircuits.app.check_pathway import layer_errors
+    from biocircuits.bridges.brian2 import calibrate_spikes
+    from biocircuits.train.restore import load_run
+    spec = tmp_path / "spiking.yaml"
+    assert main(["check-pathway", str(run), "--layer", "5", "--calibrate", str(spec), "--rate", "100",
+                 "--window", "0.03", "--patterns", "4"]) == 0
+    phases = yaml.safe_load(spec.read_text())["phases"]
+    assert set(phases) == {"seed", "error_noise"}
+    _, model, data = load_run(run)
+    layer = dict(model.named_modules())["5"]
+    x, y = torch.stack([data.val[i][0] for i in range(4)]), torch.tensor([data.val[i][1] for i in range(4)])
+    E = layer_errors(model, layer, x, y).double()
+    B = layer.backward_weight().detach().double()
+    cal = calibrate_spikes(B, E, rate=100 * Hz, window=0.03 * second)  # the command's simulation, same seed
+    sim, ana = np.asarray(cal.report.simulated), np.asarray(cal.report.analytic)
+    bridge = float(np.mean(np.sum((sim - ana) ** 2, axis=1)))
+    lin = torch.nn.Linear(B.shape[1], B.shape[0], bias=False)
+    with torch.no_grad():
+        lin.weight.copy_(B)
+    bc.apply(lin, {"feedback": {"rule": "bp"}, "phases": phases})
+    squared = []
+    for _ in range(400):
+        x0 = torch.zeros(len(E), B.shape[1], requires_grad=True)
+        lin(x0).backward(E.float())
+        squared += ((x0.grad.double() - E @ B) ** 2).sum(1).tolist()
+    # 1600 draws of a ~10-dof chi-square: about 1% standard error
+    assert np.mean(squared) == pytest.approx(bridge, rel=0.06)
