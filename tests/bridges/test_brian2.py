@@ -143,6 +143,21 @@ def test_two_layer_gated_pathway_matches_torch():
     switched = check_chain([B3, B2], e[:1], [varying], "rate", duration=0.2 * second, settle=0.15 * second)
     hand_switched = (B2.double().T @ (gate[1] * (B3.double().T @ e[0].double()))).numpy()
     assert np.allclose(switched.simulated[0], hand_switched, atol=2e-3 * np.abs(hand_switched).max())
+    # the reference averages the gate over the measuring window only (steps 1500..2000: all gate[1])
+    assert np.allclose(switched.reference[0], hand_switched, rtol=1e-12, atol=0)
+    assert switched.patterns[0].cosine > 0.9999
+
+
+def test_chain_reference_averages_a_time_varying_gate_over_the_measuring_window():
+    gen = torch.Generator().manual_seed(8)
+    B3, B2, e = torch.randn(4, 6, generator=gen).double(), torch.randn(6, 5, generator=gen).double(), \
+        torch.randn(1, 4, generator=gen).double()
+    g0, g1 = torch.tensor([1.0, 0, 1, 0, 1, 1]).double(), torch.tensor([0.0, 1, 1, 1, 0, 0]).double()
+    # 0.2 s at dt 0.1 ms = 2000 steps; settle 0.1 s skips steps 0..999; the gate switches at step 1500
+    varying = np.concatenate([np.tile(g0.numpy(), (1500, 1)), np.tile(g1.numpy(), (500, 1))])
+    rep = check_chain([B3, B2], e, [varying], "rate", duration=0.2 * second, settle=0.1 * second)
+    hand = B2.T @ ((g0 + g1) / 2 * (B3.T @ e[0]))  # the measuring window holds g0 and g1 500 steps each
+    assert np.allclose(rep.reference[0], hand.numpy(), rtol=1e-12, atol=0)
 
 
 def test_calibrated_noise_reproduces_the_bridge_cosine_in_torch():
