@@ -108,14 +108,14 @@ def check_chain(layers: Sequence[torch.nn.Module | torch.Tensor | np.ndarray], e
     if len(gates) != len(Bs) - 1:
         raise ValueError(f"{len(Bs)} layers need {len(Bs) - 1} gates (one per hidden layer), given {len(gates)}")
     E = as_errors(errors, Bs[0].shape[0])
-    hold = seconds(duration) if duration is not None else (0.3 if m.name == "rate" else 1.0)
+    hold = seconds(duration if duration is not None else m.chain_hold)
     stream = patterns(E, hold=hold * SECOND, dt=m.dt)
     n, steps = stream.hold, stream.steps
     G = [_gate_table(torch.as_tensor(g).double().numpy(), B.shape[1], steps, n, len(E)) for g, B in
          zip(gates, Bs[:-1], strict=True)]
     t0 = time.perf_counter()
     with session(codegen_target, seed) as bb:
-        build = _rate_chain if m.name == "rate" else _spiking_chain
+        build = CHAIN_BUILDERS[m.name]
         objects, target, norm, noise_terms = build(bb, m, Bs, stream, G, hidden_rate)
         mon = bb.StateMonitor(target, m.variable, record=True, dt=m.dt)
         bb.Network(*objects, mon).run(steps * m.dt, namespace={})
@@ -136,8 +136,8 @@ def check_chain(layers: Sequence[torch.nn.Module | torch.Tensor | np.ndarray], e
             bounds = _poisson_cosines(ref[p], [term(p, measured[p]) for term in noise_terms],
                                       (1 + math.expm1(-window / m.tau_s) * m.tau_s / window) / window)
         results.append(PatternResult(cos, ang, rel, None, *bounds))
-    neurons = {"error": Bs[0].shape[0] * (2 if m.name == "spiking" else 1), "target": Bs[-1].shape[1],
-               "relay": sum(B.shape[1] for B in Bs[:-1]) * (2 if m.name == "spiking" else 1)}
+    neurons = {"error": Bs[0].shape[0] * m.neurons_per_unit, "target": Bs[-1].shape[1],
+               "relay": sum(B.shape[1] for B in Bs[:-1]) * m.neurons_per_unit}
     return ChainReport(m.name, [tuple(B.shape) for B in Bs], hold, results, sim.tolist(), ref.tolist(), neurons,
                        time.perf_counter() - t0)
 
@@ -226,3 +226,6 @@ def _spiking_chain(bb, m, Bs, stream, G, hidden_rate):
             return 2 * rates[stage] / (2 * kp) ** 2, M
         carried.append(term)
     return objects, src, 2 * gains[-1] * unit_norm, carried
+
+
+CHAIN_BUILDERS = {"rate": _rate_chain, "spiking": _spiking_chain}  # a mode's chain network, by mode name

@@ -61,10 +61,16 @@ class Trace:
 
 
 class PathwayMode:
-    """Base class: ``dt`` (Brian2 time) and the stage time constant (:attr:`tau_s`, seconds)."""
+    """Base class: ``dt`` (Brian2 time) and the stage time constant (:attr:`tau_s`, seconds). Each mode also says
+    how long its checks hold a pattern by default (``hold``, ``chain_hold``), how many of its time constants a
+    switch needs to settle (``settle_taus``) and how many neurons carry one signed unit (``neurons_per_unit``)."""
 
     name: ClassVar[str]
     variable: ClassVar[str]
+    hold: ClassVar[Any]
+    chain_hold: ClassVar[Any]
+    settle_taus: ClassVar[float]
+    neurons_per_unit: ClassVar[int]
 
     def __init__(self, dt: Any) -> None:
         self.dt = dt
@@ -115,9 +121,13 @@ class PathwayMode:
             bb.Network(*objects, mon).run(stream.steps * self.dt, namespace={})
             values = np.asarray(getattr(mon, self.variable)).T[: stream.steps] / norm[: stream.steps, None]
         bad = sum(int(np.sum(np.asarray(syn.w[:]) * sign < 0)) for syn, sign in signed if sign)
-        gain = norm * -math.expm1(-self.dt_s / self.tau_s) / (2 * self.dt_s) if self.name == "spiking" else None
+        gain = self.error_gain(norm)
         return Trace(self.name, relays is not None, stream.times, values, self.predict(B, stream, relays),
                      stream.values @ B, gain, bad, neurons, time.perf_counter() - t0)
+
+    def error_gain(self, norm: np.ndarray) -> np.ndarray | None:
+        """k(t) (Hz per error unit, (steps,)) from the readout's normalisation; None for a mode without rates."""
+        return None
 
     def _build(self, bb: Any, B: np.ndarray, stream: ErrorStream, relays: Relays | None):
         raise NotImplementedError
@@ -164,6 +174,7 @@ class RateMode(PathwayMode):
 
     name = "rate"
     variable = "r"
+    hold, chain_hold, settle_taus, neurons_per_unit = 200 * MS, 300 * MS, 8, 1
 
     @check_units(tau=SECOND, dt=SECOND)
     def __init__(self, tau: Any = 10 * MS, dt: Any = 0.1 * MS) -> None:
@@ -228,6 +239,7 @@ class SpikingMode(PathwayMode):
 
     name = "spiking"
     variable = "I"
+    hold, chain_hold, settle_taus, neurons_per_unit = 500 * MS, 1 * SECOND, 5, 2
 
     @check_units(tau_syn=SECOND, rate=HZ, dt=SECOND)
     def __init__(self, tau_syn: Any = 5 * MS, rate: Any = 200 * HZ, dt: Any = 0.1 * MS) -> None:
@@ -260,6 +272,10 @@ class SpikingMode(PathwayMode):
             var = bp @ (rp + 2 * rm + extra) + bm @ (rm + 2 * rp + extra)
         f = 1 - self.tau_s / window * -math.expm1(-window / self.tau_s)
         return f * float(var) / (window * (2 * k) ** 2)
+
+    def error_gain(self, norm: np.ndarray) -> np.ndarray:
+        """k = norm (1 - exp(-dt / tau_s)) / (2 dt), the inverse of the readout's normalisation."""
+        return norm * -math.expm1(-self.dt_s / self.tau_s) / (2 * self.dt_s)
 
     def bias(self, B, e, relays=None, gain=None) -> np.ndarray:
         """The relays' rectified noise: :func:`~.relays.relay_bias` (0 without relays or relay noise)."""

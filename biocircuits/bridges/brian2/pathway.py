@@ -111,8 +111,9 @@ def relays_of(dale: bool | Relays) -> Relays | None:
 
 
 def default_settle(mode: PathwayMode, relays: Relays | None) -> float:
-    """Seconds skipped after each switch: 8 tau (rate) or 5 tau_syn (spiking), plus 5 tau_r with relays."""
-    return (8 if mode.name == "rate" else 5) * mode.tau_s + (5 * seconds(relays.tau) if relays else 0.0)
+    """Seconds skipped after each switch: ``settle_taus`` of the mode's time constant (8 tau rate, 5 tau_syn
+    spiking), plus 5 tau_r with relays."""
+    return mode.settle_taus * mode.tau_s + (5 * seconds(relays.tau) if relays else 0.0)
 
 
 @check_units(duration=SECOND, settle=SECOND)
@@ -128,7 +129,7 @@ def check_pathway(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray, error
     if weight is not None:
         W = as_matrix(weight)
     E = as_errors(errors, B.shape[0])
-    hold = seconds(duration) if duration is not None else (0.2 if m.name == "rate" else 0.5)
+    hold = seconds(duration if duration is not None else m.hold)
     settle_s = seconds(settle) if settle is not None else min(default_settle(m, relays), hold / 2)
     stream = patterns(E, hold=hold * SECOND, dt=m.dt)
     trace = m.simulate(B, stream, relays, seed=seed, codegen_target=codegen_target)
@@ -212,7 +213,7 @@ def frequency_response(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray,
         gain, phase = fit_sine(trace.times[keep], trace.values[keep] @ u, f)
         h = complex(m.transfer(np.array([f]), relays)[0])
         se = 0.0
-        if m.name == "spiking":
+        if trace.gain is not None:  # spike noise: the fit's standard error
             k = float(trace.gain[0])
             se = math.sqrt(2 * m.window_noise((B @ u)[:, None], np.zeros(B.shape[0]), fit, relays, gain=k)) * abs(h)
         points.append(FrequencyPoint(float(f), gain, phase, abs(h), math.degrees(math.atan2(h.imag, h.real)), se))
