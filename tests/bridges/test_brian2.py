@@ -290,3 +290,13 @@ def test_noisy_spiking_relays_bias_is_in_the_bound():
         assert 0.5 < d @ b / (b @ b) < 2
         assert p.bias_cosine == pytest.approx(float(ana @ (ana + b)) / np.linalg.norm(ana) / np.linalg.norm(ana + b))
         assert p.bias_cosine < 0.95
+
+
+def test_calibration_forms_one_at_a_time():
+    from biocircuits.bridges.brian2 import Calibration
+    cal = Calibration(200.0, 0.05, False, 0.5, 0.45, 3, 20.0, 0.9, 0.9, report=None)
+    assert cal.phases("noise") == {"seed": 0, "error_noise": {"sigma": 0.5}}
+    assert cal.phases("noise", measured=False)["error_noise"] == {"sigma": 0.45}
+    assert cal.phases("quantization") == {"seed": 0, "error_quantization": {"spikes": 3}}
+    with pytest.raises(ValueError, match="whole spiking variance"):
+        cal.phases("both")  # each form alone carries the whole variance: both would count it twice
