@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ __all__ = [
     "plot_frequency",
     "plot_report",
     "plot_tracking",
+    "rounding_level",
 ]
 
 
@@ -92,6 +94,15 @@ def layer_gates(model: nn.Module, lower: nn.Module, upper: nn.Module, x: Tensor)
         for handle in handles:
             handle.remove()
     return gate.detach()
+
+
+def rounding_level(errors: Tensor, dtype: torch.dtype = torch.float32) -> list[int]:
+    """Patterns whose largest error is below 16 eps of ``dtype`` (1.9e-6 in float32): at the logits the error is
+    p - y with |p - y| <= 1, so these are within a few roundings of zero (a saturated softmax rounds p to 1 and
+    the error to 0 or noise) and their cosines say nothing about the pathway."""
+    floor = 16 * torch.finfo(dtype).eps
+    peaks = errors.abs().reshape(len(errors), -1).amax(dim=1)
+    return [i for i, peak in enumerate(peaks.tolist()) if not math.isfinite(peak) or peak < floor]
 
 
 def converted_layer(modules: dict[str, nn.Module], name: str, key: str) -> nn.Module:
@@ -187,7 +198,7 @@ class CheckOutcome:
 def check_run(request: CheckRequest) -> CheckOutcome:
     """Run ``request`` on its run folder: ``pathway_<layer>_<mode>[_dale][<suffix>].json`` and ``.png`` (or the
     calibrated spec). Every given option acts or is refused (a ConfigError naming it)."""
-    from .pathway_checks import Context, rounding_level
+    from .pathway_checks import Context
 
     check = request.check()
     folder = RunFolder(request.run_dir)

@@ -6,12 +6,10 @@ ever ignored. Adding a check is one class here. Imported only when a check runs 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
 import yaml
 from torch import Tensor, nn
 
@@ -336,12 +334,3 @@ class SpikeBudget(PathwayCheck):
         Constraints.from_dict(spec, file=str(self.path))  # the written spec must load
         self.path.write_text(cal.header() + yaml.safe_dump(spec, sort_keys=False))
         return cal
-
-
-def rounding_level(errors: Tensor, dtype: torch.dtype = torch.float32) -> list[int]:
-    """Patterns whose largest error is below 16 eps of ``dtype`` (1.9e-6 in float32): at the logits the error is
-    p - y with |p - y| <= 1, so these are within a few roundings of zero (a saturated softmax rounds p to 1 and
-    the error to 0 or noise) and their cosines say nothing about the pathway."""
-    floor = 16 * torch.finfo(dtype).eps
-    peaks = errors.abs().reshape(len(errors), -1).amax(dim=1)
-    return [i for i, peak in enumerate(peaks.tolist()) if not math.isfinite(peak) or peak < floor]
