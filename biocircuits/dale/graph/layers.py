@@ -45,7 +45,8 @@ def weight_layer_units(prop: Propagate, n: fx.Node, real: Tensor) -> Tensor:
             )
         prop.inputs.setdefault(name, []).append(per)
     out = prop.fresh(name, real, 1 if conv else real.dim() - 1, "layer")
-    prop.outputs.setdefault(name, []).append(
-        out.reshape(-1, out.shape[1] if conv else out.shape[-1])[0] if out.dim() > 1 else out
-    )
+    if out.dim() > 1:  # the unit of each output channel (constant off the channel dim: fresh ids)
+        prop.outputs.setdefault(name, []).append(per_channel(out) if conv else per_feature(out))
+    else:
+        prop.outputs.setdefault(name, []).append(out)
     return out
