@@ -48,6 +48,7 @@ class KolenPollack(FeedbackAlignment):
 
     name = "kolen_pollack"
     Options = KolenPollackOptions
+    learns_feedback = True
     lazy_buffers = STATE_BUFFERS
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
