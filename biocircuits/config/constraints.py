@@ -16,7 +16,7 @@ from biocircuits.dale.init import INITS
 from biocircuits.dale.slot import LAYER_KEYS
 from biocircuits.errors import ConfigError, did_you_mean
 from biocircuits.feedback.rules import RULES, rule_class, validate_options
-from biocircuits.phases.transforms import TRANSFORMS, decay_from_tau
+from biocircuits.phases.transforms import TRANSFORMS, ErrorTransform, decay_from_tau
 from biocircuits.plasticity.rules import PLASTICITY
 
 from .errors import from_validation_error
@@ -228,14 +228,20 @@ class PhasesSpec(Strict):
         return self.trace_decay or 0.0
 
     def transforms(self) -> dict[str, dict[str, Any]]:
-        """{transform name: options mapping} of every transform the section asks for (active or not): the keys it
-        names, with ``error_delay`` meeting the current state (``late_error``) unless ``backward_state`` is
-        ``stored``, and the presynaptic trace of ``backward_state: trace``."""
-        chosen = {k: TRANSFORMS.get(k).expand(v) for k, v in (self.model_extra or {}).items()}
-        if self.backward_state != "stored" and "error_delay" in chosen:
-            chosen["late_error"] = chosen.pop("error_delay")
-        if self.backward_state == "trace":
-            chosen["eligibility_trace"] = {"decay": self.trace_lambda()}
+        """{transform name: options mapping} of every transform the section asks for (active or not): the class
+        acting for each key it names (its ``acting_class`` given the section: ``error_delay`` meets the current
+        state unless ``backward_state`` is ``stored``), then those its settings imply (``implied_by``: the
+        presynaptic trace of ``backward_state: trace``)."""
+        chosen: dict[str, dict[str, Any]] = {}
+        moved: dict[str, dict[str, Any]] = {}
+        for key, value in (self.model_extra or {}).items():
+            cls = TRANSFORMS.get(key)
+            acting = cls.acting_class(self)
+            (chosen if acting is cls else moved)[acting.name] = cls.expand(value)
+        chosen.update(moved)
+        for name, cls in TRANSFORMS.items():   # (the registry also holds the stream clock, not a transform)
+            if issubclass(cls, ErrorTransform) and (implied := cls.implied_by(self)) is not None:
+                chosen[name] = implied
         return chosen
 
 
