@@ -2,63 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from biocircuits.core.interface import Choice, check_pair
 from biocircuits.core.interface import validate_options as validate_attachment_options
-from biocircuits.dale import DALE, SPEC_KEYS
-from biocircuits.dale.dann import DannOptions
-from biocircuits.dale.init import INITS
-from biocircuits.dale.slot import LAYER_KEYS
 from biocircuits.errors import ConfigError, did_you_mean
 from biocircuits.feedback.rules import RULES, rule_class, validate_options
 from biocircuits.phases.transforms import TRANSFORMS, ErrorTransform, decay_from_tau
 from biocircuits.plasticity.rules import PLASTICITY
 
+from .dale_spec import DaleSpec
 from .errors import from_validation_error
+from .fields import Glob, Strict, registered
 from .loading import load_with_includes
 
-
-class Strict(BaseModel):
-    """A spec section: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-def check_glob(pattern: str) -> str:
-    """A layer-name glob: non-empty, no spaces, balanced brackets."""
-    if not isinstance(pattern, str) or not pattern.strip():
-        raise ValueError("a layer-name glob must be a non-empty string")
-    if any(c.isspace() for c in pattern):
-        raise ValueError(f"layer-name glob {pattern!r} contains whitespace")
-    if pattern.count("[") != pattern.count("]"):
-        raise ValueError(f"layer-name glob {pattern!r} has unbalanced brackets")
-    return pattern
-
-
-def registered(lookup: Callable[[str], object]) -> AfterValidator:
-    """Accept a name that ``lookup`` finds in its registry (``lookup`` raises a ConfigError listing the valid
-    names and the closest ones otherwise)."""
-    def check(name: str) -> str:
-        lookup(name)
-        return name
-    return AfterValidator(check)
-
-
-Glob = Annotated[str, AfterValidator(check_glob)]
 RuleName = Annotated[str, registered(RULES.get)]
-EnforcerName = Annotated[str, registered(SPEC_KEYS["enforce"].get)]
-ArchitectureName = Annotated[str, registered(SPEC_KEYS["architecture"].get)]
-DaleInitName = Annotated[str, registered(INITS.get)]
-NormGammaName = Annotated[str, registered(SPEC_KEYS["norm_gamma"].get)]
-PopulationNormName = Annotated[str, registered(SPEC_KEYS["population_norm"].get)]
 PlasticityName = Annotated[str, registered(PLASTICITY.get)]
-# Dale's layer lists also take "<input>": the first weight layer, fed by the raw input
-DaleGlob = Annotated[str, AfterValidator(lambda p: p if p == "<input>" else check_glob(p))]
 
 
 class RuleRef(Strict):
@@ -88,73 +50,6 @@ class FeedbackSpec(Strict):
     def _options(self) -> FeedbackSpec:
         validate_options(self.rule, self.options, "options.")
         return self
-
-
-class DaleSpec(Strict):
-    """``dale:``: excitatory/inhibitory types per neuron. See :mod:`biocircuits.dale`.
-
-    ``types``: ``graph`` (one type per producing unit, followed through the traced graph to every layer that reads
-    it: :mod:`biocircuits.dale.graph`) or ``per_layer`` (each layer types its inputs by its own width, the
-    earlier behaviour: a unit read by two layers may then get two types); ``input_shape``: one input without the
-    batch dim, for the trace (guessed from the first layer when absent). The Dale slot's classes
-    (:mod:`biocircuits.dale.slot`) are chosen by value: ``architecture``: ``column`` (every weight carries its
-    presynaptic unit's sign, kept by the enforcer ``enforce``) or ``dann`` (Cornford et al. 2021: an excitatory
-    projection and inhibitory interneurons per layer, all weights non-negative, options in ``dann``:
-    :mod:`biocircuits.dale.dann`). ``norm_gamma`` (``free`` | ``nonnegative``): whether normalisation layers keep
-    gamma >= 0, so that the BN-folded weights obey the law too (:mod:`biocircuits.dale.norms`).
-    ``population_norm`` (``none`` | ``divisive``): each constrained layer's input divided by its E and I
-    populations' mean activity, which keeps deep column-sign networks from collapsing to one dimension
-    (:mod:`biocircuits.dale.population_norm`). Another registered Dale class takes its options under its name."""
-
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
-    enabled: bool = True
-    excitatory_fraction: float = Field(0.8, ge=0.0, le=1.0)
-    assignment: Literal["block", "random"] = "block"
-    seed: int = 0
-    layers: list[DaleGlob] = Field(default_factory=lambda: ["*"])
-    exempt: list[DaleGlob] = Field(default_factory=lambda: ["<input>"])
-    enforce: EnforcerName = "project"
-    init: DaleInitName = "balanced"
-    residual: Literal["identity", "signed"] = "identity"
-    types: Literal["graph", "per_layer"] = "graph"
-    input_shape: list[Annotated[int, Field(ge=1)]] | None = None
-    architecture: ArchitectureName = "column"
-    dann: DannOptions = Field(default_factory=DannOptions)
-    norm_gamma: NormGammaName = "free"
-    population_norm: PopulationNormName = "none"
-
-    @model_validator(mode="after")
-    def _choices(self) -> DaleSpec:
-        for key, value in (self.model_extra or {}).items():
-            if key not in DALE:
-                valid = [*type(self).model_fields, *DALE.names()]
-                raise ConfigError("unknown key", key=key, expected="one of " + ", ".join(valid), given=key,
-                                  suggestion=did_you_mean(key, valid), has_given=False)
-            validate_attachment_options(DALE.get(key), value, f"Dale {key!r}", f"{key}.")
-        first, *others = self.choices()
-        for other in others:   # the class every layer gets and each other chosen class may refuse one another
-            check_pair(first, other)
-        return self
-
-    def options_of(self, name: str) -> Any:
-        """The options a Dale class called ``name`` takes from this section: the mapping under its name (an extra
-        key or a declared section such as ``dann``), else none."""
-        value = (self.model_extra or {}).get(name, getattr(self, name, None) if name in type(self).model_fields
-                                             else None)
-        return value if isinstance(value, dict | BaseModel) else {}
-
-    def choices(self, prefix: str = "", acting: bool = False) -> list[Choice]:
-        """The Dale classes this section chooses, the one every constrained layer gets first, each with its
-        validated options and key paths (prefixed with ``prefix``); ``acting``: without the enforcer that an
-        architecture replaces."""
-        out: list[Choice] = []
-        for key, choices in SPEC_KEYS.items():
-            cls = choices.get(getattr(self, key))
-            replaced = acting and key in LAYER_KEYS and any(c.key == f"{prefix}{k}" for c in out for k in LAYER_KEYS)
-            if cls is not None and not replaced:
-                options = validate_attachment_options(cls, cls.spec_options(self))
-                out.append(Choice(cls, options, f"{prefix}{key}", f"{prefix}{cls.name}."))
-        return out
 
 
 # keys that left the schema: what they were and what to write instead
