@@ -18,6 +18,7 @@ from .fields import DaleGlob, Strict, registered
 
 EnforcerName = Annotated[str, registered(SPEC_KEYS["enforce"].get)]
 ArchitectureName = Annotated[str, registered(SPEC_KEYS["architecture"].get)]
+ResidualName = Annotated[str, registered(SPEC_KEYS["residual"].get)]
 DaleInitName = Annotated[str, registered(INITS.get)]
 NormGammaName = Annotated[str, registered(SPEC_KEYS["norm_gamma"].get)]
 PopulationNormName = Annotated[str, registered(SPEC_KEYS["population_norm"].get)]
@@ -48,7 +49,7 @@ class DaleSpec(Strict):
     exempt: list[DaleGlob] = Field(default_factory=lambda: ["<input>"])
     enforce: EnforcerName = "project"
     init: DaleInitName = "balanced"
-    residual: Literal["identity", "signed"] = "identity"
+    residual: ResidualName = "identity"
     types: Literal["graph", "per_layer"] = "graph"
     input_shape: list[Annotated[int, Field(ge=1)]] | None = None
     architecture: ArchitectureName = "column"

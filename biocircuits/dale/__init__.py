@@ -10,8 +10,10 @@ from .enforcers import ENFORCERS, DaleEnforcer
 from .graph import UnitGraph, unit_graph
 from .norms import NonnegativeGamma
 from .population_norm import PopulationNorm
+from .residual import SignedResidual
 from .slot import DALE, SPEC_KEYS, DaleAttachment
 
 __all__ = ["DALE", "ENFORCERS", "SPEC_KEYS", "AuditReport", "Constrained", "DaleAttachment", "DaleEnforcer", "Dann",
-           "DannOptions", "DannWeight", "LayerAudit", "MixedUnit", "NonnegativeGamma", "PopulationNorm", "UnitGraph",
-           "assign_signs", "audit", "constrain", "population_mask", "sign_mask", "synapse_mask", "unit_graph"]
+           "DannOptions", "DannWeight", "LayerAudit", "MixedUnit", "NonnegativeGamma", "PopulationNorm",
+           "SignedResidual", "UnitGraph", "assign_signs", "audit", "constrain", "population_mask", "sign_mask",
+           "synapse_mask", "unit_graph"]

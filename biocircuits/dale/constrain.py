@@ -14,7 +14,6 @@ from biocircuits.core.layers import weight_layers
 from biocircuits.errors import ConfigError
 
 from .graph import UnitGraph, unit_graph
-from .residual import sign_shortcuts
 from .slot import DaleAttachment, extra_classes, layer_class
 
 
@@ -57,9 +56,8 @@ def constrain(model: nn.Module, spec: Any) -> Constrained:
     the enforcer ``spec.enforce``), built with its options from ``spec`` and, when the class's layers read typed
     units (``typed_inputs``: column-sign enforcers), the signs s (+1 E / -1 I per presynaptic unit) it registers as
     ``dale_sign``: with ``types: graph`` those of the units the layer reads (:mod:`.graph`: one type per neuron in
-    every consumer); with ``per_layer``, ``assign_signs`` of its own input width. Then the signed shortcuts
-    (``residual: signed``) and the other classes the section chooses, each on its
-    :meth:`~.slot.DaleAttachment.targets`."""
+    every consumer); with ``per_layer``, ``assign_signs`` of its own input width. Then the other classes the
+    section chooses (signed shortcuts, normalisation policies), each on its :meth:`~.slot.DaleAttachment.targets`."""
     layers = weight_layers(model)
     names = [n for n, _ in layers]
     check_patterns_match([p for p in spec.layers if p != "*"], names, "dale.layers", "weight layer")
@@ -72,9 +70,7 @@ def constrain(model: nn.Module, spec: Any) -> Constrained:
     for name, layer in constrained:
         sign = layer_signs(name, layer, spec, units, signs) if cls.typed_inputs else None
         attach(layer, cls(cls.spec_options(spec), spec.seed, sign=sign), name)
-    if spec.residual == "signed":
-        sign_shortcuts(model)
-    for extra in extra_classes(spec):
+    for extra in extra_classes(spec):   # signed shortcuts (they read the layers' signs), normalisation policies
         add_everywhere(extra, extra.targets(model, constrained), spec)
     return Constrained([n for n, _ in constrained], [n for n in names if n in exempt], units, signs)
 

@@ -2,8 +2,9 @@
 
 A ``dale:`` spec section chooses its classes by value, one key each (:data:`SPEC_KEYS`):
 
-    enforce           the column-sign enforcer of every constrained layer (project, abs, softplus, exp_gradient)
     architecture      an architecture that replaces the enforcer (dann); ``column``: none, the enforcer acts
+    enforce           the column-sign enforcer of every constrained layer (project, abs, softplus, exp_gradient)
+    residual          identity shortcuts carrying their units' signs (signed); ``identity``: none
     norm_gamma        a policy on normalisation layers' gains (nonnegative); ``free``: none
     population_norm   a normalisation of each constrained layer's input (divisive); ``none``: none
 
@@ -95,6 +96,7 @@ def _choices(key: str, kind: str, off: str | None) -> Registry:
 SPEC_KEYS: dict[str, Registry] = {
     "architecture": _choices("architecture", "Dale architecture", "column"),
     "enforce": _choices("enforce", "Dale enforcer", None),
+    "residual": _choices("residual", "Dale residual", "identity"),
     "norm_gamma": _choices("norm_gamma", "Dale norm_gamma policy", "free"),
     "population_norm": _choices("population_norm", "Dale population_norm", "none"),
 }
@@ -113,5 +115,5 @@ def layer_class(spec: Any) -> type[DaleAttachment]:
 
 
 def extra_classes(spec: Any) -> list[type[DaleAttachment]]:
-    """The classes the other keys choose (normalisation policies), in :data:`SPEC_KEYS` order."""
+    """The classes the other keys choose (signed shortcuts, normalisation policies), in :data:`SPEC_KEYS` order."""
     return [cls for key in SPEC_KEYS if key not in LAYER_KEYS and (cls := chosen(spec, key)) is not None]

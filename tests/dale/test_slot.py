@@ -97,12 +97,14 @@ def test_toy_architecture_options_and_refusals_name_their_keys(toy):
 
 
 def test_every_dale_class_is_reachable_by_name_with_declared_options():
-    for name in ("project", "abs", "softplus", "exp_gradient", "dann", "nonnegative_gamma", "population_norm"):
+    for name in ("project", "abs", "softplus", "exp_gradient", "dann", "signed_residual", "nonnegative_gamma",
+                 "population_norm"):
         cls = DALE.get(name)
         assert issubclass(cls, DaleAttachment) and cls.slot == "dale" and issubclass(cls.Options, BaseModel)
     assert bc.ENFORCERS.names() == [n for n in DALE.names() if DALE.get(n).spec_key == "enforce"]
     assert SPEC_KEYS["norm_gamma"].get("nonnegative") is DALE.get("nonnegative_gamma")
     assert SPEC_KEYS["population_norm"].get("divisive") is DALE.get("population_norm")
+    assert SPEC_KEYS["residual"].get("signed") is DALE.get("signed_residual")
     assert SPEC_KEYS["architecture"].get("column") is None and SPEC_KEYS["norm_gamma"].get("free") is None
     with pytest.raises(ValueError, match="not a Dale enforcer"):
         bc.ENFORCERS.register(AbsArchitecture)
