@@ -65,7 +65,13 @@ class DaleSpec(Strict):
                 raise ConfigError("unknown key", key=key, expected="one of " + ", ".join(valid), given=key,
                                   suggestion=did_you_mean(key, valid), has_given=False)
             validate_attachment_options(DALE.get(key), value, f"Dale {key!r}", f"{key}.")
-        first, *others = self.choices()
+        chosen = self.choices()
+        for key in self.model_extra or {}:
+            cls = DALE.get(key)
+            if cls not in [c.cls for c in chosen]:
+                raise ConfigError(f"options for {key!r}, which this section does not choose", key=key,
+                                  suggestion=f"set {cls.spec_key}: {cls.choice_name()}, or remove {key}")
+        first, *others = chosen
         for other in others:   # the class every layer gets and each other chosen class may refuse one another
             check_pair(first, other)
         return self

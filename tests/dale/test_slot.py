@@ -90,6 +90,9 @@ def test_toy_architecture_options_and_refusals_name_their_keys(toy):
         bc.Constraints.from_dict({"dale": {"architecture": "abs_arch_tset"}})
     with pytest.raises(bc.ConfigError, match=r"dale.abs_arch_tset: unknown key.*did you mean 'abs_arch_test'"):
         bc.Constraints.from_dict({"dale": {"abs_arch_tset": {}}})
+    with pytest.raises(bc.ConfigError, match=r"dale.abs_arch_test: options for 'abs_arch_test', which this section "
+                                             r"does not choose.*set architecture: abs_arch_test"):
+        bc.Constraints.from_dict({"dale": {"abs_arch_test": {"gain": 2.0}}})
     with pytest.raises(bc.ConfigError, match=r"feedback.overrides.2: abs_arch_test wants a feedback rule other than"):
         bc.Constraints.from_dict({"feedback": {"rule": "fa", "overrides": {"2": "bp"}},
                                   "dale": {"architecture": "abs_arch_test"}})

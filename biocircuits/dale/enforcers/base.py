@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from biocircuits.core.celltypes import sign_mask
 
 from ..init import INITS, initialise
-from ..slot import DALE, ENFORCERS, DaleAttachment
+from ..slot import ENFORCERS, DaleAttachment
 
 
 def _init_name(name: str) -> str:
@@ -103,7 +103,7 @@ def sign_runs(layer: nn.Module, limit: int = 8) -> list[tuple[int, int, float]] 
     return runs if len(runs) <= limit else None
 
 
-__all__ = ["DALE", "ENFORCERS", "DaleEnforcer", "EnforcerOptions", "sign_runs", "signed_weights"]
+__all__ = ["ENFORCERS", "DaleEnforcer", "EnforcerOptions", "sign_runs", "signed_weights"]
 
 
 @torch.no_grad()
