@@ -105,6 +105,7 @@ class LayerAttachment:
     learns_feedback: ClassVar[bool] = False     # a feedback rule whose B learns from W's updates or responses
     fixed_column_signs: ClassVar[bool] = False  # every weight keeps its presynaptic unit's sign: sign(W) is constant
     #                                             down each column (column-sign Dale)
+    reparametrises: ClassVar[bool] = False      # W = s f(V): the optimiser trains a latent V, never W itself
 
     def __init__(self, options: BaseModel | dict[str, Any] | None = None, seed: int = 0) -> None:
         self.options = validate_options(type(self), options)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any
 
 import torch
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -38,7 +38,6 @@ class DaleEnforcer(DaleAttachment):
     Options = EnforcerOptions
     typed_inputs = True
     fixed_column_signs = True
-    reparametrises: ClassVar[bool] = False   # W is computed from a latent (the optimiser never sees W itself)
 
     def __init__(self, options: Any = None, seed: int = 0, sign: Tensor | None = None) -> None:
         super().__init__(options, seed, sign)
