@@ -1,0 +1,89 @@
+"""Running a sweep's trials on Ray Tune: a local Ray started for the sweep (or the cluster at ``--address``, or a
+Ray already initialised in this process), one Tune trial per pending trial, each holding ``resources``. Ray is
+imported here only, when a sweep runs, so ``import biocircuits`` never needs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from biocircuits.errors import BiocircuitsError
+
+from .folder import SweepFolder
+from .spec import Resources, Trial
+from .trial import tune_trainable
+
+INSTALL = 'pip install -e ".[sweep]"  (or: pip install "ray[tune]")'
+
+
+class EngineMissing(BiocircuitsError):
+    """Ray Tune is not installed."""
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a clear error saying how to install it."""
+    try:
+        import ray
+        from ray import tune  # noqa: F401
+    except ImportError as err:
+        raise EngineMissing(f"sweeps run on Ray Tune, which is not installed ({err}); install it with {INSTALL}"
+                            ) from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[Any]:
+    """Ray for the sweep: the one already initialised in this process, the cluster at ``address``, or a local Ray
+    started here (and stopped afterwards)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, single-user Ray: no token to manage
+    ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@contextmanager
+def sigterm_as_sigint() -> Iterator[None]:
+    """SIGTERM (a scheduler ending the job) takes Tune's Ctrl-C path: trials stop, the sweep can be rerun."""
+    def forward(signum: int, frame: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    old = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def run_trials(folder: SweepFolder, trials: list[Trial], resources: Resources, max_concurrent: int | None,
+               address: str | None = None) -> list[Any]:
+    """Run ``trials`` on Ray Tune (each a :func:`.trial.tune_trainable` call); returns Tune's results."""
+    if not trials:
+        return []
+    ray = import_ray()
+    from ray import tune
+
+    entries = {t.id: {"record": t.record(), "experiment": t.experiment.model_dump(mode="json"),
+                      "source": t.experiment.source} for t in trials}
+    trainable = tune.with_resources(
+        tune.with_parameters(tune_trainable, folder=str(folder.path.resolve()), trials=entries,
+                             threads=resources.torch_threads()),
+        {"cpu": resources.cpu, "gpu": resources.gpu})
+    tuner = tune.Tuner(
+        trainable, param_space={"trial": tune.grid_search([t.id for t in trials])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True),
+        run_config=tune.RunConfig(name=f"fit-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(folder.tune.resolve()),
+                                  verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
+    del ray
+    with sigterm_as_sigint():
+        return list(tuner.fit())
