@@ -1,0 +1,68 @@
+"""The sweep file: grid and variant expansion, every trial's experiment validated before anything runs, and bad
+sweep files exiting 2 with the key named (no Ray needed: validation comes first)."""
+
+from __future__ import annotations
+
+import pytest
+
+from biocircuits.app.cli import main
+from biocircuits.app.sweep import plan
+from biocircuits.errors import ConfigError
+
+
+def write(sweep_dir, text: str):
+    path = sweep_dir / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_axes_times_seeds_in_file_order(sweep_dir):
+    path = write(sweep_dir, "experiment: exp.yaml\nset: {optim.lr: 0.05}\naxes:\n  constraints: [bp.yaml, dale.yaml]\n"
+                 "  constraints.feedback.rule: [bp, fa]\nseeds: [3, 4]\n")
+    spec, data, trials = plan(path)
+    assert data["seeds"] == [3, 4] and len(trials) == 2 * 2 * 2
+    got = [(t.values["constraints"], t.values["constraints.feedback.rule"], t.seed) for t in trials]
+    assert got == [(c, r, s) for c in ("bp.yaml", "dale.yaml") for r in ("bp", "fa") for s in (3, 4)]
+    for t in trials:
+        spec_ = t.experiment.resolved_constraints()
+        assert spec_.feedback.rule == t.values["constraints.feedback.rule"]
+        assert spec_.dale_on == (t.values["constraints"] == "dale.yaml")
+        assert t.experiment.train.seed == t.seed and t.experiment.optim.lr == 0.05
+        assert t.experiment.train.steps == 6  # the experiment's own settings stay
+    assert len({t.id for t in trials}) == len(trials)
+    assert trials[0].variant == "constraints=bp,rule=bp"
+
+
+def test_named_variants_times_seeds(sweep_dir):
+    path = write(sweep_dir, "experiment: exp.yaml\nvariants:\n  - {name: slow, set: {optim.lr: 0.01}}\n"
+                 "  - {name: fa, set: {constraints.feedback.rule: fa, optim.lr: 0.02}}\nseeds: [0, 1]\n"
+                 "baseline: slow\n")
+    _, _, trials = plan(path)
+    assert [(t.variant, t.seed) for t in trials] == [("slow", 0), ("slow", 1), ("fa", 0), ("fa", 1)]
+    assert [t.experiment.optim.lr for t in trials] == [0.01, 0.01, 0.02, 0.02]
+    assert trials[2].experiment.resolved_constraints().feedback.rule == "fa"
+
+
+@pytest.mark.parametrize(("text", "key", "words"), [
+    ("experiment: exp.yaml\naxes: {train.epochz: [1, 2]}\n", "axes.train.epochz", "did you mean 'epochs'"),
+    ("experiment: exp.yaml\naxes: {optim.lr: [0.1, -1]}\n", "axes.optim.lr", "greater than 0"),
+    ("experiment: exp.yaml\naxes: {constraints.feedback.rule: [bp, fx]}\n", "axes.constraints.feedback.rule", "fx"),
+    ("experiment: exp.yaml\naxes: {constraints: [bp.yaml, nope.yaml]}\n", "axes.constraints", "not found"),
+    ("experiment: exp.yaml\nset: {train.batch_size: 0}\n", "set.train.batch_size", "greater than or equal"),
+    ("experiment: exp.yaml\nvariants: [{name: a, set: {model.nam: mlp}}]\n", "variants[a].set.model.nam",
+     "unknown key"),
+    ("experiment: exp.yaml\nseedz: [0]\n", "seedz", "did you mean 'seeds'"),
+    ("experiment: exp.yaml\nseeds: [0, 0]\n", "seeds", "distinct"),
+    ("experiment: exp.yaml\nresources: {cpu: 0}\n", "resources.cpu", "greater than 0"),
+    ("experiment: nope.yaml\n", "experiment", "not found"),
+    ("experiment: exp.yaml\naxes: {optim.lr: [0.1]}\nbaseline: lr=0.2\n", "baseline", "lr=0.1"),
+    ("experiment: exp.yaml\naxes: {train.seed: [1]}\n", "axes", "seeds:"),
+])
+def test_bad_sweep_file_exits_2_naming_the_key(sweep_dir, capsys, text, key, words):
+    path = write(sweep_dir, text)
+    with pytest.raises(ConfigError):
+        plan(path)
+    assert main(["sweep", str(path), "--output", str(sweep_dir / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: {key}") and words in err, err
+    assert "Traceback" not in err and not (sweep_dir / "out").exists()  # nothing started
