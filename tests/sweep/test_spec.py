@@ -66,3 +66,15 @@ def test_bad_sweep_file_exits_2_naming_the_key(sweep_dir, capsys, text, key, wor
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: {key}") and words in err, err
     assert "Traceback" not in err and not (sweep_dir / "out").exists()  # nothing started
+
+
+def test_ray_is_imported_only_by_a_sweep_and_its_absence_is_explained(sweep_dir, monkeypatch, capsys):
+    import subprocess
+    import sys
+
+    code = "import sys, biocircuits, biocircuits.app.cli, biocircuits.app.sweep; print('ray' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+    path = write(sweep_dir, "experiment: exp.yaml\n")
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    assert main(["sweep", str(path), "--output", str(sweep_dir / "out")]) == 1
+    assert 'pip install -e ".[sweep]"' in capsys.readouterr().err
