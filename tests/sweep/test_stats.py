@@ -99,5 +99,7 @@ def test_report_rebuilds_results_and_summary_from_run_folders(tmp_path, capsys):
     assert summary["variants"]["bp"]["mean"] == pytest.approx(62.5)
     assert summary["variants"]["fa"]["vs_baseline"]["mean"] == pytest.approx(45.0 - 60.0)
     assert "| bp | 2 | 62.500 |" in capsys.readouterr().out
+    for name in ("metric_by_variant.png", "learning_curves.png"):
+        assert (tmp_path / "rep" / "plots" / name).stat().st_size > 1000
     assert main(["report", str(tmp_path / "runs" / "bp0"), "--metric", "val_accuracy"]) == 2
     assert main(["report", str(tmp_path)]) == 2  # not a run, compare or sweep folder

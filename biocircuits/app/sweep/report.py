@@ -9,6 +9,7 @@ from typing import Any
 
 from biocircuits.errors import ConfigError
 
+from .figures import write_figures
 from .folder import SweepFolder, read_json, write_json, write_text
 from .results import run_row, sweep_rows, write_results
 from .stats import markdown, summarise
@@ -16,11 +17,13 @@ from .stats import markdown, summarise
 
 def write_report(out: Path, rows: list[dict[str, Any]], metric: str, baseline: str | None, title: str
                  ) -> dict[str, Any]:
-    """Write the results and the summary of ``rows`` into ``out``; returns the summary."""
+    """Write the results, the summary and its figures (``plots/``) of ``rows`` into ``out``; returns the
+    summary."""
     write_results(out, rows)
     summary = summarise(rows, metric, baseline)
     write_json(out / "summary.json", summary)
     write_text(out / "summary.md", markdown(summary, title))
+    write_figures(out, rows, summary)
     return summary
 
 
