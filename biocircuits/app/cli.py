@@ -133,6 +133,25 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
+    """``sweep`` and ``report``."""
+    swp = sub.add_parser("sweep", help="a grid of an experiment x seeds on Ray Tune, then results and a summary")
+    swp.add_argument("sweep", metavar="SWEEP.yaml")
+    swp.add_argument("--output", help="the sweep folder (default OUTPUT/<sweep file name>); rerun to continue")
+    swp.add_argument("--address", help="an existing Ray cluster (default: a local Ray started for the sweep)")
+    swp.add_argument("--max-concurrent", type=positive(int), default=None, help="at most N trials at once")
+    swp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    swp.set_defaults(func=cmd_sweep)
+
+    rep = sub.add_parser("report", help="rebuild results and summary from sweep, compare or run folders")
+    rep.add_argument("folders", nargs="+", metavar="FOLDER")
+    rep.add_argument("--output", help="where to write (default: the folder, or the run folders' parent)")
+    rep.add_argument("--metric", default=None, help="val_acc1 (default), val_acc5, val_loss, best_val_acc1, ...")
+    rep.add_argument("--baseline", default=None, help="the variant paired differences are taken against")
+    rep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    rep.set_defaults(func=cmd_report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="biocircuits", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -165,21 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(cmp)
     cmp.set_defaults(func=cmd_compare)
 
-    swp = sub.add_parser("sweep", help="a grid of an experiment x seeds on Ray Tune, then results and a summary")
-    swp.add_argument("sweep", metavar="SWEEP.yaml")
-    swp.add_argument("--output", help="the sweep folder (default OUTPUT/<sweep file name>); rerun to continue")
-    swp.add_argument("--address", help="an existing Ray cluster (default: a local Ray started for the sweep)")
-    swp.add_argument("--max-concurrent", type=positive(int), default=None, help="at most N trials at once")
-    swp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-    swp.set_defaults(func=cmd_sweep)
-
-    rep = sub.add_parser("report", help="rebuild results and summary from sweep, compare or run folders")
-    rep.add_argument("folders", nargs="+", metavar="FOLDER")
-    rep.add_argument("--output", help="where to write (default: the folder, or the run folders' parent)")
-    rep.add_argument("--metric", default=None, help="val_acc1 (default), val_acc5, val_loss, best_val_acc1, ...")
-    rep.add_argument("--baseline", default=None, help="the variant paired differences are taken against")
-    rep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-    rep.set_defaults(func=cmd_report)
+    add_sweep_commands(sub)
 
     val = sub.add_parser("validate", help="check constraint specs or experiment files")
     val.add_argument("files", nargs="+")

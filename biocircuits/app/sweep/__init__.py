@@ -3,6 +3,7 @@ run on Ray Tune; then the results and a summary with confidence intervals (:mod:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,12 @@ def run_sweep(sweep_file: str | Path, output: str | Path | None = None, address:
               flush=True)
         if todo:
             with ray_session(address, num_cpus):
-                run_trials(folder, todo, spec.resources, max_concurrent, address)
+                errors, stopped = run_trials(folder, todo, spec.resources, max_concurrent, address)
+            if not stopped:  # a trial the engine lost without a signal (its worker died): recorded as failed
+                for t in todo:
+                    if folder.trial_state(t.id).get("status") not in DONE:
+                        mark(folder.trial(t.id), t.record(), status="failed", finished_at=time.time(),
+                             reason=errors.get(t.id) or "the trial's worker ended without a result")
         rows, _ = sweep_rows(folder)
         write_report(folder.path, rows, spec.metric, spec.baseline, title=f"{folder.path.name}: {spec.metric}")
     statuses = {row["status"] for row in rows}

@@ -43,7 +43,8 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[An
     if ray.is_initialized():
         yield ray
         return
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, single-user Ray: no token to manage
+    if address is None:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, single-user Ray: no token to manage
     ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
              log_to_driver=False, configure_logging=False)
     try:
@@ -53,23 +54,35 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[An
 
 
 @contextmanager
-def sigterm_as_sigint() -> Iterator[None]:
-    """SIGTERM (a scheduler ending the job) takes Tune's Ctrl-C path: trials stop, the sweep can be rerun."""
-    def forward(signum: int, frame: Any) -> None:
-        os.kill(os.getpid(), signal.SIGINT)
+def stop_signals(flag: dict[str, bool]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM (a scheduler ending the job) set ``flag['stop']`` and take Tune's graceful stop (its
+    SIGUSR1): trials stop, the sweep can be rerun. A second Ctrl-C raises :class:`KeyboardInterrupt` at once."""
+    def handler(signum: int, frame: Any) -> None:
+        if flag["stop"] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag["stop"] = True
+        os.kill(os.getpid(), signal.SIGUSR1)
 
-    old = signal.signal(signal.SIGTERM, forward)
+    before = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours forwards to Tune's, and knows that it was a stop
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for s, h in old.items():
+            signal.signal(s, h)
+        if before is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = before
 
 
 def run_trials(folder: SweepFolder, trials: list[Trial], resources: Resources, max_concurrent: int | None,
-               address: str | None = None) -> list[Any]:
-    """Run ``trials`` on Ray Tune (each a :func:`.trial.tune_trainable` call); returns Tune's results."""
+               address: str | None = None) -> tuple[dict[str, str | None], bool]:
+    """Run ``trials`` on Ray Tune (each a :func:`.trial.tune_trainable` call); returns each trial's engine error
+    (None when Tune saw none) and whether a signal stopped the sweep."""
     if not trials:
-        return []
+        return {}, False
     ray = import_ray()
     from ray import tune
 
@@ -85,5 +98,9 @@ def run_trials(folder: SweepFolder, trials: list[Trial], resources: Resources, m
         run_config=tune.RunConfig(name=f"fit-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(folder.tune.resolve()),
                                   verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
     del ray
-    with sigterm_as_sigint():
-        return list(tuner.fit())
+    flag = {"stop": False}
+    with stop_signals(flag):
+        results = tuner.fit()
+    errors = {r.config["trial"]: (None if r.error is None else f"{type(r.error).__name__}: {r.error}"[:2000])
+              for r in results if r.config and "trial" in r.config}
+    return errors, flag["stop"]
