@@ -68,7 +68,8 @@ def test_sigterm_then_the_same_command_continues_without_loss_or_rerun(tmp_path,
     stop_midway(path, out)
     stopped = states(out)
     left = [t for t, s in stopped.items() if s not in ("finished", "failed")]
-    assert left, stopped  # the signal came while trials ran
+    assert left and set(stopped.values()) & {"interrupted"}, stopped  # the signal came while trials ran
+    assert set(stopped.values()) <= {"interrupted", "pending", "finished", "failed"}
     done_before = {t: mtimes(out.trial(t)) for t, s in stopped.items() if s in ("finished", "failed")}
 
     again = subprocess.run(sweep_command(path, out.path), cwd=ROOT, env=env(), capture_output=True, text=True,

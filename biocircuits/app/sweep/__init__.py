@@ -57,11 +57,13 @@ def run_sweep(sweep_file: str | Path, output: str | Path | None = None, address:
         if todo:
             with ray_session(address, num_cpus):
                 errors, stopped = run_trials(folder, todo, spec.resources, max_concurrent, address)
-            if not stopped:  # a trial the engine lost without a signal (its worker died): recorded as failed
-                for t in todo:
-                    if folder.trial_state(t.id).get("status") not in DONE:
-                        mark(folder.trial(t.id), t.record(), status="failed", finished_at=time.time(),
-                             reason=errors.get(t.id) or "the trial's worker ended without a result")
+            for t in todo:  # stopped by a signal: continue on a rerun; lost without one (a worker died): failed
+                status = folder.trial_state(t.id).get("status")
+                if stopped and status == "running":
+                    mark(folder.trial(t.id), t.record(), status="interrupted", reason="the sweep was stopped")
+                elif not stopped and status not in DONE:
+                    mark(folder.trial(t.id), t.record(), status="failed", finished_at=time.time(),
+                         reason=errors.get(t.id) or "the trial's worker ended without a result")
         rows, _ = sweep_rows(folder)
         write_report(folder.path, rows, spec.metric, spec.baseline, title=f"{folder.path.name}: {spec.metric}")
     statuses = {row["status"] for row in rows}
