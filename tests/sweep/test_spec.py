@@ -53,6 +53,7 @@ def test_named_variants_times_seeds(sweep_dir):
      "unknown key"),
     ("experiment: exp.yaml\nseedz: [0]\n", "seedz", "did you mean 'seeds'"),
     ("experiment: exp.yaml\nseeds: [0, 0]\n", "seeds", "distinct"),
+    ("experiment: exp.yaml\nscheduler: hyperband\n", "scheduler.name", "asha"),
     ("experiment: exp.yaml\nresources: {cpu: 0}\n", "resources.cpu", "greater than 0"),
     ("experiment: nope.yaml\n", "experiment", "not found"),
     ("experiment: exp.yaml\naxes: {optim.lr: [0.1]}\nbaseline: lr=0.2\n", "baseline", "lr=0.1"),

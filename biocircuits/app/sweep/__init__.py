@@ -37,6 +37,21 @@ def plan(sweep_file: str | Path) -> tuple[SweepSpec, dict[str, Any], list[Trial]
     return spec, data, trials
 
 
+def settle(folder: SweepFolder, todo: list[Trial], errors: dict[str, str | None], stopped: float | None) -> None:
+    """After the engine returns: trials a signal stopped (still ``running``, or ``stopped`` after the signal came)
+    are ``interrupted`` and continue on a rerun; trials the engine lost without a signal (a worker died) failed."""
+    for t in todo:
+        state = folder.trial_state(t.id)
+        status = state.get("status")
+        if stopped is not None and (status == "running" or (status == "stopped" and
+                                                             state.get("finished_at", 0) >= stopped)):
+            mark(folder.trial(t.id), t.record(), status="interrupted", reason="the sweep was stopped",
+                 finished_at=None)
+        elif stopped is None and status not in DONE:
+            mark(folder.trial(t.id), t.record(), status="failed", finished_at=time.time(),
+                 reason=errors.get(t.id) or "the trial's worker ended without a result")
+
+
 def run_sweep(sweep_file: str | Path, output: str | Path | None = None, address: str | None = None,
               max_concurrent: int | None = None, num_cpus: int | None = None) -> tuple[int, Path]:
     """Run the sweep's trials that are not done yet (finished and failed ones are left as they are; interrupted
@@ -56,14 +71,9 @@ def run_sweep(sweep_file: str | Path, output: str | Path | None = None, address:
               flush=True)
         if todo:
             with ray_session(address, num_cpus):
-                errors, stopped = run_trials(folder, todo, spec.resources, max_concurrent, address)
-            for t in todo:  # stopped by a signal: continue on a rerun; lost without one (a worker died): failed
-                status = folder.trial_state(t.id).get("status")
-                if stopped and status == "running":
-                    mark(folder.trial(t.id), t.record(), status="interrupted", reason="the sweep was stopped")
-                elif not stopped and status not in DONE:
-                    mark(folder.trial(t.id), t.record(), status="failed", finished_at=time.time(),
-                         reason=errors.get(t.id) or "the trial's worker ended without a result")
+                errors, stopped = run_trials(folder, todo, spec.resources, max_concurrent, address, spec.scheduler,
+                                             spec.metric)
+            settle(folder, todo, errors, stopped)
         rows, _ = sweep_rows(folder)
         write_report(folder.path, rows, spec.metric, spec.baseline, title=f"{folder.path.name}: {spec.metric}")
     statuses = {row["status"] for row in rows}

@@ -14,7 +14,7 @@ from typing import Any
 from biocircuits.errors import BiocircuitsError
 
 from .folder import SweepFolder
-from .spec import Resources, Trial
+from .spec import Resources, Scheduler, Trial
 from .trial import tune_trainable
 
 INSTALL = 'pip install -e ".[sweep]"  (or: pip install "ray[tune]")'
@@ -54,13 +54,14 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[An
 
 
 @contextmanager
-def stop_signals(flag: dict[str, bool]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM (a scheduler ending the job) set ``flag['stop']`` and take Tune's graceful stop (its
-    SIGUSR1): trials stop, the sweep can be rerun. A second Ctrl-C raises :class:`KeyboardInterrupt` at once."""
+def stop_signals(flag: dict[str, Any]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM (a batch scheduler ending the job) set ``flag['stop']`` to the time and take Tune's
+    graceful stop (its SIGUSR1): trials stop, the sweep can be rerun. A second Ctrl-C raises
+    :class:`KeyboardInterrupt` at once."""
     def handler(signum: int, frame: Any) -> None:
-        if flag["stop"] and signum == signal.SIGINT:
+        if flag["stop"] is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        flag["stop"] = True
+        flag["stop"] = time.time()
         os.kill(os.getpid(), signal.SIGUSR1)
 
     before = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
@@ -77,12 +78,28 @@ def stop_signals(flag: dict[str, bool]) -> Iterator[None]:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = before
 
 
+REPORTED = {"val_acc1": ("val_acc1", "max"), "best_val_acc1": ("val_acc1", "max"), "val_acc5": ("val_acc5", "max"),
+            "val_loss": ("val_loss", "min"), "best_val_loss": ("val_loss", "min")}  # sweep metric -> Tune's, mode
+
+
+def build_scheduler(scheduler: Scheduler | None, metric: str) -> Any:
+    """Ray Tune's ASHA on the reported figure behind ``metric``, one time unit per evaluation; None for FIFO."""
+    if scheduler is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    name, mode = REPORTED[metric]
+    return ASHAScheduler(time_attr="training_iteration", metric=name, mode=mode, max_t=scheduler.max_evaluations,
+                         grace_period=scheduler.grace_period, reduction_factor=scheduler.reduction_factor)
+
+
 def run_trials(folder: SweepFolder, trials: list[Trial], resources: Resources, max_concurrent: int | None,
-               address: str | None = None) -> tuple[dict[str, str | None], bool]:
+               address: str | None = None, scheduler: Scheduler | None = None, metric: str = "val_acc1"
+               ) -> tuple[dict[str, str | None], float | None]:
     """Run ``trials`` on Ray Tune (each a :func:`.trial.tune_trainable` call); returns each trial's engine error
-    (None when Tune saw none) and whether a signal stopped the sweep."""
+    (None when Tune saw none) and when a signal stopped the sweep (None when none did)."""
     if not trials:
-        return {}, False
+        return {}, None
     ray = import_ray()
     from ray import tune
 
@@ -90,15 +107,16 @@ def run_trials(folder: SweepFolder, trials: list[Trial], resources: Resources, m
                       "source": t.experiment.source} for t in trials}
     trainable = tune.with_resources(
         tune.with_parameters(tune_trainable, folder=str(folder.path.resolve()), trials=entries,
-                             threads=resources.torch_threads()),
+                             threads=resources.torch_threads(), scheduler=scheduler.name if scheduler else None),
         {"cpu": resources.cpu, "gpu": resources.gpu})
     tuner = tune.Tuner(
         trainable, param_space={"trial": tune.grid_search([t.id for t in trials])},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True),
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
+                                    scheduler=build_scheduler(scheduler, metric)),
         run_config=tune.RunConfig(name=f"fit-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(folder.tune.resolve()),
                                   verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
     del ray
-    flag = {"stop": False}
+    flag: dict[str, Any] = {"stop": None}
     with stop_signals(flag):
         results = tuner.fit()
     errors = {r.config["trial"]: (None if r.error is None else f"{type(r.error).__name__}: {r.error}"[:2000])

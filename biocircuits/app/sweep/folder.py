@@ -16,7 +16,7 @@ from biocircuits import __version__
 from biocircuits.errors import ConfigError
 
 TRIAL_FILE = "trial.json"
-DONE = ("finished", "failed")  # a trial in either state is a result: a rerun of the sweep leaves it alone
+DONE = ("finished", "failed", "stopped")  # results (stopped: by the scheduler): a rerun leaves them alone
 
 
 def write_json(path: Path, data: Any) -> None:

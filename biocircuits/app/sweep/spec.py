@@ -9,7 +9,7 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
@@ -36,6 +36,18 @@ class Resources(Strict):
         return self.threads or max(1, int(self.cpu))
 
 
+class Scheduler(Strict):
+    """``scheduler:`` early stopping by Ray Tune's ASHA (Li et al. 2020) on the sweep's ``metric``, counted in
+    evaluations: a trial is compared with the others after ``grace_period`` evaluations and then at every
+    ``reduction_factor``-fold longer rung, and the worse ones stop (status ``stopped``)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    name: Literal["asha"] = "asha"
+    grace_period: int = Field(1, ge=1, le=10**9)
+    reduction_factor: float = Field(3.0, gt=1.0, le=1000)
+    max_evaluations: int = Field(10**9, ge=1, le=10**9)
+
+
 class Variant(Strict):
     """One entry of ``variants:``: a name and the overrides (dotted keys) it sets."""
 
@@ -57,6 +69,14 @@ class SweepSpec(Strict):
     resources: Resources = Field(default_factory=Resources)
     baseline: str | None = None
     metric: str = Field("val_acc1", pattern=r"^(val_acc1|val_acc5|val_loss|best_val_acc1|best_val_loss)$")
+    scheduler: Scheduler | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scheduler_by_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("scheduler"), str):
+            return {**data, "scheduler": {"name": data["scheduler"]}}
+        return data
 
     @model_validator(mode="after")
     def _distinct(self) -> SweepSpec:
