@@ -43,6 +43,24 @@ def test_named_variants_times_seeds(sweep_dir):
     assert trials[2].experiment.resolved_constraints().feedback.rule == "fa"
 
 
+def test_random_search_draws_from_its_seed_once_and_for_all(sweep_dir):
+    text = ("experiment: exp.yaml\nsearch:\n  num_samples: 4\n  seed: 7\n  space:\n"
+            "    optim.lr: {loguniform: [0.001, 0.1]}\n    model.kwargs.hidden: {choice: [[8], [16]]}\n"
+            "    train.batch_size: {randint: [16, 33]}\nseeds: [0, 1]\n")
+    _, _, trials = plan(write(sweep_dir, text))
+    assert len(trials) == 8 and [t.variant for t in trials[::2]] == [f"sample{i:03d}" for i in range(4)]
+    for t in trials:
+        e = t.experiment
+        assert 0.001 <= e.optim.lr <= 0.1 and e.model.kwargs["hidden"] in ([8], [16])
+        assert 16 <= e.train.batch_size <= 32
+        assert t.values == {"optim.lr": e.optim.lr, "model.kwargs.hidden": e.model.kwargs["hidden"],
+                            "train.batch_size": e.train.batch_size}
+    assert trials[0].values == trials[1].values and trials[0].seed != trials[1].seed  # a sample runs every seed
+    assert len({t.values["optim.lr"] for t in trials}) == 4
+    _, _, again = plan(sweep_dir / "sweep.yaml")  # a rerun plans the same trials
+    assert [t.values for t in again] == [t.values for t in trials]
+
+
 @pytest.mark.parametrize(("text", "key", "words"), [
     ("experiment: exp.yaml\naxes: {train.epochz: [1, 2]}\n", "axes.train.epochz", "did you mean 'epochs'"),
     ("experiment: exp.yaml\naxes: {optim.lr: [0.1, -1]}\n", "axes.optim.lr", "greater than 0"),
@@ -54,6 +72,12 @@ def test_named_variants_times_seeds(sweep_dir):
     ("experiment: exp.yaml\nseedz: [0]\n", "seedz", "did you mean 'seeds'"),
     ("experiment: exp.yaml\nseeds: [0, 0]\n", "seeds", "distinct"),
     ("experiment: exp.yaml\nscheduler: hyperband\n", "scheduler.name", "asha"),
+    ("experiment: exp.yaml\nsearch: {num_samples: 2, space: {optim.lr: {uniform: [0.1, 0.1]}}}\n",
+     "search.space.optim.lr.uniform", "low < high"),
+    ("experiment: exp.yaml\nsearch: {num_samples: 2, space: {optim.lr: {normal: [0, 1]}}}\n",
+     "search.space.optim.lr.normal", "unknown key"),
+    ("experiment: exp.yaml\nsearch: {num_samples: 2, space: {optim.momentum: {uniform: [0.5, 2.0]}}}\n",
+     "search.space.optim.momentum (experiment key optim.momentum)", "less than 1"),
     ("experiment: exp.yaml\nresources: {cpu: 0}\n", "resources.cpu", "greater than 0"),
     ("experiment: nope.yaml\n", "experiment", "not found"),
     ("experiment: exp.yaml\naxes: {optim.lr: [0.1]}\nbaseline: lr=0.2\n", "baseline", "lr=0.1"),

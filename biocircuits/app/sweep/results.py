@@ -76,7 +76,7 @@ def sweep_rows(folder: SweepFolder) -> tuple[list[dict[str, Any]], dict[str, Any
     """One row per trial listed in ``sweep.json``, in sweep order; and the sweep file's mapping."""
     record = read_json(folder.record)
     sweep = record.get("sweep", {})
-    axes = list(sweep.get("axes", {}))
+    axes = [*((sweep.get("search") or {}).get("space") or {}), *sweep.get("axes", {})]
     return [trial_row(folder.trial(tid), axes) for tid in record.get("trials", [])], sweep
 
 

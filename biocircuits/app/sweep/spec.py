@@ -19,8 +19,9 @@ from biocircuits.config.experiment import Experiment
 from biocircuits.config.loading import load_with_includes, read_yaml, resolve_path
 from biocircuits.errors import ConfigError
 
+from .search import DottedKey, Search, draw
+
 MAX_TRIALS = 10_000
-DottedKey = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")]
 
 
 class Resources(Strict):
@@ -70,6 +71,7 @@ class SweepSpec(Strict):
     baseline: str | None = None
     metric: str = Field("val_acc1", pattern=r"^(val_acc1|val_acc5|val_loss|best_val_acc1|best_val_loss)$")
     scheduler: Scheduler | None = None
+    search: Search | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -128,16 +130,18 @@ def _short(value: Any) -> str:
 
 
 def variant_cells(spec: SweepSpec) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
-    """(label, axis values, overrides) for each variant x grid cell, in file order (the last axis fastest)."""
+    """(label, values, overrides) for each variant x search sample x grid cell, in file order (the last axis
+    fastest); the values are the variant's name, the sample's draws and the axis values."""
     keys = list(spec.axes)
     cells = []
-    for variant in spec.variants or [None]:
+    for variant, (sample, drawn) in itertools.product(spec.variants or [None], draw(spec.search)):
         for combo in itertools.product(*(spec.axes[k] for k in keys)):
             values = dict(zip(keys, combo, strict=True))
-            parts = ([variant.name] if variant else []) + [f"{k.split('.')[-1]}={_short(v)}" for k, v in values.items()]
-            overrides = {**(variant.set if variant else {}), **values}
-            cells.append((",".join(parts) or "base", {**({"variant": variant.name} if variant else {}), **values},
-                          overrides))
+            parts = ([variant.name] if variant else []) + ([sample] if sample else []) + [
+                f"{k.split('.')[-1]}={_short(v)}" for k, v in values.items()]
+            overrides = {**(variant.set if variant else {}), **drawn, **values}
+            cells.append((",".join(parts) or "base",
+                          {**({"variant": variant.name} if variant else {}), **drawn, **values}, overrides))
     return cells
 
 
@@ -167,7 +171,9 @@ def expand(spec: SweepSpec, sweep_file: str | Path) -> list[Trial]:
 def _origin(spec: SweepSpec, overrides: dict[str, Any], label: str) -> dict[str, str]:
     """For each override key, the sweep key that set it (for error messages)."""
     out = {k: f"set.{k}" for k in spec.set}
-    out.update({k: f"axes.{k}" if k in spec.axes else f"variants[{label.split(',')[0]}].set.{k}" for k in overrides})
+    for k in overrides:
+        out[k] = f"axes.{k}" if k in spec.axes else f"search.space.{k}" if spec.search and k in spec.search.space \
+            else f"variants[{label.split(',')[0]}].set.{k}"
     return out
 
 
