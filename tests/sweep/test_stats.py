@@ -103,3 +103,26 @@ def test_report_rebuilds_results_and_summary_from_run_folders(tmp_path, capsys):
         assert (tmp_path / "rep" / "plots" / name).stat().st_size > 1000
     assert main(["report", str(tmp_path / "runs" / "bp0"), "--metric", "val_accuracy"]) == 2
     assert main(["report", str(tmp_path)]) == 2  # not a run, compare or sweep folder
+
+
+def test_report_rebuilds_a_sweep_folder_from_its_trials(tmp_path):
+    sweep = tmp_path / "sw"
+    ids = ["000_rule=bp_s0", "001_rule=bp_s1", "002_rule=fa_s0", "003_rule=fa_s1"]
+    accs = {"000_rule=bp_s0": 90.0, "001_rule=bp_s1": 94.0, "002_rule=fa_s0": 80.0, "003_rule=fa_s1": 85.0}
+    for tid in ids:
+        rule, seed = tid.split("=")[1].split("_")[0], int(tid[-1])
+        fake_run(sweep / "trials" / tid, rule, seed, [(accs[tid] - 5, 1.0), (accs[tid], 0.5)])
+        (sweep / "trials" / tid / "trial.json").write_text(json.dumps({
+            "trial": tid, "variant": f"rule={rule}", "values": {"constraints.feedback.rule": rule}, "seed": seed,
+            "status": "finished", "started_at": 1.0, "finished_at": 2.0}))
+    (sweep / "sweep.json").write_text(json.dumps({"trials": ids, "sweep": {
+        "axes": {"constraints.feedback.rule": ["bp", "fa"]}, "metric": "val_acc1", "baseline": "rule=fa"}}))
+    assert main(["report", str(sweep)]) == 0
+    with open(sweep / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [(r["trial"], r["constraints.feedback.rule"], r["val_acc1"]) for r in table] == [
+        (tid, tid.split("=")[1].split("_")[0], str(accs[tid])) for tid in ids]
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert summary["baseline"] == "rule=fa"  # from the sweep file
+    d = summary["variants"]["rule=bp"]["vs_baseline"]
+    assert d["seeds"] == [0, 1] and d["mean"] == pytest.approx(((90 - 80) + (94 - 85)) / 2)
