@@ -103,3 +103,14 @@ def test_ray_is_imported_only_by_a_sweep_and_its_absence_is_explained(sweep_dir,
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     assert main(["sweep", str(path), "--output", str(sweep_dir / "out")]) == 1
     assert 'pip install -e ".[sweep]"' in capsys.readouterr().err
+
+
+def test_a_folder_of_another_sweep_is_refused(sweep_dir, capsys):
+    pytest.importorskip("ray")
+    out = sweep_dir / "out"
+    out.mkdir()
+    (out / "sweep.json").write_text('{"sweep": {"experiment": "other.yaml"}, "trials": ["x"], "commands": []}')
+    path = write(sweep_dir, "experiment: exp.yaml\n")
+    assert main(["sweep", str(path), "--output", str(out)]) == 2
+    assert "holds another sweep" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "sweep.json"]  # nothing started
