@@ -123,7 +123,8 @@ def constraint_spec_page() -> str:
     body = model_tables(Constraints, "")
     for registry, title in ((RULES, "Feedback rules"), (ENFORCERS, "Dale enforcers"),
                             (TRANSFORMS, "Error-pathway transforms (`phases:` keys; `late_error`, `eligibility_trace` "
-                                         "and `stream_clock` are attached through `backward_state`)"),
+                                         "and `stream_clock` are attached through `backward_state`, "
+                                         "`output_error_filter` through `error_filter: {cascade: false}`)"),
                             (PLASTICITY, "Plasticity rules (`plasticity.rules[].rule`)")):
         body += registry_tables(registry, title)
     return "\n".join(head + body)

@@ -1,9 +1,13 @@
-"""Shared fixtures: deterministic, single-threaded torch for reproducible numbers."""
+"""Shared fixtures: deterministic, single-threaded torch for reproducible numbers, and the model and data
+builders of :mod:`tests.builders` as factory fixtures (session-scoped and stateless, so hypothesis tests may take
+them too)."""
 
 import os
 
 import pytest
 import torch
+
+from .builders import build_mlp, random_gradient_step
 
 THREADS = max(1, min(2, os.cpu_count() or 1))
 torch.set_num_threads(THREADS)
@@ -15,3 +19,15 @@ os.environ["OMP_NUM_THREADS"] = str(THREADS)
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def mlp():
+    """``mlp(*sizes, act=nn.ReLU, dtype=None, seed=None)``: see :func:`tests.builders.build_mlp`."""
+    return build_mlp
+
+
+@pytest.fixture(scope="session")
+def random_step():
+    """``random_step(model, optimizer, seed, batch=16)``: see :func:`tests.builders.random_gradient_step`."""
+    return random_gradient_step

@@ -1,6 +1,6 @@
 """Checkpoints written before the layer-attachment interface still load and resume to the same weights.
 
-``tests/data/v0_run`` was written by the code of commit b2e9190 (``tests/data/make_v0_run.py``): an MLP with
+``tests/fixtures/v0_run`` was written by the code of commit b2e9190 (``tests/fixtures/make_v0_run.py``): an MLP with
 sign symmetry (random_batch) and FA, Dale (project), error noise, quantisation and the stored delay (not
 ``eligibility_decay``, which has left the schema; its saved off value 0.0 is accepted), and a plasticity rule,
 stopped at step 8; ``v0_run_step16_model.pt`` is the model that code reached when resuming it to step 16."""
@@ -15,7 +15,7 @@ from biocircuits.config.experiment import Experiment
 from biocircuits.train.checkpoint import load_checkpoint
 from biocircuits.train.trainer import run_experiment
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent / "fixtures"
 
 
 def test_old_run_resumes_to_the_weights_the_old_code_reached(tmp_path):

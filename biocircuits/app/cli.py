@@ -11,7 +11,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from biocircuits import __version__
 from biocircuits.config.constraints import Constraints
@@ -21,7 +21,7 @@ from biocircuits.errors import BiocircuitsError, CheckpointError, ConfigError, T
 from biocircuits.train import distributed
 from biocircuits.train.trainer import run_experiment
 
-from .check_pathway import check_run
+from .check_pathway import CheckRequest, check_run
 from .compare import compare
 from .plots import PlotRun, plot_runs
 
@@ -101,10 +101,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_check_pathway(args: argparse.Namespace) -> int:
-    report = check_run(args.run_dir, args.layer, args.mode, args.patterns, args.duration, args.dale,
-                       waveform=args.waveform, frequency=args.frequency, tau_corr=args.tau_corr, hold=args.hold,
-                       chain=args.chain, calibrate=args.calibrate, rate=args.rate, window=args.window)
-    print(report.summary())
+    print(check_run(CheckRequest.from_args(args)).summary())
     return 0
 
 
@@ -152,6 +149,33 @@ def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
     rep.set_defaults(func=cmd_report)
 
 
+def add_check_pathway(sub: Any) -> None:
+    """The ``check-pathway`` parser: each option's default is None (not given), so a check can refuse it."""
+    chk = sub.add_parser("check-pathway", help="simulate a layer's feedback pathway in Brian2")
+    chk.add_argument("run_dir")
+    chk.add_argument("--layer", required=True)
+    chk.add_argument("--mode", choices=["rate", "spiking"], default=None, help="default spiking")
+    chk.add_argument("--dale", action="store_true", help="route negative weights through inhibitory relays")
+    chk.add_argument("--patterns", type=positive(int), default=None,
+                     help="validation errors used (default 4; recorded 32)")
+    chk.add_argument("--duration", type=positive(float), default=None,
+                     help="seconds of simulated time: per held pattern, of a step or ou stream, of a sine's fit")
+    chk.add_argument("--waveform", default=None, help="error stream: patterns (default), recorded, step, sine, ou")
+    chk.add_argument("--frequency", type=positive_list, default=None, help="sine: Hz, comma-separated (F1,F2,...)")
+    chk.add_argument("--tau-corr", type=positive(float), default=None, help="ou: correlation time (s)")
+    chk.add_argument("--hold", type=positive(float), default=None, help="recorded: seconds per error sample")
+    chk.add_argument("--chain", type=lambda t: [n for n in t.split(",") if n], default=None,
+                     help="lower layers, top first, gated by f'(a): the multi-layer check")
+    chk.add_argument("--calibrate", default=None, metavar="SPEC.yaml",
+                     help="write the run's spec with the phases noise of a spiking pathway (--rate, --window)")
+    chk.add_argument("--rate", type=positive(float), default=None, help="calibration: baseline rate r0 (Hz, "
+                     "default 200)")
+    chk.add_argument("--window", type=positive(float), default=None, help="calibration: averaging window (s, "
+                     "default 0.05)")
+    chk.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    chk.set_defaults(func=cmd_check_pathway)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="biocircuits", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -197,25 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     plot.set_defaults(func=cmd_plot)
 
-    chk = sub.add_parser("check-pathway", help="simulate a layer's feedback pathway in Brian2")
-    chk.add_argument("run_dir")
-    chk.add_argument("--layer", required=True)
-    chk.add_argument("--mode", choices=["rate", "spiking"], default="spiking")
-    chk.add_argument("--dale", action="store_true", help="route negative weights through inhibitory relays")
-    chk.add_argument("--patterns", type=positive(int), default=4)
-    chk.add_argument("--duration", type=positive(float), default=None, help="seconds of simulated time per pattern")
-    chk.add_argument("--waveform", default="patterns", help="error stream: patterns, recorded, step, sine, ou")
-    chk.add_argument("--frequency", type=positive_list, default=None, help="sine: Hz, comma-separated (F1,F2,...)")
-    chk.add_argument("--tau-corr", type=positive(float), default=None, help="ou: correlation time (s)")
-    chk.add_argument("--hold", type=positive(float), default=None, help="recorded: seconds per error sample")
-    chk.add_argument("--chain", type=lambda t: [n for n in t.split(",") if n], default=None,
-                     help="lower layers, top first, gated by f'(a): the multi-layer check")
-    chk.add_argument("--calibrate", default=None, metavar="SPEC.yaml",
-                     help="write the run's spec with the phases noise of a spiking pathway (--rate, --window)")
-    chk.add_argument("--rate", type=positive(float), default=200.0, help="calibration: baseline rate r0 (Hz)")
-    chk.add_argument("--window", type=positive(float), default=0.05, help="calibration: averaging window (s)")
-    chk.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
-    chk.set_defaults(func=cmd_check_pathway)
+    add_check_pathway(sub)
     return p
 
 

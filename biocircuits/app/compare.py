@@ -8,6 +8,7 @@ from typing import Any
 
 from biocircuits.config.experiment import Experiment
 from biocircuits.config.loading import resolve_path
+from biocircuits.core.atomic import atomic_write_json, atomic_write_text
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.rules import rule_class
 from biocircuits.train import distributed
@@ -92,8 +93,8 @@ def _run_variants(base: Experiment, out: CompareFolder, runs: dict[str, Experime
             return summaries
     if distributed.current().is_main:
         text = table(summaries)
-        out.compare_md.write_text(f"# {base.name}: comparison\n\n{text}\n")
-        out.compare_json.write_text(json.dumps(summaries, indent=2) + "\n")
+        atomic_write_text(out.compare_md, f"# {base.name}: comparison\n\n{text}\n")
+        atomic_write_json(out.compare_json, summaries)
         print(text)
         paths = plot_runs([out.run(label).path for label in runs], out.plots)
         print(f"table: {out.compare_md}; plots: {', '.join(str(p) for p in paths)}")

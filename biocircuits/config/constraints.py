@@ -316,7 +316,7 @@ class Constraints(Strict):
         try:
             spec = cls.model_validate(data)
         except ValidationError as err:
-            raise from_validation_error(err, cls, file) from None
+            raise from_validation_error(err, cls, file, data) from None
         spec.source = file
         return spec
 

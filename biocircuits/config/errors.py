@@ -35,35 +35,62 @@ def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
             field = m.model_fields.get(str(part))
             if field is not None:
                 nxt += _models_in(field.annotation)
-        if not nxt:
-            break
-        current = nxt
+        if nxt:  # else a union marker or a key of a dict field: the same models hold the next key
+            current = nxt
     return sorted({f for m in current for f in m.model_fields})
 
 
-def key_path(loc: tuple) -> str:
-    """('a', 0, 'b') -> 'a[0].b'."""
-    out = ""
+_MARKERS = {"str", "int", "float", "bool", "list", "dict", "function-after", "function-before", "union", "literal",
+            "tuple"}
+_NO_INPUT = object()
+
+
+def _looks_like_marker(part: object) -> bool:
+    """pydantic's union-branch markers in a ``loc``: type names, model names, ``function-after[...]``."""
+    return part in _MARKERS or "[" in str(part) or str(part)[:1].isupper()
+
+
+def key_path(loc: tuple, data: Any = _NO_INPUT) -> str:
+    """('a', 0, 'b') -> 'a[0].b', without pydantic's union-branch markers (noise to a user).
+
+    With ``data`` (the validated input), a part that is a key (or index) of the input at that point is the user's
+    and always kept, whatever its spelling (``Steps``, ``int``, a glob ``[02]``); the others, and every part once the
+    path has left the input (a value a validator rewrote), are kept unless they look like a marker."""
+    out, node = "", data
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in {"str", "int", "float", "bool", "list", "dict", "function-after", "function-before",
-                      "union", "literal", "tuple"} or "[" in str(part) or str(part)[:1].isupper():
-            continue  # pydantic's union-branch markers (type and model names) are noise to a user
+        if isinstance(node, dict) and part in node or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+            node = node[part]
+        elif _looks_like_marker(part) and not isinstance(part, int):
+            continue
         else:
-            out += ("." if out else "") + str(part)
+            node = _NO_INPUT
+        out += f"[{part}]" if isinstance(part, int) else ("." if out else "") + str(part)
     return out or "(top level)"
+
+
+def _full_key(error: dict, data: Any) -> str:
+    """The key path of one pydantic error; a validator's own :class:`ConfigError` names a key relative to where it
+    ran, appended here (so that a union's other branch, failing at the parent key, counts as noise)."""
+    key = key_path(tuple(error["loc"]), data)
+    raised = (error.get("ctx") or {}).get("error")
+    if isinstance(raised, ConfigError) and raised.key:
+        return raised.key if key == "(top level)" else f"{key}.{raised.key}"
+    return key
 
 
 MAX_REPORTED = 20  # errors listed before "... and N more"
 
 
-def from_validation_error(err: ValidationError, model: type[BaseModel], file: str | None = None) -> ConfigErrors:
-    """One :class:`ConfigError` per distinct key path of ``err`` (first message kept)."""
+def from_validation_error(
+    err: ValidationError, model: type[BaseModel], file: str | None = None, data: Any = _NO_INPUT
+) -> ConfigErrors:
+    """One :class:`ConfigError` per distinct key path of ``err`` (first message kept); ``data``, the input that was
+    validated, tells the user's keys from pydantic's markers (see :func:`key_path`)."""
     errors: list[ConfigError] = []
     seen: set[str] = set()
     raw = err.errors(include_url=False)
-    keys = [key_path(tuple(e["loc"])) for e in raw]
+    keys = [_full_key(e, data) for e in raw]
     parents = {k[:i] for k in keys for i, c in enumerate(k) if c == "."}  # every proper dotted prefix, linear
     for e, key in zip(raw, keys, strict=True):
         loc = tuple(e["loc"])
@@ -75,10 +102,10 @@ def from_validation_error(err: ValidationError, model: type[BaseModel], file: st
             break
         seen.add(key)
         raised = (e.get("ctx") or {}).get("error")
-        if isinstance(raised, ConfigError):  # a validator's own error: its key is relative to where it ran
-            inner = ".".join(k for k in (key if key != "(top level)" else "", raised.key or "") if k)
-            errors.append(ConfigError(raised.message, key=inner or None, file=file, expected=raised.expected,
-                                      given=raised.given, suggestion=raised.suggestion, has_given=raised.has_given))
+        if isinstance(raised, ConfigError):  # a validator's own error (its key made whole by _full_key)
+            errors.append(ConfigError(raised.message, key=None if key == "(top level)" else key, file=file,
+                                      expected=raised.expected, given=raised.given, suggestion=raised.suggestion,
+                                      has_given=raised.has_given))
             continue
         msg = e["msg"].removeprefix("Value error, ")
         given = e.get("input")

@@ -199,7 +199,7 @@ class Experiment(Section):
         try:
             exp = cls.model_validate(data)
         except ValidationError as err:
-            raise from_validation_error(err, cls, file) from None
+            raise from_validation_error(err, cls, file, data) from None
         exp.source = file
         return exp
 

@@ -141,7 +141,10 @@ def parse_yaml_text(text: str, file: str | None = None, key: str | None = None) 
     finally:
         if loader is not None:
             loader.dispose()
-    _check_finite(data, key or "")
+    try:
+        _check_finite(data, key or "")
+    except ConfigError as err:
+        raise err.with_file(file) from None
     return data
 
 

@@ -117,7 +117,9 @@ class FeedbackLayer:
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                               error_msgs) -> None:
-        # A plain torch checkpoint (e.g. torchvision weights) lacks the attachments' buffers: keep ours.
+        # A plain torch checkpoint (e.g. torchvision weights) lacks the attachments' buffers: keep ours (the rule
+        # sizes its lazily allocated buffers to the checkpoint's, and notes what the checkpoint holds).
+        self.rule.prepare_load(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
         optional = {prefix + name for name in self.attachments.buffer_names()}

@@ -16,7 +16,8 @@ from .transforms.streams import StreamClock, StreamState
 def attach_transforms(model: nn.Module, layers: Sequence[tuple[str, nn.Module]], transforms: dict[str, Any],
                       seed: int = 0) -> int:
     """Attach each active transform of ``transforms`` ({registered name: options mapping or options model}) to
-    every layer of ``layers`` (a ``whole_model`` transform to ``model`` itself), in the transforms' ``order``, and
+    every layer of ``layers`` (a ``whole_model`` transform to ``model`` itself; an option may pick the class that
+    carries it out, :meth:`~.transforms.base.ErrorTransform.variant`), in the transforms' ``order``, and
     a :class:`~.streams.StreamClock` to ``model`` when one keeps per-stream state; returns how many were attached
     per layer. A transform whose options turn it off attaches nothing, so a zero setting leaves the model exactly
     as without."""
@@ -25,7 +26,7 @@ def attach_transforms(model: nn.Module, layers: Sequence[tuple[str, nn.Module]],
         cls = TRANSFORMS.get(name)
         probe = cls(cls.expand(options) if not hasattr(options, "model_dump") else options, seed)
         if cls.active(probe.options):
-            chosen.append((cls, probe.options))
+            chosen.append((cls.variant(probe.options), probe.options))
     chosen.sort(key=lambda item: item[0].order)
     if any(issubclass(cls, StreamState) for cls, _ in chosen):
         attach(model, StreamClock(), "")

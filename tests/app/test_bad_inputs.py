@@ -70,10 +70,11 @@ def setup_checkpoint(payload: dict | None, raw: bytes | None = None):
 
 def setup_other_model(t: Path) -> None:
     from biocircuits.config.experiment import Experiment
+    from biocircuits.train.state import run_state
     from biocircuits.train.trainer import Trainer
     (t / "exp.yaml").write_text(GOOD)
     other = Trainer(Experiment.from_yaml(t / "exp.yaml", {"model.kwargs.hidden": [4]}), t / "out")
-    state = other.state()
+    state = run_state(other)
     del state["config"]  # an old checkpoint: only the weights can tell
     save_checkpoint(t / "out" / "checkpoint.pt", state)
 

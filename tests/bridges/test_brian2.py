@@ -143,6 +143,21 @@ def test_two_layer_gated_pathway_matches_torch():
     switched = check_chain([B3, B2], e[:1], [varying], "rate", duration=0.2 * second, settle=0.15 * second)
     hand_switched = (B2.double().T @ (gate[1] * (B3.double().T @ e[0].double()))).numpy()
     assert np.allclose(switched.simulated[0], hand_switched, atol=2e-3 * np.abs(hand_switched).max())
+    # the reference averages the gate over the measuring window only (steps 1500..2000: all gate[1])
+    assert np.allclose(switched.reference[0], hand_switched, rtol=1e-12, atol=0)
+    assert switched.patterns[0].cosine > 0.9999
+
+
+def test_chain_reference_averages_a_time_varying_gate_over_the_measuring_window():
+    gen = torch.Generator().manual_seed(8)
+    B3, B2, e = torch.randn(4, 6, generator=gen).double(), torch.randn(6, 5, generator=gen).double(), \
+        torch.randn(1, 4, generator=gen).double()
+    g0, g1 = torch.tensor([1.0, 0, 1, 0, 1, 1]).double(), torch.tensor([0.0, 1, 1, 1, 0, 0]).double()
+    # 0.2 s at dt 0.1 ms = 2000 steps; settle 0.1 s skips steps 0..999; the gate switches at step 1500
+    varying = np.concatenate([np.tile(g0.numpy(), (1500, 1)), np.tile(g1.numpy(), (500, 1))])
+    rep = check_chain([B3, B2], e, [varying], "rate", duration=0.2 * second, settle=0.1 * second)
+    hand = B2.T @ ((g0 + g1) / 2 * (B3.T @ e[0]))  # the measuring window holds g0 and g1 500 steps each
+    assert np.allclose(rep.reference[0], hand.numpy(), rtol=1e-12, atol=0)
 
 
 def test_calibrated_noise_reproduces_the_bridge_cosine_in_torch():
@@ -219,3 +234,69 @@ def test_biocircuits_imports_without_brian2():
            "print(b.b2 is None)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
+
+
+def test_relay_rectification_surplus_and_bias_by_hand():
+    """delta(r) = E[(S + Z)^-], S ~ Gamma(mean r, var v) and Z ~ N(0, s^2), by quadrature of the density here; the
+    readout bias b = -(B-^T delta(r+) + B+^T delta(r-)) / (2 k) by explicit loops."""
+    stats = pytest.importorskip("scipy.stats")
+    from scipy.integrate import quad
+
+    from biocircuits.bridges.brian2.relays import rectification_surplus, relay_bias
+    relays, r0, dt = Relays(tau=2 * ms, noise=0.5), 200.0, 1e-4
+    a = dt / 2e-3
+    s = 0.5 * r0 / math.sqrt(1 - a / 2)  # Euler OU: variance sigma^2 2a / (1 - (1 - a)^2)
+    c, J = 1 - a, a / (1 - a) / dt  # Euler decay, and the jump that keeps E[rho] = r
+
+    def hand(r):
+        g = lambda x: s * stats.norm.pdf(x / s) - x * stats.norm.cdf(-x / s)  # noqa: E731
+        if r == 0:
+            return g(0.0)
+        v = c**2 * J**2 * r * dt * (1 - r * dt) / (1 - c**2)
+        return quad(lambda x: g(x) * stats.gamma.pdf(x, r**2 / v, scale=v / r), 0, np.inf, limit=400)[0]
+
+    rates = np.array([0.0, 20.0, 100.0, 200.0, 400.0])
+    got = rectification_surplus(rates, relays, r0, dt)
+    assert got[0] == pytest.approx(s / math.sqrt(2 * math.pi), rel=1e-12)
+    assert got == pytest.approx([hand(r) for r in rates], rel=2e-3)
+    assert np.all(np.diff(got) < 0)  # a higher input rate keeps the relay's rate off zero
+    assert np.all(rectification_surplus(rates, Relays(tau=2 * ms), r0, dt) == 0)  # no noise, no rectification
+    B = np.array([[1.0, -2.0, 0.0], [-0.5, 0.5, 3.0]])
+    e = np.array([0.4, -1.0])
+    k = r0 / 1.0
+    b = np.zeros(3)
+    for o in range(2):
+        for i in range(3):
+            b[i] -= (max(-B[o, i], 0) * hand(r0 + k * e[o]) + max(B[o, i], 0) * hand(r0 - k * e[o])) / (2 * k)
+    assert relay_bias(B, e, relays, r0, dt) == pytest.approx(b, rel=2e-3)
+
+
+def test_noisy_spiking_relays_bias_is_in_the_bound():
+    """Softmax-like errors through 30 excitatory/inhibitory pairs: the relays' rectified noise shifts the readout
+    along b (not noise: no averaging removes it) and the bound that includes it holds where the noise-only bound
+    1 / sqrt(1 + 3 rho) did not."""
+    gen = torch.Generator().manual_seed(0)
+    B = torch.randn(30, 16, generator=gen).double()
+    logits = 4 * torch.randn(4, 30, generator=gen).double()
+    E = torch.softmax(logits, 1) - torch.nn.functional.one_hot(torch.tensor([0, 3, 5, 7]), 30).double()
+    relays = Relays(tau=2 * ms, noise=0.5)
+    rep = check_pathway(B, E, "spiking", dale=relays, duration=0.5 * second, seed=3)
+    assert all(p.cosine > p.poisson_bound for p in rep.patterns), [(p.cosine, p.poisson_bound) for p in rep.patterns]
+    mode = SpikingMode()
+    for p, e, sim, ana in zip(rep.patterns, E.numpy(), rep.simulated, rep.analytic, strict=True):
+        b = mode.bias(B.numpy(), e, relays)
+        d = np.asarray(sim) - np.asarray(ana)
+        assert d @ b / np.linalg.norm(d) / np.linalg.norm(b) > 0.6  # the deviation is mostly the bias
+        assert 0.5 < d @ b / (b @ b) < 2
+        assert p.bias_cosine == pytest.approx(float(ana @ (ana + b)) / np.linalg.norm(ana) / np.linalg.norm(ana + b))
+        assert p.bias_cosine < 0.95
+
+
+def test_calibration_forms_one_at_a_time():
+    from biocircuits.bridges.brian2 import Calibration
+    cal = Calibration(200.0, 0.05, False, 0.5, 0.45, 3, 20.0, 0.9, 0.9, report=None)
+    assert cal.phases("noise") == {"seed": 0, "error_noise": {"sigma": 0.5}}
+    assert cal.phases("noise", measured=False)["error_noise"] == {"sigma": 0.45}
+    assert cal.phases("quantization") == {"seed": 0, "error_quantization": {"spikes": 3}}
+    with pytest.raises(ValueError, match="whole spiking variance"):
+        cal.phases("both")  # each form alone carries the whole variance: both would count it twice

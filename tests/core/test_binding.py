@@ -6,13 +6,10 @@ from torch import nn
 import biocircuits as bc
 
 
-def mlp():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3))
-
-
-def test_two_optimisers_over_one_model_run_each_layers_hooks_once():
-    model = bc.apply(mlp(), {"feedback": {"rule": "weight_mirror"}, "phases": {"error_delay": 1}})
+def test_two_optimisers_over_one_model_run_each_layers_hooks_once(mlp):
+    model = bc.apply(
+        mlp(4, 6, 3, act=nn.Tanh, seed=0), {"feedback": {"rule": "weight_mirror"}, "phases": {"error_delay": 1}}
+    )
     first = bc.bind(torch.optim.SGD([model[0].weight, model[0].bias], lr=0.1), model)
     second = bc.bind(torch.optim.SGD([model[2].weight, model[2].bias], lr=0.1), model)
     grads = []
@@ -29,8 +26,10 @@ def test_two_optimisers_over_one_model_run_each_layers_hooks_once():
         assert torch.equal(model[2].weight.grad, grads[t - 1] if t else torch.zeros_like(grads[0]))
 
 
-def test_sign_symmetry_follows_w_under_a_fused_optimiser():
-    model = bc.apply(mlp(), {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}}})
+def test_sign_symmetry_follows_w_under_a_fused_optimiser(mlp):
+    model = bc.apply(
+        mlp(4, 6, 3, act=nn.Tanh, seed=0), {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}}}
+    )
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=10.0, fused=True), model)
     for _ in range(2):
         opt.zero_grad()
@@ -39,8 +38,8 @@ def test_sign_symmetry_follows_w_under_a_fused_optimiser():
         assert torch.equal(model[2].backward_weight(), torch.sign(model[2].weight.detach()))
 
 
-def test_remove_unbinds_so_the_optimiser_can_be_bound_again():
-    model = bc.apply(mlp(), {"feedback": {"rule": "fa"}})
+def test_remove_unbinds_so_the_optimiser_can_be_bound_again(mlp):
+    model = bc.apply(mlp(4, 6, 3, act=nn.Tanh, seed=0), {"feedback": {"rule": "fa"}})
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
     bc.remove(model)
     bc.bind(opt, bc.apply(model, {"feedback": {"rule": "sign_symmetry"}}))

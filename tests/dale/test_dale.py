@@ -12,10 +12,12 @@ from torch import nn
 import biocircuits as bc
 from biocircuits.dale import sign_mask
 
+from ..builders import build_mlp
+
 
 def net(kind, width, groups=1):
     if kind == "mlp":
-        return nn.Sequential(nn.Linear(6, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 3))
+        return build_mlp(6, width, width, 3)
     return nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU(), nn.Conv2d(width, width, 3, groups=groups), nn.ReLU(),
                          nn.Flatten(), nn.Linear(width * 4, 3))
 

@@ -11,18 +11,14 @@ from torch import nn
 import biocircuits as bc
 
 
-def mlp():
-    return nn.Sequential(nn.Linear(6, 20), nn.ReLU(), nn.Linear(20, 10), nn.ReLU(), nn.Linear(10, 3))
-
-
 def parts(layer):
     p = layer.parametrizations.weight[0]
     return layer.parametrizations.weight.original, p.weight_ie, p.weight_ei, p
 
 
-def test_init_is_centred_and_forward_and_gradients_equal_the_hand_computation():
+def test_init_is_centred_and_forward_and_gradients_equal_the_hand_computation(mlp):
     torch.manual_seed(0)
-    model = bc.apply(mlp(), {"dale": {"architecture": "dann"}})
+    model = bc.apply(mlp(6, 20, 10, 3), {"dale": {"architecture": "dann"}})
     layer = model[2]
     w_ee, w_ie, w_ei, _ = parts(layer)
     n_i = 1                                               # round(0.1 * 10)
@@ -71,10 +67,10 @@ def test_divisive_forward_and_conv():
 @pytest.mark.parametrize("opt", ["sgd", "adam"])
 @pytest.mark.parametrize("rule", ["bp", "sign_symmetry"])
 @pytest.mark.parametrize("divisive", [False, True])
-def test_weights_stay_non_negative_under_training(opt, rule, divisive):
+def test_weights_stay_non_negative_under_training(opt, rule, divisive, mlp):
     torch.manual_seed(0)
-    model = bc.apply(mlp(), {"feedback": {"rule": rule},
-                             "dale": {"architecture": "dann", "dann": {"divisive": divisive}}})
+    model = bc.apply(mlp(6, 20, 10, 3), {"feedback": {"rule": rule},
+                                         "dale": {"architecture": "dann", "dann": {"divisive": divisive}}})
     make = {"sgd": lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.9, weight_decay=1e-3),
             "adam": lambda p: torch.optim.Adam(p, lr=0.05)}[opt]
     optimizer = bc.bind(make(model.parameters()), model)
@@ -91,11 +87,11 @@ def test_weights_stay_non_negative_under_training(opt, rule, divisive):
     assert negative == 0 and bc.audit(model, spectra=False).violations == 0
 
 
-def test_corrected_updates_scale_the_inhibitory_steps():
+def test_corrected_updates_scale_the_inhibitory_steps(mlp):
     """The factors of the authors' code: W_IE by 1/sqrt(n_e), W_EI by 1/d, alpha by 1/(sqrt(n_e) d)."""
     torch.manual_seed(0)
-    model = bc.apply(mlp(), {"dale": {"architecture": "dann", "dann": {"inhibitory_fraction": 0.2,
-                                                                       "divisive": True}}})
+    model = bc.apply(mlp(6, 20, 10, 3), {"dale": {"architecture": "dann", "dann": {"inhibitory_fraction": 0.2,
+                                                                                   "divisive": True}}})
     layer = model[2]
     w_ee, w_ie, w_ei, p = parts(layer)
     tensors = (w_ee, w_ie, w_ei, p.alpha)
@@ -134,10 +130,10 @@ def test_paper_init_draws_the_interneurons_like_w_ee_and_mean_row_centres_exactl
     assert float((w_ee - w_ei @ w_ie).sum(0).abs().max()) < 1e-4
 
 
-def test_feedback_rules_and_refusals():
+def test_feedback_rules_and_refusals(mlp):
     torch.manual_seed(0)
-    model = bc.apply(mlp(), {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}},
-                             "dale": {"architecture": "dann"}})
+    model = bc.apply(mlp(6, 20, 10, 3), {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}},
+                                         "dale": {"architecture": "dann"}})
     assert torch.equal(model[2].backward_weight(), torch.sign(model[2].weight.detach()))  # sign of W_EE - W_EI W_IE
     for rule in ("kolen_pollack", "weight_mirror"):
         with pytest.raises(bc.ConfigError, match=rf"feedback.rule: .*dann does not support {rule}"):

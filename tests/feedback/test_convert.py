@@ -10,10 +10,6 @@ from torch import nn
 import biocircuits as bc
 
 
-def mlp():
-    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
-
-
 @pytest.mark.parametrize("name", ["resnet18", "alexnet", "vgg11", "mobilenet_v3_small"])
 def test_torchvision_models_convert_and_train(name):
     model = getattr(torchvision.models, name)(num_classes=5)
@@ -54,8 +50,8 @@ def test_bp_resnet18_equals_plain_autograd():
         assert torch.allclose(pa.grad, pb.grad, atol=1e-6, rtol=0), na
 
 
-def test_overrides_last_wins_and_exclude():
-    model = mlp()
+def test_overrides_last_wins_and_exclude(mlp):
+    model = mlp(8, 16, 16, 4)
     bc.apply(model, {"feedback": {
         "rule": "fa",
         "overrides": {"*": "sign_symmetry", "4": {"rule": "bp"}, "[02]": {"rule": "sign_symmetry",
@@ -77,20 +73,20 @@ def test_conversion_keeps_device_dtype_memory_format():
     assert model[2].weight.is_contiguous(memory_format=torch.channels_last)
 
 
-def test_conversion_errors():
-    model = bc.apply(mlp(), {"feedback": {"rule": "fa"}})
+def test_conversion_errors(mlp):
+    model = bc.apply(mlp(8, 16, 16, 4), {"feedback": {"rule": "fa"}})
     with pytest.raises(bc.ConfigError, match="already converted"):
         bc.apply(model, {"feedback": {"rule": "fa"}})
     with pytest.raises(bc.ConfigError, match="matches no convertible module.*0, 2, 4"):
-        bc.apply(mlp(), {"feedback": {"overrides": {"5": "fa"}}})
+        bc.apply(mlp(8, 16, 16, 4), {"feedback": {"overrides": {"5": "fa"}}})
     with pytest.raises(bc.ConfigError, match="unknown feedback rule"):
-        bc.apply(mlp(), {"feedback": {"rule": "backprop"}})
+        bc.apply(mlp(8, 16, 16, 4), {"feedback": {"rule": "backprop"}})
     with pytest.raises(bc.ConfigError, match="does not take option"):
-        bc.apply(mlp(), {"feedback": {"rule": "bp", "options": {"magnitude": "unit"}}})
+        bc.apply(mlp(8, 16, 16, 4), {"feedback": {"rule": "bp", "options": {"magnitude": "unit"}}})
 
 
-def test_describe_lists_layers(capsys):
-    model = bc.apply(mlp(), {"feedback": {"rule": "fa", "exclude": ["4"]}})
+def test_describe_lists_layers(capsys, mlp):
+    model = bc.apply(mlp(8, 16, 16, 4), {"feedback": {"rule": "fa", "exclude": ["4"]}})
     text = bc.describe(model)
     assert "FeedbackLinear" in text and "16x8" in text and "(plain torch)" in text
     assert capsys.readouterr().out.strip() == text.strip()

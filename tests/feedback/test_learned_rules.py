@@ -1,6 +1,7 @@
 """Rules after sign symmetry: Kolen-Pollack, weight mirrors, direct feedback alignment; and the paper's feedback
 scales. Every reference is computed by hand in the test."""
 
+import copy
 import json
 import math
 
@@ -12,6 +13,7 @@ from torch import nn
 import biocircuits as bc
 from biocircuits.config.experiment import Experiment
 from biocircuits.core.seeds import step_seed
+from biocircuits.errors import ConfigError
 from biocircuits.probes.alignment import angle
 from biocircuits.train.checkpoint import load_checkpoint
 from biocircuits.train.trainer import run_experiment
@@ -46,23 +48,132 @@ def test_kolen_pollack_b_follows_its_hand_computed_trajectory():
             assert torch.allclose(m[0].feedback_weight, B, atol=1e-6)
 
 
-def test_kolen_pollack_with_decay_aligns_w_and_b():
-    """W - B shrinks by (1 - lr wd) per step whatever the gradients (momentum included), so on a task where W
-    grows (a random linear teacher) the angle between W and B falls from ~90 degrees."""
+def kp_steps(make_opt, steps, options=None, seed=0):
+    """Train a small MLP under kolen_pollack with ``make_opt(params)``; yields (model, W's gradient) before each
+    step, so a test sees g_t and then B_(t+1)."""
+    torch.manual_seed(seed)
+    model = bc.apply(nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)),
+                     {"feedback": {"rule": "kolen_pollack", "options": options or {}}})
+    opt = bc.bind(make_opt(model.parameters()), model)
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        opt.zero_grad()
+        model(torch.randn(8, 6, generator=gen)).pow(2).mean().backward()
+        yield model, model[2].weight.grad.clone()
+        opt.step()
+    yield model, None
+
+
+@pytest.mark.parametrize("nesterov,dampening", [(False, 0.0), (True, 0.0), (False, 0.3)])
+def test_kolen_pollack_momentum_uses_b_s_own_buffer_by_hand(nesterov, dampening):
+    """u_t = g_t + lambda B_t; m_0 = u_0, m_t = mu m_(t-1) + (1 - dampening) u_t; B_(t+1) = B_t - r eta m_t
+    (nesterov: u_t + mu m_t): W's buffer (with W's decay terms) never reaches B."""
+    lr, wd, mu, r = 0.1, 0.05, 0.9, 0.5
+    make = lambda p: torch.optim.SGD(p, lr=lr, momentum=mu, weight_decay=wd, nesterov=nesterov,  # noqa: E731
+                                     dampening=dampening)
+    B = m = None
+    for model, grad in kp_steps(make, 6, {"lr_scale": r}):
+        if B is not None:
+            assert torch.allclose(model[2].feedback_weight, B, atol=1e-6)
+        if grad is None:
+            break
+        B = model[2].feedback_weight.clone() if B is None else B
+        u = grad + wd * B
+        m = u.clone() if m is None else mu * m + (1 - dampening) * u
+        B = B - r * lr * (u + mu * m if nesterov else m)
+    assert int(model[2].feedback_updates) == 6
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_kolen_pollack_adam_uses_b_s_own_moments_by_hand(decoupled):
+    """Adam: g_t := g_t + lambda B_t; AdamW: B_t := (1 - eta lambda) B_t; then B's own m_t, v_t and
+    B_(t+1) = B_t - eta / (1 - beta1^t) m_t / (sqrt(v_t / (1 - beta2^t)) + eps)."""
+    lr, wd, (b1, b2), eps = 0.01, 0.1, (0.8, 0.9), 1e-6
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    make = lambda p: cls(p, lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)  # noqa: E731
+    B = m = v = None
+    t = 0
+    for model, grad in kp_steps(make, 5):
+        if B is not None:
+            assert torch.allclose(model[2].feedback_weight, B, atol=1e-6)
+        if grad is None:
+            break
+        B = model[2].feedback_weight.clone() if B is None else B
+        t += 1
+        if decoupled:
+            B, g = B * (1 - lr * wd), grad
+        else:
+            g = grad + wd * B
+        m = (1 - b1) * g if m is None else b1 * m + (1 - b1) * g
+        v = (1 - b2) * g * g if v is None else b2 * v + (1 - b2) * g * g
+        B = B - lr / (1 - b1**t) * m / ((v / (1 - b2**t)).sqrt() + eps)
+
+
+def test_kolen_pollack_with_momentum_and_decay_aligns_w_and_b():
+    """With its own buffer, D = W - B follows a heavy-ball recursion that no gradient enters: D_(t+1) = D_t - eta e_t,
+    e_0 = lambda D_0, e_t = mu e_(t-1) + lambda D_t, so |D_t| / |D_0| = c_t from the scalar recursion; on a task
+    where W grows (a random linear teacher) the angle between W and B falls from ~90 degrees."""
     torch.manual_seed(0)
-    model = bc.apply(nn.Sequential(nn.Linear(10, 4)), {"feedback": {"rule": "kolen_pollack"}})
-    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.05, weight_decay=0.1, momentum=0.9), model)
-    teacher = torch.randn(4, 10)
+    model = bc.apply(nn.Sequential(nn.Linear(10, 4)).double(), {"feedback": {"rule": "kolen_pollack"}})
+    lr, wd, mu, steps = 0.05, 0.1, 0.9, 200
+    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd, momentum=mu), model)
+    teacher = torch.randn(4, 10, dtype=torch.float64)
     start = angle(model[0].weight, model[0].feedback_weight)[0]
     gap = (model[0].weight.detach() - model[0].feedback_weight).norm()
-    for _ in range(200):
+    for _ in range(steps):
         opt.zero_grad()
-        x = torch.randn(16, 10)
+        x = torch.randn(16, 10, dtype=torch.float64)
         (model(x) - x @ teacher.t()).pow(2).mean().backward()
         opt.step()
+    c, e = 1.0, None
+    for _ in range(steps):
+        e = wd * c if e is None else mu * e + wd * c
+        c = c - lr * e
     shrink = float((model[0].weight.detach() - model[0].feedback_weight).norm() / gap)
-    assert shrink == pytest.approx(0.995 ** 200, rel=1e-3)
+    assert shrink == pytest.approx(abs(c), rel=1e-6)
     assert start > 60 and angle(model[0].weight, model[0].feedback_weight)[0] < 30
+
+
+def test_kolen_pollack_refuses_what_it_cannot_follow_and_warns_without_decay():
+    def step(opt_cls, **kw):
+        model = bc.apply(nn.Sequential(nn.Linear(4, 3)), {"feedback": {"rule": "kolen_pollack"}})
+        opt = bc.bind(opt_cls(model.parameters(), lr=0.1, **kw), model)
+        model(torch.randn(2, 4)).sum().backward()
+        opt.step()
+    with pytest.raises(ConfigError, match="SGD, Adam and AdamW only"):
+        step(torch.optim.RMSprop, weight_decay=0.1)
+    with pytest.raises(ConfigError, match="without amsgrad"):
+        step(torch.optim.Adam, amsgrad=True, weight_decay=0.1)
+    with pytest.warns(UserWarning, match="weight decay 0: nothing pulls B towards W"):
+        step(torch.optim.SGD)
+    with pytest.raises(ConfigError, match="reparametrisation"):
+        bc.apply(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)),
+                 {"feedback": {"rule": "kolen_pollack"}, "dale": {"enforce": "softplus", "exempt": []}})
+
+
+def test_kolen_pollack_state_loads_into_a_fresh_model_and_resumes():
+    """B's buffers are sized at the first step; a fresh model loads a stepped checkpoint and continues exactly."""
+    def model_and_opt():
+        torch.manual_seed(0)
+        m = bc.apply(nn.Sequential(nn.Linear(4, 3)), {"feedback": {"rule": "kolen_pollack"}})
+        return m, bc.bind(torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01), m)
+
+    def step(m, opt, k):
+        opt.zero_grad()
+        m(torch.randn(5, 4, generator=torch.Generator().manual_seed(k))).pow(2).sum().backward()
+        opt.step()
+    a, opt_a = model_and_opt()
+    assert a[0].feedback_momentum.numel() == 0
+    for k in range(3):
+        step(a, opt_a, k)
+    b, opt_b = model_and_opt()
+    b.load_state_dict(copy.deepcopy(a.state_dict()))
+    opt_b.load_state_dict(copy.deepcopy(opt_a.state_dict()))  # torch's load keeps the tensors it is given
+    assert b[0].feedback_momentum.shape == (3, 4)
+    for k in range(3, 5):
+        step(a, opt_a, k)
+        step(b, opt_b, k)
+    assert torch.equal(a[0].feedback_weight, b[0].feedback_weight)
 
 
 def test_one_mirror_iteration_by_hand_and_mirrors_align_b_with_w():
@@ -81,6 +192,33 @@ def test_one_mirror_iteration_by_hand_and_mirrors_align_b_with_w():
     for _ in range(100):
         layer.rule.mirror(layer)
     assert angle(layer.weight, layer.feedback_weight)[0] < 10
+
+
+def test_mirror_noise_has_the_given_std_by_hand():
+    """x = s z with z the seeded N(0, 1) draw: after n iterations B_k = B_(k-1) + eta (y_k^T x_k / n - lambda B_(k-1)),
+    y_k = x_k W^T, for a linear and a conv layer (one kernel-sized patch: y is one position)."""
+    s, eta, lam, n, iters = 2.0, 0.2, 0.5, 32, 3
+    opts = {"samples": n, "lr": eta, "weight_decay": lam, "noise_std": s}
+    torch.manual_seed(0)
+    lin = bc.apply(nn.Sequential(nn.Linear(6, 4)), {"feedback": {"rule": "weight_mirror", "options": opts}})[0]
+    conv = bc.apply(nn.Sequential(nn.Conv2d(3, 5, (3, 2))), {"feedback": {"rule": "weight_mirror",
+                                                                           "options": opts}})[0]
+    for layer in (lin, conv):
+        W, B = layer.weight.detach().clone(), layer.feedback_weight.clone()
+        for k in range(1, iters + 1):
+            layer.rule.mirror(layer)
+            gen = torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k))
+            x = s * torch.randn(n, *W.shape[1:], generator=gen)           # (n, in) or (n, C_in, k_h, k_w)
+            flat_x, flat_w = x.reshape(n, -1), W.reshape(W.shape[0], -1)
+            y = flat_x @ flat_w.t()                                         # (n, out): the response
+            B = B + eta * ((y.t() @ flat_x / n).reshape(W.shape) - lam * B)
+        assert torch.allclose(layer.feedback_weight, B, atol=1e-5)
+    # with many samples one full step (eta lambda = 1) lands on the fixed point (s^2 / lambda) W, not W
+    lin = bc.apply(nn.Sequential(nn.Linear(6, 4)), {"feedback": {"rule": "weight_mirror", "options": {
+        "samples": 65_536, "lr": 1.0, "weight_decay": 1.0, "noise_std": s}}})[0]
+    lin.rule.mirror(lin)
+    ratio = (lin.feedback_weight * lin.weight.detach()).sum() / lin.weight.detach().pow(2).sum()
+    assert float(ratio) == pytest.approx(s**2, rel=0.05)
 
 
 def test_mirror_phase_runs_every_k_steps_and_aligns_conv_feedback():
@@ -128,6 +266,35 @@ def test_dfa_conv_layer_gets_the_per_channel_signal_broadcast_over_space():
     assert torch.allclose(model[0].weight.grad, grad, atol=1e-5)
 
 
+def test_dfa_full_conv_sends_the_error_to_every_unit_by_hand():
+    """conv: full: dL/dx[n, c, i, j] = sum_k e[n, k] D[k, (c, i, j)] with D (classes x C_in H W), drawn at the first
+    backward from U(+-1/sqrt(C_in H W)); a fresh model loads it; another input size is an error."""
+    def net():
+        torch.manual_seed(0)
+        return bc.apply(nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 4, 3, stride=2),
+                                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)),
+                        {"feedback": {"rule": "dfa", "options": {"conv": "full"}}})
+    model = net()
+    assert model[2].direct_feedback.numel() == 0
+    x, c = torch.randn(2, 2, 6, 6), torch.randn(2, 5)
+    a1 = model[0](x)
+    (model(x) * c).sum().backward()
+    D = model[2].direct_feedback
+    bound = 1 / math.sqrt(3 * 6 * 6)
+    gen = torch.Generator().manual_seed(model[2].rule.layer_seed)
+    R = torch.empty(5, 3 * 6 * 6).uniform_(-bound, bound, generator=gen)
+    assert torch.equal(D, R)
+    signal = (c @ D).view(2, 3, 6, 6)                 # dL/d(input of conv 2): every unit its own value
+    delta1 = signal * (a1 > 0)
+    grad = torch.nn.grad.conv2d_weight(x, model[0].weight.shape, delta1, padding=1)
+    assert torch.allclose(model[0].weight.grad, grad, atol=1e-5)
+    fresh = net()
+    fresh.load_state_dict(model.state_dict())
+    assert torch.equal(fresh[2].direct_feedback, D)
+    with pytest.raises(RuntimeError, match="the full pathway needs one input size"):
+        model(torch.randn(2, 2, 8, 8)).sum().backward()
+
+
 def test_paper_scales_follow_the_formula():
     conv = bc.nn.FeedbackConv2d(4, 8, 3, rule="sign_symmetry")
     lin = bc.nn.FeedbackLinear(10, 3, rule="sign_symmetry")
@@ -137,6 +304,40 @@ def test_paper_scales_follow_the_formula():
     assert float(fa_conv.feedback_weight.std()) == pytest.approx(math.sqrt(2 / (9 * 64)), rel=0.05)
     signed = bc.nn.FeedbackConv2d(4, 8, 3, rule="fa", options={"init": "signed"})
     assert torch.equal(signed.feedback_weight, torch.sign(signed.weight.detach()) * math.sqrt(2 / (9 * 8)))
+
+
+@pytest.mark.parametrize("rule", ["fa", "kolen_pollack", "weight_mirror"])
+def test_signed_init_follows_the_weights_of_a_plain_checkpoint(rule):
+    """init: signed: a plain state dict (W, no B) gives B = sign(W_loaded) * s; a biocircuits one restores B."""
+    def net():
+        return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
+    torch.manual_seed(0)
+    model = bc.apply(net(), {"feedback": {"rule": rule, "options": {"init": "signed"}}})
+    torch.manual_seed(1)
+    plain = net().state_dict()
+    model.load_state_dict(plain)
+    for i, scale in ((0, math.sqrt(2 / (9 * 8))), (3, 1 / math.sqrt(128))):
+        W = plain[f"{i}.weight"]
+        assert torch.equal(model[i].weight.detach(), W)
+        assert torch.equal(model[i].feedback_weight, torch.sign(W) * scale)
+    saved = copy.deepcopy(model.state_dict())
+    saved["0.feedback_weight"] = torch.randn_like(saved["0.feedback_weight"])
+    model.load_state_dict(saved)
+    assert torch.equal(model[0].feedback_weight, saved["0.feedback_weight"])   # a saved B is kept
+    twin = copy.deepcopy(model)
+    bc.remove(twin)                                   # the copy's load hook goes, the original's stays
+    assert not twin[0]._load_state_dict_post_hooks and len(model[0]._load_state_dict_post_hooks) == 1
+    bc.remove(model)
+    assert not model[0]._load_state_dict_post_hooks
+
+
+def test_signed_init_takes_the_signs_dale_leaves():
+    torch.manual_seed(0)
+    spec = {"feedback": {"rule": "fa", "options": {"init": "signed"}}, "dale": {"exempt": []}}
+    model = bc.apply(nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)), spec)
+    for i in (0, 2):
+        W = model[i].weight.detach()
+        assert torch.allclose(model[i].feedback_weight, torch.sign(W) / math.sqrt(W.shape[1]))
 
 
 @pytest.mark.parametrize("rule", ["sign_symmetry", "fa"])

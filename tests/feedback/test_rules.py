@@ -50,6 +50,35 @@ def test_random_fixed_keeps_magnitudes_random_batch_redraws():
     assert int(batch[0].feedback_step) == 3
 
 
+@pytest.mark.parametrize("magnitude", ["random_fixed", "random_batch"])
+def test_random_magnitudes_follow_the_paper_distribution_by_hand(magnitude):
+    """frSF / brSF on a conv: M = |R|, R ~ N(0, 2 / (k_h k_w C_out)) drawn from the layer's seeded generator (brSF:
+    seed + 7919 * feedback_step), so E M^2 = 2 / (k_h k_w C_out); a linear layer: M ~ U(0, 1/sqrt(fan_in));
+    ``random_init: uniform`` keeps U(0, 1/sqrt(fan_in)) for convs too."""
+    model = nn.Sequential(nn.Conv2d(64, 128, 3), nn.ReLU(), nn.Flatten(), nn.Linear(128, 10))
+    bc.apply(model, {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": magnitude}}})
+    conv, lin = model[0], model[3]
+    if magnitude == "random_batch":
+        model(torch.randn(1, 64, 3, 3)).sum().backward()   # one training forward: feedback_step 1
+    seeds = [(layer.rule.layer_seed + (7919 * int(layer.feedback_step) if magnitude == "random_batch" else 0)) % 2**62
+             for layer in (conv, lin)]
+    std = math.sqrt(2 / (3 * 3 * 128))
+    R = torch.empty(conv.weight.shape).normal_(0.0, std, generator=torch.Generator().manual_seed(seeds[0]))
+    assert torch.equal(conv.feedback_weight, R.abs())
+    assert float(conv.feedback_weight.pow(2).mean().sqrt()) == pytest.approx(std, rel=0.01)
+    bound = 1 / math.sqrt(128)
+    R = torch.empty(lin.weight.shape).uniform_(-bound, bound, generator=torch.Generator().manual_seed(seeds[1]))
+    assert torch.equal(lin.feedback_weight, R.abs())
+    old = bc.apply(nn.Sequential(nn.Conv2d(64, 128, 3)), {"feedback": {"rule": "sign_symmetry", "options": {
+        "magnitude": magnitude, "random_init": "uniform"}}})[0]
+    bound = 1 / math.sqrt(64 * 9)
+    assert old.feedback_weight.max() <= bound and float(old.feedback_weight.mean()) == pytest.approx(bound / 2,
+                                                                                                     rel=0.01)
+    with pytest.raises(bc.ConfigError, match="random_init applies to magnitude random_fixed or random_batch"):
+        bc.apply(nn.Sequential(nn.Linear(3, 2)), {"feedback": {"rule": "sign_symmetry",
+                                                               "options": {"random_init": "uniform"}}})
+
+
 def test_fa_is_fixed_reproducible_and_from_init_distribution():
     def make(seed):
         m = nn.Sequential(nn.Linear(400, 300), nn.ReLU(), nn.Linear(300, 10))

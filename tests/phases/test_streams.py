@@ -13,19 +13,18 @@ from torch import nn
 import biocircuits as bc
 from biocircuits.errors import ConfigError
 
+from ..builders import build_batches, build_mlp
+
 RULES = ["bp", "fa", "sign_symmetry"]
 B, N_IN, N_H, N_OUT, T = 6, 5, 7, 4, 3
 
 
 def data(steps=T, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(B, N_IN, generator=g, dtype=torch.float64),
-             torch.randint(0, N_OUT, (B,), generator=g)) for _ in range(steps)]
+    return build_batches(steps, B, N_IN, N_OUT, seed)
 
 
 def net(rule, phases, seed=0):
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(N_IN, N_H), nn.Tanh(), nn.Linear(N_H, N_OUT)).double()
+    model = build_mlp(N_IN, N_H, N_OUT, act=nn.Tanh, dtype=torch.float64, seed=seed)
     bc.apply(model, {"feedback": {"rule": rule}, "phases": phases})
     return model, bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
 

@@ -82,14 +82,15 @@ def test_delay_is_exactly_k_steps(k):
         assert torch.allclose(applied[t], expected, atol=1e-6), t
 
 
-@pytest.mark.parametrize("state", ["stored", "trace"])
-def test_perturbation_state_resumes_exactly(tmp_path, state):
+@pytest.mark.parametrize("state, cascade", [("stored", True), ("trace", True), ("current", False)])
+def test_perturbation_state_resumes_exactly(tmp_path, state, cascade):
     def exp():
         return Experiment.from_dict({
             "name": "ph", "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
             "constraints": {"feedback": {"rule": "fa"}, "phases": {
                 "error_noise": 0.2, "error_quantization": 8, "error_delay": 2, "backward_state": state,
-                "trace_decay": 0.3 if state == "trace" else None, "error_filter": 2, "interference": 0.1}},
+                "trace_decay": 0.3 if state == "trace" else None, "error_filter": {"tau": 2, "cascade": cascade},
+                "interference": 0.1}},
             "train": {"steps": 12, "batch_size": 16, "deterministic": True},
         })
     assert run_experiment(exp(), tmp_path / "cut", callbacks=[Kill(5)])["interrupted"]
@@ -98,6 +99,6 @@ def test_perturbation_state_resumes_exactly(tmp_path, state):
     a = load_checkpoint(tmp_path / "cut" / "checkpoint.pt")["model"]
     b = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")["model"]
     queue = "delay_queue" if state == "stored" else "late_error_queue"
-    assert any(queue in k for k in b) and any("filtered_error" in k for k in b)
+    assert any(queue in k for k in b) and any("filtered_" in k for k in b)
     for k in b:
         assert torch.equal(a[k], b[k]), k

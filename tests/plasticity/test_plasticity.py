@@ -6,26 +6,20 @@ from torch import nn
 
 import biocircuits as bc
 
+from ..builders import build_mlp
+
 
 def model_with(plasticity, dale=True):
-    torch.manual_seed(0)
-    m = nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 6), nn.ReLU(), nn.Linear(6, 2))
+    m = build_mlp(4, 10, 6, 2, seed=0)
     spec = {"feedback": {"rule": "bp"}, "plasticity": plasticity}
     if dale:
         spec["dale"] = {"excitatory_fraction": 0.6}
     return bc.apply(m, spec)
 
 
-def step(model, opt, seed):
-    torch.manual_seed(seed)
-    opt.zero_grad()
-    (model(torch.rand(16, 4)) * torch.randn(16, 2)).sum().backward()
-    opt.step()
-
-
 @pytest.mark.parametrize("direction", ["potentiation_only", "depression_only"])
 @pytest.mark.parametrize("opt_name", ["sgd", "adam"])
-def test_directions_never_move_the_forbidden_way(direction, opt_name):
+def test_directions_never_move_the_forbidden_way(direction, opt_name, random_step):
     model = model_with({"rules": [{"match": {"layers": "2", "population": "E"}, "direction": direction}]})
     make = {"sgd": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), "adam": lambda p: torch.optim.Adam(p, 0.01)}
     opt = bc.bind(make[opt_name](model.parameters()), model)
@@ -33,7 +27,7 @@ def test_directions_never_move_the_forbidden_way(direction, opt_name):
     moved = 0
     for s in range(20):
         before = model[2].weight.detach().clone()
-        step(model, opt, s)
+        random_step(model, opt, s)
         after = model[2].weight.detach()
         grow = (after.abs() - before.abs())[:, e_cols]
         if direction == "potentiation_only":
@@ -45,7 +39,7 @@ def test_directions_never_move_the_forbidden_way(direction, opt_name):
     assert moved > 0
 
 
-def test_lr_scale_scales_update_exactly_and_frozen_is_bit_identical():
+def test_lr_scale_scales_update_exactly_and_frozen_is_bit_identical(random_step):
     spec = {"rules": [{"match": {"layers": "2", "population": "I"}, "lr_scale": 0.25},
                       {"match": {"layers": "4"}, "frozen": True}]}
     scaled = model_with(spec)
@@ -55,8 +49,8 @@ def test_lr_scale_scales_update_exactly_and_frozen_is_bit_identical():
     opt_r = bc.bind(torch.optim.SGD(ref.parameters(), lr=0.1), ref)
     w0 = scaled[2].weight.detach().clone()
     frozen0 = scaled[4].weight.detach().clone()
-    step(scaled, opt_s, 1)
-    step(ref, opt_r, 1)
+    random_step(scaled, opt_s, 1)
+    random_step(ref, opt_r, 1)
     i_cols = scaled[2].dale_sign < 0
     d_scaled = scaled[2].weight.detach() - w0
     d_ref = ref[2].weight.detach() - w0

@@ -8,6 +8,8 @@ from torch import nn
 
 import biocircuits as bc
 
+from ..builders import build_mlp, random_gradient_step
+
 E, I = 1.0, -1.0
 # excitatory_fraction 0.6, block: layer 0 outputs 10 units (6 E), layer 2 outputs 6 (round(3.6) = 4 E), layer 4
 # outputs 2 (round(1.2) = 1 E). Layer 2 reads layer 0's units, layer 4 reads layer 2's.
@@ -17,8 +19,7 @@ CLASSES = {"E->E": (E, E), "E->I": (E, I), "I->E": (I, E), "I->I": (I, I)}
 
 
 def build(plasticity, dale=True):
-    torch.manual_seed(0)
-    m = nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 6), nn.ReLU(), nn.Linear(6, 2))
+    m = build_mlp(4, 10, 6, 2, seed=0)
     spec = {"plasticity": plasticity}
     if dale:
         spec["dale"] = {"excitatory_fraction": 0.6, "init": "keep"}
@@ -26,11 +27,7 @@ def build(plasticity, dale=True):
 
 
 def one_step(model):
-    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.05), model)
-    torch.manual_seed(1)
-    opt.zero_grad()
-    (model(torch.rand(16, 4)) * torch.randn(16, 2)).sum().backward()
-    opt.step()
+    random_gradient_step(model, bc.bind(torch.optim.SGD(model.parameters(), lr=0.05), model), seed=1)
 
 
 def in_class(layer: str, synapse: str) -> torch.Tensor:
@@ -105,9 +102,8 @@ def test_exp_gradient_weight_decay_is_exponentiated():
 
 def test_dann_synapse_classes_are_its_three_tensors():
     def dann(rules):
-        torch.manual_seed(0)
-        m = nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 2))
-        return bc.apply(m, {"dale": {"architecture": "dann"}, "plasticity": {"rules": rules}})
+        return bc.apply(build_mlp(4, 10, 20, 2, seed=0),
+                        {"dale": {"architecture": "dann"}, "plasticity": {"rules": rules}})
 
     def tensors(model):
         p = model[2].parametrizations.weight

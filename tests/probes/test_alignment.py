@@ -13,6 +13,8 @@ from biocircuits.config.experiment import Experiment
 from biocircuits.train.checkpoint import load_checkpoint
 from biocircuits.train.trainer import run_experiment
 
+from ..builders import build_mlp
+
 
 def deg(a, b):
     a, b = a.flatten().double(), b.flatten().double()
@@ -20,8 +22,7 @@ def deg(a, b):
 
 
 def two_layer(rule):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 3)).double()
+    model = build_mlp(5, 7, 3, act=nn.Tanh, dtype=torch.float64, seed=0)
     return bc.apply(model, {"feedback": {"rule": rule, "seed": 2}})
 
 

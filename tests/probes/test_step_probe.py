@@ -13,12 +13,12 @@ from biocircuits.config.constraints import Constraints
 from biocircuits.probes import StepProbe, angle
 from biocircuits.train.trainer import run_experiment
 
+from ..builders import build_batches, build_mlp
 from ..train.helpers import tiny_experiment
 
 
 def setup(phases, rule="fa"):
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    model = build_mlp(5, 6, 3, act=nn.Tanh, dtype=torch.float64, seed=0)
     bc.apply(model, {"feedback": {"rule": rule}, "phases": phases})
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
     return model, opt, StepProbe(model, opt)
@@ -39,11 +39,10 @@ def exact_grad_w1(model, batches):
 def train(phases, probed):
     """3 steps of 2 micro-batches; the probe armed at every step when ``probed``: (model, angles, hand angles)."""
     model, opt, probe = setup(phases)
-    g = torch.Generator().manual_seed(0)
+    drawn = build_batches(6, 4, 5, 3, seed=0)   # 3 steps x 2 micro-batches, drawn in order from one generator
     measured, hand = [], []
-    for _ in range(3):
-        batches = [(torch.randn(4, 5, generator=g, dtype=torch.float64), torch.randint(0, 3, (4,), generator=g))
-                   for _ in range(2)]
+    for t in range(3):
+        batches = drawn[2 * t: 2 * t + 2]
         if probed:
             probe.arm()
         for x, y in batches:

@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from biocircuits.core.atomic import atomic_write
+
 from .results import val_rows
 
 CURVE_KEYS = {"val_acc1": "acc1", "best_val_acc1": "acc1", "val_acc5": "acc5", "val_loss": "loss",
@@ -20,6 +22,16 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    """Write ``fig`` as a PNG atomically and close it."""
+    fig.tight_layout()
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    finally:
+        plt.close(fig)
+    return path
 
 
 def metric_figure(rows: list[dict[str, Any]], summary: dict[str, Any], path: Path) -> Path:
@@ -39,10 +51,7 @@ def metric_figure(rows: list[dict[str, Any]], summary: dict[str, Any], path: Pat
     ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(metric)
     ax.set_title(f"{metric}: mean and 95% t-interval per variant (n = seeds finished)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def curves_figure(rows: list[dict[str, Any]], metric: str, path: Path) -> Path:
@@ -71,10 +80,7 @@ def curves_figure(rows: list[dict[str, Any]], metric: str, path: Path) -> Path:
     ax.set_title("validation curves: mean over seeds +- 1 sd", fontsize=9)
     if by_variant:
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_figures(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> list[Path]:

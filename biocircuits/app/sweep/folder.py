@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from biocircuits import __version__
+from biocircuits.core.atomic import atomic_write_json, atomic_write_text
 from biocircuits.errors import ConfigError
 
 TRIAL_FILE = "trial.json"
@@ -20,16 +21,12 @@ DONE = ("finished", "failed", "stopped")  # results (stopped: by the scheduler):
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON atomically (a temporary file beside it, then a rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    """Write ``data`` as JSON atomically (:mod:`biocircuits.core.atomic`)."""
+    atomic_write_json(path, data, default=str)
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def read_json(path: Path) -> dict[str, Any]:

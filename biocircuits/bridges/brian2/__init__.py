@@ -2,9 +2,10 @@
 error streams e(t), and measure how faithfully it delivers B^T e: tracking, frequency response, Dale's cost, and
 the spiking noise as ``phases:`` settings for torch training.
 
-Modules: :mod:`.streams` (waveforms, the error recorder), :mod:`.modes` (rate / spiking modes, Dale relays),
-:mod:`.pathway` (the constant-pattern check, tracking, frequency response), :mod:`.metrics`, :mod:`.chain`
-(multi-layer pathways with derivative gating) and :mod:`.calibration` (spike budget -> ``phases:``).
+Modules: :mod:`.streams` (waveforms, the error recorder), :mod:`.modes` (rate / spiking modes), :mod:`.relays`
+(Dale relays and their rectified noise), :mod:`.pathway` (the constant-pattern check, tracking, frequency
+response), :mod:`.metrics`, :mod:`.chain` (multi-layer pathways with derivative gating) and :mod:`.calibration`
+(spike budget -> ``phases:``).
 Needs the ``spiking`` extra; importing this package without Brian2 works, simulating raises one clear ImportError.
 """
 
@@ -12,7 +13,7 @@ from ._backend import INSTALL_HINT, b2, feedback_matrix, require_brian2
 from .calibration import Calibration, calibrate_spikes
 from .chain import ChainReport, check_chain
 from .metrics import FrequencyPoint, Tracking
-from .modes import MODES, PathwayMode, RateMode, Relays, SpikingMode, Trace, make_mode
+from .modes import MODES, PathwayMode, RateMode, SpikingMode, Trace, make_mode
 from .pathway import (
     PathwayReport,
     PatternResult,
@@ -21,9 +22,10 @@ from .pathway import (
     frequency_response,
     track,
 )
+from .relays import Relays, relay_bias
 from .streams import WAVEFORMS, ErrorRecorder, ErrorStream
 
 __all__ = ["INSTALL_HINT", "MODES", "WAVEFORMS", "Calibration", "ChainReport", "ErrorRecorder", "ErrorStream",
            "FrequencyPoint", "PathwayMode", "PathwayReport", "PatternResult", "RateMode", "Relays", "SpikingMode",
            "Trace", "Tracking", "TrackingReport", "b2", "calibrate_spikes", "check_chain", "check_pathway",
-           "feedback_matrix", "frequency_response", "make_mode", "require_brian2", "track"]
+           "feedback_matrix", "frequency_response", "make_mode", "relay_bias", "require_brian2", "track"]

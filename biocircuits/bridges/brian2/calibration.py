@@ -12,6 +12,9 @@ their noise included). The equivalent settings of :mod:`biocircuits.phases.trans
 - ``error_quantization: {spikes: N}`` has variance (m / N)^2 u (1 - u) per unit (m = max|delta|, u the
   fractional part, E[u (1 - u)] = 1/6 for spread-out values): N = m / sqrt(6 mean_p var(nu | e_p)).
 
+Each form alone carries the whole variance, so a spec takes one of them: both at once would add the variance
+twice (and the quantisation would read the noisy max|delta|), so ``phases`` refuses "both".
+
 ``spike_budget`` = 2 r0 T is the spike count of a pair over one window.
 """
 
@@ -29,7 +32,7 @@ from .modes import Relays, SpikingMode
 from .pathway import PathwayReport, check_pathway, default_settle, relays_of
 from .streams import HZ, MS, SECOND
 
-FORMS = ("noise", "quantization", "both")
+FORMS = ("noise", "quantization")
 
 
 @dataclass
@@ -50,15 +53,14 @@ class Calibration:
     report: PathwayReport
 
     def phases(self, form: str = "noise", measured: bool = True, seed: int = 0) -> dict[str, Any]:
-        """The ``phases:`` section: ``form`` is noise (``error_noise``), quantization or both."""
+        """The ``phases:`` section: ``form`` is noise (``error_noise``) or quantization (``error_quantization``);
+        each alone carries the bridge's whole error variance (module docstring)."""
         if form not in FORMS:
-            raise ValueError(f"form must be one of {', '.join(FORMS)}, given {form!r}")
-        out: dict[str, Any] = {"seed": seed}
-        if form in ("noise", "both"):
-            out["error_noise"] = {"sigma": round(self.sigma if measured else self.sigma_analytic, 6)}
-        if form in ("quantization", "both"):
-            out["error_quantization"] = {"spikes": self.spikes}
-        return out
+            raise ValueError(f"form must be one of {', '.join(FORMS)} (each carries the whole spiking variance, "
+                             f"so one at a time), given {form!r}")
+        if form == "noise":
+            return {"seed": seed, "error_noise": {"sigma": round(self.sigma if measured else self.sigma_analytic, 6)}}
+        return {"seed": seed, "error_quantization": {"spikes": self.spikes}}
 
     def spec(self, form: str = "noise", feedback: dict[str, Any] | None = None, measured: bool = True
              ) -> dict[str, Any]:

@@ -4,8 +4,10 @@ down L layers' feedback matrices, gated at each hidden layer by f'(a) of the for
     s_0 = e,   s_l = g_l * (B_{l-1}^T s_{l-1})  (l = 1 .. L-1),   s_L = B_{L-1}^T s_{L-1}
 
 (``layers`` top first, B_l of shape (n_l, n_{l+1}); for two layers s_2 = B_2^T (f'(a) * B_3^T e), the torch
-reference :func:`chain_reference`). Each hidden layer is a population of "relay" units that integrate their input
-and pass it on multiplied by the gate g_l (held: (n_l,) or one row per pattern; time-varying: (steps, n_l)):
+reference :func:`chain_reference`, each gate averaged over the measuring window only: the part of a pattern's
+window after ``settle``, where the readout is read, so a gate's value during the settle does not count). Each
+hidden layer is a population of "relay" units that integrate their input and pass it on multiplied by the gate
+g_l (held: (n_l,) or one row per pattern; time-varying: (steps, n_l)):
 
 - rate: tau dr/dt = -r + I, output g r; the readout of each stage is the cascade of L first-order low-passes;
 - spiking: push-pull Poisson pairs at r_h +- k_l g_l I_l (I_l the stage's normalised synaptic current,
@@ -46,7 +48,6 @@ def chain_reference(matrices: Sequence[torch.Tensor], errors: torch.Tensor, gate
         if i < len(matrices) - 1:
             s = s * gates[i]
     return s
-
 
 
 @dataclass
@@ -107,22 +108,23 @@ def check_chain(layers: Sequence[torch.nn.Module | torch.Tensor | np.ndarray], e
     if len(gates) != len(Bs) - 1:
         raise ValueError(f"{len(Bs)} layers need {len(Bs) - 1} gates (one per hidden layer), given {len(gates)}")
     E = as_errors(errors, Bs[0].shape[0])
-    hold = seconds(duration) if duration is not None else (0.3 if m.name == "rate" else 1.0)
+    hold = seconds(duration if duration is not None else m.chain_hold)
     stream = patterns(E, hold=hold * SECOND, dt=m.dt)
     n, steps = stream.hold, stream.steps
     G = [_gate_table(torch.as_tensor(g).double().numpy(), B.shape[1], steps, n, len(E)) for g, B in
          zip(gates, Bs[:-1], strict=True)]
     t0 = time.perf_counter()
     with session(codegen_target, seed) as bb:
-        build = _rate_chain if m.name == "rate" else _spiking_chain
+        build = CHAIN_BUILDERS[m.name]
         objects, target, norm, noise_terms = build(bb, m, Bs, stream, G, hidden_rate)
         mon = bb.StateMonitor(target, m.variable, record=True, dt=m.dt)
         bb.Network(*objects, mon).run(steps * m.dt, namespace={})
         values = np.asarray(getattr(mon, m.variable)).T[:steps] / norm[:steps, None]
     settle_s = seconds(settle) if settle is not None else min((8 + 6 * (len(Bs) - 1)) * m.tau_s, hold / 2)
     skip = int(round(settle_s / m.dt_s))
-    sim = np.stack([values[p * n + skip:(p + 1) * n].mean(axis=0) for p in range(len(E))])
-    gate_means = [torch.as_tensor(np.stack([g[p * n:(p + 1) * n].mean(0) for p in range(len(E))])) for g in G]
+    measured = [slice(p * n + skip, (p + 1) * n) for p in range(len(E))]  # each window after settling
+    sim = np.stack([values[w].mean(axis=0) for w in measured])
+    gate_means = [torch.as_tensor(np.stack([g[w].mean(0) for w in measured])) for g in G]
     ref = chain_reference([torch.as_tensor(B) for B in Bs], torch.as_tensor(E), gate_means).numpy()
     window = (n - skip) * m.dt_s
     results = []
@@ -131,11 +133,11 @@ def check_chain(layers: Sequence[torch.nn.Module | torch.Tensor | np.ndarray], e
         rel = float(np.linalg.norm(sim[p] - ref[p]) / max(np.linalg.norm(ref[p]), 1e-300))
         bounds = (None, None)
         if noise_terms:
-            bounds = _poisson_cosines(ref[p], [term(p) for term in noise_terms],
+            bounds = _poisson_cosines(ref[p], [term(p, measured[p]) for term in noise_terms],
                                       (1 + math.expm1(-window / m.tau_s) * m.tau_s / window) / window)
         results.append(PatternResult(cos, ang, rel, None, *bounds))
-    neurons = {"error": Bs[0].shape[0] * (2 if m.name == "spiking" else 1), "target": Bs[-1].shape[1],
-               "relay": sum(B.shape[1] for B in Bs[:-1]) * (2 if m.name == "spiking" else 1)}
+    neurons = {"error": Bs[0].shape[0] * m.neurons_per_unit, "target": Bs[-1].shape[1],
+               "relay": sum(B.shape[1] for B in Bs[:-1]) * m.neurons_per_unit}
     return ChainReport(m.name, [tuple(B.shape) for B in Bs], hold, results, sim.tolist(), ref.tolist(), neurons,
                        time.perf_counter() - t0)
 
@@ -215,12 +217,15 @@ def _spiking_chain(bb, m, Bs, stream, G, hidden_rate):
         src = group
     # noise carried from stage l to the readout: M_l = B_l diag(g_{l+1}) ... B_{L-1}
     for stage in range(len(Bs)):
-        def term(p, stage=stage):
+        def term(p, window, stage=stage):
             M = Bs[stage]
             for j in range(stage + 1, len(Bs)):
-                g = G[j - 1][p * stream.hold:(p + 1) * stream.hold].mean(0)
+                g = G[j - 1][window].mean(0)
                 M = (M * g) @ Bs[j]
             kp = float(gains[stage][p * stream.hold])
             return 2 * rates[stage] / (2 * kp) ** 2, M
         carried.append(term)
     return objects, src, 2 * gains[-1] * unit_norm, carried
+
+
+CHAIN_BUILDERS = {"rate": _rate_chain, "spiking": _spiking_chain}  # a mode's chain network, by mode name

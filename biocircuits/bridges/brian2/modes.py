@@ -21,7 +21,8 @@ xi; spiking, a Poisson neuron whose rate rho obeys tau_r drho/dt = -rho + noise 
 (exp(dt/tau_r) - 1)/dt per input spike (one relay spike per input spike on average). The targets receive
 B+ (u+ - x-) + B- (u- - x+) = B^T (e + L_r e) (+ noise): Dale's pathway is H(f) (1 + H_r(f) e^{-i pi f dt}) / 2
 (the relay's output is held for one step: a dt/2 lag); its cost is an extra lag/attenuation and the relays' own
-noise (Poisson and ``noise``), measured, not assumed.
+noise (Poisson and ``noise``), measured, not assumed. A spiking relay's rate is rectified at zero, so its
+``noise`` also adds a fixed surplus of inhibition, a bias the bound includes (:mod:`.relays`).
 """
 
 from __future__ import annotations
@@ -36,23 +37,10 @@ import numpy as np
 from biocircuits.core.registry import Registry
 
 from ._backend import check_units, hertz, lowpass, require_brian2, seconds, session
+from .relays import Relays, relay_bias
 from .streams import HZ, MS, SECOND, ErrorStream
 
 MODES: Registry = Registry("pathway mode")
-
-
-class Relays:
-    """Dale's inhibitory relay interneurons: time constant ``tau`` and ``noise`` (stationary std of the relay's
-    activity relative to its baseline, dimensionless)."""
-
-    @check_units(tau=SECOND)
-    def __init__(self, tau: Any = 2 * MS, noise: float = 0.0) -> None:
-        self.tau, self.noise = tau, float(noise)
-        if self.noise < 0:
-            raise ValueError(f"relay noise must be >= 0, given {noise}")
-
-    def __repr__(self) -> str:
-        return f"Relays(tau={self.tau}, noise={self.noise:g})"
 
 
 @dataclass
@@ -73,10 +61,16 @@ class Trace:
 
 
 class PathwayMode:
-    """Base class: ``dt`` (Brian2 time) and the stage time constant (:attr:`tau_s`, seconds)."""
+    """Base class: ``dt`` (Brian2 time) and the stage time constant (:attr:`tau_s`, seconds). Each mode also says
+    how long its checks hold a pattern by default (``hold``, ``chain_hold``), how many of its time constants a
+    switch needs to settle (``settle_taus``) and how many neurons carry one signed unit (``neurons_per_unit``)."""
 
     name: ClassVar[str]
     variable: ClassVar[str]
+    hold: ClassVar[Any]
+    chain_hold: ClassVar[Any]
+    settle_taus: ClassVar[float]
+    neurons_per_unit: ClassVar[int]
 
     def __init__(self, dt: Any) -> None:
         self.dt = dt
@@ -109,6 +103,12 @@ class PathwayMode:
         """Expected ||noise||^2 of the readout averaged over ``window`` s (long-window limit), normalised units."""
         return 0.0
 
+    def bias(self, B: np.ndarray, e: np.ndarray, relays: Relays | None = None, gain: float | None = None
+             ) -> np.ndarray:
+        """The readout's expected shift from B^T e for held e (n_in,), normalised units: 0 unless a mode's relays
+        rectify their noise (:mod:`.relays`)."""
+        return np.zeros(B.shape[1])
+
     def simulate(self, B: np.ndarray, stream: ErrorStream, relays: Relays | None = None, *, seed: int = 0,
                  codegen_target: str = "numpy") -> Trace:
         """Run the network on ``stream`` (its dt must equal the mode's) and read it on the grid."""
@@ -121,9 +121,13 @@ class PathwayMode:
             bb.Network(*objects, mon).run(stream.steps * self.dt, namespace={})
             values = np.asarray(getattr(mon, self.variable)).T[: stream.steps] / norm[: stream.steps, None]
         bad = sum(int(np.sum(np.asarray(syn.w[:]) * sign < 0)) for syn, sign in signed if sign)
-        gain = norm * -math.expm1(-self.dt_s / self.tau_s) / (2 * self.dt_s) if self.name == "spiking" else None
+        gain = self.error_gain(norm)
         return Trace(self.name, relays is not None, stream.times, values, self.predict(B, stream, relays),
                      stream.values @ B, gain, bad, neurons, time.perf_counter() - t0)
+
+    def error_gain(self, norm: np.ndarray) -> np.ndarray | None:
+        """k(t) (Hz per error unit, (steps,)) from the readout's normalisation; None for a mode without rates."""
+        return None
 
     def _build(self, bb: Any, B: np.ndarray, stream: ErrorStream, relays: Relays | None):
         raise NotImplementedError
@@ -170,6 +174,7 @@ class RateMode(PathwayMode):
 
     name = "rate"
     variable = "r"
+    hold, chain_hold, settle_taus, neurons_per_unit = 200 * MS, 300 * MS, 8, 1
 
     @check_units(tau=SECOND, dt=SECOND)
     def __init__(self, tau: Any = 10 * MS, dt: Any = 0.1 * MS) -> None:
@@ -205,7 +210,7 @@ class RateMode(PathwayMode):
         err = bb.NeuronGroup(2 * n_out, "err = tab(t, i) : 1", dt=dt, name="error_units", namespace={"tab": tab})
         sigma = relays.noise * base
         eq = "dx/dt = (-x + u) / tau_r" + (" + sigma * sqrt(2 / tau_r) * xi" if sigma else "") + " : 1\nu : 1"
-        relay = bb.NeuronGroup(2 * n_out, eq, dt=dt, name="inhibitory_relays", method="euler" if sigma else "exact",
+        relay = bb.NeuronGroup(2 * n_out, eq, dt=dt, name="inhibitory_relays", method=relays.method,
                                namespace={"tau_r": relays.tau, "sigma": sigma})
         relay.x = base
         to_relay = bb.Synapses(err, relay, "w : 1\nu_post = w * err_pre : 1 (summed)", name="to_relays",
@@ -234,6 +239,7 @@ class SpikingMode(PathwayMode):
 
     name = "spiking"
     variable = "I"
+    hold, chain_hold, settle_taus, neurons_per_unit = 500 * MS, 1 * SECOND, 5, 2
 
     @check_units(tau_syn=SECOND, rate=HZ, dt=SECOND)
     def __init__(self, tau_syn: Any = 5 * MS, rate: Any = 200 * HZ, dt: Any = 0.1 * MS) -> None:
@@ -267,6 +273,16 @@ class SpikingMode(PathwayMode):
         f = 1 - self.tau_s / window * -math.expm1(-window / self.tau_s)
         return f * float(var) / (window * (2 * k) ** 2)
 
+    def error_gain(self, norm: np.ndarray) -> np.ndarray:
+        """k = norm (1 - exp(-dt / tau_s)) / (2 dt), the inverse of the readout's normalisation."""
+        return norm * -math.expm1(-self.dt_s / self.tau_s) / (2 * self.dt_s)
+
+    def bias(self, B, e, relays=None, gain=None) -> np.ndarray:
+        """The relays' rectified noise: :func:`~.relays.relay_bias` (0 without relays or relay noise)."""
+        if relays is None:
+            return np.zeros(B.shape[1])
+        return relay_bias(B, e, relays, self.r0, self.dt_s, gain)
+
     def _build(self, bb, B, stream, relays):
         n_out, n_in = B.shape
         dt, hz = self.dt, bb.Hz
@@ -281,15 +297,14 @@ class SpikingMode(PathwayMode):
         sources = {"plus": err[:n_out], "minus": err[n_out:]}
         signed: list[tuple[Any, float]] = []
         if relays is not None:
-            a_r = self.dt_s / seconds(relays.tau)
             sigma = relays.noise * self.r0 * hz
             eq = "drho/dt = -rho / tau_r" + (" + sigma * sqrt(2 / tau_r) * xi" if relays.noise else "") + " : Hz"
             relay = bb.NeuronGroup(2 * n_out, eq, threshold="rand() < rho * dt", dt=dt, name="inhibitory_relays",
-                                   method="euler" if relays.noise else "exact",
-                                   namespace={"tau_r": relays.tau, "sigma": sigma})
+                                   method=relays.method, namespace={"tau_r": relays.tau, "sigma": sigma})
             relay.rho = self.r0 * hz
+            jump_dt = relays.decay_and_jump(self.dt_s)[1]  # one relay spike per input spike on average
             to_relay = bb.Synapses(err, relay, "w : 1", on_pre="rho_post += w * jump", name="to_relays",
-                                   namespace={"jump": math.expm1(a_r) / self.dt_s * hz})
+                                   namespace={"jump": jump_dt / self.dt_s * hz})
             to_relay.connect(j="i")
             to_relay.w = 1.0
             objects += [relay, to_relay]

@@ -1,16 +1,20 @@
 """Kolen-Pollack learning of the feedback weights (Kolen & Pollack 1994; Akrout et al. 2019, "Deep learning without
-weight transport"): B learns with the same update as W, so W and B converge."""
+weight transport"): B learns with the same local update as W, with its own optimiser state and its own decay, so
+with decay W and B converge."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from pydantic import Field
-from torch import Tensor, nn
+from torch import nn
 
 from biocircuits.core.interface import StepState
-from biocircuits.core.layers import trainable_weight
+from biocircuits.errors import ConfigError
 
 from .feedback_alignment import FeedbackAlignment, FeedbackAlignmentOptions, weight_feedback_angle
+from .feedback_optimizer import STATE_BUFFERS, STEPS, optimizer_kind
 from .registry import register_rule
 
 
@@ -21,24 +25,55 @@ class KolenPollackOptions(FeedbackAlignmentOptions):
 
 @register_rule
 class KolenPollack(FeedbackAlignment):
-    """B starts as feedback alignment's (``init``, buffer ``feedback_weight``) and, after every optimiser step,
-    learns with W's own update. For plain SGD with learning rate eta and weight decay lambda, or a decoupled decay
-    (AdamW), the step is W_{t+1} = W_t + dW_t with dW_t = -eta (g_t + lambda W_t) (g_t = delta x^T, or AdamW's
-    adaptive step), and B takes
+    """B starts as feedback alignment's (``init``, buffer ``feedback_weight``) and, after every optimiser step, takes
+    the step of W's optimiser on the same local gradient g_t = delta x^T that W received (``weight.grad``), with B's
+    *own* optimiser state, learning rate r eta and decay lambda_B (r = ``lr_scale``, lambda_B = ``weight_decay``,
+    default W's). For plain SGD:
 
-        B_{t+1} = B_t + r (dW_t + eta lambda W_t) - r eta lambda_B B_t  =  B_t - r eta (g_t + lambda_B B_t),
+        W_(t+1) = W_t - eta (g_t + lambda W_t),        B_(t+1) = B_t - r eta (g_t + lambda_B B_t),
 
-    the same local update delta x^T as W with B's own decay (r = ``lr_scale``, lambda_B = ``weight_decay``, default
-    W's). With r = 1 and lambda_B = lambda, B - W shrinks by (1 - eta lambda) per step: W and B converge (Akrout et
-    al.'s Kolen-Pollack). With SGD momentum and coupled decay, W's past decay terms reach B's update through the
-    momentum buffer, so B's update is not exactly the local one, but B - W still shrinks by (1 - eta lambda) every
-    step. eta and lambda are read from the optimiser's param group at every step (schedules included). B changes
-    only in the after-step hook (``bc.bind``), so it is exact on resume and identical on every DDP rank (it is
-    computed from the all-reduced update)."""
+    so with r = 1 and lambda_B = lambda, W - B shrinks by (1 - eta lambda) per step whatever g does: W and B converge
+    (Akrout et al.'s Kolen-Pollack). SGD momentum gives B its own buffer m_B (m_B,t = mu m_B,(t-1) + u_t,
+    u_t = g_t + lambda_B B_t), so D = W - B follows the gradient-free heavy-ball recursion
+    D_(t+1) = D_t - eta e_t, e_t = mu e_(t-1) + lambda D_t; Adam and AdamW give B its own moments (AdamW: the same
+    adaptive step as W's, W - B shrinks by (1 - eta lambda) per step). The step and its buffers are in
+    :mod:`biocircuits.feedback.rules.feedback_optimizer` (torch's SGD, Adam and AdamW; other optimisers are
+    refused). With lambda_B = 0 nothing pulls B to W: B = B_0 + (W - W_0) under SGD, and a warning says so.
+
+    What the Dale enforcer or a plasticity rule then does to W is not copied to B (B learns from g alone). A Dale
+    reparametrisation (``enforce: abs | softplus``) trains a latent V, not W, so its gradient is not delta x^T:
+    refused. eta and lambda are read from W's param group at every step (schedules included); B changes only in the
+    after-step hook (``bc.bind``), from the all-reduced gradient, so it is exact on resume and identical on every
+    DDP rank."""
 
     name = "kolen_pollack"
     Options = KolenPollackOptions
-    needs_snapshot = True
+    lazy_buffers = STATE_BUFFERS
+
+    def attach(self, layer: nn.Module, qualname: str) -> None:
+        super().attach(layer, qualname)
+        device = layer.weight.device
+        self.register_buffer(layer, "feedback_updates", torch.zeros((), dtype=torch.int64, device=device))
+        for name in STATE_BUFFERS:   # B's optimiser state, sized at the first step that needs it
+            self.register_buffer(layer, name, torch.empty(0, dtype=layer.weight.dtype, device=device))
+        self._warned = False
+
+    @classmethod
+    def attach_group(cls, members, model: nn.Module) -> None:
+        super().attach_group(members, model)
+        for name, layer, _ in members:
+            if "parametrizations" in layer._modules and hasattr(layer.parametrizations, "weight"):
+                raise ConfigError(f"{name}: kolen_pollack needs the optimiser to train W itself: with a Dale "
+                                  "reparametrisation W = s f(V) the gradient it sees is dL/dV, not delta x^T",
+                                  key="dale.enforce", given="a reparametrised weight", has_given=True,
+                                  suggestion="use dale.enforce: project or exp_gradient with kolen_pollack")
+
+    def plain_checkpoint_loaded(self, layer: nn.Module) -> None:
+        """A plain checkpoint brings a new W and no B: B's optimiser state starts afresh too."""
+        super().plain_checkpoint_loaded(layer)
+        layer.feedback_updates.zero_()
+        for name in STATE_BUFFERS:
+            setattr(layer, name, getattr(layer, name).new_empty(0))
 
     def report(self, layer: nn.Module) -> dict[str, float]:
         return {"weight_feedback_angle": weight_feedback_angle(layer)}
@@ -47,22 +82,23 @@ class KolenPollack(FeedbackAlignment):
     @torch.no_grad()
     def after_step_group(cls, members, step: StepState) -> None:
         for layer, rule in members:
-            weight = trainable_weight(layer)
+            weight = layer.weight
+            if weight.grad is None:   # the optimiser skipped W this step: B rests too
+                continue
             group = step.group_of(weight)
-            eta, lam = float(group.get("lr", 0.0)), float(group.get("weight_decay", 0.0))
-            r = rule.options.lr_scale
+            where = layer.qualname or type(layer).__name__
+            kind = optimizer_kind(group, where)
+            lam = float(group.get("weight_decay", 0.0))
             lam_b = lam if rule.options.weight_decay is None else rule.options.weight_decay
-            before, feedback = weight_space(layer, step.weight_before(layer)), layer.feedback_weight
-            feedback.mul_(1.0 - r * eta * lam_b)
-            feedback.add_(layer.weight.detach() - before, alpha=r).add_(before, alpha=r * eta * lam)
+            rule.warn_without_decay(lam_b, where)
+            layer.feedback_updates += 1
+            grad = weight.grad.detach().to(layer.feedback_weight.dtype)
+            lr = rule.options.lr_scale * float(group.get("lr", 0.0))
+            STEPS[kind](layer, layer.feedback_weight, grad, group, lr, lam_b)
 
-
-def weight_space(layer: nn.Module, trainable: Tensor) -> Tensor:
-    """W for a value of the layer's trainable tensor: itself, or the parametrisations applied to it (a Dale
-    reparametrisation W = s f(V)); there the decay correction above is approximate (lambda acts on V)."""
-    plist = getattr(getattr(layer, "parametrizations", None), "weight", None)
-    if plist is None:
-        return trainable
-    for parametrization in plist:
-        trainable = parametrization(trainable)
-    return trainable
+    def warn_without_decay(self, decay: float, where: str) -> None:
+        if decay == 0.0 and not self._warned:
+            self._warned = True
+            warnings.warn(f"{where}: kolen_pollack with weight decay 0: nothing pulls B towards W (W - B "
+                          "stays at its initial value under SGD); set optim.weight_decay > 0 or the rule's "
+                          "weight_decay for W and B to converge", stacklevel=2)

@@ -30,6 +30,21 @@ class FeedbackRule(LayerAttachment):
 
     slot = "rule"
     reads_weight: ClassVar[bool] = False
+    # buffers registered empty and sized when first used (an optimiser's state for B, a full DFA matrix): a
+    # checkpoint's tensor under such a name is loaded whatever its shape
+    lazy_buffers: ClassVar[tuple[str, ...]] = ()
+
+    def prepare_load(self, layer: nn.Module, state_dict: dict[str, Tensor], prefix: str) -> None:
+        """Before ``layer`` loads ``state_dict``: give each of :attr:`lazy_buffers` the checkpoint's shape (empty,
+        or sized by the steps the checkpoint had taken), keeping its dtype and device."""
+        for name in self.lazy_buffers:
+            saved, held = state_dict.get(prefix + name), getattr(layer, name, None)
+            if isinstance(saved, Tensor) and isinstance(held, Tensor) and saved.shape != held.shape:
+                setattr(layer, name, torch.empty(saved.shape, dtype=held.dtype, device=held.device))
+
+    def after_load(self, layer: nn.Module, loaded: set[str]) -> None:
+        """After ``layer`` and its submodules loaded a state dict that held the buffers named in ``loaded``: rebuild
+        state that a plain checkpoint (one without this rule's buffers) leaves stale. Nothing by default."""
 
     def direct_pathway(self, layer: nn.Module) -> Callable[[Tensor, torch.Size], Tensor] | None:
         """For rules that bypass B (direct feedback alignment): ``f(delta, input_shape) -> grad_input``, called in
@@ -99,6 +114,16 @@ def draw_init_uniform(weight: Tensor, seed: int, device: torch.device | None = N
     return draw(weight, seed, lambda t, gen: t.uniform_(-bound, bound, generator=gen), device)
 
 
+def draw_paper(weight: Tensor, seed: int, device: torch.device | None = None) -> Tensor:
+    """A tensor shaped like ``weight`` from the random feedback distribution of Xiao et al. 2018's code, drawn like
+    :func:`draw_init_uniform`: a conv weight N(0, s^2) elementwise with s = sqrt(2 / (k_h k_w C_out))
+    (:func:`paper_scale`), a linear weight U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    if weight.dim() == 2:
+        return draw_init_uniform(weight, seed, device)
+    std = paper_scale(weight)
+    return draw(weight, seed, lambda t, gen: t.normal_(0.0, std, generator=gen), device)
+
+
 def memory_format(t: Tensor) -> torch.memory_format:
     """The memory format ``t`` is stored in (channels_last for 4-d/5-d tensors laid out that way)."""
     if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
@@ -108,5 +133,5 @@ def memory_format(t: Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-__all__ = ["RULES", "Feedback", "FeedbackRule", "draw", "draw_init_uniform", "init_bound", "init_std", "layer_seed",
-           "make_rule", "memory_format", "paper_scale", "register_rule", "rule_class", "validate_options"]
+__all__ = ["RULES", "Feedback", "FeedbackRule", "draw", "draw_init_uniform", "draw_paper", "init_bound", "init_std",
+           "layer_seed", "make_rule", "memory_format", "paper_scale", "register_rule", "rule_class", "validate_options"]

@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from torch import Tensor, nn
 
 from biocircuits.core.layers import trainable_weight
 from biocircuits.errors import ConfigError
 
-from .registry import Feedback, FeedbackRule, draw_init_uniform, init_std, paper_scale, register_rule
+from .registry import Feedback, FeedbackRule, draw_init_uniform, draw_paper, init_std, paper_scale, register_rule
 
 Magnitude = Literal["paper", "init_std", "unit", "weight_rms", "random_fixed", "random_batch"]
 
@@ -20,7 +20,19 @@ Magnitude = Literal["paper", "init_std", "unit", "weight_rms", "random_fixed", "
 class SignSymmetryOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     magnitude: Magnitude = "paper"
+    random_init: Literal["paper", "uniform"] = "paper"
     centre: bool = False
+
+    @model_validator(mode="after")
+    def _random_init_needs_random_magnitudes(self) -> SignSymmetryOptions:
+        if "random_init" in self.model_fields_set and self.magnitude not in RANDOM_INITS_FOR:
+            raise ValueError(f"random_init applies to magnitude random_fixed or random_batch, not {self.magnitude!r}")
+        return self
+
+
+# magnitudes drawn at random, and the distributions R is drawn from (M = |R|)
+RANDOM_INITS_FOR = ("random_fixed", "random_batch")
+RANDOM_INITS: dict[str, Callable[..., Tensor]] = {"paper": draw_paper, "uniform": draw_init_uniform}
 
 
 # The scalar s of B = s * sign(W) (None: 1), from the layer and its current W.
@@ -51,10 +63,15 @@ class SignSymmetry(FeedbackRule):
     - ``init_std``: the std of the layer's default init, 1/sqrt(3 fan_in);
     - ``unit``: 1;
     - ``weight_rms``: the current RMS of W, sqrt(sum W^2 / numel);
-    - ``random_fixed`` (frSF): |R| with R drawn once from the layer's init distribution (the buffer
-      ``feedback_weight`` holds the magnitudes |R|);
+    - ``random_fixed`` (frSF): |R| with R drawn once (the buffer ``feedback_weight`` holds the magnitudes |R|);
     - ``random_batch`` (brSF): |R| with R redrawn at every training forward from a generator seeded by
       (seed, layer, ``feedback_step``), so draws are reproducible, resumable and identical on every rank.
+
+    R's distribution (``random_init``): ``paper`` (default; Xiao et al. 2018's code, as fa's ``init: paper``):
+    conv R ~ N(0, 2 / (k_h k_w C_out)) elementwise, so E M^2 = 2 / (k_h k_w C_out), linear R ~ U(-1/sqrt(fan_in),
+    1/sqrt(fan_in)); ``uniform`` (the only choice before issue #24): U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+    every layer, i.e. M ~ U(0, 1/sqrt(fan_in)), whose mean is 0.44x the paper's on a 3x3 conv with C_in = C_out,
+    0.63x where the channels double and 2.05x on ResNet-18's 7x7 ``conv1``.
 
     ``centre: true`` subtracts from each input's feedback weights their mean over the output units (dim 0 of W:
     output features, or output channels per input channel and kernel tap):
@@ -89,7 +106,8 @@ class SignSymmetry(FeedbackRule):
         magnitude = self.options.magnitude
         weight = layer.weight.detach()
         if magnitude in ("random_fixed", "random_batch"):
-            self.register_buffer(layer, "feedback_weight", draw_init_uniform(weight, self.layer_seed).abs_())
+            magnitudes = RANDOM_INITS[self.options.random_init](weight, self.layer_seed).abs_()
+            self.register_buffer(layer, "feedback_weight", magnitudes)
         if magnitude == "random_batch":
             self.register_buffer(layer, "feedback_step", torch.zeros((), dtype=torch.int64, device=weight.device))
         else:
@@ -108,7 +126,7 @@ class SignSymmetry(FeedbackRule):
         """brSF: advance ``feedback_step`` and redraw R from (seed, layer, step) on the layer's device."""
         layer.feedback_step += 1
         seed = (self.layer_seed + 7919 * int(layer.feedback_step)) % (2**62)
-        fresh = draw_init_uniform(layer.feedback_weight, seed, device=layer.feedback_weight.device)
+        fresh = RANDOM_INITS[self.options.random_init](layer.feedback_weight, seed, device=layer.feedback_weight.device)
         with torch.no_grad():
             layer.feedback_weight.copy_(fresh.abs_())
 

@@ -55,18 +55,21 @@ class WeightMirror(FeedbackAlignment):
 
     @torch.no_grad()
     def mirror(self, layer: nn.Module) -> None:
-        """One mirror iteration on ``layer`` (see the class docstring)."""
+        """One mirror iteration on ``layer`` (see the class docstring): x = s z with z ~ N(0, 1) drawn in float32 from
+        (seed, layer, "mirror", ``mirror_count``), shape (``samples``, in_features) or (``samples``, C_in, *patch)."""
         o = self.options
         layer.mirror_count += 1
         weight = layer.weight.detach()
         gen = torch.Generator(device=weight.device).manual_seed(step_seed(self.mirror_seed, int(layer.mirror_count)))
         if weight.dim() == 2:
-            x = torch.randn(o.samples, weight.shape[1], generator=gen, device=weight.device).to(weight.dtype)
+            x = torch.randn(o.samples, weight.shape[1], generator=gen, device=weight.device).mul_(o.noise_std)
+            x = x.to(weight.dtype)
             correlation = (x @ weight.t()).t() @ x / o.samples
         else:
             n = weight.dim() - 2
             patch = [d * (k - 1) + 1 for d, k in zip(layer.dilation, layer.kernel_size, strict=True)]
-            x = torch.randn(o.samples, layer.in_channels, *patch, generator=gen, device=weight.device).to(weight.dtype)
+            x = torch.randn(o.samples, layer.in_channels, *patch, generator=gen, device=weight.device)
+            x = x.mul_(o.noise_std).to(weight.dtype)
             y = torch.convolution(x, weight, None, [1] * n, [0] * n, layer.dilation, False, [0] * n, layer.groups)
             correlation = torch.ops.aten.convolution_backward(
                 y, x, weight, None, [1] * n, [0] * n, layer.dilation, False, [0] * n, layer.groups,

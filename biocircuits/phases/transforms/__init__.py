@@ -3,7 +3,7 @@ the stream-state ones, set through ``backward_state``; see :mod:`biocircuits.pha
 
 from .base import TRANSFORMS, ErrorPathway, ErrorTransform
 from .delay import ErrorDelay
-from .filtering import ErrorFilter
+from .filtering import ErrorFilter, OutputErrorFilter, mean_lag
 from .interference import Interference
 from .late import LateError
 from .noise import ErrorNoise
@@ -11,4 +11,5 @@ from .quantization import ErrorQuantization, quantize
 from .trace import EligibilityTrace, decay_from_tau
 
 __all__ = ["TRANSFORMS", "EligibilityTrace", "ErrorDelay", "ErrorFilter", "ErrorNoise", "ErrorPathway",
-           "ErrorQuantization", "ErrorTransform", "Interference", "LateError", "decay_from_tau", "quantize"]
+           "ErrorQuantization", "ErrorTransform", "Interference", "LateError", "OutputErrorFilter", "decay_from_tau",
+           "mean_lag", "quantize"]

@@ -53,6 +53,12 @@ class ErrorTransform(LayerAttachment):
         return {cls.shorthand: value}
 
     @classmethod
+    def variant(cls, options: Any) -> type[ErrorTransform]:
+        """The class that carries out these (validated) options: ``cls`` itself unless an option picks another
+        form (``error_filter: {cascade: false}`` filters once at the model's output)."""
+        return cls
+
+    @classmethod
     def active(cls, options: Any) -> bool:
         """False when the options turn the transform off (its shorthand option is 0 / false)."""
         return cls.shorthand is None or bool(getattr(options, cls.shorthand))

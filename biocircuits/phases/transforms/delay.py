@@ -24,7 +24,12 @@ class ErrorDelay(ErrorTransform):
 
     This is the *stored* late error: each delayed update pairs its error with exactly the activity that caused it,
     which needs a memory of K weight-sized gradients (buffers ``delay_queue_weight``, ``delay_queue_bias``; the
-    step counter ``delay_count``)."""
+    step counter ``delay_count``).
+
+    Only the update is late. The error pathway runs on time: noise, quantisation, the filter and interference act
+    on delta(t - K) during the backward of step t - K, when it was made (the filter's and interference's state
+    advance with the on-time errors), and the gradient they produce is what waits K steps. With
+    ``backward_state: current | trace`` (:class:`~.late.LateError`) they act on the late error instead."""
 
     name = "error_delay"
     Options = DelayOptions

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 from biocircuits.core.interface import StepState
 
 from .base import TRANSFORMS
-from .streams import StreamState, find_clock, state_rows
+from .streams import StreamState, find_clock, output_view, state_rows
 
 
 class LateOptions(BaseModel):
@@ -28,7 +28,10 @@ class LateError(StreamState):
     (``backward_state: current``), or with its eligibility trace (``backward_state: trace``). Only K output-sized
     tensors per stream are kept (buffer ``late_error_queue``: (S, K, *y.shape[1:]); ``late_error_count`` counts
     steps), against K weight-sized gradients for the ``stored`` oracle (:class:`~.delay.ErrorDelay`). Errors are
-    stored as they arrive (under fp16 loss scaling, with that step's scale)."""
+    stored as they arrive (under fp16 loss scaling, with that step's scale), before any transform: the swap acts
+    on the model's output ahead of every layer's error pathway, so on every layer -- the last one included --
+    noise, quantisation, the filter and interference act on the late error e_(t-K), and the queue holds the
+    untransformed e_t."""
 
     name = "late_error"
     Options = LateOptions
@@ -47,15 +50,12 @@ class LateError(StreamState):
     def attach_group(cls, members, model: nn.Module) -> None:
         super().attach_group(members, model)
         for _, _, att in members:
-            find_clock(model).output_hooks.append(att.on_output)
+            find_clock(model).add_output_hook(att.on_output, rank=0)
 
-    def on_output(self, out: Tensor, rows: slice) -> None:
-        """At the end of a training forward: the output's gradient will be swapped for the queued error."""
-        if not isinstance(out, Tensor):
-            raise TypeError(f"error_delay with backward_state current/trace needs a model that returns one tensor "
-                            f"(got {type(out).__name__})")
-        if out.requires_grad:
-            out.register_hook(lambda grad: self.swap(grad, rows))
+    def on_output(self, out: Tensor, rows: slice) -> Tensor:
+        """At the end of a training forward: the output's gradient will be swapped for the queued error, first of
+        everything in the backward pass (see :func:`~.streams.output_view`)."""
+        return output_view(out, rows, self.swap, "error_delay with backward_state current/trace")
 
     @torch.no_grad()
     def swap(self, grad: Tensor, rows: slice) -> Tensor:

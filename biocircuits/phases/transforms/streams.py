@@ -102,8 +102,13 @@ def _resize_for_load(module: nn.Module, state_dict, prefix, *args) -> None:
 @TRANSFORMS.register
 class StreamClock(LayerAttachment):
     """Attached to the root module: which stream rows the forward pass in progress covers (see the module
-    docstring). Hooks: a forward pre-hook opens rows, a forward hook closes them (after calling the
-    ``output_hooks``, e.g. the late-error queue), and ``before_step`` starts the next time bin."""
+    docstring). Hooks: a forward pre-hook opens rows, a forward hook closes them (after passing the model's
+    output through the ``output_hooks``, e.g. the late-error queue), and ``before_step`` starts the next time bin.
+
+    An output hook (:meth:`add_output_hook`) acts on the error dL/dy at the model's output *before* any layer's
+    error pathway: it returns a view of the output (:func:`output_view`) whose gradient hook runs first in the
+    backward pass, so the last converted layer's transforms see what it returns, whatever module made the
+    output (a model ending in that layer and the same model followed by a no-op module agree exactly)."""
 
     slot = "transform"
     name = "stream_clock"
@@ -116,7 +121,7 @@ class StreamClock(LayerAttachment):
         self.register_buffer(model, "stream_count", torch.zeros((), dtype=torch.int64, device=_device(model)))
         self.cursor, self.rows, self.world, self.root = 0, None, 1, model
         self._streams: int | None = None
-        self.output_hooks: list[Callable[[Tensor, slice], None]] = []
+        self.output_hooks: list[tuple[int, Callable[[Tensor, slice], Tensor]]] = []
         self.handles = [model.register_forward_pre_hook(self._open), model.register_forward_hook(self._close)]
 
     def detach(self, model: nn.Module) -> None:
@@ -150,13 +155,21 @@ class StreamClock(LayerAttachment):
                               suggestion="keep the batch size fixed (drop the last incomplete batch)")
         self.rows = slice(start, start + n)
 
-    def _close(self, module: nn.Module, args: tuple, out) -> None:
+    def add_output_hook(self, hook: Callable[[Tensor, slice], Tensor], rank: int) -> None:
+        """``hook(output, rows)`` returns the output the model returns (a view of it: :func:`output_view`); in the
+        backward pass the hooks act on the output error in increasing ``rank``, all before the layers' own."""
+        self.output_hooks.append((rank, hook))
+        self.output_hooks.sort(key=lambda item: item[0])
+
+    def _close(self, module: nn.Module, args: tuple, out):
         if self.rows is None:
-            return
-        for hook in self.output_hooks:
-            hook(out, self.rows)
+            return None
+        returned = out
+        for _, hook in reversed(self.output_hooks):   # the last view made is the first the backward reaches
+            returned = hook(returned, self.rows)
         self.cursor += self.rows.stop - self.rows.start
         self.rows = None
+        return None if returned is out else returned
 
     @torch.no_grad()
     def before_step(self, model: nn.Module, step: StepState) -> None:
@@ -165,6 +178,19 @@ class StreamClock(LayerAttachment):
             model.stream_count.fill_(self.cursor * self.world)
             self._streams = None
         self.cursor = 0
+
+
+def output_view(out, rows: slice, on_error: Callable[[Tensor, slice], Tensor], what: str) -> Tensor:
+    """A view of the model's output ``out`` (same values) whose gradient goes through ``on_error(grad, rows)``
+    before it reaches ``out``: the returned error is what every layer's backward -- the last layer's error
+    pathway included -- then receives. ``out`` must be one tensor (``what`` names the setting that needs it)."""
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{what} needs a model that returns one tensor (got {type(out).__name__})")
+    if not out.requires_grad:
+        return out
+    view = out.view_as(out)
+    view.register_hook(lambda grad: on_error(grad, rows))
+    return view
 
 
 def find_clock(model: nn.Module) -> StreamClock | None:
