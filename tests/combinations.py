@@ -17,9 +17,9 @@ from torch import nn
 
 import biocircuits as bc
 
-from .builders import build_mlp, random_gradient_step
+from .builders import build_mlp
 
-BATCH, N_OUT, STEPS, RESUME_AT = 4, 5, 4, 2
+BATCH, N_OUT, STEPS = 4, 5, 4
 MLP_SIZES = (6, 8, 7, N_OUT)  # weight layers "0", "2", "4"
 CONV_IN = (2, 4, 4)  # weight layers "0", "2", "5"
 
@@ -30,34 +30,42 @@ OPTIMISERS: dict[str, Callable[[Any], torch.optim.Optimizer]] = {
     "adamw": lambda params: torch.optim.AdamW(params, lr=0.01, weight_decay=0.05),
 }
 
-RULES = st.one_of(
-    st.tuples(st.sampled_from(["bp", "fa", "kolen_pollack", "weight_mirror", "dfa"]), st.just({})),
-    st.tuples(
-        st.just("sign_symmetry"),
-        st.sampled_from(
-            [
-                {},
-                {"magnitude": "unit"},
-                {"magnitude": "weight_rms"},
-                {"magnitude": "random_fixed"},
-                {"magnitude": "random_batch"},
-                {"magnitude": "weight_rms", "centre": True},
-            ]
-        ),
-    ),
+RULES = st.sampled_from(
+    [
+        ("bp", {}),
+        ("fa", {}),
+        ("fa", {"init": "uniform"}),
+        ("fa", {"init": "signed"}),
+        ("sign_symmetry", {}),
+        ("sign_symmetry", {"magnitude": "unit"}),
+        ("sign_symmetry", {"magnitude": "weight_rms"}),
+        ("sign_symmetry", {"magnitude": "random_fixed"}),
+        ("sign_symmetry", {"magnitude": "random_batch", "random_init": "uniform"}),
+        ("sign_symmetry", {"magnitude": "weight_rms", "centre": True}),
+        ("kolen_pollack", {}),
+        ("kolen_pollack", {"weight_decay": 0.1, "init": "signed"}),
+        ("weight_mirror", {}),
+        ("weight_mirror", {"noise_std": 2.0, "mirror_every": 2, "samples": 8}),
+        ("dfa", {}),
+        ("dfa", {"conv": "full"}),
+    ]
 )
 
 DALE = st.one_of(
     st.none(),
     st.builds(
-        lambda enforce, norm_gamma, population_norm: {
+        lambda enforce, norm_gamma, population_norm, assignment, types: {
             "enforce": enforce,
             "norm_gamma": norm_gamma,
             "population_norm": population_norm,
+            "assignment": assignment,
+            "types": types,
         },
         st.sampled_from(["project", "abs", "softplus", "exp_gradient"]),
         st.sampled_from(["free", "nonnegative"]),
         st.sampled_from(["none", "none", "divisive"]),
+        st.sampled_from(["block", "block", "random"]),
+        st.sampled_from(["graph", "graph", "per_layer"]),
     ),
     st.builds(
         lambda norm_gamma: {"architecture": "dann", "norm_gamma": norm_gamma}, st.sampled_from(["free", "nonnegative"])
@@ -113,6 +121,7 @@ COMBOS = st.fixed_dictionaries(
         "optim": st.sampled_from(sorted(OPTIMISERS)),
         "model": st.sampled_from(["mlp", "mlp", "mlp_ln", "conv", "conv_bn"]),
         "trained": st.sampled_from(["all", "all", "all", "skip2", "skip2_weight"]),
+        "resume_at": st.sampled_from([1, 2, 3]),
     }
 )
 
@@ -187,19 +196,20 @@ def build_model(kind: str, tail: bool = False) -> nn.Module:
     return nn.Sequential(*model, TimesOne()) if tail else model
 
 
-def inputs(kind: str, batch: int = BATCH) -> torch.Tensor:
-    return torch.rand(batch, MLP_SIZES[0]) if kind.startswith("mlp") else torch.rand(batch, *CONV_IN)
+def inputs(kind: str, generator: torch.Generator, batch: int = BATCH) -> torch.Tensor:
+    """x ~ U[0, 1) of the model's input shape, from ``generator``."""
+    return torch.rand(batch, *((MLP_SIZES[0],) if kind.startswith("mlp") else CONV_IN), generator=generator)
 
 
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, kind: str, seed: int) -> None:
-    """One step on L = sum(model(x) * r), x ~ U[0, 1), r ~ N(0, 1) after ``torch.manual_seed(seed)``
-    (:func:`tests.builders.random_gradient_step` for the MLP; the same for the conv net's image input)."""
-    if kind.startswith("mlp"):
-        random_gradient_step(model, opt, seed, batch=BATCH)
-        return
-    torch.manual_seed(seed)
+    """One step on L = sum(model(x) * r) (a random output gradient r, as :func:`tests.builders.random_gradient_step`),
+    x ~ U[0, 1) then r ~ N(0, 1) drawn from a generator seeded ``seed``. The global RNG is not reseeded: it is the
+    model's (weight-mirror noise, random-batch magnitudes), so a draw from it between steps would show."""
+    g = torch.Generator().manual_seed(seed)
+    x = inputs(kind, g)
+    r = torch.randn(BATCH, N_OUT, generator=g)
     opt.zero_grad()
-    (model(inputs(kind)) * torch.randn(BATCH, N_OUT)).sum().backward()
+    (model(x) * r).sum().backward()
     opt.step()
 
 
@@ -217,7 +227,7 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 def interleave(model: nn.Module, kind: str, seed: int) -> bc.AuditReport:
     """Between steps: an evaluation forward (eval mode, no grad), a probe and an audit on a sample."""
     g = torch.Generator().manual_seed(seed)
-    x = torch.rand(BATCH, *((MLP_SIZES[0],) if kind.startswith("mlp") else CONV_IN), generator=g)
+    x = inputs(kind, g)
     targets = torch.randint(0, N_OUT, (BATCH,), generator=g)
     model.eval()
     with torch.no_grad():
@@ -249,19 +259,22 @@ def run(
 
 
 def resumed(combo: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """RESUME_AT steps, the model's and the optimiser's state saved (through bytes) and loaded into a freshly built
-    and converted model, then the remaining steps: the state dict at the end."""
+    """``resume_at`` steps, the model's and the optimiser's state and the global RNG state saved (through bytes, as a
+    checkpoint) and loaded into a freshly built and converted model, then the remaining steps: the state dict at
+    the end."""
+    at = combo.get("resume_at", 2)
     model, opt = build(combo)
-    for i in range(RESUME_AT):
+    for i in range(at):
         train_step(model, opt, combo["model"], 100 + i)
     buffer = io.BytesIO()
-    torch.save({"model": model.state_dict(), "optim": opt.state_dict()}, buffer)
+    torch.save({"model": model.state_dict(), "optim": opt.state_dict(), "rng": torch.get_rng_state()}, buffer)
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=True)
     model, opt = build(combo)
     model.load_state_dict(saved["model"])
     opt.load_state_dict(saved["optim"])
-    for i in range(RESUME_AT, STEPS):
+    torch.set_rng_state(saved["rng"])
+    for i in range(at, STEPS):
         train_step(model, opt, combo["model"], 100 + i)
     return snapshot(model)
 
