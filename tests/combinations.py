@@ -1,8 +1,10 @@
 """The drawn combinations of ``tests/test_combinations.py``: a spec strategy (feedback rule x Dale architecture x
 phases x plasticity x optimiser x model) and a harness that trains a tiny model a few steps under it.
 
-A combination is a plain dict: ``rule``, ``rule_options``, ``dale`` (None or the ``dale:`` section), ``phases``,
-``plasticity``, ``optim`` (a key of :data:`OPTIMISERS`) and ``model`` (``mlp`` or ``conv``)."""
+A combination is a plain dict: ``rule`` ((name, options)), ``dale`` (None or the ``dale:`` section), ``phases``,
+``plasticity`` (the spec's sections), ``optim`` (a key of :data:`OPTIMISERS`), ``model`` (``mlp``, ``mlp_ln``: with a
+LayerNorm, ``conv``, ``conv_bn``: with a BatchNorm), ``trained`` (which parameters the optimiser owns, see
+:func:`trained`) and ``resume_at`` (the step a resumed run is saved at)."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ CONV_IN = (2, 4, 4)  # weight layers "0", "2", "5"
 OPTIMISERS: dict[str, Callable[[Any], torch.optim.Optimizer]] = {
     "sgd": lambda params: torch.optim.SGD(params, lr=0.05),
     "momentum": lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9, weight_decay=1e-3),
+    "nesterov": lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True),
     "adam": lambda params: torch.optim.Adam(params, lr=0.01),
     "adamw": lambda params: torch.optim.AdamW(params, lr=0.01, weight_decay=0.05),
 }
@@ -68,7 +71,17 @@ DALE = st.one_of(
         st.sampled_from(["graph", "graph", "per_layer"]),
     ),
     st.builds(
-        lambda norm_gamma: {"architecture": "dann", "norm_gamma": norm_gamma}, st.sampled_from(["free", "nonnegative"])
+        lambda norm_gamma, dann: {"architecture": "dann", "norm_gamma": norm_gamma, "dann": dann},
+        st.sampled_from(["free", "nonnegative"]),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "inhibitory_fraction": st.just(0.3),
+                "divisive": st.booleans(),
+                "corrected_updates": st.booleans(),
+                "init": st.sampled_from(["paper", "mean_row"]),
+            },
+        ),
     ),
 )
 
@@ -120,16 +133,20 @@ COMBOS = st.fixed_dictionaries(
         "plasticity": PLASTICITY,
         "optim": st.sampled_from(sorted(OPTIMISERS)),
         "model": st.sampled_from(["mlp", "mlp", "mlp_ln", "conv", "conv_bn"]),
-        "trained": st.sampled_from(["all", "all", "all", "skip2", "skip2_weight"]),
+        "trained": st.sampled_from(["all", "all", "all", "skip2", "skip2_weight", "groups"]),
         "resume_at": st.sampled_from([1, 2, 3]),
     }
 )
 
 
-def trained(model: nn.Module, which: str) -> list[nn.Parameter]:
-    """The parameters the optimiser owns: ``all``; ``skip2``: all but those of module ``2``; ``skip2_weight``: all
-    but module ``2``'s weight (its latent ``original`` under a reparametrisation or DANN, whose interneuron weights
-    and bias stay in the optimiser)."""
+def trained(model: nn.Module, which: str) -> list[nn.Parameter] | list[dict[str, Any]]:
+    """What the optimiser owns: ``all`` the parameters; ``skip2``: all but those of module ``2``; ``skip2_weight``:
+    all but module ``2``'s weight (its latent ``original`` under a reparametrisation or DANN, whose interneuron
+    weights and bias stay in the optimiser); ``groups``: all, module ``0``'s in a second group with lr 0.003."""
+    if which == "groups":
+        first = [p for name, p in model.named_parameters() if name.startswith("0.")]
+        rest = [p for name, p in model.named_parameters() if not name.startswith("0.")]
+        return [{"params": rest}, {"params": first, "lr": 0.003}]
     skipped = {"all": (), "skip2": ("2.",), "skip2_weight": ("2.weight", "2.parametrizations.weight.original")}[which]
     return [
         p
@@ -225,7 +242,8 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def interleave(model: nn.Module, kind: str, seed: int) -> bc.AuditReport:
-    """Between steps: an evaluation forward (eval mode, no grad), a probe and an audit on a sample."""
+    """Between steps: an evaluation forward (eval mode, no grad), a training-mode forward under no_grad (no
+    BatchNorm), a probe and an audit on a sample."""
     g = torch.Generator().manual_seed(seed)
     x = inputs(kind, g)
     targets = torch.randint(0, N_OUT, (BATCH,), generator=g)
@@ -233,6 +251,9 @@ def interleave(model: nn.Module, kind: str, seed: int) -> bc.AuditReport:
     with torch.no_grad():
         model(x)
     model.train()
+    if not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()):
+        with torch.no_grad():  # a training-mode forward without gradients (BatchNorm would update its statistics)
+            model(x)
     bc.probe(model, x, targets)
     return bc.audit(model, x, spectra=False)
 
