@@ -4,7 +4,7 @@ phases x plasticity x optimiser x model) and a harness that trains a tiny model 
 A combination is a plain dict: ``rule`` ((name, options)), ``dale`` (None or the ``dale:`` section), ``phases``,
 ``plasticity`` (the spec's sections), ``optim`` (a key of :data:`OPTIMISERS`), ``model`` (``mlp``, ``mlp_ln``: with a
 LayerNorm, ``conv``, ``conv_bn``: with a BatchNorm), ``trained`` (which parameters the optimiser owns, see
-:func:`trained`) and ``resume_at`` (the step a resumed run is saved at)."""
+:func:`trained`) and ``resume_at`` (the step a resumed run is saved at) and ``micro`` (micro-batches per step)."""
 
 from __future__ import annotations
 
@@ -57,18 +57,20 @@ RULES = st.sampled_from(
 DALE = st.one_of(
     st.none(),
     st.builds(
-        lambda enforce, norm_gamma, population_norm, assignment, types: {
+        lambda enforce, norm_gamma, population_norm, assignment, types, exempt: {
             "enforce": enforce,
             "norm_gamma": norm_gamma,
             "population_norm": population_norm,
             "assignment": assignment,
             "types": types,
+            "exempt": exempt,
         },
         st.sampled_from(["project", "abs", "softplus", "exp_gradient"]),
         st.sampled_from(["free", "nonnegative"]),
         st.sampled_from(["none", "none", "divisive"]),
         st.sampled_from(["block", "block", "random"]),
         st.sampled_from(["graph", "graph", "per_layer"]),
+        st.sampled_from([["<input>"], ["<input>"], []]),
     ),
     st.builds(
         lambda norm_gamma, dann: {"architecture": "dann", "norm_gamma": norm_gamma, "dann": dann},
@@ -135,6 +137,7 @@ COMBOS = st.fixed_dictionaries(
         "model": st.sampled_from(["mlp", "mlp", "mlp_ln", "conv", "conv_bn"]),
         "trained": st.sampled_from(["all", "all", "all", "skip2", "skip2_weight", "groups"]),
         "resume_at": st.sampled_from([1, 2, 3]),
+        "micro": st.sampled_from([1, 1, 2]),
     }
 )
 
@@ -218,15 +221,17 @@ def inputs(kind: str, generator: torch.Generator, batch: int = BATCH) -> torch.T
     return torch.rand(batch, *((MLP_SIZES[0],) if kind.startswith("mlp") else CONV_IN), generator=generator)
 
 
-def train_step(model: nn.Module, opt: torch.optim.Optimizer, kind: str, seed: int) -> None:
+def train_step(model: nn.Module, opt: torch.optim.Optimizer, kind: str, seed: int, micro: int = 1) -> None:
     """One step on L = sum(model(x) * r) (a random output gradient r, as :func:`tests.builders.random_gradient_step`),
-    x ~ U[0, 1) then r ~ N(0, 1) drawn from a generator seeded ``seed``. The global RNG is not reseeded: it is the
-    model's (weight-mirror noise, random-batch magnitudes), so a draw from it between steps would show."""
+    x ~ U[0, 1) then r ~ N(0, 1) drawn from a generator seeded ``seed``, for each of ``micro`` micro-batches (their
+    gradients accumulated). The global RNG is not reseeded: it is the model's (weight-mirror noise, random-batch
+    magnitudes), so a draw from it between steps would show."""
     g = torch.Generator().manual_seed(seed)
-    x = inputs(kind, g)
-    r = torch.randn(BATCH, N_OUT, generator=g)
     opt.zero_grad()
-    (model(x) * r).sum().backward()
+    for _ in range(micro):
+        x = inputs(kind, g)
+        r = torch.randn(BATCH, N_OUT, generator=g)
+        (model(x) * r).sum().backward()
     opt.step()
 
 
@@ -269,7 +274,7 @@ def run(
     goes to ``check``); ``check`` also gets the model and ``bc.audit(model)`` after every step."""
     model, opt = build(combo, tail)
     for i in range(STEPS):
-        train_step(model, opt, combo["model"], 100 + i)
+        train_step(model, opt, combo["model"], 100 + i, combo.get("micro", 1))
         if check is not None:
             check(model, bc.audit(model, spectra=False))
         if probe:
@@ -286,7 +291,7 @@ def resumed(combo: dict[str, Any]) -> dict[str, torch.Tensor]:
     at = combo.get("resume_at", 2)
     model, opt = build(combo)
     for i in range(at):
-        train_step(model, opt, combo["model"], 100 + i)
+        train_step(model, opt, combo["model"], 100 + i, combo.get("micro", 1))
     buffer = io.BytesIO()
     torch.save({"model": model.state_dict(), "optim": opt.state_dict(), "rng": torch.get_rng_state()}, buffer)
     buffer.seek(0)
@@ -296,7 +301,7 @@ def resumed(combo: dict[str, Any]) -> dict[str, torch.Tensor]:
     opt.load_state_dict(saved["optim"])
     torch.set_rng_state(saved["rng"])
     for i in range(at, STEPS):
-        train_step(model, opt, combo["model"], 100 + i)
+        train_step(model, opt, combo["model"], 100 + i, combo.get("micro", 1))
     return snapshot(model)
 
 

@@ -66,7 +66,7 @@ def refused(combo: dict[str, Any]) -> ConfigError | None:
     """The ConfigError that converting, binding or the first step raises for the combination, else None."""
     try:
         model, opt = build(combo)
-        train_step(model, opt, combo["model"], 100)
+        train_step(model, opt, combo["model"], 100, combo.get("micro", 1))
     except ConfigError as err:
         return err
     return None
