@@ -40,6 +40,9 @@ from .combinations import COMBOS, OPTIMISERS, STEPS, build, build_model, differe
 # a DANN layer's excitatory projection W_EE (the latent "original") and its interneuron weights W_IE, W_EI
 DANN_TENSOR = re.compile(r"parametrizations\.weight\.(original|0\.weight_ie|0\.weight_ei)$")
 
+# documented: Kolen-Pollack without weight decay warns that W and B will not converge (drawn on purpose here)
+pytestmark = pytest.mark.filterwarnings("ignore:.*kolen_pollack with weight decay 0:UserWarning")
+
 SETTINGS = {"deadline": None, "derandomize": True, "suppress_health_check": [HealthCheck.too_slow]}
 
 # every spelling of "all off": bc.apply must leave training exactly plain torch
