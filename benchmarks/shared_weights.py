@@ -67,7 +67,8 @@ def shared_steps(base: nn.Module, args, dale: bool) -> dict[str, Callable[[], No
                                           ("dale_project+plasticity+sign_symmetry", "project", True)):
             for n, layer in constrained:  # the variant's attachments, unattached (weights and buffers as they are)
                 held = attachments_of(layer)
-                held.slots["dale"] = [project[n] if enforce == "project" else ENFORCERS.get(enforce)(layer.dale_sign)]
+                held.slots["dale"] = [project[n] if enforce == "project"
+                                      else ENFORCERS.get(enforce)(sign=layer.dale_sign)]
                 held.slots["plasticity"] = [Update({"lr_scale": 0.5}, population="I")] if plasticity and \
                     fnmatch.fnmatchcase(n, PLASTICITY["rules"][0]["match"]["layers"]) else []
             opt = optimizer()

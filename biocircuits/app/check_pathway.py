@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from biocircuits.core.atomic import atomic_write_text
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.layers import FeedbackLayer
 from biocircuits.train.restore import load_run
@@ -222,7 +223,7 @@ def check_run(request: CheckRequest) -> CheckOutcome:
     stem = folder.pathway(request.layer, mode, request.dale)
     stem = stem.with_name(stem.name + check.suffix)
     data_out = report.to_dict() | {"check": check.name, "reference": check.reference, "notes": notes}
-    stem.with_suffix(".json").write_text(json.dumps(data_out, indent=2, default=float) + "\n")
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(data_out, indent=2, default=float) + "\n")
     check.plot(report, stem.with_suffix(".png"), f"{folder.name}: {request.layer}")
     files = [p for p in (stem.with_suffix(".json"), stem.with_suffix(".png")) if p.exists()]
     return CheckOutcome(check.name, report, files, notes)

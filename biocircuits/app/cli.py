@@ -1,4 +1,5 @@
-"""The ``biocircuits`` command (also ``python -m biocircuits``): run, compare, validate, plot, check-pathway.
+"""The ``biocircuits`` command (also ``python -m biocircuits``): run, compare, sweep, report, validate, plot,
+check-pathway.
 
 Exit codes: 0 done, 2 bad config or input (file, key path, expected, given, suggestion), 1 failure during the run,
 130 interrupted by Ctrl-C. Errors print one message; ``--debug`` (anywhere on the line) shows the traceback."""
@@ -48,6 +49,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
                           given=args.rules, suggestion="e.g. --rules bp,sign_symmetry,fa")
     compare(args.experiment, rules=rules, constraints=args.constraints, overrides=parse_set(args.set),
             output=args.output, resume=args.resume, overwrite=args.overwrite)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    code, folder = run_sweep(args.sweep, output=args.output, address=args.address,
+                             max_concurrent=args.max_concurrent)
+    print(f"results: {folder.path / 'results.csv'}; summary: {folder.path / 'summary.md'}")
+    if code == 130:
+        print("sweep stopped; rerun the same command to continue", file=sys.stderr)
+    return code
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .sweep import report
+
+    out, summary = report(args.folders, output=args.output, metric=args.metric, baseline=args.baseline)
+    print((out / "summary.md").read_text(), end="")
     return 0
 
 
@@ -110,6 +130,25 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
+def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
+    """``sweep`` and ``report``."""
+    swp = sub.add_parser("sweep", help="a grid of an experiment x seeds on Ray Tune, then results and a summary")
+    swp.add_argument("sweep", metavar="SWEEP.yaml")
+    swp.add_argument("--output", help="the sweep folder (default OUTPUT/<sweep file name>); rerun to continue")
+    swp.add_argument("--address", help="an existing Ray cluster (default: a local Ray started for the sweep)")
+    swp.add_argument("--max-concurrent", type=positive(int), default=None, help="at most N trials at once")
+    swp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    swp.set_defaults(func=cmd_sweep)
+
+    rep = sub.add_parser("report", help="rebuild results and summary from sweep, compare or run folders")
+    rep.add_argument("folders", nargs="+", metavar="FOLDER")
+    rep.add_argument("--output", help="where to write (default: the folder, or the run folders' parent)")
+    rep.add_argument("--metric", default=None, help="val_acc1 (default), val_acc5, val_loss, best_val_acc1, ...")
+    rep.add_argument("--baseline", default=None, help="the variant paired differences are taken against")
+    rep.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    rep.set_defaults(func=cmd_report)
+
+
 def add_check_pathway(sub: Any) -> None:
     """The ``check-pathway`` parser: each option's default is None (not given), so a check can refuse it."""
     chk = sub.add_parser("check-pathway", help="simulate a layer's feedback pathway in Brian2")
@@ -169,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(cmp)
     cmp.set_defaults(func=cmd_compare)
 
+    add_sweep_commands(sub)
+
     val = sub.add_parser("validate", help="check constraint specs or experiment files")
     val.add_argument("files", nargs="+")
     common(val)
@@ -200,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         if err.key is None or not err.key.startswith("-"):
-            err.with_file(getattr(args, "experiment", None))
+            err.with_file(getattr(args, "experiment", None) or getattr(args, "sweep", None))
         print(f"error: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:

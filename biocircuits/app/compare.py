@@ -8,6 +8,7 @@ from typing import Any
 
 from biocircuits.config.experiment import Experiment
 from biocircuits.config.loading import resolve_path
+from biocircuits.core.atomic import atomic_write_json, atomic_write_text
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.rules import rule_class
 from biocircuits.train import distributed
@@ -19,15 +20,17 @@ from .plots import PlotRun, plot_runs
 
 
 def variants(base: Experiment, rules: list[str] | None, constraints: list[str] | None) -> dict[str, Experiment]:
-    """{label: experiment}: the base experiment with its default feedback rule replaced (its options reset; the
-    per-layer overrides, exclusions and seed, Dale, phases and plasticity kept), or with each constraint spec."""
+    """{label: experiment}: the base experiment with its default feedback rule replaced (options kept for the spec's
+    own rule, reset for the others; the per-layer overrides, exclusions and seed, Dale, phases and plasticity kept),
+    or with each constraint spec."""
     out: dict[str, Experiment] = {}
     config = base.resolved_dict()
     for rule in rules or []:
         rule_class(rule)
         d = json.loads(json.dumps(config))
         feedback = d["constraints"]["feedback"]  # the rule changes; overrides (e.g. bp in the last layer) stay
-        d["constraints"]["feedback"] = {**feedback, "rule": rule, "options": {}}
+        options = feedback["options"] if rule == feedback["rule"] else {}  # the spec's own rule keeps its options
+        d["constraints"]["feedback"] = {**feedback, "rule": rule, "options": options}
         d["name"] = f"{base.name}-{rule}"
         out[rule] = Experiment.from_dict(d, file=base.source)
     for spec in constraints or []:
@@ -82,13 +85,16 @@ def _run_variants(base: Experiment, out: CompareFolder, runs: dict[str, Experime
             print(f"== {label} -> {run.path}", flush=True)
         summaries[label] = run_experiment(exp, run.path, resume=resume and run.checkpoint.exists(),
                                           callbacks=[PlotRun()] if exp.train.plots else [])
+        spec = exp.resolved_dict()["constraints"]  # what the table cannot show: seeds, options, phases, plasticity
+        summaries[label].update(seed=exp.train.seed, feedback=spec["feedback"], dale_spec=spec.get("dale"),
+                                phases=spec.get("phases"), plasticity=spec.get("plasticity"))
         if summaries[label].get("interrupted"):
             print("compare stopped by signal; rerun with --resume to continue")
             return summaries
     if distributed.current().is_main:
         text = table(summaries)
-        out.compare_md.write_text(f"# {base.name}: comparison\n\n{text}\n")
-        out.compare_json.write_text(json.dumps(summaries, indent=2) + "\n")
+        atomic_write_text(out.compare_md, f"# {base.name}: comparison\n\n{text}\n")
+        atomic_write_json(out.compare_json, summaries)
         print(text)
         paths = plot_runs([out.run(label).path for label in runs], out.plots)
         print(f"table: {out.compare_md}; plots: {', '.join(str(p) for p in paths)}")

@@ -17,6 +17,7 @@ from biocircuits.bridges import brian2 as bridge
 from biocircuits.bridges.brian2._backend import check_units, seconds
 from biocircuits.bridges.brian2.streams import HZ, MS, SECOND
 from biocircuits.config.constraints import Constraints
+from biocircuits.core.atomic import atomic_write_text
 from biocircuits.core.registry import Registry
 from biocircuits.errors import ConfigError
 
@@ -332,5 +333,5 @@ class SpikeBudget(PathwayCheck):
         spec = ctx.exp.resolved_constraints().model_dump(mode="json")
         spec["phases"] = cal.phases("noise")
         Constraints.from_dict(spec, file=str(self.path))  # the written spec must load
-        self.path.write_text(cal.header() + yaml.safe_dump(spec, sort_keys=False))
+        atomic_write_text(self.path, cal.header() + yaml.safe_dump(spec, sort_keys=False))
         return cal

@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from biocircuits.core.atomic import atomic_write
+
 __all__ = ["plot_frequency", "plot_report", "plot_tracking"]
 
 
@@ -22,8 +24,10 @@ def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))  # a reader never sees half a plot
+    finally:
+        plt.close(fig)
     return path
 
 

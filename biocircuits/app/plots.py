@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from biocircuits.core.atomic import atomic_write  # noqa: E402
 from biocircuits.dale.audit import spread_and_entropy  # noqa: E402
 from biocircuits.errors import ConfigError  # noqa: E402
 from biocircuits.train.callback import Callback  # noqa: E402
@@ -23,6 +24,14 @@ from biocircuits.train.run_folder import RunFolder  # noqa: E402
 # the probe's angles; step_update_angle (the update a layer received at that training step vs backprop's on the same
 # batch: what phases settings do to it) gets a panel when the run logged it
 ANGLES = ("weight_angle", "error_angle", "update_angle", "step_update_angle")
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    """Write ``fig`` to ``path`` as a PNG atomically (a reader never sees half a plot) and close it."""
+    try:
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def _label(run: Path) -> str:
@@ -45,8 +54,7 @@ def plot_curves(runs: Sequence[Path], out: Path) -> Path:
         ax.legend(fontsize=8)
     fig.tight_layout()
     path = out / "curves.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -80,8 +88,7 @@ def plot_angles(run: Path, out: Path) -> list[Path]:
     fig.suptitle(f"{_label(run)}: alignment with backprop")
     fig.tight_layout()
     lines = out / f"angles_{_label(run)}.png"
-    fig.savefig(lines, dpi=110)
-    plt.close(fig)
+    _save(fig, lines)
     layers = list(rows["error_angle"])
     steps = sorted({s for pts in rows["error_angle"].values() for s, _ in pts})
     grid = np.full((len(layers), len(steps)), np.nan)
@@ -97,8 +104,7 @@ def plot_angles(run: Path, out: Path) -> list[Path]:
     fig.colorbar(im, ax=ax, label="error angle (degrees)")
     fig.tight_layout()
     heat = out / f"error_angle_heatmap_{_label(run)}.png"
-    fig.savefig(heat, dpi=110)
-    plt.close(fig)
+    _save(fig, heat)
     return [lines, heat]
 
 
@@ -132,8 +138,7 @@ def plot_dale(run: Path, out: Path) -> list[Path]:
     ax_sv.grid(alpha=0.3)
     fig.tight_layout()
     path = out / f"dale_{_label(run)}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return [path]
 
 

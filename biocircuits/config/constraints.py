@@ -2,62 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
+from biocircuits.core.interface import Choice, check_pair
 from biocircuits.core.interface import validate_options as validate_attachment_options
-from biocircuits.dale.dann import DannOptions, check_rule
-from biocircuits.dale.enforcers import ENFORCERS
-from biocircuits.dale.init import INITS
-from biocircuits.dale.norms import NORM_GAMMA
-from biocircuits.dale.population_norm import POPULATION_NORMS
 from biocircuits.errors import ConfigError, did_you_mean
-from biocircuits.feedback.rules import RULES, validate_options
-from biocircuits.phases.transforms import TRANSFORMS, decay_from_tau
+from biocircuits.feedback.rules import RULES, rule_class, validate_options
+from biocircuits.phases.transforms import TRANSFORMS, ErrorTransform, decay_from_tau
 from biocircuits.plasticity.rules import PLASTICITY
 
+from .dale_spec import DaleSpec
 from .errors import from_validation_error
+from .fields import Glob, Strict, registered
 from .loading import load_with_includes
 
-
-class Strict(BaseModel):
-    """A spec section: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-def check_glob(pattern: str) -> str:
-    """A layer-name glob: non-empty, no spaces, balanced brackets."""
-    if not isinstance(pattern, str) or not pattern.strip():
-        raise ValueError("a layer-name glob must be a non-empty string")
-    if any(c.isspace() for c in pattern):
-        raise ValueError(f"layer-name glob {pattern!r} contains whitespace")
-    if pattern.count("[") != pattern.count("]"):
-        raise ValueError(f"layer-name glob {pattern!r} has unbalanced brackets")
-    return pattern
-
-
-def registered(lookup: Callable[[str], object]) -> AfterValidator:
-    """Accept a name that ``lookup`` finds in its registry (``lookup`` raises a ConfigError listing the valid
-    names and the closest ones otherwise)."""
-    def check(name: str) -> str:
-        lookup(name)
-        return name
-    return AfterValidator(check)
-
-
-Glob = Annotated[str, AfterValidator(check_glob)]
 RuleName = Annotated[str, registered(RULES.get)]
-EnforcerName = Annotated[str, registered(ENFORCERS.get)]
-DaleInitName = Annotated[str, registered(INITS.get)]
-NormGammaName = Annotated[str, registered(NORM_GAMMA.get)]
-PopulationNormName = Annotated[str, registered(POPULATION_NORMS.get)]
 PlasticityName = Annotated[str, registered(PLASTICITY.get)]
-# Dale's layer lists also take "<input>": the first weight layer, fed by the raw input
-DaleGlob = Annotated[str, AfterValidator(lambda p: p if p == "<input>" else check_glob(p))]
 
 
 class RuleRef(Strict):
@@ -86,46 +49,6 @@ class FeedbackSpec(Strict):
     @model_validator(mode="after")
     def _options(self) -> FeedbackSpec:
         validate_options(self.rule, self.options, "options.")
-        return self
-
-
-class DaleSpec(Strict):
-    """``dale:``: excitatory/inhibitory types per neuron. See :mod:`biocircuits.dale`.
-
-    ``types``: ``graph`` (one type per producing unit, followed through the traced graph to every layer that reads
-    it: :mod:`biocircuits.dale.graph`) or ``per_layer`` (each layer types its inputs by its own width, the
-    earlier behaviour: a unit read by two layers may then get two types); ``input_shape``: one input without the
-    batch dim, for the trace (guessed from the first layer when absent). ``architecture``: ``column`` (every
-    weight carries its presynaptic unit's sign) or ``dann`` (Cornford et al. 2021: an excitatory projection and
-    inhibitory interneurons per layer, all weights non-negative, options in ``dann``: :mod:`biocircuits.dale.dann`).
-    ``norm_gamma`` (``free`` | ``nonnegative``): whether normalisation layers keep gamma >= 0, so that the
-    BN-folded weights obey the law too (:mod:`biocircuits.dale.norms`).
-    ``population_norm`` (``none`` | ``divisive``): each constrained layer's input divided by its E and I
-    populations' mean activity, which keeps deep column-sign networks from collapsing to one dimension
-    (:mod:`biocircuits.dale.population_norm`)."""
-
-    enabled: bool = True
-    excitatory_fraction: float = Field(0.8, ge=0.0, le=1.0)
-    assignment: Literal["block", "random"] = "block"
-    seed: int = 0
-    layers: list[DaleGlob] = Field(default_factory=lambda: ["*"])
-    exempt: list[DaleGlob] = Field(default_factory=lambda: ["<input>"])
-    enforce: EnforcerName = "project"
-    init: DaleInitName = "balanced"
-    residual: Literal["identity", "signed"] = "identity"
-    types: Literal["graph", "per_layer"] = "graph"
-    input_shape: list[Annotated[int, Field(ge=1)]] | None = None
-    architecture: Literal["column", "dann"] = "column"
-    dann: DannOptions = Field(default_factory=DannOptions)
-    norm_gamma: NormGammaName = "free"
-    population_norm: PopulationNormName = "none"
-
-    @model_validator(mode="after")
-    def _architecture(self) -> DaleSpec:
-        if self.architecture == "dann" and self.enforce != "project":
-            raise ConfigError("dale.architecture: dann keeps its weights non-negative by projection",
-                              key="dale.enforce", expected="project", given=self.enforce,
-                              suggestion="drop dale.enforce or set it to project")
         return self
 
 
@@ -200,14 +123,20 @@ class PhasesSpec(Strict):
         return self.trace_decay or 0.0
 
     def transforms(self) -> dict[str, dict[str, Any]]:
-        """{transform name: options mapping} of every transform the section asks for (active or not): the keys it
-        names, with ``error_delay`` meeting the current state (``late_error``) unless ``backward_state`` is
-        ``stored``, and the presynaptic trace of ``backward_state: trace``."""
-        chosen = {k: TRANSFORMS.get(k).expand(v) for k, v in (self.model_extra or {}).items()}
-        if self.backward_state != "stored" and "error_delay" in chosen:
-            chosen["late_error"] = chosen.pop("error_delay")
-        if self.backward_state == "trace":
-            chosen["eligibility_trace"] = {"decay": self.trace_lambda()}
+        """{transform name: options mapping} of every transform the section asks for (active or not): the class
+        acting for each key it names (its ``acting_class`` given the section: ``error_delay`` meets the current
+        state unless ``backward_state`` is ``stored``), then those its settings imply (``implied_by``: the
+        presynaptic trace of ``backward_state: trace``)."""
+        chosen: dict[str, dict[str, Any]] = {}
+        moved: dict[str, dict[str, Any]] = {}
+        for key, value in (self.model_extra or {}).items():
+            cls = TRANSFORMS.get(key)
+            acting = cls.acting_class(self)
+            (chosen if acting is cls else moved)[acting.name] = cls.expand(value)
+        chosen.update(moved)
+        for name, cls in TRANSFORMS.items():   # (the registry also holds the stream clock, not a transform)
+            if issubclass(cls, ErrorTransform) and (implied := cls.implied_by(self)) is not None:
+                chosen[name] = implied
         return chosen
 
 
@@ -280,21 +209,20 @@ class Constraints(Strict):
 
     @model_validator(mode="after")
     def _dale_rules(self) -> Constraints:
+        """Every feedback rule the spec names and every Dale class it chooses may refuse one another (their
+        ``check_partner``), exempt layers included."""
         if self.dale is None or not self.dale.enabled:
             return self
-        refs = [("feedback", self.feedback.rule, self.feedback.options)] + [
-            (f"feedback.overrides.{pattern}", *((ref, {}) if isinstance(ref, str) else (ref.rule, ref.options)))
-            for pattern, ref in self.feedback.overrides.items()]
-        for key, rule, options in refs:
-            if self.dale.architecture == "dann":
-                check_rule(rule, f"{key}.rule" if key == "feedback" else key)
-            elif rule == "sign_symmetry" and validate_options(rule, options).centre:
-                raise ConfigError("sign_symmetry's centre leaves no feedback under column-sign Dale: every column of "
-                                  "sign(W) is its input's type, so B = sign(W) minus its mean over the outputs is 0 "
-                                  "(but for project's zeros); refused for the whole spec, exempt layers included",
-                                  key=f"{key}.options.centre", expected="false with dale.architecture: column",
-                                  given=str(options.get("centre")),
-                                  suggestion="use dale.architecture: dann, or drop centre")
+        fb = self.feedback
+        refs = [("feedback.rule", "feedback.options.", fb.rule, fb.options)] + [
+            (f"feedback.overrides.{pattern}", f"feedback.overrides.{pattern}.options.",
+             *((ref, {}) if isinstance(ref, str) else (ref.rule, ref.options)))
+            for pattern, ref in fb.overrides.items()]
+        dale = self.dale.choices("dale.", acting=True)
+        for key, options_key, rule, options in refs:
+            chosen = Choice(rule_class(rule), validate_options(rule, options), key, options_key)
+            for other in dale:
+                check_pair(chosen, other)
         return self
 
     @property

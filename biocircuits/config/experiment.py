@@ -154,7 +154,11 @@ class Experiment(Section):
         return self
 
     def resolved_constraints(self) -> Constraints:
-        """The constraint spec, loaded from its file when given as a path."""
+        """The constraint spec, loaded from its file when given as a path, with the seeds it leaves unset taken
+        from ``train.seed`` (:func:`seeded`)."""
+        return seeded(self._constraint_spec(), self.train.seed)
+
+    def _constraint_spec(self) -> Constraints:
         if isinstance(self.constraints, Constraints):
             return self.constraints
         here = Path(self.source).parent if self.source else None
@@ -204,3 +208,20 @@ class Experiment(Section):
         out = self.model_dump(mode="json")
         out["constraints"] = self.resolved_constraints().model_dump(mode="json")
         return out
+
+
+SEEDED = ("feedback", "phases")  # the spec sections whose ``seed`` follows train.seed unless set
+
+
+def seeded(spec: Constraints, seed: int) -> Constraints:
+    """``spec`` with ``feedback.seed`` (random feedback matrices) and ``phases.seed`` (the transforms' noise) set to
+    the run's ``train.seed`` where the spec leaves them unset, so that a seed changes every random draw; a seed
+    the spec sets stays. A copy when anything changes; ``spec`` itself is left alone. (Saved configs hold every
+    seed explicitly, so a run resumes from its ``config.yaml`` as it was.)"""
+    updates = {name: getattr(spec, name).model_copy(update={"seed": seed}) for name in SEEDED
+               if "seed" not in getattr(spec, name).model_fields_set and getattr(spec, name).seed != seed}
+    if not updates:
+        return spec
+    out = spec.model_copy(update=updates)
+    out.source = spec.source
+    return out

@@ -34,7 +34,7 @@ from .seeds import layer_seed
 # where each slot's hooks run among the others: gradients are reshaped in time (transforms) before the update
 # is reshaped (plasticity), signs are restored (dale) after that, and B is rebuilt (rule) from the final weights
 SLOT_ORDER = {"transform": 0, "plasticity": 1, "dale": 2, "rule": 3}
-SINGLE_SLOTS = ("rule", "dale")   # at most one attachment per layer in these slots
+SINGLE_SLOTS = ("rule", "dale")   # at most one attachment per layer in these slots (but those that ``shares_slot``)
 
 
 class NoOptions(BaseModel):
@@ -99,6 +99,13 @@ class LayerAttachment:
     order: ClassVar[int] = 0               # position among the hooks of its slot (lower first)
     needs_snapshot: ClassVar[bool] = False  # after_step reads the trainable weight from before the step
     whole_model: ClassVar[bool] = False     # acts on the model as a whole (else only where the optimiser owns W)
+    shares_slot: ClassVar[bool] = False     # sits beside its single slot's one attachment (a Dale input normalisation)
+    # what the class is, for the cross-checks of other attachments (:meth:`check_partner`), never tested by name:
+    exact_gradient: ClassVar[bool] = False      # a feedback rule whose B^T delta is backprop's own gradient
+    learns_feedback: ClassVar[bool] = False     # a feedback rule whose B learns from W's updates or responses
+    fixed_column_signs: ClassVar[bool] = False  # every weight keeps its presynaptic unit's sign: sign(W) is constant
+    #                                             down each column (column-sign Dale)
+    reparametrises: ClassVar[bool] = False      # W = s f(V): the optimiser trains a latent V, never W itself
 
     def __init__(self, options: BaseModel | dict[str, Any] | None = None, seed: int = 0) -> None:
         self.options = validate_options(type(self), options)
@@ -166,6 +173,23 @@ class LayerAttachment:
         return (getattr(cls, hook) is not getattr(base, hook)
                 or getattr(cls, f"{hook}_group").__func__ is not getattr(base, f"{hook}_group").__func__)
 
+    # --- what other attachments ask of the one that owns a layer's weight signs (the Dale slot) ------------------
+    def growth_sign(self, layer: nn.Module, before: Tensor) -> Tensor | float:
+        """The direction in which the trainable tensor grows |W| (LTP/LTD rules), given its value ``before`` the
+        step: sign(W_before) unless the attachment reparametrises W (then the latent's own direction)."""
+        return torch.sign(before)
+
+    def synapse_tensors(self, layer: nn.Module) -> list[tuple[str, str, str]] | None:
+        """(parameter path, presynaptic type, postsynaptic type) of each tensor of a layer that keeps its synapse
+        classes in separate tensors (DANN's W_EE, W_IE, W_EI); None when W holds them all (the default)."""
+        return None
+
+    @classmethod
+    def check_partner(cls, own: Choice, partner: Choice) -> None:
+        """Raise a ConfigError (naming ``own.key`` or ``partner.key`` and why) when this class, chosen with
+        ``own.options``, cannot act on a layer beside ``partner``; called by the spec for every pair it makes
+        (:func:`check_pair`). Nothing is refused by default."""
+
     # --- description --------------------------------------------------------------------------------------------
     def options_dict(self) -> dict[str, Any]:
         return self.options.model_dump()
@@ -173,6 +197,23 @@ class LayerAttachment:
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v}" for k, v in self.options_dict().items())
         return f"{self.name}({opts})" if opts else self.name
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An attachment class that a spec chose, with its validated options, the key path that named it and the prefix
+    of its options' key paths (for the errors of :meth:`LayerAttachment.check_partner`)."""
+
+    cls: type[LayerAttachment]
+    options: BaseModel
+    key: str
+    options_key: str = ""
+
+
+def check_pair(a: Choice, b: Choice) -> None:
+    """Ask both classes whether they can act on one layer together (each may refuse the other)."""
+    a.cls.check_partner(a, b)
+    b.cls.check_partner(b, a)
 
 
 class Attachments:
@@ -200,13 +241,17 @@ class Attachments:
         items = self.slots.get(slot)
         return items[0] if items else None
 
+    def primary(self, slot: str) -> LayerAttachment | None:
+        """The slot's one attachment that does not share it (the rule; the Dale enforcer or architecture)."""
+        return next((a for a in self.slots.get(slot, ()) if not a.shares_slot), None)
+
     @property
     def rule(self) -> LayerAttachment | None:
-        return self.first("rule")
+        return self.primary("rule")
 
     @property
     def dale(self) -> LayerAttachment | None:
-        return self.first("dale")
+        return self.primary("dale")
 
     def __iter__(self) -> Iterator[LayerAttachment]:
         for slot in sorted(self.slots, key=lambda s: SLOT_ORDER.get(s, 99)):
@@ -233,7 +278,7 @@ def attach(module: nn.Module, attachment: LayerAttachment, qualname: str = "") -
         held = Attachments(qualname, type(module))
         module.__dict__["attachments"] = held
     slot = attachment.slot
-    if slot in SINGLE_SLOTS and held.of(slot):
+    if slot in SINGLE_SLOTS and not attachment.shares_slot and held.primary(slot) is not None:
         raise ConfigError(f"{qualname or type(module).__name__} already has a {slot}", given=attachment.name,
                           suggestion=f"one {slot} per layer")
     attachment.attach(module, qualname)

@@ -9,6 +9,8 @@ plasticity rules, datasets and models.
 
 ``register`` refuses a name that is taken; ``get`` raises a :class:`~biocircuits.errors.ConfigError` that lists
 the valid names and the closest ones ("did you mean"); ``names()`` lists them in registration order.
+``view`` gives the members of one kind within a larger registry (the Dale enforcers among all Dale attachments),
+under the names a spec key uses for them.
 """
 
 from __future__ import annotations
@@ -83,3 +85,31 @@ class Registry(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}: {', '.join(self._members)})"
+
+    def view(self, kind: str, select: Callable[[T], str | None], also: dict[str, T] | None = None) -> RegistryView[T]:
+        """The members for which ``select`` gives a name, under that name (plus the fixed entries ``also``, e.g. a
+        spec key's off value): a live :class:`RegistryView`."""
+        return RegistryView(kind, self, select, also or {})
+
+
+class RegistryView(Registry[T]):
+    """A registry whose members are those of ``parent`` that ``select`` names (read live), plus ``also``.
+    Registering here registers in the parent (a member ``select`` does not name is refused)."""
+
+    def __init__(self, kind: str, parent: Registry[T], select: Callable[[T], str | None], also: dict[str, T]) -> None:
+        self.kind, self.parent, self.select, self.also = kind, parent, select, dict(also)
+
+    @property
+    def _members(self) -> dict[str, T]:  # type: ignore[override]
+        chosen = {key: m for m in self.parent._members.values() if (key := self.select(m)) is not None}
+        return {**self.also, **chosen}
+
+    def _add(self, name: str, member: T) -> None:
+        if self.select(member) is None:
+            raise ValueError(f"{member!r} is not a {self.kind}")
+        self.parent._add(name, member)
+
+    def unregister(self, name: str) -> None:
+        for key, member in self.parent.items():
+            if self.select(member) == name:
+                self.parent.unregister(key)

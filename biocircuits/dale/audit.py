@@ -8,13 +8,14 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from biocircuits.core.celltypes import cell_types, sign_mask
+from biocircuits.core.celltypes import cell_types
 from biocircuits.core.interface import attachments_of
 from biocircuits.core.layers import unwrap, weight_layers
 
 from .effective import effective_count, norm_gains
 from .graph import UnitGraph
 from .residual import identity_blocks, leaking_units
+from .slot import DaleAttachment, column_counts, column_violations
 
 
 @dataclass
@@ -133,11 +134,11 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
         held = attachments_of(layer)
         dale = held.dale if held is not None else None
         weight = layer.weight
-        if hasattr(dale, "count_violations"):   # DANN: every weight >= 0
+        if isinstance(dale, DaleAttachment):   # the attachment says what its layer's law is
             bad, (n_e, n_i) = dale.count_violations(layer), dale.population_counts(layer)
-            flipped = bad
-        else:
-            bad, n_e, n_i = int(((weight * sign_mask(layer)) < 0).sum()), int((sign > 0).sum()), int((sign < 0).sum())
+            flipped = dale.effective_violations(layer, gains.get(name))
+        else:   # a dale_sign without a Dale attachment: the column-sign law
+            bad, (n_e, n_i) = column_violations(layer), column_counts(layer)
             flipped = effective_count(layer, gains.get(name))
         if name in gains and bool((gains[name] < 0).any()):
             leaks.append(f"{name}: {int((gains[name] < 0).sum())} units have a negative gain in "

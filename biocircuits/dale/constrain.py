@@ -1,5 +1,5 @@
-"""Applying a ``dale:`` section to a network: one type per neuron, initialisation, enforcement (column-sign
-layers) or interneuron layers (DANN)."""
+"""Applying a ``dale:`` section to a network: one type per neuron, then the Dale slot's classes (:mod:`.slot`) the
+section chooses: the enforcer or architecture of every constrained layer, then the normalisation policies."""
 
 from __future__ import annotations
 
@@ -13,12 +13,8 @@ from biocircuits.core.interface import attach
 from biocircuits.core.layers import weight_layers
 from biocircuits.errors import ConfigError
 
-from .dann import Dann
-from .enforcers import ENFORCERS
 from .graph import UnitGraph, unit_graph
-from .norms import NORM_GAMMA
-from .population_norm import POPULATION_NORMS
-from .residual import sign_shortcuts
+from .slot import DaleAttachment, extra_classes, layer_class
 
 
 class Constrained(NamedTuple):
@@ -54,37 +50,41 @@ def units_of(model: nn.Module, spec: Any) -> UnitGraph | None:
 
 def constrain(model: nn.Module, spec: Any) -> Constrained:
     """Constrain every layer that ``spec.layers`` matches and ``spec.exempt`` does not. ``spec`` is a
-    :class:`~biocircuits.config.constraints.DaleSpec` (any object with its fields).
+    :class:`~biocircuits.config.constraints.DaleSpec` (any object with its fields and ``options_of``).
 
-    ``architecture: column``: attach the enforcer ``spec.enforce`` (from ``ENFORCERS``), which registers the buffer
-    ``dale_sign`` (+1 E / -1 I per presynaptic unit), gives the weights their unit's sign (``spec.init``) and keeps
-    them so. With ``types: graph`` a layer's signs are those of the units it reads (:mod:`.graph`: one type per
-    neuron in every consumer); with ``per_layer``, ``assign_signs`` of its own input width.
-    ``architecture: dann``: attach :class:`~biocircuits.dale.dann.Dann` (every input E; interneurons inside)."""
+    Every constrained layer gets the class :func:`~.slot.layer_class` chooses (the architecture, e.g. DANN, else
+    the enforcer ``spec.enforce``), built with its options from ``spec`` and, when the class's layers read typed
+    units (``typed_inputs``: column-sign enforcers), the signs s (+1 E / -1 I per presynaptic unit) it registers as
+    ``dale_sign``: with ``types: graph`` those of the units the layer reads (:mod:`.graph`: one type per neuron in
+    every consumer); with ``per_layer``, ``assign_signs`` of its own input width. Then the other classes the
+    section chooses (signed shortcuts, normalisation policies), each on its :meth:`~.slot.DaleAttachment.targets`."""
     layers = weight_layers(model)
     names = [n for n, _ in layers]
     check_patterns_match([p for p in spec.layers if p != "*"], names, "dale.layers", "weight layer")
     check_patterns_match([p for p in spec.exempt if p != "<input>"], names, "dale.exempt", "weight layer")
     exempt = set(exempt_names(model, spec))
-    dann = spec.architecture == "dann"
-    units = None if dann else units_of(model, spec)
+    cls = layer_class(spec)
+    units = units_of(model, spec) if cls.typed_inputs else None
     signs = units.signs(spec.excitatory_fraction, spec.assignment, spec.seed) if units is not None else None
-    enforcer = ENFORCERS.get(spec.enforce)
-    constrained = []
-    for name, layer in layers:
-        if name in exempt or not match_any(name, spec.layers):
-            continue
-        if dann:
-            attach(layer, Dann(spec.dann, spec.seed), name)
-        else:
-            if spec.types == "graph" and units is not None and name in units.inputs:
-                sign = signs[units.inputs[name]].clone()
-            else:   # per_layer, or a layer the forward never calls
-                sign = assign_signs(presynaptic_units(layer), spec.excitatory_fraction, spec.assignment, spec.seed)
-            attach(layer, enforcer(sign, spec.init, spec.seed), name)
-        constrained.append(name)
-    if spec.residual == "signed":
-        sign_shortcuts(model)
-    NORM_GAMMA.get(getattr(spec, "norm_gamma", "free"))(model)
-    POPULATION_NORMS.get(getattr(spec, "population_norm", "none"))(model, constrained)
-    return Constrained(constrained, [n for n in names if n in exempt], units, signs)
+    constrained = [(name, layer) for name, layer in layers if name not in exempt and match_any(name, spec.layers)]
+    for name, layer in constrained:
+        sign = layer_signs(name, layer, spec, units, signs) if cls.typed_inputs else None
+        attach(layer, cls(cls.spec_options(spec), spec.seed, sign=sign), name)
+    for extra in extra_classes(spec):   # signed shortcuts (they read the layers' signs), normalisation policies
+        add_everywhere(extra, extra.targets(model, constrained), spec)
+    return Constrained([n for n, _ in constrained], [n for n in names if n in exempt], units, signs)
+
+
+def layer_signs(name: str, layer: nn.Module, spec: Any, units: UnitGraph | None, signs: Tensor | None) -> Tensor:
+    """+1 E / -1 I per presynaptic unit of ``layer``: its units' signs in the unit graph with ``types: graph``;
+    ``assign_signs`` of its own input width with ``per_layer`` or for a layer the forward never calls."""
+    if spec.types == "graph" and units is not None and name in units.inputs:
+        return signs[units.inputs[name]].clone()
+    return assign_signs(presynaptic_units(layer), spec.excitatory_fraction, spec.assignment, spec.seed)
+
+
+def add_everywhere(cls: type[DaleAttachment], targets: list[tuple[str, nn.Module]], spec: Any) -> None:
+    """Attach a ``cls`` built from ``spec`` to every (name, module) of ``targets``."""
+    options = cls.spec_options(spec)
+    for name, module in targets:
+        attach(module, cls(options, spec.seed), name)

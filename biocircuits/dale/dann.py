@@ -43,8 +43,9 @@ do not, since ~63% of an exponential column lies below its mean, and uncentred B
 by ~0.26 n_e per layer; and ``magnitude: weight_rms``, since W's RMS is not the ``paper`` scale here), ``fa`` and
 ``dfa`` (B does not depend on W) read W like any layer; the gradients of W_EE, W_IE and W_EI are those of W (autograd
 through W = W_EE - W_EI W_IE). Under divisive inhibition the gamma path is differentiated exactly (bp).
-``kolen_pollack`` and ``weight_mirror`` are refused: they train B from W's own update, which here is the sum of
-three tensors' updates. Linear and ungrouped conv layers (``groups == 1``); divisive conv needs zero padding mode.
+Rules whose B learns from W (``learns_feedback``: ``kolen_pollack``, ``weight_mirror``) are refused: they train B
+from W's own update, which here is the sum of three tensors' updates. Linear and ungrouped conv layers
+(``groups == 1``); divisive conv needs zero padding mode.
 """
 
 from __future__ import annotations
@@ -59,14 +60,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from biocircuits.core.interface import LayerAttachment, StepState
+from biocircuits.core.interface import Choice, LayerAttachment, StepState
 from biocircuits.core.layers import trainable_weight
 from biocircuits.errors import ConfigError
 
-# feedback rules DANN layers work with, and the ones refused (with the reason)
-DANN_RULES = ("bp", "sign_symmetry", "fa", "dfa")
-DANN_REFUSED = {"kolen_pollack": "B learns from W's update, here the sum of the updates of W_EE, W_EI and W_IE",
-                "weight_mirror": "B mirrors W from its updates, here the sum of the updates of W_EE, W_EI and W_IE"}
+from .enforcers import DaleEnforcer, Project
+from .slot import DALE, DaleAttachment
+
 EPS = 1e-6
 
 
@@ -80,14 +80,6 @@ class DannOptions(BaseModel):
     divisive: bool = False
     corrected_updates: bool = True
     init: Literal["paper", "mean_row"] = "paper"
-
-
-def check_rule(rule: str, key: str) -> None:
-    """A ConfigError for a feedback rule that DANN layers refuse (see the module docstring)."""
-    if rule in DANN_REFUSED:
-        raise ConfigError(f"dale.architecture: dann does not support {rule}: {DANN_REFUSED[rule]}", key=key,
-                          expected="one of " + ", ".join(DANN_RULES), given=rule,
-                          suggestion="use architecture: column with this rule, or one of " + ", ".join(DANN_RULES))
 
 
 class DannWeight(nn.Module):
@@ -131,15 +123,31 @@ def dann_init(weight: Tensor, n_i: int, generator: torch.Generator, mode: str = 
     return w_ee, w_ie, w_ei, alpha
 
 
-class Dann(LayerAttachment):
+@DALE.register
+class Dann(DaleAttachment):
     """``dale.architecture: dann`` on one layer (see the module docstring): registers ``dale_sign`` (all inputs
     E, +1), the parametrisation :class:`DannWeight`, the divisive forward hook; after each step, the corrected
-    updates of the inhibitory parameters and the projection of every weight onto >= 0."""
+    updates of the inhibitory parameters and the projection of every weight onto >= 0. Options: ``dale.dann``."""
 
-    slot = "dale"
     name = "dann"
+    spec_key = "architecture"
     Options = DannOptions
     needs_snapshot = False
+
+    @classmethod
+    def check_partner(cls, own: Choice, partner: Choice) -> None:
+        """Refuses a feedback rule whose B learns from W (W's update is here the sum of three tensors' updates) and
+        an enforcer other than projection (every DANN weight is kept >= 0 by projection)."""
+        if partner.cls.learns_feedback:
+            raise ConfigError(f"dale.architecture: dann does not support {partner.cls.name}: B learns from W's "
+                              "update, here the sum of the updates of W_EE, W_EI and W_IE", key=partner.key,
+                              expected="a feedback rule whose B does not learn from W", given=partner.cls.name,
+                              suggestion="use architecture: column with this rule, or a rule with a fixed or "
+                                         "sign-built B (bp, sign_symmetry, fa, dfa)")
+        if issubclass(partner.cls, DaleEnforcer) and partner.cls is not Project:
+            raise ConfigError("dale.architecture: dann keeps its weights non-negative by projection",
+                              key=partner.key, expected=Project.name, given=partner.cls.name,
+                              suggestion=f"drop {partner.key} or set it to {Project.name}")
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
@@ -178,6 +186,10 @@ class Dann(LayerAttachment):
         super().detach(layer)
 
     # --- what the audit and plasticity read ---------------------------------------------------------------------
+    def effective_violations(self, layer: nn.Module, gain: Tensor | None) -> int:
+        """Every DANN weight is >= 0 and its inputs all E: a violation is a negative entry, gain or not."""
+        return self.count_violations(layer)
+
     def growth_sign(self, layer: nn.Module, before: Tensor) -> float:
         return 1.0   # W_EE >= 0: |W_EE| grows with W_EE
 

@@ -8,7 +8,7 @@ so the effective (BN-folded) weight of presynaptic unit j onto i is W_eff_ij = g
 Dale's law holds for W (s_j W_ij >= 0), but it holds for W_eff only while gamma_i >= 0: a negative gamma_i
 turns every E synapse onto unit i inhibitory and every I synapse excitatory. ``dale.norm_gamma`` chooses:
 
-- ``free`` (the default, today's behaviour): gamma is left to the optimiser;
+- ``free`` (the default, today's behaviour): gamma is left to the optimiser (no attachment);
 - ``nonnegative``: :class:`NonnegativeGamma` is attached to every affine normalisation layer (BatchNorm,
   GroupNorm, LayerNorm, affine InstanceNorm) and projects gamma after each optimiser step,
   gamma <- max(gamma, 0), the Euclidean projection onto the non-negative orthant (the ``project`` enforcer's
@@ -18,13 +18,14 @@ turns every E synapse onto unit i inhibitory and every I synapse excitatory. ``d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from biocircuits.core.interface import LayerAttachment, StepState, attach
-from biocircuits.core.registry import Registry
+from biocircuits.core.interface import LayerAttachment, StepState
+
+from .slot import DALE, DaleAttachment
 
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
@@ -35,12 +36,18 @@ def norm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
             if isinstance(m, NORM_TYPES) and isinstance(getattr(m, "weight", None), nn.Parameter)]
 
 
-class NonnegativeGamma(LayerAttachment):
-    """Attached to a normalisation layer: gamma <- max(gamma, 0) at attach time and after every optimiser step
-    (one foreach clamp over all the model's norm layers)."""
+@DALE.register
+class NonnegativeGamma(DaleAttachment):
+    """``dale.norm_gamma: nonnegative``, attached to every affine normalisation layer: gamma <- max(gamma, 0) at
+    attach time and after every optimiser step (one foreach clamp over all the model's norm layers)."""
 
-    slot = "dale"
     name = "nonnegative_gamma"
+    spec_key = "norm_gamma"
+    choice = "nonnegative"
+
+    @classmethod
+    def targets(cls, model: nn.Module, constrained: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
+        return norm_layers(model)
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
@@ -51,25 +58,6 @@ class NonnegativeGamma(LayerAttachment):
     @torch.no_grad()
     def after_step_group(cls, members: Sequence[tuple[nn.Module, LayerAttachment]], step: StepState) -> None:
         torch._foreach_clamp_min_([layer.weight for layer, _ in members], 0.0)
-
-
-NORM_GAMMA: Registry[Callable[[nn.Module], list[str]]] = Registry("Dale norm_gamma policy")
-
-
-@NORM_GAMMA.register("free")
-def leave_gamma_free(model: nn.Module) -> list[str]:
-    """Leave every gamma to the optimiser (effective weights may break Dale where a gamma goes negative)."""
-    return []
-
-
-@NORM_GAMMA.register("nonnegative")
-def keep_gamma_nonnegative(model: nn.Module) -> list[str]:
-    """Attach :class:`NonnegativeGamma` to every affine normalisation layer; returns their names."""
-    names = []
-    for name, layer in norm_layers(model):
-        attach(layer, NonnegativeGamma(), name)
-        names.append(name)
-    return names
 
 
 def effective_weight(weight: torch.Tensor, norm: nn.Module) -> torch.Tensor:

@@ -34,13 +34,11 @@ them as for W. Gradients flow through the division (it is part of the forward pa
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from biocircuits.core.interface import LayerAttachment, attach
-from biocircuits.core.registry import Registry
+from .slot import DALE, DaleAttachment
 
 
 def divide_by_population_mean(x: Tensor, sign: Tensor, eps: float, dim: int) -> Tensor:
@@ -56,17 +54,26 @@ def divide_by_population_mean(x: Tensor, sign: Tensor, eps: float, dim: int) -> 
     return x * (exc / (a_e + eps) + (1 - exc) / (a_i + eps))
 
 
-class PopulationNorm(LayerAttachment):
-    """Attached to a Dale-constrained layer: a forward pre-hook replaces its input x by
-    :func:`divide_by_population_mean` (x, ``dale_sign``, ``eps``, channel dim of a conv / feature dim of a linear
-    layer); ``detach`` removes the hook."""
+class PopulationNormOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    eps: float = Field(1e-3, gt=0.0, le=1e3)
 
-    slot = "dale_input"
+
+@DALE.register
+class PopulationNorm(DaleAttachment):
+    """``dale.population_norm: divisive``, attached to every Dale-constrained layer beside its enforcer: a forward
+    pre-hook replaces its input x by :func:`divide_by_population_mean` (x, ``dale_sign``, ``eps``, channel dim of a
+    conv / feature dim of a linear layer); ``detach`` removes the hook."""
+
     name = "population_norm"
+    spec_key = "population_norm"
+    choice = "divisive"
+    shares_slot = True
+    Options = PopulationNormOptions
 
-    def __init__(self, eps: float = 1e-3) -> None:
-        super().__init__()
-        self.eps = eps
+    def __init__(self, options=None, seed: int = 0, sign: Tensor | None = None) -> None:
+        super().__init__(options, seed, sign)
+        self.eps = self.options.eps
         self.dim = 1
         self.handle: torch.utils.hooks.RemovableHandle | None = None
 
@@ -83,18 +90,3 @@ class PopulationNorm(LayerAttachment):
             self.handle.remove()
             self.handle = None
         super().detach(layer)
-
-
-POPULATION_NORMS: Registry[Callable[[nn.Module, list[str]], None]] = Registry("Dale population_norm")
-
-
-@POPULATION_NORMS.register("none")
-def no_population_norm(model: nn.Module, constrained: list[str]) -> None:
-    """Each layer sees its raw input (today's column-sign network)."""
-
-
-@POPULATION_NORMS.register("divisive")
-def divisive_population_norm(model: nn.Module, constrained: list[str]) -> None:
-    """Attach :class:`PopulationNorm` to every constrained layer (named in ``constrained``)."""
-    for name in constrained:
-        attach(model.get_submodule(name), PopulationNorm(), name)

@@ -8,7 +8,9 @@ from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from biocircuits.core.celltypes import cell_types
-from biocircuits.core.interface import LayerAttachment, attach
+from biocircuits.core.interface import attach
+
+from .slot import DALE, DaleAttachment
 
 
 def identity_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -48,20 +50,25 @@ class SignedBottleneck(SignedShortcut, Bottleneck):
         return self.relu(out + self._shortcut(x))
 
 
-class SignedResidual(LayerAttachment):
-    """Attached to a ResNet block with an identity shortcut: the buffer ``residual_sign`` (the Dale signs of the
-    units the shortcut carries) and the block's class swapped to its signed version (undone by ``detach``)."""
+@DALE.register
+class SignedResidual(DaleAttachment):
+    """``dale.residual: signed``, attached to every ResNet block with an identity shortcut whose ``conv1`` is
+    Dale-constrained: the buffer ``residual_sign`` (the Dale signs of the units the shortcut carries, those of
+    ``conv1``'s inputs) and the block's class swapped to its signed version (undone by ``detach``)."""
 
-    slot = "dale"
     name = "signed_residual"
+    spec_key = "residual"
+    choice = "signed"
 
-    def __init__(self, sign: Tensor) -> None:
-        super().__init__()
-        self.sign = sign
+    @classmethod
+    def targets(cls, model: nn.Module, constrained: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
+        return [(name, block) for name, block in identity_blocks(model)
+                if cell_types(block.conv1) is not None and not isinstance(block, SignedShortcut)]
 
     def attach(self, block: nn.Module, qualname: str) -> None:
         super().attach(block, qualname)
-        self.register_buffer(block, "residual_sign", self.sign.detach().clone().to(torch.float32))
+        sign = cell_types(block.conv1) if self.sign is None else self.sign
+        self.register_buffer(block, "residual_sign", sign.detach().clone().to(torch.float32))
         block.__class__ = SignedBasicBlock if isinstance(block, BasicBlock) else SignedBottleneck
 
 
@@ -69,10 +76,7 @@ def sign_shortcuts(model: nn.Module) -> list[str]:
     """Attach :class:`SignedResidual` to every identity-shortcut block whose conv1 has a ``dale_sign``; returns
     the names of the blocks changed."""
     changed = []
-    for name, block in identity_blocks(model):
-        sign = cell_types(block.conv1)
-        if sign is None or isinstance(block, SignedShortcut):
-            continue
-        attach(block, SignedResidual(sign), name)
+    for name, block in SignedResidual.targets(model, []):
+        attach(block, SignedResidual(), name)
         changed.append(name)
     return changed

@@ -90,9 +90,9 @@ def convert(
 
     Returns {qualified name: rule} of the converted layers. Raises :class:`ConfigError` for an unknown rule,
     an option a rule does not take, a pattern matching no module, a model that is already converted, or —
-    when any rule other than ``bp`` is asked for — a module with a transported weight (a ConvTranspose, an
-    RNN, ``nn.MultiheadAttention``, a subclass with its own forward...) that cannot be converted and that
-    ``exclude`` does not name: backprop would run through it silently."""
+    when any rule is asked for whose gradient is not backprop's (not ``exact_gradient``) — a module with a
+    transported weight (a ConvTranspose, an RNN, ``nn.MultiheadAttention``, a subclass with its own forward...)
+    that cannot be converted and that ``exclude`` does not name: backprop would run through it silently."""
     overrides = dict(overrides or {})
     exclude = list(exclude)
     mapping = {**FEEDBACK_CLASSES, **(mapping or {})}
@@ -114,7 +114,7 @@ def convert(
         rule_name, rule_options = _rule_for(name, (rule, dict(options or {})), overrides)
         plan.append((name, module, make_rule(rule_name, rule_options, seed=seed)))
     stuck = [(n, m) for n, m in stuck if not match_any(n, exclude)]
-    if stuck and any(r.name != "bp" for _, _, r in plan):
+    if stuck and not all(r.exact_gradient for _, _, r in plan):
         listed = ", ".join(f"{n or '(root)'} ({type(m).__name__})" for n, m in stuck[:8])
         raise ConfigError(
             "these modules carry weights that backprop would send the error through, but have no feedback class",

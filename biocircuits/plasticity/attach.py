@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from biocircuits.core.celltypes import cell_types, synapse_mask
 from biocircuits.core.globs import check_patterns_match, match_any
-from biocircuits.core.interface import attach
+from biocircuits.core.interface import attach, attachments_of
 from biocircuits.core.layers import weight_shape
 from biocircuits.errors import ConfigError
 
@@ -28,10 +28,10 @@ def post_signs(name: str, layer: nn.Module, units: Any, unit_signs: Tensor | Non
 
 def synapse_tensors(layer: nn.Module) -> list[tuple[str, str, str]] | None:
     """(parameter path, presynaptic type, postsynaptic type) of each tensor of a layer whose Dale attachment keeps
-    its synapse classes in separate tensors (``synapse_tensors``: DANN's W_EE, W_IE, W_EI); None otherwise."""
-    held = layer.__dict__.get("attachments")
-    fn = getattr(held.dale, "synapse_tensors", None) if held is not None else None
-    return fn(layer) if fn is not None else None
+    its synapse classes in separate tensors (its ``synapse_tensors``: DANN's W_EE, W_IE, W_EI); None otherwise."""
+    held = attachments_of(layer)
+    dale = held.dale if held is not None else None
+    return dale.synapse_tensors(layer) if dale is not None else None
 
 
 def synapse_count(layer: nn.Module, mask: Tensor | None) -> int:

@@ -5,6 +5,7 @@ torch's global flags for the run and restores them after it."""
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,7 +82,11 @@ def run_context(t: TrainSpec) -> Iterator[None]:
 
 @contextmanager
 def stop_on_signals(flag: dict[str, bool]) -> Iterator[None]:
-    """SIGINT/SIGTERM set ``flag['stop']``: the loop then writes a checkpoint and returns cleanly."""
+    """SIGINT/SIGTERM set ``flag['stop']``: the loop then writes a checkpoint and returns cleanly. Off the main
+    thread (a Ray Tune trial) signals are not ours to take: the engine stops the trial."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def handler(signum: int, frame: Any) -> None:
         flag["stop"] = True

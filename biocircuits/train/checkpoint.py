@@ -1,15 +1,15 @@
-"""Atomic, safely loadable checkpoints: temp file + fsync + ``os.replace``; loaded with ``weights_only=True``."""
+"""Atomic, safely loadable checkpoints: written by :mod:`biocircuits.core.atomic` (temp file, fsync, ``os.replace``);
+loaded with ``weights_only=True``."""
 
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from biocircuits.core.atomic import atomic_write, clean_stale_temps
 from biocircuits.errors import CheckpointError
 
 FORMAT = "biocircuits-checkpoint-v1"
@@ -57,36 +57,11 @@ def nonfinite_entries(state: Any, prefix: str = "") -> list[str]:
     return [name for (name, _), ok in zip(found, finite, strict=True) if not ok]
 
 
-def clean_stale_temps(path: Path) -> list[Path]:
-    """Remove the temp files a killed :func:`save_checkpoint` of ``path`` left behind (the run folder's lock
-    guarantees no other process is saving there); returns what was removed."""
-    stale = sorted(path.parent.glob(f".{path.name}.*.tmp"))
-    for tmp in stale:
-        tmp.unlink(missing_ok=True)
-    return stale
-
-
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically: a reader (or a crash) sees the old file or the new one. Temp
-    files of an earlier, killed save are removed first."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``payload`` to ``path`` atomically (:func:`~biocircuits.core.atomic.atomic_write`: a reader, or a
+    crash, sees the old file or the new one). Temp files of an earlier, killed save are removed first."""
     clean_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **payload}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: torch.save({"format": FORMAT, **payload}, f))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import yaml
 from torch import nn
 
 import biocircuits as bc
+from biocircuits.core.atomic import atomic_write_json, atomic_write_text
 from biocircuits.dale.audit import singular_values
 
 from .run_folder import RunFolder
@@ -51,9 +51,7 @@ class RunLogger:
         if not (self.enabled and path.exists()):
             return
         kept = [r for r in self.folder.read_metrics() if r.get("step", 0) <= step]  # a torn last line goes too
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        os.replace(tmp, path)
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
     def log(self, kind: str, step: int, **values: Any) -> None:
         if not self.enabled:
@@ -70,16 +68,12 @@ class RunLogger:
     def write_json(self, path: Path, data: dict) -> None:
         """Write ``data`` to ``path`` (a file of the run folder) atomically; non-finite floats made JSON-safe."""
         if self.enabled:
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_text(json.dumps(_clean(data), indent=2) + "\n")
-            os.replace(tmp, path)
+            atomic_write_json(path, _clean(data))
 
     def write_config(self, config: dict) -> None:
         """Write the resolved ``config.yaml`` atomically."""
         if self.enabled:
-            tmp = self.folder.config.with_name(f".{self.folder.config.name}.tmp")
-            tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-            os.replace(tmp, self.folder.config)
+            atomic_write_text(self.folder.config, yaml.safe_dump(config, sort_keys=False))
 
     def append_history(self, entry: dict) -> None:
         if self.enabled:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from biocircuits.config.loading import parse_yaml_text
+from biocircuits.core.atomic import atomic_write_json
 from biocircuits.errors import ConfigError
 
 
@@ -115,9 +115,7 @@ class RunFolder:
     def append_history(self, entry: dict[str, Any]) -> None:
         """Add one event to ``history.json`` (written atomically)."""
         data = {"history": [*self.read_history(), entry]}
-        tmp = self.history.with_name(f".{self.history.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, self.history)
+        atomic_write_json(self.history, data)
 
     def read_summary(self) -> dict[str, Any]:
         return _read_json(self.summary)

@@ -13,7 +13,8 @@ def test_linear_input_divided_by_each_populations_mean_by_hand():
     layer = nn.Linear(4, 2, bias=False)
     model = bc.apply(nn.Sequential(layer), {"dale": {"exempt": [], "excitatory_fraction": 0.5,
                                                      "population_norm": "divisive"}})
-    assert isinstance(layer.attachments.first("dale_input"), PopulationNorm)
+    dale = layer.attachments.of("dale")   # beside the enforcer, which stays the layer's one Dale attachment
+    assert isinstance(dale[1], PopulationNorm) and layer.attachments.dale is dale[0]
     x = torch.tensor([[1.0, 3.0, 2.0, 6.0]])  # E = units 0, 1 (mean 2); I = units 2, 3 (mean 4)
     eps = 1e-3
     x_norm = torch.tensor([[1 / (2 + eps), 3 / (2 + eps), 2 / (4 + eps), 6 / (4 + eps)]])
@@ -59,7 +60,8 @@ def test_gradient_flows_through_the_division_and_dale_holds():
     assert x.grad is not None and model[2].weight.grad.abs().sum() > 0
     s = model[2].dale_sign.view(1, -1, 1, 1)
     assert (model[2].weight * s >= 0).all()
-    assert getattr(model[0], "attachments", None) is None or model[0].attachments.first("dale_input") is None
+    assert getattr(model[0], "attachments", None) is None or not any(
+        isinstance(a, PopulationNorm) for a in model[0].attachments)
 
 
 def test_remove_takes_the_hook_off():

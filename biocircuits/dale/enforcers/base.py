@@ -2,31 +2,48 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, Any
 
 import torch
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from torch import Tensor, nn
 
 from biocircuits.core.celltypes import sign_mask
-from biocircuits.core.interface import LayerAttachment
-from biocircuits.core.registry import Registry
 
-from ..init import initialise
+from ..init import INITS, initialise
+from ..slot import ENFORCERS, DaleAttachment
 
 
-class DaleEnforcer(LayerAttachment):
-    """Attached to a Dale-constrained layer: registers the buffer ``dale_sign`` (s, +1 E / -1 I per presynaptic
-    unit: input feature or channel), gives the weights their unit's sign (``init``: ``balanced`` or ``keep``), and
-    keeps ``W * s >= 0`` (s broadcast over the input dimension, :func:`~biocircuits.core.celltypes.sign_mask`)
-    after every optimiser step, each subclass its own way."""
+def _init_name(name: str) -> str:
+    INITS.get(name)   # a ConfigError listing the initialisations otherwise
+    return name
 
-    slot = "dale"
-    reparametrises: ClassVar[bool] = False   # W is computed from a latent (the optimiser never sees W itself)
 
-    def __init__(self, sign: Tensor, init: str = "balanced", seed: int = 0) -> None:
-        super().__init__(None, seed)
-        self.sign = sign
-        self.init = init
+class EnforcerOptions(BaseModel):
+    """``init`` (``dale.init``): how the weights get their unit's sign when the enforcer attaches (``balanced``:
+    I weights rescaled so each unit's E and I weights cancel; ``keep``: magnitudes kept)."""
+
+    model_config = ConfigDict(extra="forbid")
+    init: Annotated[str, AfterValidator(_init_name)] = "balanced"
+
+
+class DaleEnforcer(DaleAttachment):
+    """Attached to a Dale-constrained layer: registers the buffer ``dale_sign`` (s, the ``sign`` it was given: +1 E
+    / -1 I per presynaptic unit, input feature or channel), gives the weights their unit's sign (option ``init``),
+    and keeps ``W * s >= 0`` (s broadcast over the input dimension, :func:`~biocircuits.core.celltypes.sign_mask`)
+    after every optimiser step, each subclass its own way. Chosen by ``dale.enforce``; a subclass is registered
+    with ``@ENFORCERS.register`` (which registers it in ``DALE`` too)."""
+
+    spec_key = "enforce"
+    Options = EnforcerOptions
+    typed_inputs = True
+    fixed_column_signs = True
+
+    def __init__(self, options: Any = None, seed: int = 0, sign: Tensor | None = None) -> None:
+        super().__init__(options, seed, sign)
+        if sign is None:
+            raise ValueError(f"the {self.name} enforcer needs the layer's presynaptic signs (sign=...)")
+        self.init = self.options.init
         self._mask_key: tuple | None = None   # the cached sign mask and the (buffer, device, dtype) it was built for
         self._mask: Tensor | None = None
         self._runs_key: tuple | None = None   # the cached sign runs (block assignment) and the buffer they came from
@@ -37,6 +54,10 @@ class DaleEnforcer(LayerAttachment):
         weight = layer.weight
         self.register_buffer(layer, "dale_sign", self.sign.to(weight.device, weight.dtype))
         initialise(layer, self.init)
+
+    @classmethod
+    def spec_options(cls, spec: Any) -> dict[str, Any]:
+        return {"init": spec.init}
 
     def growth_sign(self, layer: nn.Module, before: Tensor) -> Tensor | float:
         """The direction in which the trainable tensor grows |W| (for LTP/LTD rules): the Dale sign here."""
@@ -81,7 +102,7 @@ def sign_runs(layer: nn.Module, limit: int = 8) -> list[tuple[int, int, float]] 
     return runs if len(runs) <= limit else None
 
 
-ENFORCERS: Registry[type[DaleEnforcer]] = Registry("Dale enforcer")
+__all__ = ["ENFORCERS", "DaleEnforcer", "EnforcerOptions", "sign_runs", "signed_weights"]
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ class Backprop(FeedbackRule):
 
     name = "bp"
     reads_weight = True
+    exact_gradient = True
 
     def feedback(self, layer: nn.Module, weight: Tensor, advance: bool) -> Tensor:
         return weight

@@ -10,7 +10,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from biocircuits.core.interface import StepState
+from biocircuits.core.interface import StepState, attachments_of
 from biocircuits.errors import ConfigError
 
 from .feedback_alignment import FeedbackAlignment, FeedbackAlignmentOptions, weight_feedback_angle
@@ -48,6 +48,7 @@ class KolenPollack(FeedbackAlignment):
 
     name = "kolen_pollack"
     Options = KolenPollackOptions
+    learns_feedback = True
     lazy_buffers = STATE_BUFFERS
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
@@ -62,7 +63,8 @@ class KolenPollack(FeedbackAlignment):
     def attach_group(cls, members, model: nn.Module) -> None:
         super().attach_group(members, model)
         for name, layer, _ in members:
-            if "parametrizations" in layer._modules and hasattr(layer.parametrizations, "weight"):
+            held = attachments_of(layer)
+            if held is not None and held.dale is not None and held.dale.reparametrises:
                 raise ConfigError(f"{name}: kolen_pollack needs the optimiser to train W itself: with a Dale "
                                   "reparametrisation W = s f(V) the gradient it sees is dL/dV, not delta x^T",
                                   key="dale.enforce", given="a reparametrised weight", has_given=True,

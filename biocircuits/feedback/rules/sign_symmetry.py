@@ -9,6 +9,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, model_validator
 from torch import Tensor, nn
 
+from biocircuits.core.interface import Choice
 from biocircuits.core.layers import trainable_weight
 from biocircuits.errors import ConfigError
 
@@ -121,6 +122,17 @@ class SignSymmetry(FeedbackRule):
                               expected="a layer with 2+ outputs per group",
                               given=f"{weight.shape[0]} outputs, groups={self._groups}",
                               suggestion=f"give {qualname} its own rule in feedback.overrides (without centre)")
+
+    @classmethod
+    def check_partner(cls, own: Choice, partner: Choice) -> None:
+        """``centre`` is refused beside an attachment that fixes every column's sign (column-sign Dale): there
+        sign(W) is constant down each column, so B minus its mean over the outputs is 0 (but for project's zeros)."""
+        if own.options.centre and partner.cls.fixed_column_signs:
+            raise ConfigError("sign_symmetry's centre leaves no feedback under column-sign Dale: every column of "
+                              "sign(W) is its input's type, so B = sign(W) minus its mean over the outputs is 0 "
+                              "(but for project's zeros); refused for the whole spec, exempt layers included",
+                              key=f"{own.options_key}centre", expected="false with dale.architecture: column",
+                              given=str(own.options.centre), suggestion="use dale.architecture: dann, or drop centre")
 
     def redraw(self, layer: nn.Module) -> None:
         """brSF: advance ``feedback_step`` and redraw R from (seed, layer, step) on the layer's device."""

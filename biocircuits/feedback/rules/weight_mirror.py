@@ -41,6 +41,7 @@ class WeightMirror(FeedbackAlignment):
 
     name = "weight_mirror"
     Options = WeightMirrorOptions
+    learns_feedback = True
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)  # feedback_weight, as feedback alignment's

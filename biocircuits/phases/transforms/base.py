@@ -63,6 +63,18 @@ class ErrorTransform(LayerAttachment):
         """False when the options turn the transform off (its shorthand option is 0 / false)."""
         return cls.shorthand is None or bool(getattr(options, cls.shorthand))
 
+    @classmethod
+    def acting_class(cls, phases: Any) -> type[ErrorTransform]:
+        """The class that acts for this ``phases:`` key given the rest of the section ``phases`` (itself; another
+        when a setting changes what the key means, e.g. ``error_delay`` under ``backward_state: current``)."""
+        return cls
+
+    @classmethod
+    def implied_by(cls, phases: Any) -> dict[str, Any] | None:
+        """The options of this transform when other settings of the section ``phases`` imply it (not a key of its
+        own); None when they do not (the default)."""
+        return None
+
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
         if type(self).acts_on_error():

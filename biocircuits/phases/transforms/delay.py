@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
@@ -10,6 +12,7 @@ from biocircuits.core.interface import StepState
 from biocircuits.core.layers import trainable_params
 
 from .base import TRANSFORMS, ErrorTransform
+from .late import LateError
 
 
 class DelayOptions(BaseModel):
@@ -67,3 +70,9 @@ class ErrorDelay(ErrorTransform):
         if waiting[0]:
             torch._foreach_copy_(waiting[0], waiting[1])
             torch._foreach_zero_(waiting[1])
+
+    @classmethod
+    def acting_class(cls, phases: Any) -> type[ErrorTransform]:
+        """``error_delay: K`` is this stored delay under ``backward_state: stored``; otherwise the late error meets the
+        current state (:class:`~.late.LateError`)."""
+        return cls if phases.backward_state == "stored" else LateError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,6 +40,11 @@ class EligibilityTrace(StreamState):
     shorthand = "decay"
     order = 30
     stream_buffers = ("trace_input",)
+
+    @classmethod
+    def implied_by(cls, phases: Any) -> dict[str, Any] | None:
+        """``backward_state: trace`` implies the trace, with decay lambda from ``trace_decay`` or ``trace_tau``."""
+        return {"decay": phases.trace_lambda()} if phases.backward_state == "trace" else None
 
     @classmethod
     def attach_group(cls, members, model: nn.Module) -> None:

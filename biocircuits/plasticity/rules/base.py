@@ -104,10 +104,11 @@ class PlasticityRule(LayerAttachment):
 
 
 def growth_sign(layer: nn.Module, before: Tensor) -> Tensor | float:
-    """The direction in which the trainable tensor grows |W|: the Dale enforcer's, else sign(W_before)."""
+    """The direction in which the trainable tensor grows |W|: the Dale attachment's (its ``growth_sign``), else
+    sign(W_before)."""
     held = attachments_of(layer)
     dale = held.dale if held is not None else None
-    return dale.growth_sign(layer, before) if hasattr(dale, "growth_sign") else torch.sign(before)
+    return dale.growth_sign(layer, before) if dale is not None else torch.sign(before)
 
 
 def _factor(layer: nn.Module, rules: list[PlasticityRule], like: Tensor) -> Tensor:

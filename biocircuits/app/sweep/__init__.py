@@ -1,0 +1,84 @@
+"""``biocircuits sweep``: a grid (or named variants) of one experiment x seeds, each trial an ordinary run folder,
+run on Ray Tune; then the results and a summary with confidence intervals (:mod:`.report`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from biocircuits.errors import ConfigError, did_you_mean
+from biocircuits.train.claim import claim_folder
+
+from .engine import import_ray, ray_session, run_trials
+from .folder import DONE, SweepFolder, start_record
+from .report import report, write_report
+from .results import sweep_rows
+from .spec import SweepSpec, Trial, expand, load_sweep
+from .trial import mark
+
+EXIT_FINISHED, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def default_folder(sweep_file: str | Path, trials: list[Trial]) -> Path:
+    """``<experiment output>/<sweep file stem>``, e.g. ``runs/rules_x_seeds``."""
+    return Path(trials[0].experiment.output) / Path(sweep_file).stem
+
+
+def plan(sweep_file: str | Path) -> tuple[SweepSpec, dict[str, Any], list[Trial]]:
+    """Load the sweep file and build every trial's experiment (all validation happens here)."""
+    spec, data = load_sweep(sweep_file)
+    trials = expand(spec, sweep_file)
+    labels = list(dict.fromkeys(t.variant for t in trials))
+    if spec.baseline is not None and spec.baseline not in labels:
+        raise ConfigError("the baseline is no variant of this sweep", file=str(sweep_file), key="baseline",
+                          given=spec.baseline, expected="one of " + ", ".join(labels),
+                          suggestion=did_you_mean(spec.baseline, labels))
+    return spec, data, trials
+
+
+def settle(folder: SweepFolder, todo: list[Trial], errors: dict[str, str | None], stopped: float | None) -> None:
+    """After the engine returns: trials a signal stopped (still ``running``, or ``stopped`` after the signal came)
+    are ``interrupted`` and continue on a rerun; trials the engine lost without a signal (a worker died) failed."""
+    for t in todo:
+        state = folder.trial_state(t.id)
+        status = state.get("status")
+        if stopped is not None and (status == "running" or (status == "stopped" and
+                                                             state.get("finished_at", 0) >= stopped)):
+            mark(folder.trial(t.id), t.record(), status="interrupted", reason="the sweep was stopped",
+                 finished_at=None)
+        elif stopped is None and status not in DONE:
+            mark(folder.trial(t.id), t.record(), status="failed", finished_at=time.time(),
+                 reason=errors.get(t.id) or "the trial's worker ended without a result")
+
+
+def run_sweep(sweep_file: str | Path, output: str | Path | None = None, address: str | None = None,
+              max_concurrent: int | None = None, num_cpus: int | None = None) -> tuple[int, Path]:
+    """Run the sweep's trials that are not done yet (finished and failed ones are left as they are; interrupted
+    ones resume from their checkpoints), then write the results and the summary. Returns the exit code (0 every
+    trial finished, 1 some failed, 130 some are left to continue after a stop) and the sweep folder."""
+    spec, data, trials = plan(sweep_file)
+    folder = SweepFolder(output if output else default_folder(sweep_file, trials))
+    ray = import_ray()
+    with claim_folder(folder.path, resume=True, holds=lambda p: False, what="sweep"):
+        start_record(folder, sweep_file, data, [t.id for t in trials], ray.__version__, address)
+        states = {t.id: folder.trial_state(t.id) for t in trials}
+        for t in trials:
+            if not states[t.id]:
+                mark(folder.trial(t.id), t.record(), status="pending")
+        todo = [t for t in trials if states[t.id].get("status") not in DONE]
+        print(f"sweep {folder.path}: {len(trials)} trials, {len(trials) - len(todo)} done, {len(todo)} to run",
+              flush=True)
+        if todo:
+            with ray_session(address, num_cpus):
+                errors, stopped = run_trials(folder, todo, spec.resources, max_concurrent, address, spec.scheduler,
+                                             spec.metric)
+            settle(folder, todo, errors, stopped)
+        rows, _ = sweep_rows(folder)
+        write_report(folder.path, rows, spec.metric, spec.baseline, title=f"{folder.path.name}: {spec.metric}")
+    statuses = {row["status"] for row in rows}
+    code = EXIT_INTERRUPTED if statuses - set(DONE) else EXIT_FAILED if "failed" in statuses else EXIT_FINISHED
+    return code, folder
+
+
+__all__ = ["SweepSpec", "Trial", "expand", "load_sweep", "plan", "report", "run_sweep"]

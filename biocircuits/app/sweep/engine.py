@@ -1,0 +1,124 @@
+"""Running a sweep's trials on Ray Tune: a local Ray started for the sweep (or the cluster at ``--address``, or a
+Ray already initialised in this process), one Tune trial per pending trial, each holding ``resources``. Ray is
+imported here only, when a sweep runs, so ``import biocircuits`` never needs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from biocircuits.errors import BiocircuitsError
+
+from .folder import SweepFolder
+from .spec import Resources, Scheduler, Trial
+from .trial import tune_trainable
+
+INSTALL = 'pip install -e ".[sweep]"  (or: pip install "ray[tune]")'
+
+
+class EngineMissing(BiocircuitsError):
+    """Ray Tune is not installed."""
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a clear error saying how to install it."""
+    try:
+        import ray
+        from ray import tune  # noqa: F401
+    except ImportError as err:
+        raise EngineMissing(f"sweeps run on Ray Tune, which is not installed ({err}); install it with {INSTALL}"
+                            ) from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[Any]:
+    """Ray for the sweep: the one already initialised in this process, the cluster at ``address``, or a local Ray
+    started here (and stopped afterwards)."""
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    if address is None:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, single-user Ray: no token to manage
+    ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
+             log_to_driver=False, configure_logging=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@contextmanager
+def stop_signals(flag: dict[str, Any]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM (a batch scheduler ending the job) set ``flag['stop']`` to the time and take Tune's
+    graceful stop (its SIGUSR1): trials stop, the sweep can be rerun. A second Ctrl-C raises
+    :class:`KeyboardInterrupt` at once."""
+    def handler(signum: int, frame: Any) -> None:
+        if flag["stop"] is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag["stop"] = time.time()
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    before = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours forwards to Tune's, and knows that it was a stop
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        if before is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = before
+
+
+REPORTED = {"val_acc1": ("val_acc1", "max"), "best_val_acc1": ("val_acc1", "max"), "val_acc5": ("val_acc5", "max"),
+            "val_loss": ("val_loss", "min"), "best_val_loss": ("val_loss", "min")}  # sweep metric -> Tune's, mode
+
+
+def build_scheduler(scheduler: Scheduler | None, metric: str) -> Any:
+    """Ray Tune's ASHA on the reported figure behind ``metric``, one time unit per evaluation; None for FIFO."""
+    if scheduler is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    name, mode = REPORTED[metric]
+    return ASHAScheduler(time_attr="training_iteration", metric=name, mode=mode, max_t=scheduler.max_evaluations,
+                         grace_period=scheduler.grace_period, reduction_factor=scheduler.reduction_factor)
+
+
+def run_trials(folder: SweepFolder, trials: list[Trial], resources: Resources, max_concurrent: int | None,
+               address: str | None = None, scheduler: Scheduler | None = None, metric: str = "val_acc1"
+               ) -> tuple[dict[str, str | None], float | None]:
+    """Run ``trials`` on Ray Tune (each a :func:`.trial.tune_trainable` call); returns each trial's engine error
+    (None when Tune saw none) and when a signal stopped the sweep (None when none did)."""
+    if not trials:
+        return {}, None
+    ray = import_ray()
+    from ray import tune
+
+    entries = {t.id: {"record": t.record(), "experiment": t.experiment.model_dump(mode="json"),
+                      "source": t.experiment.source} for t in trials}
+    trainable = tune.with_resources(
+        tune.with_parameters(tune_trainable, folder=str(folder.path.resolve()), trials=entries,
+                             threads=resources.torch_threads(), scheduler=scheduler.name if scheduler else None),
+        {"cpu": resources.cpu, "gpu": resources.gpu})
+    tuner = tune.Tuner(
+        trainable, param_space={"trial": tune.grid_search([t.id for t in trials])},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
+                                    scheduler=build_scheduler(scheduler, metric)),
+        run_config=tune.RunConfig(name=f"fit-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(folder.tune.resolve()),
+                                  verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
+    del ray
+    flag: dict[str, Any] = {"stop": None}
+    with stop_signals(flag):
+        results = tuner.fit()
+    errors = {r.config["trial"]: (None if r.error is None else f"{type(r.error).__name__}: {r.error}"[:2000])
+              for r in results if r.config and "trial" in r.config}
+    return errors, flag["stop"]
