@@ -31,8 +31,12 @@ def _groups(members: Sequence[tuple[nn.Module, LayerAttachment]], hook: str) -> 
 
 
 def _owned(layer: nn.Module, params: set[int]) -> bool:
-    """True when the optimiser updates the layer's trainable weight (so its attachments act at this optimiser)."""
-    weight = layer._parameters.get("weight") if "parametrizations" not in layer._modules else trainable_weight(layer)
+    """True when the optimiser updates a tensor that makes the layer's weight (so its attachments act at this
+    optimiser): the plain weight, or under a parametrisation any of its tensors -- the trainable weight and, for
+    DANN, W_IE and W_EI beside W_EE (an optimiser of the interneurons alone must still keep them >= 0)."""
+    if "parametrizations" in layer._modules:
+        return any(id(p) in params for p in layer._modules["parametrizations"].parameters())
+    weight = layer._parameters.get("weight")
     return weight is not None and id(weight) in params
 
 

@@ -173,3 +173,25 @@ def test_sign_symmetry_centre_cancels_the_mean_error_that_plain_sign_feedback_am
     x.grad = None
     plain[2](x).backward(torch.ones(4, 50))
     assert float(x.grad.abs().mean()) > 5.0                       # ~0.26 * 50 per input
+
+
+def test_an_optimiser_of_the_interneurons_alone_keeps_them_non_negative(mlp):
+    """W_EE out of the optimiser (training the interneurons only): the after-step hooks still run for the layer, so
+    W_IE and W_EI are projected onto >= 0 after the (corrected) SGD step, by hand; W_EE does not move."""
+    torch.manual_seed(0)
+    model = bc.apply(mlp(6, 20, 10, 3), {"dale": {"architecture": "dann", "dann": {"inhibitory_fraction": 0.2,
+                                                                                   "divisive": True}}})
+    w_ee, w_ie, w_ei, _ = parts(model[2])
+    before = [t.detach().clone() for t in (w_ee, w_ie, w_ei)]
+    lr = 50.0
+    opt = bc.bind(torch.optim.SGD([w_ie, w_ei], lr=lr), model)
+    out = model(torch.rand(5, 6))
+    (out * torch.randn(out.shape)).sum().backward()
+    grads = [w_ie.grad.clone(), w_ei.grad.clone()]
+    opt.step()
+    n_e, d = 10, 20
+    unprojected = [before[1] - lr / math.sqrt(n_e) * grads[0], before[2] - lr / d * grads[1]]
+    assert any(bool((u < 0).any()) for u in unprojected)  # the step alone would break Dale's law
+    for t, u in zip((w_ie, w_ei), unprojected, strict=True):
+        assert torch.allclose(t.detach(), u.clamp(min=0), atol=1e-6)
+    assert torch.equal(w_ee.detach(), before[0])
