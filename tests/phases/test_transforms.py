@@ -102,3 +102,23 @@ def test_perturbation_state_resumes_exactly(tmp_path, state, cascade):
     assert any(queue in k for k in b) and any("filtered_" in k for k in b)
     for k in b:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_stored_delay_leaves_tensors_the_optimiser_does_not_own(mlp):
+    """DANN with only the interneurons and the bias of layer 2 trained: W_EE's gradient only accumulates (nothing
+    zeroes or steps it), so the stored delay must neither queue it nor swap it; the bias is delayed as usual."""
+    torch.manual_seed(0)
+    model = bc.apply(mlp(6, 20, 10, 3), {"dale": {"architecture": "dann"}, "phases": {"error_delay": 1}})
+    layer = model[2]
+    p = layer.parametrizations.weight[0]
+    opt = bc.bind(torch.optim.SGD([p.weight_ie, p.weight_ei, layer.bias], lr=0.1), model)
+    out = model(torch.rand(5, 6))
+    (out * torch.randn(out.shape)).sum().backward()
+    w_ee_grad, bias_grad = layer.parametrizations.weight.original.grad.clone(), layer.bias.grad.clone()
+    bias_before = layer.bias.detach().clone()
+    opt.step()
+    assert float(w_ee_grad.abs().max()) > 0
+    assert torch.equal(layer.delay_queue_weight, torch.zeros_like(layer.delay_queue_weight))
+    assert torch.equal(layer.parametrizations.weight.original.grad, w_ee_grad)  # not swapped for a queued zero
+    assert torch.equal(layer.delay_queue_bias[0], bias_grad)  # the bias's step waits one step
+    assert torch.equal(layer.bias.detach(), bias_before)

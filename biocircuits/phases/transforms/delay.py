@@ -50,13 +50,15 @@ class ErrorDelay(ErrorTransform):
     @classmethod
     @torch.no_grad()
     def before_step_group(cls, members, step: StepState) -> None:
-        """Swap each gradient with the one stored K steps ago, over all layers at once (foreach copies)."""
+        """Swap each gradient with the one stored K steps ago, over all layers at once (foreach copies). Only tensors
+        this optimiser owns are delayed: the gradient of one it does not step (e.g. DANN's W_EE when only the
+        interneurons train) only accumulates and is never an update."""
         ready: tuple[list, list, list] = ([], [], [])
         waiting: tuple[list, list] = ([], [])
         for layer, att in members:
             count, k = int(layer.delay_count), att.options.steps
             for pname, param in trainable_params(layer):
-                if param.grad is None:
+                if param.grad is None or id(param) not in step.params:
                     continue
                 slot = getattr(layer, f"delay_queue_{pname}")[count % k]
                 if count >= k:
