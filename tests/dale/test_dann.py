@@ -195,3 +195,29 @@ def test_an_optimiser_of_the_interneurons_alone_keeps_them_non_negative(mlp):
     for t, u in zip((w_ie, w_ei), unprojected, strict=True):
         assert torch.allclose(t.detach(), u.clamp(min=0), atol=1e-6)
     assert torch.equal(w_ee.detach(), before[0])
+
+
+def test_sign_symmetry_cache_follows_an_in_place_edit_of_the_interneurons(mlp):
+    """B = sign(W), W = W_EE - W_EI W_IE: an in-place edit of W_IE (no optimiser step) changes W, so the next
+    backward uses the sign of the new W (computed here by explicit matmuls), not the cached one."""
+    torch.manual_seed(3)
+    model = bc.apply(mlp(6, 20, 10, 3), {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}},
+                                         "dale": {"architecture": "dann", "dann": {"inhibitory_fraction": 0.2}}})
+    layer = model[2]
+    w_ee, w_ie, w_ei, _ = parts(layer)
+    x = torch.rand(4, 20, requires_grad=True)
+    delta = torch.randn(4, 10)
+    layer(x).backward(delta)                                       # builds and caches sign(W)
+    assert torch.allclose(x.grad, delta @ torch.sign(w_ee - w_ei @ w_ie).detach(), atol=1e-6)
+    with torch.no_grad():
+        w_ie.mul_(3.0)                                             # stronger inhibition: many entries of W flip
+    w = (w_ee.detach() - w_ei.detach() @ w_ie.detach())
+    assert not torch.equal(torch.sign(w), layer.feedback_sign)    # the cache as it stands is stale
+    x.grad = None
+    layer(x).backward(delta)
+    assert torch.allclose(x.grad, delta @ torch.sign(w), atol=1e-6)
+    with torch.no_grad():
+        w_ei.zero_()                                               # no inhibition: W = W_EE >= 0
+    x.grad = None
+    layer(x).backward(delta)
+    assert torch.allclose(x.grad, delta @ torch.sign(w_ee.detach()), atol=1e-6)
