@@ -39,8 +39,12 @@ non-negative tensor is projected, P <- max(P, 0).
 
 Feedback rules: ``bp`` (exact gradients), ``sign_symmetry`` (B = sign(W) of the effective W above; deep networks
 need its ``centre`` option, B = (I - 1 1^T / n_e) sign(W): W's columns start centred over the E outputs, sign(W)'s
-do not, since ~63% of an exponential column lies below its mean, and uncentred B^T amplifies the layer's mean error
-by ~0.26 n_e per layer; and ``magnitude: weight_rms``, since W's RMS is not the ``paper`` scale here), ``fa`` and
+do not. Column j of W is W_EE[:, j] - c_j with c_j = (W_EI W_IE)[:, j], so its mean sign is 2 exp(-lambda_E c_j) - 1.
+With ``init: mean_row`` c_j is the column's mean, ~1/lambda_E: 2/e - 1 = -0.26 in (nearly) every column. With
+``paper`` and n_i > 1, c_j is the mean of n_i exponentials: the mean sign varies by column, averaging
+2 (1 + 1/n_i)^(-n_i) - 1 (-0.21 for a 64-output layer, n_i = 6) with P(lambda_E c_j < ln 2) of the columns
+positive (0.24 for n_i = 6, 0.13 for 13, 0.05 for 26). Either way uncentred B^T amplifies the layer's mean error by
+~0.2-0.26 n_e per layer; and ``magnitude: weight_rms``, since W's RMS is not the ``paper`` scale here), ``fa`` and
 ``dfa`` (B does not depend on W) read W like any layer; the gradients of W_EE, W_IE and W_EI are those of W (autograd
 through W = W_EE - W_EI W_IE). Under divisive inhibition the gamma path is differentiated exactly (bp).
 Rules whose B learns from W (``learns_feedback``: ``kolen_pollack``, ``weight_mirror``) are refused: they train B

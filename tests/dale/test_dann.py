@@ -221,3 +221,23 @@ def test_sign_symmetry_cache_follows_an_in_place_edit_of_the_interneurons(mlp):
     x.grad = None
     layer(x).backward(delta)
     assert torch.allclose(x.grad, delta @ torch.sign(w_ee.detach()), atol=1e-6)
+
+
+def test_mean_sign_of_w_columns_under_each_init():
+    """Column j of W = W_EE - W_EI W_IE has mean sign 2 exp(-lambda c_j) - 1, c_j = (W_EI W_IE)[:, j]. mean_row:
+    c_j is W_EE's column mean (~1/lambda), so every column's mean sign is near 2/e - 1 = -0.26 and none is positive;
+    paper with n_i = 6 (64 outputs): c_j is the mean of 6 exponentials, so the columns average
+    2 (7/6)^(-6) - 1 = -0.207 and those with lambda c_j < ln 2 are positive: P(Gamma(6, rate 6) < ln 2) = 0.240,
+    summed here from the Gamma CDF 1 - sum_{k<6} e^(-6 ln 2) (6 ln 2)^k / k!."""
+    d, n_e, n_i = 2000, 64, 6
+    rate_x = 6 * math.log(2)
+    p_positive = 1 - sum(math.exp(-rate_x) * rate_x**k / math.factorial(k) for k in range(n_i))
+    expected = {"paper": (2 * (1 + 1 / n_i) ** (-n_i) - 1, p_positive), "mean_row": (2 / math.e - 1, 0.0)}
+    for init, (mean_sign, positive) in expected.items():
+        torch.manual_seed(0)
+        layer = bc.apply(nn.Sequential(nn.Linear(5, d), nn.ReLU(), nn.Linear(d, n_e)),
+                         {"dale": {"architecture": "dann", "dann": {"init": init}}})[2]
+        assert parts(layer)[1].shape[0] == n_i
+        column_sign = torch.sign(layer.weight.detach()).mean(0)        # (d,): each column's mean sign
+        assert abs(float(column_sign.mean()) - mean_sign) < 0.02, init
+        assert abs(float((column_sign > 0).double().mean()) - positive) < 0.04, init
