@@ -190,9 +190,19 @@ class Dann(DaleAttachment):
         super().detach(layer)
 
     # --- what the audit and plasticity read ---------------------------------------------------------------------
+    @torch.no_grad()
     def effective_violations(self, layer: nn.Module, gain: Tensor | None) -> int:
-        """Every DANN weight is >= 0 and its inputs all E: a violation is a negative entry, gain or not."""
-        return self.count_violations(layer)
+        """Every DANN weight is >= 0 and its inputs all E. A per-E-output gain g (a normalisation reading the
+        layer's units) scales every synapse onto output o, W_EE[o, :] and W_EI[o, :] (and the divisive gain), by
+        g_o: with g_o < 0 those E->E synapses act as inhibitory and the I->E ones as excitatory. Counted: the
+        entries t with sign(g_o) t < 0 of those tensors, plus the negative entries of W_IE (no gain reaches it)."""
+        if gain is None or gain.numel() != self.n_e:
+            return self.count_violations(layer)
+        p = inhibition(layer)
+        sign = torch.sign(gain).to(p.weight_ei)
+        rows = [trainable_weight(layer), p.weight_ei, *([p.gain] if hasattr(p, "gain") else [])]
+        flipped = sum(int((t * sign.view(-1, *([1] * (t.dim() - 1))) < 0).sum()) for t in rows)
+        return flipped + int((p.weight_ie < 0).sum())
 
     def growth_sign(self, layer: nn.Module, before: Tensor) -> float:
         return 1.0   # W_EE >= 0: |W_EE| grows with W_EE
