@@ -50,6 +50,16 @@ def trainable_weight(layer: nn.Module) -> Tensor:
     return layer.weight
 
 
+def weight_sources(layer: nn.Module) -> list[Tensor]:
+    """Every tensor the layer's ``weight`` is computed from: the plain weight, or under a parametrisation its
+    latent and the parametrisation's own parameters (DANN: W_EE, W_IE, W_EI, ...). A cache of anything built from
+    W must key on all of them (an in-place edit of any one changes W)."""
+    parametrizations = getattr(layer, "parametrizations", None)
+    if parametrizations is not None and "weight" in parametrizations:
+        return list(parametrizations.weight.parameters())
+    return [layer.weight]
+
+
 def trainable_param(layer: nn.Module, name: str) -> Tensor | None:
     """``trainable_weight`` for ``name == "weight"``; the plain attribute (e.g. ``bias``, maybe None) otherwise."""
     return trainable_weight(layer) if name == "weight" else getattr(layer, name, None)

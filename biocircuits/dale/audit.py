@@ -12,7 +12,7 @@ from biocircuits.core.celltypes import cell_types
 from biocircuits.core.interface import attachments_of
 from biocircuits.core.layers import unwrap, weight_layers
 
-from .effective import effective_count, norm_gains
+from .effective import NormReadings, effective_count, norm_readings
 from .graph import UnitGraph
 from .residual import identity_blocks, leaking_units
 from .slot import DaleAttachment, column_counts, column_violations
@@ -24,7 +24,8 @@ class LayerAudit:
 
     ``sv_spread`` = sigma_max / sigma_min of W reshaped to (out, in * kernel); ``svd_entropy`` is the
     normalised SVD entropy H = -sum_i p_i log p_i / log r with p_i = sigma_i / sum_j sigma_j (Li et al. 2023):
-    1 for a flat spectrum, lower when a few directions dominate."""
+    1 for a flat spectrum, lower when a few directions dominate. ``not_guaranteed``: weights onto units that a
+    LayerNorm or GroupNorm reads, whose effective sign the audit cannot vouch for (see :class:`AuditReport`)."""
 
     name: str
     constrained: bool
@@ -35,6 +36,7 @@ class LayerAudit:
     svd_entropy: float = float("nan")
     input_min: float | None = None
     effective_violations: int = 0
+    not_guaranteed: int = 0
 
 
 @dataclass
@@ -50,23 +52,33 @@ class MixedUnit:
 @dataclass
 class AuditReport:
     """``violations``: weights whose sign breaks Dale, over all constrained layers; ``effective_violations``: the
-    same for the effective weights, with the per-unit gain of a normalisation that follows a layer folded in
-    (:mod:`.effective`: a negative BatchNorm gamma flips every synapse onto its unit); ``mixed_units``: units that
+    same for the effective weights, with the sign of the per-unit gain of every normalisation that reads a layer's
+    units folded in, directly after it or after a concatenation or addition (:func:`.effective.unit_flips`: a
+    negative BatchNorm gamma flips every synapse onto its unit); ``mixed_units``: units that
     one layer reads as E and another as I (:class:`MixedUnit`); ``layers``: per-layer rows; ``leaks``:
-    human-readable sign leaks (negative inputs, identity shortcuts, exempt layers, flipped units)."""
+    human-readable sign leaks (negative inputs, identity shortcuts, exempt layers, flipped units, centred units).
+
+    What ``effective_violations`` vouches for: BatchNorm in evaluation mode is a per-unit affine map, so its folded
+    weights W[o, ...] gamma_o / sqrt(var_o + eps) are exactly the effective ones. LayerNorm and GroupNorm centre
+    over units: y = gamma (z - mean(z)) / sigma(z) + beta, whose Jacobian (gamma / sigma)(I - 1 1^T / n - z_hat
+    z_hat^T / n) W mixes the units' weights, so with gamma >= 0 an effective weight can still have the wrong sign
+    (and which ones depends on the input). The weights onto such units are counted apart, in ``not_guaranteed``
+    (per layer and in total), not as violations nor as fine."""
 
     violations: int
     layers: list[LayerAudit]
     leaks: list[str] = field(default_factory=list)
     effective_violations: int = 0
     mixed_units: list[MixedUnit] = field(default_factory=list)
+    not_guaranteed: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def __str__(self) -> str:
         head = f"Dale audit: {self.violations} violating weights ({self.effective_violations} effective, norm " \
-               f"gains folded) in {sum(r.constrained for r in self.layers)} constrained layers; " \
+               f"gains folded; {self.not_guaranteed} not guaranteed, centred by a LayerNorm or GroupNorm) in " \
+               f"{sum(r.constrained for r in self.layers)} constrained layers; " \
                f"{len(self.mixed_units)} units with two types"
         rows = [f"  {r.name:<28} {r.excitatory:>5}E {r.inhibitory:>5}I  viol={r.violations:<6} "
                 f"spread={r.sv_spread:8.2f}  H={r.svd_entropy:.3f}" for r in self.layers if r.constrained]
@@ -124,7 +136,8 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
                 h.remove()
     state = module.__dict__.get("biocircuits")
     units = getattr(state, "dale_units", None)
-    gains = norm_gains(module, units.folds) if units is not None else {}
+    readings = norm_readings(module, units) if units is not None else NormReadings()
+    gains, negative_in = readings.flips, readings.negative_in
     rows, leaks, total, effective = [], [], 0, 0
     for name, layer in layers:
         sign = cell_types(layer)
@@ -140,13 +153,18 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
         else:   # a dale_sign without a Dale attachment: the column-sign law
             bad, (n_e, n_i) = column_violations(layer), column_counts(layer)
             flipped = effective_count(layer, gains.get(name))
-        if name in gains and bool((gains[name] < 0).any()):
+        if name in negative_in:
             leaks.append(f"{name}: {int((gains[name] < 0).sum())} units have a negative gain in "
-                         f"{units.folds[name]}, which flips the sign of every synapse onto them")
+                         f"{', '.join(negative_in[name])}, which flips the sign of every synapse onto them")
         total += bad
         effective += flipped
         spread, entropy = spectrum(weight) if spectra else (math.nan, math.nan)
-        rows.append(LayerAudit(name, True, n_e, n_i, bad, spread, entropy, mins.get(name), flipped))
+        centred = readings.centred.get(name)
+        unsure = int(centred.sum()) * weight[0].numel() if centred is not None else 0
+        if unsure:
+            leaks.append(f"{name}: {unsure} synapses onto units centred by {', '.join(readings.centred_in[name])} "
+                         "have no guaranteed effective sign (the centring subtracts the other units' input)")
+        rows.append(LayerAudit(name, True, n_e, n_i, bad, spread, entropy, mins.get(name), flipped, unsure))
         if name in mins and mins[name] < 0:
             leaks.append(f"{name}: input goes negative on the sample (min {mins[name]:.3g}); Dale assumes "
                          "non-negative rates")
@@ -161,7 +179,7 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
             if not r.constrained:
                 leaks.append(f"{r.name}: exempt from Dale (unconstrained weights)")
     mixed = mixed_units(module, units) if units is not None else []
-    return AuditReport(total, rows, leaks, effective, mixed)
+    return AuditReport(total, rows, leaks, effective, mixed, sum(r.not_guaranteed for r in rows))
 
 
 def mixed_units(module: nn.Module, units: UnitGraph) -> list[MixedUnit]:

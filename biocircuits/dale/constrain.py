@@ -48,6 +48,15 @@ def units_of(model: nn.Module, spec: Any) -> UnitGraph | None:
         return None
 
 
+def traced(model: nn.Module, spec: Any) -> UnitGraph | None:
+    """The unit graph of a model whose layers type their own inputs (DANN), for the audit's normalisation gains;
+    None when it does not trace."""
+    try:
+        return unit_graph(model, spec.input_shape)
+    except ConfigError:
+        return None
+
+
 def constrain(model: nn.Module, spec: Any) -> Constrained:
     """Constrain every layer that ``spec.layers`` matches and ``spec.exempt`` does not. ``spec`` is a
     :class:`~biocircuits.config.constraints.DaleSpec` (any object with its fields and ``options_of``).
@@ -64,8 +73,9 @@ def constrain(model: nn.Module, spec: Any) -> Constrained:
     check_patterns_match([p for p in spec.exempt if p != "<input>"], names, "dale.exempt", "weight layer")
     exempt = set(exempt_names(model, spec))
     cls = layer_class(spec)
-    units = units_of(model, spec) if cls.typed_inputs else None
-    signs = units.signs(spec.excitatory_fraction, spec.assignment, spec.seed) if units is not None else None
+    units = units_of(model, spec) if cls.typed_inputs else traced(model, spec)
+    typed = units is not None and cls.typed_inputs   # DANN: every unit E, no signs from the graph
+    signs = units.signs(spec.excitatory_fraction, spec.assignment, spec.seed) if typed else None
     constrained = [(name, layer) for name, layer in layers if name not in exempt and match_any(name, spec.layers)]
     for name, layer in constrained:
         sign = layer_signs(name, layer, spec, units, signs) if cls.typed_inputs else None

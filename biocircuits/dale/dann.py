@@ -39,8 +39,12 @@ non-negative tensor is projected, P <- max(P, 0).
 
 Feedback rules: ``bp`` (exact gradients), ``sign_symmetry`` (B = sign(W) of the effective W above; deep networks
 need its ``centre`` option, B = (I - 1 1^T / n_e) sign(W): W's columns start centred over the E outputs, sign(W)'s
-do not, since ~63% of an exponential column lies below its mean, and uncentred B^T amplifies the layer's mean error
-by ~0.26 n_e per layer; and ``magnitude: weight_rms``, since W's RMS is not the ``paper`` scale here), ``fa`` and
+do not. Column j of W is W_EE[:, j] - c_j with c_j = (W_EI W_IE)[:, j], so its mean sign is 2 exp(-lambda_E c_j) - 1.
+With ``init: mean_row`` c_j is the column's mean, ~1/lambda_E: 2/e - 1 = -0.26 in (nearly) every column. With
+``paper`` and n_i > 1, c_j is the mean of n_i exponentials: the mean sign varies by column, averaging
+2 (1 + 1/n_i)^(-n_i) - 1 (-0.21 for a 64-output layer, n_i = 6) with P(lambda_E c_j < ln 2) of the columns
+positive (0.24 for n_i = 6, 0.13 for 13, 0.05 for 26). Either way uncentred B^T amplifies the layer's mean error by
+~0.2-0.26 n_e per layer; and ``magnitude: weight_rms``, since W's RMS is not the ``paper`` scale here), ``fa`` and
 ``dfa`` (B does not depend on W) read W like any layer; the gradients of W_EE, W_IE and W_EI are those of W (autograd
 through W = W_EE - W_EI W_IE). Under divisive inhibition the gamma path is differentiated exactly (bp).
 Rules whose B learns from W (``learns_feedback``: ``kolen_pollack``, ``weight_mirror``) are refused: they train B
@@ -186,9 +190,19 @@ class Dann(DaleAttachment):
         super().detach(layer)
 
     # --- what the audit and plasticity read ---------------------------------------------------------------------
+    @torch.no_grad()
     def effective_violations(self, layer: nn.Module, gain: Tensor | None) -> int:
-        """Every DANN weight is >= 0 and its inputs all E: a violation is a negative entry, gain or not."""
-        return self.count_violations(layer)
+        """Every DANN weight is >= 0 and its inputs all E. A per-E-output gain g (a normalisation reading the
+        layer's units) scales every synapse onto output o, W_EE[o, :] and W_EI[o, :] (and the divisive gain), by
+        g_o: with g_o < 0 those E->E synapses act as inhibitory and the I->E ones as excitatory. Counted: the
+        entries t with sign(g_o) t < 0 of those tensors, plus the negative entries of W_IE (no gain reaches it)."""
+        if gain is None or gain.numel() != self.n_e:
+            return self.count_violations(layer)
+        p = inhibition(layer)
+        sign = torch.sign(gain).to(p.weight_ei)
+        rows = [trainable_weight(layer), p.weight_ei, *([p.gain] if hasattr(p, "gain") else [])]
+        flipped = sum(int((t * sign.view(-1, *([1] * (t.dim() - 1))) < 0).sum()) for t in rows)
+        return flipped + int((p.weight_ie < 0).sum())
 
     def growth_sign(self, layer: nn.Module, before: Tensor) -> float:
         return 1.0   # W_EE >= 0: |W_EE| grows with W_EE

@@ -12,8 +12,17 @@ turns every E synapse onto unit i inhibitory and every I synapse excitatory. ``d
 - ``nonnegative``: :class:`NonnegativeGamma` is attached to every affine normalisation layer (BatchNorm,
   GroupNorm, LayerNorm, affine InstanceNorm) and projects gamma after each optimiser step,
   gamma <- max(gamma, 0), the Euclidean projection onto the non-negative orthant (the ``project`` enforcer's
-  rule for an all-excitatory row). Then s_j W_eff_ij = (gamma_i / sqrt(var_i + eps)) s_j W_ij >= 0: the
-  effective weights obey the law, not just W. Attaching also clamps a negative gamma already present.
+  rule for an all-excitatory row). Then, for BatchNorm in evaluation mode, s_j W_eff_ij =
+  (gamma_i / sqrt(var_i + eps)) s_j W_ij >= 0: the effective weights obey the law, not just W. Attaching also
+  clamps a negative gamma already present.
+
+What holds for the other norms: LayerNorm and GroupNorm centre over units, y = gamma (z - mean(z)) / sigma(z) +
+beta, so the effective weights are (gamma / sigma)(I - 1 1^T / n - z_hat z_hat^T / n) W: with gamma >= 0 they
+still have entries of the wrong sign (in a 12 -> 10 linear + LayerNorm, about half of them), depending on the
+input. ``nonnegative`` removes only the flip by a negative gamma there; ``bc.audit`` counts the weights onto units
+a LayerNorm or GroupNorm reads as ``not_guaranteed``. BatchNorm in training mode normalises with the batch's
+statistics (each sample's output depends on the others'), which the fold with running statistics does not
+describe.
 """
 
 from __future__ import annotations

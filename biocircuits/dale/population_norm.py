@@ -27,9 +27,21 @@ rows and the column means constant within each population (as initialised) the m
 
     mu . x~ = m_E |E| - m_I |I| = mean_i (sum_{j in E} |W_ij| - sum_{j in I} |W_ij|) = 0,
 
-and each unit sees only its own R_i . x~: the layer mixes like an unconstrained one. The gain 1 / (a_P + eps) is
-positive, so the effective weights W_ij / (a_P(j) + eps) keep every presynaptic unit's sign: Dale's law holds for
-them as for W. Gradients flow through the division (it is part of the forward pass, like BatchNorm).
+and each unit sees only its own R_i . x~: the layer mixes like an unconstrained one. Gradients flow through the
+division (it is part of the forward pass, like BatchNorm).
+
+**What it is: pooled inhibition.** The gain g_P = 1 / (a_P + eps) depends on the input, so the norm is an
+inhibitory pathway of its own: per sample and position, two pools (one per population, E and I) each read all |P|
+units of their population and divide them (shunting inhibition). The layer's input-output Jacobian is, for k in P,
+
+    dz_i / dx_k = g_P W_ik - g_P^2 (1 / |P|) sum_{j in P} W_ij x_j,
+
+W's weight scaled by a positive gain minus the pool's term, which has the sign of the population's drive onto unit
+i: it subtracts from E inputs' effective weights (an E input can act as inhibitory) and adds to I inputs' (an I
+input can act as excitatory). Dale's law holds for the gain-scaled weights g_P W_ij, not for the whole Jacobian: a
+pooled interneuron per population is what the norm adds. The gain is a rate normalisation: it is positive and
+bounded only for x >= 0, so a signed input (a negative entry) is refused with a ConfigError (exempt the layer, or
+rectify its input).
 """
 
 from __future__ import annotations
@@ -37,6 +49,8 @@ from __future__ import annotations
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
+
+from biocircuits.errors import ConfigError
 
 from .slot import DALE, DaleAttachment
 
@@ -79,11 +93,20 @@ class PopulationNorm(DaleAttachment):
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
+        self.qualname = qualname
         self.dim = -1 if hasattr(layer, "in_features") else 1
         self.handle = layer.register_forward_pre_hook(self._pre)
 
     def _pre(self, layer: nn.Module, args: tuple) -> tuple:
-        return (divide_by_population_mean(args[0], layer.dale_sign, self.eps, self.dim), *args[1:])
+        x = args[0]
+        if not torch.compiler.is_compiling() and bool((x < 0).any()):
+            raise ConfigError(f"{self.qualname}: dale.population_norm: divisive needs non-negative inputs (rates): "
+                              "with a signed input the gain 1 / (a_P + eps) can be negative or unbounded",
+                              key="dale.population_norm", expected="a layer whose input is >= 0 (after a ReLU)",
+                              given=f"input min {float(x.min()):.3g}",
+                              suggestion="exempt the layer (dale.exempt; <input> names the one reading the raw "
+                                         "input) or rectify its input")
+        return (divide_by_population_mean(x, layer.dale_sign, self.eps, self.dim), *args[1:])
 
     def detach(self, layer: nn.Module) -> None:
         if self.handle is not None:

@@ -195,3 +195,49 @@ def test_an_optimiser_of_the_interneurons_alone_keeps_them_non_negative(mlp):
     for t, u in zip((w_ie, w_ei), unprojected, strict=True):
         assert torch.allclose(t.detach(), u.clamp(min=0), atol=1e-6)
     assert torch.equal(w_ee.detach(), before[0])
+
+
+def test_sign_symmetry_cache_follows_an_in_place_edit_of_the_interneurons(mlp):
+    """B = sign(W), W = W_EE - W_EI W_IE: an in-place edit of W_IE (no optimiser step) changes W, so the next
+    backward uses the sign of the new W (computed here by explicit matmuls), not the cached one."""
+    torch.manual_seed(3)
+    model = bc.apply(mlp(6, 20, 10, 3), {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}},
+                                         "dale": {"architecture": "dann", "dann": {"inhibitory_fraction": 0.2}}})
+    layer = model[2]
+    w_ee, w_ie, w_ei, _ = parts(layer)
+    x = torch.rand(4, 20, requires_grad=True)
+    delta = torch.randn(4, 10)
+    layer(x).backward(delta)                                       # builds and caches sign(W)
+    assert torch.allclose(x.grad, delta @ torch.sign(w_ee - w_ei @ w_ie).detach(), atol=1e-6)
+    with torch.no_grad():
+        w_ie.mul_(3.0)                                             # stronger inhibition: many entries of W flip
+    w = (w_ee.detach() - w_ei.detach() @ w_ie.detach())
+    assert not torch.equal(torch.sign(w), layer.feedback_sign)    # the cache as it stands is stale
+    x.grad = None
+    layer(x).backward(delta)
+    assert torch.allclose(x.grad, delta @ torch.sign(w), atol=1e-6)
+    with torch.no_grad():
+        w_ei.zero_()                                               # no inhibition: W = W_EE >= 0
+    x.grad = None
+    layer(x).backward(delta)
+    assert torch.allclose(x.grad, delta @ torch.sign(w_ee.detach()), atol=1e-6)
+
+
+def test_mean_sign_of_w_columns_under_each_init():
+    """Column j of W = W_EE - W_EI W_IE has mean sign 2 exp(-lambda c_j) - 1, c_j = (W_EI W_IE)[:, j]. mean_row:
+    c_j is W_EE's column mean (~1/lambda), so every column's mean sign is near 2/e - 1 = -0.26 and none is positive;
+    paper with n_i = 6 (64 outputs): c_j is the mean of 6 exponentials, so the columns average
+    2 (7/6)^(-6) - 1 = -0.207 and those with lambda c_j < ln 2 are positive: P(Gamma(6, rate 6) < ln 2) = 0.240,
+    summed here from the Gamma CDF 1 - sum_{k<6} e^(-6 ln 2) (6 ln 2)^k / k!."""
+    d, n_e, n_i = 2000, 64, 6
+    rate_x = 6 * math.log(2)
+    p_positive = 1 - sum(math.exp(-rate_x) * rate_x**k / math.factorial(k) for k in range(n_i))
+    expected = {"paper": (2 * (1 + 1 / n_i) ** (-n_i) - 1, p_positive), "mean_row": (2 / math.e - 1, 0.0)}
+    for init, (mean_sign, positive) in expected.items():
+        torch.manual_seed(0)
+        layer = bc.apply(nn.Sequential(nn.Linear(5, d), nn.ReLU(), nn.Linear(d, n_e)),
+                         {"dale": {"architecture": "dann", "dann": {"init": init}}})[2]
+        assert parts(layer)[1].shape[0] == n_i
+        column_sign = torch.sign(layer.weight.detach()).mean(0)        # (d,): each column's mean sign
+        assert abs(float(column_sign.mean()) - mean_sign) < 0.02, init
+        assert abs(float((column_sign > 0).double().mean()) - positive) < 0.04, init

@@ -1,11 +1,13 @@
 """``dale.population_norm: divisive``: each constrained layer's input divided by its E and I populations' mean
 activity, against hand computations; the rank-one mean part of a balanced column-sign W then drives nothing."""
 
+import pytest
 import torch
 from torch import nn
 
 import biocircuits as bc
 from biocircuits.dale.population_norm import PopulationNorm, divide_by_population_mean
+from biocircuits.errors import ConfigError
 
 
 def test_linear_input_divided_by_each_populations_mean_by_hand():
@@ -92,3 +94,38 @@ def test_sign_symmetry_broadcast_is_removed_by_the_norms_backward():
     # (the two terms of J^T g cancel to ~1e-3 of each: float32 rounding leaves ~1e-4 relative error)
     assert torch.allclose(x.grad, g * eps / (a + eps) ** 2, rtol=1e-2, atol=1e-6)
     assert (x.grad.abs() <= 0.01 * (g / (a + eps)).abs()).all()   # eps / (a + eps) < 1% of the undivided error
+
+
+def test_signed_input_is_refused():
+    """The gain 1 / (a_P + eps) is a rate normalisation: a negative entry of the input is refused, naming the key."""
+    layer = nn.Linear(4, 2, bias=False)
+    model = bc.apply(nn.Sequential(layer), {"dale": {"exempt": [], "excitatory_fraction": 0.5,
+                                                     "population_norm": "divisive"}})
+    model(torch.tensor([[1.0, 0.0, 2.0, 3.0]]))                      # rates: fine
+    with pytest.raises(ConfigError, match="0: dale.population_norm: divisive needs non-negative inputs") as err:
+        model(torch.tensor([[1.0, -0.5, 2.0, 3.0]]))
+    assert err.value.key == "dale.population_norm"
+
+
+def test_the_norm_is_pooled_inhibition_its_jacobian_by_hand():
+    """z_i = sum_j W_ij x_j / (a_P(j) + eps): dz_i/dx_k = W_ik g_P - g_P^2 (1/|P|) sum_{j in P} W_ij x_j, k in P,
+    g_P = 1 / (a_P + eps): each population's pool subtracts its units' mean drive, so an E input's effective weight
+    can be negative (and an I input's positive) although W obeys Dale."""
+    layer = nn.Linear(4, 2, bias=False)
+    model = bc.apply(nn.Sequential(layer), {"dale": {"exempt": [], "excitatory_fraction": 0.5,
+                                                     "population_norm": "divisive"}})
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 3.0, -1.0, -2.0], [2.0, 0.5, -3.0, -0.5]]))
+    s = layer.dale_sign
+    assert s.tolist() == [1.0, 1.0, -1.0, -1.0] and bool((layer.weight * s >= 0).all())
+    x, eps = torch.tensor([1.0, 3.0, 2.0, 6.0]), 1e-3
+    w = layer.weight.detach()
+    jac = torch.zeros(2, 4)
+    for pop in ([0, 1], [2, 3]):
+        g = 1 / (x[pop].mean() + eps)
+        drive = (w[:, pop] * x[pop]).sum(1)                                  # sum_{j in P} W_ij x_j, per output
+        for k in pop:
+            jac[:, k] = w[:, k] * g - g**2 * drive / len(pop)
+    auto = torch.autograd.functional.jacobian(lambda v: model(v.unsqueeze(0))[0], x)
+    assert torch.allclose(auto, jac, atol=1e-6)
+    assert int((jac * s < 0).sum()) == 4    # against the type: entries (0, 0), (1, 1), (0, 2), (1, 3)

@@ -58,4 +58,5 @@ def _finish(prop: Propagate) -> UnitGraph:
         {k: v[0] for k, v in prop.outputs.items()},
         prop.uf.roots(prop.n),
         prop.folds,
+        prop.norms,
     )

@@ -66,6 +66,7 @@ def passthrough(prop: Propagate, n: fx.Node, real: Any) -> Any:
         return prop.opaque(n, real)
     ids = prop.first_ids(n)
     prop.note_fold(n)
+    prop.note_norm(n)
     if ids is not None and tuple(ids.shape) == tuple(real.shape):
         return ids
     reduced = reduce_like(ids, real.shape) if ids is not None else None

@@ -11,10 +11,12 @@ from torch import Tensor, nn
 
 from biocircuits.core.layers import WEIGHT_LAYER_TYPES
 
-from .layers import weight_layer_units
+from .layers import per_channel, per_feature, weight_layer_units
 from .merging import UnionFind
 from .ops import rule_for
 from .units import Producer
+
+NORM_MODULES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 
 def _carries_tensors(real: Any) -> bool:
@@ -34,6 +36,7 @@ class Propagate(fx.Interpreter):
         self.inputs: dict[str, list[Tensor]] = {}
         self.outputs: dict[str, list[Tensor]] = {}
         self.folds: dict[str, str] = {}
+        self.norms: dict[str, Tensor] = {}
         self.n = 0
         # the input's units lie along its last dim when the first weight layer is a linear one, else along dim 1
         first = next(iter(layers.values()), None)
@@ -126,3 +129,14 @@ class Propagate(fx.Interpreter):
         first = n.all_input_nodes[0] if n.all_input_nodes else None
         if n.op == "call_module" and first is not None and first.op == "call_module" and first.target in self.layers:
             self.folds[str(first.target)] = str(n.target)
+
+    def note_norm(self, n: fx.Node) -> None:
+        """A normalisation module: the unit of each channel it scales (a LayerNorm's last dim, else dim 1), first
+        call only; none when a channel carries several units."""
+        module = self.fetch_attr(n.target) if n.op == "call_module" else None
+        ids = self.first_ids(n)
+        if not isinstance(module, NORM_MODULES) or ids is None or ids.dim() < 2 or n.target in self.norms:
+            return
+        per = per_feature(ids) if isinstance(module, nn.LayerNorm) else per_channel(ids)
+        if per is not None:
+            self.norms[str(n.target)] = per

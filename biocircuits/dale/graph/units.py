@@ -29,13 +29,15 @@ class UnitGraph:
     ``inputs[layer]``: unit id of each input channel of the weight layer (shape (in,)); ``outputs[layer]``: unit id
     of each of its output channels (shape (out,)); ``root``: union-find representative of every unit id;
     ``folds[layer]``: the normalisation module applied right after the layer (its per-channel gain can flip the
-    sign of every synapse onto a unit, see :mod:`biocircuits.dale.effective`)."""
+    sign of every synapse onto a unit, see :mod:`biocircuits.dale.effective`); ``norms[norm]``: unit id of each
+    channel a normalisation module scales (shape (C,)), wherever it sits (after a concatenation, an addition, ...)."""
 
     producers: list[Producer]
     inputs: dict[str, Tensor] = field(default_factory=dict)
     outputs: dict[str, Tensor] = field(default_factory=dict)
     root: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
     folds: dict[str, str] = field(default_factory=dict)
+    norms: dict[str, Tensor] = field(default_factory=dict)
 
     def unit_name(self, uid: int) -> str:
         """``producer[channel]`` of a unit id."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from torch import Tensor, nn
 
 from biocircuits.core.interface import Choice
-from biocircuits.core.layers import trainable_weight
+from biocircuits.core.layers import weight_sources
 from biocircuits.errors import ConfigError
 
 from .registry import Feedback, FeedbackRule, draw_init_uniform, draw_paper, init_std, paper_scale, register_rule
@@ -86,17 +86,19 @@ class SignSymmetry(FeedbackRule):
     that read the input's group); a layer with one output per group (a depthwise conv, a one-output linear) would
     get B = 0 and is refused. It matters where sign(W)'s columns are not centred although W's are: under DANN,
     W = W_EE - W_EI W_IE starts with every column's mean over the outputs at 0 in expectation (exactly with
-    ``dann.init: mean_row``), but W_EE is exponential, so ~63% of each column is negative; uncentred, B^T sends the
-    layer's mean error to every input with gain ~0.26 n_out, which grows geometrically through a deep network
-    (ResNet-18's ``conv1`` gets ~1e9 times bp's gradient at init,
-    docs/results.md). Under column-sign Dale, sign(W)'s columns are constant, so centring leaves only the zeros'
-    pattern (refused there).
+    ``dann.init: mean_row``), but W_EE is exponential: with ``mean_row`` 1 - 1/e = 63% of each column is negative
+    (mean sign 2/e - 1 = -0.26 in every column); with the default ``paper`` init the mean sign varies by column,
+    averaging -0.21 on a 64-output layer with about a quarter of the columns positive (:mod:`biocircuits.dale.dann`).
+    Uncentred, B^T sends the layer's mean error to every input with gain ~0.2-0.26 n_out, which grows geometrically
+    through a deep network (ResNet-18's ``conv1`` gets ~1e9 times bp's gradient at init, docs/results.md). Under
+    column-sign Dale, sign(W)'s columns are constant, so centring leaves only the zeros' pattern (refused there).
 
     sign(W) (times |R| for frSF) is kept in the non-persistent buffer ``feedback_sign`` and rebuilt only when W
     has changed: after every optimiser step of a bound optimiser (``bc.bind``), and whenever the version counter of
-    the trainable tensor moves (in-place edits without a bound optimiser; a fused optimiser or a ``.data`` edit does
-    not move it, so those need ``bc.bind``). It is built once per step and reused by every micro-batch. The scalar
-    M is returned apart, so the layer multiplies whichever of B and grad_input is smaller."""
+    any tensor W is computed from moves (the plain weight; under DANN W_EE, W_IE and W_EI), i.e. in-place edits
+    without a bound optimiser (a fused optimiser or a ``.data`` edit does not move it, so those need ``bc.bind``).
+    It is built once per step and reused by every micro-batch. The scalar M is returned apart, so the layer
+    multiplies whichever of B and grad_input is smaller."""
 
     name = "sign_symmetry"
     Options = SignSymmetryOptions
@@ -161,9 +163,8 @@ class SignSymmetry(FeedbackRule):
             sign = torch.sign(w)
             return self._centred(sign.mul_(layer.feedback_weight) if magnitude == "random_fixed" else sign), \
                 SCALES[magnitude](layer, w)
-        latent = trainable_weight(layer)
         cache = layer.feedback_sign
-        key = (latent._version, latent.data_ptr(), cache.data_ptr(), cache._version)
+        key = _cache_key(layer, cache)
         if key != self._key or cache.shape != w.shape:
             if cache.shape != w.shape or cache.dtype != w.dtype:
                 cache = layer.feedback_sign = torch.empty_like(w)
@@ -172,7 +173,7 @@ class SignSymmetry(FeedbackRule):
                 cache.mul_(layer.feedback_weight)
             self._centred(cache)
             self._scale = SCALES[magnitude](layer, w)
-            self._key = (latent._version, latent.data_ptr(), cache.data_ptr(), cache._version)
+            self._key = _cache_key(layer, cache)
         return cache, self._scale
 
     def _centred(self, feedback: Tensor) -> Tensor:
@@ -182,3 +183,9 @@ class SignSymmetry(FeedbackRule):
             grouped = feedback.view(self._groups, -1, *feedback.shape[1:])
             grouped.sub_(grouped.mean(1, keepdim=True))
         return feedback
+
+
+def _cache_key(layer: nn.Module, cache: Tensor) -> tuple:
+    """What the cached sign(W) was built from: the version counter and storage of every tensor W is computed from
+    (under DANN W_EE, W_IE and W_EI: an in-place edit of the interneurons changes W too) and of the cache itself."""
+    return (*((t._version, t.data_ptr()) for t in weight_sources(layer)), cache.data_ptr(), cache._version)
