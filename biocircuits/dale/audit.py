@@ -113,6 +113,35 @@ def spread_and_entropy(sv: Tensor | None) -> tuple[float, float]:
     return spread, entropy
 
 
+def _input_minima(module: nn.Module, layers: list, sample: Tensor) -> dict[str, float]:
+    """The minimum input of each constrained layer over one eval-mode forward of ``sample``."""
+    mins: dict[str, float] = {}
+    handles = [layer.register_forward_pre_hook(_record_min(mins, name))
+               for name, layer in layers if cell_types(layer) is not None]
+    was_training = module.training
+    module.eval()
+    try:
+        module(sample)
+    finally:
+        module.train(was_training)
+        for h in handles:
+            h.remove()
+    return mins
+
+
+def _model_leaks(module: nn.Module, rows: list[LayerAudit]) -> list[str]:
+    """Leaks outside the weight layers: identity shortcuts carrying I units, exempt layers in a constrained model."""
+    leaks = []
+    for name, block in identity_blocks(module):
+        n = leaking_units(block)
+        if n:
+            leaks.append(f"{name}: identity shortcut carries {n} inhibitory units with weight +1 "
+                         "(set dale.residual: signed)")
+    if any(r.constrained for r in rows):
+        leaks += [f"{r.name}: exempt from Dale (unconstrained weights)" for r in rows if not r.constrained]
+    return leaks
+
+
 @torch.no_grad()
 def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) -> AuditReport:
     """Check every weight layer of ``model`` against Dale's law.
@@ -122,18 +151,7 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
     the SVDs (NaN in the spectrum columns)."""
     module = unwrap(model)
     layers = weight_layers(module)
-    mins: dict[str, float] = {}
-    if sample is not None:
-        handles = [layer.register_forward_pre_hook(_record_min(mins, name))
-                   for name, layer in layers if cell_types(layer) is not None]
-        was_training = module.training
-        module.eval()
-        try:
-            module(sample)
-        finally:
-            module.train(was_training)
-            for h in handles:
-                h.remove()
+    mins = _input_minima(module, layers, sample) if sample is not None else {}
     state = module.__dict__.get("biocircuits")
     units = getattr(state, "dale_units", None)
     readings = norm_readings(module, units) if units is not None else NormReadings()
@@ -168,16 +186,7 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
         if name in mins and mins[name] < 0:
             leaks.append(f"{name}: input goes negative on the sample (min {mins[name]:.3g}); Dale assumes "
                          "non-negative rates")
-    for name, block in identity_blocks(module):
-        n = leaking_units(block)
-        if n:
-            leaks.append(f"{name}: identity shortcut carries {n} inhibitory units with weight +1 "
-                         "(set dale.residual: signed)")
-    constrained_any = any(r.constrained for r in rows)
-    if constrained_any:
-        for r in rows:
-            if not r.constrained:
-                leaks.append(f"{r.name}: exempt from Dale (unconstrained weights)")
+    leaks += _model_leaks(module, rows)
     mixed = mixed_units(module, units) if units is not None else []
     return AuditReport(total, rows, leaks, effective, mixed, sum(r.not_guaranteed for r in rows))
 

@@ -41,7 +41,8 @@ i: it subtracts from E inputs' effective weights (an E input can act as inhibito
 input can act as excitatory). Dale's law holds for the gain-scaled weights g_P W_ij, not for the whole Jacobian: a
 pooled interneuron per population is what the norm adds. The gain is a rate normalisation: it is positive and
 bounded only for x >= 0, so a signed input (a negative entry) is refused with a ConfigError (exempt the layer, or
-rectify its input).
+rectify its input). On the CPU every forward is checked; on an accelerator only the layer's first forward (a check
+per forward would wait for the device at every layer).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class PopulationNorm(DaleAttachment):
         self.eps = self.options.eps
         self.dim = 1
         self.handle: torch.utils.hooks.RemovableHandle | None = None
+        self.input_checked = False
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
@@ -99,7 +101,9 @@ class PopulationNorm(DaleAttachment):
 
     def _pre(self, layer: nn.Module, args: tuple) -> tuple:
         x = args[0]
-        if not torch.compiler.is_compiling() and bool((x < 0).any()):
+        check = not torch.compiler.is_compiling() and (x.device.type == "cpu" or not self.input_checked)
+        self.input_checked = self.input_checked or check
+        if check and bool((x < 0).any()):
             raise ConfigError(f"{self.qualname}: dale.population_norm: divisive needs non-negative inputs (rates): "
                               "with a signed input the gain 1 / (a_P + eps) can be negative or unbounded",
                               key="dale.population_norm", expected="a layer whose input is >= 0 (after a ReLU)",
