@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from biocircuits.app.sweep import plan
 from biocircuits.app.sweep.trial import train_trial
@@ -27,8 +28,9 @@ def run(sweep_dir, trial, report=None, scheduler=None):
 
 def test_a_trial_reports_each_evaluation_and_records_its_run(sweep_dir):
     _, trial = one_trial(sweep_dir)
-    reports = []
+    reports, threads = [], torch.get_num_threads()
     folder, state = run(sweep_dir, trial, report=reports.append)
+    assert torch.get_num_threads() == threads  # the process-wide setting is the engine worker's, not the run's
     assert [r["step"] for r in reports] == [3, 6] and set(reports[0]) == {"step", "val_loss", "val_acc1", "val_acc5"}
     assert state["status"] == "finished" and state["seed"] == 5 and state["attempts"] == 1
     assert state["started_at"] <= state["finished_at"]

@@ -43,10 +43,7 @@ def train_trial(run_dir: Path, record: dict[str, Any], experiment: dict[str, Any
     """Train the trial into ``run_dir``: resume from its checkpoint when it has one (a run left without one is
     moved aside to ``<id>.old-N`` and started afresh); returns the final ``trial.json`` state. The engine ends a
     trial by raising ``SystemExit`` in ``report``: recorded ``stopped`` when a ``scheduler`` decided it, else
-    ``interrupted``."""
-    import torch
-
-    torch.set_num_threads(threads)
+    ``interrupted``. ``threads`` is recorded; the engine's worker sets it (:func:`tune_trainable`)."""
     state = read_json(run_dir / TRIAL_FILE)
     checkpoint = (run_dir / "checkpoint.pt").is_file()
     if not checkpoint and holds_run(run_dir):  # stopped before its first checkpoint: start afresh, keep the old
@@ -80,8 +77,10 @@ def tune_trainable(config: dict[str, Any], folder: str, trials: dict[str, dict[s
                    scheduler: str | None = None) -> None:
     """The function Ray Tune calls for a trial: ``config["trial"]`` names one of ``trials`` (record, experiment,
     source), trained into ``folder/trials/<id>``."""
+    import torch
     from ray import tune
 
+    torch.set_num_threads(threads)  # this worker's torch threads (a process-wide setting: set here, not per run)
     tid = config["trial"]
     entry = trials[tid]
     train_trial(Path(folder) / "trials" / tid, entry["record"], entry["experiment"], entry["source"], threads,
