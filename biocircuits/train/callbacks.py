@@ -68,17 +68,31 @@ class MetricsLog(Callback):
             trainer.logger.write_json(trainer.folder.audit, dale_audit(trainer.module, spectra=trainer.exp.train.plots))
 
 
-class Evaluation(Callback):
-    """Evaluate every ``train.eval_every`` steps, or at each epoch's end when it is unset."""
+class _AtInterval(Callback):
+    """Acts every ``train.<setting>`` steps, or at each epoch's end when that setting is unset."""
+
+    setting = ""
+
+    def act(self, trainer: Trainer) -> None:
+        raise NotImplementedError
 
     def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        every = trainer.exp.train.eval_every
+        every = getattr(trainer.exp.train, self.setting)
         if every and trainer.step % every == 0:
-            trainer.evaluate()
+            self.act(trainer)
 
     def on_epoch_end(self, trainer: Trainer) -> None:
-        if trainer.exp.train.eval_every is None:
-            trainer.evaluate()
+        if getattr(trainer.exp.train, self.setting) is None:
+            self.act(trainer)
+
+
+class Evaluation(_AtInterval):
+    """Evaluate every ``train.eval_every`` steps, or at each epoch's end when it is unset."""
+
+    setting = "eval_every"
+
+    def act(self, trainer: Trainer) -> None:
+        trainer.evaluate()
 
 
 class Probes(Callback, PhaseCallback):
@@ -115,18 +129,14 @@ class Probes(Callback, PhaseCallback):
                                **{k: v for k, v in stats.to_dict().items() if k != "reasons"})
 
 
-class Checkpoints(Callback):
+class Checkpoints(_AtInterval):
     """Write the checkpoint every ``train.checkpoint_every`` steps, or at each epoch's end when it is unset (the
     trainer also writes one at the end and on a stop signal)."""
 
-    def on_step_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        every = trainer.exp.train.checkpoint_every
-        if every and trainer.step % every == 0:
-            trainer.save()
+    setting = "checkpoint_every"
 
-    def on_epoch_end(self, trainer: Trainer) -> None:
-        if trainer.exp.train.checkpoint_every is None:
-            trainer.save()
+    def act(self, trainer: Trainer) -> None:
+        trainer.save()
 
 
 class Progress(Callback):
