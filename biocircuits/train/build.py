@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +91,13 @@ def stop_on_signals(flag: dict[str, bool]) -> Iterator[None]:
     def handler(signum: int, frame: Any) -> None:
         flag["stop"] = True
 
+    with handling_signals(handler):
+        yield
+
+
+@contextmanager
+def handling_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handler`` takes SIGINT and SIGTERM inside the block; the previous handlers come back after it."""
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from biocircuits.errors import BiocircuitsError
+from biocircuits.train.build import handling_signals
 
 from .folder import SweepFolder
 from .spec import Resources, Scheduler, Trial
@@ -66,12 +67,10 @@ def stop_signals(flag: dict[str, Any]) -> Iterator[None]:
 
     before = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours forwards to Tune's, and knows that it was a stop
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        with handling_signals(handler):
+            yield
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         if before is None:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
         else:
