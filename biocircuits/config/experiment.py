@@ -44,6 +44,7 @@ class DataSpec(Section):
     val_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     split_seed: int = Field(0, ge=0, lt=2**63)
     image_size: int | None = Field(None, ge=8, le=MAX_IMAGE)
+    val_labels: str | None = None  # imagefolder: LOC_val_solution.csv or the ILSVRC2012 devkit for a flat val/
     channels: int | None = Field(None, ge=1, le=4)       # repeat grayscale images to this many channels
     resize: int | None = Field(None, ge=4, le=1024)      # resize in-memory images to resize x resize
     shape: list[Annotated[int, Field(ge=1, le=1 << 20)]] = Field(default_factory=lambda: [3, 32, 32], min_length=1,
@@ -126,6 +127,8 @@ class TrainSpec(Section):
     channels_last: bool = False
     compile: bool = False
     progress: bool | None = None
+    log_lines: bool | None = None  # plain progress lines on stdout; unset: when stdout is not a terminal
+    log_interval_s: float = Field(60.0, ge=0.0)
     tensorboard: bool = False
     plots: bool = True
 

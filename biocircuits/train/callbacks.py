@@ -16,6 +16,7 @@ from biocircuits.phases.step import PhaseCallback, StepContext
 from biocircuits.probes.step import StepProbe
 
 from .callback import Callback
+from .log_lines import LogLines
 from .logging import dale_audit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,7 +27,8 @@ WINDOW_KEYS = ("loss_sum", "correct1", "correct5", "samples", "data_s", "compute
 
 class MetricsLog(Callback):
     """``train`` rows every ``train.log_every`` steps (and at the last): loss, top-1/top-5 (%), images/s overall and
-    in compute alone, data and compute seconds, summed over the steps since the previous row; ``attachment`` rows
+    in compute alone, data and compute seconds and the data-wait share data_s / (data_s + compute_s), summed over
+    the steps since the previous row; ``attachment`` rows
     (e.g. the mirror phase's iterations and angle) at the same steps; ``val`` rows; at the end ``summary.json`` and,
     under Dale, ``audit.json``."""
 
@@ -51,7 +53,8 @@ class MetricsLog(Callback):
                            acc1=100 * w["correct1"] / n, acc5=100 * w["correct5"] / n,
                            images_per_s=world * w["samples"] / max(elapsed, 1e-9),
                            compute_images_per_s=world * w["samples"] / max(w["compute_s"], 1e-9),
-                           data_s=w["data_s"], compute_s=w["compute_s"])
+                           data_s=w["data_s"], compute_s=w["compute_s"],
+                           data_share=w["data_s"] / max(w["data_s"] + w["compute_s"], 1e-12))
         self.on_train_start(trainer)
         for layer, name, figures in attachment_reports(trainer.module):  # e.g. the mirror phase: iterations, angle
             trainer.logger.log("attachment", step, layer=layer, attachment=name, **figures)
@@ -199,9 +202,10 @@ class EarlyStopping(Callback):
 
 def default_callbacks(trainer: Trainer) -> list[Callback]:
     """The built-in callbacks in call order: log, evaluate, probe (when ``train.probe_every``), checkpoint,
-    progress."""
+    progress, log lines."""
     probes: list[Callback] = [Probes(trainer)] if trainer.exp.train.probe_every else []
-    return [MetricsLog(), Evaluation(), *probes, Checkpoints(), Progress()]
+    return [MetricsLog(), Evaluation(), *probes, Checkpoints(), Progress(), LogLines()]
 
 
-__all__ = ["Checkpoints", "EarlyStopping", "Evaluation", "MetricsLog", "Probes", "Progress", "default_callbacks"]
+__all__ = ["Checkpoints", "EarlyStopping", "Evaluation", "LogLines", "MetricsLog", "Probes", "Progress",
+           "default_callbacks"]

@@ -14,6 +14,7 @@ from torch import nn
 import biocircuits as bc
 from biocircuits.core.atomic import atomic_write_json, atomic_write_text
 from biocircuits.dale.audit import singular_values
+from biocircuits.data.registry import DataBundle
 
 from .run_folder import RunFolder
 
@@ -83,6 +84,15 @@ class RunLogger:
         if self.tb is not None:
             self.tb.close()
 
+
+
+def dataset_record(name: str, data: DataBundle, model_classes: int) -> dict[str, Any]:
+    """What ``dataset.json`` holds: the dataset's name, its class count and names (as the labels index them), the
+    model's output count, one input's shape (C, H, W), the sizes of both splits and the dataset's ``details``
+    (image folders: crop size, validation layout, root)."""
+    return {"name": name, "num_classes": data.num_classes, "classes": list(data.classes),
+            "model_num_classes": model_classes, "input_shape": list(data.input_shape),
+            "train_samples": len(data.train), "val_samples": len(data.val), **data.details}
 
 
 def dale_audit(model: nn.Module, spectra: bool = True) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from biocircuits.errors import ConfigError
 
 class RunFolder:
     """``runs/<name>/``: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one row per line, each with ``step``
-    and ``kind``), ``checkpoint.pt`` (latest), ``summary.json`` (final figures), ``audit.json`` (Dale audit and
+    and ``kind``), ``checkpoint.pt`` (latest), ``summary.json`` (final figures), ``dataset.json`` (the data the run trained on), ``audit.json`` (Dale audit and
     weight spectra, when Dale is on), ``history.json`` (starts and resumes, with the settings each changed),
     ``plots/*.png``, ``tensorboard/`` and ``pathway_*`` reports; ``.lock`` is held while a process writes here."""
 
@@ -36,6 +36,10 @@ class RunFolder:
     @property
     def summary(self) -> Path:
         return self.path / "summary.json"
+
+    @property
+    def dataset(self) -> Path:
+        return self.path / "dataset.json"
 
     @property
     def audit(self) -> Path:

@@ -95,6 +95,7 @@ def run_summary(trainer: Trainer, wall_s: float) -> dict[str, Any]:
         "wall_s": wall_s, "world_size": trainer.dist.world, "device": str(trainer.device),
         "ranks_identical": distributed.ranks_identical(trainer.module, trainer.dist, trainer.device),
         "constraints": constraints.source or "inline", "stopped_early": trainer.stop_reason,
+        "num_classes": trainer.num_classes, "input_shape": list(trainer.data.input_shape),
     }
 
 

@@ -25,7 +25,8 @@ from .callback import Callback, CallbackList
 from .callbacks import default_callbacks
 from .claim import claim_folder
 from .evaluate import evaluate, topk_correct
-from .logging import RunLogger
+from .log_lines import ranked_failures
+from .logging import RunLogger, dataset_record
 from .resume_check import check_resume
 from .run_folder import RunFolder
 from .state import kept, resume_run, run_summary, save_run
@@ -75,6 +76,7 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Train epoch by epoch up to ``total_steps``; SIGINT/SIGTERM write a checkpoint and return early."""
         self.logger.write_config(self.exp.resolved_dict())
+        self.logger.write_json(self.folder.dataset, dataset_record(self.exp.data.name, self.data, self.num_classes))
         self.start_time = time.perf_counter()
         self.callbacks.fire("on_train_start", self)
         with stop_on_signals(self._signal):
@@ -182,7 +184,8 @@ def run_experiment(exp: Experiment, run_dir: str | Path, resume: bool = False,
     with claim_folder(folder.path, resume=resume, overwrite=overwrite) as moved, run_context(exp.train):
         changes = check_resume(folder.read_config(), exp.resolved_dict(), str(folder.config)) \
             if resume and folder.config.is_file() else {}
-        trainer = Trainer(exp, run_dir, callbacks)
+        with ranked_failures(distributed.current(), None):
+            trainer = Trainer(exp, run_dir, callbacks)
         try:
             event: dict[str, Any] = {"event": "resume" if resume else "start",
                                      "time": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -192,6 +195,7 @@ def run_experiment(exp: Experiment, run_dir: str | Path, resume: bool = False,
             if moved is not None:
                 event["earlier_run_moved_to"] = str(moved)
             trainer.logger.append_history(event)
-            return trainer.train()
+            with ranked_failures(trainer.dist, trainer):
+                return trainer.train()
         finally:
             trainer.close()
