@@ -1,16 +1,19 @@
-"""ImageNet layout (``root/train/<class>/*.JPEG``, ``root/val/<class>/*.JPEG``) with the torchvision reference
-classification transforms (``references/classification/presets.py``)."""
+"""ImageNet layout (``root/train/<class>/*.JPEG``; ``root/val/<class>/*.JPEG`` or the flat ILSVRC ``root/val/``
+of :mod:`.ilsvrc`) with the torchvision reference classification transforms
+(``references/classification/presets.py``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import torch
+from torch.utils.data import Dataset
 from torchvision import datasets
 from torchvision import transforms as T
 
 from biocircuits.errors import ConfigError, DataError
 
+from .ilsvrc import LAYOUTS, flat_val, images_in
 from .registry import DataBundle, DatasetSource, register_dataset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -63,12 +66,30 @@ class ImageFolderSet(DatasetSource):
         missing = [s for s in ("train", "val") if not (root / s).is_dir()]
         if missing:
             raise ConfigError(f"no {' or '.join(missing)} folder under {root.resolve()}", key="data.root",
-                              given=str(root), suggestion="ImageNet layout: ROOT/train/<class>/*.JPEG and "
-                                                           "ROOT/val/<class>/*.JPEG")
+                              given=str(root), suggestion="ROOT/train/<class>/*.JPEG and, for val/, " + LAYOUTS)
         crop = spec.image_size or 224
         train_tf, val_tf = reference_transforms(crop)
         train = image_folder(root / "train", train_tf)
-        val = image_folder(root / "val", val_tf)
-        if train.classes != val.classes:
-            raise ConfigError("train/ and val/ hold different class folders", key="data.root", given=str(root))
-        return DataBundle(train, val, len(train.classes), (3, crop, crop))
+        val, layout = validation_set(root / "val", train.classes, spec.val_labels, val_tf)
+        return DataBundle(train, val, len(train.classes), (3, crop, crop), classes=tuple(train.classes),
+                          details={"image_size": crop, "val_layout": layout, "root": str(root.resolve())})
+
+
+def validation_set(folder: Path, classes: list[str], labels: str | None, transform) -> tuple[Dataset, str]:
+    """``folder`` as class folders (the same as train/'s) or, when it holds images and no folders, as the flat
+    ILSVRC layout (:func:`.ilsvrc.flat_val`); returns the set and its layout's name. Anything else is a ConfigError
+    listing the layouts that work."""
+    has_dirs = any(p.is_dir() for p in folder.iterdir())
+    if not has_dirs and images_in(folder):
+        return flat_val(folder, classes, labels, transform, checked_loader)
+    if not has_dirs:
+        raise ConfigError(f"no images or class folders in {folder}", key="data.root", given=str(folder.parent),
+                          suggestion=LAYOUTS)
+    val = image_folder(folder, transform)
+    if val.classes != classes:
+        extra = sorted(set(val.classes) - set(classes))[:5]
+        raise ConfigError("train/ and val/ hold different class folders", key="data.root", given=str(folder.parent),
+                          expected=f"val/ class folders = train/'s {len(classes)}",
+                          suggestion=f"val/ has {len(val.classes)}" + (f", e.g. {extra} not in train/" if extra
+                                                                       else "") + "; " + LAYOUTS)
+    return val, "class folders"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
 
 from torch.utils.data import Dataset
 
@@ -14,12 +14,15 @@ from .adapt import adapt
 
 @dataclass
 class DataBundle:
-    """Train and validation sets, the number of classes and one input's shape (C, H, W) or (features,)."""
+    """Train and validation sets, the number of classes and one input's shape (C, H, W) or (features,); the class
+    names when the dataset has them and ``details`` the run folder records (e.g. image size, validation layout)."""
 
     train: Dataset
     val: Dataset
     num_classes: int
     input_shape: tuple[int, ...]
+    classes: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 class DataSettings(Protocol):
@@ -31,6 +34,7 @@ class DataSettings(Protocol):
     val_fraction: float
     split_seed: int
     image_size: int | None
+    val_labels: str | None
     channels: int | None
     resize: int | None
     shape: list[int]
