@@ -14,8 +14,9 @@ from biocircuits.errors import ConfigError
 
 class RunFolder:
     """``runs/<name>/``: ``config.yaml`` (resolved config), ``metrics.jsonl`` (one row per line, each with ``step``
-    and ``kind``), ``checkpoint.pt`` (latest), ``summary.json`` (final figures), ``dataset.json`` (the data the run trained on), ``audit.json`` (Dale audit and
-    weight spectra, when Dale is on), ``history.json`` (starts and resumes, with the settings each changed),
+    and ``kind``), ``checkpoint.pt`` (latest), ``summary.json`` (final figures), ``dataset.json`` (the data the
+    run trained on: classes, input shape, sizes), ``audit.json`` (Dale audit and weight spectra, when Dale is on),
+    ``history.json`` (starts and resumes, with the settings each changed),
     ``plots/*.png``, ``tensorboard/`` and ``pathway_*`` reports; ``.lock`` is held while a process writes here."""
 
     def __init__(self, path: str | Path) -> None:
