@@ -1,5 +1,5 @@
 """The ``biocircuits`` command (also ``python -m biocircuits``): run, compare, sweep, report, validate, plot,
-check-pathway.
+check-pathway, shard.
 
 Exit codes: 0 done, 2 bad config or input (file, key path, expected, given, suggestion), 1 failure during the run,
 130 interrupted by Ctrl-C. Errors print one message; ``--debug`` (anywhere on the line) shows the traceback."""
@@ -24,6 +24,7 @@ from biocircuits.train.trainer import run_experiment
 from .check_pathway import CheckRequest, check_run
 from .compare import compare
 from .plots import PlotRun, plot_runs
+from .shard import add_shard_command
 
 EXPERIMENT_KEYS = {"name", "data", "model", "optim", "schedule", "train", "output", "constraints", "description"}
 
@@ -222,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.set_defaults(func=cmd_plot)
 
     add_check_pathway(sub)
+    add_shard_command(sub, positive)
     return p
 
 

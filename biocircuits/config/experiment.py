@@ -55,6 +55,8 @@ class DataSpec(Section):
     num_workers: int = Field(0, ge=0, le=MAX_WORKERS)
     pin_memory: bool = False
     persistent_workers: bool = False
+    prefetch_factor: int | None = Field(None, ge=1, le=64)  # batches each worker loads ahead (torch default 2)
+    shuffle_buffer: int = Field(1000, ge=0, le=1_000_000)   # webdataset: samples shuffled per stream
 
     @model_validator(mode="after")
     def _synthetic_fits(self) -> DataSpec:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset
 
 
 class ResumableSampler(DistributedSampler):
@@ -24,14 +25,28 @@ class ResumableSampler(DistributedSampler):
         return self.num_samples - self.skip
 
 
+class StreamingDataset(IterableDataset):
+    """A dataset that makes its own loader (e.g. :class:`~biocircuits.data.webdataset.ShardStream`): ``loader``
+    returns (an iterable of batches whose ``len`` is the batches left in the epoch, an object with ``set_epoch``
+    and a writable ``skip``, the samples of this rank's share already consumed), as a sampler has."""
+
+    def loader(self, batch_size: int, *, world: int, rank: int, seed: int, spec: Any) -> tuple[Any, Any]:
+        raise NotImplementedError
+
+
 def make_loader(dataset: Dataset, batch_size: int, *, train: bool, world: int, rank: int, seed: int, spec
-                ) -> tuple[DataLoader, ResumableSampler]:
-    """A DataLoader over ``dataset`` with the per-rank ``batch_size`` and the data section's worker settings.
-    Training drops the last incomplete batch so every step has the same global batch."""
+                ) -> tuple[Any, Any]:
+    """A DataLoader over ``dataset`` with the per-rank ``batch_size`` and the data section's worker settings
+    (``prefetch_factor`` when set and workers run). Training drops the last incomplete batch so every step has the
+    same global batch. A :class:`StreamingDataset` makes its own."""
+    if isinstance(dataset, StreamingDataset):
+        return dataset.loader(batch_size, world=world, rank=rank, seed=seed, spec=spec)
+    prefetch = getattr(spec, "prefetch_factor", None)
+    extra = {"prefetch_factor": prefetch} if prefetch and spec.num_workers > 0 else {}
     sampler = ResumableSampler(dataset, world, rank, shuffle=train, seed=seed)
     loader = DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=spec.num_workers,
         pin_memory=spec.pin_memory and torch.cuda.is_available(),
-        persistent_workers=spec.persistent_workers and spec.num_workers > 0,
+        persistent_workers=spec.persistent_workers and spec.num_workers > 0, **extra,
     )
     return loader, sampler

@@ -35,6 +35,7 @@ class DataSettings(Protocol):
     split_seed: int
     image_size: int | None
     val_labels: str | None
+    shuffle_buffer: int
     channels: int | None
     resize: int | None
     shape: list[int]

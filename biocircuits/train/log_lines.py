@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TextIO
 
 import torch
@@ -124,17 +125,19 @@ class LogLines(Callback):
 
 
 @contextmanager
-def ranked_failures(dist: DistInfo, where: Any, stream: TextIO | None = None) -> Iterator[None]:
+def ranked_failures(dist: DistInfo, stream: TextIO | None = None) -> Iterator[SimpleNamespace]:
     """Under DDP (world > 1), re-raise any exception of the block after printing (flushed) one line to ``stream``
     (stderr) that names this process: ``rank R of W (local rank L on HOST) failed at step S: Type: message``.
-    ``where`` is the trainer (its ``step``) or None. Under torchrun the failing rank's line reaches the job's log
-    even when another rank is the one blocked in a collective."""
+    Yields a namespace whose ``where`` the block sets to the trainer once built (its ``step`` goes in the line).
+    Under torchrun the failing rank's line reaches the job's log even when another rank is the one blocked in a
+    collective."""
+    failure = SimpleNamespace(where=None)
     try:
-        yield
+        yield failure
     except BaseException as err:
         if not dist.enabled or isinstance(err, KeyboardInterrupt | SystemExit):
             raise
-        step = getattr(where, "step", None)
+        step = getattr(failure.where, "step", None)
         at = f" at step {step}" if step is not None else ""
         message = str(err).splitlines()[0][:300] if str(err) else ""
         print(

@@ -181,11 +181,11 @@ def run_experiment(exp: Experiment, run_dir: str | Path, resume: bool = False,
     if resume and not folder.checkpoint.is_file():
         raise CheckpointError(f"{folder.checkpoint}: no checkpoint here (nothing to resume); start without --resume"
                               + (" (use --overwrite: the folder holds an unfinished run)" if folder.is_run() else ""))
-    with claim_folder(folder.path, resume=resume, overwrite=overwrite) as moved, run_context(exp.train):
+    with claim_folder(folder.path, resume=resume, overwrite=overwrite) as moved, run_context(exp.train), \
+            ranked_failures(distributed.current()) as failure:  # a failing rank names itself (and its step)
         changes = check_resume(folder.read_config(), exp.resolved_dict(), str(folder.config)) \
             if resume and folder.config.is_file() else {}
-        with ranked_failures(distributed.current(), None):
-            trainer = Trainer(exp, run_dir, callbacks)
+        trainer = failure.where = Trainer(exp, run_dir, callbacks)
         try:
             event: dict[str, Any] = {"event": "resume" if resume else "start",
                                      "time": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -195,7 +195,6 @@ def run_experiment(exp: Experiment, run_dir: str | Path, resume: bool = False,
             if moved is not None:
                 event["earlier_run_moved_to"] = str(moved)
             trainer.logger.append_history(event)
-            with ranked_failures(trainer.dist, trainer):
-                return trainer.train()
+            return trainer.train()
         finally:
             trainer.close()

@@ -71,13 +71,17 @@ def test_long_interval_prints_the_last_step_only_and_the_switch_turns_it_off(tmp
 
 
 def test_a_failure_names_its_rank(capsys):
-    class Where:
+    class Trainer:
         step = 7
 
-    with pytest.raises(ValueError, match="boom"), ranked_failures(DistInfo(rank=1, world=2, local_rank=1), Where()):
+    with pytest.raises(ValueError, match="boom"), ranked_failures(DistInfo(rank=1, world=2, local_rank=1)) as failure:
+        failure.where = Trainer()
         raise ValueError("boom\nsecond line")
     err = capsys.readouterr().err
     assert re.fullmatch(r"rank 1 of 2 \(local rank 1 on \S+\) failed at step 7: ValueError: boom\n", err), err
-    with pytest.raises(ValueError), ranked_failures(DistInfo(), None):  # one process: the CLI's message suffices
+    with pytest.raises(KeyError), ranked_failures(DistInfo(rank=0, world=2)):  # before the trainer exists: no step
+        raise KeyError("x")
+    assert re.fullmatch(r"rank 0 of 2 \(local rank 0 on \S+\) failed: KeyError: 'x'\n", capsys.readouterr().err)
+    with pytest.raises(ValueError), ranked_failures(DistInfo()):  # one process: the CLI's message suffices
         raise ValueError("single")
     assert capsys.readouterr().err == ""
