@@ -57,6 +57,7 @@ class DataSpec(Section):
     persistent_workers: bool = False
     prefetch_factor: int | None = Field(None, ge=1, le=64)  # batches each worker loads ahead (torch default 2)
     shuffle_buffer: int = Field(1000, ge=0, le=1_000_000)   # webdataset: samples shuffled per stream
+    decode: Literal["cpu", "gpu"] = "cpu"  # imagefolder: gpu decodes training JPEGs on the device (nvJPEG)
 
     @model_validator(mode="after")
     def _synthetic_fits(self) -> DataSpec:

@@ -13,6 +13,7 @@ from torchvision import transforms as T
 
 from biocircuits.errors import ConfigError, DataError
 
+from .device_decode import EncodedCollate, ReadBytes
 from .ilsvrc import LAYOUTS, flat_val, images_in
 from .registry import DataBundle, DatasetSource, register_dataset
 
@@ -41,11 +42,11 @@ def checked_loader(path: str):
                         suggestion="replace or remove the file") from None
 
 
-def image_folder(folder: Path, transform) -> datasets.ImageFolder:
+def image_folder(folder: Path, transform, loader=checked_loader) -> datasets.ImageFolder:
     """An ``ImageFolder`` over ``folder`` with :func:`checked_loader`; an empty folder, or class folders without
     images, is a ConfigError naming the folder."""
     try:
-        return datasets.ImageFolder(str(folder), transform=transform, loader=checked_loader)
+        return datasets.ImageFolder(str(folder), transform=transform, loader=loader)
     except (FileNotFoundError, OSError) as err:
         raise ConfigError(f"no images under {folder} ({str(err).splitlines()[0][:160]})", key="data.root",
                           expected="class folders holding images (.jpg, .JPEG, .png, ...)", given=str(folder),
@@ -54,7 +55,8 @@ def image_folder(folder: Path, transform) -> datasets.ImageFolder:
 
 @register_dataset
 class ImageFolderSet(DatasetSource):
-    """ImageNet-style folders; ``image_size`` (default 224) is the crop size."""
+    """ImageNet-style folders; ``image_size`` (default 224) is the crop size; ``decode: gpu`` decodes the training
+    JPEGs on the device (:mod:`.device_decode`)."""
 
     name = "imagefolder"
 
@@ -69,7 +71,11 @@ class ImageFolderSet(DatasetSource):
                               given=str(root), suggestion="ROOT/train/<class>/*.JPEG and, for val/, " + LAYOUTS)
         crop = spec.image_size or 224
         train_tf, val_tf = reference_transforms(crop)
-        train = image_folder(root / "train", train_tf)
+        on_device = spec.decode == "gpu"  # workers read bytes; the batch is decoded and augmented on the device
+        train = image_folder(root / "train", None if on_device else train_tf, ReadBytes() if on_device else
+                             checked_loader)
+        if on_device:
+            train.collate = EncodedCollate(crop)
         val, layout = validation_set(root / "val", train.classes, spec.val_labels, val_tf)
         return DataBundle(train, val, len(train.classes), (3, crop, crop), classes=tuple(train.classes),
                           details={"image_size": crop, "val_layout": layout, "root": str(root.resolve())})

@@ -46,6 +46,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, world: int, r
     sampler = ResumableSampler(dataset, world, rank, shuffle=train, seed=seed)
     loader = DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=spec.num_workers,
+        collate_fn=getattr(dataset, "collate", None),  # e.g. data.decode: gpu's encoded batches
         pin_memory=spec.pin_memory and torch.cuda.is_available(),
         persistent_workers=spec.persistent_workers and spec.num_workers > 0, **extra,
     )

@@ -36,6 +36,7 @@ class DataSettings(Protocol):
     image_size: int | None
     val_labels: str | None
     shuffle_buffer: int
+    decode: str
     channels: int | None
     resize: int | None
     shape: list[int]

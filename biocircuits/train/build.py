@@ -18,6 +18,7 @@ from torch import nn
 import biocircuits as bc
 from biocircuits.config.experiment import Experiment, TrainSpec
 from biocircuits.core import constraint_buffer_names
+from biocircuits.data.device_decode import check_decode
 from biocircuits.data.loaders import make_loader
 from biocircuits.data.registry import DataBundle, build_data
 from biocircuits.errors import ConfigError
@@ -112,6 +113,7 @@ def build_run(exp: Experiment, phase_callbacks: Sequence[PhaseCallback] = ()) ->
     schedule; then reseed each rank with ``seed + 1 + rank`` (dropout, augmentation)."""
     t = exp.train
     kind = device_kind(t)
+    check_decode(exp.data.decode, kind)
     dist = distributed.setup(kind)
     device = torch.device(f"cuda:{dist.local_rank}" if kind == "cuda" else "cpu")
     if t.batch_size % dist.world:

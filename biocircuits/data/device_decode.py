@@ -1,0 +1,80 @@
+"""``data.decode: gpu``: the loader's workers only read JPEG files (bytes, no decoding); each training batch is
+decoded on the device the batch moves to (``torchvision.io.decode_jpeg(..., device=cuda)``, nvJPEG) and augmented
+there (RandomResizedCrop + horizontal flip + ImageNet normalisation, as :func:`.imagefolder.reference_transforms`).
+The validation set keeps the CPU path. Each data option is one entry of :data:`DECODERS`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torchvision.io import ImageReadMode, decode_jpeg, read_file
+from torchvision.transforms import v2
+
+from biocircuits.errors import ConfigError, DataError
+
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+
+
+class EncodedBatch:
+    """A batch of undecoded JPEG files: ``data`` (one uint8 byte tensor per image), ``paths``. ``.to(device)``
+    decodes all of them on ``device`` in one call and returns the augmented float batch (B, 3, crop, crop):
+    per image, RandomResizedCrop(crop) and a flip with probability 1/2 (torch's global generator on the main
+    process), then (x / 255 - mean) / std."""
+
+    def __init__(self, data: list[torch.Tensor], paths: list[str], crop: int) -> None:
+        self.data, self.paths, self.crop = data, paths, crop
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> torch.Tensor:
+        try:
+            images = decode_jpeg(self.data, mode=ImageReadMode.RGB, device=device)
+        except RuntimeError as err:
+            raise DataError(
+                f"a JPEG of this batch cannot be decoded ({str(err)[:120]})",
+                file=self.paths[0],
+                suggestion="data.decode: gpu reads JPEG only; check or re-encode: " + ", ".join(self.paths[:4]),
+            ) from None
+        augment = v2.Compose([v2.RandomResizedCrop(self.crop, antialias=True), v2.RandomHorizontalFlip()])
+        batch = torch.stack([augment(image) for image in images]).float().div_(255)
+        mean = torch.tensor(MEAN, device=batch.device).view(1, 3, 1, 1)
+        std = torch.tensor(STD, device=batch.device).view(1, 3, 1, 1)
+        return (batch - mean) / std
+
+
+class ReadBytes:
+    """A dataset loader: (the file's bytes as a uint8 tensor, its path): the workers' whole job under
+    ``data.decode: gpu``."""
+
+    def __call__(self, path: str) -> tuple[torch.Tensor, str]:
+        return read_file(path), path
+
+
+class EncodedCollate:
+    """Collates ((bytes, path), target) samples (:class:`ReadBytes`) into (:class:`EncodedBatch`, targets)."""
+
+    def __init__(self, crop: int) -> None:
+        self.crop = crop
+
+    def __call__(self, items: Sequence[tuple[tuple[torch.Tensor, str], int]]) -> tuple[EncodedBatch, torch.Tensor]:
+        data = [d for (d, _), _ in items]
+        paths = [p for (_, p), _ in items]
+        return EncodedBatch(data, paths, self.crop), torch.tensor([t for _, t in items])
+
+
+def check_decode(decode: str, device_kind: str) -> None:
+    """Refuse ``data.decode: gpu`` without a CUDA device (the CPU path is the one to use there)."""
+    if decode == "gpu" and device_kind != "cuda":
+        raise ConfigError(
+            "data.decode: gpu decodes on a CUDA device; this run has none",
+            key="data.decode",
+            given=decode,
+            expected="cpu here (or train.device: cuda on a GPU machine)",
+            suggestion="data.decode: cpu with more data.num_workers",
+        )
+
+
+__all__ = ["EncodedBatch", "EncodedCollate", "ReadBytes", "check_decode"]
