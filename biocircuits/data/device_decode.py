@@ -65,8 +65,19 @@ class EncodedCollate:
         return EncodedBatch(data, paths, self.crop), torch.tensor([t for _, t in items])
 
 
-def check_decode(decode: str, device_kind: str) -> None:
-    """Refuse ``data.decode: gpu`` without a CUDA device (the CPU path is the one to use there)."""
+ON_DEVICE = ("imagefolder", "webdataset")  # the datasets whose training JPEGs can be decoded on the device
+
+
+def check_decode(decode: str, device_kind: str, dataset: str) -> None:
+    """Refuse ``data.decode: gpu`` without a CUDA device (the CPU path is the one to use there) or for a dataset
+    that is not JPEG files (:data:`ON_DEVICE`)."""
+    if decode == "gpu" and dataset not in ON_DEVICE:
+        raise ConfigError(
+            f"data.decode: gpu decodes JPEG files; dataset {dataset!r} holds none",
+            key="data.decode",
+            given=decode,
+            expected=f"cpu (gpu: data.name {' or '.join(ON_DEVICE)})",
+        )
     if decode == "gpu" and device_kind != "cuda":
         raise ConfigError(
             "data.decode: gpu decodes on a CUDA device; this run has none",
@@ -77,4 +88,4 @@ def check_decode(decode: str, device_kind: str) -> None:
         )
 
 
-__all__ = ["EncodedBatch", "EncodedCollate", "ReadBytes", "check_decode"]
+__all__ = ["ON_DEVICE", "EncodedBatch", "EncodedCollate", "ReadBytes", "check_decode"]

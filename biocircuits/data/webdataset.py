@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from biocircuits.errors import DataError
 
+from .device_decode import EncodedBatch, EncodedCollate
 from .imagefolder import reference_transforms
 from .loaders import StreamingDataset
 from .registry import DataBundle, DatasetSource, register_dataset
@@ -116,7 +117,8 @@ class ShardStream(StreamingDataset):
         return self.batches(*((info.id, info.num_workers) if info is not None else (0, 1)))
 
     def batches(self, physical: int, workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """The batches loader worker ``physical`` of ``workers`` yields: (images (b, C, H, W), targets (b,))."""
+        """The batches loader worker ``physical`` of ``workers`` yields: (images (b, C, H, W) or, under
+        ``data.decode: gpu``, an :class:`~.device_decode.EncodedBatch`; targets (b,))."""
         done = self.skip // self.batch  # batches this rank consumed in this epoch
         k = (physical + done) % workers
         skip = max(0, -(-(done - k) // workers))
@@ -126,8 +128,12 @@ class ShardStream(StreamingDataset):
             chunk = [next(samples) for _ in range(self.batch)]
             if j < skip:
                 continue
-            xs = [self.transform(decode(data, where)) for data, _, where in chunk]
-            yield torch.stack(xs), torch.tensor([target for _, target, _ in chunk])
+            targets = torch.tensor([target for _, target, _ in chunk])
+            if isinstance(self.transform, EncodedCollate):  # data.decode: gpu: the bytes go to the device
+                data = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d, _, _ in chunk]
+                yield EncodedBatch(data, [where for _, _, where in chunk], self.transform.crop), targets
+                continue
+            yield torch.stack([self.transform(decode(data, where)) for data, _, where in chunk]), targets
 
     def loader(self, batch_size: int, *, world: int, rank: int, seed: int, spec: Any) -> tuple[Any, Any]:
         self.world, self.rank, self.batch, self.seed = world, rank, batch_size, seed
@@ -183,7 +189,8 @@ class ShardImages(Dataset):
 @register_dataset
 class WebDatasetShards(DatasetSource):
     """Shards written by ``biocircuits shard`` under ``data.root``; ``image_size`` (default 224) is the crop size,
-    with the torchvision reference transforms; ``shuffle_buffer`` samples shuffled per stream."""
+    with the torchvision reference transforms; ``shuffle_buffer`` samples shuffled per stream; ``decode: gpu``
+    hands the training batches over undecoded (:mod:`.device_decode`)."""
 
     name = "webdataset"
 
@@ -192,7 +199,8 @@ class WebDatasetShards(DatasetSource):
         index = read_index(root)
         crop = spec.image_size or 224
         train_tf, val_tf = reference_transforms(crop)
-        train = ShardStream(root, index["train"], train_tf, spec.shuffle_buffer)
+        on_device = EncodedCollate(crop) if spec.decode == "gpu" else None  # batches decoded on the device
+        train = ShardStream(root, index["train"], on_device or train_tf, spec.shuffle_buffer)
         val = ShardImages(root, index["val"], val_tf)
         return DataBundle(
             train,

@@ -113,7 +113,7 @@ def build_run(exp: Experiment, phase_callbacks: Sequence[PhaseCallback] = ()) ->
     schedule; then reseed each rank with ``seed + 1 + rank`` (dropout, augmentation)."""
     t = exp.train
     kind = device_kind(t)
-    check_decode(exp.data.decode, kind)
+    check_decode(exp.data.decode, kind, exp.data.name)
     dist = distributed.setup(kind)
     device = torch.device(f"cuda:{dist.local_rank}" if kind == "cuda" else "cpu")
     if t.batch_size % dist.world:

@@ -12,7 +12,7 @@ from biocircuits.errors import ConfigError, RunFolderError, short_repr
 
 SAFE_KEYS = ("train.epochs", "train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
              "train.probe_every", "train.progress", "train.log_lines", "train.log_interval_s", "train.plots",
-             "train.tensorboard", "description", "output", "name")
+             "train.tensorboard", "data.prefetch_factor", "description", "output", "name")
 _MISSING = "<missing>"
 
 

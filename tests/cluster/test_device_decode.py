@@ -56,10 +56,12 @@ def test_gpu_decode_names_the_files_of_a_bad_batch(tmp_path):
 
 
 def test_gpu_decode_is_refused_without_cuda(tmp_path):
-    check_decode("cpu", "cpu")
-    check_decode("gpu", "cuda")
+    check_decode("cpu", "cpu", "cifar10")
+    check_decode("gpu", "cuda", "webdataset")
     with pytest.raises(ConfigError, match="data.decode"):
-        check_decode("gpu", "cpu")
+        check_decode("gpu", "cpu", "imagefolder")
+    with pytest.raises(ConfigError, match="holds none"):
+        check_decode("gpu", "cuda", "cifar10")
     exp = Experiment.from_dict(
         {
             "name": "dec",
@@ -70,3 +72,19 @@ def test_gpu_decode_is_refused_without_cuda(tmp_path):
     )
     with pytest.raises(ConfigError, match="CUDA device"):
         run_experiment(exp, tmp_path / "run")
+
+
+def test_gpu_decode_of_shards_hands_over_encoded_batches(tmp_path):
+    from biocircuits.app.shard import shard_folder
+
+    shard_folder(flat_folder(tmp_path / "imgs"), tmp_path / "shards", per_shard=2, seed=0)
+    data = build_data(DataSpec(name="webdataset", root=str(tmp_path / "shards"), image_size=8, decode="gpu"))
+    loader, _ = make_loader(data.train, 3, train=True, world=1, rank=0, seed=0, spec=DataSpec(decode="gpu"))
+    encoded, targets = next(iter(loader))
+    assert isinstance(encoded, EncodedBatch) and len(encoded) == 3
+    batch = encoded.to("cpu")
+    assert batch.shape == (3, 3, 8, 8)
+    for x, t in zip(batch, targets.tolist(), strict=True):  # each image's flat colour: its class's (PIL by hand)
+        pixel = np.asarray(Image.open(tmp_path / "imgs" / "train" / f"c{t}" / "a.jpg").convert("RGB"), dtype=float)
+        expected = torch.tensor([(pixel[5, 5, i] / 255 - MEAN[i]) / STD[i] for i in range(3)], dtype=torch.float32)
+        assert torch.allclose(x.mean((1, 2)), expected, atol=2.5 / 255 / min(STD))
