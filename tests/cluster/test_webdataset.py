@@ -142,6 +142,8 @@ def test_the_torch_loader_takes_workers_in_turn(shards):
     by_hand = rank_batches(stream, 2)
     loader = DataLoader(stream, batch_size=None, num_workers=2)
     assert [x.tolist() for x, _ in loader] == by_hand
+    stream.skip = 3 * 2  # resumed after 3 batches: worker 0 now plays worker 1
+    assert [x.tolist() for x, _ in DataLoader(stream, batch_size=None, num_workers=2)] == by_hand[3:]
 
 
 def test_webdataset_reader_reads_the_shards(shards):
