@@ -32,7 +32,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
-from biocircuits.errors import DataError
+from biocircuits.errors import ConfigError, DataError
 
 from .device_decode import EncodedBatch, EncodedCollate
 from .imagefolder import reference_transforms
@@ -108,6 +108,7 @@ class ShardStream(StreamingDataset):
                 taken = samples_in(path, skip=max(start - first, 0))
                 for _, sample in zip(range(min(end, last) - max(start, first)), taken, strict=False):
                     yield (*sample, str(path))
+                taken.close()  # the shard's file
             first = last
             if first >= end:
                 return
@@ -195,8 +196,24 @@ class WebDatasetShards(DatasetSource):
     name = "webdataset"
 
     def build(self, spec) -> DataBundle:
-        root = Path(spec.root or ".").expanduser()
+        if spec.root is None:
+            raise ConfigError(
+                "webdataset needs data.root",
+                key="data.root",
+                given=None,
+                has_given=True,
+                expected="a folder written by: biocircuits shard IMAGEFOLDER OUT",
+            )
+        root = Path(spec.root).expanduser()
         index = read_index(root)
+        missing = [s["file"] for s in index["train"] + index["val"] if not (root / s["file"]).is_file()]
+        if missing:
+            raise ConfigError(
+                f"{len(missing)} shard(s) listed in index.json are missing, e.g. {missing[0]}",
+                key="data.root",
+                given=str(root),
+                suggestion="copy the whole shard folder, or re-shard",
+            )
         crop = spec.image_size or 224
         train_tf, val_tf = reference_transforms(crop)
         on_device = EncodedCollate(crop) if spec.decode == "gpu" else None  # batches decoded on the device

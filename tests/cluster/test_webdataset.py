@@ -180,10 +180,14 @@ def test_run_on_shards_resumes_exactly(tmp_path, shards):
         )
 
     assert len(build_data(exp(1).data).val) == 22
-    run_experiment(exp(8), tmp_path / "straight")  # 5 steps per epoch: the kill at 3 is mid-epoch 0
-    run_experiment(exp(8), tmp_path / "cut", callbacks=[Kill(3)])
-    run_experiment(exp(8), tmp_path / "cut", resume=True)
+    (tmp_path / "s2" / "val-000001.tar").rename(tmp_path / "val-000001.tar")
+    with pytest.raises(ConfigError, match="1 shard.* missing, e.g. val-000001.tar"):
+        build_data(exp(1).data)
+    (tmp_path / "val-000001.tar").rename(tmp_path / "s2" / "val-000001.tar")
+    run_experiment(exp(6), tmp_path / "straight")  # 5 steps per epoch: the kill at 3 is mid-epoch 0
+    run_experiment(exp(6), tmp_path / "cut", callbacks=[Kill(3)])
+    run_experiment(exp(6), tmp_path / "cut", resume=True)
     a, b = load_checkpoint(tmp_path / "straight" / "checkpoint.pt"), load_checkpoint(tmp_path / "cut" / "checkpoint.pt")
-    assert a["step"] == b["step"] == 8
+    assert a["step"] == b["step"] == 6
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
