@@ -72,9 +72,13 @@ class RunLogger:
             atomic_write_json(path, _clean(data))
 
     def write_config(self, config: dict) -> None:
-        """Write the resolved ``config.yaml`` atomically."""
+        """Write the resolved ``config.yaml`` atomically; for a dataset other than ``synthetic``, a first comment
+        line says that the synthetic settings in ``data`` are unused and where the real figures are."""
         if self.enabled:
-            atomic_write_text(self.folder.config, yaml.safe_dump(config, sort_keys=False))
+            note = "" if config.get("data", {}).get("name", "synthetic") == "synthetic" else (
+                "# data.shape, data.num_classes, data.train_size and data.val_size set the synthetic dataset only; "
+                "the data this run trained on (classes, input shape, sizes): dataset.json\n")
+            atomic_write_text(self.folder.config, note + yaml.safe_dump(config, sort_keys=False))
 
     def append_history(self, entry: dict) -> None:
         if self.enabled:

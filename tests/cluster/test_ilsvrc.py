@@ -120,3 +120,5 @@ def test_run_folder_records_the_real_classes_and_shape(tmp_path):
     assert record["classes"] == WNIDS and record["input_shape"] == summary["input_shape"] == [3, 16, 16]
     assert record["image_size"] == 16 and record["val_layout"] == "LOC_val_solution.csv"
     assert (record["train_samples"], record["val_samples"]) == (8, 5)
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert config.startswith("# data.shape, data.num_classes") and "dataset.json" in config.splitlines()[0]
