@@ -17,7 +17,8 @@ Epoch semantics (epoch e, W ranks, K = max(1, data.num_workers) workers per rank
    those of the run that was not interrupted. (Random augmentation draws follow the loader's worker seeds, as
    for image folders.)
 
-Changing W, K or b changes which samples form a batch (as with any sharded reader), not the data seen in total.
+Changing W, K or b changes which samples form a batch (as with any sharded reader), not the data seen in total;
+resume with the W, K and b of the run (on another layout the interrupted epoch is not the same epoch).
 Workers are restarted each epoch (``persistent_workers`` does not apply) so that each learns its epoch."""
 
 from __future__ import annotations
