@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import itertools
 import json
 import sys
 import tempfile
@@ -123,6 +122,12 @@ def jpeg_loader(root: Path, args, decode: str) -> torch.utils.data.DataLoader:
     )
 
 
+def forever(loader: torch.utils.data.DataLoader):
+    """The loader's batches, epoch after epoch (each one loaded afresh: nothing replayed from memory)."""
+    while True:
+        yield from loader
+
+
 def jpeg_rows(model_name: str, names: list[str], root: Path, decode: str, args) -> dict[str, dict]:
     """Images/s of whole steps fed by the real data path (load, decode, augment, copy, train), per variant."""
     ns = argparse.Namespace(
@@ -136,7 +141,7 @@ def jpeg_rows(model_name: str, names: list[str], root: Path, decode: str, args) 
     device = torch.device(args.device)
     torch.manual_seed(0)
     base = build_model(model_name, (3, args.size, args.size), 1000, {})
-    batches = itertools.cycle(jpeg_loader(root, args, decode))  # cycle keeps the first epoch's batches: fine here
+    batches = forever(jpeg_loader(root, args, decode))
     rows: dict[str, dict] = {}
     for name in names:
         models, errors = built(base, ns, [name])
