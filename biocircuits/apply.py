@@ -80,7 +80,11 @@ def remove(model: nn.Module) -> nn.Module:
     """Undo :func:`apply` in place, like ``torch.nn.utils.parametrize.remove_parametrizations``: every layer gets its
     torch class back with its current weights (a Dale reparametrisation is folded into a plain weight), every
     attachment's buffers are dropped (the state_dict keys are the plain model's), and the optimisers bound to the
-    model lose their hooks. Returns the same module."""
+    model lose their hooks. What computed part of the function is kept: a DANN layer's W = W_EE - W_EI W_IE as the
+    plain weight, and, as forward hooks on the plain layer holding copies of what they read, the population norm's
+    division (:class:`~biocircuits.dale.population_norm.PopulationDivision`) and divisive DANN inhibition
+    (:class:`~biocircuits.dale.dann.DivisiveInhibition`): the eval outputs are the converted model's. Returns the
+    same module."""
     module = unwrap(model)
     state = constraints_of(module)
     for binding, optimizer in state.bindings:
