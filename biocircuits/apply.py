@@ -16,7 +16,7 @@ from biocircuits.core.layers import unwrap, weight_layers
 from biocircuits.dale.constrain import Constrained, constrain
 from biocircuits.dale.graph import UnitGraph
 from biocircuits.errors import ConfigError
-from biocircuits.feedback.convert import convert, feedback_layers, unconvert
+from biocircuits.feedback.convert import convert, feedback_layers, restore_modules, snapshot_modules, unconvert
 from biocircuits.feedback.layers import FeedbackLayer
 from biocircuits.feedback.rules import FeedbackRule
 from biocircuits.phases.attach import attach_transforms
@@ -57,6 +57,7 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
                           suggestion="call bc.apply once per model (bc.remove undoes it)", has_given=True)
     fb = spec.feedback
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}  # Dale's signed init changes weights
+    modules = snapshot_modules(model)   # classes, parameters, buffers, submodules, hooks
     try:
         rules = convert(model, fb.rule, fb.options, overrides=fb.overrides, exclude=fb.exclude, seed=fb.seed,
                         mapping=mapping)
@@ -64,8 +65,8 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
         attach_transforms(model, feedback_layers(model), spec.phases.transforms(), spec.phases.seed)
         attach_plasticity(model, weight_layers(model), spec.plasticity, dale.units, dale.unit_signs, spec.dale_on)
         attach_groups(model)
-    except BaseException as err:  # leave the model exactly as it was, whatever failed
-        unconvert(model)
+    except BaseException as err:  # leave the model exactly as it was, whatever failed (even half-way through a layer)
+        restore_modules(modules)
         model.load_state_dict(saved)
         if isinstance(err, ConfigError):
             raise err.with_file(spec.source) from None
@@ -79,7 +80,11 @@ def remove(model: nn.Module) -> nn.Module:
     """Undo :func:`apply` in place, like ``torch.nn.utils.parametrize.remove_parametrizations``: every layer gets its
     torch class back with its current weights (a Dale reparametrisation is folded into a plain weight), every
     attachment's buffers are dropped (the state_dict keys are the plain model's), and the optimisers bound to the
-    model lose their hooks. Returns the same module."""
+    model lose their hooks. What computed part of the function is kept: a DANN layer's W = W_EE - W_EI W_IE as the
+    plain weight, and, as forward hooks on the plain layer holding copies of what they read, the population norm's
+    division (:class:`~biocircuits.dale.population_norm.PopulationDivision`) and divisive DANN inhibition
+    (:class:`~biocircuits.dale.dann.DivisiveInhibition`): the eval outputs are the converted model's. Returns the
+    same module."""
     module = unwrap(model)
     state = constraints_of(module)
     for binding, optimizer in state.bindings:

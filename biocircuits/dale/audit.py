@@ -25,7 +25,9 @@ class LayerAudit:
     ``sv_spread`` = sigma_max / sigma_min of W reshaped to (out, in * kernel); ``svd_entropy`` is the
     normalised SVD entropy H = -sum_i p_i log p_i / log r with p_i = sigma_i / sum_j sigma_j (Li et al. 2023):
     1 for a flat spectrum, lower when a few directions dominate. ``not_guaranteed``: weights onto units that a
-    LayerNorm or GroupNorm reads, whose effective sign the audit cannot vouch for (see :class:`AuditReport`)."""
+    LayerNorm or GroupNorm reads, whose effective sign the audit cannot vouch for (see :class:`AuditReport`).
+    ``pooled_units``: inhibitory pool units per sample and position that divide the layer's input
+    (``population_norm``: one per population; their Jacobian entries against type are in the report's leaks)."""
 
     name: str
     constrained: bool
@@ -37,6 +39,7 @@ class LayerAudit:
     input_min: float | None = None
     effective_violations: int = 0
     not_guaranteed: int = 0
+    pooled_units: int = 0
 
 
 @dataclass
@@ -182,7 +185,10 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
         if unsure:
             leaks.append(f"{name}: {unsure} synapses onto units centred by {', '.join(readings.centred_in[name])} "
                          "have no guaranteed effective sign (the centring subtracts the other units' input)")
-        rows.append(LayerAudit(name, True, n_e, n_i, bad, spread, entropy, mins.get(name), flipped, unsure))
+        dale_held = held.of("dale") if held is not None else []
+        pooled = sum(a.pooled_units(layer) for a in dale_held if isinstance(a, DaleAttachment))
+        leaks += [line for a in dale_held if isinstance(a, DaleAttachment) for line in a.audit_notes(layer, name)]
+        rows.append(LayerAudit(name, True, n_e, n_i, bad, spread, entropy, mins.get(name), flipped, unsure, pooled))
         if name in mins and mins[name] < 0:
             leaks.append(f"{name}: input goes negative on the sample (min {mins[name]:.3g}); Dale assumes "
                          "non-negative rates")

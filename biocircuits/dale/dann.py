@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Literal
 
 import torch
@@ -178,12 +179,15 @@ class Dann(DaleAttachment):
         parametrize.register_parametrization(layer, "weight", DannWeight(
             w_ie.to(device), w_ei.to(device), alpha.to(device) if divisive else None,
             torch.ones(n_e, device=device, dtype=weight.dtype) if divisive else None), unsafe=True)
-        self.handle = layer.register_forward_hook(_divide) if divisive else None
+        self.handle = layer.register_forward_hook(DivisiveInhibition()) if divisive else None
 
     def detach(self, layer: nn.Module) -> None:
-        """Keep W = W_EE - W_EI W_IE as a plain weight (divisive inhibition is dropped)."""
+        """Keep W = W_EE - W_EI W_IE as a plain weight, and divisive inhibition as a forward hook holding copies of
+        W_IE, W_EI, alpha and g (:class:`DivisiveInhibition`): the plain layer computes what the DANN layer did."""
         if self.handle is not None:
             self.handle.remove()
+            self.handle = None
+            layer.register_forward_hook(DivisiveInhibition(inhibition(layer)))
         parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
         order = {name: i for i, name in enumerate(self.parameter_order)}
         layer._parameters = dict(sorted(layer._parameters.items(), key=lambda kv: order.get(kv[0], len(order))))
@@ -255,10 +259,24 @@ def inhibition(layer: nn.Module) -> DannWeight:
     return layer.parametrizations.weight[0]
 
 
-def _divide(layer: nn.Module, args: tuple, out: Tensor) -> Tensor:
-    """Forward hook of divisive DANN layers: z = g * (W x) / gamma + b, gamma = W_EI (exp(alpha) * (W_IE x))."""
-    x = args[0]
-    p = inhibition(layer)
+class DivisiveInhibition:
+    """Forward hook of divisive DANN layers (:func:`_divide`): reads the layer's parametrisation while attached, or,
+    given one (``bc.remove``), keeps detached copies of its W_IE, W_EI, alpha and g for the plain layer."""
+
+    def __init__(self, held: DannWeight | None = None) -> None:
+        names = ("weight_ie", "weight_ei", "alpha", "gain")
+        self.tensors = None if held is None else {n: getattr(held, n).detach().clone() for n in names}
+
+    def __call__(self, layer: nn.Module, args: tuple, out: Tensor) -> Tensor:
+        if self.tensors is None:
+            return _divide(inhibition(layer), layer, args[0], out)
+        held = SimpleNamespace(**{n: t.to(out.device) for n, t in self.tensors.items()})
+        return _divide(held, layer, args[0], out)
+
+
+def _divide(p: DannWeight | SimpleNamespace, layer: nn.Module, x: Tensor, out: Tensor) -> Tensor:
+    """Divisive DANN: z = g * (W x) / gamma + b, gamma = W_EI (exp(alpha) * (W_IE x)), from ``p``'s W_IE, W_EI,
+    alpha and g; ``out`` = W x + b, the layer's own output."""
     if isinstance(layer, nn.Linear):
         h = F.linear(x, p.weight_ie) * p.alpha.exp()
         gamma = F.linear(h, p.weight_ei)

@@ -11,38 +11,45 @@ therefore receives the same drive mu . x = m_E sum_{j in E} x_j - m_I sum_{j in 
 The balanced initialisation (``init: balanced``, sum_E |W_ij| = sum_I |W_ij|) cancels that drive only for inputs
 whose E and I populations carry equal activity; non-negative rates co-fluctuate from sample to sample and place to
 place (and ``residual: signed`` makes the I units' activity differ from the E units'), so mu . x varies and every
-channel after the layer carries the same signal. Through a deep network the representation becomes one-dimensional:
-on torchvision ResNet-18 at initialisation, the participation ratio (sum lambda)^2 / sum lambda^2 of the block
-outputs' channel covariance stays at 1-2 under Dale while it grows from 1.5 to ~120 without Dale
+channel after the layer carries the same signal. Through a deep network the representation becomes one-dimensional
 (docs/results.md, "Deep Dale networks").
 
 **The fix** (``dale.population_norm: divisive``): before each constrained layer, each population's input is divided
-by its own mean activity at the same sample and position (divisive, shunting inhibition; Carandini & Heeger 2012):
+by its own mean absolute activity at the same sample and position (divisive, shunting inhibition; Carandini &
+Heeger 2012, whose pools read rectified or squared responses):
 
-    x~_j = x_j / (a_P(j) + eps),    a_P = (1 / |P|) sum_{k in P} x_k,    P in {E, I},
+    x~_j = g_P(j) x_j,    g_P = 1 / (m_P + eps),    m_P = (1 / |P|) sum_{k in P} |x_k|,    P in {E, I},
 
-mean over the channels of one position of a conv input, over the features of one sample of a linear input. Then
-sum_{j in E} x~_j = |E| a_E / (a_E + eps) ~ |E| and likewise for I, at every sample and position, so with balanced
-rows and the column means constant within each population (as initialised) the mean part's drive is constant,
+over the channels of one position of a conv input (batch, channels, *spatial), over the features of one sample of
+a linear input (..., features). For rates (x >= 0) m_P is the population's mean rate and sum_{j in P} x~_j =
+|P| m_P / (m_P + eps) ~ |P| at every sample and position, so with balanced rows and the column means constant within
+each population (as initialised) the mean part's drive is constant, mu . x~ = m_E |E| - m_I |I| = 0, and each unit
+sees only its own R_i . x~: the layer mixes like an unconstrained one.
 
-    mu . x~ = m_E |E| - m_I |I| = mean_i (sum_{j in E} |W_ij| - sum_{j in I} |W_ij|) = 0,
+**Any activation.** The gain is positive and bounded, 0 < g_P <= 1 / eps, for every input, signed or not
+(Hardswish, SiLU, GELU: torchvision's MobileNetV3, EfficientNet, ConvNeXt), and equal to the rate version for
+x >= 0. So the gain-scaled weights g_P(j) W_ij, the synapses the layer applies to x at a given input, keep W's
+signs (Dale's law) for every input; a negative entry of x is the activity's own sign (an E unit at negative
+activity delivers inhibition through its positive weights, which ``bc.audit(model, sample)`` reports), not the norm's.
 
-and each unit sees only its own R_i . x~: the layer mixes like an unconstrained one. Gradients flow through the
-division (it is part of the forward pass, like BatchNorm).
+**What it is: pooled inhibition.** Per sample and position, two inhibitory pool units, one per population: the E
+pool reads the |E| E units, the I pool the |I| I units, each through |x| with equal weights 1 / |P|, and divides
+(shunts) the units of its own population only; per layer 2 x positions pool units. (The I pool is driven by I
+units, which Dale's law does not allow a synapse to do: read it as each I population's own shunting conductance.)
+Because the gain depends on x, the layer's input-output Jacobian is not g W: for z_i = sum_j W_ij x~_j and k in P
+(sgn(0) = 0, as torch differentiates |x|),
 
-**What it is: pooled inhibition.** The gain g_P = 1 / (a_P + eps) depends on the input, so the norm is an
-inhibitory pathway of its own: per sample and position, two pools (one per population, E and I) each read all |P|
-units of their population and divide them (shunting inhibition). The layer's input-output Jacobian is, for k in P,
+    dz_i / dx_k = g_P (W_ik - g_P sgn(x_k) c_iP / |P|),    c_iP = sum_{j in P} W_ij x_j   (the population's drive),
 
-    dz_i / dx_k = g_P W_ik - g_P^2 (1 / |P|) sum_{j in P} W_ij x_j,
-
-W's weight scaled by a positive gain minus the pool's term, which has the sign of the population's drive onto unit
-i: it subtracts from E inputs' effective weights (an E input can act as inhibitory) and adds to I inputs' (an I
-input can act as excitatory). Dale's law holds for the gain-scaled weights g_P W_ij, not for the whole Jacobian: a
-pooled interneuron per population is what the norm adds. The gain is a rate normalisation: it is positive and
-bounded only for x >= 0, so a signed input (a negative entry) is refused with a ConfigError (exempt the layer, or
-rectify its input). On the CPU every forward is checked; on an accelerator only the layer's first forward (a check
-per forward would wait for the device at every layer).
+W's weight minus the pool's term. The pool's term is bounded: |c_iP| <= max_{j in P} |W_ij| |P| m_P, so
+g_P |c_iP| / |P| <= rho_P max_{j in P} |W_ij| with rho_P = m_P / (m_P + eps) < 1. Hence s_P dz_i/dx_k >=
+g_P (|W_ik| - rho_P max_{j in P} |W_ij|): in every row i and population P the entry of the largest |W_ik| keeps the
+type (when non-zero), so **at most |P| - 1 entries per row and population act against the presynaptic type** (an E
+input as inhibitory, an I input as excitatory), those with |W_ik| < rho_P max_j |W_ij| and sgn(x_k) s_P c_iP > 0;
+which ones depends on x (for a conv, per kernel offset and input position). :func:`jacobian_against_type_bound`
+gives the layer's count; ``bc.audit`` reports it. Gradients flow through the division (part of the forward pass,
+like BatchNorm). ``bc.remove`` keeps the division as a forward pre-hook (:class:`PopulationDivision`) on the plain
+layer, so the model computes the same function.
 """
 
 from __future__ import annotations
@@ -51,22 +58,52 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from biocircuits.errors import ConfigError
-
 from .slot import DALE, DaleAttachment
 
 
 def divide_by_population_mean(x: Tensor, sign: Tensor, eps: float, dim: int) -> Tensor:
-    """x_j / (a_P(j) + eps) with a_P the mean of population P's entries of x along ``dim`` (1: the channels of a
-    conv input (batch, channels, *spatial); -1: the features of a linear input (..., features)).
-    ``sign``: +1 E / -1 I per presynaptic unit."""
+    """x_j / (m_P(j) + eps) with m_P the mean of |x_k| over population P's entries along ``dim`` (1: the channels of
+    a conv input (batch, channels, *spatial); -1: the features of a linear input (..., features)).
+    ``sign``: +1 E / -1 I per presynaptic unit. Same shape as ``x``; finite for every finite x."""
     shape = [1] * x.dim()
     shape[dim] = -1
     exc = (sign > 0).to(x.dtype).view(shape)
     n_e, n_i = float(exc.sum()), float(sign.numel() - exc.sum())
-    a_e = (x * exc).sum(dim, keepdim=True) / max(n_e, 1.0)
-    a_i = (x * (1 - exc)).sum(dim, keepdim=True) / max(n_i, 1.0)
-    return x * (exc / (a_e + eps) + (1 - exc) / (a_i + eps))
+    size = x.abs()
+    m_e = (size * exc).sum(dim, keepdim=True) / max(n_e, 1.0)
+    m_i = (size * (1 - exc)).sum(dim, keepdim=True) / max(n_i, 1.0)
+    return x * (exc / (m_e + eps) + (1 - exc) / (m_i + eps))
+
+
+def jacobian_against_type_bound(layer: nn.Module, sign: Tensor) -> int:
+    """The most input-output Jacobian entries of a population-normed ``layer`` that can act against their
+    presynaptic type at one input position: n_out k (|E| - 1 + |I| - 1) for a weight (n_out, n_in / groups, *k)
+    (k the kernel size, 1 for a linear layer; per group for a grouped conv, whose rows read one group's units)."""
+    weight = layer.weight
+    groups = getattr(layer, "groups", 1) if sign.numel() % getattr(layer, "groups", 1) == 0 else 1
+    n_out, n_in, k = weight.shape[0], sign.numel(), weight[0, 0].numel()
+    per_group = sign.view(groups, n_in // groups)
+    bound = 0
+    for g in range(groups):
+        n_e = int((per_group[g] > 0).sum())
+        n_i = per_group[g].numel() - n_e
+        bound += (n_out // groups) * k * (max(n_e - 1, 0) + max(n_i - 1, 0))
+    return bound
+
+
+class PopulationDivision:
+    """A forward pre-hook replacing a layer's input x by :func:`divide_by_population_mean` (x, sign, eps, dim);
+    ``sign`` None reads the layer's ``dale_sign`` (while attached), else a copy kept by the hook (after
+    ``bc.remove``, on the plain layer)."""
+
+    def __init__(self, eps: float, dim: int, sign: Tensor | None = None) -> None:
+        self.eps, self.dim = eps, dim
+        self.sign = None if sign is None else sign.detach().cpu().clone()
+
+    def __call__(self, layer: nn.Module, args: tuple) -> tuple:
+        x = args[0]
+        sign = layer.dale_sign if self.sign is None else self.sign.to(x.device)
+        return (divide_by_population_mean(x, sign, self.eps, self.dim), *args[1:])
 
 
 class PopulationNormOptions(BaseModel):
@@ -77,8 +114,9 @@ class PopulationNormOptions(BaseModel):
 @DALE.register
 class PopulationNorm(DaleAttachment):
     """``dale.population_norm: divisive``, attached to every Dale-constrained layer beside its enforcer: a forward
-    pre-hook replaces its input x by :func:`divide_by_population_mean` (x, ``dale_sign``, ``eps``, channel dim of a
-    conv / feature dim of a linear layer); ``detach`` removes the hook."""
+    pre-hook (:class:`PopulationDivision`) replaces its input x by :func:`divide_by_population_mean` (x,
+    ``dale_sign``, ``eps``, channel dim of a conv / feature dim of a linear layer). ``detach`` (``bc.remove``)
+    leaves the same division on the plain layer with a copy of the signs, so the function is kept."""
 
     name = "population_norm"
     spec_key = "population_norm"
@@ -91,29 +129,29 @@ class PopulationNorm(DaleAttachment):
         self.eps = self.options.eps
         self.dim = 1
         self.handle: torch.utils.hooks.RemovableHandle | None = None
-        self.input_checked = False
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
-        self.qualname = qualname
         self.dim = -1 if hasattr(layer, "in_features") else 1
-        self.handle = layer.register_forward_pre_hook(self._pre)
+        self.handle = layer.register_forward_pre_hook(PopulationDivision(self.eps, self.dim))
 
-    def _pre(self, layer: nn.Module, args: tuple) -> tuple:
-        x = args[0]
-        check = not torch.compiler.is_compiling() and (x.device.type == "cpu" or not self.input_checked)
-        self.input_checked = self.input_checked or check
-        if check and bool((x < 0).any()):
-            raise ConfigError(f"{self.qualname}: dale.population_norm: divisive needs non-negative inputs (rates): "
-                              "with a signed input the gain 1 / (a_P + eps) can be negative or unbounded",
-                              key="dale.population_norm", expected="a layer whose input is >= 0 (after a ReLU)",
-                              given=f"input min {float(x.min()):.3g}",
-                              suggestion="exempt the layer (dale.exempt; <input> names the one reading the raw "
-                                         "input) or rectify its input")
-        return (divide_by_population_mean(x, layer.dale_sign, self.eps, self.dim), *args[1:])
+    def pooled_units(self, layer: nn.Module) -> int:
+        """Inhibitory pool units per sample and position: one per non-empty population."""
+        sign = layer.dale_sign
+        return int((sign > 0).any()) + int((sign < 0).any())
+
+    def audit_notes(self, layer: nn.Module, qualname: str) -> list[str]:
+        """What the audit says of the pool (see the module docstring)."""
+        sign = layer.dale_sign
+        n_e = int((sign > 0).sum())
+        return [f"{qualname}: population_norm: {self.pooled_units(layer)} pooled inhibitory units per sample and "
+                f"position divide its input (E pool: {n_e} units, I pool: {sign.numel() - n_e}); up to "
+                f"{jacobian_against_type_bound(layer, sign)} input-output Jacobian entries per input position act "
+                "against the presynaptic type (the largest |W| of each row and population never)"]
 
     def detach(self, layer: nn.Module) -> None:
         if self.handle is not None:
             self.handle.remove()
             self.handle = None
+            layer.register_forward_pre_hook(PopulationDivision(self.eps, self.dim, layer.dale_sign))
         super().detach(layer)

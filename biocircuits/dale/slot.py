@@ -11,6 +11,7 @@ A ``dale:`` spec section chooses its classes by value, one key each (:data:`SPEC
 A class declares the key that chooses it (``spec_key``) and the value (``choice``, default its ``name``), its
 ``Options``, the layers it goes to (:meth:`DaleAttachment.targets`) and what the audit, plasticity and the spec's
 cross-checks ask of it (:meth:`population_counts`, :meth:`count_violations`, :meth:`effective_violations`,
+:meth:`pooled_units`, :meth:`audit_notes`,
 ``growth_sign`` and ``synapse_tensors`` of :class:`~biocircuits.core.interface.LayerAttachment`,
 ``check_partner``). A new architecture is one such class: its options come from the ``dale:`` key of its name.
 """
@@ -71,6 +72,14 @@ class DaleAttachment(LayerAttachment):
         """The same for the effective weights, with ``gain`` (per output unit, of the normalisation that follows
         the layer) folded in: sign(W[o, ...] gain_o)."""
         return effective_count(layer, gain)
+
+    def pooled_units(self, layer: nn.Module) -> int:
+        """Inhibitory units it adds per sample and position that read the layer's input (a population pool); 0."""
+        return 0
+
+    def audit_notes(self, layer: nn.Module, qualname: str) -> list[str]:
+        """Lines the audit adds to its leaks for this layer (none by default)."""
+        return []
 
 
 def column_counts(layer: nn.Module) -> tuple[int, int]:

@@ -148,6 +148,26 @@ def unconvert(model: nn.Module) -> list[str]:
     return changed
 
 
+ModuleSnapshot = list[tuple[nn.Module, type[nn.Module], dict[str, Any]]]
+
+
+def snapshot_modules(model: nn.Module) -> ModuleSnapshot:
+    """Every module of ``model`` with its class and a shallow copy of its attributes (parameters, buffers,
+    submodules and hooks dictionaries copied, tensors shared): what :func:`restore_modules` puts back."""
+    return [(m, type(m), {k: (v.copy() if isinstance(v, dict) else v) for k, v in m.__dict__.items()})
+            for m in model.modules()]
+
+
+def restore_modules(snapshot: ModuleSnapshot) -> None:
+    """Give every module of ``snapshot`` its class and attributes back: whatever a conversion attached, registered
+    (buffers, parametrisations, hooks) or swapped is gone; the tensors are the same objects, so values changed in
+    place (a signed init) need a ``load_state_dict`` of the saved values afterwards."""
+    for module, cls, attributes in snapshot:
+        module.__dict__.clear()
+        module.__dict__.update({k: (v.copy() if isinstance(v, dict) else v) for k, v in attributes.items()})
+        module.__class__ = cls
+
+
 def describe(model: nn.Module, file=None) -> str:
     """A table of the model's weight layers: name, type, weight shape, feedback rule, Dale E/I counts.
     Printed to ``file`` (default stdout) and returned."""
@@ -167,4 +187,4 @@ def describe(model: nn.Module, file=None) -> str:
 
 
 __all__ = ["FeedbackConvNd", "convert", "convertible_modules", "describe", "feedback_class", "feedback_layers",
-           "unconvert", "unconvertible_modules"]
+           "restore_modules", "snapshot_modules", "unconvert", "unconvertible_modules"]
