@@ -24,6 +24,7 @@ from biocircuits.errors import ConfigError
 from biocircuits.models.registry import build_model
 from biocircuits.phases.step import PhaseCallback, PhasedStep
 from biocircuits.phases.transforms.streams import set_shard
+from biocircuits.recurrent.step import online_step
 
 from . import distributed
 from .optim import build_optimizer, build_scheduler
@@ -129,6 +130,7 @@ def build_run(exp: Experiment, phase_callbacks: Sequence[PhaseCallback] = ()) ->
     phased = PhasedStep(
         model, optimizer, lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=t.label_smoothing),
         amp_dtype=amp_dtype, scaler=scaler, grad_clip=t.grad_clip, accum=t.grad_accum, callbacks=phase_callbacks)
+    phased = online_step(phased, module)  # an online rule (eprop, rflo) fills .grad itself: no forward + backward
     torch.manual_seed(t.seed + 1 + dist.rank)  # each rank its own stream from here (dropout, augmentation)
     return RunParts(dist, device, data, num_classes, constraints, module, model, optimizer, scheduler, scaler,
                     amp_dtype, *loaders, t.batch_size // dist.world, steps_per_epoch, total_steps, phased)
