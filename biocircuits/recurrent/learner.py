@@ -29,12 +29,18 @@ def step_targets(targets: Tensor, steps: int) -> Tensor:
     )
 
 
-def output_error(logits: Tensor, target: Tensor, n_valid: int) -> Tensor:
-    """dE/dlogits_t [B, n_out] of the masked mean cross-entropy E = (1/N) sum_{b,t valid} CE(logits_bt, y_bt):
-    (softmax(logits_t) - onehot(y_t)) / N on the valid entries (y >= 0), 0 elsewhere."""
-    valid = target >= 0
+def step_weights(targets: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """w [B, T] of the sequence loss E = sum_{b,t} w_bt CE(logits_bt, y_bt): each trial's mean over its target steps
+    (y >= 0), then the mean over trials, w_bt = [y_bt >= 0] / (B max(n_b, 1)), n_b the trial's target steps (as
+    the trainer's loss for [B, T, C] outputs)."""
+    mask = (targets >= 0).to(dtype)
+    return mask / (mask.sum(1, keepdim=True).clamp(min=1.0) * targets.shape[0])
+
+
+def output_error(logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+    """dE/dlogits_t [B, n_out] = w_t (softmax(logits_t) - onehot(y_t)) (0 where y_t < 0, where w_t is 0)."""
     onehot = F.one_hot(target.clamp(min=0), logits.shape[-1]).to(logits.dtype)
-    return (torch.softmax(logits, dim=-1) - onehot) * valid[:, None].to(logits.dtype) / n_valid
+    return (torch.softmax(logits, dim=-1) - onehot) * weight[:, None].to(logits.dtype)
 
 
 @dataclass
@@ -83,10 +89,10 @@ class OnlineLearner:
     @torch.no_grad()
     def accumulate(self, inputs: Tensor, targets: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor]:
         """One trial batch: inputs [B, T, n_in], targets [B, T] (or [B]); adds scale x the update to ``.grad``;
-        returns (the masked mean cross-entropy, logits [B, T, n_out])."""
+        returns (the sequence loss E of :func:`step_weights`, logits [B, T, n_out])."""
         batch, steps = inputs.shape[:2]
         targets = step_targets(targets, steps)
-        n_valid = max(int((targets >= 0).sum()), 1)
+        weights = step_weights(targets, inputs.dtype)
         readout = self.model.readout
         feedback = self.rule.learning_feedback(readout)  # B [n_out, N]
         syn_in, syn_rec = self._synapses(batch, inputs)
@@ -95,13 +101,13 @@ class OnlineLearner:
         state, logits, loss = self.cell.start(batch, inputs), [], inputs.new_zeros(())
         for t in range(steps):
             step = self.cell.advance(state, inputs[:, t])
-            err = output_error(step.logits, targets[:, t], n_valid)
+            err = output_error(step.logits, targets[:, t], weights[:, t])
             signal = err @ feedback
             for syn, pre in ((syn_in, inputs[:, t]), (syn_rec, step.rec_pre)):
                 syn.grad += contract(signal, syn.filter(syn.trace.advance(syn.pre(pre), step.d)))
             grad_out += err.T @ out_filter(step.readout_pre)
             grad_bias += err.sum(0)
-            loss += F.cross_entropy(step.logits, targets[:, t], ignore_index=-1, reduction="sum") / n_valid
+            loss += (F.cross_entropy(step.logits, targets[:, t].clamp(min=0), reduction="none") * weights[:, t]).sum()
             state = step.state
             logits.append(step.logits)
         self._write(syn_in, syn_rec, grad_out, grad_bias, scale)

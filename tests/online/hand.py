@@ -8,13 +8,24 @@ import torch
 
 
 def softmax_error(z, y, n_valid):
-    """dE/dz for one sample and step of the masked mean cross-entropy: (softmax(z) - onehot(y)) / N, 0 if y < 0."""
+    """dE/dz for one sample and step of the sequence loss, E = mean over trials of each trial's mean cross-entropy
+    over its target steps: (softmax(z) - onehot(y)) / (B n_b) (``n_valid`` = B n_b), 0 if y < 0."""
     if y < 0:
         return torch.zeros_like(z)
     p = torch.exp(z - z.max())
     p = p / p.sum()
     p[y] -= 1.0
     return p / n_valid
+
+
+def sequence_loss(logits, y):
+    """E = (1/B) sum_b (1/n_b) sum_{t: y_bt >= 0} CE(logits_bt, y_bt), written out."""
+    total = 0.0
+    for b in range(y.shape[0]):
+        steps = [t for t in range(y.shape[1]) if y[b, t] >= 0]
+        for t in steps:
+            total = total + (torch.logsumexp(logits[b, t], 0) - logits[b, t, y[b, t]]) / len(steps)
+    return total / y.shape[0]
 
 
 def rate_hand(m, x, y, feedback, rule):
@@ -25,7 +36,6 @@ def rate_hand(m, x, y, feedback, rule):
     w_in, w_rec, b_rec = m.input.weight, m.recurrent.weight, m.recurrent.bias
     w_out, b_out = m.readout.weight, m.readout.bias
     n, n_in = w_rec.shape[0], w_in.shape[1]
-    n_valid = int((y >= 0).sum())
     g_in, g_rec, g_out, g_bout = (
         torch.zeros(n, n_in),
         torch.zeros(n, n + 1),
@@ -61,7 +71,7 @@ def rate_hand(m, x, y, feedback, rule):
                         e_rec[j, i] = p_rec[j, i]
             traces["input"].append((b, t, e_in.clone()))
             traces["recurrent"].append((b, t, e_rec.clone()))
-            err = softmax_error(w_out @ r + b_out, int(y[b, t]), n_valid)
+            err = softmax_error(w_out @ r + b_out, int(y[b, t]), x.shape[0] * int((y[b] >= 0).sum()))
             signal = torch.tensor([sum(feedback[k, j] * err[k] for k in range(len(err))) for j in range(n)])
             for j in range(n):
                 g_in[j] += signal[j] * e_in[j]
@@ -88,7 +98,6 @@ def lif_hand(m, x, y, feedback):
     mask = getattr(m, "self_mask", torch.ones_like(m.recurrent.weight))
     w_in, w_rec, w_out, b_out = m.input.weight, m.recurrent.weight * mask, m.readout.weight, m.readout.bias
     n, n_in = w_rec.shape[0], w_in.shape[1]
-    n_valid = int((y >= 0).sum())
     grads = {
         "input.weight": torch.zeros(n, n_in),
         "recurrent.weight": torch.zeros(n, n),
@@ -112,7 +121,7 @@ def lif_hand(m, x, y, feedback):
             z = (dist > 0).double()
             psi = gamma / v_th * torch.clamp(1 - dist.abs() / v_th, min=0)
             out = kappa * out + w_out @ z
-            err = softmax_error(out + b_out, int(y[b, t]), n_valid)
+            err = softmax_error(out + b_out, int(y[b, t]), x.shape[0] * int((y[b] >= 0).sum()))
             signal = [sum(feedback[k, j] * err[k] for k in range(len(err))) for j in range(n)]
             for name, pre in (("input", u), ("recurrent", z_prev)):
                 s = state[name]
