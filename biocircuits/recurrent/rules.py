@@ -12,7 +12,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict
 from torch import Tensor, nn
 
-from biocircuits.core.interface import Choice, LayerAttachment
+from biocircuits.core.interface import Choice, LayerAttachment, attachments_of
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.rules.registry import FeedbackRule, draw_init_uniform, register_rule
 
@@ -73,6 +73,15 @@ class OnlineRule(FeedbackRule):
                     given=name,
                     suggestion=f"give {name} the same rule and options (no override or exclude)",
                 )
+        for name in LAYERS:
+            transforms = attachments_of(model.get_submodule(name)).of("transform")
+            if transforms:
+                raise ConfigError(
+                    f"the online rule {cls.name!r} runs no backward pass for the phases' error transforms to act on",
+                    key="phases",
+                    given=", ".join(t.name for t in transforms),
+                    suggestion="remove the phases settings, or train with a BPTT rule (bp, fa, sign_symmetry)",
+                )
         readout = model.readout
         head = ruled["readout"]
         if head.random() and "feedback_weight" not in head.buffer_names:
@@ -82,13 +91,15 @@ class OnlineRule(FeedbackRule):
 
     @classmethod
     def check_partner(cls, own: Choice, partner: Choice) -> None:
-        if partner.cls.reparametrises:
+        """Refuse Dale classes other than a column-sign enforcer acting on W itself (``project``,
+        ``exp_gradient``): a reparametrised W, DANN's split weights, a population norm in the forward."""
+        if partner.cls.reparametrises or not partner.cls.fixed_column_signs:
             raise ConfigError(
-                f"the online rule {cls.name!r} writes the weights' own gradients and cannot learn a "
-                "reparametrised weight",
+                f"the online rule {cls.name!r} writes the weights' own gradients: it learns column-sign Dale "
+                "weights kept by an enforcer on W, not this Dale class",
                 key=partner.key,
                 given=partner.cls.name,
-                suggestion="use dale.enforce: project (column signs kept by projection)",
+                suggestion="use dale.architecture: column with dale.enforce: project or exp_gradient",
             )
 
 
