@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from biocircuits.data import DATASETS
+from biocircuits.data.cognitive import TASKS
 from biocircuits.errors import ConfigError
 from biocircuits.models import MODELS
 
@@ -26,6 +27,7 @@ MAX_CLASSES = 1_000_000
 MAX_SYNTHETIC_ELEMENTS = 1 << 31  # (train_size + val_size) * prod(shape) floats of synthetic data: 8 GiB
 
 DatasetName = Annotated[str, registered(DATASETS.get)]
+TaskName = Annotated[str, registered(TASKS.get)]
 ModelName = Annotated[str, registered(MODELS.get)]
 
 
@@ -54,6 +56,8 @@ class DataSpec(Section):
     num_workers: int = Field(0, ge=0, le=MAX_WORKERS)
     pin_memory: bool = False
     persistent_workers: bool = False
+    task: TaskName | None = None  # data.name: cognitive -- which task (biocircuits.data.cognitive.TASKS)
+    task_options: dict[str, Any] = Field(default_factory=dict)  # the task's keyword arguments (dt, periods, ...)
 
     @model_validator(mode="after")
     def _synthetic_fits(self) -> DataSpec:

@@ -29,8 +29,11 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, world: int, r
     """A DataLoader over ``dataset`` with the per-rank ``batch_size`` and the data section's worker settings.
     Training drops the last incomplete batch so every step has the same global batch."""
     sampler = ResumableSampler(dataset, world, rank, shuffle=train, seed=seed)
+    # the loader's own generator: starting an epoch's iterator (its workers' base seed) must not draw from the global
+    # stream that dropout and a model's noise use, or a run resumed mid-epoch would draw one number more
     loader = DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=spec.num_workers,
+        generator=torch.Generator().manual_seed(seed + rank),
         pin_memory=spec.pin_memory and torch.cuda.is_available(),
         persistent_workers=spec.persistent_workers and spec.num_workers > 0,
     )
