@@ -29,18 +29,18 @@ def step_targets(targets: Tensor, steps: int) -> Tensor:
     )
 
 
-def step_weights(targets: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
-    """w [B, T] of the sequence loss E = sum_{b,t} w_bt CE(logits_bt, y_bt): each trial's mean over its target steps
-    (y >= 0), then the mean over trials, w_bt = [y_bt >= 0] / (B max(n_b, 1)), n_b the trial's target steps (as
-    the trainer's loss for [B, T, C] outputs)."""
-    mask = (targets >= 0).to(dtype)
-    return mask / (mask.sum(1, keepdim=True).clamp(min=1.0) * targets.shape[0])
+def trial_scale(targets: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    """c [B] of the sequence loss E = sum_{b,t} c_b [y_bt >= 0] CE(logits_bt, y_bt): each trial's mean over its
+    target steps (y >= 0), then the mean over trials, c_b = 1 / (B max(n_b, 1)) with n_b the trial's target steps
+    (the trainer's loss for [B, T, C] outputs)."""
+    count = (targets >= 0).sum(1).clamp(min=1).to(dtype)
+    return 1.0 / (count * targets.shape[0])
 
 
 def output_error(logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
-    """dE/dlogits_t [B, n_out] = w_t (softmax(logits_t) - onehot(y_t)) (0 where y_t < 0, where w_t is 0)."""
+    """dE/dlogits_t [B, n_out] = w_t (softmax(logits_t) - onehot(y_t)), w_t = c [y_t >= 0] [B] the step's weight."""
     onehot = F.one_hot(target.clamp(min=0), logits.shape[-1]).to(logits.dtype)
-    return (torch.softmax(logits, dim=-1) - onehot) * weight[:, None].to(logits.dtype)
+    return (torch.softmax(logits, dim=-1) - onehot) * weight[:, None]
 
 
 @dataclass
@@ -89,29 +89,31 @@ class OnlineLearner:
     @torch.no_grad()
     def accumulate(self, inputs: Tensor, targets: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor]:
         """One trial batch: inputs [B, T, n_in], targets [B, T] (or [B]); adds scale x the update to ``.grad``;
-        returns (the sequence loss E of :func:`step_weights`, logits [B, T, n_out])."""
+        returns (the sequence loss E of :func:`trial_scale`, logits [B, T, n_out])."""
         batch, steps = inputs.shape[:2]
         targets = step_targets(targets, steps)
-        weights = step_weights(targets, inputs.dtype)
+        scale_b = trial_scale(targets, inputs.dtype)
         readout = self.model.readout
         feedback = self.rule.learning_feedback(readout)  # B [n_out, N]
         syn_in, syn_rec = self._synapses(batch, inputs)
         out_filter = ReadoutFilter(self.cell.readout_decay)
         grad_out, grad_bias = torch.zeros_like(readout.weight), torch.zeros_like(readout.bias)
-        state, logits, loss = self.cell.start(batch, inputs), [], inputs.new_zeros(())
+        state, loss = self.cell.start(batch, inputs), inputs.new_zeros(())
+        logits = inputs.new_empty(batch, steps, readout.out_features)  # the outputs: the one tensor of size T
         for t in range(steps):
             step = self.cell.advance(state, inputs[:, t])
-            err = output_error(step.logits, targets[:, t], weights[:, t])
+            weight = scale_b * (targets[:, t] >= 0).to(inputs.dtype)
+            err = output_error(step.logits, targets[:, t], weight)
             signal = err @ feedback
             for syn, pre in ((syn_in, inputs[:, t]), (syn_rec, step.rec_pre)):
                 syn.grad += contract(signal, syn.filter(syn.trace.advance(syn.pre(pre), step.d)))
             grad_out += err.T @ out_filter(step.readout_pre)
             grad_bias += err.sum(0)
-            loss += (F.cross_entropy(step.logits, targets[:, t].clamp(min=0), reduction="none") * weights[:, t]).sum()
+            loss += (F.cross_entropy(step.logits, targets[:, t].clamp(min=0), reduction="none") * weight).sum()
             state = step.state
-            logits.append(step.logits)
+            logits[:, t] = step.logits
         self._write(syn_in, syn_rec, grad_out, grad_bias, scale)
-        return loss, torch.stack(logits, dim=1)
+        return loss, logits
 
     def _write(self, syn_in: Synapses, syn_rec: Synapses, grad_out: Tensor, grad_bias: Tensor, scale: float) -> None:
         """Add the trial's update to ``.grad`` (W_rec's diagonal masked when the model has no self-connections)."""

@@ -112,8 +112,8 @@ class RFLOTrace(EligibilityTrace):
         self.p = like.new_zeros(batch, n_post, n_pre)
 
     def advance(self, pre: Tensor, d: Tensor) -> Tensor:
-        self.p = self.dyn.lam * self.p + self.dyn.g * d[:, :, None] * pre[:, None, :]
-        return self.p
+        # in place, one batched op: p <- lam p + g d (x) pre
+        return self.p.baddbmm_(d[:, :, None], pre[:, None, :], beta=self.dyn.lam, alpha=self.dyn.g)
 
 
 class ReadoutFilter:
@@ -128,7 +128,7 @@ class ReadoutFilter:
         if self.kappa == 0.0:  # no filter: the trace itself (factored or not)
             return e
         e = e.full() if isinstance(e, Factored) else e
-        self.value = e if self.value is None else self.kappa * self.value + e
+        self.value = e.clone() if self.value is None else self.kappa * self.value + e  # (a trace may change in place)
         return self.value
 
 
