@@ -156,7 +156,7 @@ class LIFRNN(nn.Module):
 
 
 @register_model("lif_rnn")
-def lif_rnn(input_shape: tuple[int, ...], num_classes: int, hidden: int = 64, **kwargs) -> LIFRNN:
+def lif_rnn(input_shape: tuple[int, ...], num_classes: int, n_hidden: int = 64, **kwargs) -> LIFRNN:
     """A :class:`LIFRNN` for sequences shaped ``input_shape = (T, n_in)`` (its last entry is n_in) and
     ``num_classes`` readout units; ``kwargs``: the neuron and readout parameters of :class:`LIFRNN`."""
-    return LIFRNN(int(input_shape[-1]), hidden, num_classes, **kwargs)
+    return LIFRNN(int(input_shape[-1]), n_hidden, num_classes, **kwargs)

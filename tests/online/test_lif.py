@@ -58,7 +58,7 @@ def test_surrogate_gradient_is_the_pseudo_derivative():
 
 
 def test_registered_and_trainable_with_bptt():
-    m = build_model("lif_rnn", (8, 3), 2, {"hidden": 6, "beta": 0.3, "input_scale": 4.0})
+    m = build_model("lif_rnn", (8, 3), 2, {"n_hidden": 6, "beta": 0.3, "input_scale": 4.0})
     x = torch.randn(4, 8, 3)
     m(x).sum().backward()
     assert m.input.weight.grad.abs().sum() > 0 and m.recurrent.weight.grad.abs().sum() > 0

@@ -66,3 +66,12 @@ def test_online_resume_is_bit_identical(tmp_path):
     assert resumed.keys() == straight.keys()
     for key in straight:
         assert torch.equal(resumed[key], straight[key]), key
+
+
+def test_lif_recipe_runs(tmp_path):
+    path = RECIPE.with_name("lif_perceptual_decision.yaml")
+    assert path.read_text().startswith("#")
+    sets = {k: v for k, v in TINY.items() if k != "model.kwargs.noise_std"}
+    exp = Experiment.from_yaml(path, {**sets, "train.steps": 3})
+    summary = run_experiment(exp, tmp_path / "run")
+    assert summary["steps"] == 3 and summary["rule"] == "eprop"
