@@ -52,10 +52,11 @@ class LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor) and not t._is_view() and t.device.type != "meta":
                 key = t.untyped_storage().data_ptr()
-                if key and key not in self.keys:
+                if key and key not in self.keys and key not in inputs:  # (a view or an in-place result)
                     nbytes = t.untyped_storage().nbytes()
                     self.keys.add(key)
                     self.live += nbytes
