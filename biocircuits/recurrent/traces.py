@@ -38,7 +38,16 @@ class Factored(NamedTuple):
         return self.d[:, :, None] * self.eps[:, None, :]
 
 
-Eligibility = Tensor | Factored
+class PostMajor(NamedTuple):
+    """A trace kept as p[j, b, i], [n_post, B, n_pre] (RFLO's layout: its update is one batched matmul over j)."""
+
+    p: Tensor
+
+    def full(self) -> Tensor:
+        return self.p.transpose(0, 1)
+
+
+Eligibility = Tensor | Factored | PostMajor
 
 
 def contract(signal: Tensor, e: Eligibility) -> Tensor:
@@ -46,6 +55,8 @@ def contract(signal: Tensor, e: Eligibility) -> Tensor:
     (with a factored trace: (L_t * d_t)^T eps_t, without building the [B, n_post, n_pre] tensor)."""
     if isinstance(e, Factored):
         return (signal * e.d).T @ e.eps
+    if isinstance(e, PostMajor):  # [n_post, 1, B] @ [n_post, B, n_pre]
+        return torch.bmm(signal.T[:, None, :], e.p)[:, 0]
     return torch.einsum("bj,bji->ji", signal, e)
 
 
@@ -109,11 +120,11 @@ class RFLOTrace(EligibilityTrace):
 
     def __init__(self, dyn: Dynamics, batch: int, n_post: int, n_pre: int, like: Tensor) -> None:
         super().__init__(dyn, batch, n_post, n_pre, like)
-        self.p = like.new_zeros(batch, n_post, n_pre)
+        self.p = like.new_zeros(n_post, batch, n_pre)  # post-major (:class:`PostMajor`)
 
-    def advance(self, pre: Tensor, d: Tensor) -> Tensor:
-        # in place, one batched op: p <- lam p + g d (x) pre
-        return self.p.baddbmm_(d[:, :, None], pre[:, None, :], beta=self.dyn.lam, alpha=self.dyn.g)
+    def advance(self, pre: Tensor, d: Tensor) -> Eligibility:
+        self.p.mul_(self.dyn.lam).addcmul_(d.T[:, :, None], pre[None, :, :], value=self.dyn.g)  # in place
+        return PostMajor(self.p)
 
 
 class ReadoutFilter:
