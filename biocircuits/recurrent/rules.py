@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from biocircuits.core.interface import Choice, LayerAttachment, attachments_of
@@ -105,7 +105,9 @@ class OnlineRule(FeedbackRule):
 
 class EPropOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    feedback: Literal["symmetric", "random"] = "symmetric"
+    feedback: Literal["symmetric", "random"] = Field(
+        "symmetric", description="B of the learning signal: W_out (symmetric) or fixed random (random e-prop)"
+    )
 
 
 @register_rule
