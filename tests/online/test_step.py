@@ -92,3 +92,13 @@ def test_amp_is_refused():
     phased = PhasedStep(m, torch.optim.SGD(m.parameters(), lr=0.1), lambda out, y: out.sum(), amp_dtype=torch.bfloat16)
     with pytest.raises(ConfigError, match="train.amp"):
         online_step(phased, m)
+
+
+def test_random_feedback_is_saved_and_removed_with_the_model():
+    m = _rate({"feedback": {"rule": "eprop", "options": {"feedback": "random"}}})
+    plain_keys = set(build_model("rate_rnn", (6, 3), 2, {"n_hidden": 8}).state_dict())
+    assert set(m.state_dict()) == plain_keys | {"readout.feedback_weight"}
+    again = _rate({"feedback": {"rule": "eprop", "options": {"feedback": "random"}}})
+    assert torch.equal(again.readout.feedback_weight, m.readout.feedback_weight)  # seeded by (seed, layer)
+    bc.remove(m)
+    assert set(m.state_dict()) == plain_keys
