@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from biocircuits.errors import ConfigError
 
 from .cells import cell_for
+from .rules import OnlineRule
 from .traces import EligibilityTrace, ReadoutFilter, contract, ones_column
 
 
@@ -45,8 +46,8 @@ def output_error(logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
 
 @dataclass
 class Synapses:
-    """One weight matrix learned through a trace: its layer, trace, readout filter and whether its bias (a
-    presynaptic column of ones) learns with it."""
+    """One weight matrix learned through a trace: its layer (a bias learns as a presynaptic column of ones), its
+    trace, the readout filter of the trace, and the trial's update so far, ``grad`` [n_post, n_pre (+1)]."""
 
     layer: nn.Linear
     trace: EligibilityTrace
@@ -69,7 +70,7 @@ class OnlineLearner:
     with y_t the readout's presynaptic activity and F_kappa the readout's filter (kappa = 0: none). The trial's
     update is the sum over t, accumulated into each parameter's ``.grad`` times ``scale``."""
 
-    def __init__(self, model: nn.Module, rule) -> None:
+    def __init__(self, model: nn.Module, rule: OnlineRule) -> None:
         self.model, self.rule = model, rule
         self.cell = cell_for(model, rule.name)
         self.trace_class = rule.trace_class(self.cell.kind)
@@ -135,7 +136,5 @@ class OnlineLearner:
 def online_learner(model: nn.Module) -> OnlineLearner | None:
     """The learner of a model whose readout learns with an online rule (``bc.apply`` with ``feedback.rule: eprop``
     or ``rflo``); None for every other model."""
-    from .rules import OnlineRule
-
     rule = getattr(getattr(model, "readout", None), "rule", None)
     return OnlineLearner(model, rule) if isinstance(rule, OnlineRule) else None
