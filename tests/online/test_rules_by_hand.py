@@ -161,3 +161,21 @@ def test_eprop_with_recurrence_is_not_the_exact_gradient():
     m.zero_grad(set_to_none=True)
     online_learner(m).accumulate(x, y)
     assert not near(m.recurrent.weight.grad, exact["recurrent.weight"], tol=1e-8)
+
+
+def test_rflo_with_linear_units_is_random_eprop():
+    """With phi' = 1 RFLO's trace p_t = lam p_{t-1} + g pre_t is e-prop's, and both draw B from the readout's seed:
+    the updates agree, which ties RFLO to e-prop's exactness check above."""
+    x, y = _data()
+    grads = []
+    for rule, options in (("rflo", {}), ("eprop", {"feedback": "random"})):
+        torch.manual_seed(3)
+        m = bc.apply(
+            RateRNN(N_IN, N, N_OUT, dt=20.0, tau=50.0, activation="identity"),
+            {"feedback": {"rule": rule, "options": options}},
+        )
+        online_learner(m).accumulate(x, y)
+        grads.append(_grads(m))
+    for name, g in grads[0].items():
+        assert near(g, grads[1][name]), name
+    assert float(grads[0]["recurrent.weight"].abs().sum()) > 1e-4
