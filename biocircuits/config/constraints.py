@@ -13,6 +13,7 @@ from biocircuits.errors import ConfigError, did_you_mean
 from biocircuits.feedback.rules import RULES, rule_class, validate_options
 from biocircuits.phases.transforms import TRANSFORMS, ErrorTransform, decay_from_tau
 from biocircuits.plasticity.rules import PLASTICITY
+from biocircuits.recurrent import rules as _online_rules  # noqa: F401  (registers eprop, rflo and lif_rnn)
 
 from .dale_spec import DaleSpec
 from .errors import from_validation_error

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from biocircuits.data import DATASETS
+from biocircuits.data.cognitive import TASKS
 from biocircuits.errors import ConfigError
 from biocircuits.models import MODELS
 
@@ -26,6 +27,7 @@ MAX_CLASSES = 1_000_000
 MAX_SYNTHETIC_ELEMENTS = 1 << 31  # (train_size + val_size) * prod(shape) floats of synthetic data: 8 GiB
 
 DatasetName = Annotated[str, registered(DATASETS.get)]
+TaskName = Annotated[str, registered(TASKS.get)]
 ModelName = Annotated[str, registered(MODELS.get)]
 
 
@@ -58,6 +60,8 @@ class DataSpec(Section):
     prefetch_factor: int | None = Field(None, ge=1, le=64)  # batches each worker loads ahead (torch default 2)
     shuffle_buffer: int = Field(1000, ge=0, le=1_000_000)   # webdataset: samples shuffled per stream
     decode: Literal["cpu", "gpu"] = "cpu"  # imagefolder: gpu decodes training JPEGs on the device (nvJPEG)
+    task: TaskName | None = None  # data.name: cognitive -- which task (biocircuits.data.cognitive.TASKS)
+    task_options: dict[str, Any] = Field(default_factory=dict)  # the task's keyword arguments (dt, periods, ...)
 
     @model_validator(mode="after")
     def _synthetic_fits(self) -> DataSpec:

@@ -44,9 +44,12 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, world: int, r
     prefetch = getattr(spec, "prefetch_factor", None)
     extra = {"prefetch_factor": prefetch} if prefetch and spec.num_workers > 0 else {}
     sampler = ResumableSampler(dataset, world, rank, shuffle=train, seed=seed)
+    # the loader's own generator: starting an epoch's iterator (its workers' base seed) must not draw from the global
+    # stream that dropout and a model's noise use, or a run resumed mid-epoch would draw one number more
     loader = DataLoader(
         dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=spec.num_workers,
         collate_fn=getattr(dataset, "collate", None),  # e.g. data.decode: gpu's encoded batches
+        generator=torch.Generator().manual_seed(seed + rank),
         pin_memory=spec.pin_memory and torch.cuda.is_available(),
         persistent_workers=spec.persistent_workers and spec.num_workers > 0, **extra,
     )

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import biocircuits as bc
@@ -25,9 +24,11 @@ from biocircuits.errors import ConfigError
 from biocircuits.models.registry import build_model
 from biocircuits.phases.step import PhaseCallback, PhasedStep
 from biocircuits.phases.transforms.streams import set_shard
+from biocircuits.recurrent.step import online_step
 
 from . import distributed
 from .optim import build_optimizer, build_scheduler
+from .targets import task_loss
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -129,8 +130,9 @@ def build_run(exp: Experiment, phase_callbacks: Sequence[PhaseCallback] = ()) ->
     scheduler = build_scheduler(optimizer, exp.schedule, steps_per_epoch, total_steps, exp.optim.lr)
     amp_dtype, scaler = AMP_DTYPES[t.amp], torch.amp.GradScaler(kind) if t.amp == "fp16" else None
     phased = PhasedStep(
-        model, optimizer, lambda out, y: F.cross_entropy(out.float(), y, label_smoothing=t.label_smoothing),
+        model, optimizer, lambda out, y: task_loss(out, y, t.label_smoothing),
         amp_dtype=amp_dtype, scaler=scaler, grad_clip=t.grad_clip, accum=t.grad_accum, callbacks=phase_callbacks)
+    phased = online_step(phased, module)  # an online rule (eprop, rflo) fills .grad itself: no forward + backward
     torch.manual_seed(t.seed + 1 + dist.rank)  # each rank its own stream from here (dropout, augmentation)
     return RunParts(dist, device, data, num_classes, constraints, module, model, optimizer, scheduler, scaler,
                     amp_dtype, *loaders, t.batch_size // dist.world, steps_per_epoch, total_steps, phased)

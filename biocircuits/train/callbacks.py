@@ -18,6 +18,7 @@ from biocircuits.probes.step import StepProbe
 from .callback import Callback
 from .log_lines import LogLines
 from .logging import dale_audit
+from .targets import task_loss
 
 if TYPE_CHECKING:  # pragma: no cover
     from .trainer import Trainer
@@ -125,9 +126,9 @@ class Probes(Callback, PhaseCallback):
 
         n = min(trainer.exp.train.probe_batch, len(trainer.data.val))
         xs, ys = zip(*(trainer.data.val[i] for i in range(n)), strict=True)
-        x, y = torch.stack(xs).to(trainer.device), torch.as_tensor(ys).to(trainer.device)
+        x, y = torch.stack(xs).to(trainer.device), torch.stack([torch.as_tensor(t) for t in ys]).to(trainer.device)
         applied = self.step_probe.angles
-        for layer, stats in bc.probe(trainer.module, x, y).items():
+        for layer, stats in bc.probe(trainer.module, x, y, loss_fn=task_loss).items():
             trainer.logger.log("probe", trainer.step, layer=layer, step_update_angle=applied.get(layer),
                                **{k: v for k, v in stats.to_dict().items() if k != "reasons"})
 

@@ -5,25 +5,20 @@ from __future__ import annotations
 import contextlib
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from .distributed import DistInfo, all_reduce_sum
+from .targets import task_loss, topk_correct
 
-
-def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...] = (1, 5)) -> list[float]:
-    """Number of samples whose target is among the top-k logits, for each k (k capped at the class count)."""
-    kmax = min(max(ks), logits.shape[1])
-    top = logits.topk(kmax, dim=1).indices
-    hit = top.eq(targets.view(-1, 1))
-    return [float(hit[:, : min(k, kmax)].any(1).sum()) for k in ks]
+__all__ = ["evaluate", "topk_correct"]
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: DistInfo,
              amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> dict[str, float]:
-    """Mean cross-entropy, top-1 and top-5 accuracy (in %) over the loader, summed over all ranks."""
+    """Mean cross-entropy, top-1 and top-5 accuracy (in %) over the loader, summed over all ranks (per sample, or
+    per trial for sequence outputs: :mod:`.targets`)."""
     was_training = model.training
     model.eval()
     loss_sum = c1 = c5 = n = 0.0
@@ -35,7 +30,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: D
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast:
                 logits = model(x)
-            loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+            loss_sum += float(task_loss(logits, y, reduction="sum"))
             a1, a5 = topk_correct(logits, y)
             c1, c5, n = c1 + a1, c5 + a5, n + len(y)
     finally:

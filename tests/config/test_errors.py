@@ -49,8 +49,8 @@ def overrides(**by_layer) -> dict:
         (
             overrides(Conv1="nope"),
             [
-                "constraints.feedback.overrides.Conv1: unknown feedback rule; expected one of bp, dfa, fa, "
-                "kolen_pollack, sign_symmetry, weight_mirror, given 'nope'"
+                "constraints.feedback.overrides.Conv1: unknown feedback rule; expected one of bp, dfa, eprop, fa, "
+                "kolen_pollack, rflo, sign_symmetry, weight_mirror, given 'nope'"
             ],
         ),
     ],

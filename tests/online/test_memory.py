@@ -1,0 +1,71 @@
+"""Memory of an online rule does not grow with the trial's length (no backprop-through-time graph): the live tensor
+bytes during a trial, counted at every op, peak at a level that grows per added step by less than one hidden state
+(only the outputs and the targets' weights are per step), while autograd BPTT keeps every step's state."""
+
+import weakref
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+import biocircuits as bc
+from biocircuits.models.recurrent import RateRNN
+from biocircuits.recurrent import LIFRNN, online_learner
+
+B, N_IN, N, N_OUT = 8, 4, 32, 3
+
+
+class LiveBytes(TorchDispatchMode):
+    """The bytes of every tensor that an op creates, counted while it lives; ``peak`` is the most at any time."""
+
+    def __init__(self):
+        super().__init__()
+        self.live, self.peak, self.keys = 0, 0, set()
+
+    def _free(self, key, nbytes):
+        self.keys.discard(key)
+        self.live -= nbytes
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        for t in tree_leaves(out):
+            if isinstance(t, torch.Tensor) and not t._is_view():
+                key = t.untyped_storage().data_ptr()
+                if key and key not in self.keys and key not in inputs:  # (a view or an in-place result)
+                    nbytes = t.untyped_storage().nbytes()
+                    self.keys.add(key)
+                    self.live += nbytes
+                    self.peak = max(self.peak, self.live)
+                    weakref.finalize(t, self._free, key, nbytes)
+        return out
+
+
+def _model(kind, rule):
+    torch.manual_seed(0)
+    m = RateRNN(N_IN, N, N_OUT, activation="tanh") if kind == "rate" else LIFRNN(N_IN, N, N_OUT, beta=0.5)
+    return bc.apply(m, {"feedback": {"rule": rule}})
+
+
+def _peak(kind, rule, steps):
+    m = _model(kind, rule)
+    x, y = torch.randn(B, steps, N_IN), torch.randint(0, N_OUT, (B, steps))
+    with LiveBytes() as mode:
+        if rule == "bp":
+            out = m(x)
+            torch.nn.functional.cross_entropy(out.flatten(0, 1), y.flatten()).backward()
+        else:
+            out = online_learner(m).accumulate(x, y)
+        del out
+    return mode.peak
+
+
+@pytest.mark.parametrize("kind,rule", [("rate", "eprop"), ("rate", "rflo"), ("lif", "eprop")])
+def test_online_memory_does_not_grow_with_the_trial(kind, rule):
+    short, long = 20, 80
+    state_bytes = B * N * 4  # one step's hidden state, float32
+    online = (_peak(kind, rule, long) - _peak(kind, rule, short)) / (long - short)
+    bptt = (_peak(kind, "bp", long) - _peak(kind, "bp", short)) / (long - short)
+    assert online < state_bytes, (online, state_bytes)
+    assert bptt > 2 * state_bytes, (bptt, state_bytes)  # the measure sees BPTT's graph grow
