@@ -1,13 +1,16 @@
-"""The dataset registry: a new dataset is one class with ``@register_dataset`` (that is, ``@DATASETS.register``)."""
+"""The dataset registry: a new dataset is one class with ``@register_dataset`` (that is, ``@DATASETS.register``); a
+user's own dataset needs none: ``data.name: "my_pkg.data:build"`` (see :mod:`biocircuits.data.plugin`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 from torch.utils.data import Dataset
 
 from biocircuits.core import Registry
+from biocircuits.core.imports import is_import_path
 
 from .adapt import adapt
 
@@ -37,6 +40,7 @@ class DataSettings(Protocol):
     num_classes: int
     train_size: int
     val_size: int
+    kwargs: dict[str, Any]
 
 
 class DatasetSource:
@@ -52,7 +56,16 @@ DATASETS: Registry[type[DatasetSource]] = Registry("dataset")
 register_dataset = DATASETS.register
 
 
+def dataset_source(name: str, search: tuple[Path, ...] = ()) -> DatasetSource:
+    """The source of ``data.name``: a registered dataset, or a user's builder ``"module:function"`` (imported;
+    ``search`` folders tried for its package)."""
+    if is_import_path(name):
+        from .plugin import plugin_source
+        return plugin_source(name, search)
+    return DATASETS.get(name)()
+
+
 def build_data(spec: DataSettings) -> DataBundle:
     """The :class:`DataBundle` for ``spec``, adapted to ``spec.channels`` / ``spec.resize`` when they are set."""
-    bundle = DATASETS.get(spec.name)().build(spec)
+    bundle = dataset_source(spec.name).build(spec)
     return adapt(bundle, spec.channels, spec.resize)
