@@ -51,6 +51,11 @@ class DatasetSource:
     def build(self, spec: DataSettings) -> DataBundle:
         raise NotImplementedError
 
+    def peek(self, spec: DataSettings) -> tuple[tuple[int, ...], int] | None:
+        """(one input's shape, number of classes) when ``spec`` alone says, without reading data; None when only
+        :meth:`build` can tell (``biocircuits validate`` and ``layers`` then build the data)."""
+        return None
+
 
 DATASETS: Registry[type[DatasetSource]] = Registry("dataset")
 register_dataset = DATASETS.register
@@ -63,6 +68,22 @@ def dataset_source(name: str, search: tuple[Path, ...] = ()) -> DatasetSource:
         from .plugin import plugin_source
         return plugin_source(name, search)
     return DATASETS.get(name)()
+
+
+def data_signature(spec: DataSettings) -> tuple[tuple[int, ...], int]:
+    """(one input's shape, number of classes) of the data ``spec`` describes, as :func:`build_data` gives them
+    (after ``channels`` / ``resize``): from the source's :meth:`~DatasetSource.peek`, else by building the data."""
+    source = dataset_source(spec.name)
+    peeked = source.peek(spec)
+    if peeked is None:
+        bundle = build_data(spec)
+        return tuple(bundle.input_shape), bundle.num_classes
+    shape, classes = peeked
+    if len(shape) == 3 and spec.channels is not None and shape[0] == 1:
+        shape = (spec.channels, *shape[1:])
+    if len(shape) == 3 and spec.resize is not None:
+        shape = (shape[0], spec.resize, spec.resize)
+    return tuple(shape), classes
 
 
 def build_data(spec: DataSettings) -> DataBundle:

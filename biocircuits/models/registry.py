@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from biocircuits.core import Registry
@@ -80,19 +82,24 @@ def _negative_keys(value: Any, key: str) -> list[str]:
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, kwargs: dict[str, Any],
-                search: tuple[Path, ...] = ()) -> nn.Module:
+                search: tuple[Path, ...] = (), device: str | torch.device | None = None) -> nn.Module:
     """Build the model ``name`` (see :func:`model_builder`) for inputs of ``input_shape`` with ``num_classes``
-    outputs. A registered model's integer kwargs are checked as sizes first (:func:`check_sizes`); whatever the
-    builder raises, or a result that is not an ``nn.Module``, is a :class:`ConfigError` naming ``model.kwargs``
-    (the key holding a negative number, when one does) or ``model.name``."""
+    outputs, on ``device`` (default torch's). A registered model's integer kwargs are checked as sizes first
+    (:func:`check_sizes`); whatever the builder raises, or a result that is not an ``nn.Module``, is a
+    :class:`ConfigError` naming ``model.kwargs`` (the key holding a negative number, when one does) or
+    ``model.name`` — except on the meta device, where the builder's own error is raised (a builder that reads
+    weight values cannot run there; the caller builds on the CPU instead)."""
     builder = model_builder(name, search)
     if name in MODELS:
         check_sizes(kwargs, "model.kwargs")
     try:
-        model = builder(tuple(input_shape), num_classes, **kwargs)
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            model = builder(tuple(input_shape), num_classes, **kwargs)
     except ConfigError:
         raise
     except Exception as err:  # the builder's own error: bad kwargs, most often
+        if torch.device(device or "cpu").type == "meta":
+            raise
         culprits = _negative_keys(kwargs, "model.kwargs")
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         raise ConfigError(f"model {name!r} could not be built: {type(err).__name__}: {first}",
