@@ -6,6 +6,7 @@ torch layers (``bc.remove``) first. Loaded before ``bc.apply``, so that whatever
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,25 @@ def _is_state_dict(obj: Any) -> bool:
                                                         for k, v in obj.items())
 
 
-def _plain_state(model: nn.Module, ckpt: dict[str, Any]) -> dict[str, Tensor]:
+def _plain_state(model: nn.Module, ckpt: dict[str, Any], path: Path) -> dict[str, Tensor]:
     """The plain-torch state of a biocircuits checkpoint's model: a copy of ``model`` converted with the
     checkpoint's own constraints, loaded, and converted back (Dale reparametrisations folded into plain
-    weights; feedback matrices and every other attachment buffer dropped)."""
+    weights; feedback matrices and every other attachment buffer dropped). On the meta device only the keys and
+    shapes are checked (loading there copies nothing)."""
     spec = (ckpt.get("config") or {}).get("constraints")
     if spec is None:
         return ckpt["model"]
     twin = copy.deepcopy(model)
-    bc.apply(twin, bc.Constraints.model_validate(spec))
-    check_keys(twin, ckpt["model"], "the checkpoint's run")
-    twin.load_state_dict(ckpt["model"])
+    try:
+        bc.apply(twin, bc.Constraints.model_validate(spec))
+    except (ConfigError, ValueError) as err:
+        raise ConfigError(f"the constraints of the run that wrote {path} do not apply to this model: {err}", key=KEY,
+                          given=str(path), suggestion="start from a plain state_dict of the weights instead"
+                          ) from None
+    check_keys(twin, ckpt["model"], f"{path} (a biocircuits checkpoint)")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*meta parameter.*no-op")  # validate: nothing to copy
+        twin.load_state_dict(ckpt["model"])
     return bc.remove(twin).state_dict()
 
 
@@ -57,7 +66,7 @@ def state_from_file(model: nn.Module, path: Path) -> dict[str, Tensor]:
     many training scripts), or a biocircuits checkpoint's model (see :func:`_plain_state`)."""
     obj = _read(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT and "model" in obj:
-        return _plain_state(model, obj)
+        return _plain_state(model, obj, path)
     if isinstance(obj, dict) and _is_state_dict(obj.get("state_dict")):
         return obj["state_dict"]
     if _is_state_dict(obj):
