@@ -30,9 +30,13 @@ META_FAILURES = (NotImplementedError, RuntimeError)  # what a data-dependent ste
 def _classes(exp: Experiment, data_classes: int) -> int:
     classes = exp.model.num_classes or data_classes
     if classes < data_classes:
-        raise ConfigError("fewer classes than the dataset's labels", key="model.num_classes",
-                          expected=f"at least {data_classes} (the dataset's classes)", given=classes,
-                          suggestion="leave model.num_classes out to use the dataset's")
+        raise ConfigError(
+            "fewer classes than the dataset's labels",
+            key="model.num_classes",
+            expected=f"at least {data_classes} (the dataset's classes)",
+            given=classes,
+            suggestion="leave model.num_classes out to use the dataset's",
+        )
     return classes
 
 
@@ -60,10 +64,14 @@ def _forward_once(model: nn.Module, shape: tuple[int, ...], device: str) -> None
         if device == "meta" and isinstance(err, META_FAILURES):  # not an answer: the caller builds on the CPU
             raise
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        raise ConfigError(f"the model does not take the data's inputs: {type(err).__name__}: {first}", key="model",
-                          expected=f"a model for inputs of shape {tuple(shape)}", given=type(model).__name__,
-                          has_given=True, suggestion="match model.kwargs (or data.channels / data.resize) to the "
-                                                     "data") from None
+        raise ConfigError(
+            f"the model does not take the data's inputs: {type(err).__name__}: {first}",
+            key="model",
+            expected=f"a model for inputs of shape {tuple(shape)}",
+            given=type(model).__name__,
+            has_given=True,
+            suggestion="match model.kwargs (or data.channels / data.resize) to the data",
+        ) from None
 
 
 def inspect_model(exp: Experiment, device: str = "cpu") -> nn.Module:
@@ -90,19 +98,25 @@ def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
     rows = []
     for name, m in weight_layers(model):
         sign = cell_types(m)
-        rows.append({
-            "layer": name or "(root)", "type": type(m).__name__.replace("Parametrized", ""),
-            "weight": list(m.weight.shape), "rule": repr(m.rule) if isinstance(m, FeedbackLayer) else "(plain torch)",
-            "dale": f"{int((sign > 0).sum())}E/{int((sign < 0).sum())}I" if sign is not None else "-",
-            "exempt": name in exempt,
-        })
+        rows.append(
+            {
+                "layer": name or "(root)",
+                "type": type(m).__name__.replace("Parametrized", ""),
+                "weight": list(m.weight.shape),
+                "rule": repr(m.rule) if isinstance(m, FeedbackLayer) else "(plain torch)",
+                "dale": f"{int((sign > 0).sum())}E/{int((sign < 0).sum())}I" if sign is not None else "-",
+                "exempt": name in exempt,
+            }
+        )
     return rows
 
 
 def layer_table(rows: list[dict[str, Any]]) -> str:
     """``rows`` as an aligned text table (columns :data:`COLUMNS`)."""
-    cells = [list(COLUMNS)] + [[r["layer"], r["type"], "x".join(map(str, r["weight"])), r["rule"], r["dale"],
-                                "yes" if r["exempt"] else "no"] for r in rows]
+    cells = [list(COLUMNS)] + [
+        [r["layer"], r["type"], "x".join(map(str, r["weight"])), r["rule"], r["dale"], "yes" if r["exempt"] else "no"]
+        for r in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -119,11 +133,19 @@ def cmd_layers(args: argparse.Namespace) -> int:
 
 def add_layers_command(sub: Any) -> None:
     """The ``layers`` parser."""
-    lay = sub.add_parser("layers", help="list the model's weight layers (name, type, shape, rule, Dale types, "
-                                        "exempt), to write layer globs against")
+    lay = sub.add_parser(
+        "layers",
+        help="list the model's weight layers (name, type, shape, rule, Dale types, "
+        "exempt), to write layer globs against",
+    )
     lay.add_argument("experiment")
     lay.add_argument("--json", action="store_true", help="a JSON list of rows instead of the table")
-    lay.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="override a config value, e.g. --set constraints=dale.yaml (repeatable)")
+    lay.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set constraints=dale.yaml (repeatable)",
+    )
     lay.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
     lay.set_defaults(func=cmd_layers)

@@ -25,24 +25,39 @@ def _is_dataset(obj: object) -> bool:
 def _checked_splits(result: Any, path: str) -> tuple[Dataset, Dataset]:
     """``result`` as (train, val), each a non-empty map-style dataset; a :class:`ConfigError` otherwise."""
     if not (isinstance(result, tuple | list) and len(result) == 2 and all(map(_is_dataset, result))):
-        given = f"{type(result).__name__} of {len(result)}" if isinstance(result, tuple | list) else type(
-            result).__name__
-        raise ConfigError(f"dataset builder {path!r} returned the wrong thing", key="data.name",
-                          expected="(train, val): two datasets with __getitem__ and __len__", given=given,
-                          has_given=True, suggestion="return train_set, val_set")
+        given = (
+            f"{type(result).__name__} of {len(result)}" if isinstance(result, tuple | list) else type(result).__name__
+        )
+        raise ConfigError(
+            f"dataset builder {path!r} returned the wrong thing",
+            key="data.name",
+            expected="(train, val): two datasets with __getitem__ and __len__",
+            given=given,
+            has_given=True,
+            suggestion="return train_set, val_set",
+        )
     for split, ds in zip(("train", "val"), result, strict=True):
         if len(ds) == 0:
-            raise ConfigError(f"dataset builder {path!r} returned an empty {split} set", key="data.kwargs",
-                              expected="at least one (x, y) pair", given=0)
+            raise ConfigError(
+                f"dataset builder {path!r} returned an empty {split} set",
+                key="data.kwargs",
+                expected="at least one (x, y) pair",
+                given=0,
+            )
     return result[0], result[1]
 
 
 def _first_pair(train: Dataset, path: str) -> tuple[torch.Tensor, Any]:
     sample = train[0]
     if not (isinstance(sample, tuple | list) and len(sample) == 2 and isinstance(sample[0], torch.Tensor)):
-        raise ConfigError(f"dataset {path!r}: a sample is not an (x, y) pair", key="data.name",
-                          expected="train[0] == (tensor x, integer class y)", given=type(sample).__name__,
-                          has_given=True, suggestion="return (x, y) from __getitem__ (a TensorDataset(x, y) does)")
+        raise ConfigError(
+            f"dataset {path!r}: a sample is not an (x, y) pair",
+            key="data.name",
+            expected="train[0] == (tensor x, integer class y)",
+            given=type(sample).__name__,
+            has_given=True,
+            suggestion="return (x, y) from __getitem__ (a TensorDataset(x, y) does)",
+        )
     return sample[0], sample[1]
 
 
@@ -57,12 +72,17 @@ def count_classes(train: Dataset, spec: Any, path: str) -> int:
     if "num_classes" in getattr(spec, "model_fields_set", ()):
         return spec.num_classes
     if len(train) > MAX_LABEL_SCAN:
-        raise ConfigError(f"dataset {path!r}: the number of classes is unknown", key="data.num_classes",
-                          expected="data.num_classes, or a num_classes attribute on the training set",
-                          given=f"{len(train)} samples (too many to scan)", has_given=True,
-                          suggestion="set data.num_classes")
-    labels = train.tensors[-1] if hasattr(train, "tensors") else torch.as_tensor([train[i][1] for i in
-                                                                                   range(len(train))])
+        raise ConfigError(
+            f"dataset {path!r}: the number of classes is unknown",
+            key="data.num_classes",
+            expected="data.num_classes, or a num_classes attribute on the training set",
+            given=f"{len(train)} samples (too many to scan)",
+            has_given=True,
+            suggestion="set data.num_classes",
+        )
+    labels = (
+        train.tensors[-1] if hasattr(train, "tensors") else torch.as_tensor([train[i][1] for i in range(len(train))])
+    )
     return int(labels.max()) + 1
 
 
@@ -82,10 +102,13 @@ class PluginSource(DatasetSource):
             raise
         except Exception as err:
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-            raise ConfigError(f"dataset builder {self.path!r} failed: {type(err).__name__}: {first}",
-                              key="data.kwargs", given=kwargs, has_given=True,
-                              suggestion="check data.kwargs against the builder's parameters (--debug shows the "
-                                         "traceback)") from err
+            raise ConfigError(
+                f"dataset builder {self.path!r} failed: {type(err).__name__}: {first}",
+                key="data.kwargs",
+                given=kwargs,
+                has_given=True,
+                suggestion="check data.kwargs against the builder's parameters (--debug shows the traceback)",
+            ) from err
         train, val = _checked_splits(result, self.path)
         x, _ = _first_pair(train, self.path)
         return DataBundle(train, val, count_classes(train, spec, self.path), tuple(x.shape))

@@ -18,14 +18,20 @@ def timm_builder(name: str) -> ModelBuilder:
     try:
         import timm
     except ImportError:
-        raise ConfigError("timm is not installed", key="model.name", given=f"timm/{name}",
-                          suggestion="pip install timm") from None
+        raise ConfigError(
+            "timm is not installed", key="model.name", given=f"timm/{name}", suggestion="pip install timm"
+        ) from None
     known = timm.list_models()
     if name not in known:
-        raise ConfigError("unknown timm model", key="model.name", given=f"timm/{name}",
-                          expected="a name from timm.list_models()",
-                          suggestion=did_you_mean(name, known) or "see timm.list_models('*pattern*')")
+        raise ConfigError(
+            "unknown timm model",
+            key="model.name",
+            given=f"timm/{name}",
+            expected="a name from timm.list_models()",
+            suggestion=did_you_mean(name, known) or "see timm.list_models('*pattern*')",
+        )
 
     def build(input_shape: tuple[int, ...], num_classes: int, **kwargs: Any) -> nn.Module:
         return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=input_shape[0], **kwargs)
+
     return build

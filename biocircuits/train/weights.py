@@ -28,15 +28,21 @@ def _read(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several types for damaged or pickled-object files
-        raise ConfigError(f"unreadable weights file ({type(err).__name__})", key=KEY, given=str(path),
-                          expected="a file written by torch.save(model.state_dict(), path) or a biocircuits "
-                                   "checkpoint.pt", suggestion="save the state_dict itself, not the pickled model"
-                          ) from None
+        raise ConfigError(
+            f"unreadable weights file ({type(err).__name__})",
+            key=KEY,
+            given=str(path),
+            expected="a file written by torch.save(model.state_dict(), path) or a biocircuits checkpoint.pt",
+            suggestion="save the state_dict itself, not the pickled model",
+        ) from None
 
 
 def _is_state_dict(obj: Any) -> bool:
-    return isinstance(obj, dict) and bool(obj) and all(isinstance(k, str) and isinstance(v, Tensor)
-                                                        for k, v in obj.items())
+    return (
+        isinstance(obj, dict)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+    )
 
 
 def _plain_state(model: nn.Module, ckpt: dict[str, Any], path: Path) -> dict[str, Tensor]:
@@ -51,9 +57,12 @@ def _plain_state(model: nn.Module, ckpt: dict[str, Any], path: Path) -> dict[str
     try:
         bc.apply(twin, bc.Constraints.model_validate(spec))
     except (ConfigError, ValueError) as err:
-        raise ConfigError(f"the constraints of the run that wrote {path} do not apply to this model: {err}", key=KEY,
-                          given=str(path), suggestion="start from a plain state_dict of the weights instead"
-                          ) from None
+        raise ConfigError(
+            f"the constraints of the run that wrote {path} do not apply to this model: {err}",
+            key=KEY,
+            given=str(path),
+            suggestion="start from a plain state_dict of the weights instead",
+        ) from None
     check_keys(twin, ckpt["model"], f"{path} (a biocircuits checkpoint)")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*meta parameter.*no-op")  # validate: nothing to copy
@@ -71,9 +80,14 @@ def state_from_file(model: nn.Module, path: Path) -> dict[str, Tensor]:
         return obj["state_dict"]
     if _is_state_dict(obj):
         return obj
-    raise ConfigError("the weights file holds no state_dict", key=KEY, given=f"{path} ({type(obj).__name__})",
-                      has_given=True, expected="a mapping of parameter names to tensors",
-                      suggestion="save it with torch.save(model.state_dict(), path)")
+    raise ConfigError(
+        "the weights file holds no state_dict",
+        key=KEY,
+        given=f"{path} ({type(obj).__name__})",
+        has_given=True,
+        expected="a mapping of parameter names to tensors",
+        suggestion="save it with torch.save(model.state_dict(), path)",
+    )
 
 
 def _listed(names: list[str]) -> str:
@@ -87,16 +101,25 @@ def check_keys(model: nn.Module, state: dict[str, Tensor], source: str) -> None:
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shapes = [f"{k} {tuple(state[k].shape)} for {tuple(own[k].shape)}" for k in own
-              if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} for {tuple(own[k].shape)}"
+        for k in own
+        if k in state and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     if not (missing or unexpected or shapes):
         return
-    parts = [f"{label}: {_listed(names)}" for label, names in
-             (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes)) if names]
-    raise ConfigError(f"the weights in {source} do not match the model ({'; '.join(parts)})", key=KEY,
-                      given=type(model).__name__, has_given=True,
-                      suggestion="build the model the weights came from (model.name, model.kwargs, "
-                                 "model.num_classes, data shape)")
+    parts = [
+        f"{label}: {_listed(names)}"
+        for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+        if names
+    ]
+    raise ConfigError(
+        f"the weights in {source} do not match the model ({'; '.join(parts)})",
+        key=KEY,
+        given=type(model).__name__,
+        has_given=True,
+        suggestion="build the model the weights came from (model.name, model.kwargs, model.num_classes, data shape)",
+    )
 
 
 @torch.no_grad()

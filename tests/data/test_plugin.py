@@ -61,11 +61,14 @@ def test_builder_called_with_kwargs(tmp_path, monkeypatch):
     assert bundle.num_classes == 3  # 1 + the largest training label (labels 0, 1, 2)
 
 
-@pytest.mark.parametrize(("builder", "extra", "classes"), [
-    ("build", {"kwargs": {"classes": 7}}, 7),          # the dataset's own ``classes`` list
-    ("build", {"num_classes": 12}, 12),                 # data.num_classes, when the file sets it
-    ("lazy", {}, 13),                                   # a map-style Dataset: labels 0, 4, 8, 12 read
-])
+@pytest.mark.parametrize(
+    ("builder", "extra", "classes"),
+    [
+        ("build", {"kwargs": {"classes": 7}}, 7),  # the dataset's own ``classes`` list
+        ("build", {"num_classes": 12}, 12),  # data.num_classes, when the file sets it
+        ("lazy", {}, 13),  # a map-style Dataset: labels 0, 4, 8, 12 read
+    ],
+)
 def test_class_count(tmp_path, monkeypatch, builder, extra, classes):
     name = write_module(tmp_path, monkeypatch, PLUGIN)
     s = spec(f"{name}:{builder}", **extra)
@@ -73,13 +76,16 @@ def test_class_count(tmp_path, monkeypatch, builder, extra, classes):
     assert data_signature(s)[1] == classes
 
 
-@pytest.mark.parametrize(("builder", "kwargs", "key", "words"), [
-    ("one_set", {}, "data.name", "expected (train, val)"),
-    ("not_pairs", {}, "data.name", "not an (x, y) pair"),
-    ("empty", {}, "data.kwargs", "empty train set"),
-    ("fails", {"n": 1}, "data.kwargs", "FileNotFoundError: no file /data/x.npy"),
-    ("build", {"size": 3}, "data.kwargs", "unexpected keyword argument 'size'"),
-])
+@pytest.mark.parametrize(
+    ("builder", "kwargs", "key", "words"),
+    [
+        ("one_set", {}, "data.name", "expected (train, val)"),
+        ("not_pairs", {}, "data.name", "not an (x, y) pair"),
+        ("empty", {}, "data.kwargs", "empty train set"),
+        ("fails", {"n": 1}, "data.kwargs", "FileNotFoundError: no file /data/x.npy"),
+        ("build", {"size": 3}, "data.kwargs", "unexpected keyword argument 'size'"),
+    ],
+)
 def test_builder_errors(tmp_path, monkeypatch, builder, kwargs, key, words):
     name = write_module(tmp_path, monkeypatch, PLUGIN)
     with pytest.raises(ConfigError) as err:

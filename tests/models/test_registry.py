@@ -56,14 +56,17 @@ def test_plugin_builder_taking_input_shape(tmp_path, monkeypatch):
     assert model.weight.shape == (2, 6)
 
 
-@pytest.mark.parametrize(("target", "kwargs", "key", "words"), [
-    ("nowhere_module_xyz:build", {}, "model.name", "not found"),
-    ("{m}:bulid", {}, "model.name", "did you mean 'build'"),
-    ("{m}:NOT_CALLABLE", {}, "model.name", "is not callable"),
-    ("{m}:not_a_model", {}, "model.name", "did not return an nn.Module"),
-    ("{m}:build", {"depth": 3}, "model.kwargs", "unexpected keyword argument 'depth'"),
-    ("{m}:broken", {"width": -2}, "model.kwargs.width", "RuntimeError"),
-])
+@pytest.mark.parametrize(
+    ("target", "kwargs", "key", "words"),
+    [
+        ("nowhere_module_xyz:build", {}, "model.name", "not found"),
+        ("{m}:bulid", {}, "model.name", "did you mean 'build'"),
+        ("{m}:NOT_CALLABLE", {}, "model.name", "is not callable"),
+        ("{m}:not_a_model", {}, "model.name", "did not return an nn.Module"),
+        ("{m}:build", {"depth": 3}, "model.kwargs", "unexpected keyword argument 'depth'"),
+        ("{m}:broken", {"width": -2}, "model.kwargs.width", "RuntimeError"),
+    ],
+)
 def test_plugin_errors_name_the_key(tmp_path, monkeypatch, target, kwargs, key, words):
     name = write_module(tmp_path, monkeypatch, PLUGIN)
     with pytest.raises(ConfigError) as err:
@@ -93,10 +96,13 @@ def test_experiment_checks_the_import_path_and_finds_modules_beside_the_file(tmp
     assert err.value.errors[0].key == "model.name" and "has no attribute 'missing'" in str(err.value)
 
 
-@pytest.mark.parametrize(("kwargs", "key"), [
-    ({"channels": [-16, 32]}, "model.kwargs.channels[0]"),
-    ({"channels": [16, 32], "hidden": 10**9}, "model.kwargs.hidden"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"channels": [-16, 32]}, "model.kwargs.channels[0]"),
+        ({"channels": [16, 32], "hidden": 10**9}, "model.kwargs.hidden"),
+    ],
+)
 def test_registered_model_sizes_are_checked(kwargs, key):
     with pytest.raises(ConfigError) as err:
         build_model("convnet", (1, 8, 8), 10, kwargs)

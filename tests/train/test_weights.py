@@ -21,17 +21,25 @@ LINEARS = ("1", "3")  # mlp(hidden=[16]) on digits: Flatten, Linear(64, 16), ReL
 
 
 def experiment(tmp_path, constraints, **model) -> dict:
-    return {"name": "w", "constraints": constraints, "data": {"name": "digits"},
-            "model": {"name": "mlp", "kwargs": {"hidden": [16]}, **model},
-            "train": {"steps": 2, "batch_size": 32, "probe_every": None, "plots": False, "log_every": 1},
-            "output": str(tmp_path / "runs")}
+    return {
+        "name": "w",
+        "constraints": constraints,
+        "data": {"name": "digits"},
+        "model": {"name": "mlp", "kwargs": {"hidden": [16]}, **model},
+        "train": {"steps": 2, "batch_size": 32, "probe_every": None, "plots": False, "log_every": 1},
+        "output": str(tmp_path / "runs"),
+    }
 
 
 def saved_state(tmp_path) -> tuple[dict[str, torch.Tensor], str]:
     """A state_dict unlike any the run would draw itself (its own seed, scaled), saved with torch.save."""
     gen = torch.Generator().manual_seed(123)
-    state = {"1.weight": torch.randn(16, 64, generator=gen), "1.bias": torch.randn(16, generator=gen),
-             "3.weight": torch.randn(10, 16, generator=gen), "3.bias": torch.randn(10, generator=gen)}
+    state = {
+        "1.weight": torch.randn(16, 64, generator=gen),
+        "1.bias": torch.randn(16, generator=gen),
+        "3.weight": torch.randn(10, 16, generator=gen),
+        "3.bias": torch.randn(10, generator=gen),
+    }
     torch.save(state, tmp_path / "pretrained.pt")
     return state, "pretrained.pt"
 
@@ -65,8 +73,10 @@ def test_fine_tune_from_a_biocircuits_checkpoint_with_reparametrised_dale(tmp_pa
     run_experiment(first, tmp_path / "first")
     ckpt = torch.load(tmp_path / "first" / "checkpoint.pt", weights_only=True)["model"]
     # "1" is exempt (<input>): a plain weight; "3" is reparametrised
-    expected = {"1": ckpt["1.weight"], "3": ckpt["3.parametrizations.weight.0.sign"] * F.softplus(
-        ckpt["3.parametrizations.weight.original"])}
+    expected = {
+        "1": ckpt["1.weight"],
+        "3": ckpt["3.parametrizations.weight.0.sign"] * F.softplus(ckpt["3.parametrizations.weight.original"]),
+    }
     second = experiment(tmp_path, "bp.yaml", checkpoint=str(tmp_path / "first" / "checkpoint.pt"))
     module = built(Experiment.from_dict(second))
     for name in LINEARS:
@@ -94,10 +104,13 @@ def test_weights_that_do_not_match_are_listed(tmp_path, capsys):
         assert "missing: 3.bias" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("content", "words"), [
-    (["not", "a", "dict"], "holds no state_dict"),
-    (torch.nn.Linear(2, 2), "unreadable weights file"),  # a pickled module: weights_only refuses it
-])
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (["not", "a", "dict"], "holds no state_dict"),
+        (torch.nn.Linear(2, 2), "unreadable weights file"),  # a pickled module: weights_only refuses it
+    ],
+)
 def test_files_that_hold_no_state_dict(tmp_path, content, words):
     torch.save(content, tmp_path / "w.pt")
     exp = Experiment.from_dict(experiment(tmp_path, "bp.yaml", checkpoint="w.pt"), file=str(tmp_path / "e.yaml"))
