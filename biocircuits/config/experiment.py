@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,7 +28,6 @@ MAX_CLASSES = 1_000_000
 MAX_SYNTHETIC_ELEMENTS = 1 << 31  # (train_size + val_size) * prod(shape) floats of synthetic data: 8 GiB
 
 
-
 def search_folders(info: ValidationInfo) -> tuple[Path, ...]:
     """Where a user's module is looked for besides ``sys.path``: the experiment file's folder (the validation
     context's ``file``; the working directory is always tried)."""
@@ -35,7 +35,7 @@ def search_folders(info: ValidationInfo) -> tuple[Path, ...]:
     return (Path(file).parent,) if file else ()
 
 
-def resolvable(lookup) -> AfterValidator:
+def resolvable(lookup: Callable[[str, tuple[Path, ...]], object]) -> AfterValidator:
     """Accept a name that ``lookup(name, search)`` resolves (a registered name, or an import path whose module
     imports and holds the attribute); its :class:`ConfigError` otherwise, relative to the field's key."""
     def check(name: str, info: ValidationInfo) -> str:
