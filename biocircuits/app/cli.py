@@ -1,4 +1,4 @@
-"""The ``biocircuits`` command (also ``python -m biocircuits``): run, compare, sweep, report, validate, plot,
+"""The ``biocircuits`` command (also ``python -m biocircuits``): run, compare, sweep, report, validate, layers, plot,
 check-pathway, shard.
 
 Exit codes: 0 done, 2 bad config or input (file, key path, expected, given, suggestion), 1 failure during the run,
@@ -23,6 +23,7 @@ from biocircuits.train.trainer import run_experiment
 
 from .check_pathway import CheckRequest, check_run
 from .compare import compare
+from .layers import add_layers_command, inspect_model
 from .plots import PlotRun, plot_runs
 from .shard import add_shard_command
 
@@ -83,8 +84,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         try:
             data = load_with_includes(path, "constraints")
             if EXPERIMENT_KEYS & set(data) and not {"feedback", "dale", "phases", "plasticity"} & set(data):
-                Experiment.from_yaml(path, sets)
-                kind = "experiment"
+                kind = "experiment" + built(Experiment.from_yaml(path, sets))
             else:
                 Constraints.from_yaml(path)
                 kind = "constraint spec"
@@ -93,6 +93,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"error: {err.with_file(str(path))}", file=sys.stderr)
             failed = True
     return 2 if failed else 0
+
+
+def built(exp: Experiment) -> str:
+    """Build the experiment's model (meta device) and convert it, so that every layer glob, override, exemption,
+    plasticity match, ``model.kwargs`` and ``model.checkpoint`` is checked; returns a note for the "valid" line.
+    Data that is not on this machine (``data.root``) leaves the model unbuilt, with a note."""
+    try:
+        inspect_model(exp, "meta")
+    except ConfigError as err:
+        if err.key != "data.root":
+            raise
+        return f" (model not built: {err.message})"
+    return ", model built"
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -215,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("files", nargs="+")
     common(val)
     val.set_defaults(func=cmd_validate)
+
+    add_layers_command(sub)
 
     plot = sub.add_parser("plot", help="write PNG plots of one or more runs")
     plot.add_argument("runs", nargs="+")

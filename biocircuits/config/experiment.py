@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
-from biocircuits.data import DATASETS
+from biocircuits.core.imports import is_import_path
 from biocircuits.data.cognitive import TASKS
+from biocircuits.data.registry import dataset_source
 from biocircuits.errors import ConfigError
-from biocircuits.models import MODELS
+from biocircuits.models import model_builder
 
 from .constraints import Constraints, Strict, registered
 from .errors import from_validation_error
@@ -26,9 +28,30 @@ MAX_WORKERS = 256
 MAX_CLASSES = 1_000_000
 MAX_SYNTHETIC_ELEMENTS = 1 << 31  # (train_size + val_size) * prod(shape) floats of synthetic data: 8 GiB
 
-DatasetName = Annotated[str, registered(DATASETS.get)]
+
+def search_folders(info: ValidationInfo) -> tuple[Path, ...]:
+    """Where a user's module is looked for besides ``sys.path``: the experiment file's folder (the validation
+    context's ``file``; the working directory is always tried)."""
+    file = (info.context or {}).get("file") if info is not None else None
+    return (Path(file).parent,) if file else ()
+
+
+def resolvable(lookup: Callable[[str, tuple[Path, ...]], object]) -> AfterValidator:
+    """Accept a name that ``lookup(name, search)`` resolves (a registered name, or an import path whose module
+    imports and holds the attribute); its :class:`ConfigError` otherwise, relative to the field's key."""
+    def check(name: str, info: ValidationInfo) -> str:
+        try:
+            lookup(name, search_folders(info))
+        except ConfigError as err:
+            raise ConfigError(err.message, expected=err.expected, given=err.given, has_given=err.has_given,
+                              suggestion=err.suggestion) from None
+        return name
+    return AfterValidator(check)
+
+
+DatasetName = Annotated[str, resolvable(dataset_source)]
+ModelName = Annotated[str, resolvable(model_builder)]
 TaskName = Annotated[str, registered(TASKS.get)]
-ModelName = Annotated[str, registered(MODELS.get)]
 
 
 class Section(Strict):
@@ -38,7 +61,9 @@ class Section(Strict):
 
 
 class DataSpec(Section):
-    """``data:``: a registered dataset (see :mod:`biocircuits.data`) and its loader settings."""
+    """``data:``: a registered dataset (see :mod:`biocircuits.data`), or a user's builder ``"module:function"``
+    called with ``kwargs`` (returning the training and validation datasets of ``(x, y)`` pairs), and its loader
+    settings."""
 
     name: DatasetName = "digits"
     root: str | None = None
@@ -62,6 +87,15 @@ class DataSpec(Section):
     decode: Literal["cpu", "gpu"] = "cpu"  # imagefolder: gpu decodes training JPEGs on the device (nvJPEG)
     task: TaskName | None = None  # data.name: cognitive -- which task (biocircuits.data.cognitive.TASKS)
     task_options: dict[str, Any] = Field(default_factory=dict)  # the task's keyword arguments (dt, periods, ...)
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _kwargs_for_builders(self) -> DataSpec:
+        if self.kwargs and not is_import_path(self.name):
+            raise ConfigError("data.kwargs is passed to a dataset builder given by import path", key="kwargs",
+                              expected="no kwargs for the registered dataset " + repr(self.name), given=self.kwargs,
+                              suggestion="use the data section's own keys, or data.name: 'package.module:function'")
+        return self
 
     @model_validator(mode="after")
     def _synthetic_fits(self) -> DataSpec:
@@ -75,12 +109,16 @@ class DataSpec(Section):
 
 
 class ModelSpec(Section):
-    """``model:``: a registered model (``mlp``, ``lenet``, ``convnet``, or any torchvision classifier) and its
-    keyword arguments; ``num_classes`` defaults to the dataset's."""
+    """``model:``: a registered model (``mlp``, ``lenet``, ``convnet``, or any torchvision classifier), a user's
+    builder ``"module:function"`` (called with ``num_classes`` and ``kwargs``, returning an ``nn.Module``) or
+    ``"timm/<name>"``, and its keyword arguments; ``num_classes`` defaults to the dataset's. ``checkpoint``: a file
+    of weights loaded before the constraints are applied (a torch state_dict, or a biocircuits checkpoint's model;
+    relative to the experiment file or the working directory)."""
 
     name: ModelName = "mlp"
     num_classes: int | None = Field(None, ge=2, le=MAX_CLASSES)
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    checkpoint: str | None = Field(None, min_length=1)
 
 
 class OptimSpec(Section):
@@ -207,16 +245,33 @@ class Experiment(Section):
             raise ConfigError("internal key, set by biocircuits itself", file=file, key="source",
                               expected="no such key", suggestion="remove it")
         try:
-            exp = cls.model_validate(data)
+            exp = cls.model_validate(data, context={"file": file})
         except ValidationError as err:
             raise from_validation_error(err, cls, file, data) from None
         exp.source = file
         return exp
 
+    def checkpoint_path(self) -> Path | None:
+        """``model.checkpoint`` resolved: relative to the experiment file's folder when the file is there, else to
+        the working directory; None when unset. A :class:`ConfigError` when no file is found."""
+        given = self.model.checkpoint
+        if given is None:
+            return None
+        here = [Path(self.source).parent] if self.source else []
+        for base in (*here, Path.cwd()):
+            if (base / Path(given).expanduser()).is_file():
+                return (base / Path(given).expanduser()).resolve()
+        raise ConfigError("checkpoint file not found", file=self.source, key="model.checkpoint", given=given,
+                          expected="a file holding a state_dict or a biocircuits checkpoint",
+                          suggestion="paths are relative to the experiment file or the working directory")
+
     def resolved_dict(self) -> dict[str, Any]:
-        """The full config with defaults filled and the constraint spec inlined (written as config.yaml)."""
+        """The full config with defaults filled, the constraint spec inlined and ``model.checkpoint`` made absolute
+        (written as config.yaml)."""
         out = self.model_dump(mode="json")
         out["constraints"] = self.resolved_constraints().model_dump(mode="json")
+        if self.model.checkpoint is not None:  # absolute, so the saved config finds it from the run folder
+            out["model"]["checkpoint"] = str(self.checkpoint_path())
         return out
 
 

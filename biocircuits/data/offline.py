@@ -31,6 +31,9 @@ class Digits(DatasetSource):
         train, val = seeded_split(x, y, spec.val_fraction, spec.split_seed)
         return DataBundle(train, val, 10, (1, 8, 8))
 
+    def peek(self, spec) -> tuple[tuple[int, ...], int]:
+        return (1, 8, 8), 10
+
 
 @register_dataset
 class Mnist5k(DatasetSource):
@@ -45,3 +48,6 @@ class Mnist5k(DatasetSource):
         y = torch.tensor(labels, dtype=torch.int64)
         train, val = seeded_split(x, y, spec.val_fraction, spec.split_seed)
         return DataBundle(train, val, 10, (1, 28, 28))
+
+    def peek(self, spec) -> tuple[tuple[int, ...], int]:
+        return (1, 28, 28), 10

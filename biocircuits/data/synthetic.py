@@ -24,3 +24,6 @@ class Synthetic(DatasetSource):
         train = TensorDataset(x[: spec.train_size], y[: spec.train_size])
         val = TensorDataset(x[spec.train_size:], y[spec.train_size:])
         return DataBundle(train, val, spec.num_classes, tuple(spec.shape))
+
+    def peek(self, spec) -> tuple[tuple[int, ...], int]:
+        return tuple(spec.shape), spec.num_classes

@@ -39,6 +39,9 @@ class TorchvisionSet(DatasetSource):
             ) from None
         return DataBundle(train, val, self.classes, self.shape)
 
+    def peek(self, spec) -> tuple[tuple[int, ...], int]:
+        return self.shape, self.classes
+
 
 @register_dataset
 class Mnist(TorchvisionSet):

@@ -21,7 +21,6 @@ from biocircuits.data.device_decode import check_decode
 from biocircuits.data.loaders import make_loader
 from biocircuits.data.registry import DataBundle, build_data
 from biocircuits.errors import ConfigError
-from biocircuits.models.registry import build_model
 from biocircuits.phases.step import PhaseCallback, PhasedStep
 from biocircuits.phases.transforms.streams import set_shard
 from biocircuits.recurrent.step import online_step
@@ -29,6 +28,7 @@ from biocircuits.recurrent.step import online_step
 from . import distributed
 from .optim import build_optimizer, build_scheduler
 from .targets import task_loss
+from .weights import plain_model
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -147,7 +147,7 @@ def _model_and_data(exp: Experiment, dist: distributed.DistInfo, device: torch.d
         raise ConfigError("fewer classes than the dataset's labels", key="model.num_classes",
                           expected=f"at least {data.num_classes} (the dataset's classes)",
                           given=num_classes, suggestion="leave model.num_classes out to use the dataset's")
-    module = build_model(exp.model.name, data.input_shape, num_classes, exp.model.kwargs)
+    module = plain_model(exp, data.input_shape, num_classes)  # with model.checkpoint's weights, before bc.apply
     constraints = exp.resolved_constraints()
     bc.apply(module, constraints)
     set_shard(module, dist.world)  # per-stream state: this rank holds every world-th stream
