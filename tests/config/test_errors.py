@@ -9,7 +9,8 @@ from biocircuits.errors import ConfigError
 
 TRAIN_KEYS = (
     "amp, batch_size, channels_last, checkpoint_every, compile, deterministic, device, epochs, "
-    "eval_batch_size, eval_every, grad_accum, grad_clip, label_smoothing, log_every, plots, probe_batch, "
+    "eval_batch_size, eval_every, grad_accum, grad_clip, label_smoothing, log_every, log_interval_s, log_lines, plots, "
+    "probe_batch, "
     "probe_every, progress, seed, steps, tensorboard"
 )
 
