@@ -48,6 +48,14 @@ class RecurrentMatrix(FeedbackLayer, nn.Module):
 
     def feedback_pair(self) -> tuple[Tensor | None, float | Tensor | None]:
         """(B, s) for the forward now running (B None: B = W), advancing the rule once per training forward."""
+        others = sorted(set(self.attachments.slots) - {"rule"})
+        if others:  # error transforms act on a layer's output error: the recurrence has no such hook
+            raise ConfigError(
+                f"{self.qualname}: a converted RNN's matrices take a feedback rule only",
+                key="phases",
+                given=", ".join(others),
+                suggestion="turn the phases off, or add the RNN to feedback.exclude",
+            )
         weight = self.weight
         feedback, scale = _as_pair(self.rule.feedback(self, weight, advance=self.training))
         return (None, None) if feedback is weight else (feedback, scale)

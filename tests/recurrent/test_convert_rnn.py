@@ -150,5 +150,11 @@ def test_unsupported_rules_and_projections_are_refused():
     assert type(model[1]) is nn.LSTM
 
 
+def test_error_transforms_are_refused_at_the_first_forward():
+    rnn = bc.apply(nn.RNN(3, 4), {"feedback": {"rule": "fa"}, "phases": {"error_noise": 0.1}})
+    with pytest.raises(ConfigError, match="phases"):
+        rnn(torch.randn(2, 1, 3))
+
+
 def test_classes_are_the_torch_classes():
     assert issubclass(FeedbackRNN, nn.RNN) and issubclass(FeedbackGRU, nn.GRU) and issubclass(FeedbackLSTM, nn.LSTM)
