@@ -27,7 +27,6 @@ MAX_CLASSES = 1_000_000
 MAX_SYNTHETIC_ELEMENTS = 1 << 31  # (train_size + val_size) * prod(shape) floats of synthetic data: 8 GiB
 
 DatasetName = Annotated[str, registered(DATASETS.get)]
-TaskName = Annotated[str, registered(TASKS.get)]
 ModelName = Annotated[str, registered(MODELS.get)]
 
 
@@ -56,8 +55,18 @@ class DataSpec(Section):
     num_workers: int = Field(0, ge=0, le=MAX_WORKERS)
     pin_memory: bool = False
     persistent_workers: bool = False
-    task: TaskName | None = None  # data.name: cognitive -- which task (biocircuits.data.cognitive.TASKS)
+    task: str | None = None  # cognitive: a name in biocircuits.data.cognitive.TASKS; neurogym: an environment id
     task_options: dict[str, Any] = Field(default_factory=dict)  # the task's keyword arguments (dt, periods, ...)
+
+    @model_validator(mode="after")
+    def _task_known(self) -> DataSpec:
+        if self.name == "cognitive" and self.task is not None:
+            try:
+                TASKS.get(self.task)
+            except ConfigError as err:  # the tasks and a "did you mean", under this key
+                raise ConfigError(err.message, key="task", expected=err.expected, given=err.given,
+                                  suggestion=err.suggestion) from None
+        return self
 
     @model_validator(mode="after")
     def _synthetic_fits(self) -> DataSpec:
