@@ -158,3 +158,49 @@ def test_error_transforms_are_refused_at_the_first_forward():
 
 def test_classes_are_the_torch_classes():
     assert issubclass(FeedbackRNN, nn.RNN) and issubclass(FeedbackGRU, nn.GRU) and issubclass(FeedbackLSTM, nn.LSTM)
+
+
+def test_lstm_bptt_fa_equals_the_hand_unrolled_computation():
+    torch.manual_seed(4)
+    lstm = bc.apply(nn.LSTM(3, 4).double(), {"feedback": {"rule": "fa"}})
+    w_ih, w_hh, b_ih, b_hh = lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0, lstm.bias_hh_l0
+    b_in = lstm.feedback_matrices["weight_ih_l0"].feedback_weight
+    b_rec = lstm.feedback_matrices["weight_hh_l0"].feedback_weight
+    T, B = 4, 2
+    x = torch.randn(T, B, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(T, B, 4, dtype=torch.float64)
+    out, _ = lstm(x)
+    (out * g).sum().backward()
+    with torch.no_grad():  # forward: (i, f, c~, o) gates, c_t = f c_{t-1} + i c~, h_t = o tanh(c_t)
+        hs, cs, gates = [torch.zeros(B, 4, dtype=torch.float64)], [torch.zeros(B, 4, dtype=torch.float64)], []
+        for t in range(T):
+            a = x[t] @ w_ih.T + b_ih + hs[-1] @ w_hh.T + b_hh
+            i, f, c_new, o = a[:, :4].sigmoid(), a[:, 4:8].sigmoid(), a[:, 8:12].tanh(), a[:, 12:].sigmoid()
+            gates.append((i, f, c_new, o))
+            cs.append(f * cs[-1] + i * c_new)
+            hs.append(o * cs[-1].tanh())
+        torch.testing.assert_close(out, torch.stack(hs[1:]), rtol=1e-12, atol=1e-12)
+        # backward: dh_t = g_t + B_hh^T da_{t+1}; dc_t = dh_t o (1 - tanh^2 c_t) + dc_{t+1} f_{t+1}
+        gw_ih, gw_hh, gb, gx = torch.zeros_like(w_ih), torch.zeros_like(w_hh), torch.zeros_like(b_ih), []
+        dh_next, dc_next, f_next = (torch.zeros(B, 4, dtype=torch.float64) for _ in range(3))
+        for t in reversed(range(T)):
+            i, f, c_new, o = gates[t]
+            dh = g[t] + dh_next
+            tc = cs[t + 1].tanh()
+            dc = dh * o * (1 - tc**2) + dc_next * f_next
+            da = torch.cat(
+                [dc * c_new * i * (1 - i), dc * cs[t] * f * (1 - f), dc * i * (1 - c_new**2), dh * tc * o * (1 - o)], 1
+            )
+            gw_ih += da.T @ x[t]
+            gw_hh += da.T @ hs[t]
+            gb += da.sum(0)
+            gx.insert(0, da @ b_in)
+            dh_next, dc_next, f_next = da @ b_rec, dc, f
+    for got, want in (
+        (w_ih.grad, gw_ih),
+        (w_hh.grad, gw_hh),
+        (b_ih.grad, gb),
+        (b_hh.grad, gb),
+        (x.grad, torch.stack(gx)),
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
