@@ -15,7 +15,7 @@ from biocircuits.data.registry import dataset_source
 from biocircuits.errors import ConfigError
 from biocircuits.models import model_builder
 
-from .constraints import Constraints, Strict, registered
+from .constraints import Constraints, Strict
 from .errors import from_validation_error
 from .loading import apply_sets, load_with_includes, resolve_path
 
@@ -51,7 +51,6 @@ def resolvable(lookup: Callable[[str, tuple[Path, ...]], object]) -> AfterValida
 
 DatasetName = Annotated[str, resolvable(dataset_source)]
 ModelName = Annotated[str, resolvable(model_builder)]
-TaskName = Annotated[str, registered(TASKS.get)]
 
 
 class Section(Strict):
@@ -85,7 +84,7 @@ class DataSpec(Section):
     prefetch_factor: int | None = Field(None, ge=1, le=64)  # batches each worker loads ahead (torch default 2)
     shuffle_buffer: int = Field(1000, ge=0, le=1_000_000)   # webdataset: samples shuffled per stream
     decode: Literal["cpu", "gpu"] = "cpu"  # imagefolder: gpu decodes training JPEGs on the device (nvJPEG)
-    task: TaskName | None = None  # data.name: cognitive -- which task (biocircuits.data.cognitive.TASKS)
+    task: str | None = None  # cognitive: a name in biocircuits.data.cognitive.TASKS; neurogym: an environment id
     task_options: dict[str, Any] = Field(default_factory=dict)  # the task's keyword arguments (dt, periods, ...)
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
@@ -95,6 +94,16 @@ class DataSpec(Section):
             raise ConfigError("data.kwargs is passed to a dataset builder given by import path", key="kwargs",
                               expected="no kwargs for the registered dataset " + repr(self.name), given=self.kwargs,
                               suggestion="use the data section's own keys, or data.name: 'package.module:function'")
+        return self
+
+    @model_validator(mode="after")
+    def _task_known(self) -> DataSpec:
+        if self.name == "cognitive" and self.task is not None:
+            try:
+                TASKS.get(self.task)
+            except ConfigError as err:  # the tasks and a "did you mean", under this key
+                raise ConfigError(err.message, key="task", expected=err.expected, given=err.given,
+                                  suggestion=err.suggestion) from None
         return self
 
     @model_validator(mode="after")

@@ -37,6 +37,8 @@ def _owned(layer: nn.Module, params: set[int]) -> bool:
     if "parametrizations" in layer._modules:
         return any(id(p) in params for p in layer._modules["parametrizations"].parameters())
     weight = layer._parameters.get("weight")
+    if weight is None and isinstance(getattr(type(layer), "weight", None), property):
+        weight = layer.weight  # a view of another module's parameter (a converted RNN's matrix)
     return weight is not None and id(weight) in params
 
 

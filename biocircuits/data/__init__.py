@@ -4,6 +4,7 @@
 from . import (  # noqa: F401
     cognitive,
     imagefolder,
+    neurogym_tasks,
     offline,
     sequential,
     synthetic,

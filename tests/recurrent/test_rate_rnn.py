@@ -87,3 +87,46 @@ def test_bptt_through_converted_layers_with_bp_equals_autograd():
     conv(x).pow(2).sum().backward()
     for (name, p), q in zip(plain.named_parameters(), conv.parameters(), strict=True):
         torch.testing.assert_close(q.grad, p.grad, rtol=1e-12, atol=1e-12, msg=name)
+
+
+def test_bptt_fa_equals_the_hand_unrolled_computation():
+    torch.manual_seed(2)
+    m = bc.apply(RateRNN(3, 5, 2, dale=0.8).double(), {"feedback": {"rule": "fa"}})
+    a, T, B = m.alpha, 6, 2
+    w_in, w_rec, b_rec, w_out = m.input.weight, m.recurrent.weight, m.recurrent.bias, m.readout.weight
+    fb_in, fb_rec, fb_out = (layer.feedback_weight for layer in (m.input, m.recurrent, m.readout))
+    u = torch.randn(B, T, 3, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(B, T, 2, dtype=torch.float64)
+    (m(u) * g).sum().backward()
+    with torch.no_grad():
+        xs = [torch.zeros(B, 5, dtype=torch.float64)]  # x_0 .. x_T
+        for t in range(T):
+            xs.append((1 - a) * xs[t] + a * (xs[t].clamp(min=0) @ w_rec.T + u[:, t] @ w_in.T + b_rec))
+        # e_t = dL/dx_t: readout error through B_out, recurrent error through B_rec, leak (1 - a)
+        e_next = torch.zeros(B, 5, dtype=torch.float64)
+        grads = {
+            "in": torch.zeros_like(w_in),
+            "rec": torch.zeros_like(w_rec),
+            "b": torch.zeros_like(b_rec),
+            "out": torch.zeros_like(w_out),
+        }
+        grad_u = torch.zeros_like(u)
+        for t in range(T, 0, -1):  # x_t, t = T .. 1; z_{t-1} reads r_t
+            grads["out"] += g[:, t - 1].T @ xs[t].clamp(min=0)
+            drive = a * e_next  # dL/d(W_rec r_t + W_in u_t + b) at step t -> t + 1 (zero at t = T)
+            d_r = g[:, t - 1] @ fb_out + drive @ fb_rec
+            e_t = (1 - a) * e_next + (xs[t] > 0).double() * d_r
+            drive_t = a * e_t  # the drive that made x_t, from x_{t-1} and u_{t-1}
+            grads["rec"] += drive_t.T @ xs[t - 1].clamp(min=0)
+            grads["in"] += drive_t.T @ u[:, t - 1]
+            grads["b"] += drive_t.sum(0)
+            grad_u[:, t - 1] = drive_t @ fb_in
+            e_next = e_t
+    for got, want in (
+        (w_in.grad, grads["in"]),
+        (w_rec.grad, grads["rec"]),
+        (b_rec.grad, grads["b"]),
+        (w_out.grad, grads["out"]),
+        (u.grad, grad_u),
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

@@ -35,12 +35,14 @@ def tiny(path: Path, **sets) -> Experiment:
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_recipe_runs_and_keeps_dale(tmp_path, path):
     assert path.read_text().startswith("#")
-    summary = run_experiment(tiny(path, **{"train.steps": 3, "train.probe_every": 3}), tmp_path / "run")
-    assert summary["steps"] == 3 and summary["dale"] is True
+    summary = run_experiment(tiny(path, **{"train.steps": 2, "train.probe_every": 2}), tmp_path / "run")
+    assert summary["steps"] == 2 and summary["dale"] is True
 
 
-@pytest.mark.parametrize("enforce", SPEC_KEYS["enforce"].names())
-@pytest.mark.parametrize("rule", ["fa", "sign_symmetry"])
+CASES = [("fa", enforce) for enforce in SPEC_KEYS["enforce"].names()] + [("sign_symmetry", "project")]
+
+
+@pytest.mark.parametrize(("rule", "enforce"), CASES, ids=[f"{r}-{e}" for r, e in CASES])
 def test_every_enforcer_keeps_the_column_signs(rule, enforce):
     exp = tiny(
         ROOT / "experiments" / "rnn_perceptual_decision.yaml",
@@ -68,9 +70,9 @@ def test_resume_is_bit_identical(tmp_path):
         "constraints.feedback.rule": "fa",
         "model.kwargs.noise_std": 0.1,
         "train.deterministic": True,
-        "train.steps": 7,
-    }  # 4 steps an epoch: the stop at step 5 is mid-epoch, the noise's RNG mid-stream
-    assert run_experiment(tiny(path, **sets), tmp_path / "a", callbacks=[Kill(5)])["interrupted"]
+        "train.steps": 5,
+    }  # 4 steps an epoch: the stop at step 3 is mid-epoch, the noise RNG mid-stream
+    assert run_experiment(tiny(path, **sets), tmp_path / "a", callbacks=[Kill(3)])["interrupted"]
     run_experiment(tiny(path, **sets), tmp_path / "a", resume=True)
     run_experiment(tiny(path, **sets), tmp_path / "b")
     resumed, straight = (load_checkpoint(tmp_path / d / "checkpoint.pt")["model"] for d in ("a", "b"))
