@@ -1,0 +1,156 @@
+"""Which parameters backprop would send the error through: decided by how the forward uses them, not by their
+presence.
+
+The model runs once (eval mode, batch 1, the RNG state kept) on a sample input and its autograd graph is read.
+Following each parameter's uses forward through computations of parameters alone (views, expands, indexing, a
+parametrisation), the first op that meets the activity decides its *role*:
+
+* ``additive``: the parameter is added to, concatenated with or substituted into the activity (positional
+  embeddings, class tokens, attention and relative-position biases): dL/dx does not depend on it, no transport;
+* ``gain``: it scales the activity elementwise (LayerNorm / BatchNorm / LayerScale gains): the error passes through
+  the gain as in backprop, as BatchNorm's does (Xiao et al.'s code does the same);
+* ``transported``: any other op (a matmul, a convolution, an einsum): the error is multiplied by a matrix built from
+  it, so it needs a feedback class.
+
+A weight layer whose weight is in the graph although its forward never ran is *read directly* by another module
+(``F.linear(x, layer.weight)``): converting that layer alone would change nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from biocircuits.core.samples import sample_input
+
+ROLES = ("additive", "gain", "transported")  # in increasing order of what they ask for
+ADDITIVE_OPS = {"Add", "Sub", "Cat", "Stack", "Where", "IndexPut", "MaskedScatter", "MaskedFill"}
+GAIN_OPS = {"Mul", "Div", "NativeLayerNorm", "NativeBatchNorm", "CudnnBatchNorm", "NativeGroupNorm",
+            "MiopenBatchNorm", "BatchNormWithUpdate", "RmsNorm", "FusedRmsNorm"}
+
+
+@dataclass
+class TransportReport:
+    """``roles``: qualified parameter name -> role (see the module docstring), for every parameter in the graph;
+    ``read_directly``: names of weight layers whose weight another module reads without calling them."""
+
+    roles: dict[str, str] = field(default_factory=dict)
+    read_directly: list[str] = field(default_factory=list)
+
+    def transports(self, module_name: str, module: nn.Module) -> bool:
+        """Whether any parameter that ``module`` holds itself is transported (or absent from the graph: unknown)."""
+        prefix = f"{module_name}." if module_name else ""
+        for name, _ in module.named_parameters(recurse=False):
+            if self.roles.get(prefix + name, "transported") == "transported":
+                return True
+        return False
+
+
+def _op(node: Any) -> str:
+    return re.sub(r"Backward\d*$", "", type(node).__name__)
+
+
+def _tensors(out: Any) -> Iterator[Tensor]:
+    if isinstance(out, Tensor):
+        yield out
+    elif isinstance(out, dict):
+        for v in out.values():
+            yield from _tensors(v)
+    elif isinstance(out, list | tuple):
+        for v in out:
+            yield from _tensors(v)
+
+
+def _consumers(roots: Iterable[Any]) -> dict[Any, list[Any]]:
+    """node -> the nodes that take its output (the autograd graph read forward)."""
+    users: dict[Any, list[Any]] = {}
+    seen, stack = set(), [r for r in roots if r is not None]
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        users.setdefault(node, [])
+        for nxt, _ in node.next_functions:
+            if nxt is not None:
+                users.setdefault(nxt, []).append(node)
+                stack.append(nxt)
+    return users
+
+
+def _reach(users: dict[Any, list[Any]], start: Any) -> set[Any]:
+    done, stack = set(), [start]
+    while stack:
+        node = stack.pop()
+        if node not in done:
+            done.add(node)
+            stack.extend(users.get(node, []))
+    return done
+
+
+def _role(users: dict[Any, list[Any]], acc: Any, data: set[Any]) -> str:
+    """The strongest role among the first ops where the parameter (through parameter-only ops) meets the activity."""
+    role, seen, stack = "additive", set(), list(users.get(acc, []))
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node not in data:  # still a computation of parameters alone
+            stack.extend(users.get(node, []))
+            continue
+        op = _op(node)
+        found = "additive" if op in ADDITIVE_OPS else "gain" if op in GAIN_OPS else "transported"
+        role = max(role, found, key=ROLES.index)
+    return role
+
+
+def transport_report(model: nn.Module, layers: Iterable[tuple[str, nn.Module]],
+                     input_shape: list[int] | None = None) -> TransportReport | None:
+    """Run ``model`` once on a sample (``input_shape`` without the batch dim, guessed when None) and read its
+    autograd graph: each parameter's role, and which of ``layers`` (name, weight layer) are read without being
+    called. None when no sample input runs (the caller then keeps the static check)."""
+    layers = list(layers)
+    called: set[int] = set()
+    hooks = [m.register_forward_hook(lambda mod, a, o: called.add(id(mod))) for _, m in layers]
+    params = dict(model.named_parameters())
+    flags = {n: p.requires_grad for n, p in params.items()}
+    was_training = model.training
+    model.eval()
+    try:
+        for p in params.values():
+            p.requires_grad_(True)
+        for sample in sample_input(model, input_shape):
+            sample.requires_grad_(True)
+            called.clear()
+            try:
+                with torch.random.fork_rng(devices=[]), torch.enable_grad():
+                    out = model(sample)
+            except Exception:  # a wrong guessed input size: try the next one
+                continue
+            return _read_graph(out, sample, params, layers, called)
+        return None
+    finally:
+        for h in hooks:
+            h.remove()
+        for n, p in params.items():
+            p.requires_grad_(flags[n])
+        model.train(was_training)
+
+
+def _read_graph(out: Any, sample: Tensor, params: dict[str, Tensor], layers: list[tuple[str, nn.Module]],
+                called: set[int]) -> TransportReport:
+    users = _consumers(t.grad_fn for t in _tensors(out))
+    accs = {id(node.variable): node for node in users if _op(node) == "AccumulateGrad"}
+    data = _reach(users, accs[id(sample)]) if id(sample) in accs else set()
+    report = TransportReport()
+    for name, p in params.items():
+        if id(p) in accs:
+            report.roles[name] = _role(users, accs[id(p)], data)
+    report.read_directly = [n for n, m in layers if id(m) not in called and id(getattr(m, "weight", None)) in accs]
+    return report
