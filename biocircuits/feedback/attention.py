@@ -46,16 +46,28 @@ class FeedbackMultiheadAttention(FeedbackLayer, nn.MultiheadAttention):
     @classmethod
     def can_convert(cls, module: nn.Module) -> bool:
         """Only the packed form (one ``in_proj_weight``) without key/value biases or zero attention."""
-        return (getattr(module, "_qkv_same_embed_dim", False) and module.bias_k is None and module.bias_v is None
-                and not module.add_zero_attn)
+        return (
+            getattr(module, "_qkv_same_embed_dim", False)
+            and module.bias_k is None
+            and module.bias_v is None
+            and not module.add_zero_attn
+        )
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None = None,
-                need_weights: bool = True, attn_mask: Tensor | None = None, average_attn_weights: bool = True,
-                is_causal: bool = False) -> tuple[Tensor, Tensor | None]:
-        if not self._needs_feedback(query, self.in_proj_weight) and not key.requires_grad \
-                and not value.requires_grad:
-            return nn.MultiheadAttention.forward(self, query, key, value, key_padding_mask, need_weights, attn_mask,
-                                                 average_attn_weights, is_causal)
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        key_padding_mask: Tensor | None = None,
+        need_weights: bool = True,
+        attn_mask: Tensor | None = None,
+        average_attn_weights: bool = True,
+        is_causal: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        if not self._needs_feedback(query, self.in_proj_weight) and not key.requires_grad and not value.requires_grad:
+            return nn.MultiheadAttention.forward(
+                self, query, key, value, key_padding_mask, need_weights, attn_mask, average_attn_weights, is_causal
+            )
         batched = query.dim() == 3
         if self.batch_first and batched:  # to (L, N, E), keeping which inputs are one tensor
             same_kv = key is value
@@ -94,26 +106,36 @@ class FeedbackMultiheadAttention(FeedbackLayer, nn.MultiheadAttention):
         if query is key and key is value:
             qkv = self._in_proj(query).unflatten(-1, (3, E)).unsqueeze(0).transpose(0, -2).squeeze(-2).contiguous()
             return qkv[0], qkv[1], qkv[2]
-        q = self._in_proj(query)[..., :E]
+        q = self._in_proj(query)[..., :E].contiguous()
         if key is value:
             kv = self._in_proj(key)[..., E:]
             kv = kv.unflatten(-1, (2, E)).unsqueeze(0).transpose(0, -2).squeeze(-2).contiguous()
             return q, kv[0], kv[1]
-        return q, self._in_proj(key)[..., E:2 * E], self._in_proj(value)[..., 2 * E:]
+        return q, self._in_proj(key)[..., E : 2 * E].contiguous(), self._in_proj(value)[..., 2 * E :].contiguous()
 
     def _masks(self, key_padding_mask, attn_mask, need_weights, is_causal, q: Tensor, bsz: int, src_len: int):
         """The additive mask M ((1 or N*H, L, S) or None) and whether sdpa may take ``is_causal``, as torch's
         ``multi_head_attention_forward`` builds them."""
-        key_padding_mask = F._canonical_mask(mask=key_padding_mask, mask_name="key_padding_mask",
-                                             other_type=F._none_or_dtype(attn_mask), other_name="attn_mask",
-                                             target_type=q.dtype)
+        key_padding_mask = F._canonical_mask(
+            mask=key_padding_mask,
+            mask_name="key_padding_mask",
+            other_type=F._none_or_dtype(attn_mask),
+            other_name="attn_mask",
+            target_type=q.dtype,
+        )
         if is_causal and attn_mask is None:
             raise RuntimeError("Need attn_mask if specifying the is_causal hint.")
         if is_causal and key_padding_mask is None and not need_weights:
             attn_mask = None
         else:
-            attn_mask = F._canonical_mask(mask=attn_mask, mask_name="attn_mask", other_type=None, other_name="",
-                                          target_type=q.dtype, check_other=False)
+            attn_mask = F._canonical_mask(
+                mask=attn_mask,
+                mask_name="attn_mask",
+                other_type=None,
+                other_name="",
+                target_type=q.dtype,
+                check_other=False,
+            )
             is_causal = is_causal and key_padding_mask is None
         if attn_mask is not None and attn_mask.dim() == 2:
             attn_mask = attn_mask.unsqueeze(0)
@@ -123,8 +145,9 @@ class FeedbackMultiheadAttention(FeedbackLayer, nn.MultiheadAttention):
             attn_mask = pad if attn_mask is None else attn_mask + pad
         return attn_mask, is_causal
 
-    def _attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask, need_weights: bool, attn_mask,
-                is_causal: bool) -> tuple[Tensor, Tensor | None]:
+    def _attend(
+        self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask, need_weights: bool, attn_mask, is_causal: bool
+    ) -> tuple[Tensor, Tensor | None]:
         """concat_h softmax(q_h k_h^T / sqrt(d) + M) v_h as (L*N, E) rows, and the attention weights
         (N*H, L, S) when ``need_weights``: activity x activity, plain autograd."""
         tgt_len, bsz, E = q.shape
@@ -137,8 +160,11 @@ class FeedbackMultiheadAttention(FeedbackLayer, nn.MultiheadAttention):
         dropout_p = self.dropout if self.training else 0.0
         if need_weights:
             q_scaled = q * math.sqrt(1.0 / float(d))
-            logits = (torch.baddbmm(attn_mask, q_scaled, k.transpose(-2, -1)) if attn_mask is not None
-                      else torch.bmm(q_scaled, k.transpose(-2, -1)))
+            logits = (
+                torch.baddbmm(attn_mask, q_scaled, k.transpose(-2, -1))
+                if attn_mask is not None
+                else torch.bmm(q_scaled, k.transpose(-2, -1))
+            )
             weights = F.softmax(logits, dim=-1)
             if dropout_p > 0.0:
                 weights = F.dropout(weights, p=dropout_p)

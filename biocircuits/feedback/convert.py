@@ -202,5 +202,6 @@ def describe(model: nn.Module, file=None) -> str:
     return text
 
 
-__all__ = ["FeedbackConvNd", "FeedbackMultiheadAttention", "convert", "convertible_modules", "describe", "feedback_class", "feedback_layers",
+__all__ = ["FeedbackConvNd", "FeedbackMultiheadAttention", "convert",
+           "convertible_modules", "describe", "feedback_class", "feedback_layers",
            "unconvert", "unconvertible_modules"]

@@ -60,8 +60,11 @@ def route(module: nn.Module) -> nn.Module:
     if isinstance(module, RoutedOwner):
         return module
     if plain not in _ROUTED:
-        _ROUTED[plain] = type(f"Routed{plain.__name__}", (RoutedOwner, plain),
-                              {"__module__": plain.__module__, "__qualname__": f"Routed{plain.__qualname__}"})
+        _ROUTED[plain] = type(
+            f"Routed{plain.__name__}",
+            (RoutedOwner, plain),
+            {"__module__": plain.__module__, "__qualname__": f"Routed{plain.__qualname__}"},
+        )
     module.__dict__["_plain_owner_class"] = plain
     module.__class__ = _ROUTED[plain]
     return module

@@ -30,8 +30,18 @@ from biocircuits.core.samples import sample_input
 
 ROLES = ("additive", "gain", "transported")  # in increasing order of what they ask for
 ADDITIVE_OPS = {"Add", "Sub", "Cat", "Stack", "Where", "IndexPut", "MaskedScatter", "MaskedFill"}
-GAIN_OPS = {"Mul", "Div", "NativeLayerNorm", "NativeBatchNorm", "CudnnBatchNorm", "NativeGroupNorm",
-            "MiopenBatchNorm", "BatchNormWithUpdate", "RmsNorm", "FusedRmsNorm"}
+GAIN_OPS = {
+    "Mul",
+    "Div",
+    "NativeLayerNorm",
+    "NativeBatchNorm",
+    "CudnnBatchNorm",
+    "NativeGroupNorm",
+    "MiopenBatchNorm",
+    "BatchNormWithUpdate",
+    "RmsNorm",
+    "FusedRmsNorm",
+}
 
 
 @dataclass
@@ -110,8 +120,9 @@ def _role(users: dict[Any, list[Any]], acc: Any, data: set[Any]) -> str:
     return role
 
 
-def transport_report(model: nn.Module, layers: Iterable[tuple[str, nn.Module]],
-                     input_shape: list[int] | None = None) -> TransportReport | None:
+def transport_report(
+    model: nn.Module, layers: Iterable[tuple[str, nn.Module]], input_shape: list[int] | None = None
+) -> TransportReport | None:
     """Run ``model`` once on a sample (``input_shape`` without the batch dim, guessed when None) and read its
     autograd graph: each parameter's role, and which of ``layers`` (name, weight layer) are read without being
     called. None when no sample input runs (the caller then keeps the static check)."""
@@ -143,8 +154,9 @@ def transport_report(model: nn.Module, layers: Iterable[tuple[str, nn.Module]],
         model.train(was_training)
 
 
-def _read_graph(out: Any, sample: Tensor, params: dict[str, Tensor], layers: list[tuple[str, nn.Module]],
-                called: set[int]) -> TransportReport:
+def _read_graph(
+    out: Any, sample: Tensor, params: dict[str, Tensor], layers: list[tuple[str, nn.Module]], called: set[int]
+) -> TransportReport:
     users = _consumers(t.grad_fn for t in _tensors(out))
     accs = {id(node.variable): node for node in users if _op(node) == "AccumulateGrad"}
     data = _reach(users, accs[id(sample)]) if id(sample) in accs else set()
