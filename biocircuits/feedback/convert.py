@@ -21,7 +21,7 @@ from .layers import FEEDBACK_CLASSES, FeedbackConvNd, FeedbackLayer
 from .owners import owner_children, route, unroute
 from .rules import FeedbackRule, make_rule
 from .thirdparty import third_party_classes
-from .transport import transport_report
+from .transport import parameter_rows, transport_report
 
 Mapping_ = Mapping[type[nn.Module], type[FeedbackLayer]]
 
@@ -185,15 +185,25 @@ def unconvert(model: nn.Module) -> list[str]:
 
 
 def describe(model: nn.Module, file=None) -> str:
-    """A table of the model's weight layers: name, type, weight shape, feedback rule, Dale E/I counts.
+    """A table of the model's weight layers (and converted attention): name, type, weight shape, feedback rule,
+    Dale E/I counts; then every other parameter with its role (:mod:`.transport`): a gain the error passes
+    through as in backprop (LayerNorm, BatchNorm, LayerScale), a parameter that only adds to the activity
+    (positional embeddings, class tokens, attention biases), or a transported one without a feedback class.
     Printed to ``file`` (default stdout) and returned."""
     rows = [("layer", "type", "weight", "rule", "dale")]
-    for name, m in weight_layers(model):
+    layers = weight_layers(model)
+    listed = {id(m) for _, m in layers}
+    layers += [(n, m) for n, m in feedback_layers(model) if id(m) not in listed]  # attention's in-projection
+    for name, m in layers:
         rule = repr(m.rule) if isinstance(m, FeedbackLayer) else "(plain torch)"
         sign = cell_types(m)
         dale = f"{int((sign > 0).sum())}E/{int((sign < 0).sum())}I" if sign is not None else "-"
         rows.append((name or "(root)", type(m).__name__.replace("Parametrized", ""), "x".join(
             str(s) for s in m.weight.shape), rule, dale))
+    others = parameter_rows(model, [n for n, _ in layers])
+    if others:
+        rows += [("", "", "", "", ""), ("parameter", "type", "shape", "role", "")]
+        rows += [(n, t, shape, role, "") for n, t, shape, role in others]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -163,6 +163,35 @@ def _read_graph(
     report = TransportReport()
     for name, p in params.items():
         if id(p) in accs:
-            report.roles[name] = _role(users, accs[id(p)], data)
+            role = _role(users, accs[id(p)], data)
+            # a norm op takes gain and bias together; its bias is added after the gain
+            report.roles[name] = "additive" if role == "gain" and name.endswith("bias") else role
     report.read_directly = [n for n, m in layers if id(m) not in called and id(getattr(m, "weight", None)) in accs]
     return report
+
+
+ROLE_TEXT = {
+    "additive": "adds to the activity (no transport)",
+    "gain": "gain (the error passes as in backprop)",
+    "transported": "transported (no feedback class)",
+}
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+
+
+def parameter_rows(model: nn.Module, skip: list[str]) -> list[tuple[str, str, str, str]]:
+    """(qualified name, module type, shape, role text) of every parameter held by a module outside the modules
+    named in ``skip`` (the weight layers, listed on their own). Roles come from :func:`transport_report` (one sample
+    run); when the model cannot run on a guessed sample, norm gains are listed as gains and the rest as unknown."""
+    report = transport_report(model, [])
+    rows = []
+    for mname, module in model.named_modules():
+        if any(mname == s or mname.startswith(f"{s}.") for s in skip):
+            continue
+        for pname, p in module.named_parameters(recurse=False):
+            name = f"{mname}.{pname}" if mname else pname
+            if report is not None:
+                role = ROLE_TEXT[report.roles[name]] if name in report.roles else "unused by the forward"
+            else:
+                role = ROLE_TEXT["gain"] if isinstance(module, NORM_TYPES) else "role unknown (no sample input ran)"
+            rows.append((name, type(module).__name__, "x".join(str(s) for s in p.shape), role))
+    return rows
