@@ -47,16 +47,20 @@ GAIN_OPS = {
 @dataclass
 class TransportReport:
     """``roles``: qualified parameter name -> role (see the module docstring), for every parameter in the graph;
-    ``read_directly``: names of weight layers whose weight another module reads without calling them."""
+    ``read_directly``: names of weight layers whose weight another module reads without calling them;
+    ``backprop``: transported parameters that some op sends the error through by plain backprop (not a feedback op
+    of :mod:`.functional`): after a conversion with a rule other than bp, every one is an unconverted weight."""
 
     roles: dict[str, str] = field(default_factory=dict)
     read_directly: list[str] = field(default_factory=list)
+    backprop: list[str] = field(default_factory=list)
 
     def transports(self, module_name: str, module: nn.Module) -> bool:
-        """Whether any parameter that ``module`` holds itself is transported (or absent from the graph: unknown)."""
+        """Whether any matrix (a parameter of two or more dims) that ``module`` holds itself is transported (or absent
+        from the graph: unknown). A vector meeting a matmul is that op's bias."""
         prefix = f"{module_name}." if module_name else ""
-        for name, _ in module.named_parameters(recurse=False):
-            if self.roles.get(prefix + name, "transported") == "transported":
+        for name, p in module.named_parameters(recurse=False):
+            if p.dim() >= 2 and self.roles.get(prefix + name, "transported") == "transported":
                 return True
         return False
 
@@ -103,9 +107,9 @@ def _reach(users: dict[Any, list[Any]], start: Any) -> set[Any]:
     return done
 
 
-def _role(users: dict[Any, list[Any]], acc: Any, data: set[Any]) -> str:
-    """The strongest role among the first ops where the parameter (through parameter-only ops) meets the activity."""
-    role, seen, stack = "additive", set(), list(users.get(acc, []))
+def _meets(users: dict[Any, list[Any]], acc: Any, data: set[Any]) -> list[str]:
+    """The ops (names) where the parameter, through parameter-only ops, first meets the activity."""
+    found, seen, stack = [], set(), list(users.get(acc, []))
     while stack:
         node = stack.pop()
         if node in seen:
@@ -114,10 +118,14 @@ def _role(users: dict[Any, list[Any]], acc: Any, data: set[Any]) -> str:
         if node not in data:  # still a computation of parameters alone
             stack.extend(users.get(node, []))
             continue
-        op = _op(node)
-        found = "additive" if op in ADDITIVE_OPS else "gain" if op in GAIN_OPS else "transported"
-        role = max(role, found, key=ROLES.index)
-    return role
+        found.append(_op(node))
+    return found
+
+
+def _role(ops: list[str]) -> str:
+    """The strongest role among the ops where a parameter meets the activity."""
+    roles = ["additive" if op in ADDITIVE_OPS else "gain" if op in GAIN_OPS else "transported" for op in ops]
+    return max(roles, key=ROLES.index, default="additive")
 
 
 def transport_report(
@@ -163,7 +171,11 @@ def _read_graph(
     report = TransportReport()
     for name, p in params.items():
         if id(p) in accs:
-            role = _role(users, accs[id(p)], data)
+            ops = _meets(users, accs[id(p)], data)
+            role = _role(ops)
+            plain = [op for op in ops if not op.startswith("Feedback") and op not in ADDITIVE_OPS | GAIN_OPS]
+            if role == "transported" and p.dim() >= 2 and plain:
+                report.backprop.append(name)
             # a norm op takes gain and bias together; its bias is added after the gain
             report.roles[name] = "additive" if role == "gain" and name.endswith("bias") else role
     report.read_directly = [n for n, m in layers if id(m) not in called and id(getattr(m, "weight", None)) in accs]
