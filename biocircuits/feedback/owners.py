@@ -10,6 +10,7 @@ the forward runs as it is (plain autograd: the attention product, masks, biases 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from torch import Tensor, nn
@@ -79,21 +80,21 @@ def unroute(module: nn.Module) -> bool:
     return True
 
 
-def _torchvision_owners() -> dict[type[nn.Module], tuple[str, ...]]:
-    try:
-        from torchvision.models import swin_transformer as swin
-    except ImportError:  # pragma: no cover - torchvision is a dependency
-        return {}
-    return {swin.ShiftedWindowAttention: ("qkv", "proj"), swin.ShiftedWindowAttentionV2: ("qkv", "proj")}
+def _swin(module: Any) -> dict[type[nn.Module], tuple[str, ...]]:
+    return {module.ShiftedWindowAttention: ("qkv", "proj"), module.ShiftedWindowAttentionV2: ("qkv", "proj")}
 
 
-# owner type -> the children whose weights its forward reads without calling them
-OWNER_CLASSES: dict[type[nn.Module], tuple[str, ...]] = _torchvision_owners()
+# owner type -> the children whose weights its forward reads without calling them (yours: add an entry)
+OWNER_CLASSES: dict[type[nn.Module], tuple[str, ...]] = {}
+# the owners other libraries ship, looked up only when their module is imported (a model built from it is)
+THIRD_PARTY_OWNERS = {"torchvision.models.swin_transformer": _swin}
 
 
 def owner_children(module: nn.Module) -> tuple[str, ...]:
-    """The names of the children whose weight ``module`` reads directly (its :data:`OWNER_CLASSES` entry)."""
-    for cls in type(module).__mro__:
-        if cls in OWNER_CLASSES:
-            return OWNER_CLASSES[cls]
-    return ()
+    """The names of the children whose weight ``module`` reads directly (its :data:`OWNER_CLASSES` entry, or that of
+    an imported library in :data:`THIRD_PARTY_OWNERS`)."""
+    table = dict(OWNER_CLASSES)
+    for name, build in THIRD_PARTY_OWNERS.items():
+        if name in sys.modules:
+            table = {**build(sys.modules[name]), **table}
+    return next((table[cls] for cls in type(module).__mro__ if cls in table), ())
