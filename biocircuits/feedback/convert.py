@@ -118,9 +118,8 @@ def convert(
     check_patterns_match(overrides, names, "feedback.overrides")
     check_patterns_match(exclude, names + [n for n, _ in stuck], "feedback.exclude")
     plan: list[tuple[str, nn.Module, FeedbackRule]] = []
-    # an excluded attention module reads its out_proj without calling it: that stays plain too
     owned = {f"{n}.out_proj" for n, m in candidates if isinstance(m, nn.MultiheadAttention) and match_any(n, exclude)}
-    for name, module in candidates:  # validate every rule before touching the model
+    for name, module in candidates:  # validate every rule; an excluded attention's out_proj stays plain too
         if match_any(name, exclude) or name in owned:
             continue
         rule_name, rule_options = _rule_for(name, (rule, dict(options or {})), overrides)
@@ -140,10 +139,15 @@ def convert(
     for name, module, layer_rule in plan:
         feedback_class(module, mapping).convert(module, layer_rule, name)
         converted[name] = layer_rule
-    for module in model.modules():  # owners that read a converted child's weight route it through the child
+    _route_owners(model)
+    return converted
+
+
+def _route_owners(model: nn.Module) -> None:
+    """Owners that read a converted child's weight route that read through the child (:mod:`.owners`)."""
+    for module in model.modules():
         if any(isinstance(getattr(module, c, None), FeedbackLayer) for c in owner_children(module)):
             route(module)
-    return converted
 
 
 def _transporting(model: nn.Module, stuck: list[tuple[str, nn.Module]],

@@ -1,7 +1,6 @@
 """Dale types through attention (biocircuits/dale/graph/attention.py): the token mixing softmax(q k^T) v carries
-the value units to the output projection; nn.MultiheadAttention is refused by name."""
+the value units to the output projection; nn.MultiheadAttention's values are a producer its out_proj reads."""
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,7 +39,7 @@ def test_value_units_reach_the_output_projection():
     assert torch.equal(model.proj.dale_sign, signs[qkv_out[2 * D :]])
 
 
-def test_multihead_attention_is_refused_by_name():
+def test_multihead_attention_values_are_its_own_producer():
     class WithMHA(nn.Module):
         def __init__(self):
             super().__init__()
@@ -52,5 +51,13 @@ def test_multihead_attention_is_refused_by_name():
             t = self.embed(x).unsqueeze(1)
             return self.head(self.attn(t, t, t, need_weights=False)[0][:, 0])
 
-    with pytest.raises(bc.ConfigError, match=r"attn: Dale types cannot be followed through nn.MultiheadAttention"):
-        bc.apply(WithMHA(), "constraints/dale.yaml")
+    model = bc.apply(WithMHA(), "constraints/dale.yaml")
+    graph = bc.constraints_of(model).dale_units
+    names = [p.name for p in graph.producers]
+    assert names == ["<input>", "embed", "attn (values)", "attn.out_proj", "head"]
+    values = next(p for p in graph.producers if p.name == "attn (values)")
+    assert graph.inputs["attn.out_proj"].tolist() == list(range(values.offset, values.offset + D))
+    assert torch.equal(graph.inputs["head"], graph.outputs["attn.out_proj"])
+    signs = bc.constraints_of(model).unit_signs
+    assert torch.equal(model.attn.out_proj.dale_sign, signs[graph.inputs["attn.out_proj"]])
+    assert bc.audit(model).violations == 0

@@ -8,8 +8,9 @@ neuron through the attention. The queries and keys only set the mixing weights A
 no synapse between units and hand no type on. Over a mask M of -inf the weights stay >= 0, so the same holds.
 
 ``nn.MultiheadAttention`` packs its q/k/v projection into one ``in_proj_weight`` inside one module, which the graph
-cannot see into: under ``types: graph`` it is a ConfigError naming the module (build attention from ``nn.Linear``
-projections and ``F.scaled_dot_product_attention``, as timm's ``Attention`` does, to have its types carried).
+cannot see into: the values it mixes are a producer of their own (:func:`packed_attention`), which its ``out_proj``
+reads; the packed in-projection is not Dale-constrained (build attention from ``nn.Linear`` projections and
+``F.scaled_dot_product_attention``, as timm's ``Attention`` does, to have every projection typed).
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch.fx as fx
 from torch import Tensor
 
-from biocircuits.errors import ConfigError
-
+from .layers import per_feature
 from .ops import passthrough, reduce_like
 
 if TYPE_CHECKING:
@@ -41,12 +41,22 @@ def attention_values(prop: Propagate, n: fx.Node, real: Any) -> Any:
 
 
 def packed_attention(prop: Propagate, n: fx.Node, real: Any) -> Any:
-    """``nn.MultiheadAttention``: a ConfigError naming it (its packed in-projection is inside the module)."""
-    raise ConfigError(
-        f"{n.target}: Dale types cannot be followed through nn.MultiheadAttention (its q/k/v projection is one "
-        "packed in_proj_weight inside the module, not a weight layer the graph can type)",
-        key="dale.types",
-        given="graph",
-        suggestion="build the attention from nn.Linear q/k/v projections and F.scaled_dot_product_attention (as "
-        "timm's Attention does; its types are carried through the token mixing), or exclude the model from Dale",
-    )
+    """``nn.MultiheadAttention`` (a leaf: its packed in-projection is inside it): the values it mixes are a producer of
+    its own, ``<name> (values)``, one unit per feature (the token mixing keeps them apart, as above); a converted
+    module's ``out_proj`` (a weight layer) reads them and produces the output's units; a plain one's output is one
+    fresh producer. The in-projection itself is no weight layer: Dale does not constrain it."""
+    out = real[0] if isinstance(real, tuple) else real
+    if not isinstance(out, Tensor):
+        return prop.opaque(n, real)
+    dim, name = out.dim() - 1, f"{n.target}.out_proj"
+    if name not in prop.layers:
+        ids = prop.fresh(str(n.target), out, dim, "op")
+    else:
+        values = prop.fresh(f"{n.target} (values)", out, dim, "op")
+        prop.inputs.setdefault(name, []).append(per_feature(values))
+        ids = prop.fresh(name, out, dim, "layer")
+        prop.outputs.setdefault(name, []).append(per_feature(ids))
+    if not isinstance(real, tuple):
+        return ids
+    return (ids, *(prop.fresh(f"{n.name}[{i}]", t, t.dim() - 1, "op") if isinstance(t, Tensor) else None
+                   for i, t in enumerate(real[1:], 1)))
