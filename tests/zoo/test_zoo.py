@@ -73,10 +73,11 @@ def test_bp_equals_autograd(build):
 @pytest.mark.parametrize("build", ZOO)
 def test_feedback_rules_convert_every_transported_matrix(build, rule):
     model = bc.apply(copy.deepcopy(_plain(build)).train(), {"feedback": {"rule": rule}})
-    report = transport_report(model, [])
-    assert report is not None and report.backprop == []  # no matrix left to plain backprop
-    transported = [n for n, r in report.roles.items() if r == "transported"]
-    assert transported and report.read_directly == []
+    if rule == "fa":  # which layers convert does not depend on the rule: checked once
+        report = transport_report(model, [])
+        assert report is not None and report.backprop == []  # no matrix left to plain backprop
+        transported = [n for n, r in report.roles.items() if r == "transported"]
+        assert transported and report.read_directly == []
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.01), model)
     x, y = _sample(1)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -87,13 +88,10 @@ def test_feedback_rules_convert_every_transported_matrix(build, rule):
     assert any(not torch.equal(before[n], p) for n, p in model.named_parameters())
 
 
-SMALL = {"mobilenet_v3_small", "efficientnet_b0", "timm/mobilenetv3_small_050"}
-DALE = [
-    pytest.param(p.values[0], preset, id=f"{p.id}-{preset}")
-    for p in ZOO
-    for preset in ("dale.yaml", "dale_sign_symmetry.yaml")
-    if preset == "dale.yaml" or p.id in SMALL
-]
+# densenet121's Dale graph (concatenations) is covered by tests/dale/test_graph*.py; the sign-symmetry preset differs
+# from dale.yaml only in the rule, so it runs on one model
+DALE = [pytest.param(p.values[0], "dale.yaml", id=f"{p.id}-dale.yaml") for p in ZOO if p.id != "densenet121"]
+DALE.append(pytest.param(TORCHVISION["mobilenet_v3_small"], "dale_sign_symmetry.yaml", id="mobilenet_v3_small-dss"))
 
 
 @pytest.mark.parametrize(("build", "preset"), DALE)
