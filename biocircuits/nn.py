@@ -1,5 +1,6 @@
 """``bc.nn``: the converted layer classes (subclasses of the torch layers they replace)."""
 
+from biocircuits.feedback.attention import FeedbackMultiheadAttention
 from biocircuits.feedback.layers import (
     FeedbackConv1d,
     FeedbackConv2d,
@@ -8,4 +9,5 @@ from biocircuits.feedback.layers import (
     FeedbackLinear,
 )
 
-__all__ = ["FeedbackConv1d", "FeedbackConv2d", "FeedbackConv3d", "FeedbackLayer", "FeedbackLinear"]
+__all__ = ["FeedbackConv1d", "FeedbackConv2d", "FeedbackConv3d", "FeedbackLayer", "FeedbackLinear",
+           "FeedbackMultiheadAttention"]

@@ -13,11 +13,15 @@ from torch import nn
 from biocircuits.core.celltypes import cell_types
 from biocircuits.core.globs import check_patterns_match, match_any
 from biocircuits.core.interface import attachments_of, detach_all
-from biocircuits.core.layers import attention_owned, has_transported_weight, weight_layers
+from biocircuits.core.layers import has_transported_weight, weight_layers
 from biocircuits.errors import ConfigError
 
+from .attention import FeedbackMultiheadAttention
 from .layers import FEEDBACK_CLASSES, FeedbackConvNd, FeedbackLayer
+from .owners import owner_children, route, unroute
 from .rules import FeedbackRule, make_rule
+from .thirdparty import third_party_classes
+from .transport import parameter_rows, transport_report
 
 Mapping_ = Mapping[type[nn.Module], type[FeedbackLayer]]
 
@@ -31,18 +35,24 @@ def _standard_forward(module: nn.Module, base: type[nn.Module]) -> bool:
 def feedback_class(module: nn.Module, mapping: Mapping_) -> type[FeedbackLayer] | None:
     """The feedback class for ``module``: its type's entry in ``mapping``, or the entry of a base type whose
     forward it does not override; None when it has none."""
-    if type(module) in mapping:
-        return mapping[type(module)]
-    for base in type(module).__mro__[1:]:
-        if base in mapping and _standard_forward(module, base):
-            return mapping[base]
-    return None
+    found = mapping.get(type(module))
+    if found is None:
+        found = next((mapping[b] for b in type(module).__mro__[1:] if b in mapping and _standard_forward(module, b)),
+                     None)
+    can_convert = getattr(found, "can_convert", None)
+    return found if can_convert is None or can_convert(module) else None
+
+
+def _owned(model: nn.Module, mapping: Mapping_) -> set[int]:
+    """ids of the ``out_proj`` of every ``nn.MultiheadAttention`` that stays plain (it reads them directly)."""
+    return {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)
+            and not getattr(m, "calls_out_proj", False) and feedback_class(m, mapping) is None}
 
 
 def convertible_modules(model: nn.Module, mapping: Mapping_ | None = None) -> list[tuple[str, nn.Module]]:
     """(qualified name, module) of every module that ``mapping`` (default: the built-in one) converts."""
-    mapping = FEEDBACK_CLASSES if mapping is None else mapping
-    owned = attention_owned(model)  # read by their owner without calling forward: not convertible alone
+    mapping = {**FEEDBACK_CLASSES, **third_party_classes()} if mapping is None else mapping
+    owned = _owned(model, mapping)  # read by their owner without calling forward: not convertible alone
     return [(n, m) for n, m in model.named_modules()
             if id(m) not in owned and not isinstance(m, FeedbackLayer) and feedback_class(m, mapping) is not None]
 
@@ -95,7 +105,7 @@ def convert(
     that cannot be converted and that ``exclude`` does not name: backprop would run through it silently."""
     overrides = dict(overrides or {})
     exclude = list(exclude)
-    mapping = {**FEEDBACK_CLASSES, **(mapping or {})}
+    mapping = {**FEEDBACK_CLASSES, **third_party_classes(), **(mapping or {})}
     already = feedback_layers(model)
     if already:
         raise ConfigError(
@@ -108,12 +118,15 @@ def convert(
     check_patterns_match(overrides, names, "feedback.overrides")
     check_patterns_match(exclude, names + [n for n, _ in stuck], "feedback.exclude")
     plan: list[tuple[str, nn.Module, FeedbackRule]] = []
-    for name, module in candidates:  # validate every rule before touching the model
-        if match_any(name, exclude):
+    owned = {f"{n}.out_proj" for n, m in candidates if isinstance(m, nn.MultiheadAttention) and match_any(n, exclude)}
+    for name, module in candidates:  # validate every rule; an excluded attention's out_proj stays plain too
+        if match_any(name, exclude) or name in owned:
             continue
         rule_name, rule_options = _rule_for(name, (rule, dict(options or {})), overrides)
         plan.append((name, module, make_rule(rule_name, rule_options, seed=seed)))
     stuck = [(n, m) for n, m in stuck if not match_any(n, exclude)]
+    if not all(r.exact_gradient for _, _, r in plan):
+        stuck = _transporting(model, stuck, [(n, m) for n, m, _ in plan])
     if stuck and not all(r.exact_gradient for _, _, r in plan):
         listed = ", ".join(f"{n or '(root)'} ({type(m).__name__})" for n, m in stuck[:8])
         raise ConfigError(
@@ -126,7 +139,34 @@ def convert(
     for name, module, layer_rule in plan:
         feedback_class(module, mapping).convert(module, layer_rule, name)
         converted[name] = layer_rule
+    _route_owners(model)
     return converted
+
+
+def _route_owners(model: nn.Module) -> None:
+    """Owners that read a converted child's weight route that read through the child (:mod:`.owners`)."""
+    for module in model.modules():
+        if any(isinstance(getattr(module, c, None), FeedbackLayer) for c in owner_children(module)):
+            route(module)
+
+
+def _transporting(model: nn.Module, stuck: list[tuple[str, nn.Module]],
+                  planned: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
+    """The modules of ``stuck`` that transport a parameter (see :mod:`.transport`; all of them when the model
+    cannot run on a sample), and each module that reads a planned layer's weight without calling it, unless it is
+    converted itself or routes the read (:mod:`.owners`)."""
+    report = transport_report(model, planned)
+    if report is None:
+        return stuck
+    kept = [(n, m) for n, m in stuck if report.transports(n, m)]
+    converted = {n for n, _ in planned}  # a converted owner (attention) calls its children
+    for name in report.read_directly:
+        owner_name, _, child = name.rpartition(".")
+        owner = model.get_submodule(owner_name)
+        if owner_name in converted or child in owner_children(owner) or any(n == owner_name for n, _ in kept):
+            continue
+        kept.append((owner_name, owner))
+    return kept
 
 
 @torch.no_grad()
@@ -134,7 +174,7 @@ def unconvert(model: nn.Module) -> list[str]:
     """Detach everything attached to the modules of ``model`` and give each converted module its class back
     (weights, hooks and the state_dict keys of the plain layer are kept); returns the names of the modules
     changed. The inverse of :func:`convert` plus every attachment (Dale, transforms, plasticity)."""
-    changed = []
+    changed = [name for name, module in model.named_modules() if unroute(module)]
     for name, module in list(model.named_modules()):
         held = attachments_of(module)
         if held is None:
@@ -169,15 +209,25 @@ def restore_modules(snapshot: ModuleSnapshot) -> None:
 
 
 def describe(model: nn.Module, file=None) -> str:
-    """A table of the model's weight layers: name, type, weight shape, feedback rule, Dale E/I counts.
+    """A table of the model's weight layers (and converted attention): name, type, weight shape, feedback rule,
+    Dale E/I counts; then every other parameter with its role (:mod:`.transport`): a gain the error passes
+    through as in backprop (LayerNorm, BatchNorm, LayerScale), a parameter that only adds to the activity
+    (positional embeddings, class tokens, attention biases), or a transported one without a feedback class.
     Printed to ``file`` (default stdout) and returned."""
     rows = [("layer", "type", "weight", "rule", "dale")]
-    for name, m in weight_layers(model):
+    layers = weight_layers(model)
+    listed = {id(m) for _, m in layers}
+    layers += [(n, m) for n, m in feedback_layers(model) if id(m) not in listed]  # attention's in-projection
+    for name, m in layers:
         rule = repr(m.rule) if isinstance(m, FeedbackLayer) else "(plain torch)"
         sign = cell_types(m)
         dale = f"{int((sign > 0).sum())}E/{int((sign < 0).sum())}I" if sign is not None else "-"
         rows.append((name or "(root)", type(m).__name__.replace("Parametrized", ""), "x".join(
             str(s) for s in m.weight.shape), rule, dale))
+    others = parameter_rows(model, [n for n, _ in layers])
+    if others:
+        rows += [("", "", "", "", ""), ("parameter", "type", "shape", "role", "")]
+        rows += [(n, t, shape, role, "") for n, t, shape, role in others]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -186,5 +236,7 @@ def describe(model: nn.Module, file=None) -> str:
     return text
 
 
-__all__ = ["FeedbackConvNd", "convert", "convertible_modules", "describe", "feedback_class", "feedback_layers",
-           "restore_modules", "snapshot_modules", "unconvert", "unconvertible_modules"]
+__all__ = [
+    "FeedbackConvNd", "FeedbackMultiheadAttention", "convert", "convertible_modules", "describe", "feedback_class",
+    "feedback_layers", "restore_modules", "snapshot_modules", "unconvert", "unconvertible_modules",
+]

@@ -141,10 +141,17 @@ def test_attention_and_transposed_convs_are_named():
     class Block(nn.Module):
         def __init__(self):
             super().__init__()
-            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True, add_bias_kv=True)  # not convertible
             self.proj = nn.Linear(8, 8)
+
+        def forward(self, x):
+            return self.proj(self.attn(x, x, x)[0])
 
     with pytest.raises(bc.ConfigError, match=r"attn \(MultiheadAttention\)"):
         bc.apply(Block(), {"feedback": {"rule": "fa"}})
     block = bc.apply(Block(), {"feedback": {"rule": "fa", "exclude": ["attn"]}})
     assert isinstance(block.proj, bc.nn.FeedbackLayer) and not isinstance(block.attn.out_proj, bc.nn.FeedbackLayer)
+    block = Block()
+    block.attn = nn.MultiheadAttention(8, 2, batch_first=True)  # convertible, but excluded: out_proj stays plain
+    bc.apply(block, {"feedback": {"rule": "fa", "exclude": ["attn"]}})
+    assert type(block.attn) is nn.MultiheadAttention and not isinstance(block.attn.out_proj, bc.nn.FeedbackLayer)

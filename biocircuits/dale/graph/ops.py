@@ -105,6 +105,15 @@ UNIT_RULES: dict[Any, UnitRule] = {
 }
 
 
+def _attention_rules() -> dict[Any, UnitRule]:
+    from .attention import attention_values, packed_attention  # it builds on this module's rules
+
+    return {F.scaled_dot_product_attention: attention_values, nn.MultiheadAttention: packed_attention}
+
+
+UNIT_RULES.update(_attention_rules())
+
+
 def rule_for(n: fx.Node, module: nn.Module | None = None) -> UnitRule:
     """The rule of node ``n`` (``module``: the module a ``call_module`` node calls): its :data:`UNIT_RULES`
     entry, the first class of the module's MRO that has one, else :func:`passthrough`."""

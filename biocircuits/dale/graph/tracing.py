@@ -22,7 +22,8 @@ class _Tracer(fx.Tracer):
         self.failed_in: str | None = None
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, WEIGHT_LAYER_TYPES) or super().is_leaf_module(m, qualname)
+        # attention modules are leaves too: their unit rule (.attention) names them
+        return isinstance(m, (*WEIGHT_LAYER_TYPES, nn.MultiheadAttention)) or super().is_leaf_module(m, qualname)
 
     def call_module(self, m: nn.Module, forward: Callable, args: tuple, kwargs: dict) -> Any:
         self.stack.append(self.path_of_module(m))
