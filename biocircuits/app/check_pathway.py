@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from biocircuits.core.atomic import atomic_write_text
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.layers import FeedbackLayer
+from biocircuits.probes.errors import layer_errors
 from biocircuits.train.restore import load_run
 from biocircuits.train.run_folder import RunFolder
 
@@ -42,28 +42,6 @@ __all__ = [
     "plot_tracking",
     "rounding_level",
 ]
-
-
-def layer_errors(model: nn.Module, layer: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """The error dL/dy at ``layer``'s output for each sample, delivered by the network's own feedback rules
-    (shape (samples, out); a conv layer's error is taken at the centre output location)."""
-    captured: dict[str, Tensor] = {}
-
-    def hook(mod: nn.Module, args: tuple, out: Tensor) -> Tensor:
-        captured["y"] = out
-        return out.clone()
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            loss = F.cross_entropy(model(x), y, reduction="sum")
-            (delta,) = torch.autograd.grad(loss, captured["y"])
-    finally:
-        handle.remove()
-    if delta.dim() > 2:
-        centre = tuple(s // 2 for s in delta.shape[2:])
-        delta = delta[(slice(None), slice(None), *centre)]
-    return delta.detach()
 
 
 def layer_gates(model: nn.Module, lower: nn.Module, upper: nn.Module, x: Tensor) -> Tensor:

@@ -64,6 +64,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from biocircuits.core.celltypes import Populations, column_populations
 from biocircuits.core.interface import Choice, LayerAttachment, StepState
 from biocircuits.core.layers import trainable_weight
 from biocircuits.errors import ConfigError
@@ -213,9 +214,9 @@ class Dann(DaleAttachment):
         return [("weight", "E", "E"), ("parametrizations.weight.0.weight_ie", "E", "I"),
                 ("parametrizations.weight.0.weight_ei", "I", "E")]
 
-    def population_counts(self, layer: nn.Module) -> tuple[int, int]:
-        """(E inputs, I interneurons)."""
-        return int(layer.dale_sign.numel()), self.n_i
+    def population_counts(self, layer: nn.Module) -> Populations:
+        """The E inputs (every presynaptic unit of a DANN layer is E) and, named apart, its n_i I interneurons."""
+        return column_populations(layer)._replace(interneurons=self.n_i)
 
     @torch.no_grad()
     def count_violations(self, layer: nn.Module) -> int:

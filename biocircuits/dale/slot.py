@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from biocircuits.core.celltypes import cell_types, sign_mask
+from biocircuits.core.celltypes import Populations, column_populations, sign_mask
 from biocircuits.core.interface import LayerAttachment
 from biocircuits.core.registry import Registry
 
@@ -58,9 +58,9 @@ class DaleAttachment(LayerAttachment):
         return constrained
 
     # --- what the audit reads -------------------------------------------------------------------------------------
-    def population_counts(self, layer: nn.Module) -> tuple[int, int]:
-        """(E, I) presynaptic units of ``layer``."""
-        return column_counts(layer)
+    def population_counts(self, layer: nn.Module) -> Populations:
+        """(E, I) presynaptic units of ``layer`` and its interneurons (none here)."""
+        return column_populations(layer)
 
     @torch.no_grad()
     def count_violations(self, layer: nn.Module) -> int:
@@ -71,11 +71,6 @@ class DaleAttachment(LayerAttachment):
         """The same for the effective weights, with ``gain`` (per output unit, of the normalisation that follows
         the layer) folded in: sign(W[o, ...] gain_o)."""
         return effective_count(layer, gain)
-
-
-def column_counts(layer: nn.Module) -> tuple[int, int]:
-    sign = cell_types(layer)
-    return int((sign > 0).sum()), int((sign < 0).sum())
 
 
 @torch.no_grad()

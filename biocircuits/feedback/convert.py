@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from biocircuits.core.celltypes import cell_types
+from biocircuits.core.celltypes import populations
 from biocircuits.core.globs import check_patterns_match, match_any
 from biocircuits.core.interface import attachments_of, detach_all
 from biocircuits.core.layers import attention_owned, has_transported_weight, weight_layers
@@ -149,13 +149,14 @@ def unconvert(model: nn.Module) -> list[str]:
 
 
 def describe(model: nn.Module, file=None) -> str:
-    """A table of the model's weight layers: name, type, weight shape, feedback rule, Dale E/I counts.
+    """A table of the model's weight layers: name, type, weight shape, feedback rule, Dale counts (presynaptic
+    E/I units, then the layer's own interneurons: ``16E/0I + 3 interneurons``, as ``bc.audit`` counts them).
     Printed to ``file`` (default stdout) and returned."""
     rows = [("layer", "type", "weight", "rule", "dale")]
     for name, m in weight_layers(model):
         rule = repr(m.rule) if isinstance(m, FeedbackLayer) else "(plain torch)"
-        sign = cell_types(m)
-        dale = f"{int((sign > 0).sum())}E/{int((sign < 0).sum())}I" if sign is not None else "-"
+        counts = populations(m)
+        dale = "-" if counts is None else str(counts)
         rows.append((name or "(root)", type(m).__name__.replace("Parametrized", ""), "x".join(
             str(s) for s in m.weight.shape), rule, dale))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -2,6 +2,7 @@
 training step (:class:`StepProbe`)."""
 
 from .alignment import LayerProbe, angle, probe
+from .errors import layer_errors
 from .step import StepProbe
 
-__all__ = ["LayerProbe", "StepProbe", "angle", "probe"]
+__all__ = ["LayerProbe", "StepProbe", "angle", "layer_errors", "probe"]

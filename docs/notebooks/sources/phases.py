@@ -38,12 +38,10 @@ import torch, torch.nn.functional as F
 from torch import nn
 import matplotlib.pyplot as plt
 import biocircuits as bc
-from biocircuits.config.experiment import DataSpec
-from biocircuits.data import build_data
 
 torch.set_num_threads(1)   # a small MLP: one thread is fastest, and leaves a core to the test suite's other worker
 started = time.perf_counter()
-data = build_data(DataSpec(name="mnist5k", val_fraction=0.2, split_seed=0))
+data = bc.load_data("mnist5k", val_fraction=0.2, split_seed=0)
 (xtr, ytr), (xva, yva) = data.train.tensors, data.val.tensors
 xtr, xva = xtr.flatten(1)[:train_items], xva.flatten(1)
 ytr = ytr[:train_items]
@@ -58,7 +56,7 @@ print(xtr.shape, xva.shape)"""),
     model = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
     bc.apply(model, {"feedback": {"rule": rule, "seed": seed}, "phases": phases})
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=LR), model)
-    probe = bc.probes.StepProbe(model, opt) if angles else None
+    probe = bc.StepProbe(model, opt) if angles else None
     gen, history, step = torch.Generator().manual_seed(seed), [], 0
     for _ in range(epochs):
         order = torch.randperm(len(xtr), generator=gen)
@@ -123,7 +121,7 @@ tau_acc = {(r, t): delay_acc[(r, "stored", 0)] if t == 0 else
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharey=True)
 for ax, (acc, xs, name) in zip(axes, [(gamma_acc, gammas, "interference gamma"),
-                                      (tau_acc, taus, "error_filter tau (steps)")]):
+                                      (tau_acc, taus, "error_filter tau (steps; cascaded: lag grows with depth)")]):
     for rule in rules:
         m, lo, hi = zip(*(acc[(rule, x)] for x in xs))
         ax.errorbar(xs, m, yerr=[[a - b for a, b in zip(m, lo)], [c - a for a, c in zip(m, hi)]],

@@ -28,12 +28,10 @@ import torch, torch.nn.functional as F
 from torch import nn
 import matplotlib.pyplot as plt
 import biocircuits as bc
-from biocircuits.config.experiment import DataSpec
-from biocircuits.data import build_data
 
 torch.set_num_threads(1)   # a small MLP: one thread is fastest, and leaves a core to the test suite's other worker
 started = time.perf_counter()
-data = build_data(DataSpec(name="mnist5k", val_fraction=0.2, split_seed=0))
+data = bc.load_data("mnist5k", val_fraction=0.2, split_seed=0)
 (xtr, ytr), (xva, yva) = data.train.tensors, data.val.tensors
 xtr, xva, ytr = xtr.flatten(1)[:train_items], xva.flatten(1), ytr[:train_items]
 ARCHITECTURES = {
