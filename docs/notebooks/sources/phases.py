@@ -168,7 +168,7 @@ _Written from the figures printed above (full size: 3 seeds, 2 epochs); the next
   activity that caused it) learning degrades gracefully: bp 91.2% at K = 0, 90.4% at K = 1, 87.6% at K = 2,
   74.8% at K = 4, 33.2% at K = 8; sign symmetry degrades like bp up to K = 2 and less beyond (81.5% at K = 4,
   51.2% at K = 8),
-  feedback alignment worse (75.1% at K = 2, 34.9% at K = 8). When the late error meets the *current*
+  feedback alignment worse (74.6% at K = 2, 34.8% at K = 8). When the late error meets the *current*
   stimulus's activity (`current`), every rule is at chance (8-15%) from K = 1 on: the stimuli of a stream are
   independent, so an error paired with the wrong stimulus carries no information about the weights that made it.
 - **An eligibility trace rescues short delays, not long ones.** With a presynaptic trace matched to the delay
@@ -177,8 +177,8 @@ _Written from the figures printed above (full size: 3 seeds, 2 epochs); the next
   symmetry 19.5%, FA 17.0%) and at K = 8 all are at chance: the trace's share of the causing stimulus,
   (1 - lambda) lambda^K, falls as about 1 / (e K). The trace never reaches the oracle.
 - **Sharing the neurons costs little at small gamma.** Interference gamma = 0.1 costs 0.4 points (bp, sign
-  symmetry) and 1.4 (FA); gamma = 0.3 costs 2.0 / 2.7 / 8.4; gamma = 1 (a feedback signal as large as the
-  activity) halves accuracy (43.9 / 57.6 / 42.9%). FA suffers most at the small gammas.
+  symmetry) and 1.4 (FA); gamma = 0.3 costs 2.0 / 2.5 / 8.9; gamma = 1 (a feedback signal as large as the
+  activity) cuts accuracy to 39.3 / 58.3 / 43.8%. FA suffers most at the small gammas.
 - **Lingering errors cost in proportion to how long they linger.** A low-pass error with tau = 1, 2, 4 steps (mean
   lag 0.6, 1.5, 3.5 steps at the output layer, twice that at the hidden layer) costs 2.5, 4.4 and 14.2 points for
   bp, and about the same for sign symmetry (2.0, 4.1, 13.3) and FA (1.7, 5.0, 16.3): every rule degrades smoothly
