@@ -9,7 +9,7 @@
 
 ``import biocircuits`` itself is light and has no side effect: the public names below (and the subpackages they
 live in) are imported together on the first use of any of them (PEP 562 ``__getattr__``), so the command can
-install its Ctrl-C handling (:mod:`biocircuits.__main__`) before torch is imported.
+install its Ctrl-C handling ([`biocircuits.__main__`][biocircuits.__main__]) before torch is imported.
 """
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)

@@ -1,7 +1,7 @@
 """MkDocs hook: writes the reference pages from the code at build time, so they are never written twice — the
 constraint-spec and experiment references from the pydantic schemas (every key, type, default and bounds, and
 the options of every registered rule, enforcer, transform and plasticity rule), and the CLI reference from
-:func:`biocircuits.app.cli.build_parser`. ``python docs/hooks.py DIR`` writes the same pages to ``DIR``."""
+``biocircuits.app.cli.build_parser``. ``python docs/hooks.py DIR`` writes the same pages to ``DIR``."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
 def prose(doc: str | None) -> str:
-    """A docstring as one Markdown paragraph (Sphinx roles such as ``:mod:`x``` become code)."""
-    return re.sub(r":(?:mod|func|class|meth|attr):`~?([^`]+)`", r"`\1`", " ".join((doc or "").split()))
+    """A docstring as one Markdown paragraph (cross-references ``[`x`][biocircuits.x]`` become code: the reference
+    pages do not link into the API page)."""
+    return re.sub(r"\[(`[^`]+`)\]\[[\w.]+\]", r"\1", " ".join((doc or "").split()))
 
 
 def type_name(annotation: Any) -> str:

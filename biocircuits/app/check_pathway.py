@@ -1,12 +1,12 @@
 """``biocircuits check-pathway RUN_DIR --layer NAME``: take real error vectors from a validation batch through a
 trained network's feedback pathway, simulate the layer's pathway in Brian2, print and save the report.
 
-A :class:`CheckRequest` holds the command's options; it picks one check (:mod:`.pathway_checks`): ``--waveform``
-(patterns: held; recorded: successive validation errors, each held ``--hold``; step; sine: the frequency response
-at ``--frequency`` F1,F2,...; ou: ``--tau-corr``), ``--chain`` (lower layers, top first, with the forward
-derivative gate f'(a) between them, checked against torch) or ``--calibrate SPEC.yaml`` (the run's constraint spec
-with the ``phases:`` noise of a spiking pathway of ``--rate`` r0 and ``--window`` T). An option the chosen check
-does not take is refused (exit 2), never ignored."""
+A [`CheckRequest`][biocircuits.app.check_pathway.CheckRequest] holds the command's options; it picks one check
+([`pathway_checks`][biocircuits.app.pathway_checks]): ``--waveform`` (patterns: held; recorded: successive validation
+errors, each held ``--hold``; step; sine: the frequency response at ``--frequency`` F1,F2,...; ou: ``--tau-corr``),
+``--chain`` (lower layers, top first, with the forward derivative gate f'(a) between them, checked against torch) or
+``--calibrate SPEC.yaml`` (the run's constraint spec with the ``phases:`` noise of a spiking pathway of ``--rate`` r0
+and ``--window`` T). An option the chosen check does not take is refused (exit 2), never ignored."""
 
 from __future__ import annotations
 
@@ -107,8 +107,9 @@ def converted_layer(modules: dict[str, nn.Module], name: str, key: str) -> nn.Mo
 @dataclass(frozen=True)
 class CheckRequest:
     """The command's options: numbers in seconds (``duration``, ``hold``, ``tau_corr``, ``window``) and hertz
-    (``frequency``, ``rate``); None means not given (the check's default). :meth:`check` picks the check and
-    refuses every given option it does not take."""
+    (``frequency``, ``rate``); None means not given (the check's default).
+    [`check`][biocircuits.app.check_pathway.CheckRequest.check] picks the check and refuses every given option it does
+    not take."""
 
     run_dir: Path
     layer: str
@@ -145,7 +146,8 @@ class CheckRequest:
         }
 
     def check(self) -> Any:
-        """The :class:`~.pathway_checks.PathwayCheck` this request asks for, built from its options."""
+        """The [`PathwayCheck`][biocircuits.app.pathway_checks.PathwayCheck] this request asks for, built from its
+        options."""
         from .pathway_checks import CHECKS, bridge  # imports Brian2
 
         if self.waveform is not None and self.waveform not in bridge.WAVEFORMS:

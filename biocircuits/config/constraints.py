@@ -69,7 +69,8 @@ def _off(value: Any) -> bool:
 
 
 class PhasesSpec(Strict):
-    """``phases:``: the error pathway and the timing of the backward phase (see :mod:`biocircuits.phases`).
+    """``phases:``: the error pathway and the timing of the backward phase (see
+    [`biocircuits.phases`][biocircuits.phases]).
 
     Transforms, one key per registered transform (``error_noise``, ``error_quantization``, ``error_delay``,
     ``error_filter``, ``interference``, ...), each given its options or the scalar its ``shorthand`` option takes;
@@ -145,8 +146,9 @@ SYNAPSE_CLASSES = ("E->E", "E->I", "I->E", "I->I")
 
 class PlasticityMatch(Strict):
     """Which synapses a plasticity row acts on: a layer glob, the presynaptic type (``population``) and the
-    postsynaptic type (``post``: the type of the output unit, one per neuron, :mod:`biocircuits.dale.graph`).
-    ``synapse: E->I`` is shorthand for ``population: E, post: I``."""
+    postsynaptic type (``post``: the type of the output unit, one per neuron,
+    [`biocircuits.dale.graph`][biocircuits.dale.graph]). ``synapse: E->I`` is shorthand for ``population: E, post:
+    I``."""
 
     layers: Glob = "*"
     population: Literal["E", "I", "any"] = "any"

@@ -25,20 +25,21 @@ PopulationNormName = Annotated[str, registered(SPEC_KEYS["population_norm"].get)
 
 
 class DaleSpec(Strict):
-    """``dale:``: excitatory/inhibitory types per neuron. See :mod:`biocircuits.dale`.
+    """``dale:``: excitatory/inhibitory types per neuron. See [`biocircuits.dale`][biocircuits.dale].
 
     ``types``: ``graph`` (one type per producing unit, followed through the traced graph to every layer that reads
-    it: :mod:`biocircuits.dale.graph`) or ``per_layer`` (each layer types its inputs by its own width, the
-    earlier behaviour: a unit read by two layers may then get two types); ``input_shape``: one input without the
-    batch dim, for the trace (guessed from the first layer when absent). The Dale slot's classes
-    (:mod:`biocircuits.dale.slot`) are chosen by value: ``architecture``: ``column`` (every weight carries its
-    presynaptic unit's sign, kept by the enforcer ``enforce``) or ``dann`` (Cornford et al. 2021: an excitatory
-    projection and inhibitory interneurons per layer, all weights non-negative, options in ``dann``:
-    :mod:`biocircuits.dale.dann`). ``norm_gamma`` (``free`` | ``nonnegative``): whether normalisation layers keep
-    gamma >= 0, so that the BN-folded weights obey the law too (:mod:`biocircuits.dale.norms`).
-    ``population_norm`` (``none`` | ``divisive``): each constrained layer's input divided by its E and I
-    populations' mean activity, which keeps deep column-sign networks from collapsing to one dimension
-    (:mod:`biocircuits.dale.population_norm`). Another registered Dale class takes its options under its name."""
+    it: [`biocircuits.dale.graph`][biocircuits.dale.graph]) or ``per_layer`` (each layer types its inputs by its own
+    width, the earlier behaviour: a unit read by two layers may then get two types); ``input_shape``: one input without
+    the batch dim, for the trace (guessed from the first layer when absent). The Dale slot's classes
+    ([`biocircuits.dale.slot`][biocircuits.dale.slot]) are chosen by value: ``architecture``: ``column`` (every weight
+    carries its presynaptic unit's sign, kept by the enforcer ``enforce``) or ``dann`` (Cornford et al. 2021: an
+    excitatory projection and inhibitory interneurons per layer, all weights non-negative, options in ``dann``:
+    [`biocircuits.dale.dann`][biocircuits.dale.dann]). ``norm_gamma`` (``free`` | ``nonnegative``): whether
+    normalisation layers keep gamma >= 0, so that the BN-folded weights obey the law too
+    ([`biocircuits.dale.norms`][biocircuits.dale.norms]). ``population_norm`` (``none`` | ``divisive``): each
+    constrained layer's input divided by its E and I populations' mean activity, which keeps deep column-sign networks
+    from collapsing to one dimension ([`biocircuits.dale.population_norm`][biocircuits.dale.population_norm]). Another
+    registered Dale class takes its options under its name."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
     enabled: bool = True

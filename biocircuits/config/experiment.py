@@ -36,7 +36,7 @@ class Section(Strict):
 
 
 class DataSpec(Section):
-    """``data:``: a registered dataset (see :mod:`biocircuits.data`) and its loader settings."""
+    """``data:``: a registered dataset (see [`biocircuits.data`][biocircuits.data]) and its loader settings."""
 
     name: DatasetName = "digits"
     root: str | None = None
@@ -155,7 +155,7 @@ class Experiment(Section):
 
     def resolved_constraints(self) -> Constraints:
         """The constraint spec, loaded from its file when given as a path, with the seeds it leaves unset taken
-        from ``train.seed`` (:func:`seeded`)."""
+        from ``train.seed`` ([`seeded`][biocircuits.config.experiment.seeded])."""
         return seeded(self._constraint_spec(), self.train.seed)
 
     def _constraint_spec(self) -> Constraints:
@@ -172,8 +172,9 @@ class Experiment(Section):
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Experiment:
-        """Load an experiment file (a path, or the name of a shipped recipe: see :func:`resolve_path`), apply
-        ``--set`` overrides, validate, and check its constraint spec."""
+        """Load an experiment file (a path, or the name of a shipped recipe: see
+        [`resolve_path`][biocircuits.config.loading.resolve_path]), apply ``--set`` overrides, validate, and check its
+        constraint spec."""
         path = resolve_path(path, None, "experiments") or path
         data = load_with_includes(path, "experiments")
         if overrides:

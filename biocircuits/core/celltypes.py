@@ -39,7 +39,8 @@ def column_populations(layer: nn.Module) -> Populations:
 
 def populations(layer: nn.Module) -> Populations | None:
     """The layer's cell counts as its Dale attachment states them (``population_counts``), else from its
-    ``dale_sign`` (:func:`column_populations`); None for a layer without Dale signs."""
+    ``dale_sign`` ([`column_populations`][biocircuits.core.celltypes.column_populations]); None for a layer without Dale
+    signs."""
     if cell_types(layer) is None:
         return None
     dale = getattr(attachments_of(layer), "dale", None)

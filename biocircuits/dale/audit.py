@@ -27,7 +27,8 @@ class LayerAudit:
     ``sv_spread`` = sigma_max / sigma_min of W reshaped to (out, in * kernel); ``svd_entropy`` is the
     normalised SVD entropy H = -sum_i p_i log p_i / log r with p_i = sigma_i / sum_j sigma_j (Li et al. 2023):
     1 for a flat spectrum, lower when a few directions dominate. ``not_guaranteed``: weights onto units that a
-    LayerNorm or GroupNorm reads, whose effective sign the audit cannot vouch for (see :class:`AuditReport`)."""
+    LayerNorm or GroupNorm reads, whose effective sign the audit cannot vouch for (see
+    [`AuditReport`][biocircuits.dale.audit.AuditReport])."""
 
     name: str
     constrained: bool
@@ -61,10 +62,11 @@ class MixedUnit:
 class AuditReport:
     """``violations``: weights whose sign breaks Dale, over all constrained layers; ``effective_violations``: the
     same for the effective weights, with the sign of the per-unit gain of every normalisation that reads a layer's
-    units folded in, directly after it or after a concatenation or addition (:func:`.effective.unit_flips`: a
+    units folded in, directly after it or after a concatenation or addition (`effective.unit_flips`: a
     negative BatchNorm gamma flips every synapse onto its unit); ``mixed_units``: units that
-    one layer reads as E and another as I (:class:`MixedUnit`); ``layers``: per-layer rows; ``leaks``:
-    human-readable sign leaks (negative inputs, identity shortcuts, exempt layers, flipped units, centred units).
+    one layer reads as E and another as I ([`MixedUnit`][biocircuits.dale.audit.MixedUnit]); ``layers``: per-layer rows;
+    ``leaks``: human-readable sign leaks (negative inputs, identity shortcuts, exempt layers, flipped units, centred
+    units).
 
     What ``effective_violations`` vouches for: BatchNorm in evaluation mode is a per-unit affine map, so its folded
     weights W[o, ...] gamma_o / sqrt(var_o + eps) are exactly the effective ones. LayerNorm and GroupNorm centre

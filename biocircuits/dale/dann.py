@@ -131,8 +131,9 @@ def dann_init(weight: Tensor, n_i: int, generator: torch.Generator, mode: str = 
 @DALE.register
 class Dann(DaleAttachment):
     """``dale.architecture: dann`` on one layer (see the module docstring): registers ``dale_sign`` (all inputs
-    E, +1), the parametrisation :class:`DannWeight`, the divisive forward hook; after each step, the corrected
-    updates of the inhibitory parameters and the projection of every weight onto >= 0. Options: ``dale.dann``."""
+    E, +1), the parametrisation [`DannWeight`][biocircuits.dale.dann.DannWeight], the divisive forward hook; after each
+    step, the corrected updates of the inhibitory parameters and the projection of every weight onto >= 0. Options:
+    ``dale.dann``."""
 
     name = "dann"
     spec_key = "architecture"
@@ -252,7 +253,7 @@ class Dann(DaleAttachment):
 
 
 def inhibition(layer: nn.Module) -> DannWeight:
-    """The :class:`DannWeight` parametrisation of a DANN layer."""
+    """The [`DannWeight`][biocircuits.dale.dann.DannWeight] parametrisation of a DANN layer."""
     return layer.parametrizations.weight[0]
 
 

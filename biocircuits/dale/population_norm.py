@@ -77,8 +77,9 @@ class PopulationNormOptions(BaseModel):
 @DALE.register
 class PopulationNorm(DaleAttachment):
     """``dale.population_norm: divisive``, attached to every Dale-constrained layer beside its enforcer: a forward
-    pre-hook replaces its input x by :func:`divide_by_population_mean` (x, ``dale_sign``, ``eps``, channel dim of a
-    conv / feature dim of a linear layer); ``detach`` removes the hook."""
+    pre-hook replaces its input x by
+    [`divide_by_population_mean`][biocircuits.dale.population_norm.divide_by_population_mean] (x, ``dale_sign``,
+    ``eps``, channel dim of a conv / feature dim of a linear layer); ``detach`` removes the hook."""
 
     name = "population_norm"
     spec_key = "population_norm"

@@ -29,8 +29,9 @@ def reference_transforms(crop: int) -> tuple[T.Compose, T.Compose]:
 
 def checked_loader(path: str):
     """``torchvision``'s image loader; a file PIL cannot decode (truncated, corrupt, not an image) raises
-    :class:`DataError` naming it. The run stops there rather than skipping it: a skipped sample would change the
-    batches (breaking exact resume and equal global batches under DDP), and a broken file is worth fixing."""
+    [`DataError`][biocircuits.errors.DataError] naming it. The run stops there rather than skipping it: a skipped sample
+    would change the batches (breaking exact resume and equal global batches under DDP), and a broken file is worth
+    fixing."""
     try:
         return datasets.folder.default_loader(path)
     except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for damaged files
@@ -39,8 +40,8 @@ def checked_loader(path: str):
 
 
 def image_folder(folder: Path, transform) -> datasets.ImageFolder:
-    """An ``ImageFolder`` over ``folder`` with :func:`checked_loader`; an empty folder, or class folders without
-    images, is a ConfigError naming the folder."""
+    """An ``ImageFolder`` over ``folder`` with [`checked_loader`][biocircuits.data.imagefolder.checked_loader]; an empty
+    folder, or class folders without images, is a ConfigError naming the folder."""
     try:
         return datasets.ImageFolder(str(folder), transform=transform, loader=checked_loader)
     except (FileNotFoundError, OSError) as err:

@@ -40,7 +40,7 @@ class DataSettings(Protocol):
 
 
 class DatasetSource:
-    """Builds a :class:`DataBundle` from the ``data:`` section."""
+    """Builds a [`DataBundle`][biocircuits.data.registry.DataBundle] from the ``data:`` section."""
 
     name: ClassVar[str]
 
@@ -53,6 +53,7 @@ register_dataset = DATASETS.register
 
 
 def build_data(spec: DataSettings) -> DataBundle:
-    """The :class:`DataBundle` for ``spec``, adapted to ``spec.channels`` / ``spec.resize`` when they are set."""
+    """The [`DataBundle`][biocircuits.data.registry.DataBundle] for ``spec``, adapted to ``spec.channels`` /
+    ``spec.resize`` when they are set."""
     bundle = DATASETS.get(spec.name)().build(spec)
     return adapt(bundle, spec.channels, spec.resize)

@@ -49,7 +49,8 @@ def convertible_modules(model: nn.Module, mapping: Mapping_ | None = None) -> li
 
 def unconvertible_modules(model: nn.Module, mapping: Mapping_) -> list[tuple[str, nn.Module]]:
     """Modules holding a weight that backprop would transport (see
-    :func:`~biocircuits.core.layers.has_transported_weight`) but that ``mapping`` has no feedback class for."""
+    [`has_transported_weight`][biocircuits.core.layers.has_transported_weight]) but that ``mapping`` has no feedback
+    class for."""
     return [(n, m) for n, m in model.named_modules()
             if not isinstance(m, FeedbackLayer) and has_transported_weight(m) and feedback_class(m, mapping) is None]
 
@@ -88,9 +89,9 @@ def convert(
     (fnmatch pattern -> rule name or ``{rule, options}``; the last matching pattern wins) and ``exclude``
     patterns left as plain torch layers.
 
-    Returns {qualified name: rule} of the converted layers. Raises :class:`ConfigError` for an unknown rule,
-    an option a rule does not take, a pattern matching no module, a model that is already converted, or —
-    when any rule is asked for whose gradient is not backprop's (not ``exact_gradient``) — a module with a
+    Returns {qualified name: rule} of the converted layers. Raises [`ConfigError`][biocircuits.errors.ConfigError] for
+    an unknown rule, an option a rule does not take, a pattern matching no module, a model that is already converted, or
+    — when any rule is asked for whose gradient is not backprop's (not ``exact_gradient``) — a module with a
     transported weight (a ConvTranspose, an RNN, ``nn.MultiheadAttention``, a subclass with its own forward...)
     that cannot be converted and that ``exclude`` does not name: backprop would run through it silently."""
     overrides = dict(overrides or {})
@@ -133,7 +134,8 @@ def convert(
 def unconvert(model: nn.Module) -> list[str]:
     """Detach everything attached to the modules of ``model`` and give each converted module its class back
     (weights, hooks and the state_dict keys of the plain layer are kept); returns the names of the modules
-    changed. The inverse of :func:`convert` plus every attachment (Dale, transforms, plasticity)."""
+    changed. The inverse of [`convert`][biocircuits.feedback.convert.convert] plus every attachment (Dale, transforms,
+    plasticity)."""
     changed = []
     for name, module in list(model.named_modules()):
         held = attachments_of(module)

@@ -17,7 +17,7 @@ register_model = MODELS.register
 
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, kwargs: dict[str, Any]) -> nn.Module:
-    """Build a registered model; a bad keyword argument is a :class:`ConfigError`."""
+    """Build a registered model; a bad keyword argument is a [`ConfigError`][biocircuits.errors.ConfigError]."""
     builder = MODELS.get(name)
     try:
         return builder(tuple(input_shape), num_classes, **kwargs)

@@ -32,7 +32,8 @@ class ErrorDelay(ErrorTransform):
     Only the update is late. The error pathway runs on time: noise, quantisation, the filter and interference act
     on delta(t - K) during the backward of step t - K, when it was made (the filter's and interference's state
     advance with the on-time errors), and the gradient they produce is what waits K steps. With
-    ``backward_state: current | trace`` (:class:`~.late.LateError`) they act on the late error instead."""
+    ``backward_state: current | trace`` ([`LateError`][biocircuits.phases.transforms.late.LateError]) they act on the
+    late error instead."""
 
     name = "error_delay"
     Options = DelayOptions
@@ -76,5 +77,5 @@ class ErrorDelay(ErrorTransform):
     @classmethod
     def acting_class(cls, phases: Any) -> type[ErrorTransform]:
         """``error_delay: K`` is this stored delay under ``backward_state: stored``; otherwise the late error meets the
-        current state (:class:`~.late.LateError`)."""
+        current state ([`LateError`][biocircuits.phases.transforms.late.LateError])."""
         return cls if phases.backward_state == "stored" else LateError

@@ -33,7 +33,8 @@ class QuantizationOptions(BaseModel):
 
 @TRANSFORMS.register
 class ErrorQuantization(ErrorTransform):
-    """delta <- quantize(delta, N): the error as a stochastic spike count (see :func:`quantize`)."""
+    """delta <- quantize(delta, N): the error as a stochastic spike count (see
+    [`quantize`][biocircuits.phases.transforms.quantization.quantize])."""
 
     name = "error_quantization"
     Options = QuantizationOptions

@@ -33,7 +33,8 @@ class EligibilityTrace(StreamState):
     spec by ``phases: {backward_state: trace, trace_decay: lambda}`` (or ``trace_tau: tau`` steps, lambda =
     exp(-1 / tau)); with ``error_delay: K`` the error is the output error of step t - K sent through the state of
     step t. Buffer ``trace_input``: (S, *x.shape[1:]), one row per stream (see
-    :mod:`biocircuits.phases.transforms.streams`); for a conv x is the padded input."""
+    [`biocircuits.phases.transforms.streams`][biocircuits.phases.transforms.streams]); for a conv x is the padded
+    input."""
 
     name = "eligibility_trace"
     Options = TraceOptions
