@@ -72,3 +72,17 @@ def test_long_lines_are_rewrapped_and_a_second_run_changes_nothing(tmp_path):
 
 def test_no_role_is_left_in_the_package(capsys):
     assert roles.main(["--check", str(ROOT / "biocircuits")]) == 0, capsys.readouterr().out
+
+
+def test_comments_get_plain_code_and_the_code_never_changes(tmp_path):
+    root = package(tmp_path)
+    text = textwrap.dedent("""\
+        class A:
+            # what the class is, for the cross-checks of attachments (:meth:`~biocircuits.dale.slot.Slot.counts`), never
+            exact: bool = False  # the next line of code, which a reflow must not swallow
+            learns: bool = False
+        """)
+    new, _ = roles.rewrite(text, "biocircuits.dale.audit", root)
+    assert "(`counts`)" in new and "][" not in new  # a comment is not rendered: no link
+    assert roles.code_of(new) == roles.code_of(text)
+    assert new.splitlines()[-2:] == text.splitlines()[-2:]

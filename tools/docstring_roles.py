@@ -141,6 +141,10 @@ def rewrite(text: str, module: str, root: Path = ROOT) -> tuple[str, list[str]]:
     """``text`` with every role replaced; the targets that became plain code."""
     unresolved: list[str] = []
 
+    def code(match: re.Match) -> str:
+        written = re.sub(r"\s+", "", match.group(2)).lstrip("~")
+        return f"`{written.rpartition('.')[2] if match.group(2).startswith('~') else written.lstrip('.')}`"
+
     def replace(match: re.Match) -> str:
         written = re.sub(r"\s+", "", match.group(2))  # a role broken over two lines of a docstring
         short = written.startswith("~")
@@ -164,10 +168,11 @@ def rewrite(text: str, module: str, root: Path = ROOT) -> tuple[str, list[str]]:
             else:
                 out.append(carry)
             carry = ""
-        if ROLE.search(line):
-            line, touched = ROLE.sub(replace, line), True
+        comment = line.lstrip().startswith("#")
+        if ROLE.search(line):  # a comment is never rendered: its roles become plain code
+            line, touched = ROLE.sub(code if comment else replace, line), True
         parts = wrap(line) if touched else [line]
-        if len(parts) > 1 and '"""' not in parts[-1]:
+        if len(parts) > 1 and '"""' not in parts[-1] and not comment:  # a comment's overflow stays on its own line
             carry = parts.pop()
         out += parts
         touched = False
@@ -223,6 +228,22 @@ def wrap(line: str, width: int = WIDTH) -> list[str]:
     return [*out, now]
 
 
+def code_of(text: str) -> str:
+    """The module's code without its docstrings and other bare string statements (comments are not in the AST)."""
+    tree = ast.parse(text)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            node.body = [
+                n
+                for n in body
+                if not (
+                    isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) and isinstance(n.value.value, str)
+                )
+            ] or [ast.Pass()]
+    return ast.dump(tree)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if a role is left")
@@ -240,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{path}: {count} Sphinx role(s)")
             continue
         new, unresolved = rewrite(text, module_name(path.resolve()))
+        if code_of(new) != code_of(text):  # only docstrings and comments may change
+            print(f"{path}: the rewrite would change code: left as it was", file=sys.stderr)
+            return 2
         path.write_text(new)
         print(f"{path}: {count} role(s) rewritten")
         for target in unresolved:

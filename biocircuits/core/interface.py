@@ -104,11 +104,10 @@ class LayerAttachment:
     needs_snapshot: ClassVar[bool] = False  # after_step reads the trainable weight from before the step
     whole_model: ClassVar[bool] = False     # acts on the model as a whole (else only where the optimiser owns W)
     shares_slot: ClassVar[bool] = False     # sits beside its single slot's one attachment (a Dale input normalisation)
-    # what the class is, for the cross-checks of other attachments
-    # ([`check_partner`][biocircuits.core.interface.LayerAttachment.check_partner]), never tested by name:
-    # exact_gradient: ClassVar[bool] = False      # a feedback rule whose B^T delta is backprop's own gradient
-    # learns_feedback: ClassVar[bool] = False     # a feedback rule whose B learns from W's updates or responses
-    # fixed_column_signs: ClassVar[bool] = False  # every weight keeps its presynaptic unit's sign: sign(W) is constant
+    # what the class is, for the cross-checks of other attachments (`check_partner`), never tested by name:
+    exact_gradient: ClassVar[bool] = False      # a feedback rule whose B^T delta is backprop's own gradient
+    learns_feedback: ClassVar[bool] = False     # a feedback rule whose B learns from W's updates or responses
+    fixed_column_signs: ClassVar[bool] = False  # every weight keeps its presynaptic unit's sign: sign(W) is constant
     #                                             down each column (column-sign Dale)
     reparametrises: ClassVar[bool] = False      # W = s f(V): the optimiser trains a latent V, never W itself
 

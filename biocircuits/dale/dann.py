@@ -81,10 +81,24 @@ class DannOptions(BaseModel):
     i.i.d. exponential like W_EE; ``mean_row``: W_EE's mean row, exact centring)."""
 
     model_config = ConfigDict(extra="forbid")
-    inhibitory_fraction: float = Field(0.1, gt=0.0, le=1.0)
-    divisive: bool = False
-    corrected_updates: bool = True
-    init: Literal["paper", "mean_row"] = "paper"
+    inhibitory_fraction: float = Field(
+        0.1, gt=0.0, le=1.0,
+        description="Interneurons per layer: n_i = max(1, round(fraction * n_e)).",
+    )
+    divisive: bool = Field(
+        False,
+        description="Divisive inhibition: z = g (W x) / gamma + b, gamma = W_EI (exp(alpha) (W_IE x)).",
+    )
+    corrected_updates: bool = Field(
+        True,
+        description="The paper's scaling of the inhibitory parameters' updates (W_IE by 1/sqrt(n_e), W_EI by 1/d, "
+        "alpha by both).",
+    )
+    init: Literal["paper", "mean_row"] = Field(
+        "paper",
+        description="W_IE's init: `paper` (i.i.d. exponential like W_EE) or `mean_row` (W_EE's mean row: exact "
+        "centring).",
+    )
 
 
 class DannWeight(nn.Module):

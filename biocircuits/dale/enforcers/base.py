@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from biocircuits.core.celltypes import sign_mask
@@ -24,7 +24,11 @@ class EnforcerOptions(BaseModel):
     I weights rescaled so each unit's E and I weights cancel; ``keep``: magnitudes kept)."""
 
     model_config = ConfigDict(extra="forbid")
-    init: Annotated[str, AfterValidator(_init_name)] = "balanced"
+    init: Annotated[str, AfterValidator(_init_name)] = Field(
+        "balanced",
+        description="How the weights get their unit's sign when the enforcer attaches (`dale.init`): `balanced` "
+        "rescales the I weights so each unit's E and I weights cancel; `keep` keeps the magnitudes.",
+    )
 
 
 class DaleEnforcer(DaleAttachment):

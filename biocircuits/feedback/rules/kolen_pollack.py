@@ -19,8 +19,14 @@ from .registry import register_rule
 
 
 class KolenPollackOptions(FeedbackAlignmentOptions):
-    lr_scale: float = Field(1.0, ge=0.0, le=1e3)
-    weight_decay: float | None = Field(None, ge=0.0, le=1.0)
+    lr_scale: float = Field(
+        1.0, ge=0.0, le=1e3,
+        description="r: B's learning rate as a multiple of W's (B takes the step r eta on W's gradient).",
+    )
+    weight_decay: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="lambda_B, B's weight decay; null: W's (then W - B shrinks by (1 - eta lambda) per step).",
+    )
 
 
 @register_rule

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from biocircuits.core.interface import Choice
@@ -20,9 +20,21 @@ Magnitude = Literal["paper", "init_std", "unit", "weight_rms", "random_fixed", "
 
 class SignSymmetryOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    magnitude: Magnitude = "paper"
-    random_init: Literal["paper", "uniform"] = "paper"
-    centre: bool = False
+    magnitude: Magnitude = Field(
+        "paper",
+        description="M in B = sign(W) * M: `paper`, `init_std`, `unit`, `weight_rms`, `random_fixed` (|R| drawn once)"
+        " or `random_batch` (|R| redrawn every training forward).",
+    )
+    random_init: Literal["paper", "uniform"] = Field(
+        "paper",
+        description="R's distribution for the random magnitudes: `paper` (conv N(0, 2 / (k_h k_w C_out)), linear "
+        "U(+-1/sqrt(fan_in))) or `uniform` (U(+-1/sqrt(fan_in))).",
+    )
+    centre: bool = Field(
+        False,
+        description="Subtract from each input's feedback weights their mean over the output units: B = (I - 1 1^T / "
+        "n_out) sign(W) M.",
+    )
 
     @model_validator(mode="after")
     def _random_init_needs_random_magnitudes(self) -> SignSymmetryOptions:

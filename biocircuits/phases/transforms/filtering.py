@@ -15,8 +15,15 @@ from .streams import StreamState, find_clock, output_view, state_rows
 
 class FilterOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tau: float = Field(0.0, ge=0.0, le=1e6)
-    cascade: bool = True
+    tau: float = Field(
+        0.0, ge=0.0, le=1e6,
+        description="Time constant in optimiser steps of the low-pass e_t = a e_(t-1) + (1 - a) delta_t, a = exp(-1 /"
+        " tau); 0 is off.",
+    )
+    cascade: bool = Field(
+        True,
+        description="Filter at every converted layer (the lag grows with depth); false: once, at the model's output.",
+    )
 
 
 def mean_lag(tau: float, stages: int = 1) -> float:

@@ -14,7 +14,10 @@ from .streams import StreamState, find_clock, output_view, state_rows
 
 class LateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    steps: int = Field(0, ge=0, le=10_000)
+    steps: int = Field(
+        0, ge=0, le=10_000,
+        description="K: the output error of step t - K is sent down through the network state of step t; 0 is off.",
+    )
 
 
 @TRANSFORMS.register

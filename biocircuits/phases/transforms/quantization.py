@@ -28,7 +28,11 @@ def quantize(delta: Tensor, spikes: int, generator: torch.Generator | None = Non
 
 class QuantizationOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    spikes: int = Field(0, ge=0, le=1_000_000)
+    spikes: int = Field(
+        0, ge=0, le=1_000_000,
+        description="N: the error as an unbiased stochastic count of at most N spikes per unit (resolution max|delta|"
+        " / N); 0 is off.",
+    )
 
 
 @TRANSFORMS.register

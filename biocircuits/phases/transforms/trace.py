@@ -15,7 +15,11 @@ from .streams import StreamState, state_rows
 
 class TraceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    decay: float = Field(0.0, ge=0.0, lt=1.0)
+    decay: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="lambda of the presynaptic eligibility trace xbar_t = lambda xbar_(t-1) + (1 - lambda) x_t; 0 is "
+        "the plain update.",
+    )
 
 
 @TRANSFORMS.register
