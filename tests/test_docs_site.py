@@ -22,6 +22,7 @@ PUBLIC = {
     "apply": "biocircuits.apply.apply", "bind": "biocircuits.core.binding.bind",
     "audit": "biocircuits.dale.audit.audit", "probe": "biocircuits.probes.alignment.probe",
     "describe": "biocircuits.feedback.convert.describe", "remove": "biocircuits.apply.remove",
+    "load_data": "biocircuits.config.data.load_data", "layer_errors": "biocircuits.probes.errors.layer_errors",
     "Constraints": "biocircuits.config.constraints.Constraints",
     "RULES": "biocircuits.feedback.rules.RULES", "ENFORCERS": "biocircuits.dale.enforcers.ENFORCERS",
     "TRANSFORMS": "biocircuits.phases.transforms.TRANSFORMS", "PLASTICITY": "biocircuits.plasticity.rules.PLASTICITY",

@@ -16,7 +16,7 @@ __all__ = ["load_data"]
 
 
 def load_data(name: str = "digits", **settings: Any) -> DataBundle:
-    """Build the registered dataset ``name`` (``bc.data.DATASETS.names()``) split into train and validation sets.
+    """Build the registered dataset ``name`` (``bc.DATASETS.names()``) split into train and validation sets.
 
     Args:
         name: A registered dataset, e.g. ``"digits"`` or ``"mnist5k"``.

@@ -1,8 +1,7 @@
 """The training loop, to read top to bottom: [`Trainer.train`][biocircuits.train.trainer.Trainer.train] runs epochs; an
 epoch runs optimiser steps, each ``grad_accum`` micro-batches (load, forward phase, backward phase with errors through
 each layer's feedback weights) and then the update phase (optimiser + plasticity + Dale). Everything else -- logging,
-evaluation at its interval, probes, checkpoints, progress, plots -- is a
-[`Callback`][biocircuits.train.callback.Callback]."""
+evaluation, probes, checkpoints, progress, plots -- is a [`Callback`][biocircuits.train.callback.Callback]."""
 
 from __future__ import annotations
 
@@ -66,13 +65,11 @@ class Trainer:
         return self.last_val
 
     def save(self) -> None:
-        """Write the checkpoint ([`state.save_run`][biocircuits.train.state.save_run]: never one with a NaN or an
-        infinity)."""
+        """Write the checkpoint ([`save_run`][biocircuits.train.state.save_run]: never one with a NaN or infinity)."""
         save_run(self)
 
     def resume(self) -> dict[str, list[Any]]:
-        """Load the folder's checkpoint ([`state.resume_run`][biocircuits.train.state.resume_run]); returns the settings
-        it changes."""
+        """Load the checkpoint ([`resume_run`][biocircuits.train.state.resume_run]); returns the settings it changes."""
         return resume_run(self)
 
     # --- the loop ----------------------------------------------------------------------------------------
