@@ -9,7 +9,7 @@
 
 ``import biocircuits`` itself is light and has no side effect: the public names below (and the subpackages they
 live in) are imported together on the first use of any of them (PEP 562 ``__getattr__``), so the command can
-install its Ctrl-C handling (:mod:`biocircuits.__main__`) before torch is imported.
+install its Ctrl-C handling ([`biocircuits.__main__`][biocircuits.__main__]) before torch is imported.
 """
 
 __version__ = "0.1.0"  # the one place the version is written (pyproject.toml reads it)
@@ -23,6 +23,8 @@ import typing as _typing
 _PUBLIC = {
     "apply": "biocircuits.apply", "constraints_of": "biocircuits.apply", "remove": "biocircuits.apply",
     "Constraints": "biocircuits.config.constraints",
+    "DataBundle": "biocircuits.data.registry", "DATASETS": "biocircuits.data.registry",
+    "load_data": "biocircuits.config.data",
     "bind": "biocircuits.core.binding",
     "LayerAttachment": "biocircuits.core.interface",
     "Registry": "biocircuits.core.registry",
@@ -35,12 +37,13 @@ _PUBLIC = {
     "TRANSFORMS": "biocircuits.phases.transforms", "ErrorTransform": "biocircuits.phases.transforms",
     "PLASTICITY": "biocircuits.plasticity.rules", "PlasticityRule": "biocircuits.plasticity.rules",
     "LayerProbe": "biocircuits.probes.alignment", "probe": "biocircuits.probes.alignment",
+    "layer_errors": "biocircuits.probes.errors", "StepProbe": "biocircuits.probes.step",
 }
 __all__ = [
-    "ENFORCERS", "PLASTICITY", "RULES", "TRANSFORMS", "AuditReport", "BiocircuitsError", "ConfigError",
-    "Constraints", "DaleEnforcer", "ErrorTransform", "FeedbackRule", "LayerAttachment", "LayerProbe",
-    "PlasticityRule", "Registry", "apply", "audit", "bind", "constraints_of", "describe", "feedback_layers",
-    "make_rule", "nn", "probe", "register_rule", "remove",
+    "DATASETS", "ENFORCERS", "PLASTICITY", "RULES", "TRANSFORMS", "AuditReport", "BiocircuitsError", "ConfigError",
+    "Constraints", "DataBundle", "DaleEnforcer", "ErrorTransform", "FeedbackRule", "LayerAttachment", "LayerProbe",
+    "PlasticityRule", "Registry", "StepProbe", "apply", "audit", "bind", "constraints_of", "describe",
+    "feedback_layers", "layer_errors", "load_data", "make_rule", "nn", "probe", "register_rule", "remove",
 ]
 _loaded = False
 
@@ -48,17 +51,21 @@ if _typing.TYPE_CHECKING:  # what a type checker, an IDE or a doc tool sees: the
     from biocircuits import nn
     from biocircuits.apply import apply, constraints_of, remove
     from biocircuits.config.constraints import Constraints
+    from biocircuits.config.data import load_data
     from biocircuits.core.binding import bind
     from biocircuits.core.interface import LayerAttachment
     from biocircuits.core.registry import Registry
     from biocircuits.dale.audit import AuditReport, audit
     from biocircuits.dale.enforcers import ENFORCERS, DaleEnforcer
+    from biocircuits.data.registry import DATASETS, DataBundle
     from biocircuits.errors import BiocircuitsError, ConfigError
     from biocircuits.feedback.convert import describe, feedback_layers
     from biocircuits.feedback.rules import RULES, FeedbackRule, make_rule, register_rule
     from biocircuits.phases.transforms import TRANSFORMS, ErrorTransform
     from biocircuits.plasticity.rules import PLASTICITY, PlasticityRule
     from biocircuits.probes.alignment import LayerProbe, probe
+    from biocircuits.probes.errors import layer_errors
+    from biocircuits.probes.step import StepProbe
 
 
 def _load() -> None:

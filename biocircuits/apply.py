@@ -25,8 +25,8 @@ from biocircuits.plasticity.attach import attach_plasticity
 
 @dataclass
 class ConstraintsState:
-    """What :func:`apply` did to a model (kept on it as ``model.biocircuits``): the spec, the rule of each
-    converted layer, the Dale-constrained and exempt layers, and the optimisers bound to it."""
+    """What [`apply`][biocircuits.apply.apply] did to a model (kept on it as ``model.biocircuits``): the spec, the rule
+    of each converted layer, the Dale-constrained and exempt layers, and the optimisers bound to it."""
 
     spec: Constraints
     rules: dict[str, FeedbackRule]
@@ -39,7 +39,8 @@ class ConstraintsState:
 
 def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None, *,
           mapping: Mapping[type[nn.Module], type[FeedbackLayer]] | None = None) -> nn.Module:
-    """Convert ``model`` in place under ``spec`` (a :class:`Constraints`, a mapping, or a YAML path) and return it.
+    """Convert ``model`` in place under ``spec`` (a [`Constraints`][biocircuits.config.constraints.Constraints], a
+    mapping, or a YAML path) and return it.
 
     1. ``feedback``: every layer the type ``mapping`` covers (``nn.Linear``, ``nn.Conv{1,2,3}d`` and their
        subclasses with the standard forward, plus the given entries) becomes its feedback class with the rule
@@ -47,7 +48,7 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
     2. ``dale``: the enforcer ``dale.enforce`` is attached to each constrained layer (``dale_sign``, signed init);
     3. ``phases``: the active error transforms are attached to each converted layer;
     4. ``plasticity``: each rule is attached to the layers it matches.
-    Their hooks run at the optimiser: see :func:`biocircuits.bind`."""
+    Their hooks run at the optimiser: see [`biocircuits.bind`][biocircuits.core.binding.bind]."""
     spec = Constraints.coerce(spec)
     if isinstance(model, nn.parallel.DistributedDataParallel):
         raise ConfigError("apply the constraints before wrapping the model in DistributedDataParallel",
@@ -77,14 +78,14 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
 
 
 def remove(model: nn.Module) -> nn.Module:
-    """Undo :func:`apply` in place, like ``torch.nn.utils.parametrize.remove_parametrizations``: every layer gets its
-    torch class back with its current weights (a Dale reparametrisation is folded into a plain weight), every
-    attachment's buffers are dropped (the state_dict keys are the plain model's), and the optimisers bound to the
-    model lose their hooks. What computed part of the function is kept: a DANN layer's W = W_EE - W_EI W_IE as the
-    plain weight, and, as forward hooks on the plain layer holding copies of what they read, the population norm's
-    division (:class:`~biocircuits.dale.population_norm.PopulationDivision`) and divisive DANN inhibition
-    (:class:`~biocircuits.dale.dann.DivisiveInhibition`): the eval outputs are the converted model's. Returns the
-    same module."""
+    """Undo [`apply`][biocircuits.apply.apply] in place, like ``torch.nn.utils.parametrize.remove_parametrizations``:
+    every layer gets its torch class back with its current weights (a Dale reparametrisation is folded into a plain
+    weight), every attachment's buffers are dropped (the state_dict keys are the plain model's), and the optimisers
+    bound to the model lose their hooks. What computed part of the function is kept: a DANN layer's W = W_EE - W_EI W_IE
+    as the plain weight, and, as forward hooks on the plain layer holding copies of what they read, the population
+    norm's division ([`PopulationDivision`][biocircuits.dale.population_norm.PopulationDivision]) and divisive DANN
+    inhibition ([`DivisiveInhibition`][biocircuits.dale.dann.DivisiveInhibition]): the eval outputs are the converted
+    model's. Returns the same module."""
     module = unwrap(model)
     state = constraints_of(module)
     for binding, optimizer in state.bindings:
@@ -95,7 +96,8 @@ def remove(model: nn.Module) -> nn.Module:
 
 
 def constraints_of(model: nn.Module) -> ConstraintsState:
-    """The :class:`ConstraintsState` of a converted model; an error naming :func:`apply` otherwise."""
+    """The [`ConstraintsState`][biocircuits.apply.ConstraintsState] of a converted model; an error naming
+    [`apply`][biocircuits.apply.apply] otherwise."""
     module = unwrap(model)
     state = getattr(module, "biocircuits", None)
     if state is None:

@@ -1,11 +1,12 @@
 """MkDocs hook: writes the reference pages from the code at build time, so they are never written twice — the
 constraint-spec and experiment references from the pydantic schemas (every key, type, default and bounds, and
 the options of every registered rule, enforcer, transform and plasticity rule), and the CLI reference from
-:func:`biocircuits.app.cli.build_parser`. ``python docs/hooks.py DIR`` writes the same pages to ``DIR``."""
+``biocircuits.app.cli.build_parser``. ``python docs/hooks.py DIR`` writes the same pages to ``DIR``."""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import re
 import sys
@@ -22,9 +23,21 @@ from biocircuits.core.registry import Registry
 BOUNDS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
+def docstring(doc: str | None) -> str:
+    """A whole docstring as Markdown: dedented (``inspect.cleandoc``), paragraphs, lists and indented formula blocks
+    kept, cross-references shown as code (as in ``prose``)."""
+    return re.sub(r"\[(`[^`]+`)\]\[[\w.]+\]", r"\1", inspect.cleandoc(doc or ""))
+
+
+def cell(text: str | None) -> str:
+    """``text`` on one line, safe inside a Markdown table cell (``|`` escaped)."""
+    return prose(text).replace("|", "\\|")
+
+
 def prose(doc: str | None) -> str:
-    """A docstring as one Markdown paragraph (Sphinx roles such as ``:mod:`x``` become code)."""
-    return re.sub(r":(?:mod|func|class|meth|attr):`~?([^`]+)`", r"`\1`", " ".join((doc or "").split()))
+    """A docstring as one Markdown paragraph (cross-references ``[`x`][biocircuits.x]`` become code: the reference
+    pages do not link into the API page)."""
+    return re.sub(r"\[(`[^`]+`)\]\[[\w.]+\]", r"\1", " ".join((doc or "").split()))
 
 
 def type_name(annotation: Any) -> str:
@@ -80,14 +93,16 @@ def nested_models(annotation: Any) -> list[type[BaseModel]]:
 
 
 def model_tables(model: type[BaseModel], prefix: str, level: int = 2) -> list[str]:
-    """One table per (sub)section of ``model``: key, type, default, bounds; then the nested sections."""
-    lines = [f"{'#' * level} `{prefix or model.__name__}`", "", prose(model.__doc__), "",
-             "| key | type | default | bounds / valid values |", "| --- | --- | --- | --- |"]
+    """One table per (sub)section of ``model``: key, type, default, bounds, description (the field's
+    ``Field(description=...)``); then the nested sections."""
+    lines = [f"{'#' * level} `{prefix or model.__name__}`", "", docstring(model.__doc__), "",
+             "| key | type | default | bounds / valid values | description |", "| --- | --- | --- | --- | --- |"]
     nested = []
     for name, field in model.model_fields.items():
         if field.exclude:
             continue
-        lines.append(f"| `{name}` | {type_name(field.annotation)} | {default_text(field)} | {constraint_text(field)} |")
+        lines.append(f"| `{name}` | {type_name(field.annotation)} | {default_text(field)} | {constraint_text(field)} "
+                     f"| {cell(field.description)} |")
         nested += [(f"{prefix}.{name}" if prefix else name, m) for m in nested_models(field.annotation)]
     if model.model_config.get("extra") == "allow":
         lines += ["", "Other keys are allowed here: see the registered names below."]
@@ -101,11 +116,12 @@ def model_tables(model: type[BaseModel], prefix: str, level: int = 2) -> list[st
 
 
 def registry_tables(registry: Registry, title: str) -> list[str]:
-    """The options of every class registered in ``registry`` (its ``Options`` model)."""
+    """Every class registered in ``registry``: its whole docstring (the maths it implements) and the options of its
+    ``Options`` model."""
     lines = [f"## {title} (`{registry.kind}` registry)", ""]
     for name in registry.names():
         cls = registry.get(name)
-        lines += [f"### `{name}`", "", prose((cls.__doc__ or "").strip().split("\n\n")[0]), ""]
+        lines += [f"### `{name}`", "", docstring(cls.__doc__), ""]
         options = getattr(cls, "Options", None)
         if options is not None and options.model_fields:
             lines += model_tables(options, f"{name} options", 4)[2:]

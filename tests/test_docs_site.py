@@ -22,6 +22,7 @@ PUBLIC = {
     "apply": "biocircuits.apply.apply", "bind": "biocircuits.core.binding.bind",
     "audit": "biocircuits.dale.audit.audit", "probe": "biocircuits.probes.alignment.probe",
     "describe": "biocircuits.feedback.convert.describe", "remove": "biocircuits.apply.remove",
+    "load_data": "biocircuits.config.data.load_data", "layer_errors": "biocircuits.probes.errors.layer_errors",
     "Constraints": "biocircuits.config.constraints.Constraints",
     "RULES": "biocircuits.feedback.rules.RULES", "ENFORCERS": "biocircuits.dale.enforcers.ENFORCERS",
     "TRANSFORMS": "biocircuits.phases.transforms.TRANSFORMS", "PLASTICITY": "biocircuits.plasticity.rules.PLASTICITY",
@@ -83,3 +84,15 @@ def test_notebooks_render_with_their_figures(site):
     for name in ("alignment", "spiking_feedback"):
         page = (site / "notebooks" / name / "index.html").read_text()
         assert "data:image/png;base64" in page, f"{name}: no stored figure on the page"
+
+
+def test_no_sphinx_role_reaches_the_site_and_cross_references_are_links(site):
+    import re
+
+    pages = {path: path.read_text() for path in site.rglob("*.html")}
+    roles = {p: re.findall(r":(?:func|class|meth|mod|attr|data|obj|exc):`?", t) for p, t in pages.items()}
+    assert not {p: r for p, r in roles.items() if r}, "Sphinx roles on the site: run python tools/docstring_roles.py"
+    assert not [p for p, t in pages.items() if re.search(r"\]\[biocircuits\.", t)], "a cross-reference left unlinked"
+    api = pages[site / "api" / "index.html"]
+    # bc.remove's docstring names apply: a link to its entry on the same page
+    assert re.search(r'<a[^>]+href="#biocircuits\.apply\.apply"[^>]*>\s*<code>apply</code>', api)

@@ -46,3 +46,27 @@ def test_notebook_executes(name, tmp_path):
     nb = make_notebooks.execute(make_notebooks.build(name, fast=True), cwd=tmp_path, timeout=600)
     assert not [o for o in outputs(nb) if o.output_type == "error"]
     assert has_figure(nb)
+
+
+PUBLIC_MODULES = {"biocircuits", "biocircuits.nn", "biocircuits.bridges.brian2"}  # what a tutorial may import from
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_uses_only_public_names(name):
+    """A user copying a cell depends on the public API only: imports from the public modules, and every
+    ``bc.NAME`` in ``biocircuits.__all__``."""
+    import ast
+    import re
+
+    import biocircuits
+
+    code = "\n".join(src for kind, src in make_notebooks.NOTEBOOKS[name] if kind != "md")
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("biocircuits"):
+            assert node.module in PUBLIC_MODULES, f"{name}: imports from {node.module}"
+            public = getattr(__import__(node.module, fromlist=["__all__"]), "__all__", [])
+            assert all(a.name in public for a in node.names), f"{name}: {node.module} {[a.name for a in node.names]}"
+        elif isinstance(node, ast.Import):
+            assert all(a.name in PUBLIC_MODULES or not a.name.startswith("biocircuits") for a in node.names)
+    used = set(re.findall(r"\bbc\.(\w+)", code))
+    assert used and used <= set(biocircuits.__all__), f"{name}: not public: {sorted(used - set(biocircuits.__all__))}"

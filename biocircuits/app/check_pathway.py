@@ -1,12 +1,12 @@
 """``biocircuits check-pathway RUN_DIR --layer NAME``: take real error vectors from a validation batch through a
 trained network's feedback pathway, simulate the layer's pathway in Brian2, print and save the report.
 
-A :class:`CheckRequest` holds the command's options; it picks one check (:mod:`.pathway_checks`): ``--waveform``
-(patterns: held; recorded: successive validation errors, each held ``--hold``; step; sine: the frequency response
-at ``--frequency`` F1,F2,...; ou: ``--tau-corr``), ``--chain`` (lower layers, top first, with the forward
-derivative gate f'(a) between them, checked against torch) or ``--calibrate SPEC.yaml`` (the run's constraint spec
-with the ``phases:`` noise of a spiking pathway of ``--rate`` r0 and ``--window`` T). An option the chosen check
-does not take is refused (exit 2), never ignored."""
+A [`CheckRequest`][biocircuits.app.check_pathway.CheckRequest] holds the command's options; it picks one check
+([`pathway_checks`][biocircuits.app.pathway_checks]): ``--waveform`` (patterns: held; recorded: successive validation
+errors, each held ``--hold``; step; sine: the frequency response at ``--frequency`` F1,F2,...; ou: ``--tau-corr``),
+``--chain`` (lower layers, top first, with the forward derivative gate f'(a) between them, checked against torch) or
+``--calibrate SPEC.yaml`` (the run's constraint spec with the ``phases:`` noise of a spiking pathway of ``--rate`` r0
+and ``--window`` T). An option the chosen check does not take is refused (exit 2), never ignored."""
 
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from biocircuits.core.atomic import atomic_write_text
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.layers import FeedbackLayer
+from biocircuits.probes.errors import layer_errors
 from biocircuits.train.restore import load_run
 from biocircuits.train.run_folder import RunFolder
 
@@ -42,28 +42,6 @@ __all__ = [
     "plot_tracking",
     "rounding_level",
 ]
-
-
-def layer_errors(model: nn.Module, layer: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """The error dL/dy at ``layer``'s output for each sample, delivered by the network's own feedback rules
-    (shape (samples, out); a conv layer's error is taken at the centre output location)."""
-    captured: dict[str, Tensor] = {}
-
-    def hook(mod: nn.Module, args: tuple, out: Tensor) -> Tensor:
-        captured["y"] = out
-        return out.clone()
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with torch.enable_grad():
-            loss = F.cross_entropy(model(x), y, reduction="sum")
-            (delta,) = torch.autograd.grad(loss, captured["y"])
-    finally:
-        handle.remove()
-    if delta.dim() > 2:
-        centre = tuple(s // 2 for s in delta.shape[2:])
-        delta = delta[(slice(None), slice(None), *centre)]
-    return delta.detach()
 
 
 def layer_gates(model: nn.Module, lower: nn.Module, upper: nn.Module, x: Tensor) -> Tensor:
@@ -129,8 +107,9 @@ def converted_layer(modules: dict[str, nn.Module], name: str, key: str) -> nn.Mo
 @dataclass(frozen=True)
 class CheckRequest:
     """The command's options: numbers in seconds (``duration``, ``hold``, ``tau_corr``, ``window``) and hertz
-    (``frequency``, ``rate``); None means not given (the check's default). :meth:`check` picks the check and
-    refuses every given option it does not take."""
+    (``frequency``, ``rate``); None means not given (the check's default).
+    [`check`][biocircuits.app.check_pathway.CheckRequest.check] picks the check and refuses every given option it does
+    not take."""
 
     run_dir: Path
     layer: str
@@ -167,7 +146,8 @@ class CheckRequest:
         }
 
     def check(self) -> Any:
-        """The :class:`~.pathway_checks.PathwayCheck` this request asks for, built from its options."""
+        """The [`PathwayCheck`][biocircuits.app.pathway_checks.PathwayCheck] this request asks for, built from its
+        options."""
         from .pathway_checks import CHECKS, bridge  # imports Brian2
 
         if self.waveform is not None and self.waveform not in bridge.WAVEFORMS:

@@ -76,9 +76,10 @@ def _forward_once(model: nn.Module, shape: tuple[int, ...], device: str) -> None
 
 def inspect_model(exp: Experiment, device: str = "cpu") -> nn.Module:
     """The experiment's converted model, built as a run builds it but without loading the data where the dataset
-    knows its shape (see :meth:`~biocircuits.data.registry.DatasetSource.peek`). ``device="meta"`` allocates no
+    knows its shape (see [`peek`][biocircuits.data.registry.DatasetSource.peek]). ``device="meta"`` allocates no
     weights; a model whose build or conversion reads weight values (DANN's split, a builder calling ``.item()``)
-    is then built on the CPU instead. Raises the :class:`ConfigError` a run would raise at its start."""
+    is then built on the CPU instead. Raises the [`ConfigError`][biocircuits.errors.ConfigError] a run would raise at
+    its start."""
     shape, data_classes = data_signature(exp.data)
     classes = _classes(exp, data_classes)
     torch.manual_seed(exp.train.seed)
@@ -112,7 +113,7 @@ def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
 
 
 def layer_table(rows: list[dict[str, Any]]) -> str:
-    """``rows`` as an aligned text table (columns :data:`COLUMNS`)."""
+    """``rows`` as an aligned text table (columns [`COLUMNS`][biocircuits.app.layers.COLUMNS])."""
     cells = [list(COLUMNS)] + [
         [r["layer"], r["type"], "x".join(map(str, r["weight"])), r["rule"], r["dale"], "yes" if r["exempt"] else "no"]
         for r in rows

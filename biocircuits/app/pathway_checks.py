@@ -1,8 +1,10 @@
-"""The checks ``biocircuits check-pathway`` runs, one registered class each (:data:`CHECKS`): the command-line
-options it takes, held on the instance with Brian2 units, its analytic reference, and the files it writes.
+"""The checks ``biocircuits check-pathway`` runs, one registered class each
+([`CHECKS`][biocircuits.app.pathway_checks.CHECKS]): the command-line options it takes, held on the instance with Brian2
+units, its analytic reference, and the files it writes.
 
-A check that is asked for an option it does not take refuses it (:meth:`PathwayCheck.refuse`): no option is
-ever ignored. Adding a check is one class here. Imported only when a check runs (it imports Brian2)."""
+A check that is asked for an option it does not take refuses it
+([`PathwayCheck.refuse`][biocircuits.app.pathway_checks.PathwayCheck.refuse]): no option is ever ignored. Adding a check
+is one class here. Imported only when a check runs (it imports Brian2)."""
 
 from __future__ import annotations
 
@@ -115,7 +117,8 @@ class HeldPatterns(PathwayCheck):
 
 
 class FrequencySweep:
-    """The frequency response as a report: ``points`` (:class:`~biocircuits.bridges.brian2.FrequencyPoint`)."""
+    """The frequency response as a report: ``points``
+    ([`FrequencyPoint`][biocircuits.bridges.brian2.metrics.FrequencyPoint])."""
 
     def __init__(self, mode: str, dale: bool, points: list) -> None:
         self.mode, self.dale, self.points = mode, dale, points
@@ -168,7 +171,7 @@ class SineResponse(PathwayCheck):
 
 class StreamCheck(PathwayCheck):
     """A stream e(t) built from the validation errors by the bridge's waveform ``name``, tracked in bins, against
-    the analytic mean readout (the discrete low-pass of B^T e(t), :meth:`PathwayMode.predict`)."""
+    the analytic mean readout (the discrete low-pass of B^T e(t), `PathwayMode.predict`)."""
 
     reference = "the analytic low-pass of B^T e(t)"
     min_bins: ClassVar[int] = 2
@@ -299,8 +302,8 @@ class GatedChain(PathwayCheck):
 class SpikeBudget(PathwayCheck):
     """``--calibrate SPEC.yaml``: the spiking pathway's measured noise for baseline ``rate`` r0 (default 200 Hz)
     and window ``window`` T (default 50 ms) as ``error_noise`` (the whole measured variance, once), written into
-    the run's constraint spec at ``path``; the analytic sigma beside it (:mod:`~biocircuits.bridges.brian2.
-    calibration`). Spiking mode only."""
+    the run's constraint spec at ``path``; the analytic sigma beside it
+    ([`calibration`][biocircuits.bridges.brian2.calibration]). Spiking mode only."""
 
     name = "calibrate"
     takes = frozenset({"mode", "dale", "patterns", "calibrate", "rate", "window"})

@@ -8,7 +8,7 @@ from typing import Any
 
 from biocircuits.core.atomic import atomic_write
 
-__all__ = ["plot_frequency", "plot_report", "plot_tracking"]
+__all__ = ["pattern_scaled", "plot_frequency", "plot_report", "plot_tracking"]
 
 
 def _figure(ncols: int = 1, size: tuple[float, float] = (5.5, 5)) -> tuple[Any, Any]:
@@ -31,17 +31,32 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
+def pattern_scaled(report: Any) -> list[tuple[list[float], list[float]]]:
+    """Each pattern's (analytic, simulated) signals divided by that pattern's max |B^T e|, so that patterns whose
+    errors differ by orders of magnitude (a well-classified sample's error is tiny) share one axis; a zero pattern
+    is left as it is."""
+    scaled = []
+    for sim, ana in zip(report.simulated, report.analytic, strict=True):
+        peak = max((abs(v) for v in ana), default=0.0) or 1.0
+        scaled.append(([v / peak for v in ana], [v / peak for v in sim]))
+    return scaled
+
+
 def plot_report(report: Any, path: Path, title: str = "") -> Path:
-    """Simulated against analytic B^T e, one colour per error pattern, with the identity line."""
+    """Simulated against analytic B^T e, one colour per error pattern (each scaled by its own max |B^T e|: every
+    pattern visible), with the identity line; the axes span the scaled data."""
     fig, ax = _figure()
     lo = hi = 0.0
-    for i, (sim, ana, res) in enumerate(zip(report.simulated, report.analytic, report.patterns, strict=True)):
+    for i, ((ana, sim), res) in enumerate(zip(pattern_scaled(report), report.patterns, strict=True)):
         ax.scatter(ana, sim, s=10, alpha=0.7, label=f"pattern {i}: cos {res.cosine:.3f}")
-        lo, hi = min(lo, min(ana), min(sim)), max(hi, max(ana), max(sim))
+        lo, hi = min(lo, *ana, *sim), max(hi, *ana, *sim)
+    pad = 0.05 * (hi - lo or 1.0)
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--", label="identity")
     ax.set(
-        xlabel="analytic feedback signal B^T e (a.u.)",
-        ylabel="simulated signal, rescaled (a.u.)",
+        xlim=(lo - pad, hi + pad),
+        ylim=(lo - pad, hi + pad),
+        xlabel="analytic feedback signal B^T e / max |B^T e| (per pattern)",
+        ylabel="simulated signal, rescaled, / max |B^T e|",
         title=f"{title}\n{report.mode}{' + Dale' if report.dale else ''}, {report.duration_s:g} s per pattern",
     )
     ax.legend(fontsize=7)

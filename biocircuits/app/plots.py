@@ -159,8 +159,8 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path | None = None) -> l
 
 
 class PlotRun(Callback):
-    """Writes the run's plots (:func:`plot_runs`) into its ``plots/`` when it finishes (not when a signal stops it);
-    rank 0 only. The command adds it when ``train.plots`` is on."""
+    """Writes the run's plots ([`plot_runs`][biocircuits.app.plots.plot_runs]) into its ``plots/`` when it finishes (not
+    when a signal stops it); rank 0 only. The command adds it when ``train.plots`` is on."""
 
     def on_train_end(self, trainer, summary) -> None:  # noqa: ANN001
         if not summary.get("interrupted") and trainer.dist.is_main:

@@ -12,9 +12,10 @@ from biocircuits.errors import ConfigError
 
 
 def shard_folder(root: Path, out: Path, per_shard: int, seed: int, val_labels: str | None = None) -> dict:
-    """Shard ``root``'s train/ and val/ into ``out`` (:func:`biocircuits.data.shards.write_shards`); the class
-    indices are those ``imagefolder`` gives (train/'s sorted class folders). The files' bytes are copied, not
-    decoded: a damaged image is reported when a run decodes it. Returns the index."""
+    """Shard ``root``'s train/ and val/ into ``out``
+    ([`biocircuits.data.shards.write_shards`][biocircuits.data.shards.write_shards]); the class indices are those
+    ``imagefolder`` gives (train/'s sorted class folders). The files' bytes are copied, not decoded: a damaged image is
+    reported when a run decodes it. Returns the index."""
     for split in ("train", "val"):
         if not (root / split).is_dir():
             raise ConfigError(

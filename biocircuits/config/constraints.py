@@ -27,8 +27,8 @@ PlasticityName = Annotated[str, registered(PLASTICITY.get)]
 class RuleRef(Strict):
     """A rule with options: ``{rule: sign_symmetry, options: {magnitude: unit}}``."""
 
-    rule: RuleName
-    options: dict[str, Any] = Field(default_factory=dict)
+    rule: RuleName = Field(description="A registered feedback rule.")
+    options: dict[str, Any] = Field(default_factory=dict, description="That rule's options.")
 
     @model_validator(mode="after")
     def _options(self) -> RuleRef:
@@ -41,11 +41,21 @@ class FeedbackSpec(Strict):
     names; the last matching pattern wins), ``exclude`` (left as plain torch layers) and the ``seed`` of
     random feedback."""
 
-    rule: RuleName = "bp"
-    options: dict[str, Any] = Field(default_factory=dict)
-    overrides: dict[Glob, RuleName | RuleRef] = Field(default_factory=dict)
-    exclude: list[Glob] = Field(default_factory=list)
-    seed: int = 0
+    rule: RuleName = Field("bp", description="The default feedback rule of every converted layer.")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The default rule's options (see its table below).",
+    )
+    overrides: dict[Glob, RuleName | RuleRef] = Field(
+        default_factory=dict,
+        description="Per-layer rules: fnmatch pattern over qualified module names -> rule name or {rule, options}; "
+        "the last matching pattern wins.",
+    )
+    exclude: list[Glob] = Field(
+        default_factory=list,
+        description="Patterns of layers left as plain torch layers (no feedback rule).",
+    )
+    seed: int = Field(0, description="Seeds every random feedback draw (with each layer's name).")
 
     @model_validator(mode="after")
     def _options(self) -> FeedbackSpec:
@@ -70,7 +80,8 @@ def _off(value: Any) -> bool:
 
 
 class PhasesSpec(Strict):
-    """``phases:``: the error pathway and the timing of the backward phase (see :mod:`biocircuits.phases`).
+    """``phases:``: the error pathway and the timing of the backward phase (see
+    [`biocircuits.phases`][biocircuits.phases]).
 
     Transforms, one key per registered transform (``error_noise``, ``error_quantization``, ``error_delay``,
     ``error_filter``, ``interference``, ...), each given its options or the scalar its ``shorthand`` option takes;
@@ -81,10 +92,20 @@ class PhasesSpec(Strict):
     steps). ``seed`` seeds the transforms' draws."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
-    seed: int = 0
-    backward_state: Literal["stored", "current", "trace"] = "stored"
-    trace_decay: float | None = Field(None, ge=0.0, lt=1.0)
-    trace_tau: float | None = Field(None, ge=0.0, le=1e6)
+    seed: int = Field(0, description="Seeds the transforms' random draws (noise, spikes).")
+    backward_state: Literal["stored", "current", "trace"] = Field(
+        "stored",
+        description="What a late error meets: `stored` (the activity that caused it), `current` (the current network "
+        "state) or `trace` (an eligibility trace of presynaptic activity).",
+    )
+    trace_decay: float | None = Field(
+        None, ge=0.0, lt=1.0,
+        description="lambda of the eligibility trace (backward_state: trace).",
+    )
+    trace_tau: float | None = Field(
+        None, ge=0.0, le=1e6,
+        description="The trace's time constant in steps instead: lambda = exp(-1 / tau).",
+    )
 
     @model_validator(mode="after")
     def _transforms(self) -> PhasesSpec:
@@ -146,12 +167,16 @@ SYNAPSE_CLASSES = ("E->E", "E->I", "I->E", "I->I")
 
 class PlasticityMatch(Strict):
     """Which synapses a plasticity row acts on: a layer glob, the presynaptic type (``population``) and the
-    postsynaptic type (``post``: the type of the output unit, one per neuron, :mod:`biocircuits.dale.graph`).
-    ``synapse: E->I`` is shorthand for ``population: E, post: I``."""
+    postsynaptic type (``post``: the type of the output unit, one per neuron,
+    [`biocircuits.dale.graph`][biocircuits.dale.graph]). ``synapse: E->I`` is shorthand for ``population: E, post:
+    I``."""
 
-    layers: Glob = "*"
-    population: Literal["E", "I", "any"] = "any"
-    post: Literal["E", "I", "any"] = "any"
+    layers: Glob = Field("*", description="Pattern of the layers' qualified names.")
+    population: Literal["E", "I", "any"] = Field("any", description="Presynaptic type: `E`, `I` or `any`.")
+    post: Literal["E", "I", "any"] = Field(
+        "any",
+        description="Postsynaptic type (the output unit's): `E`, `I` or `any`.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -178,8 +203,11 @@ class PlasticityRow(Strict):
     ``rule`` in the row."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
-    rule: PlasticityName = "update"
-    match: PlasticityMatch = Field(default_factory=PlasticityMatch)
+    rule: PlasticityName = Field(
+        "update",
+        description="A registered plasticity rule; its options go beside `rule` in the row.",
+    )
+    match: PlasticityMatch = Field(default_factory=PlasticityMatch, description="Which synapses the row acts on.")
 
     @model_validator(mode="after")
     def _options(self) -> PlasticityRow:
@@ -195,17 +223,35 @@ class PlasticitySpec(Strict):
     """``plasticity:``: ``update`` (``sgd``, or ``batch_manhattan``: the sign of the gradient, Liao et al.
     2016) and cell-type/region ``rules`` applied in order."""
 
-    update: Literal["sgd", "batch_manhattan"] = "sgd"
-    rules: list[PlasticityRow] = Field(default_factory=list)
+    update: Literal["sgd", "batch_manhattan"] = Field(
+        "sgd",
+        description="`sgd`, or `batch_manhattan`: the sign of the gradient (Liao et al. 2016).",
+    )
+    rules: list[PlasticityRow] = Field(
+        default_factory=list,
+        description="Cell-type and region plasticity rows, applied in order.",
+    )
 
 
 class Constraints(Strict):
     """A constraint spec: ``feedback``, ``dale`` (absent or null: off), ``phases``, ``plasticity``."""
 
-    feedback: FeedbackSpec = Field(default_factory=FeedbackSpec)
-    dale: DaleSpec | None = None
-    phases: PhasesSpec = Field(default_factory=PhasesSpec)
-    plasticity: PlasticitySpec = Field(default_factory=PlasticitySpec)
+    feedback: FeedbackSpec = Field(
+        default_factory=FeedbackSpec,
+        description="The feedback rules: which rule computes each layer's backward.",
+    )
+    dale: DaleSpec | None = Field(
+        None,
+        description="Dale's law (E/I types, enforcer or DANN architecture); absent or null: off.",
+    )
+    phases: PhasesSpec = Field(
+        default_factory=PhasesSpec,
+        description="The error pathway's transforms and the timing of the backward phase.",
+    )
+    plasticity: PlasticitySpec = Field(
+        default_factory=PlasticitySpec,
+        description="The update rule and the cell-type and region plasticity rows.",
+    )
     source: str | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")

@@ -25,37 +25,76 @@ PopulationNormName = Annotated[str, registered(SPEC_KEYS["population_norm"].get)
 
 
 class DaleSpec(Strict):
-    """``dale:``: excitatory/inhibitory types per neuron. See :mod:`biocircuits.dale`.
+    """``dale:``: excitatory/inhibitory types per neuron. See [`biocircuits.dale`][biocircuits.dale].
 
     ``types``: ``graph`` (one type per producing unit, followed through the traced graph to every layer that reads
-    it: :mod:`biocircuits.dale.graph`) or ``per_layer`` (each layer types its inputs by its own width, the
-    earlier behaviour: a unit read by two layers may then get two types); ``input_shape``: one input without the
-    batch dim, for the trace (guessed from the first layer when absent). The Dale slot's classes
-    (:mod:`biocircuits.dale.slot`) are chosen by value: ``architecture``: ``column`` (every weight carries its
-    presynaptic unit's sign, kept by the enforcer ``enforce``) or ``dann`` (Cornford et al. 2021: an excitatory
-    projection and inhibitory interneurons per layer, all weights non-negative, options in ``dann``:
-    :mod:`biocircuits.dale.dann`). ``norm_gamma`` (``free`` | ``nonnegative``): whether normalisation layers keep
-    gamma >= 0, so that the BN-folded weights obey the law too (:mod:`biocircuits.dale.norms`).
-    ``population_norm`` (``none`` | ``divisive``): each constrained layer's input divided by its E and I
-    populations' mean activity, which keeps deep column-sign networks from collapsing to one dimension
-    (:mod:`biocircuits.dale.population_norm`). Another registered Dale class takes its options under its name."""
+    it: [`biocircuits.dale.graph`][biocircuits.dale.graph]) or ``per_layer`` (each layer types its inputs by its own
+    width, the earlier behaviour: a unit read by two layers may then get two types); ``input_shape``: one input without
+    the batch dim, for the trace (guessed from the first layer when absent). The Dale slot's classes
+    ([`biocircuits.dale.slot`][biocircuits.dale.slot]) are chosen by value: ``architecture``: ``column`` (every weight
+    carries its presynaptic unit's sign, kept by the enforcer ``enforce``) or ``dann`` (Cornford et al. 2021: an
+    excitatory projection and inhibitory interneurons per layer, all weights non-negative, options in ``dann``:
+    [`biocircuits.dale.dann`][biocircuits.dale.dann]). ``norm_gamma`` (``free`` | ``nonnegative``): whether
+    normalisation layers keep gamma >= 0, so that the BN-folded weights obey the law too
+    ([`biocircuits.dale.norms`][biocircuits.dale.norms]). ``population_norm`` (``none`` | ``divisive``): each
+    constrained layer's input divided by its E and I populations' mean activity, which keeps deep column-sign networks
+    from collapsing to one dimension ([`biocircuits.dale.population_norm`][biocircuits.dale.population_norm]). Another
+    registered Dale class takes its options under its name."""
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
-    enabled: bool = True
-    excitatory_fraction: float = Field(0.8, ge=0.0, le=1.0)
-    assignment: Literal["block", "random"] = "block"
-    seed: int = 0
-    layers: list[DaleGlob] = Field(default_factory=lambda: ["*"])
-    exempt: list[DaleGlob] = Field(default_factory=lambda: ["<input>"])
-    enforce: EnforcerName = "project"
-    init: DaleInitName = "balanced"
-    residual: ResidualName = "identity"
-    types: Literal["graph", "per_layer"] = "graph"
-    input_shape: list[Annotated[int, Field(ge=1)]] | None = None
-    architecture: ArchitectureName = "column"
-    dann: DannOptions = Field(default_factory=DannOptions)
-    norm_gamma: NormGammaName = "free"
-    population_norm: PopulationNormName = "none"
+    enabled: bool = Field(True, description="Set false to switch Dale off while keeping the section.")
+    excitatory_fraction: float = Field(
+        0.8, ge=0.0, le=1.0,
+        description="Share of E units among each layer's presynaptic units (round(fraction * n) are E).",
+    )
+    assignment: Literal["block", "random"] = Field(
+        "block",
+        description="Which units are E: `block` (the first ones) or `random` (seeded by seed and the width).",
+    )
+    seed: int = Field(0, description="Seeds the random type assignment and the signed initialisation.")
+    layers: list[DaleGlob] = Field(default_factory=lambda: ["*"], description="Patterns of the layers that obey Dale.")
+    exempt: list[DaleGlob] = Field(
+        default_factory=lambda: ["<input>"],
+        description="Patterns of layers exempt from Dale (`<input>`: the layers that read the network's input).",
+    )
+    enforce: EnforcerName = Field(
+        "project",
+        description="The column-sign enforcer that keeps each weight's sign after every step.",
+    )
+    init: DaleInitName = Field(
+        "balanced",
+        description="How weights get their unit's sign at attach: `balanced` (I weights rescaled so E and I cancel) "
+        "or `keep`.",
+    )
+    residual: ResidualName = Field(
+        "identity",
+        description="How identity shortcuts carry I units: `identity` (weight +1, a sign leak the audit reports) or "
+        "`signed`.",
+    )
+    types: Literal["graph", "per_layer"] = Field(
+        "graph",
+        description="`graph`: one type per producing unit, followed through the traced graph; `per_layer`: each layer"
+        " types its inputs by its own width.",
+    )
+    input_shape: list[Annotated[int, Field(ge=1)]] | None = Field(
+        None,
+        description="One input without the batch dim, for the graph trace; guessed from the first layer when absent.",
+    )
+    architecture: ArchitectureName = Field(
+        "column",
+        description="`column` (every weight carries its presynaptic unit's sign) or `dann` (E projection plus "
+        "inhibitory interneurons, all weights >= 0).",
+    )
+    dann: DannOptions = Field(default_factory=DannOptions, description="Options of the DANN architecture.")
+    norm_gamma: NormGammaName = Field(
+        "free",
+        description="`nonnegative` keeps normalisation gammas >= 0, so the BN-folded weights obey Dale too; `free`.",
+    )
+    population_norm: PopulationNormName = Field(
+        "none",
+        description="`divisive`: each constrained layer's input divided by its E and I populations' mean activity; "
+        "`none`.",
+    )
 
     @model_validator(mode="after")
     def _choices(self) -> DaleSpec:

@@ -1,4 +1,5 @@
-"""Turn pydantic validation errors into :class:`ConfigError` lines naming the key path and a suggestion."""
+"""Turn pydantic validation errors into [`ConfigError`][biocircuits.errors.ConfigError] lines naming the key path and a
+suggestion."""
 
 from __future__ import annotations
 
@@ -70,8 +71,9 @@ def key_path(loc: tuple, data: Any = _NO_INPUT) -> str:
 
 
 def _full_key(error: dict, data: Any) -> str:
-    """The key path of one pydantic error; a validator's own :class:`ConfigError` names a key relative to where it
-    ran, appended here (so that a union's other branch, failing at the parent key, counts as noise)."""
+    """The key path of one pydantic error; a validator's own [`ConfigError`][biocircuits.errors.ConfigError] names a key
+    relative to where it ran, appended here (so that a union's other branch, failing at the parent key, counts as
+    noise)."""
     key = key_path(tuple(error["loc"]), data)
     raised = (error.get("ctx") or {}).get("error")
     if isinstance(raised, ConfigError) and raised.key:
@@ -85,8 +87,9 @@ MAX_REPORTED = 20  # errors listed before "... and N more"
 def from_validation_error(
     err: ValidationError, model: type[BaseModel], file: str | None = None, data: Any = _NO_INPUT
 ) -> ConfigErrors:
-    """One :class:`ConfigError` per distinct key path of ``err`` (first message kept); ``data``, the input that was
-    validated, tells the user's keys from pydantic's markers (see :func:`key_path`)."""
+    """One [`ConfigError`][biocircuits.errors.ConfigError] per distinct key path of ``err`` (first message kept);
+    ``data``, the input that was validated, tells the user's keys from pydantic's markers (see
+    [`key_path`][biocircuits.config.errors.key_path])."""
     errors: list[ConfigError] = []
     seen: set[str] = set()
     raw = err.errors(include_url=False)

@@ -38,7 +38,8 @@ def search_folders(info: ValidationInfo) -> tuple[Path, ...]:
 
 def resolvable(lookup: Callable[[str, tuple[Path, ...]], object]) -> AfterValidator:
     """Accept a name that ``lookup(name, search)`` resolves (a registered name, or an import path whose module
-    imports and holds the attribute); its :class:`ConfigError` otherwise, relative to the field's key."""
+    imports and holds the attribute); its [`ConfigError`][biocircuits.errors.ConfigError] otherwise, relative to the
+    field's key."""
     def check(name: str, info: ValidationInfo) -> str:
         try:
             lookup(name, search_folders(info))
@@ -60,9 +61,9 @@ class Section(Strict):
 
 
 class DataSpec(Section):
-    """``data:``: a registered dataset (see :mod:`biocircuits.data`), or a user's builder ``"module:function"``
-    called with ``kwargs`` (returning the training and validation datasets of ``(x, y)`` pairs), and its loader
-    settings."""
+    """``data:``: a registered dataset (see [`biocircuits.data`][biocircuits.data]), or a user's builder
+    ``"module:function"`` called with ``kwargs`` (returning the training and validation datasets of ``(x, y)`` pairs),
+    and its loader settings."""
 
     name: DatasetName = "digits"
     root: str | None = None
@@ -212,7 +213,7 @@ class Experiment(Section):
 
     def resolved_constraints(self) -> Constraints:
         """The constraint spec, loaded from its file when given as a path, with the seeds it leaves unset taken
-        from ``train.seed`` (:func:`seeded`)."""
+        from ``train.seed`` ([`seeded`][biocircuits.config.experiment.seeded])."""
         return seeded(self._constraint_spec(), self.train.seed)
 
     def _constraint_spec(self) -> Constraints:
@@ -229,8 +230,9 @@ class Experiment(Section):
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Experiment:
-        """Load an experiment file (a path, or the name of a shipped recipe: see :func:`resolve_path`), apply
-        ``--set`` overrides, validate, and check its constraint spec."""
+        """Load an experiment file (a path, or the name of a shipped recipe: see
+        [`resolve_path`][biocircuits.config.loading.resolve_path]), apply ``--set`` overrides, validate, and check its
+        constraint spec."""
         path = resolve_path(path, None, "experiments") or path
         data = load_with_includes(path, "experiments")
         if overrides:
@@ -262,7 +264,8 @@ class Experiment(Section):
 
     def checkpoint_path(self) -> Path | None:
         """``model.checkpoint`` resolved: relative to the experiment file's folder when the file is there, else to
-        the working directory; None when unset. A :class:`ConfigError` when no file is found."""
+        the working directory; None when unset. A [`ConfigError`][biocircuits.errors.ConfigError] when no file is
+        found."""
         given = self.model.checkpoint
         if given is None:
             return None

@@ -28,8 +28,9 @@ INTERNAL_KEYS = ("source",)   # set by the loader, never by a file
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that stops at :data:`MAX_DEPTH` nesting and :data:`MAX_ALIASES` aliases while it
-    composes the node graph (before any Python object is built)."""
+    """``yaml.SafeLoader`` that stops at [`MAX_DEPTH`][biocircuits.config.loading.MAX_DEPTH] nesting and
+    [`MAX_ALIASES`][biocircuits.config.loading.MAX_ALIASES] aliases while it composes the node graph (before any Python
+    object is built)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
@@ -62,7 +63,7 @@ class _Limit(Exception):
 def _measure(node: yaml.Node, path: str, memo: dict[int, tuple[int, int, int]], stack: set[int]
              ) -> tuple[int, int, int]:
     """(values, keys, depth) of ``node`` with every alias expanded, memoised per node so an alias bomb costs time
-    linear in its text; raises :class:`_Limit` on a duplicate key or a recursive alias."""
+    linear in its text; raises [`_Limit`][biocircuits.config.loading._Limit] on a duplicate key or a recursive alias."""
     if id(node) in memo:
         return memo[id(node)]
     if id(node) in stack:
@@ -115,7 +116,8 @@ def _check_finite(value: Any, path: str) -> None:
 
 def parse_yaml_text(text: str, file: str | None = None, key: str | None = None) -> Any:
     """Parse YAML text within the input limits (depth, aliases, values, keys; no duplicate keys, no recursive
-    aliases, only finite floats); every problem is a :class:`ConfigError` naming ``file`` and the key path."""
+    aliases, only finite floats); every problem is a [`ConfigError`][biocircuits.errors.ConfigError] naming ``file`` and
+    the key path."""
     loader = None
     try:
         loader = _BoundedLoader(text)  # the reader rejects control characters here already

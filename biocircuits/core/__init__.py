@@ -1,6 +1,6 @@
 """The ground floor: helpers every package may use (registries, weight layers, cell types, globs, per-layer seeds,
 unwrapping DDP and compile) and the layer-attachment interface. It imports nothing else of biocircuits but
-:mod:`biocircuits.errors`."""
+[`biocircuits.errors`][biocircuits.errors]."""
 
 from .globs import check_patterns_match, match_any
 from .interface import (

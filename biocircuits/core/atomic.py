@@ -1,5 +1,6 @@
 """Atomic file writes: every file a run writes (checkpoint, history, summary, config, table, plot) goes through
-:func:`atomic_write`, so a reader, a crash or a power cut sees the old file or the new one, never half of one."""
+[`atomic_write`][biocircuits.core.atomic.atomic_write], so a reader, a crash or a power cut sees the old file or the new
+one, never half of one."""
 
 from __future__ import annotations
 
@@ -58,15 +59,16 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """:func:`atomic_write` of ``data``."""
+    """[`atomic_write`][biocircuits.core.atomic.atomic_write] of ``data``."""
     return atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """:func:`atomic_write` of ``text`` encoded as UTF-8."""
+    """[`atomic_write`][biocircuits.core.atomic.atomic_write] of ``text`` encoded as UTF-8."""
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: str | Path, data: Any, **dumps: Any) -> Path:
-    """:func:`atomic_write` of ``json.dumps(data, indent=2, **dumps)`` and a final newline."""
+    """[`atomic_write`][biocircuits.core.atomic.atomic_write] of ``json.dumps(data, indent=2, **dumps)`` and a final
+    newline."""
     return atomic_write_text(path, json.dumps(data, **{"indent": 2, **dumps}) + "\n")

@@ -43,7 +43,8 @@ def _owned(layer: nn.Module, params: set[int]) -> bool:
 
 
 class Binding:
-    """The hooks :func:`bind` installs; ``remove()`` takes them off again (``bc.remove`` does so too)."""
+    """The hooks [`bind`][biocircuits.core.binding.bind] installs; ``remove()`` takes them off again (``bc.remove`` does
+    so too)."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
         self.model = model
@@ -89,7 +90,7 @@ class Binding:
 
 def bind(optimizer: torch.optim.Optimizer, model: nn.Module) -> torch.optim.Optimizer:
     """Install the hooks of ``model``'s attachments (plasticity, Dale enforcement, error transforms) on
-    ``optimizer``; returns it. The model must have been converted with :func:`biocircuits.apply`
+    ``optimizer``; returns it. The model must have been converted with [`biocircuits.apply`][biocircuits.apply.apply]
     (DDP- and compile-wrapped models are unwrapped)."""
     module = unwrap(model)
     if getattr(optimizer, "_biocircuits_binding", None) is not None:

@@ -3,15 +3,49 @@ broadcast to a layer's weight shape."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor, nn
 
+from .interface import attachments_of
 from .layers import weight_shape
 
 
 def cell_types(layer: nn.Module) -> Tensor | None:
     """The layer's Dale signs s (buffer ``dale_sign``: +1 E / -1 I per presynaptic unit), None when it has none."""
     return layer._buffers.get("dale_sign")
+
+
+class Populations(NamedTuple):
+    """A Dale layer's cell counts, named apart: its presynaptic units by type (the columns of W, ``dale_sign``)
+    and the inhibitory interneurons the layer holds itself (a DANN layer's n_i; 0 for column-sign layers).
+    ``str``: ``16E/0I`` or ``16E/0I + 3 interneurons``, as ``bc.describe`` and ``bc.audit`` both print it."""
+
+    excitatory: int
+    inhibitory: int
+    interneurons: int = 0
+
+    def __str__(self) -> str:
+        inner = f" + {self.interneurons} interneuron{'s' * (self.interneurons != 1)}" if self.interneurons else ""
+        return f"{self.excitatory}E/{self.inhibitory}I{inner}"
+
+
+def column_populations(layer: nn.Module) -> Populations:
+    """E and I presynaptic units of a layer with a ``dale_sign`` buffer: #(s > 0), #(s < 0); no interneurons."""
+    sign = cell_types(layer)
+    return Populations(int((sign > 0).sum()), int((sign < 0).sum()))
+
+
+def populations(layer: nn.Module) -> Populations | None:
+    """The layer's cell counts as its Dale attachment states them (``population_counts``), else from its
+    ``dale_sign`` ([`column_populations`][biocircuits.core.celltypes.column_populations]); None for a layer without Dale
+    signs."""
+    if cell_types(layer) is None:
+        return None
+    dale = getattr(attachments_of(layer), "dale", None)
+    counts = getattr(dale, "population_counts", None)
+    return Populations(*counts(layer)) if counts is not None else column_populations(layer)
 
 
 def presynaptic_units(layer: nn.Module) -> int:

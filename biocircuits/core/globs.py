@@ -16,7 +16,8 @@ def match_any(name: str, patterns: Iterable[str]) -> bool:
 
 def check_patterns_match(patterns: Iterable[str], names: list[str], key: str, what: str = "convertible module",
                          file: str | None = None) -> None:
-    """Raise a :class:`ConfigError` naming the closest names for a pattern that matches none of ``names``."""
+    """Raise a [`ConfigError`][biocircuits.errors.ConfigError] naming the closest names for a pattern that matches none
+    of ``names``."""
     for pattern in patterns:
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.4)

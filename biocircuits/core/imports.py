@@ -50,9 +50,10 @@ def _import_module(module: str, key: str, search: tuple[Path, ...]):
 
 
 def load_object(path: str, key: str, search: tuple[Path, ...] = ()) -> object:
-    """The object ``attribute`` of ``module`` for ``path = "module:attribute"``; a :class:`ConfigError` naming
-    ``key`` when the module does not import (its own exception is named) or lacks the attribute. ``search``: folders
-    tried (after ``sys.path``) for the top-level package; the working directory is always tried last."""
+    """The object ``attribute`` of ``module`` for ``path = "module:attribute"``; a
+    [`ConfigError`][biocircuits.errors.ConfigError] naming ``key`` when the module does not import (its own exception is
+    named) or lacks the attribute. ``search``: folders tried (after ``sys.path``) for the top-level package; the working
+    directory is always tried last."""
     module_name, attr = path.split(":", 1)
     search = (*search, Path.cwd())
     try:

@@ -1,19 +1,22 @@
 """The one interface for everything attached to a layer: feedback rules, Dale enforcers, error-pathway
-transforms and plasticity rules are each a registered subclass of :class:`LayerAttachment`.
+transforms and plasticity rules are each a registered subclass of
+[`LayerAttachment`][biocircuits.core.interface.LayerAttachment].
 
 An attachment declares its options (a pydantic model), registers its state as buffers on the layer
-(:meth:`LayerAttachment.register_buffer`: saved and loaded with the model at ``<layer>.<buffer>``, optional when a
-plain torch checkpoint lacks them, left out of DDP's broadcast because every rank builds them identically), and
-acts at hooks around the optimiser step that :func:`biocircuits.bind` installs:
+([`LayerAttachment.register_buffer`][biocircuits.core.interface.LayerAttachment.register_buffer]: saved and loaded with
+the model at ``<layer>.<buffer>``, optional when a plain torch checkpoint lacks them, left out of DDP's broadcast
+because every rank builds them identically), and acts at hooks around the optimiser step that
+[`biocircuits.bind`][biocircuits.core.binding.bind] installs:
 
     before_step   (gradients ready: delay queues, eligibility traces, sign-of-gradient updates)
     after_step    (weights updated: plasticity reshapes the update, Dale enforcers restore signs,
                    feedback rules refresh B)
 
-The attachments of one layer live in one :class:`Attachments` object, ``layer.attachments`` (like
-``torch.nn.utils.parametrize`` keeps its state under ``module.parametrizations``). All attachments of one
-class (or one fused group) run their hook over every layer at once: :meth:`LayerAttachment.after_step_group`
-gets the whole list, so an enforcer can use ``torch._foreach_*`` ops instead of a Python loop of small ops.
+The attachments of one layer live in one [`Attachments`][biocircuits.core.interface.Attachments] object,
+``layer.attachments`` (like ``torch.nn.utils.parametrize`` keeps its state under ``module.parametrizations``). All
+attachments of one class (or one fused group) run their hook over every layer at once:
+[`LayerAttachment.after_step_group`][biocircuits.core.interface.LayerAttachment.after_step_group] gets the whole list,
+so an enforcer can use ``torch._foreach_*`` ops instead of a Python loop of small ops.
 """
 
 from __future__ import annotations
@@ -89,7 +92,8 @@ class StepState:
 
 class LayerAttachment:
     """Base class of everything attached to a layer. Subclasses set ``slot``, ``name`` and ``Options``, and
-    override the hooks they need; a subclass is registered in its slot's :class:`~biocircuits.core.registry.Registry`.
+    override the hooks they need; a subclass is registered in its slot's
+    [`Registry`][biocircuits.core.registry.Registry].
 
     ``seed`` and the layer's qualified name give ``self.layer_seed``, the seed of every draw it makes."""
 
@@ -100,7 +104,7 @@ class LayerAttachment:
     needs_snapshot: ClassVar[bool] = False  # after_step reads the trainable weight from before the step
     whole_model: ClassVar[bool] = False     # acts on the model as a whole (else only where the optimiser owns W)
     shares_slot: ClassVar[bool] = False     # sits beside its single slot's one attachment (a Dale input normalisation)
-    # what the class is, for the cross-checks of other attachments (:meth:`check_partner`), never tested by name:
+    # what the class is, for the cross-checks of other attachments (`check_partner`), never tested by name:
     exact_gradient: ClassVar[bool] = False      # a feedback rule whose B^T delta is backprop's own gradient
     learns_feedback: ClassVar[bool] = False     # a feedback rule whose B learns from W's updates or responses
     fixed_column_signs: ClassVar[bool] = False  # every weight keeps its presynaptic unit's sign: sign(W) is constant
@@ -119,7 +123,8 @@ class LayerAttachment:
         self.layer_seed = layer_seed(self.seed, qualname)
 
     def detach(self, layer: nn.Module) -> None:
-        """Undo :meth:`attach` (used by :func:`biocircuits.remove`): by default, drop the registered buffers."""
+        """Undo [`attach`][biocircuits.core.interface.attach] (used by
+        [`biocircuits.remove`][biocircuits.apply.remove]): by default, drop the registered buffers."""
         for name in self.buffer_names:
             owner, _, leaf = name.rpartition(".")
             module = layer.get_submodule(owner) if owner else layer
@@ -188,7 +193,7 @@ class LayerAttachment:
     def check_partner(cls, own: Choice, partner: Choice) -> None:
         """Raise a ConfigError (naming ``own.key`` or ``partner.key`` and why) when this class, chosen with
         ``own.options``, cannot act on a layer beside ``partner``; called by the spec for every pair it makes
-        (:func:`check_pair`). Nothing is refused by default."""
+        ([`check_pair`][biocircuits.core.interface.check_pair]). Nothing is refused by default."""
 
     # --- description --------------------------------------------------------------------------------------------
     def options_dict(self) -> dict[str, Any]:
@@ -202,7 +207,8 @@ class LayerAttachment:
 @dataclass(frozen=True)
 class Choice:
     """An attachment class that a spec chose, with its validated options, the key path that named it and the prefix
-    of its options' key paths (for the errors of :meth:`LayerAttachment.check_partner`)."""
+    of its options' key paths (for the errors of
+    [`LayerAttachment.check_partner`][biocircuits.core.interface.LayerAttachment.check_partner])."""
 
     cls: type[LayerAttachment]
     options: BaseModel
@@ -218,7 +224,7 @@ def check_pair(a: Choice, b: Choice) -> None:
 
 class Attachments:
     """The attachments of one layer (``layer.attachments``), by slot, in the order they were added; and what
-    :func:`biocircuits.remove` needs to undo them (the layer's class before conversion)."""
+    [`biocircuits.remove`][biocircuits.apply.remove] needs to undo them (the layer's class before conversion)."""
 
     def __init__(self, qualname: str, plain_class: type[nn.Module]) -> None:
         self.qualname = qualname
@@ -271,8 +277,9 @@ def attachments_of(module: nn.Module) -> Attachments | None:
 
 
 def attach(module: nn.Module, attachment: LayerAttachment, qualname: str = "") -> LayerAttachment:
-    """Add ``attachment`` to ``module`` (creating ``module.attachments``) and call its :meth:`~LayerAttachment.attach`.
-    A second attachment in a single slot (``rule``, ``dale``) is an error."""
+    """Add ``attachment`` to ``module`` (creating ``module.attachments``) and call its
+    [`attach`][biocircuits.core.interface.LayerAttachment.attach]. A second attachment in a single slot (``rule``,
+    ``dale``) is an error."""
     held = attachments_of(module)
     if held is None:
         held = Attachments(qualname, type(module))
@@ -324,7 +331,8 @@ def error_pathways_suspended(model: nn.Module) -> Iterator[None]:
 
 
 def attach_groups(model: nn.Module) -> None:
-    """Run :meth:`LayerAttachment.attach_group` once per attachment class of ``model``."""
+    """Run [`LayerAttachment.attach_group`][biocircuits.core.interface.LayerAttachment.attach_group] once per attachment
+    class of ``model``."""
     groups: dict[type[LayerAttachment], list[tuple[str, nn.Module, LayerAttachment]]] = {}
     for name, module, held in attached_modules(model):
         for att in held:

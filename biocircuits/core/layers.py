@@ -68,7 +68,8 @@ def trainable_param(layer: nn.Module, name: str) -> Tensor | None:
 
 
 def trainable_params(layer: nn.Module) -> list[tuple[str, Tensor]]:
-    """(name, tensor) of the layer's trainable weight (see :func:`trainable_weight`) and its bias, when present."""
+    """(name, tensor) of the layer's trainable weight (see
+    [`trainable_weight`][biocircuits.core.layers.trainable_weight]) and its bias, when present."""
     return [(name, p) for name in ("weight", "bias") if (p := trainable_param(layer, name)) is not None]
 
 

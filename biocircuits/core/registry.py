@@ -7,7 +7,7 @@ plasticity rules, datasets and models.
     class SignSymmetry(FeedbackRule):
         name = "sign_symmetry"
 
-``register`` refuses a name that is taken; ``get`` raises a :class:`~biocircuits.errors.ConfigError` that lists
+``register`` refuses a name that is taken; ``get`` raises a [`ConfigError`][biocircuits.errors.ConfigError] that lists
 the valid names and the closest ones ("did you mean"); ``names()`` lists them in registration order.
 ``view`` gives the members of one kind within a larger registry (the Dale enforcers among all Dale attachments),
 under the names a spec key uses for them.
@@ -88,7 +88,7 @@ class Registry(Generic[T]):
 
     def view(self, kind: str, select: Callable[[T], str | None], also: dict[str, T] | None = None) -> RegistryView[T]:
         """The members for which ``select`` gives a name, under that name (plus the fixed entries ``also``, e.g. a
-        spec key's off value): a live :class:`RegistryView`."""
+        spec key's off value): a live [`RegistryView`][biocircuits.core.registry.RegistryView]."""
         return RegistryView(kind, self, select, also or {})
 
 

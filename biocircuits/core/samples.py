@@ -14,8 +14,9 @@ GUESSED_SIZES = (32, 28, 64, 224, 96, 299, *[s for s in range(1, 65) if s not in
 
 def sample_input(model: nn.Module, shape: list[int] | None) -> list[Tensor]:
     """Candidate inputs (batch 1) to run the graph on: ``shape`` when given, else guessed from the first weight
-    layer (a linear layer's width, or a conv's channels at each of :data:`GUESSED_SIZES` along every spatial dim);
-    on the device and in the floating dtype of the model's first parameter."""
+    layer (a linear layer's width, or a conv's channels at each of
+    [`GUESSED_SIZES`][biocircuits.core.samples.GUESSED_SIZES] along every spatial dim); on the device and in the
+    floating dtype of the model's first parameter."""
     param = next(model.parameters(), None)
     kw = {
         "device": param.device if param is not None else "cpu",

@@ -1,5 +1,6 @@
-"""Dale's law: one E/I type per neuron (followed through the graph), and the Dale slot (:mod:`.slot`): enforcers,
-DANN layers and normalisation policies, each a registered attachment in ``DALE``; initialisation and the audit."""
+"""Dale's law: one E/I type per neuron (followed through the graph), and the Dale slot
+([`slot`][biocircuits.dale.slot]): enforcers, DANN layers and normalisation policies, each a registered attachment in
+``DALE``; initialisation and the audit."""
 
 from biocircuits.core.celltypes import assign_signs, population_mask, sign_mask, synapse_mask
 

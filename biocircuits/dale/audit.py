@@ -8,26 +8,29 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor, nn
 
-from biocircuits.core.celltypes import cell_types
+from biocircuits.core.celltypes import Populations, cell_types, populations
 from biocircuits.core.interface import attachments_of
 from biocircuits.core.layers import unwrap, weight_layers
 
 from .effective import NormReadings, effective_count, norm_readings
 from .graph import UnitGraph
 from .residual import identity_blocks, leaking_units
-from .slot import DaleAttachment, column_counts, column_violations
+from .slot import DaleAttachment, column_violations
 
 
 @dataclass
 class LayerAudit:
-    """One weight layer: E/I counts of its presynaptic units, weights breaking Dale, and its spectrum.
+    """One weight layer: E/I counts of its presynaptic units (``excitatory``, ``inhibitory``: the columns of W) and,
+    named apart, of the inhibitory interneurons the layer holds itself (``interneurons``: a DANN layer's n_i), the
+    weights breaking Dale, and its spectrum.
 
     ``sv_spread`` = sigma_max / sigma_min of W reshaped to (out, in * kernel); ``svd_entropy`` is the
     normalised SVD entropy H = -sum_i p_i log p_i / log r with p_i = sigma_i / sum_j sigma_j (Li et al. 2023):
     1 for a flat spectrum, lower when a few directions dominate. ``not_guaranteed``: weights onto units that a
-    LayerNorm or GroupNorm reads, whose effective sign the audit cannot vouch for (see :class:`AuditReport`).
-    ``pooled_units``: inhibitory pool units per sample and position that divide the layer's input
-    (``population_norm``: one per population; their Jacobian entries against type are in the report's leaks)."""
+    LayerNorm or GroupNorm reads, whose effective sign the audit cannot vouch for (see
+    [`AuditReport`][biocircuits.dale.audit.AuditReport]). ``pooled_units``: inhibitory pool units per sample and
+    position that divide the layer's input (``population_norm``: one per population; their Jacobian entries against type
+    are in the report's leaks)."""
 
     name: str
     constrained: bool
@@ -40,6 +43,12 @@ class LayerAudit:
     effective_violations: int = 0
     not_guaranteed: int = 0
     pooled_units: int = 0
+    interneurons: int = 0
+
+    @property
+    def populations(self) -> Populations:
+        """The counts as ``bc.describe`` prints them: ``16E/0I`` (presynaptic) ``+ 3 interneurons`` (the layer's)."""
+        return Populations(self.excitatory, self.inhibitory, self.interneurons)
 
 
 @dataclass
@@ -56,10 +65,11 @@ class MixedUnit:
 class AuditReport:
     """``violations``: weights whose sign breaks Dale, over all constrained layers; ``effective_violations``: the
     same for the effective weights, with the sign of the per-unit gain of every normalisation that reads a layer's
-    units folded in, directly after it or after a concatenation or addition (:func:`.effective.unit_flips`: a
+    units folded in, directly after it or after a concatenation or addition (`effective.unit_flips`: a
     negative BatchNorm gamma flips every synapse onto its unit); ``mixed_units``: units that
-    one layer reads as E and another as I (:class:`MixedUnit`); ``layers``: per-layer rows; ``leaks``:
-    human-readable sign leaks (negative inputs, identity shortcuts, exempt layers, flipped units, centred units).
+    one layer reads as E and another as I ([`MixedUnit`][biocircuits.dale.audit.MixedUnit]); ``layers``: per-layer rows;
+    ``leaks``: human-readable sign leaks (negative inputs, identity shortcuts, exempt layers, flipped units, centred
+    units).
 
     What ``effective_violations`` vouches for: BatchNorm in evaluation mode is a per-unit affine map, so its folded
     weights W[o, ...] gamma_o / sqrt(var_o + eps) are exactly the effective ones. LayerNorm and GroupNorm centre
@@ -83,7 +93,7 @@ class AuditReport:
                f"gains folded; {self.not_guaranteed} not guaranteed, centred by a LayerNorm or GroupNorm) in " \
                f"{sum(r.constrained for r in self.layers)} constrained layers; " \
                f"{len(self.mixed_units)} units with two types"
-        rows = [f"  {r.name:<28} {r.excitatory:>5}E {r.inhibitory:>5}I  viol={r.violations:<6} "
+        rows = [f"  {r.name:<28} {str(r.populations):>12}  viol={r.violations:<6} "
                 f"spread={r.sv_spread:8.2f}  H={r.svd_entropy:.3f}" for r in self.layers if r.constrained]
         leaks = [f"  leak: {leak}" for leak in self.leaks]
         leaks += [f"  two types: {m.unit} E in {', '.join(m.excitatory_in)}; I in {', '.join(m.inhibitory_in)}"
@@ -169,14 +179,15 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
         dale = held.dale if held is not None else None
         weight = layer.weight
         if isinstance(dale, DaleAttachment):   # the attachment says what its layer's law is
-            bad, (n_e, n_i) = dale.count_violations(layer), dale.population_counts(layer)
+            bad = dale.count_violations(layer)
             flipped = dale.effective_violations(layer, gains.get(name))
         else:   # a dale_sign without a Dale attachment: the column-sign law
-            bad, (n_e, n_i) = column_violations(layer), column_counts(layer)
+            bad = column_violations(layer)
             flipped = effective_count(layer, gains.get(name))
         if name in negative_in:
             leaks.append(f"{name}: {int((gains[name] < 0).sum())} units have a negative gain in "
                          f"{', '.join(negative_in[name])}, which flips the sign of every synapse onto them")
+        counts = populations(layer)
         total += bad
         effective += flipped
         spread, entropy = spectrum(weight) if spectra else (math.nan, math.nan)
@@ -188,7 +199,8 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
         dale_held = held.of("dale") if held is not None else []
         pooled = sum(a.pooled_units(layer) for a in dale_held if isinstance(a, DaleAttachment))
         leaks += [line for a in dale_held if isinstance(a, DaleAttachment) for line in a.audit_notes(layer, name)]
-        rows.append(LayerAudit(name, True, n_e, n_i, bad, spread, entropy, mins.get(name), flipped, unsure, pooled))
+        rows.append(LayerAudit(name, True, counts.excitatory, counts.inhibitory, bad, spread, entropy, mins.get(name),
+                               flipped, unsure, pooled, counts.interneurons))
         if name in mins and mins[name] < 0:
             leaks.append(f"{name}: input goes negative on the sample (min {mins[name]:.3g}); Dale assumes "
                          "non-negative rates")

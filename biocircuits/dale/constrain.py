@@ -1,5 +1,6 @@
-"""Applying a ``dale:`` section to a network: one type per neuron, then the Dale slot's classes (:mod:`.slot`) the
-section chooses: the enforcer or architecture of every constrained layer, then the normalisation policies."""
+"""Applying a ``dale:`` section to a network: one type per neuron, then the Dale slot's classes
+([`slot`][biocircuits.dale.slot]) the section chooses: the enforcer or architecture of every constrained layer, then the
+normalisation policies."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from .slot import DaleAttachment, extra_classes, layer_class
 
 
 class Constrained(NamedTuple):
-    """What :func:`constrain` did: the constrained and exempt layer names, the unit graph (None when the model
-    was not traced) and the sign of every unit id (None with it)."""
+    """What [`constrain`][biocircuits.dale.constrain.constrain] did: the constrained and exempt layer names, the unit
+    graph (None when the model was not traced) and the sign of every unit id (None with it)."""
 
     constrained: list[str]
     exempt: list[str]
@@ -59,14 +60,15 @@ def traced(model: nn.Module, spec: Any) -> UnitGraph | None:
 
 def constrain(model: nn.Module, spec: Any) -> Constrained:
     """Constrain every layer that ``spec.layers`` matches and ``spec.exempt`` does not. ``spec`` is a
-    :class:`~biocircuits.config.constraints.DaleSpec` (any object with its fields and ``options_of``).
+    [`DaleSpec`][biocircuits.config.dale_spec.DaleSpec] (any object with its fields and ``options_of``).
 
-    Every constrained layer gets the class :func:`~.slot.layer_class` chooses (the architecture, e.g. DANN, else
-    the enforcer ``spec.enforce``), built with its options from ``spec`` and, when the class's layers read typed
-    units (``typed_inputs``: column-sign enforcers), the signs s (+1 E / -1 I per presynaptic unit) it registers as
-    ``dale_sign``: with ``types: graph`` those of the units the layer reads (:mod:`.graph`: one type per neuron in
-    every consumer); with ``per_layer``, ``assign_signs`` of its own input width. Then the other classes the
-    section chooses (signed shortcuts, normalisation policies), each on its :meth:`~.slot.DaleAttachment.targets`."""
+    Every constrained layer gets the class [`layer_class`][biocircuits.dale.slot.layer_class] chooses (the architecture,
+    e.g. DANN, else the enforcer ``spec.enforce``), built with its options from ``spec`` and, when the class's layers
+    read typed units (``typed_inputs``: column-sign enforcers), the signs s (+1 E / -1 I per presynaptic unit) it
+    registers as ``dale_sign``: with ``types: graph`` those of the units the layer reads
+    ([`graph`][biocircuits.dale.graph]: one type per neuron in every consumer); with ``per_layer``, ``assign_signs`` of
+    its own input width. Then the other classes the section chooses (signed shortcuts, normalisation policies), each on
+    its [`targets`][biocircuits.dale.slot.DaleAttachment.targets]."""
     layers = weight_layers(model)
     names = [n for n, _ in layers]
     check_patterns_match([p for p in spec.layers if p != "*"], names, "dale.layers", "weight layer")

@@ -65,6 +65,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
+from biocircuits.core.celltypes import Populations, column_populations
 from biocircuits.core.interface import Choice, LayerAttachment, StepState
 from biocircuits.core.layers import trainable_weight
 from biocircuits.errors import ConfigError
@@ -81,10 +82,24 @@ class DannOptions(BaseModel):
     i.i.d. exponential like W_EE; ``mean_row``: W_EE's mean row, exact centring)."""
 
     model_config = ConfigDict(extra="forbid")
-    inhibitory_fraction: float = Field(0.1, gt=0.0, le=1.0)
-    divisive: bool = False
-    corrected_updates: bool = True
-    init: Literal["paper", "mean_row"] = "paper"
+    inhibitory_fraction: float = Field(
+        0.1, gt=0.0, le=1.0,
+        description="Interneurons per layer: n_i = max(1, round(fraction * n_e)).",
+    )
+    divisive: bool = Field(
+        False,
+        description="Divisive inhibition: z = g (W x) / gamma + b, gamma = W_EI (exp(alpha) (W_IE x)).",
+    )
+    corrected_updates: bool = Field(
+        True,
+        description="The paper's scaling of the inhibitory parameters' updates (W_IE by 1/sqrt(n_e), W_EI by 1/d, "
+        "alpha by both).",
+    )
+    init: Literal["paper", "mean_row"] = Field(
+        "paper",
+        description="W_IE's init: `paper` (i.i.d. exponential like W_EE) or `mean_row` (W_EE's mean row: exact "
+        "centring).",
+    )
 
 
 class DannWeight(nn.Module):
@@ -131,8 +146,9 @@ def dann_init(weight: Tensor, n_i: int, generator: torch.Generator, mode: str = 
 @DALE.register
 class Dann(DaleAttachment):
     """``dale.architecture: dann`` on one layer (see the module docstring): registers ``dale_sign`` (all inputs
-    E, +1), the parametrisation :class:`DannWeight`, the divisive forward hook; after each step, the corrected
-    updates of the inhibitory parameters and the projection of every weight onto >= 0. Options: ``dale.dann``."""
+    E, +1), the parametrisation [`DannWeight`][biocircuits.dale.dann.DannWeight], the divisive forward hook; after each
+    step, the corrected updates of the inhibitory parameters and the projection of every weight onto >= 0. Options:
+    ``dale.dann``."""
 
     name = "dann"
     spec_key = "architecture"
@@ -183,7 +199,8 @@ class Dann(DaleAttachment):
 
     def detach(self, layer: nn.Module) -> None:
         """Keep W = W_EE - W_EI W_IE as a plain weight, and divisive inhibition as a forward hook holding copies of
-        W_IE, W_EI, alpha and g (:class:`DivisiveInhibition`): the plain layer computes what the DANN layer did."""
+        W_IE, W_EI, alpha and g ([`DivisiveInhibition`][biocircuits.dale.dann.DivisiveInhibition]): the plain layer
+        computes what the DANN layer did."""
         if self.handle is not None:
             self.handle.remove()
             self.handle = None
@@ -217,9 +234,9 @@ class Dann(DaleAttachment):
         return [("weight", "E", "E"), ("parametrizations.weight.0.weight_ie", "E", "I"),
                 ("parametrizations.weight.0.weight_ei", "I", "E")]
 
-    def population_counts(self, layer: nn.Module) -> tuple[int, int]:
-        """(E inputs, I interneurons)."""
-        return int(layer.dale_sign.numel()), self.n_i
+    def population_counts(self, layer: nn.Module) -> Populations:
+        """The E inputs (every presynaptic unit of a DANN layer is E) and, named apart, its n_i I interneurons."""
+        return column_populations(layer)._replace(interneurons=self.n_i)
 
     @torch.no_grad()
     def count_violations(self, layer: nn.Module) -> int:
@@ -255,13 +272,14 @@ class Dann(DaleAttachment):
 
 
 def inhibition(layer: nn.Module) -> DannWeight:
-    """The :class:`DannWeight` parametrisation of a DANN layer."""
+    """The [`DannWeight`][biocircuits.dale.dann.DannWeight] parametrisation of a DANN layer."""
     return layer.parametrizations.weight[0]
 
 
 class DivisiveInhibition:
-    """Forward hook of divisive DANN layers (:func:`_divide`): reads the layer's parametrisation while attached, or,
-    given one (``bc.remove``), keeps detached copies of its W_IE, W_EI, alpha and g for the plain layer."""
+    """Forward hook of divisive DANN layers ([`_divide`][biocircuits.dale.dann._divide]): reads the layer's
+    parametrisation while attached, or, given one (``bc.remove``), keeps detached copies of its W_IE, W_EI, alpha and g
+    for the plain layer."""
 
     def __init__(self, held: DannWeight | None = None) -> None:
         names = ("weight_ie", "weight_ei", "alpha", "gain")

@@ -7,12 +7,12 @@ That fold is exact for BatchNorm in evaluation mode only (a per-unit affine map)
 over units, y = gamma (z - mean(z)) / sigma(z) + beta, so dy/dx = (gamma / sigma)(I - 1 1^T / n - z_hat z_hat^T / n) W
 mixes the units' weights: with gamma >= 0 an effective weight can still break the law (which ones depends on the
 input). Their gain's sign is folded like BatchNorm's, and the audit counts the weights onto the units they centre
-apart, as not guaranteed (:class:`NormReadings` ``centred``). BatchNorm in training mode (batch statistics, each
-sample's output depending on the others') is not what the fold describes.
+apart, as not guaranteed ([`NormReadings`][biocircuits.dale.effective.NormReadings] ``centred``). BatchNorm in training
+mode (batch statistics, each sample's output depending on the others') is not what the fold describes.
 
 ``NORM_GAINS`` maps a normalisation type to the per-unit gain it applies (shape (out,)); the unit graph
-(:mod:`.graph`) records the units each normalisation reads (``UnitGraph.norms``), wherever it sits, and which one
-directly follows each weight layer (``UnitGraph.folds``)."""
+([`graph`][biocircuits.dale.graph]) records the units each normalisation reads (``UnitGraph.norms``), wherever it sits,
+and which one directly follows each weight layer (``UnitGraph.folds``)."""
 
 from __future__ import annotations
 
@@ -90,9 +90,9 @@ def _names(by_root: dict[int, set[str]], roots: Tensor) -> list[str]:
 
 
 def norm_readings(model: nn.Module, units: UnitGraph) -> NormReadings:
-    """:class:`NormReadings` from every normalisation the unit graph saw (``units.norms``), wherever it sits: right
-    after the layer, after a concatenation (DenseNet's ``norm1``, transition norms, ``norm5``) or an addition
-    (units merged by an addition share their root, so their flags)."""
+    """[`NormReadings`][biocircuits.dale.effective.NormReadings] from every normalisation the unit graph saw
+    (``units.norms``), wherever it sits: right after the layer, after a concatenation (DenseNet's ``norm1``, transition
+    norms, ``norm5``) or an addition (units merged by an addition share their root, so their flags)."""
     n = int(units.root.numel())
     neg, pos, seen, centred = (torch.zeros(n, dtype=torch.bool) for _ in range(4))
     negative_in: dict[int, set[str]] = {}

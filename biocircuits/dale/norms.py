@@ -9,9 +9,9 @@ Dale's law holds for W (s_j W_ij >= 0), but it holds for W_eff only while gamma_
 turns every E synapse onto unit i inhibitory and every I synapse excitatory. ``dale.norm_gamma`` chooses:
 
 - ``free`` (the default, today's behaviour): gamma is left to the optimiser (no attachment);
-- ``nonnegative``: :class:`NonnegativeGamma` is attached to every affine normalisation layer (BatchNorm,
-  GroupNorm, LayerNorm, affine InstanceNorm) and projects gamma after each optimiser step,
-  gamma <- max(gamma, 0), the Euclidean projection onto the non-negative orthant (the ``project`` enforcer's
+- ``nonnegative``: [`NonnegativeGamma`][biocircuits.dale.norms.NonnegativeGamma] is attached to every affine
+  normalisation layer (BatchNorm, GroupNorm, LayerNorm, affine InstanceNorm) and projects gamma after each optimiser
+  step, gamma <- max(gamma, 0), the Euclidean projection onto the non-negative orthant (the ``project`` enforcer's
   rule for an all-excitatory row). Then, for BatchNorm in evaluation mode, s_j W_eff_ij =
   (gamma_i / sqrt(var_i + eps)) s_j W_ij >= 0: the effective weights obey the law, not just W. Attaching also
   clamps a negative gamma already present.

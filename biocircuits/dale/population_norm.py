@@ -46,10 +46,11 @@ g_P |c_iP| / |P| <= rho_P max_{j in P} |W_ij| with rho_P = m_P / (m_P + eps) < 1
 g_P (|W_ik| - rho_P max_{j in P} |W_ij|): in every row i and population P the entry of the largest |W_ik| keeps the
 type (when non-zero), so **at most |P| - 1 entries per row and population act against the presynaptic type** (an E
 input as inhibitory, an I input as excitatory), those with |W_ik| < rho_P max_j |W_ij| and sgn(x_k) s_P c_iP > 0;
-which ones depends on x (for a conv, per kernel offset and input position). :func:`jacobian_against_type_bound`
-gives the layer's count; ``bc.audit`` reports it. Gradients flow through the division (part of the forward pass,
-like BatchNorm). ``bc.remove`` keeps the division as a forward pre-hook (:class:`PopulationDivision`) on the plain
-layer, so the model computes the same function.
+which ones depends on x (for a conv, per kernel offset and input position).
+[`jacobian_against_type_bound`][biocircuits.dale.population_norm.jacobian_against_type_bound] gives the layer's count;
+``bc.audit`` reports it. Gradients flow through the division (part of the forward pass, like BatchNorm). ``bc.remove``
+keeps the division as a forward pre-hook ([`PopulationDivision`][biocircuits.dale.population_norm.PopulationDivision])
+on the plain layer, so the model computes the same function.
 """
 
 from __future__ import annotations
@@ -92,9 +93,10 @@ def jacobian_against_type_bound(layer: nn.Module, sign: Tensor) -> int:
 
 
 class PopulationDivision:
-    """A forward pre-hook replacing a layer's input x by :func:`divide_by_population_mean` (x, sign, eps, dim);
-    ``sign`` None reads the layer's ``dale_sign`` (while attached), else a copy kept by the hook (after
-    ``bc.remove``, on the plain layer)."""
+    """A forward pre-hook replacing a layer's input x by
+    [`divide_by_population_mean`][biocircuits.dale.population_norm.divide_by_population_mean] (x, sign, eps, dim);
+    ``sign`` None reads the layer's ``dale_sign`` (while attached), else a copy kept by the hook (after ``bc.remove``,
+    on the plain layer)."""
 
     def __init__(self, eps: float, dim: int, sign: Tensor | None = None) -> None:
         self.eps, self.dim = eps, dim
@@ -114,9 +116,10 @@ class PopulationNormOptions(BaseModel):
 @DALE.register
 class PopulationNorm(DaleAttachment):
     """``dale.population_norm: divisive``, attached to every Dale-constrained layer beside its enforcer: a forward
-    pre-hook (:class:`PopulationDivision`) replaces its input x by :func:`divide_by_population_mean` (x,
-    ``dale_sign``, ``eps``, channel dim of a conv / feature dim of a linear layer). ``detach`` (``bc.remove``)
-    leaves the same division on the plain layer with a copy of the signs, so the function is kept."""
+    pre-hook ([`PopulationDivision`][biocircuits.dale.population_norm.PopulationDivision]) replaces its input x by
+    [`divide_by_population_mean`][biocircuits.dale.population_norm.divide_by_population_mean] (x, ``dale_sign``,
+    ``eps``, channel dim of a conv / feature dim of a linear layer). ``detach`` (``bc.remove``) leaves the same division
+    on the plain layer with a copy of the signs, so the function is kept."""
 
     name = "population_norm"
     spec_key = "population_norm"

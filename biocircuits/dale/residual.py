@@ -73,8 +73,8 @@ class SignedResidual(DaleAttachment):
 
 
 def sign_shortcuts(model: nn.Module) -> list[str]:
-    """Attach :class:`SignedResidual` to every identity-shortcut block whose conv1 has a ``dale_sign``; returns
-    the names of the blocks changed."""
+    """Attach [`SignedResidual`][biocircuits.dale.residual.SignedResidual] to every identity-shortcut block whose conv1
+    has a ``dale_sign``; returns the names of the blocks changed."""
     changed = []
     for name, block in SignedResidual.targets(model, []):
         attach(block, SignedResidual(), name)

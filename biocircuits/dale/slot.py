@@ -1,6 +1,7 @@
-"""The Dale slot: everything Dale's law attaches to a network is one registered :class:`DaleAttachment` in ``DALE``.
+"""The Dale slot: everything Dale's law attaches to a network is one registered
+[`DaleAttachment`][biocircuits.dale.slot.DaleAttachment] in ``DALE``.
 
-A ``dale:`` spec section chooses its classes by value, one key each (:data:`SPEC_KEYS`):
+A ``dale:`` spec section chooses its classes by value, one key each ([`SPEC_KEYS`][biocircuits.dale.slot.SPEC_KEYS]):
 
     architecture      an architecture that replaces the enforcer (dann); ``column``: none, the enforcer acts
     enforce           the column-sign enforcer of every constrained layer (project, abs, softplus, exp_gradient)
@@ -9,11 +10,15 @@ A ``dale:`` spec section chooses its classes by value, one key each (:data:`SPEC
     population_norm   a normalisation of each constrained layer's input (divisive); ``none``: none
 
 A class declares the key that chooses it (``spec_key``) and the value (``choice``, default its ``name``), its
-``Options``, the layers it goes to (:meth:`DaleAttachment.targets`) and what the audit, plasticity and the spec's
-cross-checks ask of it (:meth:`population_counts`, :meth:`count_violations`, :meth:`effective_violations`,
-:meth:`pooled_units`, :meth:`audit_notes`,
-``growth_sign`` and ``synapse_tensors`` of :class:`~biocircuits.core.interface.LayerAttachment`,
-``check_partner``). A new architecture is one such class: its options come from the ``dale:`` key of its name.
+``Options``, the layers it goes to ([`DaleAttachment.targets`][biocircuits.dale.slot.DaleAttachment.targets]) and what
+the audit, plasticity and the spec's cross-checks ask of it
+([`population_counts`][biocircuits.dale.slot.DaleAttachment.population_counts],
+[`count_violations`][biocircuits.dale.slot.DaleAttachment.count_violations],
+[`effective_violations`][biocircuits.dale.slot.DaleAttachment.effective_violations],
+[`pooled_units`][biocircuits.dale.slot.DaleAttachment.pooled_units],
+[`audit_notes`][biocircuits.dale.slot.DaleAttachment.audit_notes], ``growth_sign`` and ``synapse_tensors`` of
+[`LayerAttachment`][biocircuits.core.interface.LayerAttachment], ``check_partner``). A new architecture is one such
+class: its options come from the ``dale:`` key of its name.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from biocircuits.core.celltypes import cell_types, sign_mask
+from biocircuits.core.celltypes import Populations, column_populations, sign_mask
 from biocircuits.core.interface import LayerAttachment
 from biocircuits.core.registry import Registry
 
@@ -59,9 +64,9 @@ class DaleAttachment(LayerAttachment):
         return constrained
 
     # --- what the audit reads -------------------------------------------------------------------------------------
-    def population_counts(self, layer: nn.Module) -> tuple[int, int]:
-        """(E, I) presynaptic units of ``layer``."""
-        return column_counts(layer)
+    def population_counts(self, layer: nn.Module) -> Populations:
+        """(E, I) presynaptic units of ``layer`` and its interneurons (none here)."""
+        return column_populations(layer)
 
     @torch.no_grad()
     def count_violations(self, layer: nn.Module) -> int:
@@ -80,11 +85,6 @@ class DaleAttachment(LayerAttachment):
     def audit_notes(self, layer: nn.Module, qualname: str) -> list[str]:
         """Lines the audit adds to its leaks for this layer (none by default)."""
         return []
-
-
-def column_counts(layer: nn.Module) -> tuple[int, int]:
-    sign = cell_types(layer)
-    return int((sign > 0).sum()), int((sign < 0).sum())
 
 
 @torch.no_grad()
@@ -124,5 +124,6 @@ def layer_class(spec: Any) -> type[DaleAttachment]:
 
 
 def extra_classes(spec: Any) -> list[type[DaleAttachment]]:
-    """The classes the other keys choose (signed shortcuts, normalisation policies), in :data:`SPEC_KEYS` order."""
+    """The classes the other keys choose (signed shortcuts, normalisation policies), in
+    [`SPEC_KEYS`][biocircuits.dale.slot.SPEC_KEYS] order."""
     return [cls for key in SPEC_KEYS if key not in LAYER_KEYS and (cls := chosen(spec, key)) is not None]

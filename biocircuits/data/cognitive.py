@@ -5,7 +5,7 @@ Every trial is a sequence of periods (fixation, stimulus, delay, response; the d
 stimulus around its delay) of ``round(ms / dt)`` steps each. A sample is ``(x, y)``: inputs x [T, n_in] (float32;
 channel 0 is the fixation cue, 1 until the response period begins) and targets y [T] (int64): the trial's class
 during the response period and -1 everywhere else, which the trainer's sequence loss masks out
-(:mod:`biocircuits.train.targets`). All trials of a task have the same length T."""
+([`biocircuits.train.targets`][biocircuits.train.targets]). All trials of a task have the same length T."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from .registry import DataBundle, DatasetSource, register_dataset
 
 class CognitiveTask:
     """A task: its periods in ms (``periods``, in trial order), ``dt`` (ms per step), ``input_noise`` (standard
-    deviation of the N(0, 1) noise added to the stimulus channels at every stimulus step) and :meth:`generate`."""
+    deviation of the N(0, 1) noise added to the stimulus channels at every stimulus step) and
+    [`generate`][biocircuits.data.cognitive.CognitiveTask.generate]."""
 
     name: ClassVar[str]
     n_in: ClassVar[int]

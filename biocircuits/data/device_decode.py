@@ -1,7 +1,8 @@
 """``data.decode: gpu``: the loader's workers only read JPEG files (bytes, no decoding); each training batch is
 decoded on the device the batch moves to (``torchvision.io.decode_jpeg(..., device=cuda)``, nvJPEG) and augmented
-there (RandomResizedCrop + horizontal flip + ImageNet normalisation, as :func:`.imagefolder.reference_transforms`).
-The validation set keeps the CPU path. Each data option is one entry of :data:`DECODERS`."""
+there (RandomResizedCrop + horizontal flip + ImageNet normalisation, as
+[`imagefolder.reference_transforms`][biocircuits.data.imagefolder.reference_transforms]). The validation set keeps the
+CPU path. Each data option is one entry of `DECODERS`."""
 
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ class ReadBytes:
 
 
 class EncodedCollate:
-    """Collates ((bytes, path), target) samples (:class:`ReadBytes`) into (:class:`EncodedBatch`, targets)."""
+    """Collates ((bytes, path), target) samples ([`ReadBytes`][biocircuits.data.device_decode.ReadBytes]) into
+    ([`EncodedBatch`][biocircuits.data.device_decode.EncodedBatch], targets)."""
 
     def __init__(self, crop: int) -> None:
         self.crop = crop
@@ -70,7 +72,7 @@ ON_DEVICE = ("imagefolder", "webdataset")  # the datasets whose training JPEGs c
 
 def check_decode(decode: str, device_kind: str, dataset: str) -> None:
     """Refuse ``data.decode: gpu`` without a CUDA device (the CPU path is the one to use there) or for a dataset
-    that is not JPEG files (:data:`ON_DEVICE`)."""
+    that is not JPEG files ([`ON_DEVICE`][biocircuits.data.device_decode.ON_DEVICE])."""
     if decode == "gpu" and dataset not in ON_DEVICE:
         raise ConfigError(
             f"data.decode: gpu decodes JPEG files; dataset {dataset!r} holds none",

@@ -1,6 +1,7 @@
 """The ILSVRC (ImageNet) validation layouts besides class folders: a flat ``val/`` of ``ILSVRC2012_val_*.JPEG``
 labelled by Kaggle's ``LOC_val_solution.csv`` or by the ILSVRC2012 devkit's ground truth (``meta.mat`` +
-``ILSVRC2012_validation_ground_truth.txt``). Each label source is one reader in :data:`LABEL_SOURCES`."""
+``ILSVRC2012_validation_ground_truth.txt``). Each label source is one reader in
+[`LABEL_SOURCES`][biocircuits.data.ilsvrc.LABEL_SOURCES]."""
 
 from __future__ import annotations
 
@@ -59,8 +60,9 @@ LABEL_SOURCES: dict[str, Callable[[Path], dict[str, str]]] = {
 
 
 def find_labels(root: Path, given: str | None) -> Path | None:
-    """``data.val_labels`` when set (a file or folder named as in :data:`LABEL_SOURCES`), else the first label
-    source found in ``root`` or up to :data:`SEARCH_UP` folders above it."""
+    """``data.val_labels`` when set (a file or folder named as in
+    [`LABEL_SOURCES`][biocircuits.data.ilsvrc.LABEL_SOURCES]), else the first label source found in ``root`` or up to
+    [`SEARCH_UP`][biocircuits.data.ilsvrc.SEARCH_UP] folders above it."""
     if given is not None:
         path = Path(given).expanduser()
         if path.name not in LABEL_SOURCES or not path.exists():
@@ -81,7 +83,7 @@ def find_labels(root: Path, given: str | None) -> Path | None:
 
 class LabelledFiles(Dataset):
     """Images listed with their class index: ``samples`` [(path, target)], ``targets``, ``classes``; each item is
-    ``(transform(loader(path)), target)``, as :class:`torchvision.datasets.ImageFolder` gives."""
+    ``(transform(loader(path)), target)``, as `torchvision.datasets.ImageFolder` gives."""
 
     def __init__(self, samples: list[tuple[str, int]], classes: list[str], transform: Any, loader: Any) -> None:
         self.samples, self.classes = samples, classes
@@ -105,9 +107,10 @@ def images_in(folder: Path) -> list[Path]:
 def flat_val(
     folder: Path, classes: list[str], labels_given: str | None, transform: Any, loader: Any
 ) -> tuple[LabelledFiles, str]:
-    """The flat validation folder ``folder`` labelled by the label source found by :func:`find_labels`, with class
-    indices from ``classes`` (train's sorted class folders); returns it and the source's name. An image without a
-    label, or a label that is not one of ``classes``, is a ConfigError naming it."""
+    """The flat validation folder ``folder`` labelled by the label source found by
+    [`find_labels`][biocircuits.data.ilsvrc.find_labels], with class indices from ``classes`` (train's sorted class
+    folders); returns it and the source's name. An image without a label, or a label that is not one of ``classes``, is
+    a ConfigError naming it."""
     source = find_labels(folder.parent, labels_given)
     if source is None:
         raise ConfigError(

@@ -1,5 +1,5 @@
 """ImageNet layout (``root/train/<class>/*.JPEG``; ``root/val/<class>/*.JPEG`` or the flat ILSVRC ``root/val/``
-of :mod:`.ilsvrc`) with the torchvision reference classification transforms
+of [`ilsvrc`][biocircuits.data.ilsvrc]) with the torchvision reference classification transforms
 (``references/classification/presets.py``)."""
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def reference_transforms(crop: int) -> tuple[T.Compose, T.Compose]:
 
 def checked_loader(path: str):
     """``torchvision``'s image loader; a file PIL cannot decode (truncated, corrupt, not an image) raises
-    :class:`DataError` naming it. The run stops there rather than skipping it: a skipped sample would change the
-    batches (breaking exact resume and equal global batches under DDP), and a broken file is worth fixing."""
+    [`DataError`][biocircuits.errors.DataError] naming it. The run stops there rather than skipping it: a skipped sample
+    would change the batches (breaking exact resume and equal global batches under DDP), and a broken file is worth
+    fixing."""
     try:
         return datasets.folder.default_loader(path)
     except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for damaged files
@@ -43,8 +44,8 @@ def checked_loader(path: str):
 
 
 def image_folder(folder: Path, transform, loader=checked_loader) -> datasets.ImageFolder:
-    """An ``ImageFolder`` over ``folder`` with :func:`checked_loader`; an empty folder, or class folders without
-    images, is a ConfigError naming the folder."""
+    """An ``ImageFolder`` over ``folder`` with [`checked_loader`][biocircuits.data.imagefolder.checked_loader]; an empty
+    folder, or class folders without images, is a ConfigError naming the folder."""
     try:
         return datasets.ImageFolder(str(folder), transform=transform, loader=loader)
     except (FileNotFoundError, OSError) as err:
@@ -56,7 +57,7 @@ def image_folder(folder: Path, transform, loader=checked_loader) -> datasets.Ima
 @register_dataset
 class ImageFolderSet(DatasetSource):
     """ImageNet-style folders; ``image_size`` (default 224) is the crop size; ``decode: gpu`` decodes the training
-    JPEGs on the device (:mod:`.device_decode`)."""
+    JPEGs on the device ([`device_decode`][biocircuits.data.device_decode])."""
 
     name = "imagefolder"
 
@@ -83,8 +84,8 @@ class ImageFolderSet(DatasetSource):
 
 def validation_set(folder: Path, classes: list[str], labels: str | None, transform) -> tuple[Dataset, str]:
     """``folder`` as class folders (the same as train/'s) or, when it holds images and no folders, as the flat
-    ILSVRC layout (:func:`.ilsvrc.flat_val`); returns the set and its layout's name. Anything else is a ConfigError
-    listing the layouts that work."""
+    ILSVRC layout ([`ilsvrc.flat_val`][biocircuits.data.ilsvrc.flat_val]); returns the set and its layout's name.
+    Anything else is a ConfigError listing the layouts that work."""
     has_dirs = any(p.is_dir() for p in folder.iterdir())
     if not has_dirs and images_in(folder):
         return flat_val(folder, classes, labels, transform, checked_loader)

@@ -26,7 +26,7 @@ class ResumableSampler(DistributedSampler):
 
 
 class StreamingDataset(IterableDataset):
-    """A dataset that makes its own loader (e.g. :class:`~biocircuits.data.webdataset.ShardStream`): ``loader``
+    """A dataset that makes its own loader (e.g. [`ShardStream`][biocircuits.data.webdataset.ShardStream]): ``loader``
     returns (an iterable of batches whose ``len`` is the batches left in the epoch, an object with ``set_epoch``
     and a writable ``skip``, the samples of this rank's share already consumed), as a sampler has."""
 
@@ -38,7 +38,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, world: int, r
                 ) -> tuple[Any, Any]:
     """A DataLoader over ``dataset`` with the per-rank ``batch_size`` and the data section's worker settings
     (``prefetch_factor`` when set and workers run). Training drops the last incomplete batch so every step has the
-    same global batch. A :class:`StreamingDataset` makes its own."""
+    same global batch. A [`StreamingDataset`][biocircuits.data.loaders.StreamingDataset] makes its own."""
     if isinstance(dataset, StreamingDataset):
         return dataset.loader(batch_size, world=world, rank=rank, seed=seed, spec=spec)
     prefetch = getattr(spec, "prefetch_factor", None)

@@ -23,7 +23,8 @@ def _is_dataset(obj: object) -> bool:
 
 
 def _checked_splits(result: Any, path: str) -> tuple[Dataset, Dataset]:
-    """``result`` as (train, val), each a non-empty map-style dataset; a :class:`ConfigError` otherwise."""
+    """``result`` as (train, val), each a non-empty map-style dataset; a [`ConfigError`][biocircuits.errors.ConfigError]
+    otherwise."""
     if not (isinstance(result, tuple | list) and len(result) == 2 and all(map(_is_dataset, result))):
         given = (
             f"{type(result).__name__} of {len(result)}" if isinstance(result, tuple | list) else type(result).__name__
@@ -64,7 +65,7 @@ def _first_pair(train: Dataset, path: str) -> tuple[torch.Tensor, Any]:
 def count_classes(train: Dataset, spec: Any, path: str) -> int:
     """The number of classes: the dataset's ``num_classes`` or ``len(classes)`` (torchvision's convention), else
     ``data.num_classes`` when the file sets it, else 1 + the largest label of the training set (at most
-    :data:`MAX_LABEL_SCAN` samples read)."""
+    [`MAX_LABEL_SCAN`][biocircuits.data.plugin.MAX_LABEL_SCAN] samples read)."""
     if isinstance(getattr(train, "num_classes", None), int):
         return train.num_classes
     if isinstance(getattr(train, "classes", None), list | tuple):
@@ -87,7 +88,8 @@ def count_classes(train: Dataset, spec: Any, path: str) -> int:
 
 
 class PluginSource(DatasetSource):
-    """A :class:`DatasetSource` around the user's builder ``fn`` named by ``path``."""
+    """A [`DatasetSource`][biocircuits.data.registry.DatasetSource] around the user's builder ``fn`` named by
+    ``path``."""
 
     name = "(import path)"
 

@@ -1,5 +1,6 @@
 """The dataset registry: a new dataset is one class with ``@register_dataset`` (that is, ``@DATASETS.register``); a
-user's own dataset needs none: ``data.name: "my_pkg.data:build"`` (see :mod:`biocircuits.data.plugin`)."""
+user's own dataset needs none: ``data.name: "my_pkg.data:build"`` (see
+[`biocircuits.data.plugin`][biocircuits.data.plugin])."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class DataSettings(Protocol):
 
 
 class DatasetSource:
-    """Builds a :class:`DataBundle` from the ``data:`` section."""
+    """Builds a [`DataBundle`][biocircuits.data.registry.DataBundle] from the ``data:`` section."""
 
     name: ClassVar[str]
 
@@ -59,7 +60,8 @@ class DatasetSource:
 
     def peek(self, spec: DataSettings) -> tuple[tuple[int, ...], int] | None:
         """(one input's shape, number of classes) when ``spec`` alone says, without reading data; None when only
-        :meth:`build` can tell (``biocircuits validate`` and ``layers`` then build the data)."""
+        [`build`][biocircuits.data.registry.DatasetSource.build] can tell (``biocircuits validate`` and ``layers`` then
+        build the data)."""
         return None
 
 
@@ -77,8 +79,9 @@ def dataset_source(name: str, search: tuple[Path, ...] = ()) -> DatasetSource:
 
 
 def data_signature(spec: DataSettings) -> tuple[tuple[int, ...], int]:
-    """(one input's shape, number of classes) of the data ``spec`` describes, as :func:`build_data` gives them
-    (after ``channels`` / ``resize``): from the source's :meth:`~DatasetSource.peek`, else by building the data."""
+    """(one input's shape, number of classes) of the data ``spec`` describes, as
+    [`build_data`][biocircuits.data.registry.build_data] gives them (after ``channels`` / ``resize``): from the source's
+    [`peek`][biocircuits.data.registry.DatasetSource.peek], else by building the data."""
     source = dataset_source(spec.name)
     peeked = source.peek(spec)
     if peeked is None:
@@ -93,6 +96,7 @@ def data_signature(spec: DataSettings) -> tuple[tuple[int, ...], int]:
 
 
 def build_data(spec: DataSettings) -> DataBundle:
-    """The :class:`DataBundle` for ``spec``, adapted to ``spec.channels`` / ``spec.resize`` when they are set."""
+    """The [`DataBundle`][biocircuits.data.registry.DataBundle] for ``spec``, adapted to ``spec.channels`` /
+    ``spec.resize`` when they are set."""
     bundle = dataset_source(spec.name).build(spec)
     return adapt(bundle, spec.channels, spec.resize)

@@ -1,8 +1,9 @@
 """WebDataset shards of an image folder: plain tar files whose members ``KEY.jpg`` (the image file's bytes, not
 re-encoded) and ``KEY.cls`` (the class index as text) make one sample each, and ``index.json`` listing the shards,
-their sample counts and the class names. Any WebDataset reader reads them; :mod:`.webdataset` reads them exactly.
+their sample counts and the class names. Any WebDataset reader reads them; [`webdataset`][biocircuits.data.webdataset]
+reads them exactly.
 
-Layout written by :func:`write_shards` (``biocircuits shard IMAGEFOLDER OUT``)::
+Layout written by [`write_shards`][biocircuits.data.shards.write_shards] (``biocircuits shard IMAGEFOLDER OUT``)::
 
     OUT/index.json                      {"format": "biocircuits-webdataset", "version": 1, "classes": [...],
                                          "train": [{"file": "train-000000.tar", "samples": n}, ...], "val": [...]}

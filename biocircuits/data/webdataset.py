@@ -1,6 +1,6 @@
-"""``data.name: webdataset``: training images streamed from the tar shards of :mod:`.shards` (sequential reads: a
-shared file system serves a few large files well, a million small ones badly), split per rank and per loader
-worker, with exact epochs and an exact mid-epoch resume; validation images read by offset.
+"""``data.name: webdataset``: training images streamed from the tar shards of [`shards`][biocircuits.data.shards]
+(sequential reads: a shared file system serves a few large files well, a million small ones badly), split per rank and
+per loader worker, with exact epochs and an exact mid-epoch resume; validation images read by offset.
 
 Epoch semantics (epoch e, W ranks, K = max(1, data.num_workers) workers per rank, per-rank batch b, N samples):
 
@@ -43,7 +43,8 @@ from .shards import member_table, read_index, samples_in
 
 
 def decode(data: bytes, where: str) -> Image.Image:
-    """An image's bytes as an RGB PIL image; bytes PIL cannot decode raise :class:`DataError` naming ``where``."""
+    """An image's bytes as an RGB PIL image; bytes PIL cannot decode raise [`DataError`][biocircuits.errors.DataError]
+    naming ``where``."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.convert("RGB")
@@ -120,7 +121,7 @@ class ShardStream(StreamingDataset):
 
     def batches(self, physical: int, workers: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The batches loader worker ``physical`` of ``workers`` yields: (images (b, C, H, W) or, under
-        ``data.decode: gpu``, an :class:`~.device_decode.EncodedBatch`; targets (b,))."""
+        ``data.decode: gpu``, an [`EncodedBatch`][biocircuits.data.device_decode.EncodedBatch]; targets (b,))."""
         done = self.skip // self.batch  # batches this rank consumed in this epoch
         k = (physical + done) % workers
         skip = max(0, -(-(done - k) // workers))
@@ -144,8 +145,8 @@ class ShardStream(StreamingDataset):
 
 
 class StreamLoader:
-    """The DataLoader over a :class:`ShardStream` (each item one batch); its length is the batches this rank has
-    left in the epoch."""
+    """The DataLoader over a [`ShardStream`][biocircuits.data.webdataset.ShardStream] (each item one batch); its length
+    is the batches this rank has left in the epoch."""
 
     def __init__(self, stream: ShardStream, spec: Any) -> None:
         self.stream = stream
@@ -192,7 +193,7 @@ class ShardImages(Dataset):
 class WebDatasetShards(DatasetSource):
     """Shards written by ``biocircuits shard`` under ``data.root``; ``image_size`` (default 224) is the crop size,
     with the torchvision reference transforms; ``shuffle_buffer`` samples shuffled per stream; ``decode: gpu``
-    hands the training batches over undecoded (:mod:`.device_decode`)."""
+    hands the training batches over undecoded ([`device_decode`][biocircuits.data.device_decode])."""
 
     name = "webdataset"
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from biocircuits.core.celltypes import cell_types
+from biocircuits.core.celltypes import populations
 from biocircuits.core.globs import check_patterns_match, match_any
 from biocircuits.core.interface import attachments_of, detach_all
 from biocircuits.core.layers import has_transported_weight, weight_layers
@@ -59,7 +59,8 @@ def convertible_modules(model: nn.Module, mapping: Mapping_ | None = None) -> li
 
 def unconvertible_modules(model: nn.Module, mapping: Mapping_) -> list[tuple[str, nn.Module]]:
     """Modules holding a weight that backprop would transport (see
-    :func:`~biocircuits.core.layers.has_transported_weight`) but that ``mapping`` has no feedback class for."""
+    [`has_transported_weight`][biocircuits.core.layers.has_transported_weight]) but that ``mapping`` has no feedback
+    class for."""
     return [(n, m) for n, m in model.named_modules()
             if not isinstance(m, FeedbackLayer) and has_transported_weight(m) and feedback_class(m, mapping) is None]
 
@@ -98,9 +99,9 @@ def convert(
     (fnmatch pattern -> rule name or ``{rule, options}``; the last matching pattern wins) and ``exclude``
     patterns left as plain torch layers.
 
-    Returns {qualified name: rule} of the converted layers. Raises :class:`ConfigError` for an unknown rule,
-    an option a rule does not take, a pattern matching no module, a model that is already converted, or —
-    when any rule is asked for whose gradient is not backprop's (not ``exact_gradient``) — a module with a
+    Returns {qualified name: rule} of the converted layers. Raises [`ConfigError`][biocircuits.errors.ConfigError] for
+    an unknown rule, an option a rule does not take, a pattern matching no module, a model that is already converted, or
+    — when any rule is asked for whose gradient is not backprop's (not ``exact_gradient``) — a module with a
     transported weight (a ConvTranspose, an RNN, ``nn.MultiheadAttention``, a subclass with its own forward...)
     that cannot be converted and that ``exclude`` does not name: backprop would run through it silently."""
     overrides = dict(overrides or {})
@@ -144,7 +145,8 @@ def convert(
 
 
 def _route_owners(model: nn.Module) -> None:
-    """Owners that read a converted child's weight route that read through the child (:mod:`.owners`)."""
+    """Owners that read a converted child's weight route that read through the child
+    ([`owners`][biocircuits.feedback.owners])."""
     for module in model.modules():
         if any(isinstance(getattr(module, c, None), FeedbackLayer) for c in owner_children(module)):
             route(module)
@@ -152,9 +154,9 @@ def _route_owners(model: nn.Module) -> None:
 
 def _transporting(model: nn.Module, stuck: list[tuple[str, nn.Module]],
                   planned: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
-    """The modules of ``stuck`` that transport a parameter (see :mod:`.transport`; all of them when the model
-    cannot run on a sample), and each module that reads a planned layer's weight without calling it, unless it is
-    converted itself or routes the read (:mod:`.owners`)."""
+    """The modules of ``stuck`` that transport a parameter (see [`transport`][biocircuits.feedback.transport]; all of
+    them when the model cannot run on a sample), and each module that reads a planned layer's weight without calling it,
+    unless it is converted itself or routes the read ([`owners`][biocircuits.feedback.owners])."""
     report = transport_report(model, planned)
     if report is None:
         return stuck
@@ -173,7 +175,8 @@ def _transporting(model: nn.Module, stuck: list[tuple[str, nn.Module]],
 def unconvert(model: nn.Module) -> list[str]:
     """Detach everything attached to the modules of ``model`` and give each converted module its class back
     (weights, hooks and the state_dict keys of the plain layer are kept); returns the names of the modules
-    changed. The inverse of :func:`convert` plus every attachment (Dale, transforms, plasticity)."""
+    changed. The inverse of [`convert`][biocircuits.feedback.convert.convert] plus every attachment (Dale, transforms,
+    plasticity)."""
     changed = [name for name, module in model.named_modules() if unroute(module)]
     for name, module in list(model.named_modules()):
         held = attachments_of(module)
@@ -193,7 +196,8 @@ ModuleSnapshot = list[tuple[nn.Module, type[nn.Module], dict[str, Any]]]
 
 def snapshot_modules(model: nn.Module) -> ModuleSnapshot:
     """Every module of ``model`` with its class and a shallow copy of its attributes (parameters, buffers,
-    submodules and hooks dictionaries copied, tensors shared): what :func:`restore_modules` puts back."""
+    submodules and hooks dictionaries copied, tensors shared): what
+    [`restore_modules`][biocircuits.feedback.convert.restore_modules] puts back."""
     return [(m, type(m), {k: (v.copy() if isinstance(v, dict) else v) for k, v in m.__dict__.items()})
             for m in model.modules()]
 
@@ -210,9 +214,10 @@ def restore_modules(snapshot: ModuleSnapshot) -> None:
 
 def describe(model: nn.Module, file=None) -> str:
     """A table of the model's weight layers (and converted attention): name, type, weight shape, feedback rule,
-    Dale E/I counts; then every other parameter with its role (:mod:`.transport`): a gain the error passes
-    through as in backprop (LayerNorm, BatchNorm, LayerScale), a parameter that only adds to the activity
-    (positional embeddings, class tokens, attention biases), or a transported one without a feedback class.
+    Dale counts (presynaptic E/I units, then the layer's own interneurons: ``16E/0I + 3 interneurons``, as
+    ``bc.audit`` counts them); then every other parameter with its role ([`transport`][biocircuits.feedback.transport]):
+    a gain the error passes through as in backprop (LayerNorm, BatchNorm, LayerScale), a parameter that only adds to the
+    activity (positional embeddings, class tokens, attention biases), or a transported one without a feedback class.
     Printed to ``file`` (default stdout) and returned."""
     rows = [("layer", "type", "weight", "rule", "dale")]
     layers = weight_layers(model)
@@ -220,8 +225,8 @@ def describe(model: nn.Module, file=None) -> str:
     layers += [(n, m) for n, m in feedback_layers(model) if id(m) not in listed]  # attention's in-projection
     for name, m in layers:
         rule = repr(m.rule) if isinstance(m, FeedbackLayer) else "(plain torch)"
-        sign = cell_types(m)
-        dale = f"{int((sign > 0).sum())}E/{int((sign < 0).sum())}I" if sign is not None else "-"
+        counts = populations(m)
+        dale = "-" if counts is None else str(counts)
         rows.append((name or "(root)", type(m).__name__.replace("Parametrized", ""), "x".join(
             str(s) for s in m.weight.shape), rule, dale))
     others = parameter_rows(model, [n for n, _ in layers])

@@ -9,8 +9,8 @@ For a layer y = W x + b with error delta = dL/dy the ops compute
 and never read W in backward: only the input x and the feedback weight B are saved. With B = W the
 result is identical to plain autograd. A *presynaptic* tensor p (shaped like x) may be given: then
 grad_weight = delta p^T pairs the error with p instead of x (an eligibility trace of the input,
-:mod:`biocircuits.phases.transforms.trace`); the forward and grad_input are unchanged. A module-level
-*shadow* switch (used by probes) saves W as well and makes the backward use it, so the same graph can be
+[`biocircuits.phases.transforms.trace`][biocircuits.phases.transforms.trace]); the forward and grad_input are unchanged.
+A module-level *shadow* switch (used by probes) saves W as well and makes the backward use it, so the same graph can be
 differentiated by exact backprop.
 """
 
@@ -33,7 +33,8 @@ class _Shadow:
 
 @contextlib.contextmanager
 def save_weight_for_shadow() -> Iterator[None]:
-    """Forward passes inside this block also save W, so :func:`shadow_backprop` can be used later."""
+    """Forward passes inside this block also save W, so
+    [`shadow_backprop`][biocircuits.feedback.functional.shadow_backprop] can be used later."""
     prev, _Shadow.save_weight = _Shadow.save_weight, True
     try:
         yield
@@ -44,7 +45,7 @@ def save_weight_for_shadow() -> Iterator[None]:
 @contextlib.contextmanager
 def shadow_backprop() -> Iterator[None]:
     """Backward passes inside this block use W (exact backprop) on graphs built under
-    :func:`save_weight_for_shadow`."""
+    [`save_weight_for_shadow`][biocircuits.feedback.functional.save_weight_for_shadow]."""
     prev, _Shadow.use_weight = _Shadow.use_weight, True
     try:
         yield
@@ -54,7 +55,7 @@ def shadow_backprop() -> Iterator[None]:
 
 def _save(ctx, x: Tensor, weight: Tensor, feedback: Tensor | None, presyn: Tensor | None = None) -> None:
     """Save x (or the presynaptic tensor that replaces it in grad_weight) and B (None means B = W) for backward,
-    and W too under :func:`save_weight_for_shadow`."""
+    and W too under [`save_weight_for_shadow`][biocircuits.feedback.functional.save_weight_for_shadow]."""
     feedback = weight if feedback is None else feedback
     ctx.x_shape = x.shape
     x = x if presyn is None else presyn.to(x.dtype)
@@ -177,7 +178,7 @@ def feedback_conv(
     (and ``presyn``, shaped like x, in place of x for the weight gradient when given).
 
     ``padding`` is a tuple of ints; string paddings and padding modes are resolved by the caller
-    (see :meth:`biocircuits.feedback.layers.FeedbackConvNd._pad`)."""
+    (see [`biocircuits.feedback.layers.FeedbackConvNd._pad`][biocircuits.feedback.layers.FeedbackConvNd._pad])."""
     return FeedbackConvFunction.apply(
         x, weight, bias, feedback, scale, direct, list(stride), list(padding), list(dilation), groups, presyn
     )

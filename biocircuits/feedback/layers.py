@@ -30,7 +30,7 @@ class FeedbackLayer:
     """Mixin of every converted layer: gives ``rule`` and ``backward_weight()`` and calls the op.
 
     What is attached to the layer (its rule, a Dale enforcer, error transforms, plasticity rules) lives in
-    ``layer.attachments`` (:class:`~biocircuits.core.interface.Attachments`); an error pathway installed there
+    ``layer.attachments`` ([`Attachments`][biocircuits.core.interface.Attachments]); an error pathway installed there
     maps the error delta arriving at the layer's output to the error the layer's backward uses."""
 
     attachments: Attachments
@@ -50,7 +50,8 @@ class FeedbackLayer:
     @classmethod
     def convert(cls, module: nn.Module, rule: FeedbackRule, qualname: str = "") -> nn.Module:
         """Turn ``module`` (an instance of the torch base class, or of a subclass of it) into this class in place
-        (a subclass keeps its own class as a base: :func:`feedback_class_for`); returns it."""
+        (a subclass keeps its own class as a base:
+        [`feedback_class_for`][biocircuits.feedback.layers.feedback_class_for]); returns it."""
         if isinstance(module, FeedbackLayer):
             raise ValueError(f"{qualname or type(module).__name__} is already converted ({module.rule!r})")
         plain = type(module)

@@ -2,10 +2,11 @@
 ``self.qkv.weight`` and ``self.proj.weight`` to a function that calls ``F.linear`` on them).
 
 Such an *owner* is converted by class swap to ``Routed<Owner>``: its own forward runs unchanged inside a
-:class:`RouteLinear` mode, which sends every ``F.linear(x, W, b)`` whose ``W`` is a converted child's weight through
-that child's feedback op (grad_x = delta s B, grad_W = delta^T x), with the bias the owner passed. Every other op of
-the forward runs as it is (plain autograd: the attention product, masks, biases added to the logits).
-:data:`OWNER_CLASSES` lists the owners; ``bc.remove`` gives them their class back.
+[`RouteLinear`][biocircuits.feedback.owners.RouteLinear] mode, which sends every ``F.linear(x, W, b)`` whose ``W`` is a
+converted child's weight through that child's feedback op (grad_x = delta s B, grad_W = delta^T x), with the bias the
+owner passed. Every other op of the forward runs as it is (plain autograd: the attention product, masks, biases added to
+the logits). [`OWNER_CLASSES`][biocircuits.feedback.owners.OWNER_CLASSES] lists the owners; ``bc.remove`` gives them
+their class back.
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ THIRD_PARTY_OWNERS = {"torchvision.models.swin_transformer": _swin}
 
 
 def owner_children(module: nn.Module) -> tuple[str, ...]:
-    """The names of the children whose weight ``module`` reads directly (its :data:`OWNER_CLASSES` entry, or that of
-    an imported library in :data:`THIRD_PARTY_OWNERS`)."""
+    """The names of the children whose weight ``module`` reads directly (its
+    [`OWNER_CLASSES`][biocircuits.feedback.owners.OWNER_CLASSES] entry, or that of an imported library in
+    [`THIRD_PARTY_OWNERS`][biocircuits.feedback.owners.THIRD_PARTY_OWNERS])."""
     table = dict(OWNER_CLASSES)
     for name, build in THIRD_PARTY_OWNERS.items():
         if name in sys.modules:

@@ -2,18 +2,19 @@
 ``weight_hh_l{k}[_reverse]``) learns with its own feedback rule through time.
 
 A converted module runs the cell in an explicit time loop whose matrix products are
-:func:`~biocircuits.feedback.functional.feedback_linear` ops, so backprop through time sends the error through
-B in place of W at every step: for the input matrix once over the whole sequence (grad_x_t = B_ih^T delta_t), for
-the recurrent matrix at each step (grad_h_{t-1} += B_hh^T delta_t), while grad_W = sum_t delta_t a_t^T as in
+[`feedback_linear`][biocircuits.feedback.functional.feedback_linear] ops, so backprop through time sends the error
+through B in place of W at every step: for the input matrix once over the whole sequence (grad_x_t = B_ih^T delta_t),
+for the recurrent matrix at each step (grad_h_{t-1} += B_hh^T delta_t), while grad_W = sum_t delta_t a_t^T as in
 backprop. With rule ``bp`` (B = W) the outputs and gradients equal the torch module's own.
 
-Each matrix is seen by its rule through a :class:`RecurrentMatrix`, a small module under ``feedback_matrices``
-whose ``weight`` *is* the RNN's parameter (nothing is copied), so the rules of feedforward layers (``bp``, ``fa``,
-``sign_symmetry``, ``kolen_pollack``) keep their buffers (``feedback_matrices.weight_hh_l0.feedback_weight``...)
-and their hooks at the optimiser step unchanged. The RNN's own ``state_dict`` keys are unchanged; ``bc.remove``
-drops ``feedback_matrices`` and gives the module its class back. Not supported (a ConfigError at conversion):
-rules without a B of W's shape (``dfa``) or with a phase of their own (``weight_mirror``), and LSTM projections
-(``proj_size > 0``); the ``phases:`` error transforms do not act inside the recurrence."""
+Each matrix is seen by its rule through a [`RecurrentMatrix`][biocircuits.feedback.recurrent.RecurrentMatrix], a small
+module under ``feedback_matrices`` whose ``weight`` *is* the RNN's parameter (nothing is copied), so the rules of
+feedforward layers (``bp``, ``fa``, ``sign_symmetry``, ``kolen_pollack``) keep their buffers
+(``feedback_matrices.weight_hh_l0.feedback_weight``...) and their hooks at the optimiser step unchanged. The RNN's own
+``state_dict`` keys are unchanged; ``bc.remove`` drops ``feedback_matrices`` and gives the module its class back. Not
+supported (a ConfigError at conversion): rules without a B of W's shape (``dfa``) or with a phase of their own
+(``weight_mirror``), and LSTM projections (``proj_size > 0``); the ``phases:`` error transforms do not act inside the
+recurrence."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ SUPPORTED_RULES = ("bp", "fa", "sign_symmetry", "kolen_pollack")
 
 class RecurrentMatrix(FeedbackLayer, nn.Module):
     """One weight matrix W (out, in) of a converted RNN, as its rule sees it: ``weight`` is the RNN's parameter
-    ``name``; the rule's buffers live here. Never called itself: the RNN asks :meth:`matmul` for its products."""
+    ``name``; the rule's buffers live here. Never called itself: the RNN asks `matmul` for its products."""
 
     def __init__(self, owner: nn.Module, name: str) -> None:
         nn.Module.__init__(self)
@@ -114,8 +115,9 @@ class FeedbackRecurrent:
 
     @classmethod
     def convert(cls, module: nn.Module, rule: FeedbackRule, qualname: str = "") -> nn.Module:
-        """Turn ``module`` into this class in place: one :class:`RecurrentMatrix` per weight matrix, each with its
-        own copy of ``rule`` (same name, options and seed; its draws seeded by ``qualname.<matrix>``)."""
+        """Turn ``module`` into this class in place: one
+        [`RecurrentMatrix`][biocircuits.feedback.recurrent.RecurrentMatrix] per weight matrix, each with its own copy of
+        ``rule`` (same name, options and seed; its draws seeded by ``qualname.<matrix>``)."""
         where = qualname or type(module).__name__
         if rule.name not in SUPPORTED_RULES:
             raise ConfigError(

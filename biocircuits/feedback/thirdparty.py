@@ -23,7 +23,8 @@ THIRD_PARTY: dict[str, Callable[[], dict[type[nn.Module], type[FeedbackLayer]]]]
 
 
 def third_party_classes() -> dict[type[nn.Module], type[FeedbackLayer]]:
-    """The type mapping of every library in :data:`THIRD_PARTY` that is imported."""
+    """The type mapping of every library in [`THIRD_PARTY`][biocircuits.feedback.thirdparty.THIRD_PARTY] that is
+    imported."""
     found: dict[type[nn.Module], type[FeedbackLayer]] = {}
     for module, build in THIRD_PARTY.items():
         if module in sys.modules:

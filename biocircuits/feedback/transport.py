@@ -49,7 +49,8 @@ class TransportReport:
     """``roles``: qualified parameter name -> role (see the module docstring), for every parameter in the graph;
     ``read_directly``: names of weight layers whose weight another module reads without calling them;
     ``backprop``: transported parameters that some op sends the error through by plain backprop (not a feedback op
-    of :mod:`.functional`): after a conversion with a rule other than bp, every one is an unconverted weight."""
+    of [`functional`][biocircuits.feedback.functional]): after a conversion with a rule other than bp, every one is an
+    unconverted weight."""
 
     roles: dict[str, str] = field(default_factory=dict)
     read_directly: list[str] = field(default_factory=list)
@@ -192,8 +193,9 @@ NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.Loc
 
 def parameter_rows(model: nn.Module, skip: list[str]) -> list[tuple[str, str, str, str]]:
     """(qualified name, module type, shape, role text) of every parameter held by a module outside the modules
-    named in ``skip`` (the weight layers, listed on their own). Roles come from :func:`transport_report` (one sample
-    run); when the model cannot run on a guessed sample, norm gains are listed as gains and the rest as unknown."""
+    named in ``skip`` (the weight layers, listed on their own). Roles come from
+    [`transport_report`][biocircuits.feedback.transport.transport_report] (one sample run); when the model cannot run on
+    a guessed sample, norm gains are listed as gains and the rest as unknown."""
     report = transport_report(model, [])
     rows = []
     for mname, module in model.named_modules():

@@ -37,7 +37,8 @@ class RateRNN(nn.Module):
 
     for t = 0 .. T-1, with :math:`\xi_t \sim N(0, 1)` drawn per unit, sample and step (private noise) when
     :math:`\sigma` = ``noise_std`` > 0 and the module is training; evaluation is noiseless (so validation figures are
-    reproducible), and :meth:`step` takes an explicit ``noise`` :math:`\xi_t` from a caller that wants its own.
+    reproducible), and [`step`][biocircuits.models.recurrent.RateRNN.step] takes an explicit ``noise`` :math:`\xi_t`
+    from a caller that wants its own.
 
     Submodules, in this order (the first is Dale's ``<input>`` layer): ``input`` (``nn.Linear`` n_in -> N, no bias:
     :math:`W_{in}`), ``recurrent`` (``nn.Linear`` N -> N: :math:`W_{rec}, b_{rec}`) and ``readout`` (``nn.Linear``
@@ -172,6 +173,7 @@ def _check(
 
 @register_model("rate_rnn")
 def rate_rnn(input_shape: tuple[int, ...], num_classes: int, n_hidden: int = 64, **kwargs) -> RateRNN:
-    """A :class:`RateRNN` for sequences [T, n_in] (``input_shape``; n_in = its last entry) with ``num_classes``
-    outputs per step; ``kwargs`` are RateRNN's (dt, tau, noise_std, activation, dale, self_connections)."""
+    """A [`RateRNN`][biocircuits.models.recurrent.RateRNN] for sequences [T, n_in] (``input_shape``; n_in = its last
+    entry) with ``num_classes`` outputs per step; ``kwargs`` are RateRNN's (dt, tau, noise_std, activation, dale,
+    self_connections)."""
     return RateRNN(int(input_shape[-1]), n_hidden, num_classes, **kwargs)

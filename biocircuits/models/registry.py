@@ -41,7 +41,8 @@ def user_builder(path: str, search: tuple[Path, ...] = ()) -> ModelBuilder:
 
 def model_builder(name: str, search: tuple[Path, ...] = ()) -> ModelBuilder:
     """The builder for ``name``: a registered model, ``"module:function"`` (imported, ``search`` folders tried for
-    its package) or ``"timm/<name>"``; a :class:`ConfigError` naming ``model.name`` otherwise."""
+    its package) or ``"timm/<name>"``; a [`ConfigError`][biocircuits.errors.ConfigError] naming ``model.name``
+    otherwise."""
     if is_import_path(name):
         return user_builder(name, search)
     if isinstance(name, str) and name.startswith(TIMM_PREFIX):
@@ -58,8 +59,9 @@ def model_builder(name: str, search: tuple[Path, ...] = ()) -> ModelBuilder:
 
 
 def check_sizes(value: Any, key: str) -> None:
-    """Every integer in ``value`` (nested lists and dicts; not booleans) lies in [0, :data:`MAX_SIZE`]: a
-    registered model's integer kwargs are sizes. A :class:`ConfigError` names the key of the first that does not."""
+    """Every integer in ``value`` (nested lists and dicts; not booleans) lies in
+    [0, [`MAX_SIZE`][biocircuits.models.registry.MAX_SIZE]]: a registered model's integer kwargs are sizes. A
+    [`ConfigError`][biocircuits.errors.ConfigError] names the key of the first that does not."""
     if isinstance(value, dict):
         for k, v in value.items():
             check_sizes(v, f"{key}.{k}")
@@ -83,12 +85,13 @@ def _negative_keys(value: Any, key: str) -> list[str]:
 
 def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, kwargs: dict[str, Any],
                 search: tuple[Path, ...] = (), device: str | torch.device | None = None) -> nn.Module:
-    """Build the model ``name`` (see :func:`model_builder`) for inputs of ``input_shape`` with ``num_classes``
-    outputs, on ``device`` (default torch's). A registered model's integer kwargs are checked as sizes first
-    (:func:`check_sizes`); whatever the builder raises, or a result that is not an ``nn.Module``, is a
-    :class:`ConfigError` naming ``model.kwargs`` (the key holding a negative number, when one does) or
-    ``model.name`` — except on the meta device, where the builder's own error is raised (a builder that reads
-    weight values cannot run there; the caller builds on the CPU instead)."""
+    """Build the model ``name`` (see [`model_builder`][biocircuits.models.registry.model_builder]) for inputs of
+    ``input_shape`` with ``num_classes`` outputs, on ``device`` (default torch's). A registered model's integer kwargs
+    are checked as sizes first ([`check_sizes`][biocircuits.models.registry.check_sizes]); whatever the builder raises,
+    or a result that is not an ``nn.Module``, is a [`ConfigError`][biocircuits.errors.ConfigError] naming
+    ``model.kwargs`` (the key holding a negative number, when one does) or ``model.name`` — except on the meta device,
+    where the builder's own error is raised (a builder that reads weight values cannot run there; the caller builds on
+    the CPU instead)."""
     builder = model_builder(name, search)
     if name in MODELS:
         check_sizes(kwargs, "model.kwargs")

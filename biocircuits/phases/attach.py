@@ -17,8 +17,8 @@ def attach_transforms(model: nn.Module, layers: Sequence[tuple[str, nn.Module]],
                       seed: int = 0) -> int:
     """Attach each active transform of ``transforms`` ({registered name: options mapping or options model}) to
     every layer of ``layers`` (a ``whole_model`` transform to ``model`` itself; an option may pick the class that
-    carries it out, :meth:`~.transforms.base.ErrorTransform.variant`), in the transforms' ``order``, and
-    a :class:`~.streams.StreamClock` to ``model`` when one keeps per-stream state; returns how many were attached
+    carries it out, [`variant`][biocircuits.phases.transforms.base.ErrorTransform.variant]), in the transforms'
+    ``order``, and a `StreamClock` to ``model`` when one keeps per-stream state; returns how many were attached
     per layer. A transform whose options turn it off attaches nothing, so a zero setting leaves the model exactly
     as without."""
     chosen = []

@@ -3,9 +3,9 @@ down the feedback pathway of each converted layer) and an update phase (the opti
 and Dale hooks). Callbacks run at the end of each phase; probes, plots and bridges attach there.
 
 Each step is one time bin of the parallel stimulus streams that the batch holds
-(:mod:`biocircuits.phases.transforms.streams`): what the ``phases:`` settings keep between steps -- late errors,
-eligibility traces, filtered errors, the feedback signal left in the units -- advances once per forward and
-backward phase of a training step and never in evaluation."""
+([`biocircuits.phases.transforms.streams`][biocircuits.phases.transforms.streams]): what the ``phases:`` settings keep
+between steps -- late errors, eligibility traces, filtered errors, the feedback signal left in the units -- advances
+once per forward and backward phase of a training step and never in evaluation."""
 
 from __future__ import annotations
 

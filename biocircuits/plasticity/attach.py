@@ -20,7 +20,7 @@ from .rules import PLASTICITY, BatchManhattan
 
 def post_signs(name: str, layer: nn.Module, units: Any, unit_signs: Tensor | None) -> Tensor | None:
     """The type (+1 E / -1 I) of each output unit of ``layer``: its units' signs in the unit graph
-    (:mod:`biocircuits.dale.graph`); None if unknown."""
+    ([`biocircuits.dale.graph`][biocircuits.dale.graph]); None if unknown."""
     if units is None or unit_signs is None or name not in units.outputs:
         return None
     return unit_signs[units.outputs[name]].clone()
@@ -42,13 +42,14 @@ def synapse_count(layer: nn.Module, mask: Tensor | None) -> int:
 
 def attach_plasticity(model: nn.Module, layers: Sequence[tuple[str, nn.Module]], spec: Any, units: Any = None,
                       unit_signs: Tensor | None = None, dale_on: bool = False) -> int:
-    """Attach each rule of ``spec.rules`` (a :class:`~biocircuits.config.constraints.PlasticitySpec`) to the layers
-    whose name its glob matches, restricted to its synapse class (presynaptic ``population``, postsynaptic
+    """Attach each rule of ``spec.rules`` (a [`PlasticitySpec`][biocircuits.config.constraints.PlasticitySpec]) to the
+    layers whose name its glob matches, restricted to its synapse class (presynaptic ``population``, postsynaptic
     ``post``; types need Dale: the presynaptic type is the layer's ``dale_sign``, the postsynaptic one the type of
     the output unit in ``units``, the unit graph, with ``unit_signs`` per unit id). A layer's rules keep spec order;
     a rule that changes nothing is not attached. Errors: a typed rule without Dale; a rule matching no synapse
-    (naming the closest layers). With ``spec.update == "batch_manhattan"`` attach :class:`BatchManhattan` to
-    ``model`` itself. Returns the number of attachments made."""
+    (naming the closest layers). With ``spec.update == "batch_manhattan"`` attach
+    [`BatchManhattan`][biocircuits.plasticity.rules.batch_manhattan.BatchManhattan] to ``model`` itself. Returns the
+    number of attachments made."""
     names = [n for n, _ in layers]
     made = 0
     for i, row in enumerate(spec.rules):

@@ -17,7 +17,7 @@ FOLDERS = ("constraints", "experiments")
 
 def presets_root() -> Path:
     """The folder that holds ``constraints/`` and ``experiments/``: this package's own folder in an installed
-    wheel (located with :func:`importlib.resources.files`), otherwise the repository root of the checkout."""
+    wheel (located with `importlib.resources.files`), otherwise the repository root of the checkout."""
     shipped = resources.files(__name__)
     if isinstance(shipped, Path) and all((shipped / folder).is_dir() for folder in FOLDERS):
         return shipped

@@ -1,9 +1,10 @@
 """The update angle of a training step: how far the update the optimiser actually applies is from backprop's.
 
-:func:`biocircuits.probe` measures a rule's clean pathway on a probe batch. A step of training under ``phases``
-settings differs from it in time: the error may be late (``error_delay``), smeared over stimuli
-(``error_filter``), paired with a trace of past activity (``backward_state: trace``), noisy, or sent through
-activity that carries last step's feedback (``interference``). :class:`StepProbe` compares, per converted layer,
+[`biocircuits.probe`][biocircuits.probes.alignment.probe] measures a rule's clean pathway on a probe batch. A step of
+training under ``phases`` settings differs from it in time: the error may be late (``error_delay``), smeared over
+stimuli (``error_filter``), paired with a trace of past activity (``backward_state: trace``), noisy, or sent through
+activity that carries last step's feedback (``interference``). [`StepProbe`][biocircuits.probes.step.StepProbe]
+compares, per converted layer,
 
     update_angle = angle(g_applied, g_bp)
 
@@ -32,9 +33,10 @@ from .alignment import angle, preserved_state
 
 
 class StepProbe:
-    """Arm it before a step's micro-batches (:meth:`arm`), give it each micro-batch (:meth:`add`); at that step's
-    optimiser call (a pre-step hook registered after ``bc.bind``'s) it measures the update angles, kept in
-    :attr:`angles` ({layer: degrees}) until the next :meth:`arm`."""
+    """Arm it before a step's micro-batches ([`arm`][biocircuits.probes.step.StepProbe.arm]), give it each micro-batch
+    ([`add`][biocircuits.probes.step.StepProbe.add]); at that step's optimiser call (a pre-step hook registered after
+    ``bc.bind``'s) it measures the update angles, kept in `angles` ({layer: degrees}) until the next
+    [`arm`][biocircuits.probes.step.StepProbe.arm]."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
                  loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> None:

@@ -42,7 +42,7 @@ DERIVATIVES: dict[str, Callable[[Tensor], Tensor]] = {
 
 
 class RateCell:
-    """:class:`~biocircuits.models.recurrent.RateRNN`: x_t = (1 - alpha) x_{t-1} + alpha (W_rec r_{t-1} + W_in u_t
+    """[`RateRNN`][biocircuits.models.recurrent.RateRNN]: x_t = (1 - alpha) x_{t-1} + alpha (W_rec r_{t-1} + W_in u_t
     + b_rec) + noise, r_t = phi(x_t), logits_t = W_out r_t + b_out: leak 1 - alpha, gain alpha, no readout filter.
     The private noise is drawn by the model's own ``step`` (training mode), as in its forward."""
 
@@ -64,7 +64,7 @@ class RateCell:
 
 
 class LIFCell:
-    """:class:`~biocircuits.recurrent.lif.LIFRNN`: leak alpha, gain 1, the threshold adaptation (beta, rho) of ALIF
+    """[`LIFRNN`][biocircuits.recurrent.lif.LIFRNN]: leak alpha, gain 1, the threshold adaptation (beta, rho) of ALIF
     units, the readout's filter kappa; ``d`` is the pseudo-derivative psi_t."""
 
     def __init__(self, model: LIFRNN) -> None:

@@ -59,10 +59,10 @@ class Synapses:
 
 
 class OnlineLearner:
-    """Trains the model that ``rule`` (an :class:`~biocircuits.recurrent.rules.OnlineRule` on its readout) is part
-    of. For each trial, at every step t (see :mod:`.traces` for e_t):
+    """Trains the model that ``rule`` (an [`OnlineRule`][biocircuits.recurrent.rules.OnlineRule] on its readout) is part
+    of. For each trial, at every step t (see [`traces`][biocircuits.recurrent.traces] for e_t):
 
-        err_t = dE/dlogits_t                                     [B, n_out]   (:func:`output_error`)
+        err_t = dE/dlogits_t                                     [B, n_out]   (output_error)
         L_t   = err_t B                                          [B, N]       (B [n_out, N]: W_out or fixed random)
         grad W  += sum_b L_t[b, j] F_kappa(e)_t[b, j, i]         (W_in and W_rec, b_rec as a column of ones)
         grad W_out += err_t^T F_kappa(y)_t,   grad b_out += sum_b err_t[b]      (exact, local to the readout)
@@ -90,7 +90,8 @@ class OnlineLearner:
     @torch.no_grad()
     def accumulate(self, inputs: Tensor, targets: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor]:
         """One trial batch: inputs [B, T, n_in], targets [B, T] (or [B]); adds scale x the update to ``.grad``;
-        returns (the sequence loss E of :func:`trial_scale`, logits [B, T, n_out])."""
+        returns (the sequence loss E of [`trial_scale`][biocircuits.recurrent.learner.trial_scale], logits
+        [B, T, n_out])."""
         batch, steps = inputs.shape[:2]
         targets = step_targets(targets, steps)
         scale_b = trial_scale(targets, inputs.dtype)

@@ -60,7 +60,7 @@ class LIFRNN(nn.Module):
         v_t = alpha v_{t-1} + W_in u_t + W_rec z_{t-1} + b_rec - v_th z_{t-1}    (reset by subtraction; the reset's
                                                                                 z is not differentiated)
         a_t = rho a_{t-1} + z_{t-1},      A_t = v_th + beta a_t                  (ALIF; beta = 0: LIF)
-        z_t = H(v_t - A_t)                                                      (surrogate: :class:`SpikeFunction`)
+        z_t = H(v_t - A_t)                                                      (surrogate: SpikeFunction)
         out_t = kappa out_{t-1} + W_out z_t,      logits_t = out_t + b_out
 
     with alpha = exp(-dt/tau_mem), rho = exp(-dt/tau_adapt), kappa = exp(-dt/tau_out) for the ``voltage`` readout
@@ -157,6 +157,7 @@ class LIFRNN(nn.Module):
 
 @register_model("lif_rnn")
 def lif_rnn(input_shape: tuple[int, ...], num_classes: int, n_hidden: int = 64, **kwargs) -> LIFRNN:
-    """A :class:`LIFRNN` for sequences shaped ``input_shape = (T, n_in)`` (its last entry is n_in) and
-    ``num_classes`` readout units; ``kwargs``: the neuron and readout parameters of :class:`LIFRNN`."""
+    """A [`LIFRNN`][biocircuits.recurrent.lif.LIFRNN] for sequences shaped ``input_shape = (T, n_in)`` (its last entry
+    is n_in) and ``num_classes`` readout units; ``kwargs``: the neuron and readout parameters of
+    [`LIFRNN`][biocircuits.recurrent.lif.LIFRNN]."""
     return LIFRNN(int(input_shape[-1]), n_hidden, num_classes, **kwargs)

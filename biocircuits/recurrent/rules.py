@@ -1,7 +1,7 @@
 """The online rules ``eprop`` (Bellec et al. 2020) and ``rflo`` (Murray 2019) as feedback rules: chosen in the
 constraint spec (``feedback: {rule: eprop, options: {feedback: random}}``), they convert a recurrent model's input,
 recurrent and readout layers, keep the matrix B that sends the output error back as the learning signal, and
-make the training step hand the trial to :class:`~biocircuits.recurrent.learner.OnlineLearner` (forward in time
+make the training step hand the trial to [`OnlineLearner`][biocircuits.recurrent.learner.OnlineLearner] (forward in time
 with eligibility traces, no backprop through time)."""
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ class OnlineRule(FeedbackRule):
 
     The learning signal's B [n_out, N] is the readout's: W_out itself (symmetric) or the persistent buffer
     ``feedback_weight`` of the readout layer, drawn once like the readout's own init, U(-1/sqrt(N), 1/sqrt(N)),
-    from the readout's seed (saved and loaded with the model). :meth:`feedback` (the B of an autograd backward,
-    which the online step never runs) is W: a probe or a BPTT pass through these layers sees backprop."""
+    from the readout's seed (saved and loaded with the model).
+    [`feedback`][biocircuits.recurrent.rules.OnlineRule.feedback] (the B of an autograd backward, which the online step
+    never runs) is W: a probe or a BPTT pass through these layers sees backprop."""
 
     traces: ClassVar[dict[str, type[EligibilityTrace]]] = {}
     reads_weight = True
@@ -113,9 +114,10 @@ class EPropOptions(BaseModel):
 @register_rule
 class EProp(OnlineRule):
     """e-prop (Bellec et al. 2020): grad W_ji = sum_t L_t[j] F_kappa(e)_t[j, i], the eligibility trace e of
-    :class:`~.traces.PresynapticTrace` (rate and LIF units) or :class:`~.traces.AdaptiveTrace` (ALIF), the learning
-    signal L_t = err_t B with B = W_out (``feedback: symmetric``) or fixed random (``feedback: random``). With
-    symmetric feedback and no recurrent weights it is the exact gradient."""
+    [`PresynapticTrace`][biocircuits.recurrent.traces.PresynapticTrace] (rate and LIF units) or
+    [`AdaptiveTrace`][biocircuits.recurrent.traces.AdaptiveTrace] (ALIF), the learning signal L_t = err_t B with B =
+    W_out (``feedback: symmetric``) or fixed random (``feedback: random``). With symmetric feedback and no recurrent
+    weights it is the exact gradient."""
 
     name = "eprop"
     Options = EPropOptions
@@ -128,7 +130,7 @@ class EProp(OnlineRule):
 @register_rule
 class RFLO(OnlineRule):
     """Random feedback local online learning (Murray 2019): grad W_ji = sum_t L_t[j] p_t[j, i] with the trace
-    p of :class:`~.traces.RFLOTrace` and L_t = err_t B, B fixed random. Rate units only."""
+    p of [`RFLOTrace`][biocircuits.recurrent.traces.RFLOTrace] and L_t = err_t B, B fixed random. Rate units only."""
 
     name = "rflo"
     reads_weight = False

@@ -1,5 +1,5 @@
 """The training step of a model that learns with an online rule: the forward phase runs the trial through
-:class:`~biocircuits.recurrent.learner.OnlineLearner`, which fills ``.grad`` as it goes; the backward phase has
+[`OnlineLearner`][biocircuits.recurrent.learner.OnlineLearner], which fills ``.grad`` as it goes; the backward phase has
 nothing left to do; the update phase (optimiser, plasticity and Dale hooks, callbacks) is the usual one."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from .learner import OnlineLearner, online_learner
 
 
 class OnlineStep(PhasedStep):
-    """:class:`PhasedStep` whose forward phase is the online learner's trial (loss, outputs, gradients over
-    ``accum`` micro-batches) and whose backward phase only calls the phase callbacks."""
+    """[`PhasedStep`][biocircuits.phases.step.PhasedStep] whose forward phase is the online learner's trial (loss,
+    outputs, gradients over ``accum`` micro-batches) and whose backward phase only calls the phase callbacks."""
 
     def __init__(self, base: PhasedStep, learner: OnlineLearner) -> None:
         super().__init__(
@@ -43,8 +43,9 @@ class OnlineStep(PhasedStep):
 
 
 def online_step(phased: PhasedStep, module: nn.Module) -> PhasedStep:
-    """``phased`` itself, or an :class:`OnlineStep` around it when ``module`` learns with an online rule (``rflo``,
-    ``eprop``): the one place where the training step changes for them (one process, float32, no autocast)."""
+    """``phased`` itself, or an [`OnlineStep`][biocircuits.recurrent.step.OnlineStep] around it when ``module`` learns
+    with an online rule (``rflo``, ``eprop``): the one place where the training step changes for them (one process,
+    float32, no autocast)."""
     learner = online_learner(module)
     if learner is None:
         return phased

@@ -2,11 +2,11 @@
 class holds the recursion of one online rule for one kind of unit and gives, at every step t, the eligibility
 e_t [B, n_post, n_pre] of each synapse (b is the sample: traces are per trial, the batch sums at the update).
 
-Notation (the network's own, see :mod:`biocircuits.recurrent.cells`): a unit's state s_t (membrane potential or
-rate state) follows s_t = lam s_{t-1} + g (W pre_t + ...), with leak ``lam`` and gain ``g``; ``pre_t`` [B, n_pre]
-is the presynaptic activity that W meets at step t (input u_t, or the recurrent units' output of step t-1, with a
-column of ones for a bias); ``d_t`` [B, n_post] is the derivative of each unit's output at step t with respect to
-its state (phi'(x_t) for a rate unit, the pseudo-derivative psi_t for a spiking unit)."""
+Notation (the network's own, see [`biocircuits.recurrent.cells`][biocircuits.recurrent.cells]): a unit's state s_t
+(membrane potential or rate state) follows s_t = lam s_{t-1} + g (W pre_t + ...), with leak ``lam`` and gain ``g``;
+``pre_t`` [B, n_pre] is the presynaptic activity that W meets at step t (input u_t, or the recurrent units' output of
+step t-1, with a column of ones for a bias); ``d_t`` [B, n_post] is the derivative of each unit's output at step t with
+respect to its state (phi'(x_t) for a rate unit, the pseudo-derivative psi_t for a spiking unit)."""
 
 from __future__ import annotations
 
@@ -92,7 +92,8 @@ class PresynapticTrace(EligibilityTrace):
 
 class AdaptiveTrace(PresynapticTrace):
     """e-prop for ALIF units (Bellec et al. 2020, eqs. 25-27): besides the potential's eligibility vector eps^v
-    (:class:`PresynapticTrace`, lam = alpha, g = 1) each synapse keeps the threshold's, eps^a = da_t / dW_ji:
+    ([`PresynapticTrace`][biocircuits.recurrent.traces.PresynapticTrace], lam = alpha, g = 1) each synapse keeps the
+    threshold's, eps^a = da_t / dW_ji:
 
         eps^a_t[b, j, i] = psi_{t-1}[b, j] eps^v_{t-1}[b, i] + (rho - psi_{t-1}[b, j] beta) eps^a_{t-1}[b, j, i]
         e_t[b, j, i]     = psi_t[b, j] (eps^v_t[b, i] - beta eps^a_t[b, j, i])"""
@@ -120,7 +121,7 @@ class RFLOTrace(EligibilityTrace):
 
     def __init__(self, dyn: Dynamics, batch: int, n_post: int, n_pre: int, like: Tensor) -> None:
         super().__init__(dyn, batch, n_post, n_pre, like)
-        self.p = like.new_zeros(n_post, batch, n_pre)  # post-major (:class:`PostMajor`)
+        self.p = like.new_zeros(n_post, batch, n_pre)  # post-major (PostMajor)
 
     def advance(self, pre: Tensor, d: Tensor) -> Eligibility:
         self.p.mul_(self.dyn.lam).addcmul_(d.T[:, :, None], pre[None, :, :], value=self.dyn.g)  # in place

@@ -1,6 +1,6 @@
-"""What a run is made of, built from an :class:`Experiment`: processes and device, data and loaders, the constrained
-model (DDP- and compile-wrapped), optimiser, schedule and the phase-separated step; and the run context that sets
-torch's global flags for the run and restores them after it."""
+"""What a run is made of, built from an [`Experiment`][biocircuits.config.experiment.Experiment]: processes and device,
+data and loaders, the constrained model (DDP- and compile-wrapped), optimiser, schedule and the phase-separated step;
+and the run context that sets torch's global flags for the run and restores them after it."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""The training loop's extension point: a :class:`Callback` is called at five moments of a run and owns its state,
-which the checkpoint saves and ``--resume`` restores. Logging, evaluation, probes, checkpoints and progress are
-callbacks (:mod:`.callbacks`); a user's metric, early stop or report to another system is one more.
+"""The training loop's extension point: a [`Callback`][biocircuits.train.callback.Callback] is called at five moments of
+a run and owns its state, which the checkpoint saves and ``--resume`` restores. Logging, evaluation, probes, checkpoints
+and progress are callbacks ([`callbacks`][biocircuits.train.callbacks]); a user's metric, early stop or report to
+another system is one more.
 
-The loop (:class:`~biocircuits.train.trainer.Trainer`) calls, in this order::
+The loop ([`Trainer`][biocircuits.train.trainer.Trainer]) calls, in this order::
 
     on_train_start(trainer)                  # once per start or resume, before the first step
     on_step_end(trainer, metrics)            # after each optimiser step (update phase done, schedule stepped)
@@ -27,11 +28,13 @@ HOOKS = ("on_train_start", "on_step_end", "on_epoch_end", "on_eval_end", "on_tra
 
 
 class Callback:
-    """Base class: override any hook; keep what must survive a resume in :meth:`state_dict`.
+    """Base class: override any hook; keep what must survive a resume in
+    [`state_dict`][biocircuits.train.callback.Callback.state_dict].
 
-    ``metrics`` of :meth:`on_step_end` is one optimiser step's figures: ``step``, ``epoch`` (fractional), ``loss``
-    (mean over the step's micro-batches on this rank), ``lr``, ``correct1``/``correct5``/``samples`` (this rank's
-    counts), ``data_s`` and ``compute_s`` (seconds spent loading and computing) and ``grad_norm`` (with clipping)."""
+    ``metrics`` of [`on_step_end`][biocircuits.train.callback.Callback.on_step_end] is one optimiser step's figures:
+    ``step``, ``epoch`` (fractional), ``loss`` (mean over the step's micro-batches on this rank), ``lr``,
+    ``correct1``/``correct5``/``samples`` (this rank's counts), ``data_s`` and ``compute_s`` (seconds spent loading and
+    computing) and ``grad_norm`` (with clipping)."""
 
     def on_train_start(self, trainer: Trainer) -> None: ...
 
@@ -48,7 +51,7 @@ class Callback:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned (on ``--resume``)."""
+        """Restore what [`state_dict`][biocircuits.train.callback.Callback.state_dict] returned (on ``--resume``)."""
 
 
 class CallbackList:

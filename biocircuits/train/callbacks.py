@@ -1,6 +1,6 @@
 """The built-in callbacks, each owning its piece of the run: the metrics log (``metrics.jsonl``, ``summary.json``,
 ``audit.json``), evaluation and checkpoints at their intervals, the alignment probes, the progress bar; and
-:class:`EarlyStopping`, which a user adds."""
+[`EarlyStopping`][biocircuits.train.callbacks.EarlyStopping], which a user adds."""
 
 from __future__ import annotations
 
@@ -102,7 +102,8 @@ class Evaluation(_AtInterval):
 class Probes(Callback, PhaseCallback):
     """Every ``train.probe_every`` steps (rank 0): ``bc.probe``'s weight, error and update angles to exact backprop
     on ``train.probe_batch`` validation samples, and the angle of the update each layer received at that very step
-    (:class:`~biocircuits.probes.StepProbe`, fed each micro-batch from the forward phase), as ``probe`` rows."""
+    ([`StepProbe`][biocircuits.probes.step.StepProbe], fed each micro-batch from the forward phase), as ``probe``
+    rows."""
 
     def __init__(self, trainer: Trainer) -> None:
         self.every = trainer.exp.train.probe_every

@@ -1,5 +1,5 @@
-"""Atomic, safely loadable checkpoints: written by :mod:`biocircuits.core.atomic` (temp file, fsync, ``os.replace``);
-loaded with ``weights_only=True``."""
+"""Atomic, safely loadable checkpoints: written by [`biocircuits.core.atomic`][biocircuits.core.atomic] (temp file,
+fsync, ``os.replace``); loaded with ``weights_only=True``."""
 
 from __future__ import annotations
 
@@ -58,15 +58,15 @@ def nonfinite_entries(state: Any, prefix: str = "") -> list[str]:
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (:func:`~biocircuits.core.atomic.atomic_write`: a reader, or a
+    """Write ``payload`` to ``path`` atomically ([`atomic_write`][biocircuits.core.atomic.atomic_write]: a reader, or a
     crash, sees the old file or the new one). Temp files of an earlier, killed save are removed first."""
     clean_stale_temps(path)
     atomic_write(path, lambda f: torch.save({"format": FORMAT, **payload}, f))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint`; a missing, truncated, corrupt or foreign file
-    raises :class:`CheckpointError` saying which."""
+    """Load a checkpoint written by [`save_checkpoint`][biocircuits.train.checkpoint.save_checkpoint]; a missing,
+    truncated, corrupt or foreign file raises [`CheckpointError`][biocircuits.errors.CheckpointError] saying which."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no checkpoint here (nothing to resume); start without --resume")

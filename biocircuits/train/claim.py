@@ -66,8 +66,9 @@ def _release(fd: int) -> None:
 def claim_folder(path: str | Path, *, resume: bool = False, overwrite: bool = False, key: str = "--output",
                  holds: Callable[[Path], bool] = holds_run, what: str = "run") -> Iterator[Path | None]:
     """Hold ``path`` for one run (or comparison) while the block runs. A folder that already ``holds`` a run is
-    refused unless ``resume`` (continue it) or ``overwrite`` (move it aside to :func:`aside_name`, never delete);
-    yields where an earlier run was moved (or None). Only the main process (``RANK`` 0) claims under torchrun."""
+    refused unless ``resume`` (continue it) or ``overwrite`` (move it aside to
+    [`aside_name`][biocircuits.train.claim.aside_name], never delete); yields where an earlier run was moved (or None).
+    Only the main process (``RANK`` 0) claims under torchrun."""
     if resume and overwrite:
         raise RunFolderError("--resume and --overwrite exclude each other", key="--overwrite",
                              suggestion="--resume continues the run; --overwrite moves it aside and starts afresh")

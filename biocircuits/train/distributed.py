@@ -96,7 +96,7 @@ def ranks_identical(module: torch.nn.Module, info: DistInfo, device: torch.devic
 def gather_streams(state: dict[str, torch.Tensor], names: list[str], errors: list[str], info: DistInfo
                    ) -> dict[str, torch.Tensor]:
     """``state`` (a model state_dict) with each per-stream buffer in ``names`` holding the streams of every rank
-    (global row r + W j = row j of rank r: :func:`~biocircuits.phases.transforms.streams.gather_rows`), those in
+    (global row r + W j = row j of rank r: [`gather_rows`][biocircuits.phases.transforms.streams.gather_rows]), those in
     ``errors`` divided by W (one-process units: each rank's mean loss carries 1 / its batch); identity in one
     process. Every rank must call it (a collective)."""
     if not info.enabled or not names:
@@ -114,8 +114,8 @@ def gather_streams(state: dict[str, torch.Tensor], names: list[str], errors: lis
 
 def scatter_streams(state: dict[str, torch.Tensor], names: list[str], errors: list[str], info: DistInfo
                     ) -> dict[str, torch.Tensor]:
-    """The inverse of :func:`gather_streams`: each per-stream buffer of a loaded ``state`` cut to this rank's
-    rows, errors scaled back by W (on any number of processes)."""
+    """The inverse of [`gather_streams`][biocircuits.train.distributed.gather_streams]: each per-stream buffer of a
+    loaded ``state`` cut to this rank's rows, errors scaled back by W (on any number of processes)."""
     if not info.enabled or not names:
         return state
     state = dict(state)

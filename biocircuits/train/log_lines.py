@@ -73,9 +73,9 @@ def status_line(
 
 
 class LogLines(Callback):
-    """Every ``train.log_interval_s`` seconds (and at the last step) rank 0 prints :func:`status_line` to ``stream``
-    (stdout) and flushes it. ``train.log_lines``: true always, false never, unset (default) only when ``stream`` is
-    not a terminal."""
+    """Every ``train.log_interval_s`` seconds (and at the last step) rank 0 prints
+    [`status_line`][biocircuits.train.log_lines.status_line] to ``stream`` (stdout) and flushes it. ``train.log_lines``:
+    true always, false never, unset (default) only when ``stream`` is not a terminal."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream

@@ -46,7 +46,8 @@ def normalise(config: dict[str, Any]) -> dict[str, Any]:
 
 def check_resume(saved: dict[str, Any], new: dict[str, Any], source: str) -> dict[str, list[Any]]:
     """The safe changes ``{key: [saved, new]}`` of resuming the run saved as ``saved`` (read from ``source``) with
-    ``new``; raises :class:`RunFolderError` listing every key that would change the trajectory."""
+    ``new``; raises [`RunFolderError`][biocircuits.errors.RunFolderError] listing every key that would change the
+    trajectory."""
     diff = config_diff(normalise(saved), new)
     unsafe = [k for k in diff if k not in SAFE_KEYS]
     if unsafe:

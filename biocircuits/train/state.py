@@ -36,7 +36,8 @@ def run_state(trainer: Trainer) -> dict[str, Any]:
 
 def restore_run(trainer: Trainer, ckpt: dict[str, Any], path: str) -> None:
     """Load ``ckpt`` into the trainer's model, optimiser, schedule, scaler, RNGs, counters and callbacks; a
-    checkpoint that does not fit raises :class:`CheckpointError` naming the first mismatch."""
+    checkpoint that does not fit raises [`CheckpointError`][biocircuits.errors.CheckpointError] naming the first
+    mismatch."""
     missing = [k for k in REQUIRED if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path}: incomplete checkpoint, no {', '.join(missing)}; restore a copy, or start "
@@ -61,7 +62,8 @@ def restore_run(trainer: Trainer, ckpt: dict[str, Any], path: str) -> None:
 
 def save_run(trainer: Trainer) -> None:
     """Write the checkpoint, unless a parameter, buffer or optimiser state holds a NaN or an infinity (checked on
-    every rank): then nothing is written and :class:`TrainingDiverged` says what is kept."""
+    every rank): then nothing is written and [`TrainingDiverged`][biocircuits.errors.TrainingDiverged] says what is
+    kept."""
     state = run_state(trainer)
     bad = nonfinite_entries({"model": state["model"], "optimizer": state["optimizer"]})
     if distributed.broadcast_flag(bool(bad), trainer.dist, trainer.device):
@@ -74,7 +76,8 @@ def save_run(trainer: Trainer) -> None:
 
 def resume_run(trainer: Trainer) -> dict[str, list[Any]]:
     """Load the folder's checkpoint after checking that its config matches the run's (only the safe settings of
-    :mod:`.resume_check` may differ); returns those changes, and a changed world size (resumed exactly)."""
+    [`resume_check`][biocircuits.train.resume_check] may differ); returns those changes, and a changed world size
+    (resumed exactly)."""
     path = trainer.folder.checkpoint
     ckpt = load_checkpoint(path, map_location=trainer.device)
     changes = check_resume(ckpt["config"], trainer.exp.resolved_dict(), str(path)) if "config" in ckpt else {}

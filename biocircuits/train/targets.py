@@ -1,4 +1,5 @@
-"""Loss and accuracy by the shape of the model's output: one entry per output rank in :data:`TARGETS`.
+"""Loss and accuracy by the shape of the model's output: one entry per output rank in
+[`TARGETS`][biocircuits.train.targets.TARGETS].
 
 - logits [B, C] with targets [B]: cross-entropy and top-k accuracy per sample (the classifiers).
 - logits [B, T, C] with targets [B, T] (sequence models): targets are -1 at the steps that carry no target (outside
@@ -67,7 +68,8 @@ TARGETS: dict[int, TargetKind] = {
 
 
 def target_kind(logits: Tensor) -> TargetKind:
-    """The :class:`TargetKind` for ``logits``'s rank; a ValueError naming the ranks handled otherwise."""
+    """The [`TargetKind`][biocircuits.train.targets.TargetKind] for ``logits``'s rank; a ValueError naming the ranks
+    handled otherwise."""
     kind = TARGETS.get(logits.dim())
     if kind is None:
         raise ValueError(

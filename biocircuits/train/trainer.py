@@ -1,7 +1,7 @@
-"""The training loop, to read top to bottom: :meth:`Trainer.train` runs epochs; an epoch runs optimiser steps, each
-``grad_accum`` micro-batches (load, forward phase, backward phase with errors through each layer's feedback
-weights) and then the update phase (optimiser + plasticity + Dale). Everything else -- logging, evaluation at its
-interval, probes, checkpoints, progress, plots -- is a :class:`~biocircuits.train.callback.Callback`."""
+"""The training loop, to read top to bottom: [`Trainer.train`][biocircuits.train.trainer.Trainer.train] runs epochs; an
+epoch runs optimiser steps, each ``grad_accum`` micro-batches (load, forward phase, backward phase with errors through
+each layer's feedback weights) and then the update phase (optimiser + plasticity + Dale). Everything else -- logging,
+evaluation, probes, checkpoints, progress, plots -- is a [`Callback`][biocircuits.train.callback.Callback]."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ from .state import kept, resume_run, run_summary, save_run
 
 
 class Trainer:
-    """Builds the run's parts (:func:`.build.build_run`) and trains them; ``callbacks`` are the user's (loop
-    callbacks run after the built-in ones; :class:`PhaseCallback` objects also join the phase-separated step)."""
+    """Builds the run's parts ([`build.build_run`][biocircuits.train.build.build_run]) and trains them; ``callbacks``
+    are the user's (loop callbacks run after the built-in ones; [`PhaseCallback`][biocircuits.phases.step.PhaseCallback]
+    objects also join the phase-separated step)."""
 
     def __init__(self, exp: Experiment, run_dir: str | Path,
                  callbacks: Sequence[Callback | PhaseCallback] = ()) -> None:
@@ -65,11 +66,11 @@ class Trainer:
         return self.last_val
 
     def save(self) -> None:
-        """Write the checkpoint (:func:`.state.save_run`: never one with a NaN or an infinity)."""
+        """Write the checkpoint ([`save_run`][biocircuits.train.state.save_run]: never one with a NaN or infinity)."""
         save_run(self)
 
     def resume(self) -> dict[str, list[Any]]:
-        """Load the folder's checkpoint (:func:`.state.resume_run`); returns the settings it changes."""
+        """Load the checkpoint ([`resume_run`][biocircuits.train.state.resume_run]); returns the settings it changes."""
         return resume_run(self)
 
     # --- the loop ----------------------------------------------------------------------------------------
@@ -173,7 +174,8 @@ def run_experiment(exp: Experiment, run_dir: str | Path, resume: bool = False,
                    callbacks: Sequence[Callback | PhaseCallback] = (), overwrite: bool = False) -> dict[str, Any]:
     """Train ``exp`` into ``run_dir`` holding its lock (resuming from its checkpoint when asked, after checking the
     saved config; with ``overwrite`` an earlier run there is moved aside first), with the built-in callbacks and
-    ``callbacks``; returns the summary. A folder that holds a run is refused otherwise (:func:`.claim.claim_folder`)."""
+    ``callbacks``; returns the summary. A folder that holds a run is refused otherwise
+    ([`claim.claim_folder`][biocircuits.train.claim.claim_folder])."""
     folder = RunFolder(run_dir)
     if resume and overwrite:
         raise RunFolderError("--resume and --overwrite exclude each other", key="--overwrite",

@@ -72,7 +72,8 @@ def _plain_state(model: nn.Module, ckpt: dict[str, Any], path: Path) -> dict[str
 
 def state_from_file(model: nn.Module, path: Path) -> dict[str, Tensor]:
     """The plain state_dict held by ``path``: the file's dict itself, its ``state_dict`` entry (Lightning and
-    many training scripts), or a biocircuits checkpoint's model (see :func:`_plain_state`)."""
+    many training scripts), or a biocircuits checkpoint's model (see
+    [`_plain_state`][biocircuits.train.weights._plain_state])."""
     obj = _read(path)
     if isinstance(obj, dict) and obj.get("format") == FORMAT and "model" in obj:
         return _plain_state(model, obj, path)
@@ -96,8 +97,9 @@ def _listed(names: list[str]) -> str:
 
 
 def check_keys(model: nn.Module, state: dict[str, Tensor], source: str) -> None:
-    """Every key of ``model``'s state_dict in ``state`` with its shape, and no other: a :class:`ConfigError`
-    listing the missing, unexpected and wrongly shaped keys otherwise."""
+    """Every key of ``model``'s state_dict in ``state`` with its shape, and no other: a
+    [`ConfigError`][biocircuits.errors.ConfigError] listing the missing, unexpected and wrongly shaped keys
+    otherwise."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
@@ -125,7 +127,7 @@ def check_keys(model: nn.Module, state: dict[str, Tensor], source: str) -> None:
 @torch.no_grad()
 def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     """Load the weights at ``path`` into the plain (not yet converted) ``model``, strictly: every key, every
-    shape (:func:`check_keys`). Returns ``model``."""
+    shape ([`check_keys`][biocircuits.train.weights.check_keys]). Returns ``model``."""
     path = Path(path)
     state = state_from_file(model, path)
     check_keys(model, state, str(path))
@@ -134,8 +136,8 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
 
 
 def plain_model(exp: Experiment, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
-    """The experiment's model before ``bc.apply``: built (:func:`~biocircuits.models.build_model`; a user's module
-    is looked for beside the experiment file too) and, with ``model.checkpoint``, loaded from it."""
+    """The experiment's model before ``bc.apply``: built ([`build_model`][biocircuits.models.registry.build_model]; a
+    user's module is looked for beside the experiment file too) and, with ``model.checkpoint``, loaded from it."""
     search = (Path(exp.source).parent,) if exp.source else ()
     model = build_model(exp.model.name, input_shape, num_classes, exp.model.kwargs, search=search)
     path = exp.checkpoint_path()

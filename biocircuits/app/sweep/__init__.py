@@ -1,5 +1,5 @@
 """``biocircuits sweep``: a grid (or named variants) of one experiment x seeds, each trial an ordinary run folder,
-run on Ray Tune; then the results and a summary with confidence intervals (:mod:`.report`)."""
+run on Ray Tune; then the results and a summary with confidence intervals ([`report`][biocircuits.app.sweep.report])."""
 
 from __future__ import annotations
 

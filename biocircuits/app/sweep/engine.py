@@ -58,7 +58,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[An
 def stop_signals(flag: dict[str, Any]) -> Iterator[None]:
     """Ctrl-C and SIGTERM (a batch scheduler ending the job) set ``flag['stop']`` to the time and take Tune's
     graceful stop (its SIGUSR1): trials stop, the sweep can be rerun. A second Ctrl-C raises
-    :class:`KeyboardInterrupt` at once."""
+    `KeyboardInterrupt` at once."""
     def handler(signum: int, frame: Any) -> None:
         if flag["stop"] is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
@@ -95,8 +95,9 @@ def build_scheduler(scheduler: Scheduler | None, metric: str) -> Any:
 def run_trials(folder: SweepFolder, trials: list[Trial], resources: Resources, max_concurrent: int | None,
                address: str | None = None, scheduler: Scheduler | None = None, metric: str = "val_acc1"
                ) -> tuple[dict[str, str | None], float | None]:
-    """Run ``trials`` on Ray Tune (each a :func:`.trial.tune_trainable` call); returns each trial's engine error
-    (None when Tune saw none) and when a signal stopped the sweep (None when none did)."""
+    """Run ``trials`` on Ray Tune (each a [`trial.tune_trainable`][biocircuits.app.sweep.trial.tune_trainable] call);
+    returns each trial's engine error (None when Tune saw none) and when a signal stopped the sweep (None when none
+    did)."""
     if not trials:
         return {}, None
     ray = import_ray()

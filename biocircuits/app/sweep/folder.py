@@ -21,7 +21,7 @@ DONE = ("finished", "failed", "stopped")  # results (stopped: by the scheduler):
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON atomically (:mod:`biocircuits.core.atomic`)."""
+    """Write ``data`` as JSON atomically ([`biocircuits.core.atomic`][biocircuits.core.atomic])."""
     atomic_write_json(path, data, default=str)
 
 

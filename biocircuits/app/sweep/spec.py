@@ -147,7 +147,7 @@ def variant_cells(spec: SweepSpec) -> list[tuple[str, dict[str, Any], dict[str, 
 
 def expand(spec: SweepSpec, sweep_file: str | Path) -> list[Trial]:
     """Every trial of the sweep with its experiment built and validated; the first bad trial raises a
-    :class:`ConfigError` naming the sweep file and the sweep key that set the bad value."""
+    [`ConfigError`][biocircuits.errors.ConfigError] naming the sweep file and the sweep key that set the bad value."""
     here = Path(sweep_file).resolve().parent
     exp_path = resolve_path(spec.experiment, here, "experiments")
     if exp_path is None:

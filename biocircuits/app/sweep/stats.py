@@ -37,8 +37,9 @@ def describe(values: list[float]) -> dict[str, Any]:
 
 
 def paired(values: dict[int, float], baseline: dict[int, float]) -> dict[str, Any]:
-    """``values`` minus ``baseline`` over the seeds both hold: :func:`describe` of the differences, the seeds, the
-    paired t statistic and its two-sided p-value (None when n < 2 or the differences do not vary)."""
+    """``values`` minus ``baseline`` over the seeds both hold: [`describe`][biocircuits.app.sweep.stats.describe] of the
+    differences, the seeds, the paired t statistic and its two-sided p-value (None when n < 2 or the differences do not
+    vary)."""
     seeds = sorted(set(values) & set(baseline))
     diffs = [values[s] - baseline[s] for s in seeds]
     out = {**describe(diffs), "seeds": seeds, "t": None, "p": None}
@@ -51,8 +52,9 @@ def paired(values: dict[int, float], baseline: dict[int, float]) -> dict[str, An
 
 
 def summarise(rows: list[dict[str, Any]], metric: str = "val_acc1", baseline: str | None = None) -> dict[str, Any]:
-    """Per variant (in row order): :func:`describe` of ``metric`` over its finished trials, the failed count, and
-    :func:`paired` against ``baseline`` (default: the first variant)."""
+    """Per variant (in row order): [`describe`][biocircuits.app.sweep.stats.describe] of ``metric`` over its finished
+    trials, the failed count, and [`paired`][biocircuits.app.sweep.stats.paired] against ``baseline`` (default: the
+    first variant)."""
     by_variant: dict[str, dict[int, float]] = {}
     counts: dict[str, dict[str, int]] = {}
     for row in rows:

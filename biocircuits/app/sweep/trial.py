@@ -1,5 +1,5 @@
 """One trial, as Ray Tune runs it in a worker: an ordinary run folder (lock, NaN guard, resume) trained by
-:func:`~biocircuits.train.trainer.run_experiment`, reporting each evaluation to Tune through a callback, and
+[`run_experiment`][biocircuits.train.trainer.run_experiment], reporting each evaluation to Tune through a callback, and
 recording its status in ``trial.json``. A trial that fails is recorded (status and reason), not raised: the sweep
 goes on."""
 
@@ -43,7 +43,8 @@ def train_trial(run_dir: Path, record: dict[str, Any], experiment: dict[str, Any
     """Train the trial into ``run_dir``: resume from its checkpoint when it has one (a run left without one is
     moved aside to ``<id>.old-N`` and started afresh); returns the final ``trial.json`` state. The engine ends a
     trial by raising ``SystemExit`` in ``report``: recorded ``stopped`` when a ``scheduler`` decided it, else
-    ``interrupted``. ``threads`` is recorded; the engine's worker sets it (:func:`tune_trainable`)."""
+    ``interrupted``. ``threads`` is recorded; the engine's worker sets it
+    ([`tune_trainable`][biocircuits.app.sweep.trial.tune_trainable])."""
     state = read_json(run_dir / TRIAL_FILE)
     checkpoint = (run_dir / "checkpoint.pt").is_file()
     if not checkpoint and holds_run(run_dir):  # stopped before its first checkpoint: start afresh, keep the old

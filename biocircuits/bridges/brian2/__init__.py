@@ -2,10 +2,12 @@
 error streams e(t), and measure how faithfully it delivers B^T e: tracking, frequency response, Dale's cost, and
 the spiking noise as ``phases:`` settings for torch training.
 
-Modules: :mod:`.streams` (waveforms, the error recorder), :mod:`.modes` (rate / spiking modes), :mod:`.relays`
-(Dale relays and their rectified noise), :mod:`.pathway` (the constant-pattern check, tracking, frequency
-response), :mod:`.metrics`, :mod:`.chain` (multi-layer pathways with derivative gating) and :mod:`.calibration`
-(spike budget -> ``phases:``).
+Modules: [`streams`][biocircuits.bridges.brian2.streams] (waveforms, the error recorder),
+[`modes`][biocircuits.bridges.brian2.modes] (rate / spiking modes), [`relays`][biocircuits.bridges.brian2.relays] (Dale
+relays and their rectified noise), [`pathway`][biocircuits.bridges.brian2.pathway] (the constant-pattern check,
+tracking, frequency response), [`metrics`][biocircuits.bridges.brian2.metrics],
+[`chain`][biocircuits.bridges.brian2.chain] (multi-layer pathways with derivative gating) and
+[`calibration`][biocircuits.bridges.brian2.calibration] (spike budget -> ``phases:``).
 Needs the ``spiking`` extra; importing this package without Brian2 works, simulating raises one clear ImportError.
 """
 

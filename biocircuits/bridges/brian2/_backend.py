@@ -34,7 +34,8 @@ def require_brian2() -> Any:
 
 def check_units(**units: Any) -> Callable:
     """Brian2's ``check_units`` (arguments named here must carry these units); a no-op without Brian2, whose
-    absence is then reported by :func:`require_brian2` when a simulation is asked for."""
+    absence is then reported by [`require_brian2`][biocircuits.bridges.brian2._backend.require_brian2] when a simulation
+    is asked for."""
     if b2 is None:
         return lambda f: f
     return b2.check_units(**units)

@@ -4,7 +4,7 @@ pathway of baseline rate r0 and averaging window T would add (a "spike budget").
 The spiking readout of held error e (averaged over T) is B^T (e + nu) with nu in error space: each push-pull pair
 (rates r0 +- k e_o, k = r0 / max|e|) contributes a count difference of variance (r+ + r-) T = 2 r0 T, so
 var(nu_o) = 2 r0 / (T (2k)^2) = max|e|^2 / (2 r0 T). Measured, it is ||readout - B^T e||^2 / ||B||_F^2 (relays and
-their noise included). The equivalent settings of :mod:`biocircuits.phases.transforms`:
+their noise included). The equivalent settings of [`biocircuits.phases.transforms`][biocircuits.phases.transforms]:
 
 - ``error_noise: {sigma}`` adds sigma rms(delta) xi to delta: sigma = sqrt(mean_p var(nu | e_p)) / rms(E);
   analytic (no relays) sigma = sqrt(f mean_p max|e_p|^2 / (2 r0 T)) / rms(E), f = 1 - (tau_s/T)(1 - e^{-T/tau_s})

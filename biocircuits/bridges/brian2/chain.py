@@ -4,10 +4,10 @@ down L layers' feedback matrices, gated at each hidden layer by f'(a) of the for
     s_0 = e,   s_l = g_l * (B_{l-1}^T s_{l-1})  (l = 1 .. L-1),   s_L = B_{L-1}^T s_{L-1}
 
 (``layers`` top first, B_l of shape (n_l, n_{l+1}); for two layers s_2 = B_2^T (f'(a) * B_3^T e), the torch
-reference :func:`chain_reference`, each gate averaged over the measuring window only: the part of a pattern's
-window after ``settle``, where the readout is read, so a gate's value during the settle does not count). Each
-hidden layer is a population of "relay" units that integrate their input and pass it on multiplied by the gate
-g_l (held: (n_l,) or one row per pattern; time-varying: (steps, n_l)):
+reference [`chain_reference`][biocircuits.bridges.brian2.chain.chain_reference], each gate averaged over the measuring
+window only: the part of a pattern's window after ``settle``, where the readout is read, so a gate's value during the
+settle does not count). Each hidden layer is a population of "relay" units that integrate their input and pass it on
+multiplied by the gate g_l (held: (n_l,) or one row per pattern; time-varying: (steps, n_l)):
 
 - rate: tau dr/dt = -r + I, output g r; the readout of each stage is the cascade of L first-order low-passes;
 - spiking: push-pull Poisson pairs at r_h +- k_l g_l I_l (I_l the stage's normalised synaptic current,
@@ -15,7 +15,7 @@ g_l (held: (n_l,) or one row per pattern; time-varying: (steps, n_l)):
   below (g_j (sum_o B[o, j]^2 2 r_{l-1} / ((2 k_{l-1})^2 2 tau_s))^1/2), so noise rarely clips a rate at 0).
 
 Poisson bound (spiking): every spiking stage l adds error-space noise z_l of variance f 2 r_l / (T_a (2 k_l)^2) per
-unit (averaged over T_a; f the finite-window factor of :meth:`SpikingMode.window_noise`), carried to the readout by
+unit (averaged over T_a; f the finite-window factor of `SpikingMode.window_noise`), carried to the readout by
 M_l = B_l diag(g_{l+1}) B_{l+1} ... B_{L-1}: the readout is mu + sum_l z_l M_l. The noise is far from isotropic
 (a few directions of M_l dominate), so the report draws it (Gaussian, 20000 draws): cos* is the mean of
 cos(mu + noise, mu) and cos_lb its 0.1% quantile.
@@ -98,7 +98,8 @@ def check_chain(layers: Sequence[torch.nn.Module | torch.Tensor | np.ndarray], e
                 codegen_target: str = "numpy") -> ChainReport:
     """Simulate the gated chain for each row of ``errors`` held ``duration`` (default 0.3 s rate, 1 s spiking)
     and compare the readout, averaged after ``settle`` (default (8 + 6 (L - 1)) time constants, at most half a
-    window), with :func:`chain_reference`. ``hidden_rate`` (Hz) is r_h of the spiking relays (default r0)."""
+    window), with [`chain_reference`][biocircuits.bridges.brian2.chain.chain_reference]. ``hidden_rate`` (Hz) is r_h of
+    the spiking relays (default r0)."""
     m = make_mode(mode)
     Bs = [feedback_matrix(layer)[0] for layer in layers]
     for i in range(len(Bs) - 1):

@@ -80,8 +80,9 @@ def best_lag(y: np.ndarray, s: np.ndarray, max_steps: int) -> int:
 
 def tracking(values: np.ndarray, predicted: np.ndarray, target: np.ndarray, dt: float, bin_steps: int,
              noise: list[float] | None = None, start: int = 0, max_lag_steps: int = 500) -> Tracking:
-    """The :class:`Tracking` of ``values`` against ``target`` (both (steps, n_in)) from step ``start`` on;
-    ``noise[b]`` is the expected squared norm of bin b's readout noise (normalised units)."""
+    """The [`Tracking`][biocircuits.bridges.brian2.metrics.Tracking] of ``values`` against ``target`` (both (steps,
+    n_in)) from step ``start`` on; ``noise[b]`` is the expected squared norm of bin b's readout noise (normalised
+    units)."""
     y, p, s = (bin_means(a, bin_steps, start) for a in (values, predicted, target))
     cos = [angle(a, b)[0] for a, b in zip(y, s, strict=True)]
     cos_p = [angle(a, b)[0] for a, b in zip(p, s, strict=True)]

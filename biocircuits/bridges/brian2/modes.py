@@ -1,28 +1,34 @@
-"""Pathway modes (registered in :data:`MODES`) and Dale relays, as classes with units, Brian2 style.
+"""Pathway modes (registered in [`MODES`][biocircuits.bridges.brian2.modes.MODES]) and Dale relays, as classes with
+units, Brian2 style.
 
-A mode turns B (shape (n_out, n_in)) and an error stream e(t) (:class:`~.streams.ErrorStream`) into a network that
-delivers the feedback signal s(t) = B^T e(t) to n_in target units, and reads it in units of B^T e (normalised):
+A mode turns B (shape (n_out, n_in)) and an error stream e(t)
+([`ErrorStream`][biocircuits.bridges.brian2.streams.ErrorStream]) into a network that delivers the feedback signal s(t)
+= B^T e(t) to n_in target units, and reads it in units of B^T e (normalised):
 
-- :class:`RateMode` (``tau``): leaky integrators, tau dr/dt = -r + sum_o B[o, i] e_o(t).
-- :class:`SpikingMode` (``tau_syn``, ``rate`` r0): each error unit is a push-pull pair of Poisson neurons at
-  r0 +- k e_o(t) (k = r0 / max|e|, per window for held patterns, else over the stream: gain control);
-  current synapses tau_s dI/dt = -I, a spike adds +-B[o, i]; the readout is I / (2 k dt / (1 - exp(-dt/tau_s)))
-  (the exact discrete mean of 2 k tau_s B^T e).
+- [`RateMode`][biocircuits.bridges.brian2.modes.RateMode] (``tau``): leaky integrators, tau dr/dt = -r + sum_o B[o, i]
+  e_o(t).
+- [`SpikingMode`][biocircuits.bridges.brian2.modes.SpikingMode] (``tau_syn``, ``rate`` r0): each error unit is a
+  push-pull pair of Poisson neurons at r0 +- k e_o(t) (k = r0 / max|e|, per window for held patterns, else over the
+  stream: gain control); current synapses tau_s dI/dt = -I, a spike adds +-B[o, i]; the readout is I / (2 k dt / (1 -
+  exp(-dt/tau_s))) (the exact discrete mean of 2 k tau_s B^T e).
 
 Both are, on the dt grid, the first-order low-pass y_{n+1} = a y_n + (1 - a) s_n (a = exp(-dt/tau)), i.e. the
-continuous H(f) = 1 / (1 + 2 pi i f tau) (:meth:`PathwayMode.transfer`; :meth:`PathwayMode.predict` is the
-discrete one, exact for rate and the mean for spiking).
+continuous H(f) = 1 / (1 + 2 pi i f tau)
+([`PathwayMode.transfer`][biocircuits.bridges.brian2.modes.PathwayMode.transfer];
+[`PathwayMode.predict`][biocircuits.bridges.brian2.modes.PathwayMode.predict] is the discrete one, exact for rate and
+the mean for spiking).
 
-:class:`Relays` (Dale's law): B = B+ - B- (B+- >= 0). Error units are excitatory pairs u+- = base +- e (rate; base
-= max|e|) or r0 +- k e (spiking); "+" projects B+ and "-" projects B- to the targets, and each drives its own
-inhibitory relay interneuron (one-to-one), which projects -B- (relay of "+") and -B+ (relay of "-"). A relay is a
-first-order unit of time constant tau_r with optional noise: rate, tau_r dx/dt = -x + u + noise base sqrt(2 tau_r)
-xi; spiking, a Poisson neuron whose rate rho obeys tau_r drho/dt = -rho + noise r0 sqrt(2 tau_r) xi and jumps by
-(exp(dt/tau_r) - 1)/dt per input spike (one relay spike per input spike on average). The targets receive
+[`Relays`][biocircuits.bridges.brian2.relays.Relays] (Dale's law): B = B+ - B- (B+- >= 0). Error units are excitatory
+pairs u+- = base +- e (rate; base = max|e|) or r0 +- k e (spiking); "+" projects B+ and "-" projects B- to the targets,
+and each drives its own inhibitory relay interneuron (one-to-one), which projects -B- (relay of "+") and -B+ (relay of
+"-"). A relay is a first-order unit of time constant tau_r with optional noise: rate, tau_r dx/dt = -x + u + noise base
+sqrt(2 tau_r) xi; spiking, a Poisson neuron whose rate rho obeys tau_r drho/dt = -rho + noise r0 sqrt(2 tau_r) xi and
+jumps by (exp(dt/tau_r) - 1)/dt per input spike (one relay spike per input spike on average). The targets receive
 B+ (u+ - x-) + B- (u- - x+) = B^T (e + L_r e) (+ noise): Dale's pathway is H(f) (1 + H_r(f) e^{-i pi f dt}) / 2
 (the relay's output is held for one step: a dt/2 lag); its cost is an extra lag/attenuation and the relays' own
 noise (Poisson and ``noise``), measured, not assumed. A spiking relay's rate is rectified at zero, so its
-``noise`` also adds a fixed surplus of inhibition, a bias the bound includes (:mod:`.relays`).
+``noise`` also adds a fixed surplus of inhibition, a bias the bound includes
+([`relays`][biocircuits.bridges.brian2.relays]).
 """
 
 from __future__ import annotations
@@ -61,9 +67,10 @@ class Trace:
 
 
 class PathwayMode:
-    """Base class: ``dt`` (Brian2 time) and the stage time constant (:attr:`tau_s`, seconds). Each mode also says
-    how long its checks hold a pattern by default (``hold``, ``chain_hold``), how many of its time constants a
-    switch needs to settle (``settle_taus``) and how many neurons carry one signed unit (``neurons_per_unit``)."""
+    """Base class: ``dt`` (Brian2 time) and the stage time constant
+    ([`tau_s`][biocircuits.bridges.brian2.modes.PathwayMode.tau_s], seconds). Each mode also says how long its checks
+    hold a pattern by default (``hold``, ``chain_hold``), how many of its time constants a switch needs to settle
+    (``settle_taus``) and how many neurons carry one signed unit (``neurons_per_unit``)."""
 
     name: ClassVar[str]
     variable: ClassVar[str]
@@ -106,7 +113,7 @@ class PathwayMode:
     def bias(self, B: np.ndarray, e: np.ndarray, relays: Relays | None = None, gain: float | None = None
              ) -> np.ndarray:
         """The readout's expected shift from B^T e for held e (n_in,), normalised units: 0 unless a mode's relays
-        rectify their noise (:mod:`.relays`)."""
+        rectify their noise ([`relays`][biocircuits.bridges.brian2.relays])."""
         return np.zeros(B.shape[1])
 
     def simulate(self, B: np.ndarray, stream: ErrorStream, relays: Relays | None = None, *, seed: int = 0,
@@ -278,7 +285,8 @@ class SpikingMode(PathwayMode):
         return norm * -math.expm1(-self.dt_s / self.tau_s) / (2 * self.dt_s)
 
     def bias(self, B, e, relays=None, gain=None) -> np.ndarray:
-        """The relays' rectified noise: :func:`~.relays.relay_bias` (0 without relays or relay noise)."""
+        """The relays' rectified noise: [`relay_bias`][biocircuits.bridges.brian2.relays.relay_bias] (0 without relays
+        or relay noise)."""
         if relays is None:
             return np.zeros(B.shape[1])
         return relay_bias(B, e, relays, self.r0, self.dt_s, gain)

@@ -1,9 +1,11 @@
-"""One layer's feedback pathway driven by errors: held patterns (:func:`check_pathway`), any stream
-(:func:`track`) and sinusoids (:func:`frequency_response`).
+"""One layer's feedback pathway driven by errors: held patterns
+([`check_pathway`][biocircuits.bridges.brian2.pathway.check_pathway]), any stream
+([`track`][biocircuits.bridges.brian2.pathway.track]) and sinusoids
+([`frequency_response`][biocircuits.bridges.brian2.pathway.frequency_response]).
 
 Poisson bound (spiking, held patterns): over an averaging window T_a the readout of target i has mean (B^T e)_i
 and, from spike noise, E||noise||^2 = N = f sum_o ||B[o]||^2 (r+_o + r-_o) / (T_a (2k)^2), f the finite-window
-factor of the synaptic filter (relays add theirs; :meth:`SpikingMode.window_noise`). With rho = N / ||B^T e||^2
+factor of the synaptic filter (relays add theirs; `SpikingMode.window_noise`). With rho = N / ||B^T e||^2
 the expected cosine between readout and B^T e is
 
     cos* = 1 / sqrt(1 + rho)                         (PatternResult.poisson_cosine)
@@ -13,10 +15,11 @@ freedom, not one per target), a run falls below cos_lb = 1 / sqrt(1 + 3 rho) (Pa
 only rarely (e.g. P < 0.002 for 9 degrees of freedom). Fidelity grows with T_a and r0.
 
 Dale relays with ``noise`` rectify it (a rate cannot go below zero), so their readout has a mean shift b from
-B^T e (:func:`~.relays.relay_bias`) that no averaging removes. With mu = B^T e + b the bound is
-cos* = (B^T e . mu) / (|B^T e| sqrt(|mu|^2 + N)) and cos_lb the same with 3 N (:func:`poisson_cosines`); the bias's
-own cost is ``bias_cosine`` = cos(mu, B^T e). The surplus is a Gamma-law approximation (the relay's input spikes
-are not Gaussian at r0 tau_r < 1), good to about 20% of b, which the 3 N margin absorbs at 0.5 s windows.
+B^T e ([`relay_bias`][biocircuits.bridges.brian2.relays.relay_bias]) that no averaging removes. With mu = B^T e + b the
+bound is cos* = (B^T e . mu) / (|B^T e| sqrt(|mu|^2 + N)) and cos_lb the same with 3 N
+([`poisson_cosines`][biocircuits.bridges.brian2.pathway.poisson_cosines]); the bias's own cost is ``bias_cosine`` =
+cos(mu, B^T e). The surplus is a Gamma-law approximation (the relay's input spikes are not Gaussian at r0 tau_r < 1),
+good to about 20% of b, which the 3 N margin absorbs at 0.5 s windows.
 """
 
 from __future__ import annotations
@@ -104,7 +107,8 @@ def poisson_cosines(target: np.ndarray, bias: np.ndarray, noise: float) -> tuple
 
 
 def relays_of(dale: bool | Relays) -> Relays | None:
-    """``dale``: False (no relays), True (default :class:`Relays`) or a :class:`Relays`."""
+    """``dale``: False (no relays), True (default [`Relays`][biocircuits.bridges.brian2.relays.Relays]) or a
+    [`Relays`][biocircuits.bridges.brian2.relays.Relays]."""
     if isinstance(dale, Relays):
         return dale
     return Relays() if dale else None
@@ -153,7 +157,8 @@ def check_pathway(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray, error
 
 @dataclass
 class TrackingReport:
-    """A stream through the pathway: the :class:`~.modes.Trace` and its :class:`~.metrics.Tracking`."""
+    """A stream through the pathway: the [`Trace`][biocircuits.bridges.brian2.modes.Trace] and its
+    [`Tracking`][biocircuits.bridges.brian2.metrics.Tracking]."""
 
     stream: str
     trace: Trace

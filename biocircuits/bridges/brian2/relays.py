@@ -1,5 +1,6 @@
-"""Dale's inhibitory relay interneurons (:class:`Relays`) and what their noise costs a spiking pathway: the relay's
-rate is rectified at zero, so its noise adds a fixed surplus of inhibition (a bias), not only variance.
+"""Dale's inhibitory relay interneurons ([`Relays`][biocircuits.bridges.brian2.relays.Relays]) and what their noise
+costs a spiking pathway: the relay's rate is rectified at zero, so its noise adds a fixed surplus of inhibition (a
+bias), not only variance.
 
 A spiking relay's rate obeys rho_{n+1} = c rho_n + J N_n + noise on the dt grid (N_n its input spikes, Poisson at
 r; noise-free: c = exp(-a), J = (e^a - 1) / dt, exact; with noise the Euler step c = 1 - a, J = a / ((1 - a) dt),
@@ -11,12 +12,12 @@ a = dt / tau_r, so that E[rho] = r either way) and it fires with probability max
 
 The relay fires at E[max(rho, 0)] = r + delta(r), delta(r) = E[(S + Z)^-] = E_S[g(S)],
 g(x) = s phi(x / s) - x Phi(-x / s) (the Gaussian's negative part), i.e.
-delta(r) = s / sqrt(2 pi) - int_0^inf Phi(-x / s) P(S > x) dx (:func:`rectification_surplus`); delta(0) = s /
-sqrt(2 pi) = 0.4 s. With k the error gain (Hz per error unit), the relays of "+" (input r0 + k e) project -B- and
-those of "-" (input r0 - k e) -B+, so the readout, in units of B^T e, is shifted by
-b = -(B-^T delta(r+) + B+^T delta(r-)) / (2 k) (:func:`relay_bias`): always negative, it leans on every target
-by its total |B| and does not shrink with the averaging window. The rate-mode relays are linear (x may go
-negative): no bias there.
+delta(r) = s / sqrt(2 pi) - int_0^inf Phi(-x / s) P(S > x) dx
+([`rectification_surplus`][biocircuits.bridges.brian2.relays.rectification_surplus]); delta(0) = s / sqrt(2 pi) = 0.4 s.
+With k the error gain (Hz per error unit), the relays of "+" (input r0 + k e) project -B- and those of "-" (input r0 - k
+e) -B+, so the readout, in units of B^T e, is shifted by b = -(B-^T delta(r+) + B+^T delta(r-)) / (2 k)
+([`relay_bias`][biocircuits.bridges.brian2.relays.relay_bias]): always negative, it leans on every target by its total
+|B| and does not shrink with the averaging window. The rate-mode relays are linear (x may go negative): no bias there.
 """
 
 from __future__ import annotations

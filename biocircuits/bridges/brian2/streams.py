@@ -1,5 +1,6 @@
-"""Error streams e(t) that drive a simulated feedback pathway, registered by name (:data:`WAVEFORMS`), and the
-recorder that captures a real layer's errors during a training run.
+"""Error streams e(t) that drive a simulated feedback pathway, registered by name
+([`WAVEFORMS`][biocircuits.bridges.brian2.streams.WAVEFORMS]), and the recorder that captures a real layer's errors
+during a training run.
 
 A stream holds e at the midpoints t_n + dt/2 of the simulation's time steps (shape (steps, n_out), error units):
 every stage of the pathway holds its input for one step, so midpoint samples make the discrete pathway follow the
@@ -90,7 +91,8 @@ def patterns(errors: np.ndarray, *, hold: Any = 200 * MS, dt: Any = 0.1 * MS) ->
 @WAVEFORMS.register("recorded")
 @check_units(hold=SECOND, dt=SECOND)
 def recorded(errors: np.ndarray, *, hold: Any = 20 * MS, dt: Any = 0.1 * MS) -> ErrorStream:
-    """A recorded error sequence (one row per training step, see :class:`ErrorRecorder`), each held ``hold``."""
+    """A recorded error sequence (one row per training step, see
+    [`ErrorRecorder`][biocircuits.bridges.brian2.streams.ErrorRecorder]), each held ``hold``."""
     return _held("recorded", errors, hold, dt)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from biocircuits.core.celltypes import sign_mask
@@ -24,13 +24,17 @@ class EnforcerOptions(BaseModel):
     I weights rescaled so each unit's E and I weights cancel; ``keep``: magnitudes kept)."""
 
     model_config = ConfigDict(extra="forbid")
-    init: Annotated[str, AfterValidator(_init_name)] = "balanced"
+    init: Annotated[str, AfterValidator(_init_name)] = Field(
+        "balanced",
+        description="How the weights get their unit's sign when the enforcer attaches (`dale.init`): `balanced` "
+        "rescales the I weights so each unit's E and I weights cancel; `keep` keeps the magnitudes.",
+    )
 
 
 class DaleEnforcer(DaleAttachment):
     """Attached to a Dale-constrained layer: registers the buffer ``dale_sign`` (s, the ``sign`` it was given: +1 E
     / -1 I per presynaptic unit, input feature or channel), gives the weights their unit's sign (option ``init``),
-    and keeps ``W * s >= 0`` (s broadcast over the input dimension, :func:`~biocircuits.core.celltypes.sign_mask`)
+    and keeps ``W * s >= 0`` (s broadcast over the input dimension, [`sign_mask`][biocircuits.core.celltypes.sign_mask])
     after every optimiser step, each subclass its own way. Chosen by ``dale.enforce``; a subclass is registered
     with ``@ENFORCERS.register`` (which registers it in ``DALE`` too)."""
 
@@ -65,7 +69,8 @@ class DaleEnforcer(DaleAttachment):
 
     @staticmethod
     def cached_runs(member) -> list[tuple[int, int, float]] | None:
-        """:func:`sign_runs` of the member's layer, kept on the attachment until ``dale_sign`` changes."""
+        """[`sign_runs`][biocircuits.dale.enforcers.base.sign_runs] of the member's layer, kept on the attachment until
+        ``dale_sign`` changes."""
         layer, att = member
         key = (layer.dale_sign.data_ptr(), layer.dale_sign._version)
         if att._runs_key != key:

@@ -37,8 +37,9 @@ class SignedMagnitude(nn.Module):
 
 
 class Reparametrised(DaleEnforcer):
-    """Registers :class:`SignedMagnitude` on ``layer.weight`` (``torch.nn.utils.parametrize``: the latent's
-    state-dict key is ``parametrizations.weight.original``; the mask is ``parametrizations.weight.0.sign``)."""
+    """Registers [`SignedMagnitude`][biocircuits.dale.enforcers.reparametrise.SignedMagnitude] on ``layer.weight``
+    (``torch.nn.utils.parametrize``: the latent's state-dict key is ``parametrizations.weight.original``; the mask is
+    ``parametrizations.weight.0.sign``)."""
 
     kind: ClassVar[str]
     reparametrises = True

@@ -22,11 +22,14 @@ and its Dale signs are ``s = sign[u]``. Signs are given per producer, in graph o
 earlier producer's unit takes that unit's sign. In a chain (no concatenation) every consumer reads one producer
 of its own width, so the signs are exactly the per-layer ones of earlier versions.
 
-The package, one job per module: :mod:`.tracing` (the ``torch.fx`` graph, weight layers as leaves),
-:mod:`.propagate` (runs it on a sample, carrying ids beside every tensor), :mod:`.ops` (how each op carries them:
-the :data:`UNIT_RULES` table, where a new op joins with one entry), :mod:`.layers` (what a weight layer reads and
-produces), :mod:`.merging` (union-find over unit ids), :mod:`.sizes` (the sample input, guessed when not given),
-:mod:`.units` (the result, :class:`UnitGraph`) and :mod:`.build` (:func:`unit_graph`, the whole pass).
+The package, one job per module: [`tracing`][biocircuits.dale.graph.tracing] (the ``torch.fx`` graph, weight layers as
+leaves), [`propagate`][biocircuits.dale.graph.propagate] (runs it on a sample, carrying ids beside every tensor),
+[`ops`][biocircuits.dale.graph.ops] (how each op carries them: the [`UNIT_RULES`][biocircuits.dale.graph.ops.UNIT_RULES]
+table, where a new op joins with one entry), [`layers`][biocircuits.dale.graph.layers] (what a weight layer reads and
+produces), [`merging`][biocircuits.dale.graph.merging] (union-find over unit ids),
+[`sizes`][biocircuits.dale.graph.sizes] (the sample input, guessed when not given),
+[`units`][biocircuits.dale.graph.units] (the result, [`UnitGraph`][biocircuits.dale.graph.units.UnitGraph]) and
+[`build`][biocircuits.dale.graph.build] ([`unit_graph`][biocircuits.dale.graph.build.unit_graph], the whole pass).
 """
 
 from .build import unit_graph

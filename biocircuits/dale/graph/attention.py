@@ -8,8 +8,9 @@ neuron through the attention. The queries and keys only set the mixing weights A
 no synapse between units and hand no type on. Over a mask M of -inf the weights stay >= 0, so the same holds.
 
 ``nn.MultiheadAttention`` packs its q/k/v projection into one ``in_proj_weight`` inside one module, which the graph
-cannot see into: the values it mixes are a producer of their own (:func:`packed_attention`), which its ``out_proj``
-reads; the packed in-projection is not Dale-constrained (build attention from ``nn.Linear`` projections and
+cannot see into: the values it mixes are a producer of their own
+([`packed_attention`][biocircuits.dale.graph.attention.packed_attention]), which its ``out_proj`` reads; the packed
+in-projection is not Dale-constrained (build attention from ``nn.Linear`` projections and
 ``F.scaled_dot_product_attention``, as timm's ``Attention`` does, to have every projection typed).
 """
 
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 def attention_values(prop: Propagate, n: fx.Node, real: Any) -> Any:
     """``F.scaled_dot_product_attention(q, k, v, ...)``: the output (..., L, d) carries the units of v (..., S, d)
     when each of v's features holds one unit over its tokens (the token dim is cut to L, as pooling does); else
-    :func:`~.ops.passthrough`."""
+    [`passthrough`][biocircuits.dale.graph.ops.passthrough]."""
     value = n.args[2] if len(n.args) > 2 else n.kwargs.get("value")
     ids = prop.ids.get(value) if isinstance(value, fx.Node) else None
     if isinstance(real, Tensor) and isinstance(ids, Tensor) and ids.dim() == real.dim():

@@ -1,4 +1,5 @@
-"""The whole pass: trace the model, run it on a sample carrying unit ids, merge, and return the :class:`UnitGraph`."""
+"""The whole pass: trace the model, run it on a sample carrying unit ids, merge, and return the
+[`UnitGraph`][biocircuits.dale.graph.units.UnitGraph]."""
 
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from .units import UnitGraph
 
 @torch.no_grad()
 def unit_graph(model: nn.Module, input_shape: list[int] | None = None) -> UnitGraph:
-    """Trace ``model`` and follow its units (see :mod:`biocircuits.dale.graph`). The model runs once in eval mode
-    on a random sample of batch size 1 (``input_shape`` without the batch dim, guessed when None), its weight
-    layers with their plain torch forward, the global RNG state kept."""
+    """Trace ``model`` and follow its units (see [`biocircuits.dale.graph`][biocircuits.dale.graph]). The model runs
+    once in eval mode on a random sample of batch size 1 (``input_shape`` without the batch dim, guessed when None), its
+    weight layers with their plain torch forward, the global RNG state kept."""
     gm = trace(model)
     layers = dict(weight_layers(model))
     was_training = model.training

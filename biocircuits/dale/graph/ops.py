@@ -1,10 +1,11 @@
 """Per-op unit propagation: how each op of the traced graph carries unit ids from its inputs to its output.
 
-:data:`UNIT_RULES` maps an op to its rule, ``rule(prop, node, real) -> ids`` (``prop`` the running
-:class:`~.propagate.Propagate`, ``real`` the op's actual output; the ids have its structure). The key is the
-function of a ``call_function`` node (``torch.cat``, ``operator.add``), the method name of a ``call_method`` node
-(``"view"``) or the module class of a ``call_module`` node (``nn.Flatten``, subclasses included). An op not in
-the table follows :func:`passthrough`. A new op joins with one entry, e.g. ``UNIT_RULES[torch.roll] = structural``.
+[`UNIT_RULES`][biocircuits.dale.graph.ops.UNIT_RULES] maps an op to its rule, ``rule(prop, node, real) -> ids``
+(``prop`` the running [`Propagate`][biocircuits.dale.graph.propagate.Propagate], ``real`` the op's actual output; the
+ids have its structure). The key is the function of a ``call_function`` node (``torch.cat``, ``operator.add``), the
+method name of a ``call_method`` node (``"view"``) or the module class of a ``call_module`` node (``nn.Flatten``,
+subclasses included). An op not in the table follows [`passthrough`][biocircuits.dale.graph.ops.passthrough]. A new op
+joins with one entry, e.g. ``UNIT_RULES[torch.roll] = structural``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ MERGING_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_"}
 def structural(prop: Propagate, n: fx.Node, real: Any) -> Any:
     """Data movement: the op applied to the ids themselves (a concatenation lists its inputs' units, a flattened
     feature keeps its channel's unit, a channel shuffle permutes the units); fresh units when the result is not
-    an id tensor of the output's shape. An op whose first input carries no ids follows :func:`passthrough`."""
+    an id tensor of the output's shape. An op whose first input carries no ids follows
+    [`passthrough`][biocircuits.dale.graph.ops.passthrough]."""
     if not prop.tracked_input(n):
         return passthrough(prop, n, real)
     ids = prop.apply_to_ids(n)
@@ -61,7 +63,7 @@ def passthrough(prop: Propagate, n: fx.Node, real: Any) -> Any:
     """Any other op: the ids of its first tracked input when its output has their shape (activations, BatchNorm,
     dropout) or when every dim it changed held one unit along it (pooling, means over space or time); fresh units
     otherwise (attention, an unknown op, an op returning several tensors). A module right after a weight layer is
-    noted as that layer's fold (:attr:`~.units.UnitGraph.folds`)."""
+    noted as that layer's fold ([`folds`][biocircuits.dale.graph.units.UnitGraph.folds])."""
     if not isinstance(real, Tensor):
         return prop.opaque(n, real)
     ids = prop.first_ids(n)
@@ -115,8 +117,9 @@ UNIT_RULES.update(_attention_rules())
 
 
 def rule_for(n: fx.Node, module: nn.Module | None = None) -> UnitRule:
-    """The rule of node ``n`` (``module``: the module a ``call_module`` node calls): its :data:`UNIT_RULES`
-    entry, the first class of the module's MRO that has one, else :func:`passthrough`."""
+    """The rule of node ``n`` (``module``: the module a ``call_module`` node calls): its
+    [`UNIT_RULES`][biocircuits.dale.graph.ops.UNIT_RULES] entry, the first class of the module's MRO that has one, else
+    [`passthrough`][biocircuits.dale.graph.ops.passthrough]."""
     if n.op == "call_module" and module is not None:
         return next((UNIT_RULES[c] for c in type(module).__mro__ if c in UNIT_RULES), passthrough)
     if n.op in ("call_function", "call_method"):

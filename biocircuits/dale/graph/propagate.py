@@ -1,5 +1,6 @@
 """Runs the traced graph on a sample and carries unit ids beside every tensor: the input and each weight layer
-produce fresh units, every other op hands its node to its rule in :data:`~.ops.UNIT_RULES`."""
+produce fresh units, every other op hands its node to its rule in
+[`UNIT_RULES`][biocircuits.dale.graph.ops.UNIT_RULES]."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def _carries_tensors(real: Any) -> bool:
 
 class Propagate(fx.Interpreter):
     """Unit ids per node (``ids``), the producers in graph order, the union-find of merged units, and what each
-    weight layer read and produced (one entry per call); see :mod:`biocircuits.dale.graph`."""
+    weight layer read and produced (one entry per call); see [`biocircuits.dale.graph`][biocircuits.dale.graph]."""
 
     def __init__(self, gm: fx.GraphModule, layers: dict[str, nn.Module]) -> None:
         super().__init__(gm)
@@ -87,7 +88,8 @@ class Propagate(fx.Interpreter):
         return ids.view(shape).expand(like.shape).contiguous()
 
     def opaque(self, n: fx.Node, real: Any) -> Any:
-        """Fresh units for an op that mixes units (along :meth:`unit_dim`), one producer per output tensor."""
+        """Fresh units for an op that mixes units (along
+        [`unit_dim`][biocircuits.dale.graph.propagate.Propagate.unit_dim]), one producer per output tensor."""
         if isinstance(real, Tensor):
             return self.fresh(n.name, real, self.unit_dim(real), "op")
         return tuple(

@@ -1,5 +1,5 @@
 """The result of following a model's graph: its producers of units, what each weight layer reads and produces, and
-the union-find representative of every unit id (see :mod:`biocircuits.dale.graph`)."""
+the union-find representative of every unit id (see [`biocircuits.dale.graph`][biocircuits.dale.graph])."""
 
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ class UnitGraph:
     ``inputs[layer]``: unit id of each input channel of the weight layer (shape (in,)); ``outputs[layer]``: unit id
     of each of its output channels (shape (out,)); ``root``: union-find representative of every unit id;
     ``folds[layer]``: the normalisation module applied right after the layer (its per-channel gain can flip the
-    sign of every synapse onto a unit, see :mod:`biocircuits.dale.effective`); ``norms[norm]``: unit id of each
-    channel a normalisation module scales (shape (C,)), wherever it sits (after a concatenation, an addition, ...)."""
+    sign of every synapse onto a unit, see [`biocircuits.dale.effective`][biocircuits.dale.effective]); ``norms[norm]``:
+    unit id of each channel a normalisation module scales (shape (C,)), wherever it sits (after a concatenation, an
+    addition, ...)."""
 
     producers: list[Producer]
     inputs: dict[str, Tensor] = field(default_factory=dict)

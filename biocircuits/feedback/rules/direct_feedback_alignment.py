@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from biocircuits.core.interface import attached_modules
@@ -19,7 +19,11 @@ from .registry import FeedbackRule, draw_init_uniform, register_rule
 
 class DirectFeedbackOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    conv: Literal["channel", "full"] = "channel"
+    conv: Literal["channel", "full"] = Field(
+        "channel",
+        description="Conv layers: `channel` draws D as K x C_in and broadcasts e D over positions (memory-saving); "
+        "`full` draws D as K x (C_in H W), Nøkland's rule, at the first backward.",
+    )
 
 
 class OutputError:

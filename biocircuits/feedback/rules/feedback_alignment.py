@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from .registry import FeedbackRule, draw_init_uniform, draw_paper, paper_scale, register_rule
@@ -15,7 +15,12 @@ from .registry import FeedbackRule, draw_init_uniform, draw_paper, paper_scale, 
 
 class FeedbackAlignmentOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    init: Literal["paper", "uniform", "signed"] = "paper"
+    init: Literal["paper", "uniform", "signed"] = Field(
+        "paper",
+        description="How the fixed B is drawn: `paper` (Xiao et al. 2018: conv N(0, 2 / (k_h k_w C_out)), linear "
+        "U(+-1/sqrt(fan_in))), `uniform` (U(+-1/sqrt(fan_in)) everywhere) or `signed` (sign(W_0) times "
+        "the paper's scale).",
+    )
 
 
 def _signed(weight: Tensor, seed: int) -> Tensor:

@@ -88,7 +88,8 @@ STEPS: dict[str, Step] = {"sgd": sgd_step, "adam": adam_step}
 
 
 def optimizer_kind(group: dict[str, Any], where: str) -> str:
-    """Which of :data:`STEPS` W's param group is (by its keys); an error naming ``where`` for any other."""
+    """Which of [`STEPS`][biocircuits.feedback.rules.feedback_optimizer.STEPS] W's param group is (by its keys); an
+    error naming ``where`` for any other."""
     keys = set(group)
     if {"momentum", "dampening", "nesterov"} <= keys and "betas" not in keys:
         return "sgd"

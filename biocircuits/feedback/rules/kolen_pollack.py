@@ -19,8 +19,14 @@ from .registry import register_rule
 
 
 class KolenPollackOptions(FeedbackAlignmentOptions):
-    lr_scale: float = Field(1.0, ge=0.0, le=1e3)
-    weight_decay: float | None = Field(None, ge=0.0, le=1.0)
+    lr_scale: float = Field(
+        1.0, ge=0.0, le=1e3,
+        description="r: B's learning rate as a multiple of W's (B takes the step r eta on W's gradient).",
+    )
+    weight_decay: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="lambda_B, B's weight decay; null: W's (then W - B shrinks by (1 - eta lambda) per step).",
+    )
 
 
 @register_rule
@@ -37,8 +43,9 @@ class KolenPollack(FeedbackAlignment):
     u_t = g_t + lambda_B B_t), so D = W - B follows the gradient-free heavy-ball recursion
     D_(t+1) = D_t - eta e_t, e_t = mu e_(t-1) + lambda D_t; Adam and AdamW give B its own moments (AdamW: the same
     adaptive step as W's, W - B shrinks by (1 - eta lambda) per step). The step and its buffers are in
-    :mod:`biocircuits.feedback.rules.feedback_optimizer` (torch's SGD, Adam and AdamW; other optimisers are
-    refused). With lambda_B = 0 nothing pulls B to W: B = B_0 + (W - W_0) under SGD, and a warning says so.
+    [`biocircuits.feedback.rules.feedback_optimizer`][biocircuits.feedback.rules.feedback_optimizer] (torch's SGD, Adam
+    and AdamW; other optimisers are refused). With lambda_B = 0 nothing pulls B to W: B = B_0 + (W - W_0) under SGD, and
+    a warning says so.
 
     What the Dale enforcer or a plasticity rule then does to W is not copied to B (B learns from g alone). A Dale
     reparametrisation (``enforce: abs | softplus``) trains a latent V, not W, so its gradient is not delta x^T:

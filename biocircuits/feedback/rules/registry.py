@@ -24,18 +24,19 @@ class FeedbackRule(LayerAttachment):
     """How a converted layer builds the feedback weight B that its backward sends the error through.
 
     Subclasses set ``name``, ``Options`` (a pydantic model of the rule's options), ``reads_weight`` (whether
-    B depends on W: weight transport of some kind), and implement :meth:`feedback`. Per-layer state lives in
-    buffers registered with :meth:`register_buffer` in :meth:`attach`, so it is saved, loaded and moved with the
-    model."""
+    B depends on W: weight transport of some kind), and implement
+    [`feedback`][biocircuits.feedback.rules.registry.FeedbackRule.feedback]. Per-layer state lives in buffers registered
+    with `register_buffer` in `attach`, so it is saved, loaded and moved with the model."""
 
     slot = "rule"
     reads_weight: ClassVar[bool] = False
-    # buffers registered empty and sized when first used (an optimiser's state for B, a full DFA matrix): a
-    # checkpoint's tensor under such a name is loaded whatever its shape
     lazy_buffers: ClassVar[tuple[str, ...]] = ()
+    """Buffers registered empty and sized when first used (an optimiser's state for B, a full DFA matrix): a
+    checkpoint's tensor under such a name is loaded whatever its shape."""
 
     def prepare_load(self, layer: nn.Module, state_dict: dict[str, Tensor], prefix: str) -> None:
-        """Before ``layer`` loads ``state_dict``: give each of :attr:`lazy_buffers` the checkpoint's shape (empty,
+        """Before ``layer`` loads ``state_dict``: give each of
+        [`lazy_buffers`][biocircuits.feedback.rules.registry.FeedbackRule.lazy_buffers] the checkpoint's shape (empty,
         or sized by the steps the checkpoint had taken), keeping its dtype and device."""
         for name in self.lazy_buffers:
             saved, held = state_dict.get(prefix + name), getattr(layer, name, None)
@@ -116,8 +117,9 @@ def draw_init_uniform(weight: Tensor, seed: int, device: torch.device | None = N
 
 def draw_paper(weight: Tensor, seed: int, device: torch.device | None = None) -> Tensor:
     """A tensor shaped like ``weight`` from the random feedback distribution of Xiao et al. 2018's code, drawn like
-    :func:`draw_init_uniform`: a conv weight N(0, s^2) elementwise with s = sqrt(2 / (k_h k_w C_out))
-    (:func:`paper_scale`), a linear weight U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    [`draw_init_uniform`][biocircuits.feedback.rules.registry.draw_init_uniform]: a conv weight N(0, s^2) elementwise
+    with s = sqrt(2 / (k_h k_w C_out)) ([`paper_scale`][biocircuits.feedback.rules.registry.paper_scale]), a linear
+    weight U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     if weight.dim() == 2:
         return draw_init_uniform(weight, seed, device)
     std = paper_scale(weight)

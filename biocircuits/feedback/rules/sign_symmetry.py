@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
 from biocircuits.core.interface import Choice
@@ -20,9 +20,21 @@ Magnitude = Literal["paper", "init_std", "unit", "weight_rms", "random_fixed", "
 
 class SignSymmetryOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    magnitude: Magnitude = "paper"
-    random_init: Literal["paper", "uniform"] = "paper"
-    centre: bool = False
+    magnitude: Magnitude = Field(
+        "paper",
+        description="M in B = sign(W) * M: `paper`, `init_std`, `unit`, `weight_rms`, `random_fixed` (|R| drawn once)"
+        " or `random_batch` (|R| redrawn every training forward).",
+    )
+    random_init: Literal["paper", "uniform"] = Field(
+        "paper",
+        description="R's distribution for the random magnitudes: `paper` (conv N(0, 2 / (k_h k_w C_out)), linear "
+        "U(+-1/sqrt(fan_in))) or `uniform` (U(+-1/sqrt(fan_in))).",
+    )
+    centre: bool = Field(
+        False,
+        description="Subtract from each input's feedback weights their mean over the output units: B = (I - 1 1^T / "
+        "n_out) sign(W) M.",
+    )
 
     @model_validator(mode="after")
     def _random_init_needs_random_magnitudes(self) -> SignSymmetryOptions:
@@ -82,16 +94,17 @@ class SignSymmetry(FeedbackRule):
     with S = sign(W) (times |R| for frSF / brSF): the error that reaches the inputs is the deviation of each output
     unit's error from the layer's mean error at that sample (and position, for a conv) — feedback through a
     pooled inhibitory interneuron, the counterpart of DANN's subtractive forward inhibition
-    (:mod:`biocircuits.dale.dann`). A grouped conv is centred within each group (over the C_out / groups outputs
-    that read the input's group); a layer with one output per group (a depthwise conv, a one-output linear) would
-    get B = 0 and is refused. It matters where sign(W)'s columns are not centred although W's are: under DANN,
-    W = W_EE - W_EI W_IE starts with every column's mean over the outputs at 0 in expectation (exactly with
+    ([`biocircuits.dale.dann`][biocircuits.dale.dann]). A grouped conv is centred within each group (over the C_out /
+    groups outputs that read the input's group); a layer with one output per group (a depthwise conv, a one-output
+    linear) would get B = 0 and is refused. It matters where sign(W)'s columns are not centred although W's are: under
+    DANN, W = W_EE - W_EI W_IE starts with every column's mean over the outputs at 0 in expectation (exactly with
     ``dann.init: mean_row``), but W_EE is exponential: with ``mean_row`` 1 - 1/e = 63% of each column is negative
     (mean sign 2/e - 1 = -0.26 in every column); with the default ``paper`` init the mean sign varies by column,
-    averaging -0.21 on a 64-output layer with about a quarter of the columns positive (:mod:`biocircuits.dale.dann`).
-    Uncentred, B^T sends the layer's mean error to every input with gain ~0.2-0.26 n_out, which grows geometrically
-    through a deep network (ResNet-18's ``conv1`` gets ~1e9 times bp's gradient at init, docs/results.md). Under
-    column-sign Dale, sign(W)'s columns are constant, so centring leaves only the zeros' pattern (refused there).
+    averaging -0.21 on a 64-output layer with about a quarter of the columns positive
+    ([`biocircuits.dale.dann`][biocircuits.dale.dann]). Uncentred, B^T sends the layer's mean error to every input with
+    gain ~0.2-0.26 n_out, which grows geometrically through a deep network (ResNet-18's ``conv1`` gets ~1e9 times bp's
+    gradient at init, docs/results.md). Under column-sign Dale, sign(W)'s columns are constant, so centring leaves only
+    the zeros' pattern (refused there).
 
     sign(W) (times |R| for frSF) is kept in the non-persistent buffer ``feedback_sign`` and rebuilt only when W
     has changed: after every optimiser step of a bound optimiser (``bc.bind``), and whenever the version counter of

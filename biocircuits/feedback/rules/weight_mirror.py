@@ -15,12 +15,24 @@ from .registry import register_rule
 
 
 class WeightMirrorOptions(FeedbackAlignmentOptions):
-    mirror_every: int = Field(1, ge=1, le=1_000_000)
-    mirror_steps: int = Field(1, ge=1, le=10_000)
-    noise_std: float = Field(1.0, gt=0.0, le=1e3)
-    samples: int = Field(64, ge=1, le=65_536)
-    lr: float = Field(0.05, gt=0.0, le=10.0)
-    weight_decay: float = Field(1.0, ge=0.0, le=1e3)
+    mirror_every: int = Field(
+        1, ge=1, le=1_000_000,
+        description="Run the mirror phase after every this many optimiser steps.",
+    )
+    mirror_steps: int = Field(1, ge=1, le=10_000, description="Hebbian iterations per mirror phase.")
+    noise_std: float = Field(
+        1.0, gt=0.0, le=1e3,
+        description="s: std of the noise x ~ N(0, s^2) driving the layer's input units (B tends to (s^2 / lambda) W).",
+    )
+    samples: int = Field(64, ge=1, le=65_536, description="Noise draws per mirror iteration (n).")
+    lr: float = Field(
+        0.05, gt=0.0, le=10.0,
+        description="eta: the feedback synapses' Hebbian learning rate, B <- B + eta (y^T x / n - lambda B).",
+    )
+    weight_decay: float = Field(
+        1.0, ge=0.0, le=1e3,
+        description="lambda: decay of B in the mirror step (B relaxes at rate 1 - eta lambda).",
+    )
 
 
 @register_rule

@@ -1,5 +1,6 @@
 """Error-pathway transforms: one registered class each (``TRANSFORMS``), named by a key of ``phases:`` (or, for
-the stream-state ones, set through ``backward_state``; see :mod:`biocircuits.phases.transforms.streams`)."""
+the stream-state ones, set through ``backward_state``; see
+[`biocircuits.phases.transforms.streams`][biocircuits.phases.transforms.streams])."""
 
 from .base import TRANSFORMS, ErrorPathway, ErrorTransform
 from .delay import ErrorDelay

@@ -3,12 +3,13 @@
 An error transform perturbs the learning signal of a converted layer in one of two places:
 
 - on the error delta = dL/dy arriving at the layer's output, before the layer's backward sends it down
-  (:meth:`ErrorTransform.on_error`; noise, quantisation);
+  ([`ErrorTransform.on_error`][biocircuits.phases.transforms.base.ErrorTransform.on_error]; noise, quantisation);
 - on the layer's gradients, between backward and the optimiser step (``before_step``; delays, traces).
 
-Every transform of a layer that acts on delta runs in one backward hook, the :class:`ErrorPathway`: it advances
-the layer's ``phase_step`` counter once per backward and hands every transform the same generator, seeded by
-(phases seed, layer name, ``phase_step``), so runs resume exactly and every DDP rank draws the same numbers.
+Every transform of a layer that acts on delta runs in one backward hook, the
+[`ErrorPathway`][biocircuits.phases.transforms.base.ErrorPathway]: it advances the layer's ``phase_step`` counter once
+per backward and hands every transform the same generator, seeded by (phases seed, layer name, ``phase_step``), so runs
+resume exactly and every DDP rank draws the same numbers.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class ErrorTransform(LayerAttachment):
     def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator, rows: slice | None) -> Tensor:
         """The error the layer's backward uses instead of ``delta`` (shape of the layer's output); ``rows`` are
         the stream rows of the forward pass that made it (None outside a training forward: see
-        :mod:`biocircuits.phases.transforms.streams`)."""
+        [`biocircuits.phases.transforms.streams`][biocircuits.phases.transforms.streams])."""
         return delta
 
     @classmethod
@@ -86,8 +87,8 @@ TRANSFORMS: Registry[type[ErrorTransform]] = Registry("error transform")
 
 class ErrorPathway:
     """The backward hook on a converted layer's output: ``phase_step += 1``, one generator, then every transform
-    of the layer that acts on delta, in their ``order``. :meth:`hook` binds the stream rows of the forward pass
-    that made the output."""
+    of the layer that acts on delta, in their ``order``. [`hook`][biocircuits.phases.transforms.base.ErrorPathway.hook]
+    binds the stream rows of the forward pass that made the output."""
 
     def __init__(self, layer: nn.Module, seed: int) -> None:
         self.layer = layer

@@ -17,7 +17,10 @@ from .late import LateError
 
 class DelayOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    steps: int = Field(0, ge=0, le=10_000)
+    steps: int = Field(
+        0, ge=0, le=10_000,
+        description="K: the update at step t uses the error and activity of step t - K (stored oracle); 0 is off.",
+    )
 
 
 @TRANSFORMS.register
@@ -32,7 +35,8 @@ class ErrorDelay(ErrorTransform):
     Only the update is late. The error pathway runs on time: noise, quantisation, the filter and interference act
     on delta(t - K) during the backward of step t - K, when it was made (the filter's and interference's state
     advance with the on-time errors), and the gradient they produce is what waits K steps. With
-    ``backward_state: current | trace`` (:class:`~.late.LateError`) they act on the late error instead."""
+    ``backward_state: current | trace`` ([`LateError`][biocircuits.phases.transforms.late.LateError]) they act on the
+    late error instead."""
 
     name = "error_delay"
     Options = DelayOptions
@@ -76,5 +80,5 @@ class ErrorDelay(ErrorTransform):
     @classmethod
     def acting_class(cls, phases: Any) -> type[ErrorTransform]:
         """``error_delay: K`` is this stored delay under ``backward_state: stored``; otherwise the late error meets the
-        current state (:class:`~.late.LateError`)."""
+        current state ([`LateError`][biocircuits.phases.transforms.late.LateError])."""
         return cls if phases.backward_state == "stored" else LateError

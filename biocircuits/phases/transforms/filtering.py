@@ -15,8 +15,15 @@ from .streams import StreamState, find_clock, output_view, state_rows
 
 class FilterOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    tau: float = Field(0.0, ge=0.0, le=1e6)
-    cascade: bool = True
+    tau: float = Field(
+        0.0, ge=0.0, le=1e6,
+        description="Time constant in optimiser steps of the low-pass e_t = a e_(t-1) + (1 - a) delta_t, a = exp(-1 /"
+        " tau); 0 is off.",
+    )
+    cascade: bool = Field(
+        True,
+        description="Filter at every converted layer (the lag grows with depth); false: once, at the model's output.",
+    )
 
 
 def mean_lag(tau: float, stages: int = 1) -> float:
@@ -42,8 +49,9 @@ class ErrorFilter(StreamState):
     The filters cascade: every converted layer filters the error that reaches it, which the filtered layer above
     sent down, so the last converted layer sees the output error through one stage and a layer d converted layers
     below it through d + 1 stages (a chain of leaky error units). The lag grows with depth: the mean delay of
-    n stages is n a / (1 - a) steps (:func:`mean_lag`; tau = 4: 3.5 steps at the output layer, 7.0 one layer
-    below). ``cascade: false`` filters once, at the model's output, instead (:class:`OutputErrorFilter`)."""
+    n stages is n a / (1 - a) steps ([`mean_lag`][biocircuits.phases.transforms.filtering.mean_lag]; tau = 4: 3.5 steps
+    at the output layer, 7.0 one layer below). ``cascade: false`` filters once, at the model's output, instead
+    ([`OutputErrorFilter`][biocircuits.phases.transforms.filtering.OutputErrorFilter])."""
 
     name = "error_filter"
     Options = FilterOptions
@@ -76,9 +84,10 @@ class OutputErrorFilter(StreamState):
 
     and e_t is sent down the feedback pathway through the network state of step t. Every layer's error is
     B^T e_t gated by the current derivatives, so every layer lags by the same one stage (mean a / (1 - a)
-    steps, :func:`mean_lag`); where the pathway is linear and fixed (constant B and f') this equals filtering
-    each layer's own error once. The filter acts before every layer's transforms (noise and quantisation then
-    perturb the filtered error). Buffer ``filtered_output_error``: (S, *y.shape[1:])."""
+    steps, [`mean_lag`][biocircuits.phases.transforms.filtering.mean_lag]); where the pathway is linear and fixed
+    (constant B and f') this equals filtering each layer's own error once. The filter acts before every layer's
+    transforms (noise and quantisation then perturb the filtered error). Buffer ``filtered_output_error``: (S,
+    *y.shape[1:])."""
 
     name = "output_error_filter"
     Options = FilterOptions

@@ -14,8 +14,16 @@ from .streams import StreamState, state_rows
 
 class InterferenceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    gamma: float = Field(0.0, ge=-1e3, le=1e3)
-    scale: Literal["activity", "error"] = "activity"
+    gamma: float = Field(
+        0.0, ge=-1e3, le=1e3,
+        description="Weight of the previous step's feedback signal added to the layer's activity; 0 is clean phase "
+        "separation, < 0 adds -delta.",
+    )
+    scale: Literal["activity", "error"] = Field(
+        "activity",
+        description="`activity`: gamma is the signal's size relative to the activity's rms; `error`: the signal keeps"
+        " its own size (gamma times each example's error).",
+    )
 
 
 def _rms(t: Tensor) -> Tensor:

@@ -14,7 +14,10 @@ from .streams import StreamState, find_clock, output_view, state_rows
 
 class LateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    steps: int = Field(0, ge=0, le=10_000)
+    steps: int = Field(
+        0, ge=0, le=10_000,
+        description="K: the output error of step t - K is sent down through the network state of step t; 0 is off.",
+    )
 
 
 @TRANSFORMS.register
@@ -27,11 +30,11 @@ class LateError(StreamState):
     so every layer's error and weight update are computed with the *current* stimulus's activity and derivatives
     (``backward_state: current``), or with its eligibility trace (``backward_state: trace``). Only K output-sized
     tensors per stream are kept (buffer ``late_error_queue``: (S, K, *y.shape[1:]); ``late_error_count`` counts
-    steps), against K weight-sized gradients for the ``stored`` oracle (:class:`~.delay.ErrorDelay`). Errors are
-    stored as they arrive (under fp16 loss scaling, with that step's scale), before any transform: the swap acts
-    on the model's output ahead of every layer's error pathway, so on every layer -- the last one included --
-    noise, quantisation, the filter and interference act on the late error e_(t-K), and the queue holds the
-    untransformed e_t."""
+    steps), against K weight-sized gradients for the ``stored`` oracle
+    ([`ErrorDelay`][biocircuits.phases.transforms.delay.ErrorDelay]). Errors are stored as they arrive (under fp16 loss
+    scaling, with that step's scale), before any transform: the swap acts on the model's output ahead of every layer's
+    error pathway, so on every layer -- the last one included -- noise, quantisation, the filter and interference act on
+    the late error e_(t-K), and the queue holds the untransformed e_t."""
 
     name = "late_error"
     Options = LateOptions
@@ -54,7 +57,7 @@ class LateError(StreamState):
 
     def on_output(self, out: Tensor, rows: slice) -> Tensor:
         """At the end of a training forward: the output's gradient will be swapped for the queued error, first of
-        everything in the backward pass (see :func:`~.streams.output_view`)."""
+        everything in the backward pass (see [`output_view`][biocircuits.phases.transforms.streams.output_view])."""
         return output_view(out, rows, self.swap, "error_delay with backward_state current/trace")
 
     @torch.no_grad()

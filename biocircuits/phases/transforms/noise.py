@@ -11,7 +11,10 @@ from .base import TRANSFORMS, ErrorTransform
 
 class NoiseOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sigma: float = Field(0.0, ge=0.0, le=1e6)
+    sigma: float = Field(
+        0.0, ge=0.0, le=1e6,
+        description="Noise-to-signal ratio: delta <- delta + sigma rms(delta) xi, xi ~ N(0, 1); 0 is off.",
+    )
 
 
 @TRANSFORMS.register

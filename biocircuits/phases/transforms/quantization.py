@@ -28,12 +28,17 @@ def quantize(delta: Tensor, spikes: int, generator: torch.Generator | None = Non
 
 class QuantizationOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    spikes: int = Field(0, ge=0, le=1_000_000)
+    spikes: int = Field(
+        0, ge=0, le=1_000_000,
+        description="N: the error as an unbiased stochastic count of at most N spikes per unit (resolution max|delta|"
+        " / N); 0 is off.",
+    )
 
 
 @TRANSFORMS.register
 class ErrorQuantization(ErrorTransform):
-    """delta <- quantize(delta, N): the error as a stochastic spike count (see :func:`quantize`)."""
+    """delta <- quantize(delta, N): the error as a stochastic spike count (see
+    [`quantize`][biocircuits.phases.transforms.quantization.quantize])."""
 
     name = "error_quantization"
     Options = QuantizationOptions

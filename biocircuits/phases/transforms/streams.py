@@ -5,12 +5,12 @@ drop the last incomplete batch). State that belongs to a stream -- an eligibilit
 a low-pass filtered error, the feedback signal left in a layer's units, the late output errors -- is a buffer whose
 first dimension is the stream: row b belongs to stream b.
 
-The clock (:class:`StreamClock`, attached to the model's root module by ``bc.apply`` when a ``phases`` setting
-needs it) tells the layers which rows the current forward pass covers. A *training forward* (root module in
-training mode, gradients enabled, error pathways not suspended) of a micro-batch of m items covers the next m rows
-of the step; the optimiser step (through ``bc.bind``) starts the next time bin at row 0. Any other forward pass
-(evaluation, probes, ``torch.no_grad``) covers no rows: stream state is neither read nor advanced, and the layers
-compute exactly what they compute without these settings.
+The clock ([`StreamClock`][biocircuits.phases.transforms.streams.StreamClock], attached to the model's root module by
+``bc.apply`` when a ``phases`` setting needs it) tells the layers which rows the current forward pass covers. A
+*training forward* (root module in training mode, gradients enabled, error pathways not suspended) of a micro-batch of m
+items covers the next m rows of the step; the optimiser step (through ``bc.bind``) starts the next time bin at row 0.
+Any other forward pass (evaluation, probes, ``torch.no_grad``) covers no rows: stream state is neither read nor
+advanced, and the layers compute exactly what they compute without these settings.
 
 The number of streams S is the number of rows one optimiser step covers on this process (per-process batch x
 ``grad_accum``). It is fixed by the first step (buffers grow during it) and saved (``stream_count``, the number
@@ -18,9 +18,10 @@ over all processes); a later micro-batch that does not fit is an error. Micro-ba
 (fewer than ``grad_accum``) carry into the next step; their rows wrap around (row index modulo S).
 
 Under DDP rank r of W holds the global streams g = r + W j (j its local row), because the sampler gives rank r
-every W-th item of the permutation. :func:`gather_rows` and :func:`scatter_rows` convert between the two, so a
-checkpoint holds the global streams and resumes on any number of processes. Errors dL/dy of a loss averaged over
-the process's batch carry 1 / (per-process batch); the checkpoint stores them in one-process units.
+every W-th item of the permutation. [`gather_rows`][biocircuits.phases.transforms.streams.gather_rows] and
+[`scatter_rows`][biocircuits.phases.transforms.streams.scatter_rows] convert between the two, so a checkpoint holds the
+global streams and resumes on any number of processes. Errors dL/dy of a loss averaged over the process's batch carry 1
+/ (per-process batch); the checkpoint stores them in one-process units.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def _device(module: nn.Module) -> torch.device:
 
 def state_rows(layer: nn.Module, name: str, rows: slice, like: Tensor) -> Tensor:
     """Rows ``rows`` of ``layer``'s stream buffer ``name`` (a view; shape (rows, *like.shape[1:])). The buffer
-    grows with zeros to cover them (it is fixed after the first step: :class:`StreamClock` refuses larger rows)."""
+    grows with zeros to cover them (it is fixed after the first step:
+    [`StreamClock`][biocircuits.phases.transforms.streams.StreamClock] refuses larger rows)."""
     buf = layer._buffers[name]
     tail = tuple(like.shape[1:])
     allocated = buf.dim() > 1 or buf.numel() > 0       # attach registers an empty 1-d placeholder
@@ -105,10 +107,11 @@ class StreamClock(LayerAttachment):
     docstring). Hooks: a forward pre-hook opens rows, a forward hook closes them (after passing the model's
     output through the ``output_hooks``, e.g. the late-error queue), and ``before_step`` starts the next time bin.
 
-    An output hook (:meth:`add_output_hook`) acts on the error dL/dy at the model's output *before* any layer's
-    error pathway: it returns a view of the output (:func:`output_view`) whose gradient hook runs first in the
-    backward pass, so the last converted layer's transforms see what it returns, whatever module made the
-    output (a model ending in that layer and the same model followed by a no-op module agree exactly)."""
+    An output hook ([`add_output_hook`][biocircuits.phases.transforms.streams.StreamClock.add_output_hook]) acts on the
+    error dL/dy at the model's output *before* any layer's error pathway: it returns a view of the output
+    ([`output_view`][biocircuits.phases.transforms.streams.output_view]) whose gradient hook runs first in the backward
+    pass, so the last converted layer's transforms see what it returns, whatever module made the output (a model ending
+    in that layer and the same model followed by a no-op module agree exactly)."""
 
     slot = "transform"
     name = "stream_clock"
@@ -156,8 +159,9 @@ class StreamClock(LayerAttachment):
         self.rows = slice(start, start + n)
 
     def add_output_hook(self, hook: Callable[[Tensor, slice], Tensor], rank: int) -> None:
-        """``hook(output, rows)`` returns the output the model returns (a view of it: :func:`output_view`); in the
-        backward pass the hooks act on the output error in increasing ``rank``, all before the layers' own."""
+        """``hook(output, rows)`` returns the output the model returns (a view of it:
+        [`output_view`][biocircuits.phases.transforms.streams.output_view]); in the backward pass the hooks act on the
+        output error in increasing ``rank``, all before the layers' own."""
         self.output_hooks.append((rank, hook))
         self.output_hooks.sort(key=lambda item: item[0])
 

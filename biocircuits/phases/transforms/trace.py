@@ -15,7 +15,11 @@ from .streams import StreamState, state_rows
 
 class TraceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    decay: float = Field(0.0, ge=0.0, lt=1.0)
+    decay: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="lambda of the presynaptic eligibility trace xbar_t = lambda xbar_(t-1) + (1 - lambda) x_t; 0 is "
+        "the plain update.",
+    )
 
 
 @TRANSFORMS.register
@@ -33,7 +37,8 @@ class EligibilityTrace(StreamState):
     spec by ``phases: {backward_state: trace, trace_decay: lambda}`` (or ``trace_tau: tau`` steps, lambda =
     exp(-1 / tau)); with ``error_delay: K`` the error is the output error of step t - K sent through the state of
     step t. Buffer ``trace_input``: (S, *x.shape[1:]), one row per stream (see
-    :mod:`biocircuits.phases.transforms.streams`); for a conv x is the padded input."""
+    [`biocircuits.phases.transforms.streams`][biocircuits.phases.transforms.streams]); for a conv x is the padded
+    input."""
 
     name = "eligibility_trace"
     Options = TraceOptions

@@ -27,8 +27,10 @@ from biocircuits.core.registry import Registry
 
 
 class PlasticityRule(LayerAttachment):
-    """A row of ``plasticity.rules``: subclasses set ``name`` and ``Options`` and implement :meth:`reshape`
-    (and :meth:`static_factor` when the reshaping is a fixed factor)."""
+    """A row of ``plasticity.rules``: subclasses set ``name`` and ``Options`` and implement
+    [`reshape`][biocircuits.plasticity.rules.base.PlasticityRule.reshape] (and
+    [`static_factor`][biocircuits.plasticity.rules.base.PlasticityRule.static_factor] when the reshaping is a fixed
+    factor)."""
 
     slot = "plasticity"
     needs_snapshot = True
@@ -58,7 +60,8 @@ class PlasticityRule(LayerAttachment):
         raise NotImplementedError
 
     def static_factor(self) -> float | None:
-        """F when :meth:`reshape` is ``delta * F`` for a fixed F, else None."""
+        """F when [`reshape`][biocircuits.plasticity.rules.base.PlasticityRule.reshape] is ``delta * F`` for a fixed F,
+        else None."""
         return None
 
     @classmethod

@@ -14,9 +14,16 @@ from .base import PLASTICITY, PlasticityRule
 
 class UpdateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lr_scale: float = Field(1.0, ge=0.0, le=1e6)
-    direction: Literal["both", "potentiation_only", "depression_only"] = "both"
-    frozen: bool = False
+    lr_scale: float = Field(
+        1.0, ge=0.0, le=1e6,
+        description="Multiplies the matched weights' update: dW <- lr_scale dW (a slower or faster region or type).",
+    )
+    direction: Literal["both", "potentiation_only", "depression_only"] = Field(
+        "both",
+        description="`both`; `potentiation_only`: only updates that grow |W| (LTP); `depression_only`: only those "
+        "that shrink it (LTD).",
+    )
+    frozen: bool = Field(False, description="dW <- 0: the matched weights are restored exactly after every step.")
 
 
 def _potentiation_only(delta: Tensor, grows: Tensor | float) -> Tensor:

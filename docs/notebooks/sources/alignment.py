@@ -16,10 +16,8 @@ from exact backprop's (`bc.probe`). Two facts from the papers should appear:
 from torch import nn
 import matplotlib.pyplot as plt
 import biocircuits as bc
-from biocircuits.config.experiment import DataSpec
-from biocircuits.data import build_data
 
-data = build_data(DataSpec(name="digits", val_fraction=0.25, split_seed=0))
+data = bc.load_data("digits", val_fraction=0.25, split_seed=0)
 xtr, ytr = data.train.tensors
 xva, yva = data.val.tensors
 xtr, xva = xtr.flatten(1), xva.flatten(1)

@@ -28,12 +28,10 @@ import torch, torch.nn.functional as F
 from torch import nn
 import matplotlib.pyplot as plt
 import biocircuits as bc
-from biocircuits.config.experiment import DataSpec
-from biocircuits.data import build_data
 
 torch.set_num_threads(1)   # a small MLP: one thread is fastest, and leaves a core to the test suite's other worker
 started = time.perf_counter()
-data = build_data(DataSpec(name="mnist5k", val_fraction=0.2, split_seed=0))
+data = bc.load_data("mnist5k", val_fraction=0.2, split_seed=0)
 (xtr, ytr), (xva, yva) = data.train.tensors, data.val.tensors
 xtr, xva, ytr = xtr.flatten(1)[:train_items], xva.flatten(1), ytr[:train_items]
 ARCHITECTURES = {
@@ -103,26 +101,26 @@ print(f"notebook wall time {time.perf_counter() - started:.0f} s")"""),
 
 Short training (160 steps), 3 seeds: differences under about 1 point are within the seed spread.
 
-- **DANN learns better than column-sign Dale here**: 90.0% (paper init) and 89.6% (mean_row) against 86.5% with
-  every synapse plastic (ranges 89.1-90.7 and 89.2-89.8 against 85.2-88.9: no overlap), as Cornford et al.
+- **DANN learns better than column-sign Dale here**: 90.1% (paper init) and 89.6% (mean_row) against 86.3% with
+  every synapse plastic (ranges 89.1-90.9 and 89.2-89.8 against 84.8-88.9: no overlap), as Cornford et al.
   report for their interneuron networks.
 - **(a) Direction of inhibitory plasticity in the late layers.** Column: depression-only inhibition costs nothing
-  (86.5%), potentiation-only costs 2.8 points (83.7%) -- inhibitory weights that may only grow in magnitude
-  hurt. DANN: neither direction matters (89.9% and 89.9% against 90.0%); with mean_row both end slightly above its
+  (86.5%), potentiation-only costs 2.6 points (83.7%) -- inhibitory weights that may only grow in magnitude
+  hurt. DANN: neither direction matters (89.9% and 89.9% against 90.1%); with mean_row both end slightly above its
   baseline (90.2% and 90.3% against 89.6%).
 - **(b) Frozen inhibition depends on how the interneurons start.** Column: 85.8%, within the spread of the
-  baseline (-0.7). DANN with the paper's init: 90.1%, the same as plastic inhibition (+0.1). DANN mean_row:
-  freezing the interneurons' output weights W_EI *helps* (90.8% against 89.6%, ranges 90.2-91.2 and 89.2-89.8 not
+  baseline (-0.5). DANN with the paper's init: 90.1%, the same as plastic inhibition (+0.0). DANN mean_row:
+  freezing the interneurons' output weights W_EI *helps* (90.6% against 89.6%, ranges 90.2-91.2 and 89.2-89.8 not
   overlapping): inhibition that cancels the excitation's mean exactly from the start is already what the task
   needs at this length of training, and learning it only adds noise; inhibition that cancels it only on average
   (paper init) gains nothing from being frozen.
 - **(c) Slow early layers** (lr x 0.1 in layer 0, x 0.3 in layer 2) is the only hypothesis with a large cost in
-  every architecture: -9.0 points for column-sign Dale (77.5%), -3.2 for DANN (86.8%), -2.4 for DANN mean_row
+  every architecture: -8.8 points for column-sign Dale (77.5%), -3.3 for DANN (86.8%), -2.4 for DANN mean_row
   (87.1%). In 160 steps the early layers' learning matters; region-specific slow learning is a real handicap,
   not a free regulariser.
-- **(d) E->I vs I->E plasticity off.** Column: neither matters (86.2% and 86.3%). DANN: switching off I->E (W_EI)
+- **(d) E->I vs I->E plasticity off.** Column: neither matters (86.1% and 86.3%). DANN: switching off I->E (W_EI)
   is the same experiment as (b) -- the only synapses with an inhibitory presynaptic unit are the interneurons'
-  outputs -- and gives the same numbers (90.1%; mean_row 90.8%); switching off E->I (W_IE, inputs onto the
+  outputs -- and gives the same numbers (90.1%; mean_row 90.6%); switching off E->I (W_IE, inputs onto the
   interneurons) gives 90.3% (mean_row 90.1%), within the spread."""),
     ("code", """full = len(seeds) >= 3 and epochs >= 2 and train_items >= 4000
 def mean(arch, name):
