@@ -277,7 +277,7 @@ def inhibition(layer: nn.Module) -> DannWeight:
 
 
 class DivisiveInhibition:
-    """Forward hook of divisive DANN layers ([`_divide`][biocircuits.dale.dann._divide]): reads the layer's
+    """Forward hook of divisive DANN layers (``_divide``): reads the layer's
     parametrisation while attached, or, given one (``bc.remove``), keeps detached copies of its W_IE, W_EI, alpha and g
     for the plain layer."""
 

@@ -33,9 +33,8 @@ from .state import kept, resume_run, run_summary, save_run
 
 
 class Trainer:
-    """Builds the run's parts ([`build.build_run`][biocircuits.train.build.build_run]) and trains them; ``callbacks``
-    are the user's (loop callbacks run after the built-in ones; [`PhaseCallback`][biocircuits.phases.step.PhaseCallback]
-    objects also join the phase-separated step)."""
+    """Builds the run's parts ([`build_run`][biocircuits.train.build.build_run]) and trains them; the user's
+    ``callbacks`` run after the built-in ones (a phase callback also joins the phase-separated step)."""
 
     def __init__(self, exp: Experiment, run_dir: str | Path,
                  callbacks: Sequence[Callback | PhaseCallback] = ()) -> None:
@@ -172,10 +171,9 @@ class Trainer:
 
 def run_experiment(exp: Experiment, run_dir: str | Path, resume: bool = False,
                    callbacks: Sequence[Callback | PhaseCallback] = (), overwrite: bool = False) -> dict[str, Any]:
-    """Train ``exp`` into ``run_dir`` holding its lock (resuming from its checkpoint when asked, after checking the
-    saved config; with ``overwrite`` an earlier run there is moved aside first), with the built-in callbacks and
-    ``callbacks``; returns the summary. A folder that holds a run is refused otherwise
-    ([`claim.claim_folder`][biocircuits.train.claim.claim_folder])."""
+    """Train ``exp`` into ``run_dir`` under its lock (resuming from its checkpoint when asked, after checking the
+    saved config; ``overwrite`` moves an earlier run aside), with the built-in callbacks and ``callbacks``; returns
+    the summary. A folder that holds a run is refused ([`claim_folder`][biocircuits.train.claim.claim_folder])."""
     folder = RunFolder(run_dir)
     if resume and overwrite:
         raise RunFolderError("--resume and --overwrite exclude each other", key="--overwrite",
