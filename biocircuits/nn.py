@@ -8,6 +8,7 @@ from biocircuits.feedback.layers import (
     FeedbackLayer,
     FeedbackLinear,
 )
+from biocircuits.feedback.recurrent import FeedbackGRU, FeedbackLSTM, FeedbackRNN
 
 __all__ = ["FeedbackConv1d", "FeedbackConv2d", "FeedbackConv3d", "FeedbackLayer", "FeedbackLinear",
-           "FeedbackMultiheadAttention"]
+           "FeedbackMultiheadAttention", "FeedbackRNN", "FeedbackGRU", "FeedbackLSTM"]
