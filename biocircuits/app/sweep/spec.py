@@ -50,10 +50,13 @@ class Scheduler(Strict):
 
 
 class Variant(Strict):
-    """One entry of ``variants:``: a name and the overrides (dotted keys) it sets."""
+    """One entry of ``variants:``: a name, the overrides (dotted keys) it sets, and ``columns``: extra cells of the
+    report's ``table.md`` row for this variant (e.g. published figures to compare with), column title -> text."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
     set: dict[DottedKey, Any] = Field(default_factory=dict)
+    columns: dict[Annotated[str, Field(min_length=1, max_length=120)], str | int | float] = Field(
+        default_factory=dict)
 
 
 class SweepSpec(Strict):
