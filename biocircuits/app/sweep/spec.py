@@ -93,6 +93,14 @@ class SweepSpec(Strict):
         if "train.seed" in self.axes or "train.seed" in self.set or "name" in self.axes:
             raise ConfigError("the sweep sets train.seed and name itself", key="axes",
                               suggestion="list the seeds under seeds:")
+        if self.search is not None and self.search.algorithm == "optuna" and (
+                self.axes or self.variants or len(self.seeds) > 1):
+            raise ConfigError("an Optuna search runs one trial per sample: no axes, no variants, one seed",
+                              key="search.algorithm", given="optuna with " + ", ".join(
+                                  k for k, on in (("axes", self.axes), ("variants", self.variants),
+                                                  (f"{len(self.seeds)} seeds", len(self.seeds) > 1)) if on),
+                              suggestion="algorithm: random runs every sample for every seed and grid cell; or "
+                                         "search at one seed, then sweep the best sample's settings over seeds")
         return self
 
 
@@ -148,15 +156,20 @@ def variant_cells(spec: SweepSpec) -> list[tuple[str, dict[str, Any], dict[str, 
     return cells
 
 
-def expand(spec: SweepSpec, sweep_file: str | Path) -> list[Trial]:
-    """Every trial of the sweep with its experiment built and validated; the first bad trial raises a
-    :class:`ConfigError` naming the sweep file and the sweep key that set the bad value."""
+def base_experiment(spec: SweepSpec, sweep_file: str | Path) -> tuple[Path, Path, dict[str, Any]]:
+    """The sweep file's folder, the experiment's path and its mapping (``include:`` resolved)."""
     here = Path(sweep_file).resolve().parent
     exp_path = resolve_path(spec.experiment, here, "experiments")
     if exp_path is None:
         raise ConfigError("experiment not found", file=str(sweep_file), key="experiment", given=spec.experiment,
                           suggestion="a path relative to the sweep file or the working directory, or a recipe name")
-    base = load_with_includes(exp_path, "experiments")
+    return here, exp_path, load_with_includes(exp_path, "experiments")
+
+
+def expand(spec: SweepSpec, sweep_file: str | Path) -> list[Trial]:
+    """Every trial of the sweep with its experiment built and validated; the first bad trial raises a
+    :class:`ConfigError` naming the sweep file and the sweep key that set the bad value."""
+    here, exp_path, base = base_experiment(spec, sweep_file)
     cells = variant_cells(spec)
     if len(cells) * len(spec.seeds) > MAX_TRIALS:
         raise ConfigError("too many trials", file=str(sweep_file), key="axes", expected=f"at most {MAX_TRIALS}",
