@@ -13,7 +13,7 @@ from biocircuits.train.claim import claim_folder
 from .adaptive import run_search, search_plan
 from .engine import import_ray, ray_session, run_trials
 from .folder import DONE, SweepFolder, start_record
-from .report import report, write_report
+from .report import report, sweep_settings, write_report
 from .results import sweep_rows
 from .spec import SweepSpec, Trial, expand, load_sweep
 from .trial import mark
@@ -84,7 +84,9 @@ def run_sweep(sweep_file: str | Path, output: str | Path | None = None, address:
                     known, errors, stopped = run_search(folder, spec, search, max_concurrent)
                 settle(folder, known, errors, stopped)
         rows, _ = sweep_rows(folder)
-        write_report(folder.path, rows, spec.metric, spec.baseline, title=f"{folder.path.name}: {spec.metric}")
+        settings = sweep_settings(folder, rows)
+        write_report(folder.path, rows, spec.metric, spec.baseline, title=f"{folder.path.name}: {spec.metric}",
+                     columns=settings["columns"], header=settings["header"])
     statuses = {row["status"] for row in rows}
     code = EXIT_INTERRUPTED if statuses - set(DONE) else EXIT_FAILED if "failed" in statuses else EXIT_FINISHED
     return code, folder
