@@ -55,8 +55,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
+    only = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     code, folder = run_sweep(args.sweep, output=args.output, address=args.address,
-                             max_concurrent=args.max_concurrent)
+                             max_concurrent=args.max_concurrent, sets=parse_set(args.set), only=only)
     print(f"results: {folder.path / 'results.csv'}; summary: {folder.path / 'summary.md'}")
     if code == 130:
         print("sweep stopped; rerun the same command to continue", file=sys.stderr)
@@ -137,6 +138,9 @@ def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
     swp.add_argument("--output", help="the sweep folder (default OUTPUT/<sweep file name>); rerun to continue")
     swp.add_argument("--address", help="an existing Ray cluster (default: a local Ray started for the sweep)")
     swp.add_argument("--max-concurrent", type=positive(int), default=None, help="at most N trials at once")
+    swp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="an override for every trial, over the file's set: (repeatable; recorded in sweep.json)")
+    swp.add_argument("--variants", metavar="NAME,...", help="run only these of the file's variants")
     swp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     swp.set_defaults(func=cmd_sweep)
 

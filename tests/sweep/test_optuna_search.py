@@ -22,6 +22,7 @@ SPACE = (
     "    optim.lr: {loguniform: [0.01, 0.2]}\n    optim.momentum: {uniform: [0.0, 0.9]}\n"
     "    model.kwargs.hidden: {choice: [[4], [8]]}\n    train.batch_size: {randint: [16, 33]}\n"
 )
+OPT = "experiment: exp.yaml\nsearch: {algorithm: optuna, num_samples: 2, space: "
 
 
 def write(sweep_dir, text: str):
@@ -36,23 +37,22 @@ def write(sweep_dir, text: str):
         ("experiment: exp.yaml\nseeds: [0, 1]\n" + SPACE, "search.algorithm", "2 seeds"),
         ("experiment: exp.yaml\naxes: {optim.lr: [0.1]}\n" + SPACE, "search.algorithm", "axes"),
         (
-            "experiment: exp.yaml\nsearch: {algorithm: optuna, num_samples: 2, space: {optim.momentum: {uniform: [0.5, 1.5]}}}"
-            "\n",
+            OPT + "{optim.momentum: {uniform: [0.5, 1.5]}}}\n",
             "search.space.optim.momentum (experiment key optim.momentum)",
             "less than",
         ),
         (
-            "experiment: exp.yaml\nsearch: {algorithm: optuna, num_samples: 2, space: {optim.name: {choice: [sgd, sgx]}}}\n",
+            OPT + "{optim.name: {choice: [sgd, sgx]}}}\n",
             "search.space.optim.name (experiment key optim.name)",
             "sgx",
         ),
         (
-            "experiment: exp.yaml\nsearch: {algorithm: optuna, num_samples: 2, space: {optim.lrr: {uniform: [0.1, 0.2]}}}\n",
+            OPT + "{optim.lrr: {uniform: [0.1, 0.2]}}}\n",
             "search.space.optim.lrr",
             "did you mean 'lr'",
         ),
         (
-            "experiment: exp.yaml\nsearch: {algorithm: tpe, num_samples: 2, space: {optim.lr: {uniform: [0.1, 0.2]}}}\n",
+            OPT.replace("optuna", "tpe") + "{optim.lr: {uniform: [0.1, 0.2]}}}\n",
             "search.algorithm",
             "optuna",
         ),

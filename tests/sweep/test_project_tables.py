@@ -1,7 +1,7 @@
 """The project's own tables are sweep files: ``experiments/sweeps/paper_table.yaml`` and ``dale_deep.yaml`` expand to
 exactly the trials the one-off scripts they replace (``benchmarks/paper_table.py``, ``benchmarks/dale_deep.py``,
 removed) trained: the same experiment and the same resolved constraint spec for every (variant, seed). The scripts'
-variant tables are copied here as the reference."""
+variant tables are copied here as the reference. At a smoke size, every variant trains as a sweep trial."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from biocircuits.app.sweep import plan
+from biocircuits.app.sweep.trial import train_trial
 from biocircuits.config.experiment import Experiment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,3 +110,39 @@ def test_sweep_file_expands_to_the_scripts_trials(sweep, variants, seeds, sets):
     assert list(got) == list(want)
     for key in want:
         assert got[key] == want[key], key
+
+
+def test_the_dann_presets_are_the_deep_dale_tables_settings():
+    import biocircuits as bc
+
+    specs = {
+        t.variant: t.experiment.resolved_constraints()
+        for t in plan(ROOT / "experiments/sweeps/dale_deep.yaml")[2]
+        if t.seed == 0
+    }
+    for preset, label in (("dale_dann", "DANN_bp"), ("dale_dann_sign_symmetry", "DANN_sign_symmetry_centred")):
+        want = bc.Constraints.from_yaml(ROOT / "constraints" / f"{preset}.yaml").model_dump()
+        got = specs[label].model_dump()
+        for section in ("feedback", "phases"):  # the sweep's trials record the seed that train.seed gives them
+            got[section]["seed"] = want[section]["seed"]
+        assert got == want, preset
+
+
+SMOKE = {"train.steps": 1, "data.name": "digits", "data.resize": 16, "data.val_fraction": 0.02, "train.batch_size": 8}
+
+
+@pytest.mark.parametrize(
+    ("sweep", "names"), [("paper_table.yaml", None), ("dale_deep.yaml", ["Dale_old_bp", "DANN_sign_symmetry_centred"])]
+)
+def test_the_tables_variants_train_a_step_as_sweep_trials(tmp_path, sweep, names):
+    data = yaml.safe_load((ROOT / "experiments" / "sweeps" / sweep).read_text())
+    data.update(experiment=str(RECIPE), set={**data["set"], **SMOKE}, seeds=[0], baseline=None)
+    data["variants"] = [v for v in data["variants"] if names is None or v["name"] in names]
+    (tmp_path / sweep).write_text(yaml.safe_dump(data))
+    trials = plan(tmp_path / sweep)[2]
+    assert [t.variant for t in trials] == [v["name"] for v in data["variants"]]
+    for t in trials:
+        run = tmp_path / "trials" / t.id
+        state = train_trial(run, t.record(), t.experiment.model_dump(mode="json"), t.experiment.source, threads=1)
+        summary = json.loads((run / "summary.json").read_text())
+        assert state["status"] == "finished" and summary["steps"] == 1 and 0.0 <= summary["val_acc1"] <= 100.0, t.id

@@ -31,10 +31,12 @@ def adaptive(spec: SweepSpec) -> bool:
     return spec.search is not None and spec.search.algorithm == "optuna"
 
 
-def plan(sweep_file: str | Path) -> tuple[SweepSpec, dict[str, Any], list[Trial]]:
-    """Load the sweep file and build every trial's experiment (all validation happens here); an Optuna search has
-    no planned trials: its experiment is validated at every bound of its space."""
-    spec, data = load_sweep(sweep_file)
+def plan(sweep_file: str | Path, sets: dict[str, Any] | None = None, only: list[str] | None = None
+         ) -> tuple[SweepSpec, dict[str, Any], list[Trial]]:
+    """Load the sweep file (with ``sets`` and ``only``: :func:`.spec.load_sweep`) and build every trial's
+    experiment (all validation happens here); an Optuna search has no planned trials: its experiment is validated
+    at every bound of its space."""
+    spec, data = load_sweep(sweep_file, sets, only)
     if adaptive(spec):
         search_plan(spec, sweep_file)
         return spec, data, []
@@ -63,11 +65,13 @@ def settle(folder: SweepFolder, todo: list[Trial], errors: dict[str, str | None]
 
 
 def run_sweep(sweep_file: str | Path, output: str | Path | None = None, address: str | None = None,
-              max_concurrent: int | None = None, num_cpus: int | None = None) -> tuple[int, Path]:
+              max_concurrent: int | None = None, num_cpus: int | None = None, sets: dict[str, Any] | None = None,
+              only: list[str] | None = None) -> tuple[int, Path]:
     """Run the sweep's trials that are not done yet (finished and failed ones are left as they are; interrupted
-    ones resume from their checkpoints), then write the results and the summary. Returns the exit code (0 every
-    trial finished, 1 some failed, 130 some are left to continue after a stop) and the sweep folder."""
-    spec, data, trials = plan(sweep_file)
+    ones resume from their checkpoints), then write the results and the summary. ``sets`` / ``only``: the command
+    line's ``--set`` and ``--variants``. Returns the exit code (0 every trial finished, 1 some failed, 130 some are
+    left to continue after a stop) and the sweep folder."""
+    spec, data, trials = plan(sweep_file, sets, only)
     search = search_plan(spec, sweep_file) if adaptive(spec) else None
     folder = SweepFolder(output if output else default_folder(sweep_file, trials or search.bounds()[:1]))
     ray = import_ray()

@@ -17,7 +17,7 @@ from biocircuits.config.constraints import Strict
 from biocircuits.config.errors import from_validation_error
 from biocircuits.config.experiment import Experiment
 from biocircuits.config.loading import load_with_includes, read_yaml, resolve_path
-from biocircuits.errors import ConfigError
+from biocircuits.errors import ConfigError, did_you_mean
 
 from .search import DottedKey, Search, draw
 
@@ -119,13 +119,37 @@ class Trial:
         return {"trial": self.id, "variant": self.variant, "values": self.values, "seed": self.seed}
 
 
-def load_sweep(path: str | Path) -> tuple[SweepSpec, dict[str, Any]]:
-    """Read and validate a sweep file; returns the spec and the file's mapping (recorded in ``sweep.json``)."""
-    data = read_yaml(path)
+def load_sweep(path: str | Path, sets: dict[str, Any] | None = None, only: list[str] | None = None
+               ) -> tuple[SweepSpec, dict[str, Any]]:
+    """Read and validate a sweep file, with ``sets`` added to its ``set:`` and only the variants named in ``only``
+    (the command line's ``--set`` / ``--variants``); returns the spec and the effective mapping (recorded in
+    ``sweep.json``, so a rerun continues only with the same options)."""
+    data = narrow(read_yaml(path), sets, only, path)
     try:
         return SweepSpec.model_validate(data), data
     except ValidationError as err:
         raise from_validation_error(err, SweepSpec, str(path)) from None
+
+
+def narrow(data: Any, sets: dict[str, Any] | None, only: list[str] | None, path: str | Path) -> Any:
+    """The sweep file's mapping with ``sets`` over its ``set:`` and its ``variants:`` cut to ``only`` (in file
+    order; the baseline dropped when it is not among them)."""
+    if not isinstance(data, dict):
+        return data
+    data = copy.deepcopy(data)
+    if sets:
+        data["set"] = {**(data.get("set") or {}), **sets}
+    if only:
+        names = [v.get("name") for v in data.get("variants") or [] if isinstance(v, dict)]
+        for name in only:
+            if name not in names:
+                raise ConfigError("no such variant in the sweep file", file=str(path), key="--variants", given=name,
+                                  expected="one of " + (", ".join(map(str, names)) or "(the file has no variants)"),
+                                  suggestion=did_you_mean(name, [str(n) for n in names]))
+        data["variants"] = [v for v in data["variants"] if v.get("name") in only]
+        if data.get("baseline") not in only:
+            data.pop("baseline", None)
+    return data
 
 
 def slug(text: str) -> str:
