@@ -39,6 +39,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def seed_list(text: str) -> list[int]:
+    """``--seeds 0,1,2``: distinct non-negative integers."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct non-negative integers like 0,1,2, given {text!r}")
+    return seeds
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     if not args.rules and not args.constraints:
         raise ConfigError("compare needs --rules or --constraints", key="--rules",
@@ -48,7 +59,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ConfigError("--rules names no rule", key="--rules", expected="comma-separated rule names",
                           given=args.rules, suggestion="e.g. --rules bp,sign_symmetry,fa")
     compare(args.experiment, rules=rules, constraints=args.constraints, overrides=parse_set(args.set),
-            output=args.output, resume=args.resume, overwrite=args.overwrite)
+            output=args.output, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds)
     return 0
 
 
@@ -206,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--rules", help="comma-separated feedback rules, e.g. bp,sign_symmetry,fa")
     cmp.add_argument("--constraints", nargs="+", help="constraint spec files, one run each")
     cmp.add_argument("--output", help="directory for the runs and the table (default OUTPUT/NAME-compare)")
+    cmp.add_argument("--seeds", type=seed_list, default=None, metavar="S,S,...",
+                     help="run each variant once per seed (train.seed); the summary gives mean, sd, 95%% CI")
     cmp.add_argument("--resume", action="store_true", help="resume runs that have a checkpoint")
     cmp.add_argument("--overwrite", action="store_true", help="move a comparison already in the folder aside to "
                      "<folder>.old-N and start afresh")

@@ -45,9 +45,9 @@ def folder_rows(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if SweepFolder(path).is_sweep():
         rows, _ = sweep_rows(SweepFolder(path))
         return rows, sweep_settings(SweepFolder(path), rows)
-    if (path / "compare.json").is_file():
-        labels = list(read_json(path / "compare.json"))
-        return [run_row(path / label, label) for label in labels], {}
+    if (path / "compare.json").is_file():  # {run folder: its summary, with its variant when seeds were given}
+        runs = read_json(path / "compare.json")
+        return [run_row(path / name, runs[name].get("variant") or name) for name in runs], {}
     if (path / "config.yaml").is_file():
         return [run_row(path)], {}
     raise ConfigError("not a sweep, compare or run folder", key="FOLDER", given=str(path),
