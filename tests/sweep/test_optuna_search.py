@@ -125,3 +125,28 @@ def test_a_two_sample_optuna_search_on_a_local_ray(sweep_dir, capsys, local_ray)
     assert main(["sweep", str(path), "--output", str(out)]) == 0  # a rerun: every sample done, none drawn
     assert "2 started" in capsys.readouterr().out
     assert json.loads((out / "results.json").read_text()) == rows
+
+
+def test_samples_take_distinct_indices_and_are_read_back_by_name(tmp_path):
+    from biocircuits.app.sweep.adaptive import claim_index
+    from biocircuits.app.sweep.folder import SweepFolder
+    from biocircuits.app.sweep.results import sweep_rows
+
+    trials = tmp_path / "trials"
+    assert [claim_index(trials) for _ in range(3)] == [0, 1, 2]
+    (trials / ".claims" / "001").rmdir()  # a gap is taken again, the others are not
+    assert claim_index(trials) == 1 and claim_index(trials) == 3
+    for tid in ("001_sample001_s0", "000_sample000_s0", "000_sample000_s0.old-1"):
+        (trials / tid).mkdir()
+        (trials / tid / "trial.json").write_text(
+            json.dumps(
+                {"trial": tid, "variant": tid[4:13], "seed": 0, "values": {"optim.lr": 0.1}, "status": "finished"}
+            )
+        )
+    (tmp_path / "sweep.json").write_text(
+        json.dumps(
+            {"trials": [], "sweep": {"search": {"algorithm": "optuna", "space": {"optim.lr": {"uniform": [0.0, 1.0]}}}}}
+        )
+    )
+    rows, _ = sweep_rows(SweepFolder(tmp_path))
+    assert [(r["trial"], r["optim.lr"]) for r in rows] == [("000_sample000_s0", 0.1), ("001_sample001_s0", 0.1)]
