@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--constraints", nargs="+", help="constraint spec files, one run each")
     cmp.add_argument("--output", help="directory for the runs and the table (default OUTPUT/NAME-compare)")
     cmp.add_argument("--seeds", type=seed_list, default=None, metavar="S,S,...",
-                     help="run each variant once per seed (train.seed); the summary gives mean, sd, 95%% CI")
+                     help="run each variant once per seed (train.seed); the summary gives mean, sd and t-intervals")
     cmp.add_argument("--resume", action="store_true", help="resume runs that have a checkpoint")
     cmp.add_argument("--overwrite", action="store_true", help="move a comparison already in the folder aside to "
                      "<folder>.old-N and start afresh")
