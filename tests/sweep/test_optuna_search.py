@@ -150,3 +150,11 @@ def test_samples_take_distinct_indices_and_are_read_back_by_name(tmp_path):
     )
     rows, _ = sweep_rows(SweepFolder(tmp_path))
     assert [(r["trial"], r["optim.lr"]) for r in rows] == [("000_sample000_s0", 0.1), ("001_sample001_s0", 0.1)]
+
+
+def test_a_continued_search_seeds_its_sampler_afresh():
+    """A rerun that finds samples taken must not replay the first run's random draws (TPE starts at random)."""
+    from biocircuits.app.sweep.adaptive import sampler_seed
+
+    assert sampler_seed(3, 0) == sampler_seed(3, 0)  # a fresh search is reproducible from its seed
+    assert len({sampler_seed(3, 0), sampler_seed(3, 1), sampler_seed(3, 2), sampler_seed(4, 0)}) == 4

@@ -6,7 +6,8 @@ claims the next index when it starts and trains into ``trials/NNN_sampleNNN_s<se
 Before anything runs, the experiment is built at every bound of the space (both ends of each range, every choice),
 so a bad key or value fails at once naming the ``search.space`` key. A rerun continues: interrupted samples resume
 from their checkpoints with their recorded values, the finished ones are told to Optuna as evaluated points
-(``points_to_evaluate`` + ``evaluated_rewards``), and only the samples still missing are drawn."""
+(``points_to_evaluate`` + ``evaluated_rewards``), and only the samples still missing are drawn, by a sampler
+seeded from ``seed`` and the number of samples already taken (:func:`sampler_seed`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .engine import REPORTED, build_scheduler, fit, run_trials
 from .folder import DONE, SweepFolder
@@ -105,6 +108,12 @@ def claim_index(trials: Path) -> int:
             index += 1
 
 
+def sampler_seed(seed: int, started: int) -> int:
+    """The TPE sampler's seed for a run that finds ``started`` samples already taken: derived from both, so that a
+    continued search does not replay the draws its first run made (Optuna's first samples are random draws)."""
+    return int(np.random.SeedSequence([seed, started]).generate_state(1)[0])
+
+
 def search_trainable(
     config: dict[str, Any], folder: str, plan: SearchPlan, threads: int, scheduler: str | None = None
 ) -> None:
@@ -156,7 +165,7 @@ def run_search(
             space=plan.distributions(),
             metric=name,
             mode=mode,
-            seed=spec.search.seed,
+            seed=sampler_seed(spec.search.seed, len(states)),
             points_to_evaluate=[c for c, _ in told] or None,
             evaluated_rewards=[r for _, r in told] or None,
         )
