@@ -3,6 +3,7 @@ run on Ray Tune; then the results and a summary with confidence intervals (:mod:
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from biocircuits.errors import ConfigError, did_you_mean
 from biocircuits.train.claim import claim_folder
 
 from .adaptive import run_search, search_plan
-from .engine import import_ray, ray_session, run_trials
+from .engine import EngineFailed, import_ray, ray_session, run_trials
 from .folder import DONE, SweepFolder, start_record
 from .report import report, sweep_settings, write_report
 from .results import sweep_rows
@@ -77,23 +78,45 @@ def run_sweep(sweep_file: str | Path, output: str | Path | None = None, address:
     ray = import_ray()
     with claim_folder(folder.path, resume=True, holds=lambda p: False, what="sweep"):
         start_record(folder, sweep_file, data, None if search else [t.id for t in trials], ray.__version__, address)
-        if search is None:
-            run_planned(folder, spec, trials, address, max_concurrent, num_cpus)
-        else:
-            states = [folder.trial_state(tid) for tid in folder.trial_ids()]
-            print(f"sweep {folder.path}: Optuna search, {spec.search.num_samples} samples, {len(states)} started",
-                  flush=True)
-            if len(states) < spec.search.num_samples or any(s.get("status") not in DONE for s in states):
-                with ray_session(address, num_cpus):
-                    known, errors, stopped = run_search(folder, spec, search, max_concurrent)
-                settle(folder, known, errors, stopped)
+        try:
+            if search is None:
+                run_planned(folder, spec, trials, address, max_concurrent, num_cpus)
+            else:
+                run_searched(folder, spec, search, address, max_concurrent, num_cpus)
+            failed = None
+        except EngineFailed as err:
+            failed = str(err)
+            engine_failed(folder, failed)
         rows, _ = sweep_rows(folder)
         settings = sweep_settings(folder, rows)
         write_report(folder.path, rows, spec.metric, spec.baseline, title=f"{folder.path.name}: {spec.metric}",
                      columns=settings["columns"], header=settings["header"])
     statuses = {row["status"] for row in rows}
     code = EXIT_INTERRUPTED if statuses - set(DONE) else EXIT_FAILED if "failed" in statuses else EXIT_FINISHED
-    return code, folder
+    return EXIT_FAILED if failed else code, folder
+
+
+def engine_failed(folder: SweepFolder, error: str) -> None:
+    """After the engine itself failed: every trial not done is ``interrupted`` with the engine's error as its reason
+    (a rerun continues it from its checkpoint)."""
+    print(f"error: Ray Tune failed ({error}); the unfinished trials are recorded interrupted: rerun the same "
+          "command to continue", file=sys.stderr, flush=True)
+    for tid in folder.trial_ids():
+        if folder.trial_state(tid).get("status") not in DONE:
+            mark(folder.trial(tid), {}, status="interrupted", reason=f"the engine failed: {error}"[:2000],
+                 finished_at=None)
+
+
+def run_searched(folder: SweepFolder, spec: SweepSpec, search: Any, address: str | None,
+                 max_concurrent: int | None, num_cpus: int | None) -> None:
+    """Continue an Optuna search: resume its interrupted samples, then draw the missing ones."""
+    states = [folder.trial_state(tid) for tid in folder.trial_ids()]
+    print(f"sweep {folder.path}: Optuna search, {spec.search.num_samples} samples, {len(states)} started",
+          flush=True)
+    if len(states) < spec.search.num_samples or any(s.get("status") not in DONE for s in states):
+        with ray_session(address, num_cpus):
+            known, errors, stopped = run_search(folder, spec, search, max_concurrent)
+        settle(folder, known, errors, stopped)
 
 
 def run_planned(folder: SweepFolder, spec: SweepSpec, trials: list[Trial], address: str | None,

@@ -25,6 +25,11 @@ class EngineMissing(BiocircuitsError):
     """Ray Tune is not installed."""
 
 
+class EngineFailed(BiocircuitsError):
+    """Ray Tune's run ended with an error of its own (not a trial's: those are results), e.g. its memory monitor
+    killing workers when other jobs fill the node's memory."""
+
+
 def import_ray() -> Any:
     """The ``ray`` module, or a clear error saying how to install it."""
     try:
@@ -117,7 +122,8 @@ def fit(folder: SweepFolder, trainable: Any, resources: Resources, param_space: 
         ) -> tuple[Any, float | None]:
     """``tune.Tuner(trainable, ...).fit()`` with each trial holding ``resources``, Tune's files under the sweep
     folder's ``tune/``, no retries (a failure is a result), and Ctrl-C / SIGTERM taken as a clean stop; returns
-    Tune's results and when a signal stopped the sweep (None when none did)."""
+    Tune's results and when a signal stopped the sweep (None when none did). An error of Tune's own is raised as
+    :class:`EngineFailed`."""
     import_ray()
     from ray import tune
 
@@ -128,5 +134,10 @@ def fit(folder: SweepFolder, trainable: Any, resources: Resources, param_space: 
                                   verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
     flag: dict[str, Any] = {"stop": None}
     with stop_signals(flag):
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:  # the engine's own failure: the sweep records it and can be continued
+            raise EngineFailed(f"{type(err).__name__}: {err}"[:1000]) from err
     return results, flag["stop"]
