@@ -1,19 +1,23 @@
 """Sweep throughput on this machine: N single-thread trials of one recipe (seeds 0..N-1) run by `biocircuits sweep` on
 a local Ray, against the same trials one after another in one process; and Ray's start-up and per-trial overhead.
 
-    python benchmarks/sweep_throughput.py                    # 8 quickstart trials (the figure in docs/benchmarks.md)
+    python benchmarks/sweep_throughput.py --repeats 2        # 8 quickstart trials, 2 interleaved repetitions
     python benchmarks/sweep_throughput.py --smoke --trials 2 # a tiny check that the script runs
 
 Measured: ``sequential_s`` (the N trials in turn, torch at 1 thread, no Ray), ``sweep_s`` (the whole command: Ray
 start, trials, results), ``ratio`` = sweep_s / sequential_s (the issue's target: <= 0.6 for 8 trials on 2 cores),
-``ray_start_s`` (``ray.init`` + ``ray.shutdown`` of a local Ray, in a fresh process) and ``overhead_per_trial_s``:
-(sweep_s - ray_start_s - the trials' own spans / concurrency) / N, the scheduling and worker cost per trial."""
+``ray_start_s`` (``ray.init`` + ``ray.shutdown`` of a local Ray, in a fresh process, before and after every round)
+and ``overhead_per_trial_s``: (sweep_s - ray_start_s - the trials' own spans / concurrency) / N, the scheduling and
+worker cost per trial. With ``--repeats R`` the rounds alternate which of the two goes first, and the medians are
+reported; the load averages before and after are recorded (the figures mean little on a loaded machine)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,26 +70,54 @@ def sweep(experiment: Path, trials: int, tmp: Path, smoke: bool) -> tuple[float,
     return wall, json.loads((tmp / "sweep" / "results.json").read_text())
 
 
+def load() -> list[float]:
+    """The 1-, 5- and 15-minute load averages (other jobs on a shared machine), rounded."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def one_round(experiment: Path, trials: int, smoke: bool, sweep_first: bool) -> dict[str, Any]:
+    """One repetition: the sequential trials and the sweep, in the given order, each in fresh folders."""
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        if sweep_first:
+            wall, rows = sweep(experiment, trials, tmp, smoke)
+            seq = sequential(experiment, trials, tmp, smoke)
+        else:
+            seq = sequential(experiment, trials, tmp, smoke)
+            wall, rows = sweep(experiment, trials, tmp, smoke)
+    spans = [r["finished_at"] - r["started_at"] for r in rows if r["finished_at"]]
+    return {"sequential_s": seq, "sweep_s": wall, "ratio": wall / seq, "trial_span_s": spans,
+            "finished": sum(r["status"] == "finished" for r in rows)}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=1, help="interleaved repetitions (sweep and sequential alternate "
+                   "which goes first)")
     p.add_argument("--smoke", action="store_true", help="tiny trials (digits, 4 steps): checks the script only")
     args = p.parse_args(argv)
+    load_before, started = load(), time.time()
     with tempfile.TemporaryDirectory() as d:
-        tmp = Path(d)
         experiment = ROOT / "experiments" / "quickstart.yaml"
         if args.smoke:
-            experiment = tmp / "smoke.yaml"
+            experiment = Path(d) / "smoke.yaml"
             experiment.write_text(SMOKE)
-        seq = sequential(experiment, args.trials, tmp, args.smoke)
-        start = ray_start()
-        wall, rows = sweep(experiment, args.trials, tmp, args.smoke)
-    spans = [r["finished_at"] - r["started_at"] for r in rows if r["finished_at"]]
+        starts = [ray_start()]
+        rounds = []
+        for r in range(args.repeats):
+            rounds.append(one_round(experiment, args.trials, args.smoke, sweep_first=r % 2 == 1))
+            starts.append(ray_start())
     concurrency = min(args.trials, os.cpu_count() or 1)
-    result = {"trials": args.trials, "cpus": os.cpu_count(), "sequential_s": seq, "sweep_s": wall,
-              "ratio": wall / seq, "ray_start_s": start,
-              "overhead_per_trial_s": (wall - start - sum(spans) / concurrency) / args.trials,
-              "finished": sum(r["status"] == "finished" for r in rows)}
+    start = statistics.median(starts)
+    for r in rounds:
+        r["overhead_per_trial_s"] = (r["sweep_s"] - start - sum(r["trial_span_s"]) / concurrency) / args.trials
+    result = {"trials": args.trials, "repeats": args.repeats, "cpus": os.cpu_count(), "machine": platform.platform(),
+              "ray_start_s": starts, "rounds": rounds,
+              "median": {k: statistics.median(r[k] for r in rounds) for k in
+                         ("sequential_s", "sweep_s", "ratio", "overhead_per_trial_s")},
+              "load_before": load_before, "load_after": load(), "wall_s": time.time() - started}
+    result["median"]["ray_start_s"] = start
     print(json.dumps(result, indent=2))
     return result
 

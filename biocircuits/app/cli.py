@@ -41,6 +41,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def seed_list(text: str) -> list[int]:
+    """``--seeds 0,1,2``: distinct non-negative integers."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct non-negative integers like 0,1,2, given {text!r}")
+    return seeds
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     if not args.rules and not args.constraints:
         raise ConfigError("compare needs --rules or --constraints", key="--rules",
@@ -50,15 +61,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
         raise ConfigError("--rules names no rule", key="--rules", expected="comma-separated rule names",
                           given=args.rules, suggestion="e.g. --rules bp,sign_symmetry,fa")
     compare(args.experiment, rules=rules, constraints=args.constraints, overrides=parse_set(args.set),
-            output=args.output, resume=args.resume, overwrite=args.overwrite)
+            output=args.output, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds)
     return 0
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
+    only = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     code, folder = run_sweep(args.sweep, output=args.output, address=args.address,
-                             max_concurrent=args.max_concurrent)
+                             max_concurrent=args.max_concurrent, sets=parse_set(args.set), only=only)
     print(f"results: {folder.path / 'results.csv'}; summary: {folder.path / 'summary.md'}")
     if code == 130:
         print("sweep stopped; rerun the same command to continue", file=sys.stderr)
@@ -151,6 +163,9 @@ def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
     swp.add_argument("--output", help="the sweep folder (default OUTPUT/<sweep file name>); rerun to continue")
     swp.add_argument("--address", help="an existing Ray cluster (default: a local Ray started for the sweep)")
     swp.add_argument("--max-concurrent", type=positive(int), default=None, help="at most N trials at once")
+    swp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="an override for every trial, over the file's set: (repeatable; recorded in sweep.json)")
+    swp.add_argument("--variants", metavar="NAME,...", help="run only these of the file's variants")
     swp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     swp.set_defaults(func=cmd_sweep)
 
@@ -216,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--rules", help="comma-separated feedback rules, e.g. bp,sign_symmetry,fa")
     cmp.add_argument("--constraints", nargs="+", help="constraint spec files, one run each")
     cmp.add_argument("--output", help="directory for the runs and the table (default OUTPUT/NAME-compare)")
+    cmp.add_argument("--seeds", type=seed_list, default=None, metavar="S,S,...",
+                     help="run each variant once per seed (train.seed); the summary gives mean, sd and t-intervals")
     cmp.add_argument("--resume", action="store_true", help="resume runs that have a checkpoint")
     cmp.add_argument("--overwrite", action="store_true", help="move a comparison already in the folder aside to "
                      "<folder>.old-N and start afresh")

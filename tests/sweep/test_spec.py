@@ -114,3 +114,19 @@ def test_a_folder_of_another_sweep_is_refused(sweep_dir, capsys):
     assert main(["sweep", str(path), "--output", str(out)]) == 2
     assert "holds another sweep" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == [".lock", "sweep.json"]  # nothing started
+
+
+def test_command_line_sets_and_variants_narrow_the_sweep(sweep_dir, capsys):
+    path = write(sweep_dir, "experiment: exp.yaml\nset: {optim.lr: 0.05}\nvariants:\n  - {name: a, set: {}}\n"
+                 "  - {name: b, set: {optim.momentum: 0.5}}\n  - {name: c, set: {}}\nbaseline: a\nseeds: [0, 1]\n")
+    spec, data, trials = plan(path, sets={"optim.lr": 0.01, "train.steps": 2}, only=["c", "b"])
+    assert [(t.variant, t.seed) for t in trials] == [("b", 0), ("b", 1), ("c", 0), ("c", 1)]  # file order
+    assert {(t.experiment.optim.lr, t.experiment.train.steps) for t in trials} == {(0.01, 2)}
+    assert trials[0].experiment.optim.momentum == 0.5
+    assert data["set"] == {"optim.lr": 0.01, "train.steps": 2} and "baseline" not in data  # recorded as run
+    assert spec.baseline is None
+    assert main(["sweep", str(path), "--variants", "a,d", "--output", str(sweep_dir / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "--variants" in err and "'d'" in err and "one of a, b, c" in err
+    assert main(["sweep", str(path), "--set", "train.epochz=1", "--output", str(sweep_dir / "out")]) == 2
+    assert "set.train.epochz" in capsys.readouterr().err and not (sweep_dir / "out").exists()

@@ -25,6 +25,11 @@ class EngineMissing(BiocircuitsError):
     """Ray Tune is not installed."""
 
 
+class EngineFailed(BiocircuitsError):
+    """Ray Tune's run ended with an error of its own (not a trial's: those are results), e.g. its memory monitor
+    killing workers when other jobs fill the node's memory."""
+
+
 def import_ray() -> Any:
     """The ``ray`` module, or a clear error saying how to install it."""
     try:
@@ -100,25 +105,40 @@ def run_trials(folder: SweepFolder, trials: list[Trial], resources: Resources, m
     did)."""
     if not trials:
         return {}, None
-    ray = import_ray()
     from ray import tune
 
     entries = {t.id: {"record": t.record(), "experiment": t.experiment.model_dump(mode="json"),
                       "source": t.experiment.source} for t in trials}
-    trainable = tune.with_resources(
-        tune.with_parameters(tune_trainable, folder=str(folder.path.resolve()), trials=entries,
-                             threads=resources.torch_threads(), scheduler=scheduler.name if scheduler else None),
-        {"cpu": resources.cpu, "gpu": resources.gpu})
-    tuner = tune.Tuner(
-        trainable, param_space={"trial": tune.grid_search([t.id for t in trials])},
-        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
-                                    scheduler=build_scheduler(scheduler, metric)),
-        run_config=tune.RunConfig(name=f"fit-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(folder.tune.resolve()),
-                                  verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
-    del ray
-    flag: dict[str, Any] = {"stop": None}
-    with stop_signals(flag):
-        results = tuner.fit()
+    trainable = tune.with_parameters(tune_trainable, folder=str(folder.path.resolve()), trials=entries,
+                                     threads=resources.torch_threads(), scheduler=scheduler.name if scheduler else None)
+    results, stopped = fit(folder, trainable, resources, {"trial": tune.grid_search([t.id for t in trials])},
+                           tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
+                                           scheduler=build_scheduler(scheduler, metric)))
     errors = {r.config["trial"]: (None if r.error is None else f"{type(r.error).__name__}: {r.error}"[:2000])
               for r in results if r.config and "trial" in r.config}
-    return errors, flag["stop"]
+    return errors, stopped
+
+
+def fit(folder: SweepFolder, trainable: Any, resources: Resources, param_space: dict[str, Any], tune_config: Any
+        ) -> tuple[Any, float | None]:
+    """``tune.Tuner(trainable, ...).fit()`` with each trial holding ``resources``, Tune's files under the sweep
+    folder's ``tune/``, no retries (a failure is a result), and Ctrl-C / SIGTERM taken as a clean stop; returns
+    Tune's results and when a signal stopped the sweep (None when none did). An error of Tune's own is raised as
+    [`EngineFailed`][biocircuits.app.sweep.engine.EngineFailed]."""
+    import_ray()
+    from ray import tune
+
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, {"cpu": resources.cpu, "gpu": resources.gpu}), param_space=param_space,
+        tune_config=tune_config,
+        run_config=tune.RunConfig(name=f"fit-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(folder.tune.resolve()),
+                                  verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
+    flag: dict[str, Any] = {"stop": None}
+    with stop_signals(flag):
+        try:
+            results = tuner.fit()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as err:  # the engine's own failure: the sweep records it and can be continued
+            raise EngineFailed(f"{type(err).__name__}: {err}"[:1000]) from err
+    return results, flag["stop"]

@@ -52,6 +52,10 @@ class SweepFolder:
     def trial_state(self, trial_id: str) -> dict[str, Any]:
         return read_json(self.trial(trial_id) / TRIAL_FILE)
 
+    def trial_ids(self) -> list[str]:
+        """The trial folders that hold a ``trial.json``, by name (runs set aside as ``<id>.old-N`` left out)."""
+        return sorted(p.parent.name for p in self.path.glob(f"trials/*/{TRIAL_FILE}") if ".old-" not in p.parent.name)
+
     @property
     def tune(self) -> Path:
         return self.path / "tune"
@@ -69,11 +73,14 @@ def machine() -> dict[str, Any]:
             "cuda_devices": torch.cuda.device_count() if torch.cuda.is_available() else 0}
 
 
-def start_record(folder: SweepFolder, sweep_file: str | Path, sweep: dict[str, Any], trial_ids: list[str],
+def start_record(folder: SweepFolder, sweep_file: str | Path, sweep: dict[str, Any], trial_ids: list[str] | None,
                  engine_version: str, address: str | None) -> dict[str, Any]:
-    """Write (or extend, on a rerun) ``sweep.json``. A folder that holds another sweep file's trials is refused."""
+    """Write (or extend, on a rerun) ``sweep.json``. A folder that holds another sweep file's trials is refused.
+    ``trial_ids``: the planned trials (None for a search whose samples are chosen while it runs: they are found
+    in ``trials/``)."""
     old = read_json(folder.record) if folder.record.is_file() else {}
-    if old and (old.get("sweep") != json.loads(json.dumps(sweep, default=str)) or old.get("trials") != trial_ids):
+    if old and (old.get("sweep") != json.loads(json.dumps(sweep, default=str)) or
+                old.get("trials") != (trial_ids or [])):
         raise ConfigError("this folder holds another sweep (its sweep file differs)", key="--output",
                           given=str(folder.path), expected="the folder of this very sweep, or a new one",
                           suggestion="rerun with the sweep file it was made from, or choose another --output")
@@ -81,7 +88,7 @@ def start_record(folder: SweepFolder, sweep_file: str | Path, sweep: dict[str, A
                "engine_version": engine_version}
     record = old or {"sweep_file": str(Path(sweep_file).resolve()), "sweep": sweep, "engine": "ray",
                      "engine_version": engine_version, "machine": machine(), "created_at": time.time(),
-                     "trials": trial_ids, "commands": []}
+                     "trials": trial_ids or [], "commands": []}
     record["engine_version"] = engine_version
     record["commands"].append(command)
     record["command"] = command["argv"]

@@ -73,11 +73,14 @@ def run_row(run_dir: Path, label: str | None = None) -> dict[str, Any]:
 
 
 def sweep_rows(folder: SweepFolder) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One row per trial listed in ``sweep.json``, in sweep order; and the sweep file's mapping."""
+    """One row per trial listed in ``sweep.json``, in sweep order, then the trials a search added as it ran (by
+    name); and the sweep file's mapping."""
     record = read_json(folder.record)
     sweep = record.get("sweep", {})
     axes = [*((sweep.get("search") or {}).get("space") or {}), *sweep.get("axes", {})]
-    return [trial_row(folder.trial(tid), axes) for tid in record.get("trials", [])], sweep
+    planned = record.get("trials", [])
+    ids = planned + [tid for tid in folder.trial_ids() if tid not in set(planned)]
+    return [trial_row(folder.trial(tid), axes) for tid in ids], sweep
 
 
 def write_results(out: Path, rows: list[dict[str, Any]]) -> None:

@@ -1,6 +1,7 @@
-"""``search:`` random search over a space of settings. The samples are drawn when the sweep is planned, from
-``seed``, so they are the same on every rerun and the sweep continues like a grid: each sample is one more variant
-(``sample000``, ``sample001``, ...), run for every seed and grid cell."""
+"""``search:`` a space of settings searched at random or by Optuna. Random samples are drawn when the sweep is
+planned, from ``seed``, so they are the same on every rerun and the sweep continues like a grid: each sample is one
+more variant (``sample000``, ``sample001``, ...), run for every seed and grid cell. Optuna's samples are chosen while
+the sweep runs ([`adaptive`][biocircuits.app.sweep.adaptive])."""
 
 from __future__ import annotations
 
@@ -51,20 +52,30 @@ class Distribution(Strict):
         return self.choice[int(rng.integers(len(self.choice)))]
 
 
+    def candidates(self) -> list[Any]:
+        """Values that bound the distribution (both ends of a range, every choice): each is validated before a
+        search whose samples are drawn later (Optuna) starts."""
+        if self.randint is not None:
+            return [self.randint[0], self.randint[1] - 1]
+        return list(self.uniform or self.loguniform or self.choice)
+
+
 class Search(Strict):
-    """``search:`` ``num_samples`` points of ``space`` drawn at random (``algorithm: random``) from ``seed``."""
+    """``search:`` ``num_samples`` points of ``space``: drawn at random from ``seed`` when the sweep is planned
+    (``algorithm: random``), or chosen one after another by Optuna's TPE sampler (seeded by ``seed``) from the
+    results so far, through Ray Tune's ``OptunaSearch`` (``algorithm: optuna``)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    algorithm: Literal["random"] = "random"
+    algorithm: Literal["random", "optuna"] = "random"
     num_samples: int = Field(ge=1, le=10_000)
     seed: int = Field(0, ge=0, lt=2**63)
     space: Annotated[dict[DottedKey, Distribution], Field(min_length=1)]
 
 
 def draw(search: Search | None) -> list[tuple[str, dict[str, Any]]]:
-    """[(label, {key: value})] of the samples, in draw order (keys in file order); one unnamed empty sample when
-    there is no search."""
-    if search is None:
+    """[(label, {key: value})] of the random samples, in draw order (keys in file order); one unnamed empty sample
+    when there is no search or its samples are chosen while the sweep runs."""
+    if search is None or search.algorithm != "random":
         return [("", {})]
     rng = np.random.default_rng(search.seed)
     return [(f"sample{i:03d}", {k: d.sample(rng) for k, d in search.space.items()})

@@ -17,7 +17,7 @@ from biocircuits.config.constraints import Strict
 from biocircuits.config.errors import from_validation_error
 from biocircuits.config.experiment import Experiment
 from biocircuits.config.loading import load_with_includes, read_yaml, resolve_path
-from biocircuits.errors import ConfigError
+from biocircuits.errors import ConfigError, did_you_mean
 
 from .search import DottedKey, Search, draw
 
@@ -50,10 +50,13 @@ class Scheduler(Strict):
 
 
 class Variant(Strict):
-    """One entry of ``variants:``: a name and the overrides (dotted keys) it sets."""
+    """One entry of ``variants:``: a name, the overrides (dotted keys) it sets, and ``columns``: extra cells of the
+    report's ``table.md`` row for this variant (e.g. published figures to compare with), column title -> text."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
     set: dict[DottedKey, Any] = Field(default_factory=dict)
+    columns: dict[Annotated[str, Field(min_length=1, max_length=120)], str | int | float] = Field(
+        default_factory=dict)
 
 
 class SweepSpec(Strict):
@@ -90,6 +93,14 @@ class SweepSpec(Strict):
         if "train.seed" in self.axes or "train.seed" in self.set or "name" in self.axes:
             raise ConfigError("the sweep sets train.seed and name itself", key="axes",
                               suggestion="list the seeds under seeds:")
+        if self.search is not None and self.search.algorithm == "optuna" and (
+                self.axes or self.variants or len(self.seeds) > 1):
+            raise ConfigError("an Optuna search runs one trial per sample: no axes, no variants, one seed",
+                              key="search.algorithm", given="optuna with " + ", ".join(
+                                  k for k, on in (("axes", self.axes), ("variants", self.variants),
+                                                  (f"{len(self.seeds)} seeds", len(self.seeds) > 1)) if on),
+                              suggestion="algorithm: random runs every sample for every seed and grid cell; or "
+                                         "search at one seed, then sweep the best sample's settings over seeds")
         return self
 
 
@@ -108,13 +119,37 @@ class Trial:
         return {"trial": self.id, "variant": self.variant, "values": self.values, "seed": self.seed}
 
 
-def load_sweep(path: str | Path) -> tuple[SweepSpec, dict[str, Any]]:
-    """Read and validate a sweep file; returns the spec and the file's mapping (recorded in ``sweep.json``)."""
-    data = read_yaml(path)
+def load_sweep(path: str | Path, sets: dict[str, Any] | None = None, only: list[str] | None = None
+               ) -> tuple[SweepSpec, dict[str, Any]]:
+    """Read and validate a sweep file, with ``sets`` added to its ``set:`` and only the variants named in ``only``
+    (the command line's ``--set`` / ``--variants``); returns the spec and the effective mapping (recorded in
+    ``sweep.json``, so a rerun continues only with the same options)."""
+    data = narrow(read_yaml(path), sets, only, path)
     try:
         return SweepSpec.model_validate(data), data
     except ValidationError as err:
         raise from_validation_error(err, SweepSpec, str(path)) from None
+
+
+def narrow(data: Any, sets: dict[str, Any] | None, only: list[str] | None, path: str | Path) -> Any:
+    """The sweep file's mapping with ``sets`` over its ``set:`` and its ``variants:`` cut to ``only`` (in file
+    order; the baseline dropped when it is not among them)."""
+    if not isinstance(data, dict):
+        return data
+    data = copy.deepcopy(data)
+    if sets:
+        data["set"] = {**(data.get("set") or {}), **sets}
+    if only:
+        names = [v.get("name") for v in data.get("variants") or [] if isinstance(v, dict)]
+        for name in only:
+            if name not in names:
+                raise ConfigError("no such variant in the sweep file", file=str(path), key="--variants", given=name,
+                                  expected="one of " + (", ".join(map(str, names)) or "(the file has no variants)"),
+                                  suggestion=did_you_mean(name, [str(n) for n in names]))
+        data["variants"] = [v for v in data["variants"] if v.get("name") in only]
+        if data.get("baseline") not in only:
+            data.pop("baseline", None)
+    return data
 
 
 def slug(text: str) -> str:
@@ -145,15 +180,20 @@ def variant_cells(spec: SweepSpec) -> list[tuple[str, dict[str, Any], dict[str, 
     return cells
 
 
-def expand(spec: SweepSpec, sweep_file: str | Path) -> list[Trial]:
-    """Every trial of the sweep with its experiment built and validated; the first bad trial raises a
-    [`ConfigError`][biocircuits.errors.ConfigError] naming the sweep file and the sweep key that set the bad value."""
+def base_experiment(spec: SweepSpec, sweep_file: str | Path) -> tuple[Path, Path, dict[str, Any]]:
+    """The sweep file's folder, the experiment's path and its mapping (``include:`` resolved)."""
     here = Path(sweep_file).resolve().parent
     exp_path = resolve_path(spec.experiment, here, "experiments")
     if exp_path is None:
         raise ConfigError("experiment not found", file=str(sweep_file), key="experiment", given=spec.experiment,
                           suggestion="a path relative to the sweep file or the working directory, or a recipe name")
-    base = load_with_includes(exp_path, "experiments")
+    return here, exp_path, load_with_includes(exp_path, "experiments")
+
+
+def expand(spec: SweepSpec, sweep_file: str | Path) -> list[Trial]:
+    """Every trial of the sweep with its experiment built and validated; the first bad trial raises a
+    [`ConfigError`][biocircuits.errors.ConfigError] naming the sweep file and the sweep key that set the bad value."""
+    here, exp_path, base = base_experiment(spec, sweep_file)
     cells = variant_cells(spec)
     if len(cells) * len(spec.seeds) > MAX_TRIALS:
         raise ConfigError("too many trials", file=str(sweep_file), key="axes", expected=f"at most {MAX_TRIALS}",
