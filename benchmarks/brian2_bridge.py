@@ -70,8 +70,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         for name, body in CASES.items():
             t0, c0 = time.perf_counter(), cpu_children()
-            res = subprocess.run([sys.executable, "-c", PRELUDE.format(cache=cache) + body + EPILOGUE],
-                                 capture_output=True, text=True, check=True)
+            res = subprocess.run(
+                [sys.executable, "-c", PRELUDE.format(cache=cache) + body + EPILOGUE],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             wall, cpu = time.perf_counter() - t0, cpu_children() - c0
             inner, result = res.stdout.strip().splitlines()[-1].split("|", 1)
             print(f"{name} | {wall:.2f} | {float(inner):.2f} | {cpu:.2f} | {result}", flush=True)

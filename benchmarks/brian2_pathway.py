@@ -26,8 +26,12 @@ def main() -> None:
     for out, inp in ((100, 10), (10, 100)):
         for dale in (False, True):
             t0 = time.perf_counter()
-            res = subprocess.run([sys.executable, "-c", SCRIPT.format(out=out, inp=inp, dale=dale)],
-                                 capture_output=True, text=True, check=True)
+            res = subprocess.run(
+                [sys.executable, "-c", SCRIPT.format(out=out, inp=inp, dale=dale)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             wall = time.perf_counter() - t0
             inner, cos = res.stdout.split()[-2:]
             print(f"{out:>4} x {inp:<10}  {str(dale):<6} {wall:16.2f}   {float(inner):20.2f}   {cos:>10}")

@@ -59,8 +59,9 @@ def measure_memory(step: Callable[[], None], device: torch.device) -> float:
     return float(saved.total)
 
 
-def interleaved_medians(steps: dict[str, Callable[[], None]], device: torch.device, warmup: int, reps: int
-                        ) -> dict[str, float]:
+def interleaved_medians(
+    steps: dict[str, Callable[[], None]], device: torch.device, warmup: int, reps: int
+) -> dict[str, float]:
     """Median seconds per call of each step, timing the variants in turn (in a fresh random order each round,
     so neither drift nor a variant's position in the round favours one)."""
     for _ in range(warmup):

@@ -48,26 +48,50 @@ DALE_VARIANTS = {
     "dale_exp_gradient+sign_symmetry": ("sign_symmetry", {"dale": {"enforce": "exp_gradient"}}),
     "dale_abs+sign_symmetry": ("sign_symmetry", {"dale": {"enforce": "abs"}}),
     "dale_softplus+sign_symmetry": ("sign_symmetry", {"dale": {"enforce": "softplus"}}),
-    "dale_project+plasticity+sign_symmetry": ("sign_symmetry", {
-        "dale": {"enforce": "project"},
-        "plasticity": {"rules": [{"match": {"layers": "layer4.*", "population": "I"}, "lr_scale": 0.5}]}}),
-    "dale_project+synapse_plasticity+sign_symmetry": ("sign_symmetry", {
-        "dale": {"enforce": "project"},
-        "plasticity": {"rules": [{"match": {"layers": "layer4.*", "synapse": "E->I"}, "lr_scale": 0.5},
-                                 {"match": {"synapse": "I->E"}, "direction": "depression_only"}]}}),
+    "dale_project+plasticity+sign_symmetry": (
+        "sign_symmetry",
+        {
+            "dale": {"enforce": "project"},
+            "plasticity": {"rules": [{"match": {"layers": "layer4.*", "population": "I"}, "lr_scale": 0.5}]},
+        },
+    ),
+    "dale_project+synapse_plasticity+sign_symmetry": (
+        "sign_symmetry",
+        {
+            "dale": {"enforce": "project"},
+            "plasticity": {
+                "rules": [
+                    {"match": {"layers": "layer4.*", "synapse": "E->I"}, "lr_scale": 0.5},
+                    {"match": {"synapse": "I->E"}, "direction": "depression_only"},
+                ]
+            },
+        },
+    ),
     "dale_dann+sign_symmetry": ("sign_symmetry", {"dale": {"architecture": "dann"}}),
-    "dale_dann_divisive+sign_symmetry": ("sign_symmetry", {"dale": {"architecture": "dann",
-                                                                     "dann": {"divisive": True}}}),
+    "dale_dann_divisive+sign_symmetry": (
+        "sign_symmetry",
+        {"dale": {"architecture": "dann", "dann": {"divisive": True}}},
+    ),
     "dale_dann+bp": ("bp", {"dale": {"architecture": "dann"}}),
-    "dale_dann+sign_symmetry_centred": ("sign_symmetry", {  # constraints/dale_dann_sign_symmetry.yaml's feedback
-        "feedback": {"rule": "sign_symmetry", "options": {"magnitude": "weight_rms", "centre": True}},
-        "dale": {"architecture": "dann"}}),
+    "dale_dann+sign_symmetry_centred": (
+        "sign_symmetry",
+        {  # constraints/dale_dann_sign_symmetry.yaml's feedback
+            "feedback": {"rule": "sign_symmetry", "options": {"magnitude": "weight_rms", "centre": True}},
+            "dale": {"architecture": "dann"},
+        },
+    ),
 }
 # Dale variants that change the module structure or attach rules the shared-weights harness does not build: always
 # separate copies, against a separate copy of their rule (bp: plain autograd)
-SEPARATE_DALE = ("dale_abs+sign_symmetry", "dale_softplus+sign_symmetry",
-                 "dale_project+synapse_plasticity+sign_symmetry", "dale_dann+sign_symmetry",
-                 "dale_dann_divisive+sign_symmetry", "dale_dann+bp", "dale_dann+sign_symmetry_centred")
+SEPARATE_DALE = (
+    "dale_abs+sign_symmetry",
+    "dale_softplus+sign_symmetry",
+    "dale_project+synapse_plasticity+sign_symmetry",
+    "dale_dann+sign_symmetry",
+    "dale_dann_divisive+sign_symmetry",
+    "dale_dann+bp",
+    "dale_dann+sign_symmetry_centred",
+)
 
 
 def build_step(model: nn.Module, args, spec: dict | None):
@@ -96,12 +120,19 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--dale", action="store_true", help="also time Dale/plasticity variants against their rule")
-    p.add_argument("--learned", action="store_true",
-                   help="also time kolen_pollack, dfa and weight_mirror (separate copies) against plain autograd")
+    p.add_argument(
+        "--learned",
+        action="store_true",
+        help="also time kolen_pollack, dfa and weight_mirror (separate copies) against plain autograd",
+    )
     p.add_argument("--model", default="resnet18")
     p.add_argument("--separate-models", action="store_true", help="one model copy per variant")
-    p.add_argument("--only", nargs="+", metavar="TEXT",
-                   help="time only the variants whose name contains one of these (and their references)")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="TEXT",
+        help="time only the variants whose name contains one of these (and their references)",
+    )
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
     torch.manual_seed(0)
@@ -116,8 +147,10 @@ def main(argv: list[str] | None = None) -> dict:
         steps = shared_steps(base, args, args.dale)
     reference = {name: "plain autograd" for name in ("plain autograd", *VARIANTS)}
     if args.dale:
-        reference |= {name: "sign_symmetry" if rule == "sign_symmetry" else "plain autograd"
-                      for name, (rule, _) in DALE_VARIANTS.items()}
+        reference |= {
+            name: "sign_symmetry" if rule == "sign_symmetry" else "plain autograd"
+            for name, (rule, _) in DALE_VARIANTS.items()
+        }
         if not args.separate_models:
             for name in SEPARATE_DALE:
                 rule, extra = DALE_VARIANTS[name]
@@ -158,19 +191,27 @@ def main(argv: list[str] | None = None) -> dict:
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()
     mem_kind = "peak GPU memory" if args.device.startswith("cuda") else "saved-for-backward"
-    print(f"{args.model} {args.size}x{args.size} batch {args.batch} on {args.device}"
-          f"{' bf16' if args.amp else ''}{' channels_last' if args.channels_last else ''}"
-          f"{' compiled' if args.compile else ''}; median of {args.reps} interleaved steps")
+    print(
+        f"{args.model} {args.size}x{args.size} batch {args.batch} on {args.device}"
+        f"{' bf16' if args.amp else ''}{' channels_last' if args.channels_last else ''}"
+        f"{' compiled' if args.compile else ''}; median of {args.reps} interleaved steps"
+    )
     print(f"{'variant':<48} {'step ms':>9} {'ratio':>6} {'vs':<16} {mem_kind + ' MB':>24} {'ratio':>6}")
     rows = {}
     for name in medians:
         ref = reference[name]
         ratio = medians[name] / medians[ref]
         mratio = memory[name] / memory[ref] if memory[ref] else float("nan")
-        rows[name] = {"step_ms": medians[name] * 1e3, "ratio": ratio, "vs": ref, "memory_mb": memory[name] / 2**20,
-                      "memory_ratio": mratio}
-        print(f"{name:<48} {medians[name] * 1e3:9.1f} {ratio:6.3f} {ref:<16} {memory[name] / 2**20:24.1f} "
-              f"{mratio:6.3f}")
+        rows[name] = {
+            "step_ms": medians[name] * 1e3,
+            "ratio": ratio,
+            "vs": ref,
+            "memory_mb": memory[name] / 2**20,
+            "memory_ratio": mratio,
+        }
+        print(
+            f"{name:<48} {medians[name] * 1e3:9.1f} {ratio:6.3f} {ref:<16} {memory[name] / 2**20:24.1f} {mratio:6.3f}"
+        )
     result = {"args": vars(args), "rows": rows}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -37,8 +37,14 @@ PHASES = {
     "interference 0.1": {"interference": 0.1},
 }
 # the targets (ratio to none)
-TARGETS = {"error_noise 0.1": 1.10, "error_quantization 16": 1.10, "error_delay 2 (current)": 1.05,
-           "error_delay 2 (trace 0.9)": 1.10, "error_filter 4": 1.05, "interference 0.1": 1.05}
+TARGETS = {
+    "error_noise 0.1": 1.10,
+    "error_quantization 16": 1.10,
+    "error_delay 2 (current)": 1.05,
+    "error_delay 2 (trace 0.9)": 1.10,
+    "error_filter 4": 1.05,
+    "interference 0.1": 1.05,
+}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -49,12 +55,15 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--reps", type=int, default=15)
     p.add_argument("--json")
     args = p.parse_args(argv)
-    ns = argparse.Namespace(device="cpu", channels_last=False, compile=False, batch=args.batch, size=args.size,
-                            amp=False)
+    ns = argparse.Namespace(
+        device="cpu", channels_last=False, compile=False, batch=args.batch, size=args.size, amp=False
+    )
     torch.manual_seed(0)
     base = build_model(args.model, (3, args.size, args.size), 1000, {})
-    steps = {name: build_step(copy.deepcopy(base), ns, {"feedback": {"rule": "sign_symmetry"}, "phases": ph})
-             for name, ph in PHASES.items()}
+    steps = {
+        name: build_step(copy.deepcopy(base), ns, {"feedback": {"rule": "sign_symmetry"}, "phases": ph})
+        for name, ph in PHASES.items()
+    }
     medians = interleaved_medians(steps, torch.device("cpu"), 2, args.reps)
     print(f"{args.model} {args.size}x{args.size} batch {args.batch}, sign_symmetry, CPU; median of {args.reps} steps")
     rows = {}
@@ -71,8 +80,10 @@ def main(argv: list[str] | None = None) -> dict:
         bc.probe(model, x, y)
         probe_s.append(time.perf_counter() - t0)
     cost = statistics.median(probe_s) / medians["none"]
-    print(f"  one probe = {cost:.2f} training steps; overhead at interval 25: {1 + cost / 25:.3f}x, "
-          f"100: {1 + cost / 100:.3f}x, 1000: {1 + cost / 1000:.4f}x")
+    print(
+        f"  one probe = {cost:.2f} training steps; overhead at interval 25: {1 + cost / 25:.3f}x, "
+        f"100: {1 + cost / 100:.3f}x, 1000: {1 + cost / 1000:.4f}x"
+    )
     result = {"rows": rows, "probe_cost_steps": cost}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

@@ -54,6 +54,7 @@ def shared_steps(base: nn.Module, args, dale: bool) -> dict[str, Callable[[], No
                     layer.__class__ = feedback_cls[name]
                     attachments_of(layer).slots["rule"] = [rules[mode][name]]
             training_step(model, opt, x, y, args.amp)
+
         return step
 
     steps = {"plain autograd": make("plain", optimizer())}
@@ -62,15 +63,21 @@ def shared_steps(base: nn.Module, args, dale: bool) -> dict[str, Callable[[], No
     if dale:
         constrained = [(n, layer) for n, layer in layers if getattr(layer, "dale_sign", None) is not None]
         project = {n: attachments_of(layer).dale for n, layer in constrained}
-        for name, enforce, plasticity in (("dale_project+sign_symmetry", "project", False),
-                                          ("dale_exp_gradient+sign_symmetry", "exp_gradient", False),
-                                          ("dale_project+plasticity+sign_symmetry", "project", True)):
+        for name, enforce, plasticity in (
+            ("dale_project+sign_symmetry", "project", False),
+            ("dale_exp_gradient+sign_symmetry", "exp_gradient", False),
+            ("dale_project+plasticity+sign_symmetry", "project", True),
+        ):
             for n, layer in constrained:  # the variant's attachments, unattached (weights and buffers as they are)
                 held = attachments_of(layer)
-                held.slots["dale"] = [project[n] if enforce == "project"
-                                      else ENFORCERS.get(enforce)(sign=layer.dale_sign)]
-                held.slots["plasticity"] = [Update({"lr_scale": 0.5}, population="I")] if plasticity and \
-                    fnmatch.fnmatchcase(n, PLASTICITY["rules"][0]["match"]["layers"]) else []
+                held.slots["dale"] = [
+                    project[n] if enforce == "project" else ENFORCERS.get(enforce)(sign=layer.dale_sign)
+                ]
+                held.slots["plasticity"] = (
+                    [Update({"lr_scale": 0.5}, population="I")]
+                    if plasticity and fnmatch.fnmatchcase(n, PLASTICITY["rules"][0]["match"]["layers"])
+                    else []
+                )
             opt = optimizer()
             Binding(opt, model)  # the hooks (and the attachments they run) stay on this optimiser only
             steps[name] = make("sign_symmetry", opt)

@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE = ("name: smoke\nconstraints: bp.yaml\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
-         "train: {steps: 4, batch_size: 32, probe_every: null, plots: false, progress: false}\n")
+SMOKE = (
+    "name: smoke\nconstraints: bp.yaml\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
+    "train: {steps: 4, batch_size: 32, probe_every: null, plots: false, progress: false}\n"
+)
 QUICKSTART_SET = "{train.plots: false, train.progress: false, train.probe_every: null}"
 
 
@@ -44,16 +46,18 @@ def sequential(experiment: Path, trials: int, tmp: Path, smoke: bool) -> float:
         f"    sets = {{'train.seed': seed}} if {smoke} else {{'train.seed': seed, 'train.plots': False, "
         "'train.progress': False, 'train.probe_every': None}\n"
         f"    run_experiment(Experiment.from_yaml({str(experiment)!r}, sets), {str(tmp / 'seq')!r} + f'/{{seed}}')\n"
-        "print(time.perf_counter() - t0)\n")
-    out = subprocess.run([sys.executable, "-c", code], env=env(), cwd=ROOT, capture_output=True, text=True,
-                         check=True)
+        "print(time.perf_counter() - t0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env(), cwd=ROOT, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
 def ray_start() -> float:
     """Seconds to start and stop a local Ray in a fresh process."""
-    code = ("import time, ray\nt0 = time.perf_counter()\nray.init(include_dashboard=False, log_to_driver=False)\n"
-            "ray.shutdown()\nprint(time.perf_counter() - t0)\n")
+    code = (
+        "import time, ray\nt0 = time.perf_counter()\nray.init(include_dashboard=False, log_to_driver=False)\n"
+        "ray.shutdown()\nprint(time.perf_counter() - t0)\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
@@ -61,11 +65,18 @@ def ray_start() -> float:
 def sweep(experiment: Path, trials: int, tmp: Path, smoke: bool) -> tuple[float, list[dict[str, Any]]]:
     """Wall seconds of ``biocircuits sweep`` over seeds 0..N-1, and its results rows."""
     path = tmp / "sweep.yaml"
-    path.write_text(f"experiment: {experiment}\nseeds: {list(range(trials))}\nresources: {{cpu: 1}}\n"
-                    + ("" if smoke else f"set: {QUICKSTART_SET}\n"))
+    path.write_text(
+        f"experiment: {experiment}\nseeds: {list(range(trials))}\nresources: {{cpu: 1}}\n"
+        + ("" if smoke else f"set: {QUICKSTART_SET}\n")
+    )
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "biocircuits", "sweep", str(path), "--output", str(tmp / "sweep")],
-                   env=env(), cwd=ROOT, capture_output=True, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "biocircuits", "sweep", str(path), "--output", str(tmp / "sweep")],
+        env=env(),
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    )
     wall = time.perf_counter() - t0
     return wall, json.loads((tmp / "sweep" / "results.json").read_text())
 
@@ -86,15 +97,24 @@ def one_round(experiment: Path, trials: int, smoke: bool, sweep_first: bool) -> 
             seq = sequential(experiment, trials, tmp, smoke)
             wall, rows = sweep(experiment, trials, tmp, smoke)
     spans = [r["finished_at"] - r["started_at"] for r in rows if r["finished_at"]]
-    return {"sequential_s": seq, "sweep_s": wall, "ratio": wall / seq, "trial_span_s": spans,
-            "finished": sum(r["status"] == "finished" for r in rows)}
+    return {
+        "sequential_s": seq,
+        "sweep_s": wall,
+        "ratio": wall / seq,
+        "trial_span_s": spans,
+        "finished": sum(r["status"] == "finished" for r in rows),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=8)
-    p.add_argument("--repeats", type=int, default=1, help="interleaved repetitions (sweep and sequential alternate "
-                   "which goes first)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="interleaved repetitions (sweep and sequential alternate which goes first)",
+    )
     p.add_argument("--smoke", action="store_true", help="tiny trials (digits, 4 steps): checks the script only")
     args = p.parse_args(argv)
     load_before, started = load(), time.time()
@@ -112,11 +132,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     start = statistics.median(starts)
     for r in rounds:
         r["overhead_per_trial_s"] = (r["sweep_s"] - start - sum(r["trial_span_s"]) / concurrency) / args.trials
-    result = {"trials": args.trials, "repeats": args.repeats, "cpus": os.cpu_count(), "machine": platform.platform(),
-              "ray_start_s": starts, "rounds": rounds,
-              "median": {k: statistics.median(r[k] for r in rounds) for k in
-                         ("sequential_s", "sweep_s", "ratio", "overhead_per_trial_s")},
-              "load_before": load_before, "load_after": load(), "wall_s": time.time() - started}
+    result = {
+        "trials": args.trials,
+        "repeats": args.repeats,
+        "cpus": os.cpu_count(),
+        "machine": platform.platform(),
+        "ray_start_s": starts,
+        "rounds": rounds,
+        "median": {
+            k: statistics.median(r[k] for r in rounds)
+            for k in ("sequential_s", "sweep_s", "ratio", "overhead_per_trial_s")
+        },
+        "load_before": load_before,
+        "load_after": load(),
+        "wall_s": time.time() - started,
+    }
     result["median"]["ray_start_s"] = start
     print(json.dumps(result, indent=2))
     return result

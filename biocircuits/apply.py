@@ -37,8 +37,12 @@ class ConstraintsState:
     unit_signs: Tensor | None = None
 
 
-def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None, *,
-          mapping: Mapping[type[nn.Module], type[FeedbackLayer]] | None = None) -> nn.Module:
+def apply(
+    model: nn.Module,
+    spec: Constraints | dict | str | Path | None = None,
+    *,
+    mapping: Mapping[type[nn.Module], type[FeedbackLayer]] | None = None,
+) -> nn.Module:
     """Convert ``model`` in place under ``spec`` (a [`Constraints`][biocircuits.config.constraints.Constraints], a
     mapping, or a YAML path) and return it.
 
@@ -51,17 +55,23 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
     Their hooks run at the optimiser: see [`biocircuits.bind`][biocircuits.core.binding.bind]."""
     spec = Constraints.coerce(spec)
     if isinstance(model, nn.parallel.DistributedDataParallel):
-        raise ConfigError("apply the constraints before wrapping the model in DistributedDataParallel",
-                          given=type(model).__name__)
+        raise ConfigError(
+            "apply the constraints before wrapping the model in DistributedDataParallel", given=type(model).__name__
+        )
     if getattr(model, "biocircuits", None) is not None:
-        raise ConfigError("model is already converted", given=type(model).__name__,
-                          suggestion="call bc.apply once per model (bc.remove undoes it)", has_given=True)
+        raise ConfigError(
+            "model is already converted",
+            given=type(model).__name__,
+            suggestion="call bc.apply once per model (bc.remove undoes it)",
+            has_given=True,
+        )
     fb = spec.feedback
     saved = {k: v.detach().clone() for k, v in model.state_dict().items()}  # Dale's signed init changes weights
-    modules = snapshot_modules(model)   # classes, parameters, buffers, submodules, hooks
+    modules = snapshot_modules(model)  # classes, parameters, buffers, submodules, hooks
     try:
-        rules = convert(model, fb.rule, fb.options, overrides=fb.overrides, exclude=fb.exclude, seed=fb.seed,
-                        mapping=mapping)
+        rules = convert(
+            model, fb.rule, fb.options, overrides=fb.overrides, exclude=fb.exclude, seed=fb.seed, mapping=mapping
+        )
         dale = constrain(model, spec.dale) if spec.dale_on else Constrained([], [], None, None)
         attach_transforms(model, feedback_layers(model), spec.phases.transforms(), spec.phases.seed)
         attach_plasticity(model, weight_layers(model), spec.plasticity, dale.units, dale.unit_signs, spec.dale_on)
@@ -72,8 +82,11 @@ def apply(model: nn.Module, spec: Constraints | dict | str | Path | None = None,
         if isinstance(err, ConfigError):
             raise err.with_file(spec.source) from None
         raise
-    object.__setattr__(model, "biocircuits", ConstraintsState(spec, rules, dale.constrained, dale.exempt,
-                                                              dale_units=dale.units, unit_signs=dale.unit_signs))
+    object.__setattr__(
+        model,
+        "biocircuits",
+        ConstraintsState(spec, rules, dale.constrained, dale.exempt, dale_units=dale.units, unit_signs=dale.unit_signs),
+    )
     return model
 
 
@@ -101,6 +114,10 @@ def constraints_of(model: nn.Module) -> ConstraintsState:
     module = unwrap(model)
     state = getattr(module, "biocircuits", None)
     if state is None:
-        raise ConfigError("model has not been converted", given=type(module).__name__,
-                          suggestion="call bc.apply(model, spec) first", has_given=True)
+        raise ConfigError(
+            "model has not been converted",
+            given=type(module).__name__,
+            suggestion="call bc.apply(model, spec) first",
+            has_given=True,
+        )
     return state

@@ -70,8 +70,12 @@ def constraint_text(field: Any) -> str:
     """Bounds (``>= 0``, ``< 1``) and, for registered names, the names that are valid now."""
     parts = [f"{sym} {getattr(m, attr)}" for m in field.metadata for attr, sym in BOUNDS.items() if hasattr(m, attr)]
     for arg in (field.annotation, *typing.get_args(field.annotation)):
-        parts += [f"{sym} {getattr(m, attr)}" for m in getattr(arg, "__metadata__", ()) for attr, sym in BOUNDS.items()
-                  if hasattr(m, attr)]
+        parts += [
+            f"{sym} {getattr(m, attr)}"
+            for m in getattr(arg, "__metadata__", ())
+            for attr, sym in BOUNDS.items()
+            if hasattr(m, attr)
+        ]
     registry = registry_of(field.metadata)
     if registry is not None:
         parts.append("one of " + ", ".join(f"`{n}`" for n in registry.names()))
@@ -95,14 +99,22 @@ def nested_models(annotation: Any) -> list[type[BaseModel]]:
 def model_tables(model: type[BaseModel], prefix: str, level: int = 2) -> list[str]:
     """One table per (sub)section of ``model``: key, type, default, bounds, description (the field's
     ``Field(description=...)``); then the nested sections."""
-    lines = [f"{'#' * level} `{prefix or model.__name__}`", "", docstring(model.__doc__), "",
-             "| key | type | default | bounds / valid values | description |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        f"{'#' * level} `{prefix or model.__name__}`",
+        "",
+        docstring(model.__doc__),
+        "",
+        "| key | type | default | bounds / valid values | description |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     nested = []
     for name, field in model.model_fields.items():
         if field.exclude:
             continue
-        lines.append(f"| `{name}` | {type_name(field.annotation)} | {default_text(field)} | {constraint_text(field)} "
-                     f"| {cell(field.description)} |")
+        lines.append(
+            f"| `{name}` | {type_name(field.annotation)} | {default_text(field)} | {constraint_text(field)} "
+            f"| {cell(field.description)} |"
+        )
         nested += [(f"{prefix}.{name}" if prefix else name, m) for m in nested_models(field.annotation)]
     if model.model_config.get("extra") == "allow":
         lines += ["", "Other keys are allowed here: see the registered names below."]
@@ -133,15 +145,26 @@ def registry_tables(registry: Registry, title: str) -> list[str]:
 def constraint_spec_page() -> str:
     from biocircuits import ENFORCERS, PLASTICITY, RULES, TRANSFORMS
     from biocircuits.config.constraints import Constraints
-    head = ["# Constraint-spec reference", "",
-            "Generated from the pydantic schemas in `biocircuits/config/constraints.py` and the registries at build "
-            "time. The guide with a worked example is [Constraint specs](../constraints.md).", ""]
+
+    head = [
+        "# Constraint-spec reference",
+        "",
+        "Generated from the pydantic schemas in `biocircuits/config/constraints.py` and the registries at build "
+        "time. The guide with a worked example is [Constraint specs](../constraints.md).",
+        "",
+    ]
     body = model_tables(Constraints, "")
-    for registry, title in ((RULES, "Feedback rules"), (ENFORCERS, "Dale enforcers"),
-                            (TRANSFORMS, "Error-pathway transforms (`phases:` keys; `late_error`, `eligibility_trace` "
-                                         "and `stream_clock` are attached through `backward_state`, "
-                                         "`output_error_filter` through `error_filter: {cascade: false}`)"),
-                            (PLASTICITY, "Plasticity rules (`plasticity.rules[].rule`)")):
+    for registry, title in (
+        (RULES, "Feedback rules"),
+        (ENFORCERS, "Dale enforcers"),
+        (
+            TRANSFORMS,
+            "Error-pathway transforms (`phases:` keys; `late_error`, `eligibility_trace` "
+            "and `stream_clock` are attached through `backward_state`, "
+            "`output_error_filter` through `error_filter: {cascade: false}`)",
+        ),
+        (PLASTICITY, "Plasticity rules (`plasticity.rules[].rule`)"),
+    ):
         body += registry_tables(registry, title)
     return "\n".join(head + body)
 
@@ -150,34 +173,54 @@ def experiment_page() -> str:
     from biocircuits.config.experiment import Experiment
     from biocircuits.data import DATASETS
     from biocircuits.models import MODELS
-    head = ["# Experiment reference", "",
-            "Generated from the pydantic schemas in `biocircuits/config/experiment.py` at build time. The guide is "
-            "[Experiments](../experiments.md); `constraints:` takes a path or an inline "
-            "[constraint spec](constraint-spec.md).", "",
-            f"Registered datasets: {', '.join(f'`{n}`' for n in DATASETS.names())}.", "",
-            f"Registered models: {', '.join(f'`{n}`' for n in MODELS.names())} (and torchvision classifiers).", ""]
+
+    head = [
+        "# Experiment reference",
+        "",
+        "Generated from the pydantic schemas in `biocircuits/config/experiment.py` at build time. The guide is "
+        "[Experiments](../experiments.md); `constraints:` takes a path or an inline "
+        "[constraint spec](constraint-spec.md).",
+        "",
+        f"Registered datasets: {', '.join(f'`{n}`' for n in DATASETS.names())}.",
+        "",
+        f"Registered models: {', '.join(f'`{n}`' for n in MODELS.names())} (and torchvision classifiers).",
+        "",
+    ]
     return "\n".join(head + model_tables(Experiment, ""))
 
 
 def cli_page() -> str:
     from biocircuits.app.cli import build_parser
+
     os.environ["COLUMNS"] = "100"  # argparse wraps help at the terminal's width: fix it
     parser = build_parser()
-    lines = ["# Command-line reference", "", "Generated from `biocircuits.app.cli.build_parser()` at build time.", "",
-             "```text", parser.format_help().rstrip(), "```", ""]
+    lines = [
+        "# Command-line reference",
+        "",
+        "Generated from `biocircuits.app.cli.build_parser()` at build time.",
+        "",
+        "```text",
+        parser.format_help().rstrip(),
+        "```",
+        "",
+    ]
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     for name, sub in subparsers.choices.items():
         lines += [f"## `biocircuits {name}`", "", "```text", sub.format_help().rstrip(), "```", ""]
     return "\n".join(lines)
 
 
-PAGES = {"reference/constraint-spec.md": constraint_spec_page, "reference/experiment.md": experiment_page,
-         "reference/cli.md": cli_page}
+PAGES = {
+    "reference/constraint-spec.md": constraint_spec_page,
+    "reference/experiment.md": experiment_page,
+    "reference/cli.md": cli_page,
+}
 
 
 def on_files(files: Any, config: Any) -> Any:
     """MkDocs event: add the generated reference pages to the site's files."""
     from mkdocs.structure.files import File
+
     for uri, page in PAGES.items():
         files.append(File.generated(config, uri, content=page()))
     return files

@@ -10,11 +10,18 @@ from torch import nn
 import biocircuits as bc
 from biocircuits.core.interface import attachments_of
 
-EVERYTHING = {"feedback": {"rule": "sign_symmetry", "overrides": {"fc": "fa"}},
-              "phases": {"error_noise": 0.2, "error_delay": 1, "backward_state": "trace", "trace_decay": 0.5,
-                         "error_filter": 2, "interference": 0.1},
-              "plasticity": {"update": "batch_manhattan",
-                             "rules": [{"match": {"layers": "layer1.*"}, "lr_scale": 0.5}]}}
+EVERYTHING = {
+    "feedback": {"rule": "sign_symmetry", "overrides": {"fc": "fa"}},
+    "phases": {
+        "error_noise": 0.2,
+        "error_delay": 1,
+        "backward_state": "trace",
+        "trace_decay": 0.5,
+        "error_filter": 2,
+        "interference": 0.1,
+    },
+    "plasticity": {"update": "batch_manhattan", "rules": [{"match": {"layers": "layer1.*"}, "lr_scale": 0.5}]},
+}
 
 
 def outputs_and_grads(model, x):

@@ -9,8 +9,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_import_contracts_hold():
     lint = Path(sys.executable).with_name("lint-imports")
-    done = subprocess.run([str(lint), str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        [str(lint), str(ROOT / "pyproject.toml")], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Contracts: 2 kept, 0 broken" in done.stdout, done.stdout
 
@@ -23,8 +24,9 @@ def test_modules_and_functions_stay_small():
     """Files under 350 lines, functions under 60 (docstrings included), the training loop under 200 lines."""
     import ast
 
-    long_files = [f"{p.relative_to(ROOT)}: {n}" for p in _package_files()
-                  if (n := len(p.read_text().splitlines())) > 350]
+    long_files = [
+        f"{p.relative_to(ROOT)}: {n}" for p in _package_files() if (n := len(p.read_text().splitlines())) > 350
+    ]
     long_functions = []
     for path in _package_files():
         for node in ast.walk(ast.parse(path.read_text())):
@@ -35,4 +37,3 @@ def test_modules_and_functions_stay_small():
     assert not long_files, long_files
     assert not long_functions, long_functions
     assert len((ROOT / "biocircuits" / "train" / "trainer.py").read_text().splitlines()) <= 200
-

@@ -19,13 +19,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # the public contract (DESIGN.md): bc.NAME -> where the API page documents it
 PUBLIC = {
-    "apply": "biocircuits.apply.apply", "bind": "biocircuits.core.binding.bind",
-    "audit": "biocircuits.dale.audit.audit", "probe": "biocircuits.probes.alignment.probe",
-    "describe": "biocircuits.feedback.convert.describe", "remove": "biocircuits.apply.remove",
-    "load_data": "biocircuits.config.data.load_data", "layer_errors": "biocircuits.probes.errors.layer_errors",
+    "apply": "biocircuits.apply.apply",
+    "bind": "biocircuits.core.binding.bind",
+    "audit": "biocircuits.dale.audit.audit",
+    "probe": "biocircuits.probes.alignment.probe",
+    "describe": "biocircuits.feedback.convert.describe",
+    "remove": "biocircuits.apply.remove",
+    "load_data": "biocircuits.config.data.load_data",
+    "layer_errors": "biocircuits.probes.errors.layer_errors",
     "Constraints": "biocircuits.config.constraints.Constraints",
-    "RULES": "biocircuits.feedback.rules.RULES", "ENFORCERS": "biocircuits.dale.enforcers.ENFORCERS",
-    "TRANSFORMS": "biocircuits.phases.transforms.TRANSFORMS", "PLASTICITY": "biocircuits.plasticity.rules.PLASTICITY",
+    "RULES": "biocircuits.feedback.rules.RULES",
+    "ENFORCERS": "biocircuits.dale.enforcers.ENFORCERS",
+    "TRANSFORMS": "biocircuits.phases.transforms.TRANSFORMS",
+    "PLASTICITY": "biocircuits.plasticity.rules.PLASTICITY",
     "FeedbackRule": "biocircuits.feedback.rules.FeedbackRule",
     "DaleEnforcer": "biocircuits.dale.enforcers.DaleEnforcer",
     "ErrorTransform": "biocircuits.phases.transforms.ErrorTransform",
@@ -44,10 +50,18 @@ def resolve(dotted: str) -> object:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("site")
-    env = os.environ | {"NO_MKDOCS_2_WARNING": "1", "PYTHONPATH": os.pathsep.join(
-        filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = os.environ | {
+        "NO_MKDOCS_2_WARNING": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(out)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "WARNING" not in done.stderr, done.stderr
     return out

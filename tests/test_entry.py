@@ -33,14 +33,7 @@ def test_import_is_light_and_the_first_public_name_loads_the_api():
         "print(bc.dale.__name__, bc.nn.FeedbackLinear.__name__, 'torch' in sys.modules)\n"
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [
-        "False",
-        "True",
-        "biocircuits.apply",
-        "biocircuits.dale",
-        "FeedbackLinear",
-        "True",
-    ]
+    assert done.stdout.split() == ["False", "True", "biocircuits.apply", "biocircuits.dale", "FeedbackLinear", "True"]
 
 
 def test_an_unknown_name_is_an_attribute_error():

@@ -12,6 +12,11 @@ def test_ruff_check_passes():
     ruff = Path(sys.executable).with_name("ruff")
     ruff = str(ruff) if ruff.exists() else shutil.which("ruff")
     assert ruff, "ruff is in the test extra: pip install -e '.[test]'"
-    done = subprocess.run([ruff, "check", "biocircuits", "tests", "benchmarks", "docs", "setup.py"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [ruff, "check", "biocircuits", "tests", "benchmarks", "docs", "setup.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -32,7 +32,8 @@ def test_committed_notebook_is_current_and_executed(name):
     committed = nbformat.read(FOLDER / f"{name}.ipynb", as_version=4)
     written = make_notebooks.build(name)
     assert [(c.cell_type, c.source) for c in committed.cells] == [(c.cell_type, c.source) for c in written.cells], (
-        f"docs/notebooks/{name}.ipynb is stale: run python docs/notebooks/make_notebooks.py {name}")
+        f"docs/notebooks/{name}.ipynb is stale: run python docs/notebooks/make_notebooks.py {name}"
+    )
     counts = [c.execution_count for c in committed.cells if c.cell_type == "code"]
     assert counts == list(range(1, len(counts) + 1)), "not executed top to bottom in one kernel"
     assert not [o for o in outputs(committed) if o.output_type == "error"]

@@ -33,11 +33,14 @@ EXPERIMENT_KEYS = {"name", "data", "model", "optim", "schedule", "train", "outpu
 def cmd_run(args: argparse.Namespace) -> int:
     exp = Experiment.from_yaml(args.experiment, parse_set(args.set))
     run_dir = Path(args.output) if args.output else Path(exp.output) / exp.name
-    summary = run_experiment(exp, run_dir, resume=args.resume, overwrite=args.overwrite,
-                             callbacks=[PlotRun()] if exp.train.plots else [])
+    summary = run_experiment(
+        exp, run_dir, resume=args.resume, overwrite=args.overwrite, callbacks=[PlotRun()] if exp.train.plots else []
+    )
     if not summary.get("interrupted") and distributed.current().is_main:
-        print(f"{exp.name}: val_acc1 {summary['val_acc1']:.2f}%  val_loss {summary['val_loss']:.4f}  "
-              f"steps {summary['steps']}  {summary['wall_s']:.1f} s  -> {run_dir}")
+        print(
+            f"{exp.name}: val_acc1 {summary['val_acc1']:.2f}%  val_loss {summary['val_loss']:.4f}  "
+            f"steps {summary['steps']}  {summary['wall_s']:.1f} s  -> {run_dir}"
+        )
     return 0
 
 
@@ -54,14 +57,28 @@ def seed_list(text: str) -> list[int]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     if not args.rules and not args.constraints:
-        raise ConfigError("compare needs --rules or --constraints", key="--rules",
-                          suggestion="e.g. --rules bp,sign_symmetry,fa")
+        raise ConfigError(
+            "compare needs --rules or --constraints", key="--rules", suggestion="e.g. --rules bp,sign_symmetry,fa"
+        )
     rules = [r.strip() for r in args.rules.split(",") if r.strip()] if args.rules else None
     if args.rules and not rules:
-        raise ConfigError("--rules names no rule", key="--rules", expected="comma-separated rule names",
-                          given=args.rules, suggestion="e.g. --rules bp,sign_symmetry,fa")
-    compare(args.experiment, rules=rules, constraints=args.constraints, overrides=parse_set(args.set),
-            output=args.output, resume=args.resume, overwrite=args.overwrite, seeds=args.seeds)
+        raise ConfigError(
+            "--rules names no rule",
+            key="--rules",
+            expected="comma-separated rule names",
+            given=args.rules,
+            suggestion="e.g. --rules bp,sign_symmetry,fa",
+        )
+    compare(
+        args.experiment,
+        rules=rules,
+        constraints=args.constraints,
+        overrides=parse_set(args.set),
+        output=args.output,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        seeds=args.seeds,
+    )
     return 0
 
 
@@ -69,8 +86,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
     only = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
-    code, folder = run_sweep(args.sweep, output=args.output, address=args.address,
-                             max_concurrent=args.max_concurrent, sets=parse_set(args.set), only=only)
+    code, folder = run_sweep(
+        args.sweep,
+        output=args.output,
+        address=args.address,
+        max_concurrent=args.max_concurrent,
+        sets=parse_set(args.set),
+        only=only,
+    )
     print(f"results: {folder.path / 'results.csv'}; summary: {folder.path / 'summary.md'}")
     if code == 130:
         print("sweep stopped; rerun the same command to continue", file=sys.stderr)
@@ -133,6 +156,7 @@ def cmd_check_pathway(args: argparse.Namespace) -> int:
 
 def positive(kind: type) -> Callable[[str], float]:
     """An argparse type: a number of ``kind`` above zero (argparse then exits 2 naming the option)."""
+
     def parse(text: str):
         try:
             value = kind(text)
@@ -141,6 +165,7 @@ def positive(kind: type) -> Callable[[str], float]:
         if not (value > 0 and value < 1e9):
             raise argparse.ArgumentTypeError(f"expected a number above 0 and below 1e9, given {text[:40]!r}")
         return value
+
     return parse
 
 
@@ -163,8 +188,13 @@ def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
     swp.add_argument("--output", help="the sweep folder (default OUTPUT/<sweep file name>); rerun to continue")
     swp.add_argument("--address", help="an existing Ray cluster (default: a local Ray started for the sweep)")
     swp.add_argument("--max-concurrent", type=positive(int), default=None, help="at most N trials at once")
-    swp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                     help="an override for every trial, over the file's set: (repeatable; recorded in sweep.json)")
+    swp.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override for every trial, over the file's set: (repeatable; recorded in sweep.json)",
+    )
     swp.add_argument("--variants", metavar="NAME,...", help="run only these of the file's variants")
     swp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     swp.set_defaults(func=cmd_sweep)
@@ -185,22 +215,37 @@ def add_check_pathway(sub: Any) -> None:
     chk.add_argument("--layer", required=True)
     chk.add_argument("--mode", choices=["rate", "spiking"], default=None, help="default spiking")
     chk.add_argument("--dale", action="store_true", help="route negative weights through inhibitory relays")
-    chk.add_argument("--patterns", type=positive(int), default=None,
-                     help="validation errors used (default 4; recorded 32)")
-    chk.add_argument("--duration", type=positive(float), default=None,
-                     help="seconds of simulated time: per held pattern, of a step or ou stream, of a sine's fit")
+    chk.add_argument(
+        "--patterns", type=positive(int), default=None, help="validation errors used (default 4; recorded 32)"
+    )
+    chk.add_argument(
+        "--duration",
+        type=positive(float),
+        default=None,
+        help="seconds of simulated time: per held pattern, of a step or ou stream, of a sine's fit",
+    )
     chk.add_argument("--waveform", default=None, help="error stream: patterns (default), recorded, step, sine, ou")
     chk.add_argument("--frequency", type=positive_list, default=None, help="sine: Hz, comma-separated (F1,F2,...)")
     chk.add_argument("--tau-corr", type=positive(float), default=None, help="ou: correlation time (s)")
     chk.add_argument("--hold", type=positive(float), default=None, help="recorded: seconds per error sample")
-    chk.add_argument("--chain", type=lambda t: [n for n in t.split(",") if n], default=None,
-                     help="lower layers, top first, gated by f'(a): the multi-layer check")
-    chk.add_argument("--calibrate", default=None, metavar="SPEC.yaml",
-                     help="write the run's spec with the phases noise of a spiking pathway (--rate, --window)")
-    chk.add_argument("--rate", type=positive(float), default=None, help="calibration: baseline rate r0 (Hz, "
-                     "default 200)")
-    chk.add_argument("--window", type=positive(float), default=None, help="calibration: averaging window (s, "
-                     "default 0.05)")
+    chk.add_argument(
+        "--chain",
+        type=lambda t: [n for n in t.split(",") if n],
+        default=None,
+        help="lower layers, top first, gated by f'(a): the multi-layer check",
+    )
+    chk.add_argument(
+        "--calibrate",
+        default=None,
+        metavar="SPEC.yaml",
+        help="write the run's spec with the phases noise of a spiking pathway (--rate, --window)",
+    )
+    chk.add_argument(
+        "--rate", type=positive(float), default=None, help="calibration: baseline rate r0 (Hz, default 200)"
+    )
+    chk.add_argument(
+        "--window", type=positive(float), default=None, help="calibration: averaging window (s, default 0.05)"
+    )
     chk.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     chk.set_defaults(func=cmd_check_pathway)
 
@@ -212,17 +257,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set train.epochs=2 (repeatable)")
+        sp.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override a config value, e.g. --set train.epochs=2 (repeatable)",
+        )
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
 
     run = sub.add_parser("run", help="train one experiment")
     run.add_argument("experiment")
     run.add_argument("--output", help="run directory (default OUTPUT/NAME)")
-    run.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint (only "
-                     "epochs, steps, intervals, progress, plots and tensorboard may change)")
-    run.add_argument("--overwrite", action="store_true", help="move a run already in the folder aside to "
-                     "<folder>.old-N (nothing is deleted) and start afresh")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the run directory's checkpoint (only "
+        "epochs, steps, intervals, progress, plots and tensorboard may change)",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="move a run already in the folder aside to <folder>.old-N (nothing is deleted) and start afresh",
+    )
     common(run)
     run.set_defaults(func=cmd_run)
 
@@ -231,11 +288,19 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("--rules", help="comma-separated feedback rules, e.g. bp,sign_symmetry,fa")
     cmp.add_argument("--constraints", nargs="+", help="constraint spec files, one run each")
     cmp.add_argument("--output", help="directory for the runs and the table (default OUTPUT/NAME-compare)")
-    cmp.add_argument("--seeds", type=seed_list, default=None, metavar="S,S,...",
-                     help="run each variant once per seed (train.seed); the summary gives mean, sd and t-intervals")
+    cmp.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=None,
+        metavar="S,S,...",
+        help="run each variant once per seed (train.seed); the summary gives mean, sd and t-intervals",
+    )
     cmp.add_argument("--resume", action="store_true", help="resume runs that have a checkpoint")
-    cmp.add_argument("--overwrite", action="store_true", help="move a comparison already in the folder aside to "
-                     "<folder>.old-N and start afresh")
+    cmp.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="move a comparison already in the folder aside to <folder>.old-N and start afresh",
+    )
     common(cmp)
     cmp.set_defaults(func=cmd_compare)
 

@@ -39,8 +39,12 @@ def variants(base: Experiment, rules: list[str] | None, constraints: list[str] |
     for spec in constraints or []:
         found = resolve_path(spec, None, "constraints")
         if found is None:
-            raise ConfigError("constraint spec not found", key="--constraints", given=spec,
-                              suggestion="give a path or a preset name from constraints/")
+            raise ConfigError(
+                "constraint spec not found",
+                key="--constraints",
+                given=spec,
+                suggestion="give a path or a preset name from constraints/",
+            )
         d = json.loads(json.dumps(config))
         d["constraints"] = str(found.resolve())
         label = found.stem
@@ -49,16 +53,25 @@ def variants(base: Experiment, rules: list[str] | None, constraints: list[str] |
     return out
 
 
-def seeded(experiment: str | Path, overrides: dict[str, Any] | None, rules: list[str] | None,
-           constraints: list[str] | None, seeds: list[int] | None) -> dict[str, tuple[str, Experiment]]:
+def seeded(
+    experiment: str | Path,
+    overrides: dict[str, Any] | None,
+    rules: list[str] | None,
+    constraints: list[str] | None,
+    seeds: list[int] | None,
+) -> dict[str, tuple[str, Experiment]]:
     """{run folder name: (label, experiment)}: the [`variants`][biocircuits.app.compare.variants] of the experiment as
     it is (``seeds`` None), or of the experiment at each ``train.seed`` of ``seeds`` (folders ``<label>-s<seed>``,
     variant-major), so that the feedback and phase seeds follow the seed unless the spec sets them."""
     if not seeds:
-        return {label: (label, exp) for label, exp in
-                variants(Experiment.from_yaml(experiment, overrides), rules, constraints).items()}
-    per_seed = {seed: variants(Experiment.from_yaml(experiment, {**(overrides or {}), "train.seed": seed}), rules,
-                               constraints) for seed in seeds}
+        return {
+            label: (label, exp)
+            for label, exp in variants(Experiment.from_yaml(experiment, overrides), rules, constraints).items()
+        }
+    per_seed = {
+        seed: variants(Experiment.from_yaml(experiment, {**(overrides or {}), "train.seed": seed}), rules, constraints)
+        for seed in seeds
+    }
     out = {}
     for label in per_seed[seeds[0]]:
         for seed in seeds:
@@ -80,21 +93,32 @@ def _changed(section: str, value: dict[str, Any] | None) -> str:
 def table(rows: dict[str, dict[str, Any]]) -> str:
     """A Markdown table of the runs' final figures and what they ran with: seed, the rule's options, phases and
     plasticity (``-`` where off)."""
-    head = ("| run | rule | dale | seed | options | phases | plasticity | val acc@1 (%) | val acc@5 (%) | val loss | "
-            "steps | wall (s) |")
+    head = (
+        "| run | rule | dale | seed | options | phases | plasticity | val acc@1 (%) | val acc@5 (%) | val loss | "
+        "steps | wall (s) |"
+    )
     lines = [head, "|---|---|---|---:|---|---|---|---:|---:|---:|---:|---:|"]
     for label, s in rows.items():
         options = json.dumps((s.get("feedback") or {}).get("options") or {}, separators=(",", ":"), sort_keys=True)
-        lines.append(f"| {label} | {s['rule']} | {'yes' if s['dale'] else 'no'} | {s.get('seed', '-')} | "
-                     f"{'-' if options == '{}' else options} | {_changed('phases', s.get('phases'))} | "
-                     f"{_changed('plasticity', s.get('plasticity'))} | {s['val_acc1']:.2f} | {s['val_acc5']:.2f} | "
-                     f"{s['val_loss']:.4f} | {s['steps']} | {s['wall_s']:.1f} |")
+        lines.append(
+            f"| {label} | {s['rule']} | {'yes' if s['dale'] else 'no'} | {s.get('seed', '-')} | "
+            f"{'-' if options == '{}' else options} | {_changed('phases', s.get('phases'))} | "
+            f"{_changed('plasticity', s.get('plasticity'))} | {s['val_acc1']:.2f} | {s['val_acc5']:.2f} | "
+            f"{s['val_loss']:.4f} | {s['steps']} | {s['wall_s']:.1f} |"
+        )
     return "\n".join(lines)
 
 
-def compare(experiment: str | Path, rules: list[str] | None = None, constraints: list[str] | None = None,
-            overrides: dict[str, Any] | None = None, output: str | Path | None = None,
-            resume: bool = False, overwrite: bool = False, seeds: list[int] | None = None) -> dict[str, dict[str, Any]]:
+def compare(
+    experiment: str | Path,
+    rules: list[str] | None = None,
+    constraints: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    output: str | Path | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    seeds: list[int] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Run every variant (once, or once per seed of ``seeds``) into ``output/<run>`` (plotting each when its
     ``train.plots`` is on); then write ``compare.md``, ``compare.json``, the comparison plots, and the sweep's
     results, summary and table
@@ -110,24 +134,34 @@ def compare(experiment: str | Path, rules: list[str] | None = None, constraints:
 
 
 def _holds_comparison(path: Path) -> bool:
-    return (path / "compare.json").exists() or (path / "compare.md").exists() or any(
-        holds_run(sub) for sub in path.iterdir() if sub.is_dir())
+    return (
+        (path / "compare.json").exists()
+        or (path / "compare.md").exists()
+        or any(holds_run(sub) for sub in path.iterdir() if sub.is_dir())
+    )
 
 
-def _run_variants(base: Experiment, out: CompareFolder, runs: dict[str, tuple[str, Experiment]], resume: bool
-                  ) -> dict[str, dict[str, Any]]:
+def _run_variants(
+    base: Experiment, out: CompareFolder, runs: dict[str, tuple[str, Experiment]], resume: bool
+) -> dict[str, dict[str, Any]]:
     """Train each run into its own run folder, then write the tables and the plots."""
     summaries: dict[str, dict[str, Any]] = {}
     for name, (label, exp) in runs.items():
         run = out.run(name)
         if distributed.current().is_main:
             print(f"== {name} -> {run.path}", flush=True)
-        summaries[name] = run_experiment(exp, run.path, resume=resume and run.checkpoint.exists(),
-                                         callbacks=[PlotRun()] if exp.train.plots else [])
+        summaries[name] = run_experiment(
+            exp, run.path, resume=resume and run.checkpoint.exists(), callbacks=[PlotRun()] if exp.train.plots else []
+        )
         spec = exp.resolved_dict()["constraints"]  # what the table cannot show: seeds, options, phases, plasticity
-        summaries[name].update(variant=label, seed=exp.train.seed, feedback=spec["feedback"],
-                               dale_spec=spec.get("dale"), phases=spec.get("phases"),
-                               plasticity=spec.get("plasticity"))
+        summaries[name].update(
+            variant=label,
+            seed=exp.train.seed,
+            feedback=spec["feedback"],
+            dale_spec=spec.get("dale"),
+            phases=spec.get("phases"),
+            plasticity=spec.get("plasticity"),
+        )
         if summaries[name].get("interrupted"):
             print("compare stopped by signal; rerun with --resume to continue")
             return summaries

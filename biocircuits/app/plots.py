@@ -45,7 +45,7 @@ def plot_curves(runs: Sequence[Path], out: Path) -> Path:
         rows = RunFolder(run).read_metrics()
         train = [r for r in rows if r["kind"] == "train"]
         val = [r for r in rows if r["kind"] == "val"]
-        line, = ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label=_label(run))
+        (line,) = ax_loss.plot([r["step"] for r in train], [r["loss"] for r in train], label=_label(run))
         ax_acc.plot([r["step"] for r in val], [r["acc1"] for r in val], "o-", color=line.get_color(), label=_label(run))
     ax_loss.set(xlabel="optimiser step", ylabel="training loss (cross-entropy, nats)", title="Training loss")
     ax_acc.set(xlabel="optimiser step", ylabel="validation top-1 accuracy (%)", title="Validation accuracy")
@@ -129,11 +129,15 @@ def plot_dale(run: Path, out: Path) -> list[Path]:
         _, entropy = spread_and_entropy(sv)
         sv = sv.numpy()
         ax_sv.plot(np.arange(1, len(sv) + 1) / len(sv), sv / sv.max(), label=f"{r['name']} (H={entropy:.2f})")
-    ax_sv.set(xlabel="singular value rank (fraction of all)", ylabel="singular value / largest",
-              title="Weight spectra (normalised SVD entropy H)", yscale="log")
+    ax_sv.set(
+        xlabel="singular value rank (fraction of all)",
+        ylabel="singular value / largest",
+        title="Weight spectra (normalised SVD entropy H)",
+        yscale="log",
+    )
     if ax_sv.lines:
         ax_sv.legend(fontsize=6)
-    else:   # the audit recorded no spectrum (every layer skipped): say so instead of an empty legend
+    else:  # the audit recorded no spectrum (every layer skipped): say so instead of an empty legend
         ax_sv.text(0.5, 0.5, "no layer's spectrum was recorded", ha="center", va="center", transform=ax_sv.transAxes)
     ax_sv.grid(alpha=0.3)
     fig.tight_layout()
@@ -147,8 +151,11 @@ def plot_runs(runs: Sequence[str | Path], output: str | Path | None = None) -> l
     runs = [Path(r) for r in runs]
     missing = [str(r) for r in runs if not RunFolder(r).metrics.exists()]
     if missing:
-        raise ConfigError("not a run directory (no metrics.jsonl)", given=", ".join(missing),
-                          suggestion="pass directories written by 'biocircuits run'")
+        raise ConfigError(
+            "not a run directory (no metrics.jsonl)",
+            given=", ".join(missing),
+            suggestion="pass directories written by 'biocircuits run'",
+        )
     out = Path(output) if output else RunFolder(runs[0]).plots
     out.mkdir(parents=True, exist_ok=True)
     paths = [plot_curves(runs, out)]

@@ -43,8 +43,7 @@ class FeedbackSpec(Strict):
 
     rule: RuleName = Field("bp", description="The default feedback rule of every converted layer.")
     options: dict[str, Any] = Field(
-        default_factory=dict,
-        description="The default rule's options (see its table below).",
+        default_factory=dict, description="The default rule's options (see its table below)."
     )
     overrides: dict[Glob, RuleName | RuleRef] = Field(
         default_factory=dict,
@@ -52,8 +51,7 @@ class FeedbackSpec(Strict):
         "the last matching pattern wins.",
     )
     exclude: list[Glob] = Field(
-        default_factory=list,
-        description="Patterns of layers left as plain torch layers (no feedback rule).",
+        default_factory=list, description="Patterns of layers left as plain torch layers (no feedback rule)."
     )
     seed: int = Field(0, description="Seeds every random feedback draw (with each layer's name).")
 
@@ -65,10 +63,12 @@ class FeedbackSpec(Strict):
 
 # keys that left the schema: what they were and what to write instead
 RETIRED_PHASES_KEYS = {
-    "eligibility_decay": ("it was a decaying sum of weight gradients, e_t = lambda e_(t-1) + grad_t: the same "
-                          "trajectory as SGD momentum lambda, not an eligibility trace",
-                          "for an eligibility trace of presynaptic activity write backward_state: trace with "
-                          "trace_decay: lambda; for momentum set optim.momentum"),
+    "eligibility_decay": (
+        "it was a decaying sum of weight gradients, e_t = lambda e_(t-1) + grad_t: the same "
+        "trajectory as SGD momentum lambda, not an eligibility trace",
+        "for an eligibility trace of presynaptic activity write backward_state: trace with "
+        "trace_decay: lambda; for momentum set optim.momentum",
+    )
 }
 
 
@@ -99,28 +99,31 @@ class PhasesSpec(Strict):
         "state) or `trace` (an eligibility trace of presynaptic activity).",
     )
     trace_decay: float | None = Field(
-        None, ge=0.0, lt=1.0,
-        description="lambda of the eligibility trace (backward_state: trace).",
+        None, ge=0.0, lt=1.0, description="lambda of the eligibility trace (backward_state: trace)."
     )
     trace_tau: float | None = Field(
-        None, ge=0.0, le=1e6,
-        description="The trace's time constant in steps instead: lambda = exp(-1 / tau).",
+        None, ge=0.0, le=1e6, description="The trace's time constant in steps instead: lambda = exp(-1 / tau)."
     )
 
     @model_validator(mode="after")
     def _transforms(self) -> PhasesSpec:
         extra = self.model_extra if self.model_extra is not None else {}
         for key in [k for k, v in extra.items() if k in RETIRED_PHASES_KEYS and _off(v)]:
-            del extra[key]   # e.g. ``eligibility_decay: 0.0`` in a config saved before it left: it did nothing
+            del extra[key]  # e.g. ``eligibility_decay: 0.0`` in a config saved before it left: it did nothing
         for key, value in extra.items():
             if key in RETIRED_PHASES_KEYS:
                 what, instead = RETIRED_PHASES_KEYS[key]
-                raise ConfigError(f"{key} is no longer a setting: {what}", key=key, given=value,
-                                  suggestion=instead)
+                raise ConfigError(f"{key} is no longer a setting: {what}", key=key, given=value, suggestion=instead)
             if key not in TRANSFORMS or not TRANSFORMS.get(key).spec_key:
                 valid = [*type(self).model_fields, *(n for n in TRANSFORMS.names() if TRANSFORMS.get(n).spec_key)]
-                raise ConfigError("unknown key", key=key, expected="one of " + ", ".join(valid), given=key,
-                                  suggestion=did_you_mean(key, valid), has_given=False)
+                raise ConfigError(
+                    "unknown key",
+                    key=key,
+                    expected="one of " + ", ".join(valid),
+                    given=key,
+                    suggestion=did_you_mean(key, valid),
+                    has_given=False,
+                )
             cls = TRANSFORMS.get(key)
             try:
                 validate_attachment_options(cls, cls.expand(value), f"error transform {key!r}", f"{key}.")
@@ -129,13 +132,21 @@ class PhasesSpec(Strict):
                     raise
                 raise ConfigError(err.message, key=key, given=value) from None  # a scalar: name the key itself
         if self.trace_decay is not None and self.trace_tau is not None:
-            raise ConfigError("give the trace's decay or its time constant, not both", key="trace_tau",
-                              given=self.trace_tau, suggestion="remove trace_decay or trace_tau")
+            raise ConfigError(
+                "give the trace's decay or its time constant, not both",
+                key="trace_tau",
+                given=self.trace_tau,
+                suggestion="remove trace_decay or trace_tau",
+            )
         traced = self.trace_decay is not None or self.trace_tau is not None
         if traced and self.backward_state != "trace":
-            raise ConfigError("a trace decay is set but the backward state is not a trace", key="backward_state",
-                              given=self.backward_state, expected="trace",
-                              suggestion="set backward_state: trace, or remove trace_decay / trace_tau")
+            raise ConfigError(
+                "a trace decay is set but the backward state is not a trace",
+                key="backward_state",
+                given=self.backward_state,
+                expected="trace",
+                suggestion="set backward_state: trace, or remove trace_decay / trace_tau",
+            )
         return self
 
     def trace_lambda(self) -> float:
@@ -156,7 +167,7 @@ class PhasesSpec(Strict):
             acting = cls.acting_class(self)
             (chosen if acting is cls else moved)[acting.name] = cls.expand(value)
         chosen.update(moved)
-        for name, cls in TRANSFORMS.items():   # (the registry also holds the stream clock, not a transform)
+        for name, cls in TRANSFORMS.items():  # (the registry also holds the stream clock, not a transform)
             if issubclass(cls, ErrorTransform) and (implied := cls.implied_by(self)) is not None:
                 chosen[name] = implied
         return chosen
@@ -174,8 +185,7 @@ class PlasticityMatch(Strict):
     layers: Glob = Field("*", description="Pattern of the layers' qualified names.")
     population: Literal["E", "I", "any"] = Field("any", description="Presynaptic type: `E`, `I` or `any`.")
     post: Literal["E", "I", "any"] = Field(
-        "any",
-        description="Postsynaptic type (the output unit's): `E`, `I` or `any`.",
+        "any", description="Postsynaptic type (the output unit's): `E`, `I` or `any`."
     )
 
     @model_validator(mode="before")
@@ -186,13 +196,22 @@ class PlasticityMatch(Strict):
         data = dict(data)
         synapse = data.pop("synapse")
         if synapse not in SYNAPSE_CLASSES:
-            raise ConfigError("unknown synapse class", key="synapse", expected="one of " + ", ".join(SYNAPSE_CLASSES),
-                              given=synapse, suggestion=did_you_mean(str(synapse), SYNAPSE_CLASSES))
+            raise ConfigError(
+                "unknown synapse class",
+                key="synapse",
+                expected="one of " + ", ".join(SYNAPSE_CLASSES),
+                given=synapse,
+                suggestion=did_you_mean(str(synapse), SYNAPSE_CLASSES),
+            )
         pre, post = synapse.split("->")
         for field_name, value in (("population", pre), ("post", post)):
             if data.get(field_name, value) not in (value, "any"):
-                raise ConfigError(f"synapse: {synapse} contradicts {field_name}", key=field_name,
-                                  given=data[field_name], suggestion="give synapse or population/post, not both")
+                raise ConfigError(
+                    f"synapse: {synapse} contradicts {field_name}",
+                    key=field_name,
+                    given=data[field_name],
+                    suggestion="give synapse or population/post, not both",
+                )
             data[field_name] = value
         return data
 
@@ -204,8 +223,7 @@ class PlasticityRow(Strict):
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
     rule: PlasticityName = Field(
-        "update",
-        description="A registered plasticity rule; its options go beside `rule` in the row.",
+        "update", description="A registered plasticity rule; its options go beside `rule` in the row."
     )
     match: PlasticityMatch = Field(default_factory=PlasticityMatch, description="Which synapses the row acts on.")
 
@@ -224,12 +242,10 @@ class PlasticitySpec(Strict):
     2016) and cell-type/region ``rules`` applied in order."""
 
     update: Literal["sgd", "batch_manhattan"] = Field(
-        "sgd",
-        description="`sgd`, or `batch_manhattan`: the sign of the gradient (Liao et al. 2016).",
+        "sgd", description="`sgd`, or `batch_manhattan`: the sign of the gradient (Liao et al. 2016)."
     )
     rules: list[PlasticityRow] = Field(
-        default_factory=list,
-        description="Cell-type and region plasticity rows, applied in order.",
+        default_factory=list, description="Cell-type and region plasticity rows, applied in order."
     )
 
 
@@ -237,20 +253,16 @@ class Constraints(Strict):
     """A constraint spec: ``feedback``, ``dale`` (absent or null: off), ``phases``, ``plasticity``."""
 
     feedback: FeedbackSpec = Field(
-        default_factory=FeedbackSpec,
-        description="The feedback rules: which rule computes each layer's backward.",
+        default_factory=FeedbackSpec, description="The feedback rules: which rule computes each layer's backward."
     )
     dale: DaleSpec | None = Field(
-        None,
-        description="Dale's law (E/I types, enforcer or DANN architecture); absent or null: off.",
+        None, description="Dale's law (E/I types, enforcer or DANN architecture); absent or null: off."
     )
     phases: PhasesSpec = Field(
-        default_factory=PhasesSpec,
-        description="The error pathway's transforms and the timing of the backward phase.",
+        default_factory=PhasesSpec, description="The error pathway's transforms and the timing of the backward phase."
     )
     plasticity: PlasticitySpec = Field(
-        default_factory=PlasticitySpec,
-        description="The update rule and the cell-type and region plasticity rows.",
+        default_factory=PlasticitySpec, description="The update rule and the cell-type and region plasticity rows."
     )
     source: str | None = Field(default=None, exclude=True)
 
@@ -262,9 +274,13 @@ class Constraints(Strict):
             return self
         fb = self.feedback
         refs = [("feedback.rule", "feedback.options.", fb.rule, fb.options)] + [
-            (f"feedback.overrides.{pattern}", f"feedback.overrides.{pattern}.options.",
-             *((ref, {}) if isinstance(ref, str) else (ref.rule, ref.options)))
-            for pattern, ref in fb.overrides.items()]
+            (
+                f"feedback.overrides.{pattern}",
+                f"feedback.overrides.{pattern}.options.",
+                *((ref, {}) if isinstance(ref, str) else (ref.rule, ref.options)),
+            )
+            for pattern, ref in fb.overrides.items()
+        ]
         dale = self.dale.choices("dale.", acting=True)
         for key, options_key, rule, options in refs:
             chosen = Choice(rule_class(rule), validate_options(rule, options), key, options_key)
@@ -286,8 +302,9 @@ class Constraints(Strict):
     def from_dict(cls, data: dict[str, Any], file: str | None = None) -> Constraints:
         """Validate a mapping; errors name ``file`` and the key path."""
         if not isinstance(data, dict):
-            raise ConfigError("a constraint spec must be a mapping", file=file, expected="a mapping",
-                              given=type(data).__name__)
+            raise ConfigError(
+                "a constraint spec must be a mapping", file=file, expected="a mapping", given=type(data).__name__
+            )
         try:
             spec = cls.model_validate(data)
         except ValidationError as err:
@@ -306,10 +323,15 @@ class Constraints(Strict):
             return cls.from_dict(spec)
         if isinstance(spec, str | Path):
             from .loading import resolve_path
+
             found = resolve_path(str(spec), None, "constraints")
             if found is None:
-                raise ConfigError("constraint spec not found", given=str(spec),
-                                  suggestion="give a path to a YAML file or a preset name in constraints/")
+                raise ConfigError(
+                    "constraint spec not found",
+                    given=str(spec),
+                    suggestion="give a path to a YAML file or a preset name in constraints/",
+                )
             return cls.from_yaml(found)
-        raise ConfigError("cannot read a constraint spec from this", expected="Constraints, dict or path",
-                          given=type(spec).__name__)
+        raise ConfigError(
+            "cannot read a constraint spec from this", expected="Constraints, dict or path", given=type(spec).__name__
+        )

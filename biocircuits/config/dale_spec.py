@@ -44,12 +44,13 @@ class DaleSpec(Strict):
     model_config = ConfigDict(extra="allow", validate_assignment=True)
     enabled: bool = Field(True, description="Set false to switch Dale off while keeping the section.")
     excitatory_fraction: float = Field(
-        0.8, ge=0.0, le=1.0,
+        0.8,
+        ge=0.0,
+        le=1.0,
         description="Share of E units among each layer's presynaptic units (round(fraction * n) are E).",
     )
     assignment: Literal["block", "random"] = Field(
-        "block",
-        description="Which units are E: `block` (the first ones) or `random` (seeded by seed and the width).",
+        "block", description="Which units are E: `block` (the first ones) or `random` (seeded by seed and the width)."
     )
     seed: int = Field(0, description="Seeds the random type assignment and the signed initialisation.")
     layers: list[DaleGlob] = Field(default_factory=lambda: ["*"], description="Patterns of the layers that obey Dale.")
@@ -58,8 +59,7 @@ class DaleSpec(Strict):
         description="Patterns of layers exempt from Dale (`<input>`: the layers that read the network's input).",
     )
     enforce: EnforcerName = Field(
-        "project",
-        description="The column-sign enforcer that keeps each weight's sign after every step.",
+        "project", description="The column-sign enforcer that keeps each weight's sign after every step."
     )
     init: DaleInitName = Field(
         "balanced",
@@ -101,25 +101,35 @@ class DaleSpec(Strict):
         for key, value in (self.model_extra or {}).items():
             if key not in DALE:
                 valid = [*type(self).model_fields, *DALE.names()]
-                raise ConfigError("unknown key", key=key, expected="one of " + ", ".join(valid), given=key,
-                                  suggestion=did_you_mean(key, valid), has_given=False)
+                raise ConfigError(
+                    "unknown key",
+                    key=key,
+                    expected="one of " + ", ".join(valid),
+                    given=key,
+                    suggestion=did_you_mean(key, valid),
+                    has_given=False,
+                )
             validate_attachment_options(DALE.get(key), value, f"Dale {key!r}", f"{key}.")
         chosen = self.choices()
         for key in self.model_extra or {}:
             cls = DALE.get(key)
             if cls not in [c.cls for c in chosen]:
-                raise ConfigError(f"options for {key!r}, which this section does not choose", key=key,
-                                  suggestion=f"set {cls.spec_key}: {cls.choice_name()}, or remove {key}")
+                raise ConfigError(
+                    f"options for {key!r}, which this section does not choose",
+                    key=key,
+                    suggestion=f"set {cls.spec_key}: {cls.choice_name()}, or remove {key}",
+                )
         first, *others = chosen
-        for other in others:   # the class every layer gets and each other chosen class may refuse one another
+        for other in others:  # the class every layer gets and each other chosen class may refuse one another
             check_pair(first, other)
         return self
 
     def options_of(self, name: str) -> Any:
         """The options a Dale class called ``name`` takes from this section: the mapping under its name (an extra
         key or a declared section such as ``dann``), else none."""
-        value = (self.model_extra or {}).get(name, getattr(self, name, None) if name in type(self).model_fields
-                                             else None)
+        value = (self.model_extra or {}).get(
+            name, getattr(self, name, None) if name in type(self).model_fields else None
+        )
         return value if isinstance(value, dict | BaseModel) else {}
 
     def choices(self, prefix: str = "", acting: bool = False) -> list[Choice]:

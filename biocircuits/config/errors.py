@@ -41,8 +41,19 @@ def fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
     return sorted({f for m in current for f in m.model_fields})
 
 
-_MARKERS = {"str", "int", "float", "bool", "list", "dict", "function-after", "function-before", "union", "literal",
-            "tuple"}
+_MARKERS = {
+    "str",
+    "int",
+    "float",
+    "bool",
+    "list",
+    "dict",
+    "function-after",
+    "function-before",
+    "union",
+    "literal",
+    "tuple",
+}
 _NO_INPUT = object()
 
 
@@ -59,8 +70,11 @@ def key_path(loc: tuple, data: Any = _NO_INPUT) -> str:
     path has left the input (a value a validator rewrote), are kept unless they look like a marker."""
     out, node = "", data
     for part in loc:
-        if isinstance(node, dict) and part in node or (
-                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)):
+        if (
+            isinstance(node, dict)
+            and part in node
+            or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+        ):
             node = node[part]
         elif _looks_like_marker(part) and not isinstance(part, int):
             continue
@@ -106,24 +120,47 @@ def from_validation_error(
         seen.add(key)
         raised = (e.get("ctx") or {}).get("error")
         if isinstance(raised, ConfigError):  # a validator's own error (its key made whole by _full_key)
-            errors.append(ConfigError(raised.message, key=None if key == "(top level)" else key, file=file,
-                                      expected=raised.expected, given=raised.given, suggestion=raised.suggestion,
-                                      has_given=raised.has_given))
+            errors.append(
+                ConfigError(
+                    raised.message,
+                    key=None if key == "(top level)" else key,
+                    file=file,
+                    expected=raised.expected,
+                    given=raised.given,
+                    suggestion=raised.suggestion,
+                    has_given=raised.has_given,
+                )
+            )
             continue
         msg = e["msg"].removeprefix("Value error, ")
         given = e.get("input")
         if e["type"] == "extra_forbidden":
             name = str(loc[-1])
             valid = fields_at(model, loc[:-1])
-            errors.append(ConfigError(
-                "unknown key", key=key, file=file, expected="one of " + ", ".join(valid), given=name,
-                suggestion=did_you_mean(name, valid), has_given=False,
-            ))
+            errors.append(
+                ConfigError(
+                    "unknown key",
+                    key=key,
+                    file=file,
+                    expected="one of " + ", ".join(valid),
+                    given=name,
+                    suggestion=did_you_mean(name, valid),
+                    has_given=False,
+                )
+            )
             continue
         suggestion = None
         if e["type"] == "literal_error":
             choices = re.findall(r"'([^']*)'", str(e.get("ctx", {}).get("expected", "")))
             suggestion = did_you_mean(str(given), choices)
-        errors.append(ConfigError(msg, key=key, file=file, given=given, suggestion=suggestion,
-                                  has_given=e["type"] not in ("missing",) and "given" not in msg))
+        errors.append(
+            ConfigError(
+                msg,
+                key=key,
+                file=file,
+                given=given,
+                suggestion=suggestion,
+                has_given=e["type"] not in ("missing",) and "given" not in msg,
+            )
+        )
     return ConfigErrors(errors)

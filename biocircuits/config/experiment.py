@@ -40,13 +40,16 @@ def resolvable(lookup: Callable[[str, tuple[Path, ...]], object]) -> AfterValida
     """Accept a name that ``lookup(name, search)`` resolves (a registered name, or an import path whose module
     imports and holds the attribute); its [`ConfigError`][biocircuits.errors.ConfigError] otherwise, relative to the
     field's key."""
+
     def check(name: str, info: ValidationInfo) -> str:
         try:
             lookup(name, search_folders(info))
         except ConfigError as err:
-            raise ConfigError(err.message, expected=err.expected, given=err.given, has_given=err.has_given,
-                              suggestion=err.suggestion) from None
+            raise ConfigError(
+                err.message, expected=err.expected, given=err.given, has_given=err.has_given, suggestion=err.suggestion
+            ) from None
         return name
+
     return AfterValidator(check)
 
 
@@ -72,10 +75,11 @@ class DataSpec(Section):
     split_seed: int = Field(0, ge=0, lt=2**63)
     image_size: int | None = Field(None, ge=8, le=MAX_IMAGE)
     val_labels: str | None = None  # imagefolder: LOC_val_solution.csv or the ILSVRC2012 devkit for a flat val/
-    channels: int | None = Field(None, ge=1, le=4)       # repeat grayscale images to this many channels
-    resize: int | None = Field(None, ge=4, le=1024)      # resize in-memory images to resize x resize
-    shape: list[Annotated[int, Field(ge=1, le=1 << 20)]] = Field(default_factory=lambda: [3, 32, 32], min_length=1,
-                                                                  max_length=4)
+    channels: int | None = Field(None, ge=1, le=4)  # repeat grayscale images to this many channels
+    resize: int | None = Field(None, ge=4, le=1024)  # resize in-memory images to resize x resize
+    shape: list[Annotated[int, Field(ge=1, le=1 << 20)]] = Field(
+        default_factory=lambda: [3, 32, 32], min_length=1, max_length=4
+    )
     num_classes: int = Field(10, ge=2, le=MAX_CLASSES)
     train_size: int = Field(512, ge=1, le=MAX_SAMPLES)
     val_size: int = Field(128, ge=1, le=MAX_SAMPLES)
@@ -83,7 +87,7 @@ class DataSpec(Section):
     pin_memory: bool = False
     persistent_workers: bool = False
     prefetch_factor: int | None = Field(None, ge=1, le=64)  # batches each worker loads ahead (torch default 2)
-    shuffle_buffer: int = Field(1000, ge=0, le=1_000_000)   # webdataset: samples shuffled per stream
+    shuffle_buffer: int = Field(1000, ge=0, le=1_000_000)  # webdataset: samples shuffled per stream
     decode: Literal["cpu", "gpu"] = "cpu"  # imagefolder: gpu decodes training JPEGs on the device (nvJPEG)
     task: str | None = None  # cognitive: a name in biocircuits.data.cognitive.TASKS; neurogym: an environment id
     task_options: dict[str, Any] = Field(default_factory=dict)  # the task's keyword arguments (dt, periods, ...)
@@ -92,9 +96,13 @@ class DataSpec(Section):
     @model_validator(mode="after")
     def _kwargs_for_builders(self) -> DataSpec:
         if self.kwargs and not is_import_path(self.name):
-            raise ConfigError("data.kwargs is passed to a dataset builder given by import path", key="kwargs",
-                              expected="no kwargs for the registered dataset " + repr(self.name), given=self.kwargs,
-                              suggestion="use the data section's own keys, or data.name: 'package.module:function'")
+            raise ConfigError(
+                "data.kwargs is passed to a dataset builder given by import path",
+                key="kwargs",
+                expected="no kwargs for the registered dataset " + repr(self.name),
+                given=self.kwargs,
+                suggestion="use the data section's own keys, or data.name: 'package.module:function'",
+            )
         return self
 
     @model_validator(mode="after")
@@ -103,8 +111,9 @@ class DataSpec(Section):
             try:
                 TASKS.get(self.task)
             except ConfigError as err:  # the tasks and a "did you mean", under this key
-                raise ConfigError(err.message, key="task", expected=err.expected, given=err.given,
-                                  suggestion=err.suggestion) from None
+                raise ConfigError(
+                    err.message, key="task", expected=err.expected, given=err.given, suggestion=err.suggestion
+                ) from None
         return self
 
     @model_validator(mode="after")
@@ -112,9 +121,13 @@ class DataSpec(Section):
         if self.name == "synthetic":
             elements = (self.train_size + self.val_size) * math.prod(self.shape)
             if elements > MAX_SYNTHETIC_ELEMENTS:
-                raise ConfigError("synthetic data too large", key="train_size", expected=f"(train_size + val_size) "
-                                  f"* prod(shape) <= {MAX_SYNTHETIC_ELEMENTS}", given=elements,
-                                  suggestion="lower train_size, val_size or shape")
+                raise ConfigError(
+                    "synthetic data too large",
+                    key="train_size",
+                    expected=f"(train_size + val_size) * prod(shape) <= {MAX_SYNTHETIC_ELEMENTS}",
+                    given=elements,
+                    suggestion="lower train_size, val_size or shape",
+                )
         return self
 
 
@@ -206,9 +219,13 @@ class Experiment(Section):
     @model_validator(mode="after")
     def _min_lr_at_most_lr(self) -> Experiment:
         if self.schedule.min_lr > self.optim.lr:
-            raise ConfigError("min_lr above lr would ramp the rate up", key="schedule.min_lr",
-                              expected=f"at most optim.lr = {self.optim.lr}", given=self.schedule.min_lr,
-                              suggestion="lower schedule.min_lr or raise optim.lr")
+            raise ConfigError(
+                "min_lr above lr would ramp the rate up",
+                key="schedule.min_lr",
+                expected=f"at most optim.lr = {self.optim.lr}",
+                given=self.schedule.min_lr,
+                suggestion="lower schedule.min_lr or raise optim.lr",
+            )
         return self
 
     def resolved_constraints(self) -> Constraints:
@@ -222,10 +239,13 @@ class Experiment(Section):
         here = Path(self.source).parent if self.source else None
         found = resolve_path(self.constraints, here, "constraints")
         if found is None:
-            raise ConfigError("constraint spec not found", file=self.source, key="constraints",
-                              given=self.constraints,
-                              suggestion="paths are relative to the experiment file, the working directory or "
-                                         "constraints/")
+            raise ConfigError(
+                "constraint spec not found",
+                file=self.source,
+                key="constraints",
+                given=self.constraints,
+                suggestion="paths are relative to the experiment file, the working directory or constraints/",
+            )
         return Constraints.from_yaml(found)
 
     @classmethod
@@ -250,11 +270,17 @@ class Experiment(Section):
     def from_dict(cls, data: dict[str, Any], file: str | None = None) -> Experiment:
         """Validate a mapping (``source`` is not accepted from it); errors name ``file`` and the key path."""
         if not isinstance(data, dict):
-            raise ConfigError("an experiment must be a mapping", file=file, expected="a mapping",
-                              given=type(data).__name__)
+            raise ConfigError(
+                "an experiment must be a mapping", file=file, expected="a mapping", given=type(data).__name__
+            )
         if "source" in data:
-            raise ConfigError("internal key, set by biocircuits itself", file=file, key="source",
-                              expected="no such key", suggestion="remove it")
+            raise ConfigError(
+                "internal key, set by biocircuits itself",
+                file=file,
+                key="source",
+                expected="no such key",
+                suggestion="remove it",
+            )
         try:
             exp = cls.model_validate(data, context={"file": file})
         except ValidationError as err:
@@ -273,9 +299,14 @@ class Experiment(Section):
         for base in (*here, Path.cwd()):
             if (base / Path(given).expanduser()).is_file():
                 return (base / Path(given).expanduser()).resolve()
-        raise ConfigError("checkpoint file not found", file=self.source, key="model.checkpoint", given=given,
-                          expected="a file holding a state_dict or a biocircuits checkpoint",
-                          suggestion="paths are relative to the experiment file or the working directory")
+        raise ConfigError(
+            "checkpoint file not found",
+            file=self.source,
+            key="model.checkpoint",
+            given=given,
+            expected="a file holding a state_dict or a biocircuits checkpoint",
+            suggestion="paths are relative to the experiment file or the working directory",
+        )
 
     def resolved_dict(self) -> dict[str, Any]:
         """The full config with defaults filled, the constraint spec inlined and ``model.checkpoint`` made absolute
@@ -295,8 +326,11 @@ def seeded(spec: Constraints, seed: int) -> Constraints:
     the run's ``train.seed`` where the spec leaves them unset, so that a seed changes every random draw; a seed
     the spec sets stays. A copy when anything changes; ``spec`` itself is left alone. (Saved configs hold every
     seed explicitly, so a run resumes from its ``config.yaml`` as it was.)"""
-    updates = {name: getattr(spec, name).model_copy(update={"seed": seed}) for name in SEEDED
-               if "seed" not in getattr(spec, name).model_fields_set and getattr(spec, name).seed != seed}
+    updates = {
+        name: getattr(spec, name).model_copy(update={"seed": seed})
+        for name in SEEDED
+        if "seed" not in getattr(spec, name).model_fields_set and getattr(spec, name).seed != seed
+    }
     if not updates:
         return spec
     out = spec.model_copy(update=updates)

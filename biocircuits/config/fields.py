@@ -28,9 +28,11 @@ def check_glob(pattern: str) -> str:
 def registered(lookup: Callable[[str], object]) -> AfterValidator:
     """Accept a name that ``lookup`` finds in its registry (``lookup`` raises a ConfigError listing the valid
     names and the closest ones otherwise)."""
+
     def check(name: str) -> str:
         lookup(name)
         return name
+
     return AfterValidator(check)
 
 

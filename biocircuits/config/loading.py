@@ -19,12 +19,12 @@ PACKAGE_ROOT = presets_root()
 
 
 # Input limits, checked before pydantic sees a value (a YAML alias bomb expands to gigabytes otherwise).
-MAX_FILE_BYTES = 1 << 20      # 1 MiB: the largest shipped spec is a few kB
-MAX_DEPTH = 32                # nesting of mappings and lists, counted with aliases expanded
-MAX_ALIASES = 100             # ``*name`` references
-MAX_NODES = 100_000           # values, counted with aliases expanded
-MAX_KEYS = 10_000             # mapping keys, counted with aliases expanded
-INTERNAL_KEYS = ("source",)   # set by the loader, never by a file
+MAX_FILE_BYTES = 1 << 20  # 1 MiB: the largest shipped spec is a few kB
+MAX_DEPTH = 32  # nesting of mappings and lists, counted with aliases expanded
+MAX_ALIASES = 100  # ``*name`` references
+MAX_NODES = 100_000  # values, counted with aliases expanded
+MAX_KEYS = 10_000  # mapping keys, counted with aliases expanded
+INTERNAL_KEYS = ("source",)  # set by the loader, never by a file
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -41,14 +41,20 @@ class _BoundedLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
-                raise _Limit(f"more than {MAX_ALIASES} aliases", f"at most {MAX_ALIASES} aliases (*name)",
-                             self.peek_event().start_mark)
+                raise _Limit(
+                    f"more than {MAX_ALIASES} aliases",
+                    f"at most {MAX_ALIASES} aliases (*name)",
+                    self.peek_event().start_mark,
+                )
             return super().compose_node(parent, index)
         self.depth += 1
         try:
             if self.depth > MAX_DEPTH:
-                raise _Limit(f"nested deeper than {MAX_DEPTH} levels", f"at most {MAX_DEPTH} levels",
-                             self.peek_event().start_mark)
+                raise _Limit(
+                    f"nested deeper than {MAX_DEPTH} levels",
+                    f"at most {MAX_DEPTH} levels",
+                    self.peek_event().start_mark,
+                )
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
@@ -60,15 +66,17 @@ class _Limit(Exception):
         self.message, self.expected, self.mark, self.key = message, expected, mark, key
 
 
-def _measure(node: yaml.Node, path: str, memo: dict[int, tuple[int, int, int]], stack: set[int]
-             ) -> tuple[int, int, int]:
+def _measure(
+    node: yaml.Node, path: str, memo: dict[int, tuple[int, int, int]], stack: set[int]
+) -> tuple[int, int, int]:
     """(values, keys, depth) of ``node`` with every alias expanded, memoised per node so an alias bomb costs time
     linear in its text; raises [`_Limit`][biocircuits.config.loading._Limit] on a duplicate key or a recursive alias."""
     if id(node) in memo:
         return memo[id(node)]
     if id(node) in stack:
-        raise _Limit("a recursive alias (a value that contains itself)", "no recursive aliases", node.start_mark,
-                     path or None)
+        raise _Limit(
+            "a recursive alias (a value that contains itself)", "no recursive aliases", node.start_mark, path or None
+        )
     stack.add(id(node))
     nodes, keys, depth = 1, 0, 0
     if isinstance(node, yaml.MappingNode):
@@ -77,8 +85,12 @@ def _measure(node: yaml.Node, path: str, memo: dict[int, tuple[int, int, int]], 
             if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
                 name = key_node.value
                 if name in seen:
-                    raise _Limit(f"duplicate key {name[:60]!r}", "each key once per mapping", key_node.start_mark,
-                                 f"{path}.{name}" if path else name)
+                    raise _Limit(
+                        f"duplicate key {name[:60]!r}",
+                        "each key once per mapping",
+                        key_node.start_mark,
+                        f"{path}.{name}" if path else name,
+                    )
                 seen.add(name)
             else:
                 name = "?"
@@ -95,8 +107,12 @@ def _measure(node: yaml.Node, path: str, memo: dict[int, tuple[int, int, int]], 
     for count, limit, what in ((nodes, MAX_NODES, "values"), (keys, MAX_KEYS, "keys"), (depth, MAX_DEPTH, "levels")):
         if count > limit:
             expanded = "nested" if what == "levels" else "holds"
-            raise _Limit(f"{expanded} more than {limit} {what} once its aliases are expanded",
-                         f"at most {limit} {what}", node.start_mark, path or None)
+            raise _Limit(
+                f"{expanded} more than {limit} {what} once its aliases are expanded",
+                f"at most {limit} {what}",
+                node.start_mark,
+                path or None,
+            )
     memo[id(node)] = (nodes, keys, depth)
     return nodes, keys, depth
 
@@ -104,8 +120,13 @@ def _measure(node: yaml.Node, path: str, memo: dict[int, tuple[int, int, int]], 
 def _check_finite(value: Any, path: str) -> None:
     """Reject ``.inf`` and ``.nan`` anywhere: no setting of biocircuits means infinity."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError("not a finite number", key=path or None, expected="a finite number", given=value,
-                          suggestion="use a large finite value, or leave the key out for the default")
+        raise ConfigError(
+            "not a finite number",
+            key=path or None,
+            expected="a finite number",
+            given=value,
+            suggestion="use a large finite value, or leave the key out for the default",
+        )
     if isinstance(value, dict):
         for k, v in value.items():
             _check_finite(v, f"{path}.{k}" if path else str(k))
@@ -129,17 +150,30 @@ def parse_yaml_text(text: str, file: str | None = None, key: str | None = None) 
     except _Limit as err:
         where = f" at line {err.mark.line + 1}" if err.mark is not None else ""
         full = ".".join(p for p in (key, err.key) if p) or None
-        raise ConfigError(f"{err.message}{where}", file=file, key=full, expected=err.expected,
-                          suggestion="simplify the file; input limits guard against runaway configs") from None
+        raise ConfigError(
+            f"{err.message}{where}",
+            file=file,
+            key=full,
+            expected=err.expected,
+            suggestion="simplify the file; input limits guard against runaway configs",
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"YAML syntax error{where}: {str(problem)[:200]}", file=file, key=key,
-                          suggestion="check indentation, colons and quotes") from None
+        raise ConfigError(
+            f"YAML syntax error{where}: {str(problem)[:200]}",
+            file=file,
+            key=key,
+            suggestion="check indentation, colons and quotes",
+        ) from None
     except (ValueError, TypeError, OverflowError, RecursionError) as err:  # e.g. a timestamp like 2001-13-45
-        raise ConfigError(f"unreadable YAML value: {type(err).__name__}: {str(err)[:200]}", file=file, key=key,
-                          suggestion="quote the value to keep it a string") from None
+        raise ConfigError(
+            f"unreadable YAML value: {type(err).__name__}: {str(err)[:200]}",
+            file=file,
+            key=key,
+            suggestion="quote the value to keep it a string",
+        ) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -160,25 +194,42 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         with open(path, "rb") as f:
             raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as err:
-        raise ConfigError(f"cannot read the file ({err.strerror or type(err).__name__})", file=str(path),
-                          suggestion="check its permissions") from None
+        raise ConfigError(
+            f"cannot read the file ({err.strerror or type(err).__name__})",
+            file=str(path),
+            suggestion="check its permissions",
+        ) from None
     if len(raw) > MAX_FILE_BYTES:
-        raise ConfigError("file too large", file=str(path), expected=f"at most {MAX_FILE_BYTES} bytes",
-                          given=f"more than {MAX_FILE_BYTES} bytes", suggestion="is this the right file?")
+        raise ConfigError(
+            "file too large",
+            file=str(path),
+            expected=f"at most {MAX_FILE_BYTES} bytes",
+            given=f"more than {MAX_FILE_BYTES} bytes",
+            suggestion="is this the right file?",
+        )
     if b"\0" in raw:
-        raise ConfigError("a binary file, not YAML text", file=str(path), expected="UTF-8 YAML text",
-                          suggestion="is this the right file?")
+        raise ConfigError(
+            "a binary file, not YAML text",
+            file=str(path),
+            expected="UTF-8 YAML text",
+            suggestion="is this the right file?",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise ConfigError(f"not UTF-8 text (byte {err.start})", file=str(path), expected="UTF-8 YAML text",
-                          suggestion="save the file as UTF-8") from None
+        raise ConfigError(
+            f"not UTF-8 text (byte {err.start})",
+            file=str(path),
+            expected="UTF-8 YAML text",
+            suggestion="save the file as UTF-8",
+        ) from None
     data = parse_yaml_text(text, file=str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError("the file must hold a mapping of keys", file=str(path), expected="a mapping",
-                          given=type(data).__name__)
+        raise ConfigError(
+            "the file must hold a mapping of keys", file=str(path), expected="a mapping", given=type(data).__name__
+        )
     return data
 
 
@@ -204,10 +255,16 @@ def resolve_path(name: str | Path, relative_to: Path | None, folder: str) -> Pat
 
     At each step a name without a suffix also matches ``name.yaml`` (``"sign_symmetry"``)."""
     name = Path(name)
-    candidates = [name] if name.is_absolute() else [
-        *([relative_to / name] if relative_to else []), Path.cwd() / name, PACKAGE_ROOT / folder / name,
-        PACKAGE_ROOT / name,
-    ]
+    candidates = (
+        [name]
+        if name.is_absolute()
+        else [
+            *([relative_to / name] if relative_to else []),
+            Path.cwd() / name,
+            PACKAGE_ROOT / folder / name,
+            PACKAGE_ROOT / name,
+        ]
+    )
     for c in candidates:
         if c.is_file():
             return c
@@ -222,14 +279,23 @@ def _reject_internal_keys(data: dict[str, Any], file: str) -> None:
     for where, mapping in (("", data), ("constraints.", inline if isinstance(inline, dict) else {})):
         for key in INTERNAL_KEYS:
             if key in mapping:
-                raise ConfigError("internal key, set by biocircuits itself", file=file, key=where + key,
-                                  expected="no such key in a file", suggestion=f"remove {where + key}")
+                raise ConfigError(
+                    "internal key, set by biocircuits itself",
+                    file=file,
+                    key=where + key,
+                    expected="no such key in a file",
+                    suggestion=f"remove {where + key}",
+                )
 
 
 def _include_roots(top: Path, folder: str) -> list[Path]:
     """Where included files may live: the top-level file's folder tree, and the shipped presets."""
-    return [top.parent, (PACKAGE_ROOT / folder).resolve(), (PACKAGE_ROOT / "constraints").resolve(),
-            (PACKAGE_ROOT / "experiments").resolve()]
+    return [
+        top.parent,
+        (PACKAGE_ROOT / folder).resolve(),
+        (PACKAGE_ROOT / "constraints").resolve(),
+        (PACKAGE_ROOT / "experiments").resolve(),
+    ]
 
 
 def load_with_includes(path: str | Path, folder: str = "constraints", _stack: tuple[Path, ...] = ()) -> dict:
@@ -239,36 +305,58 @@ def load_with_includes(path: str | Path, folder: str = "constraints", _stack: tu
     the top-level file or inside the shipped ``constraints/`` or ``experiments/`` presets."""
     path = Path(path).resolve()
     if path in _stack:
-        raise ConfigError("include cycle", file=str(path), key="include",
-                          given=" -> ".join(p.name for p in (*_stack, path)))
+        raise ConfigError(
+            "include cycle", file=str(path), key="include", given=" -> ".join(p.name for p in (*_stack, path))
+        )
     data = read_yaml(path)
     _reject_internal_keys(data, str(path))
     includes = data.pop("include", []) or []
     if isinstance(includes, str):
         includes = [includes]
     if not isinstance(includes, list):
-        raise ConfigError("include must be a list of file paths", file=str(path), key="include",
-                          expected="a list of paths", given=includes)
+        raise ConfigError(
+            "include must be a list of file paths",
+            file=str(path),
+            key="include",
+            expected="a list of paths",
+            given=includes,
+        )
     roots = _include_roots(_stack[0] if _stack else path, folder)
     merged: dict[str, Any] = {}
     for i, inc in enumerate(includes):
         key = f"include[{i}]"
         if not isinstance(inc, str) or not inc.strip():
-            raise ConfigError("an include must be a file path", file=str(path), key=key, expected="a relative path",
-                              given=inc)
+            raise ConfigError(
+                "an include must be a file path", file=str(path), key=key, expected="a relative path", given=inc
+            )
         if Path(inc).is_absolute() or ".." in Path(inc).parts:
-            raise ConfigError("an include must be a relative path without '..'", file=str(path), key=key,
-                              expected=f"a path inside {roots[0]} or a preset name from {folder}/", given=inc,
-                              suggestion="copy the file beside the spec, or name a shipped preset")
+            raise ConfigError(
+                "an include must be a relative path without '..'",
+                file=str(path),
+                key=key,
+                expected=f"a path inside {roots[0]} or a preset name from {folder}/",
+                given=inc,
+                suggestion="copy the file beside the spec, or name a shipped preset",
+            )
         found = resolve_path(inc, path.parent, folder)
         if found is None:
-            raise ConfigError("included file not found", file=str(path), key=key, given=inc,
-                              suggestion=f"paths are relative to {path.parent} or to {folder}/")
+            raise ConfigError(
+                "included file not found",
+                file=str(path),
+                key=key,
+                given=inc,
+                suggestion=f"paths are relative to {path.parent} or to {folder}/",
+            )
         real = found.resolve()
         if not any(real.is_relative_to(root) for root in roots):
-            raise ConfigError("included file lies outside the spec's folder tree and the presets", file=str(path),
-                              key=key, expected=f"a file under {roots[0]} or {roots[1]}", given=str(real),
-                              suggestion="copy the file beside the spec")
+            raise ConfigError(
+                "included file lies outside the spec's folder tree and the presets",
+                file=str(path),
+                key=key,
+                expected=f"a file under {roots[0]} or {roots[1]}",
+                given=str(real),
+                suggestion="copy the file beside the spec",
+            )
         merged = deep_merge(merged, load_with_includes(real, folder, (*_stack, path)))
     return deep_merge(merged, data)
 
@@ -279,25 +367,50 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError("--set takes dotted.key=value", key="--set", expected="KEY=VALUE", given=item,
-                              suggestion="e.g. --set train.epochs=2")
+            raise ConfigError(
+                "--set takes dotted.key=value",
+                key="--set",
+                expected="KEY=VALUE",
+                given=item,
+                suggestion="e.g. --set train.epochs=2",
+            )
         key, raw = item.split("=", 1)
         key = key.strip()
         if not key or any(not part.strip() for part in key.split(".")):
-            raise ConfigError("--set key is empty or has an empty part", key="--set", given=item,
-                              expected="KEY=VALUE with a dotted KEY", suggestion="e.g. --set train.epochs=2")
+            raise ConfigError(
+                "--set key is empty or has an empty part",
+                key="--set",
+                given=item,
+                expected="KEY=VALUE with a dotted KEY",
+                suggestion="e.g. --set train.epochs=2",
+            )
         if key.split(".")[-1] in INTERNAL_KEYS or key == "include":
-            raise ConfigError("internal key, set by biocircuits itself", key=f"--set {key}",
-                              expected="a config key", given=key, suggestion="remove this --set")
+            raise ConfigError(
+                "internal key, set by biocircuits itself",
+                key=f"--set {key}",
+                expected="a config key",
+                given=key,
+                suggestion="remove this --set",
+            )
         if len(raw) > MAX_FILE_BYTES:
-            raise ConfigError("--set value too long", key=f"--set {key}", expected=f"at most {MAX_FILE_BYTES} "
-                              "characters", given=f"{len(raw)} characters")
+            raise ConfigError(
+                "--set value too long",
+                key=f"--set {key}",
+                expected=f"at most {MAX_FILE_BYTES} characters",
+                given=f"{len(raw)} characters",
+            )
         try:
             out[key] = parse_yaml_text(raw, key=key) if raw.strip() else None
         except ConfigError as err:
             if not err.message.startswith(("YAML syntax error", "unreadable YAML value")):
-                raise ConfigError(err.message, key=f"--set {key}", expected=err.expected, given=err.given,
-                                  has_given=err.has_given, suggestion=err.suggestion) from None
+                raise ConfigError(
+                    err.message,
+                    key=f"--set {key}",
+                    expected=err.expected,
+                    given=err.given,
+                    has_given=err.has_given,
+                    suggestion=err.suggestion,
+                ) from None
             out[key] = raw
     return out
 
@@ -313,8 +426,12 @@ def apply_sets(data: dict[str, Any], sets: dict[str, Any]) -> dict[str, Any]:
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise ConfigError("--set goes inside a value that is not a mapping", key=".".join(parts[: i + 1]),
-                                  given=child, suggestion=f"set {'.'.join(parts[: i + 1])} itself")
+                raise ConfigError(
+                    "--set goes inside a value that is not a mapping",
+                    key=".".join(parts[: i + 1]),
+                    given=child,
+                    suggestion=f"set {'.'.join(parts[: i + 1])} itself",
+                )
             node = child
         node[parts[-1]] = value
     return out

@@ -18,7 +18,19 @@ from .registry import Registry
 from .seeds import layer_seed
 
 __all__ = [
-    "Attachments", "LayerAttachment", "Registry", "StepState", "attach", "attached_modules", "attachments_of",
-    "check_patterns_match", "constraint_buffer_names", "detach_all", "layer_seed", "match_any", "trainable_weight",
-    "unwrap", "weight_layers",
+    "Attachments",
+    "LayerAttachment",
+    "Registry",
+    "StepState",
+    "attach",
+    "attached_modules",
+    "attachments_of",
+    "check_patterns_match",
+    "constraint_buffer_names",
+    "detach_all",
+    "layer_seed",
+    "match_any",
+    "trainable_weight",
+    "unwrap",
+    "weight_layers",
 ]

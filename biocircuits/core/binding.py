@@ -49,15 +49,18 @@ class Binding:
     def __init__(self, optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
         self.model = model
         params = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        members = [(m, att) for _, m, held in attached_modules(model) for att in held
-                   if att.whole_model or _owned(m, params)]
+        members = [
+            (m, att) for _, m, held in attached_modules(model) for att in held if att.whole_model or _owned(m, params)
+        ]
         self.before = _groups(members, "before_step")
         self.after = _groups(members, "after_step")
         snap = {id(m): m for _, ms in self.after for m, att in ms if att.needs_snapshot}
         self.snapshot_layers = list(snap.values())
         self.step = StepState(params=params, groups=optimizer.param_groups)
-        self.handles = [optimizer.register_step_pre_hook(self.pre_step),
-                        optimizer.register_step_post_hook(self.post_step)]
+        self.handles = [
+            optimizer.register_step_pre_hook(self.pre_step),
+            optimizer.register_step_post_hook(self.post_step),
+        ]
 
     @torch.no_grad()
     def pre_step(self, optimizer, args, kwargs) -> None:
@@ -97,8 +100,12 @@ def bind(optimizer: torch.optim.Optimizer, model: nn.Module) -> torch.optim.Opti
         raise ValueError("this optimizer is already bound; bind each optimizer once")
     state = module.__dict__.get("biocircuits")
     if state is None:
-        raise ConfigError("model has not been converted", given=type(module).__name__,
-                          suggestion="call bc.apply(model, spec) first", has_given=True)
+        raise ConfigError(
+            "model has not been converted",
+            given=type(module).__name__,
+            suggestion="call bc.apply(model, spec) first",
+            has_given=True,
+        )
     binding = Binding(optimizer, module)
     optimizer._biocircuits_binding = binding
     state.bindings.append((binding, optimizer))

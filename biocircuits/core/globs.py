@@ -14,13 +14,17 @@ def match_any(name: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def check_patterns_match(patterns: Iterable[str], names: list[str], key: str, what: str = "convertible module",
-                         file: str | None = None) -> None:
+def check_patterns_match(
+    patterns: Iterable[str], names: list[str], key: str, what: str = "convertible module", file: str | None = None
+) -> None:
     """Raise a [`ConfigError`][biocircuits.errors.ConfigError] naming the closest names for a pattern that matches none
     of ``names``."""
     for pattern in patterns:
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             close = difflib.get_close_matches(pattern, names, n=3, cutoff=0.4)
-            hint = ("closest names: " + ", ".join(close)) if close else (
-                "names look like: " + ", ".join(names[:5]) if names else "the model has none")
+            hint = (
+                ("closest names: " + ", ".join(close))
+                if close
+                else ("names look like: " + ", ".join(names[:5]) if names else "the model has none")
+            )
             raise ConfigError(f"pattern matches no {what}", key=key, given=pattern, suggestion=hint, file=file)

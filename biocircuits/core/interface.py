@@ -37,7 +37,7 @@ from .seeds import layer_seed
 # where each slot's hooks run among the others: gradients are reshaped in time (transforms) before the update
 # is reshaped (plasticity), signs are restored (dale) after that, and B is rebuilt (rule) from the final weights
 SLOT_ORDER = {"transform": 0, "plasticity": 1, "dale": 2, "rule": 3}
-SINGLE_SLOTS = ("rule", "dale")   # at most one attachment per layer in these slots (but those that ``shares_slot``)
+SINGLE_SLOTS = ("rule", "dale")  # at most one attachment per layer in these slots (but those that ``shares_slot``)
 
 
 class NoOptions(BaseModel):
@@ -46,8 +46,9 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def validate_options(cls: type[LayerAttachment], options: Any, what: str | None = None,
-                     key_prefix: str = "") -> BaseModel:
+def validate_options(
+    cls: type[LayerAttachment], options: Any, what: str | None = None, key_prefix: str = ""
+) -> BaseModel:
     """``options`` (a mapping) validated against ``cls.Options``; unknown or bad options are ConfigErrors that
     say which ``what`` (e.g. "rule 'fa'") was given them and what it takes, at key ``key_prefix + option``."""
     what = what or f"{cls.slot} {cls.name!r}"
@@ -56,21 +57,32 @@ def validate_options(cls: type[LayerAttachment], options: Any, what: str | None 
     if options is None:
         options = {}
     if not isinstance(options, dict):
-        raise ConfigError(f"options of {what} must be a mapping", expected="a mapping", given=options,
-                          key=key_prefix.rstrip(".") or None)
+        raise ConfigError(
+            f"options of {what} must be a mapping",
+            expected="a mapping",
+            given=options,
+            key=key_prefix.rstrip(".") or None,
+        )
     fields = cls.Options.model_fields
     for key in options:
         if key not in fields:
             takes = ", ".join(fields) if fields else "no options"
-            raise ConfigError(f"{what} does not take option {key!r}", expected=takes, given=key,
-                              suggestion=did_you_mean(str(key), fields), has_given=False, key=f"{key_prefix}{key}")
+            raise ConfigError(
+                f"{what} does not take option {key!r}",
+                expected=takes,
+                given=key,
+                suggestion=did_you_mean(str(key), fields),
+                has_given=False,
+                key=f"{key_prefix}{key}",
+            )
     try:
         return cls.Options.model_validate(options)
     except ValidationError as err:
         first = err.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"option {key!r} of {what}: {first['msg']}", given=first.get("input"),
-                          key=f"{key_prefix}{key}") from None
+        raise ConfigError(
+            f"option {key!r} of {what}: {first['msg']}", given=first.get("input"), key=f"{key_prefix}{key}"
+        ) from None
 
 
 @dataclass
@@ -100,16 +112,16 @@ class LayerAttachment:
     slot: ClassVar[str]
     name: ClassVar[str]
     Options: ClassVar[type[BaseModel]] = NoOptions
-    order: ClassVar[int] = 0               # position among the hooks of its slot (lower first)
+    order: ClassVar[int] = 0  # position among the hooks of its slot (lower first)
     needs_snapshot: ClassVar[bool] = False  # after_step reads the trainable weight from before the step
-    whole_model: ClassVar[bool] = False     # acts on the model as a whole (else only where the optimiser owns W)
-    shares_slot: ClassVar[bool] = False     # sits beside its single slot's one attachment (a Dale input normalisation)
+    whole_model: ClassVar[bool] = False  # acts on the model as a whole (else only where the optimiser owns W)
+    shares_slot: ClassVar[bool] = False  # sits beside its single slot's one attachment (a Dale input normalisation)
     # what the class is, for the cross-checks of other attachments (`check_partner`), never tested by name:
-    exact_gradient: ClassVar[bool] = False      # a feedback rule whose B^T delta is backprop's own gradient
-    learns_feedback: ClassVar[bool] = False     # a feedback rule whose B learns from W's updates or responses
+    exact_gradient: ClassVar[bool] = False  # a feedback rule whose B^T delta is backprop's own gradient
+    learns_feedback: ClassVar[bool] = False  # a feedback rule whose B learns from W's updates or responses
     fixed_column_signs: ClassVar[bool] = False  # every weight keeps its presynaptic unit's sign: sign(W) is constant
     #                                             down each column (column-sign Dale)
-    reparametrises: ClassVar[bool] = False      # W = s f(V): the optimiser trains a latent V, never W itself
+    reparametrises: ClassVar[bool] = False  # W = s f(V): the optimiser trains a latent V, never W itself
 
     def __init__(self, options: BaseModel | dict[str, Any] | None = None, seed: int = 0) -> None:
         self.options = validate_options(type(self), options)
@@ -175,8 +187,10 @@ class LayerAttachment:
     def acts(cls, hook: str) -> bool:
         """Whether ``hook`` ("before_step" or "after_step") does anything for this class."""
         base = LayerAttachment
-        return (getattr(cls, hook) is not getattr(base, hook)
-                or getattr(cls, f"{hook}_group").__func__ is not getattr(base, f"{hook}_group").__func__)
+        return (
+            getattr(cls, hook) is not getattr(base, hook)
+            or getattr(cls, f"{hook}_group").__func__ is not getattr(base, f"{hook}_group").__func__
+        )
 
     # --- what other attachments ask of the one that owns a layer's weight signs (the Dale slot) ------------------
     def growth_sign(self, layer: nn.Module, before: Tensor) -> Tensor | float:
@@ -232,7 +246,7 @@ class Attachments:
         self.slots: dict[str, list[LayerAttachment]] = {}
         # delta -> delta', run on the error arriving at a feedback layer's output (set by error transforms)
         self.error_pathway: Callable[[Tensor], Tensor] | None = None
-        self.suspended = False   # error pathway off (probes measure the clean pathway)
+        self.suspended = False  # error pathway off (probes measure the clean pathway)
         # per-stream state (biocircuits.phases.transforms.streams): the clock says which stream rows a forward covers;
         # presynaptic(layer, x, rows) -> the tensor grad_W pairs with delta (a trace of x), or None for x;
         # activity(layer, y, rows) -> the layer's output with the feedback signal of the last step added
@@ -286,8 +300,11 @@ def attach(module: nn.Module, attachment: LayerAttachment, qualname: str = "") -
         module.__dict__["attachments"] = held
     slot = attachment.slot
     if slot in SINGLE_SLOTS and not attachment.shares_slot and held.primary(slot) is not None:
-        raise ConfigError(f"{qualname or type(module).__name__} already has a {slot}", given=attachment.name,
-                          suggestion=f"one {slot} per layer")
+        raise ConfigError(
+            f"{qualname or type(module).__name__} already has a {slot}",
+            given=attachment.name,
+            suggestion=f"one {slot} per layer",
+        )
     attachment.attach(module, qualname)
     held.slots.setdefault(slot, []).append(attachment)
     return attachment
@@ -301,8 +318,9 @@ def attached_modules(model: nn.Module) -> list[tuple[str, nn.Module, Attachments
 def constraint_buffer_names(model: nn.Module) -> list[str]:
     """Qualified names of every buffer that attachments registered (feedback weights, counters, Dale signs,
     delay queues and traces fed by all-reduced gradients): identical on every DDP rank by construction."""
-    return [f"{prefix}.{b}" if prefix else b for prefix, _, held in attached_modules(model)
-            for b in held.buffer_names()]
+    return [
+        f"{prefix}.{b}" if prefix else b for prefix, _, held in attached_modules(model) for b in held.buffer_names()
+    ]
 
 
 @torch.no_grad()
@@ -343,5 +361,9 @@ def attach_groups(model: nn.Module) -> None:
 
 def attachment_reports(model: nn.Module) -> list[tuple[str, str, dict[str, float]]]:
     """(layer name, attachment name, figures) of every attachment of ``model`` that reports something."""
-    return [(name, att.name, figures) for name, module, held in attached_modules(model) for att in held
-            if type(att).report is not LayerAttachment.report and (figures := att.report(module))]
+    return [
+        (name, att.name, figures)
+        for name, module, held in attached_modules(model)
+        for att in held
+        if type(att).report is not LayerAttachment.report and (figures := att.report(module))
+    ]

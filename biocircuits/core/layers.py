@@ -24,8 +24,11 @@ def unwrap(model: nn.Module) -> nn.Module:
 def attention_owned(model: nn.Module) -> set[int]:
     """ids of Linear layers that an ``nn.MultiheadAttention`` reads directly (its ``out_proj``; a converted one,
     whose class sets ``calls_out_proj``, calls it as a module)."""
-    return {id(m.out_proj) for m in model.modules()
-            if isinstance(m, nn.MultiheadAttention) and not getattr(m, "calls_out_proj", False)}
+    return {
+        id(m.out_proj)
+        for m in model.modules()
+        if isinstance(m, nn.MultiheadAttention) and not getattr(m, "calls_out_proj", False)
+    }
 
 
 def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:

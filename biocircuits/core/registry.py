@@ -39,9 +39,11 @@ class Registry(Generic[T]):
     def register(self, member):
         """Decorator. ``@REG.register`` uses the class's ``name``; ``@REG.register("name")`` names a callable."""
         if isinstance(member, str):
+
             def deco(obj: T) -> T:
                 self._add(member, obj)
                 return obj
+
             return deco
         self._add(member.name, member)
         return member
@@ -62,8 +64,12 @@ class Registry(Generic[T]):
         try:
             return self._members[name]
         except (KeyError, TypeError):
-            raise ConfigError(f"unknown {self.kind}", expected="one of " + ", ".join(sorted(self._members)),
-                              given=name, suggestion=did_you_mean(str(name), self._members)) from None
+            raise ConfigError(
+                f"unknown {self.kind}",
+                expected="one of " + ", ".join(sorted(self._members)),
+                given=name,
+                suggestion=did_you_mean(str(name), self._members),
+            ) from None
 
     def names(self) -> list[str]:
         return list(self._members)

@@ -14,7 +14,28 @@ from .population_norm import PopulationNorm
 from .residual import SignedResidual
 from .slot import DALE, SPEC_KEYS, DaleAttachment
 
-__all__ = ["DALE", "ENFORCERS", "SPEC_KEYS", "AuditReport", "Constrained", "DaleAttachment", "DaleEnforcer", "Dann",
-           "DannOptions", "DannWeight", "LayerAudit", "MixedUnit", "NonnegativeGamma", "PopulationNorm",
-           "SignedResidual", "UnitGraph", "assign_signs", "audit", "constrain", "population_mask", "sign_mask",
-           "synapse_mask", "unit_graph"]
+__all__ = [
+    "DALE",
+    "ENFORCERS",
+    "SPEC_KEYS",
+    "AuditReport",
+    "Constrained",
+    "DaleAttachment",
+    "DaleEnforcer",
+    "Dann",
+    "DannOptions",
+    "DannWeight",
+    "LayerAudit",
+    "MixedUnit",
+    "NonnegativeGamma",
+    "PopulationNorm",
+    "SignedResidual",
+    "UnitGraph",
+    "assign_signs",
+    "audit",
+    "constrain",
+    "population_mask",
+    "sign_mask",
+    "synapse_mask",
+    "unit_graph",
+]

@@ -89,15 +89,23 @@ class AuditReport:
         return asdict(self)
 
     def __str__(self) -> str:
-        head = f"Dale audit: {self.violations} violating weights ({self.effective_violations} effective, norm " \
-               f"gains folded; {self.not_guaranteed} not guaranteed, centred by a LayerNorm or GroupNorm) in " \
-               f"{sum(r.constrained for r in self.layers)} constrained layers; " \
-               f"{len(self.mixed_units)} units with two types"
-        rows = [f"  {r.name:<28} {str(r.populations):>12}  viol={r.violations:<6} "
-                f"spread={r.sv_spread:8.2f}  H={r.svd_entropy:.3f}" for r in self.layers if r.constrained]
+        head = (
+            f"Dale audit: {self.violations} violating weights ({self.effective_violations} effective, norm "
+            f"gains folded; {self.not_guaranteed} not guaranteed, centred by a LayerNorm or GroupNorm) in "
+            f"{sum(r.constrained for r in self.layers)} constrained layers; "
+            f"{len(self.mixed_units)} units with two types"
+        )
+        rows = [
+            f"  {r.name:<28} {str(r.populations):>12}  viol={r.violations:<6} "
+            f"spread={r.sv_spread:8.2f}  H={r.svd_entropy:.3f}"
+            for r in self.layers
+            if r.constrained
+        ]
         leaks = [f"  leak: {leak}" for leak in self.leaks]
-        leaks += [f"  two types: {m.unit} E in {', '.join(m.excitatory_in)}; I in {', '.join(m.inhibitory_in)}"
-                  for m in self.mixed_units[:20]]
+        leaks += [
+            f"  two types: {m.unit} E in {', '.join(m.excitatory_in)}; I in {', '.join(m.inhibitory_in)}"
+            for m in self.mixed_units[:20]
+        ]
         return "\n".join([head, *rows, *leaks])
 
 
@@ -129,8 +137,11 @@ def spread_and_entropy(sv: Tensor | None) -> tuple[float, float]:
 def _input_minima(module: nn.Module, layers: list, sample: Tensor) -> dict[str, float]:
     """The minimum input of each constrained layer over one eval-mode forward of ``sample``."""
     mins: dict[str, float] = {}
-    handles = [layer.register_forward_pre_hook(_record_min(mins, name))
-               for name, layer in layers if cell_types(layer) is not None]
+    handles = [
+        layer.register_forward_pre_hook(_record_min(mins, name))
+        for name, layer in layers
+        if cell_types(layer) is not None
+    ]
     was_training = module.training
     module.eval()
     try:
@@ -148,8 +159,9 @@ def _model_leaks(module: nn.Module, rows: list[LayerAudit]) -> list[str]:
     for name, block in identity_blocks(module):
         n = leaking_units(block)
         if n:
-            leaks.append(f"{name}: identity shortcut carries {n} inhibitory units with weight +1 "
-                         "(set dale.residual: signed)")
+            leaks.append(
+                f"{name}: identity shortcut carries {n} inhibitory units with weight +1 (set dale.residual: signed)"
+            )
     if any(r.constrained for r in rows):
         leaks += [f"{r.name}: exempt from Dale (unconstrained weights)" for r in rows if not r.constrained]
     return leaks
@@ -178,15 +190,17 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
         held = attachments_of(layer)
         dale = held.dale if held is not None else None
         weight = layer.weight
-        if isinstance(dale, DaleAttachment):   # the attachment says what its layer's law is
+        if isinstance(dale, DaleAttachment):  # the attachment says what its layer's law is
             bad = dale.count_violations(layer)
             flipped = dale.effective_violations(layer, gains.get(name))
-        else:   # a dale_sign without a Dale attachment: the column-sign law
+        else:  # a dale_sign without a Dale attachment: the column-sign law
             bad = column_violations(layer)
             flipped = effective_count(layer, gains.get(name))
         if name in negative_in:
-            leaks.append(f"{name}: {int((gains[name] < 0).sum())} units have a negative gain in "
-                         f"{', '.join(negative_in[name])}, which flips the sign of every synapse onto them")
+            leaks.append(
+                f"{name}: {int((gains[name] < 0).sum())} units have a negative gain in "
+                f"{', '.join(negative_in[name])}, which flips the sign of every synapse onto them"
+            )
         counts = populations(layer)
         total += bad
         effective += flipped
@@ -194,16 +208,33 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
         centred = readings.centred.get(name)
         unsure = int(centred.sum()) * weight[0].numel() if centred is not None else 0
         if unsure:
-            leaks.append(f"{name}: {unsure} synapses onto units centred by {', '.join(readings.centred_in[name])} "
-                         "have no guaranteed effective sign (the centring subtracts the other units' input)")
+            leaks.append(
+                f"{name}: {unsure} synapses onto units centred by {', '.join(readings.centred_in[name])} "
+                "have no guaranteed effective sign (the centring subtracts the other units' input)"
+            )
         dale_held = held.of("dale") if held is not None else []
         pooled = sum(a.pooled_units(layer) for a in dale_held if isinstance(a, DaleAttachment))
         leaks += [line for a in dale_held if isinstance(a, DaleAttachment) for line in a.audit_notes(layer, name)]
-        rows.append(LayerAudit(name, True, counts.excitatory, counts.inhibitory, bad, spread, entropy, mins.get(name),
-                               flipped, unsure, pooled, counts.interneurons))
+        rows.append(
+            LayerAudit(
+                name,
+                True,
+                counts.excitatory,
+                counts.inhibitory,
+                bad,
+                spread,
+                entropy,
+                mins.get(name),
+                flipped,
+                unsure,
+                pooled,
+                counts.interneurons,
+            )
+        )
         if name in mins and mins[name] < 0:
-            leaks.append(f"{name}: input goes negative on the sample (min {mins[name]:.3g}); Dale assumes "
-                         "non-negative rates")
+            leaks.append(
+                f"{name}: input goes negative on the sample (min {mins[name]:.3g}); Dale assumes non-negative rates"
+            )
     leaks += _model_leaks(module, rows)
     mixed = mixed_units(module, units) if units is not None else []
     return AuditReport(total, rows, leaks, effective, mixed, sum(r.not_guaranteed for r in rows))
@@ -220,11 +251,15 @@ def mixed_units(module: nn.Module, units: UnitGraph) -> list[MixedUnit]:
         for root, s in zip(roots, sign.tolist(), strict=True):
             e, i = seen.setdefault(root, ([], []))
             (e if s > 0 else i).append(name)
-    return [MixedUnit(units.unit_name(root), sorted(set(e)), sorted(set(i)))
-            for root, (e, i) in sorted(seen.items()) if e and i]
+    return [
+        MixedUnit(units.unit_name(root), sorted(set(e)), sorted(set(i)))
+        for root, (e, i) in sorted(seen.items())
+        if e and i
+    ]
 
 
 def _record_min(mins: dict[str, float], name: str):
     def hook(module: nn.Module, args: tuple) -> None:
         mins[name] = min(mins.get(name, math.inf), float(args[0].min()))
+
     return hook

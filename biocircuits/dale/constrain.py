@@ -76,13 +76,13 @@ def constrain(model: nn.Module, spec: Any) -> Constrained:
     exempt = set(exempt_names(model, spec))
     cls = layer_class(spec)
     units = units_of(model, spec) if cls.typed_inputs else traced(model, spec)
-    typed = units is not None and cls.typed_inputs   # DANN: every unit E, no signs from the graph
+    typed = units is not None and cls.typed_inputs  # DANN: every unit E, no signs from the graph
     signs = units.signs(spec.excitatory_fraction, spec.assignment, spec.seed) if typed else None
     constrained = [(name, layer) for name, layer in layers if name not in exempt and match_any(name, spec.layers)]
     for name, layer in constrained:
         sign = layer_signs(name, layer, spec, units, signs) if cls.typed_inputs else None
         attach(layer, cls(cls.spec_options(spec), spec.seed, sign=sign), name)
-    for extra in extra_classes(spec):   # signed shortcuts (they read the layers' signs), normalisation policies
+    for extra in extra_classes(spec):  # signed shortcuts (they read the layers' signs), normalisation policies
         add_everywhere(extra, extra.targets(model, constrained), spec)
     return Constrained([n for n, _ in constrained], [n for n in names if n in exempt], units, signs)
 

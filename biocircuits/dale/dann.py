@@ -83,12 +83,10 @@ class DannOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     inhibitory_fraction: float = Field(
-        0.1, gt=0.0, le=1.0,
-        description="Interneurons per layer: n_i = max(1, round(fraction * n_e)).",
+        0.1, gt=0.0, le=1.0, description="Interneurons per layer: n_i = max(1, round(fraction * n_e))."
     )
     divisive: bool = Field(
-        False,
-        description="Divisive inhibition: z = g (W x) / gamma + b, gamma = W_EI (exp(alpha) (W_IE x)).",
+        False, description="Divisive inhibition: z = g (W x) / gamma + b, gamma = W_EI (exp(alpha) (W_IE x))."
     )
     corrected_updates: bool = Field(
         True,
@@ -123,16 +121,18 @@ class DannWeight(nn.Module):
 
 
 @torch.no_grad()
-def dann_init(weight: Tensor, n_i: int, generator: torch.Generator, mode: str = "paper"
-              ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def dann_init(
+    weight: Tensor, n_i: int, generator: torch.Generator, mode: str = "paper"
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(W_EE, W_IE, W_EI, alpha) of Cornford et al.'s initialisation for a weight shaped like ``weight``; ``mode``
     is ``dann.init`` (see the module docstring)."""
     n_e, d = weight.shape[0], weight[0].numel()
     lam = math.sqrt(d * (2 * math.pi - 1) / (2 * math.pi))
 
-    def exponential(shape: tuple[int, ...]) -> Tensor:      # Exponential(lambda): -log(U) / lambda
+    def exponential(shape: tuple[int, ...]) -> Tensor:  # Exponential(lambda): -log(U) / lambda
         u = torch.rand(shape, generator=generator, dtype=torch.float64).clamp_min(1e-12)
         return (-u.log() / lam).to(weight)
+
     w_ee = exponential(tuple(weight.shape))
     if mode == "paper" and n_i > 1:
         w_ie = exponential((n_i, *weight.shape[1:]))
@@ -160,24 +160,39 @@ class Dann(DaleAttachment):
         """Refuses a feedback rule whose B learns from W (W's update is here the sum of three tensors' updates) and
         an enforcer other than projection (every DANN weight is kept >= 0 by projection)."""
         if partner.cls.learns_feedback:
-            raise ConfigError(f"dale.architecture: dann does not support {partner.cls.name}: B learns from W's "
-                              "update, here the sum of the updates of W_EE, W_EI and W_IE", key=partner.key,
-                              expected="a feedback rule whose B does not learn from W", given=partner.cls.name,
-                              suggestion="use architecture: column with this rule, or a rule with a fixed or "
-                                         "sign-built B (bp, sign_symmetry, fa, dfa)")
+            raise ConfigError(
+                f"dale.architecture: dann does not support {partner.cls.name}: B learns from W's "
+                "update, here the sum of the updates of W_EE, W_EI and W_IE",
+                key=partner.key,
+                expected="a feedback rule whose B does not learn from W",
+                given=partner.cls.name,
+                suggestion="use architecture: column with this rule, or a rule with a fixed or "
+                "sign-built B (bp, sign_symmetry, fa, dfa)",
+            )
         if issubclass(partner.cls, DaleEnforcer) and partner.cls is not Project:
-            raise ConfigError("dale.architecture: dann keeps its weights non-negative by projection",
-                              key=partner.key, expected=Project.name, given=partner.cls.name,
-                              suggestion=f"drop {partner.key} or set it to {Project.name}")
+            raise ConfigError(
+                "dale.architecture: dann keeps its weights non-negative by projection",
+                key=partner.key,
+                expected=Project.name,
+                given=partner.cls.name,
+                suggestion=f"drop {partner.key} or set it to {Project.name}",
+            )
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
         if getattr(layer, "groups", 1) != 1:
-            raise ConfigError(f"{qualname}: dale.architecture: dann needs an ungrouped layer", key="dale.layers",
-                              given=f"groups={layer.groups}", suggestion="exempt it (dale.exempt)")
+            raise ConfigError(
+                f"{qualname}: dale.architecture: dann needs an ungrouped layer",
+                key="dale.layers",
+                given=f"groups={layer.groups}",
+                suggestion="exempt it (dale.exempt)",
+            )
         if self.options.divisive and getattr(layer, "padding_mode", "zeros") != "zeros":
-            raise ConfigError(f"{qualname}: divisive DANN convs need padding_mode zeros", key="dale.dann.divisive",
-                              given=layer.padding_mode)
+            raise ConfigError(
+                f"{qualname}: divisive DANN convs need padding_mode zeros",
+                key="dale.dann.divisive",
+                given=layer.padding_mode,
+            )
         weight = layer.weight
         n_e = weight.shape[0]
         self.n_i = max(1, int(round(self.options.inhibitory_fraction * n_e)))
@@ -192,9 +207,17 @@ class Dann(DaleAttachment):
                 layer.bias.zero_()
         self.parameter_order = list(layer._parameters)
         divisive = self.options.divisive
-        parametrize.register_parametrization(layer, "weight", DannWeight(
-            w_ie.to(device), w_ei.to(device), alpha.to(device) if divisive else None,
-            torch.ones(n_e, device=device, dtype=weight.dtype) if divisive else None), unsafe=True)
+        parametrize.register_parametrization(
+            layer,
+            "weight",
+            DannWeight(
+                w_ie.to(device),
+                w_ei.to(device),
+                alpha.to(device) if divisive else None,
+                torch.ones(n_e, device=device, dtype=weight.dtype) if divisive else None,
+            ),
+            unsafe=True,
+        )
         self.handle = layer.register_forward_hook(DivisiveInhibition()) if divisive else None
 
     def detach(self, layer: nn.Module) -> None:
@@ -226,13 +249,16 @@ class Dann(DaleAttachment):
         return flipped + int((p.weight_ie < 0).sum())
 
     def growth_sign(self, layer: nn.Module, before: Tensor) -> float:
-        return 1.0   # W_EE >= 0: |W_EE| grows with W_EE
+        return 1.0  # W_EE >= 0: |W_EE| grows with W_EE
 
     def synapse_tensors(self, layer: nn.Module) -> list[tuple[str, str, str]]:
         """(parameter path, pre, post) of the three synapse classes: W_EE E->E, W_IE E->I, W_EI I->E (plasticity
         rules match them by class)."""
-        return [("weight", "E", "E"), ("parametrizations.weight.0.weight_ie", "E", "I"),
-                ("parametrizations.weight.0.weight_ei", "I", "E")]
+        return [
+            ("weight", "E", "E"),
+            ("parametrizations.weight.0.weight_ie", "E", "I"),
+            ("parametrizations.weight.0.weight_ei", "I", "E"),
+        ]
 
     def population_counts(self, layer: nn.Module) -> Populations:
         """The E inputs (every presynaptic unit of a DANN layer is E) and, named apart, its n_i I interneurons."""
@@ -246,8 +272,11 @@ class Dann(DaleAttachment):
 
     # --- hooks ----------------------------------------------------------------------------------------------------
     def corrections(self) -> dict[str, float]:
-        return {"weight_ie": 1.0 / math.sqrt(self.n_e), "weight_ei": 1.0 / self.d,
-                "alpha": 1.0 / (math.sqrt(self.n_e) * self.d)}
+        return {
+            "weight_ie": 1.0 / math.sqrt(self.n_e),
+            "weight_ei": 1.0 / self.d,
+            "alpha": 1.0 / (math.sqrt(self.n_e) * self.d),
+        }
 
     @classmethod
     @torch.no_grad()
@@ -265,7 +294,7 @@ class Dann(DaleAttachment):
             p = inhibition(layer)
             if att.options.corrected_updates:
                 for n, c in att.corrections().items():
-                    if n in att._before:   # P <- P_before + c (P - P_before)
+                    if n in att._before:  # P <- P_before + c (P - P_before)
                         getattr(p, n).sub_(att._before[n]).mul_(c).add_(att._before[n])
             tensors += [trainable_weight(layer), *p.non_negative()]
         torch._foreach_clamp_min_(tensors, 0.0)

@@ -41,8 +41,11 @@ NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
 
 def norm_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """(qualified name, module) of every normalisation layer of ``model`` with a learnable scale (gamma)."""
-    return [(n, m) for n, m in model.named_modules()
-            if isinstance(m, NORM_TYPES) and isinstance(getattr(m, "weight", None), nn.Parameter)]
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, NORM_TYPES) and isinstance(getattr(m, "weight", None), nn.Parameter)
+    ]
 
 
 @DALE.register

@@ -147,10 +147,12 @@ class PopulationNorm(DaleAttachment):
         """What the audit says of the pool (see the module docstring)."""
         sign = layer.dale_sign
         n_e = int((sign > 0).sum())
-        return [f"{qualname}: population_norm: {self.pooled_units(layer)} pooled inhibitory units per sample and "
-                f"position divide its input (E pool: {n_e} units, I pool: {sign.numel() - n_e}); up to "
-                f"{jacobian_against_type_bound(layer, sign)} input-output Jacobian entries per input position act "
-                "against the presynaptic type (the largest |W| of each row and population never)"]
+        return [
+            f"{qualname}: population_norm: {self.pooled_units(layer)} pooled inhibitory units per sample and "
+            f"position divide its input (E pool: {n_e} units, I pool: {sign.numel() - n_e}); up to "
+            f"{jacobian_against_type_bound(layer, sign)} input-output Jacobian entries per input position act "
+            "against the presynaptic type (the largest |W| of each row and population never)"
+        ]
 
     def detach(self, layer: nn.Module) -> None:
         if self.handle is not None:

@@ -15,8 +15,7 @@ from .slot import DALE, DaleAttachment
 
 def identity_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Torchvision ResNet blocks whose shortcut is the identity (no downsample)."""
-    return [(n, m) for n, m in model.named_modules()
-            if isinstance(m, BasicBlock | Bottleneck) and m.downsample is None]
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, BasicBlock | Bottleneck) and m.downsample is None]
 
 
 def leaking_units(block: nn.Module) -> int:
@@ -62,8 +61,11 @@ class SignedResidual(DaleAttachment):
 
     @classmethod
     def targets(cls, model: nn.Module, constrained: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
-        return [(name, block) for name, block in identity_blocks(model)
-                if cell_types(block.conv1) is not None and not isinstance(block, SignedShortcut)]
+        return [
+            (name, block)
+            for name, block in identity_blocks(model)
+            if cell_types(block.conv1) is not None and not isinstance(block, SignedShortcut)
+        ]
 
     def attach(self, block: nn.Module, qualname: str) -> None:
         super().attach(block, qualname)

@@ -41,9 +41,9 @@ class DaleAttachment(LayerAttachment):
     their own inputs (DANN: all excitatory) or act on other modules (normalisation layers)."""
 
     slot = "dale"
-    spec_key: ClassVar[str]                 # the ``dale:`` key whose value chooses this class
-    choice: ClassVar[str | None] = None     # that value (None: ``name``)
-    typed_inputs: ClassVar[bool] = False    # the constrained layers' inputs carry the unit graph's E/I types
+    spec_key: ClassVar[str]  # the ``dale:`` key whose value chooses this class
+    choice: ClassVar[str | None] = None  # that value (None: ``name``)
+    typed_inputs: ClassVar[bool] = False  # the constrained layers' inputs carry the unit graph's E/I types
 
     def __init__(self, options: Any = None, seed: int = 0, sign: Tensor | None = None) -> None:
         super().__init__(options, seed)
@@ -97,8 +97,9 @@ DALE: Registry[type[DaleAttachment]] = Registry("Dale attachment")
 
 def _choices(key: str, kind: str, off: str | None) -> Registry:
     """The DALE classes that ``dale.<key>`` chooses, by their choice names; ``off`` (no class) maps to None."""
-    return DALE.view(kind, lambda cls: cls.choice_name() if cls.spec_key == key else None,
-                     {off: None} if off is not None else None)
+    return DALE.view(
+        kind, lambda cls: cls.choice_name() if cls.spec_key == key else None, {off: None} if off is not None else None
+    )
 
 
 # the dale: keys that choose attachments, in the order their classes attach (per-layer ones first)
@@ -110,7 +111,7 @@ SPEC_KEYS: dict[str, Registry] = {
     "population_norm": _choices("population_norm", "Dale population_norm", "none"),
 }
 ENFORCERS = SPEC_KEYS["enforce"]
-LAYER_KEYS = ("architecture", "enforce")      # the first of these that chooses a class types every layer
+LAYER_KEYS = ("architecture", "enforce")  # the first of these that chooses a class types every layer
 
 
 def chosen(spec: Any, key: str) -> type[DaleAttachment] | None:

@@ -19,8 +19,12 @@ if TYPE_CHECKING:
 def _adapt_images(x: torch.Tensor, channels: int | None, resize: int | None) -> torch.Tensor:
     if channels is not None and x.shape[1] != channels:
         if x.shape[1] != 1:
-            raise ConfigError("data.channels repeats a grayscale image; this dataset has colour channels",
-                              key="data.channels", expected=f"{x.shape[1]} (or leave it unset)", given=channels)
+            raise ConfigError(
+                "data.channels repeats a grayscale image; this dataset has colour channels",
+                key="data.channels",
+                expected=f"{x.shape[1]} (or leave it unset)",
+                given=channels,
+            )
         x = x.expand(-1, channels, *x.shape[2:]).contiguous()
     if resize is not None and tuple(x.shape[2:]) != (resize, resize):
         x = F.interpolate(x, size=(resize, resize), mode="bilinear", align_corners=False, antialias=True)
@@ -35,9 +39,13 @@ def adapt(bundle: DataBundle, channels: int | None, resize: int | None) -> DataB
     out = []
     for split in (bundle.train, bundle.val):
         if not isinstance(split, TensorDataset) or split.tensors[0].dim() != 4:
-            raise ConfigError("data.channels and data.resize apply to in-memory image datasets", key="data",
-                              given=type(split).__name__, has_given=True,
-                              suggestion="for imagefolder use data.image_size; the images are RGB already")
+            raise ConfigError(
+                "data.channels and data.resize apply to in-memory image datasets",
+                key="data",
+                given=type(split).__name__,
+                has_given=True,
+                suggestion="for imagefolder use data.image_size; the images are RGB already",
+            )
         x, *rest = split.tensors
         out.append(TensorDataset(_adapt_images(x, channels, resize), *rest))
     c, h, w = out[0].tensors[0].shape[1:]

@@ -39,8 +39,11 @@ def checked_loader(path: str):
     try:
         return datasets.folder.default_loader(path)
     except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for damaged files
-        raise DataError(f"unreadable image ({type(err).__name__}: {str(err)[:120]})", file=path,
-                        suggestion="replace or remove the file") from None
+        raise DataError(
+            f"unreadable image ({type(err).__name__}: {str(err)[:120]})",
+            file=path,
+            suggestion="replace or remove the file",
+        ) from None
 
 
 def image_folder(folder: Path, transform, loader=checked_loader) -> datasets.ImageFolder:
@@ -49,9 +52,13 @@ def image_folder(folder: Path, transform, loader=checked_loader) -> datasets.Ima
     try:
         return datasets.ImageFolder(str(folder), transform=transform, loader=loader)
     except (FileNotFoundError, OSError) as err:
-        raise ConfigError(f"no images under {folder} ({str(err).splitlines()[0][:160]})", key="data.root",
-                          expected="class folders holding images (.jpg, .JPEG, .png, ...)", given=str(folder),
-                          suggestion="ImageNet layout: ROOT/train/<class>/*.JPEG") from None
+        raise ConfigError(
+            f"no images under {folder} ({str(err).splitlines()[0][:160]})",
+            key="data.root",
+            expected="class folders holding images (.jpg, .JPEG, .png, ...)",
+            given=str(folder),
+            suggestion="ImageNet layout: ROOT/train/<class>/*.JPEG",
+        ) from None
 
 
 @register_dataset
@@ -63,23 +70,39 @@ class ImageFolderSet(DatasetSource):
 
     def build(self, spec) -> DataBundle:
         if spec.root is None:
-            raise ConfigError("imagefolder needs data.root", key="data.root", expected="a folder with train/ and val/",
-                              given=None, has_given=True)
+            raise ConfigError(
+                "imagefolder needs data.root",
+                key="data.root",
+                expected="a folder with train/ and val/",
+                given=None,
+                has_given=True,
+            )
         root = Path(spec.root).expanduser()
         missing = [s for s in ("train", "val") if not (root / s).is_dir()]
         if missing:
-            raise ConfigError(f"no {' or '.join(missing)} folder under {root.resolve()}", key="data.root",
-                              given=str(root), suggestion="ROOT/train/<class>/*.JPEG and, for val/, " + LAYOUTS)
+            raise ConfigError(
+                f"no {' or '.join(missing)} folder under {root.resolve()}",
+                key="data.root",
+                given=str(root),
+                suggestion="ROOT/train/<class>/*.JPEG and, for val/, " + LAYOUTS,
+            )
         crop = spec.image_size or 224
         train_tf, val_tf = reference_transforms(crop)
         on_device = spec.decode == "gpu"  # workers read bytes; the batch is decoded and augmented on the device
-        train = image_folder(root / "train", None if on_device else train_tf, ReadBytes() if on_device else
-                             checked_loader)
+        train = image_folder(
+            root / "train", None if on_device else train_tf, ReadBytes() if on_device else checked_loader
+        )
         if on_device:
             train.collate = EncodedCollate(crop)
         val, layout = validation_set(root / "val", train.classes, spec.val_labels, val_tf)
-        return DataBundle(train, val, len(train.classes), (3, crop, crop), classes=tuple(train.classes),
-                          details={"image_size": crop, "val_layout": layout, "root": str(root.resolve())})
+        return DataBundle(
+            train,
+            val,
+            len(train.classes),
+            (3, crop, crop),
+            classes=tuple(train.classes),
+            details={"image_size": crop, "val_layout": layout, "root": str(root.resolve())},
+        )
 
 
 def validation_set(folder: Path, classes: list[str], labels: str | None, transform) -> tuple[Dataset, str]:
@@ -90,13 +113,20 @@ def validation_set(folder: Path, classes: list[str], labels: str | None, transfo
     if not has_dirs and images_in(folder):
         return flat_val(folder, classes, labels, transform, checked_loader)
     if not has_dirs:
-        raise ConfigError(f"no images or class folders in {folder}", key="data.root", given=str(folder.parent),
-                          suggestion=LAYOUTS)
+        raise ConfigError(
+            f"no images or class folders in {folder}", key="data.root", given=str(folder.parent), suggestion=LAYOUTS
+        )
     val = image_folder(folder, transform)
     if val.classes != classes:
         extra = sorted(set(val.classes) - set(classes))[:5]
-        raise ConfigError("train/ and val/ hold different class folders", key="data.root", given=str(folder.parent),
-                          expected=f"val/ class folders = train/'s {len(classes)}",
-                          suggestion=f"val/ has {len(val.classes)}" + (f", e.g. {extra} not in train/" if extra
-                                                                       else "") + "; " + LAYOUTS)
+        raise ConfigError(
+            "train/ and val/ hold different class folders",
+            key="data.root",
+            given=str(folder.parent),
+            expected=f"val/ class folders = train/'s {len(classes)}",
+            suggestion=f"val/ has {len(val.classes)}"
+            + (f", e.g. {extra} not in train/" if extra else "")
+            + "; "
+            + LAYOUTS,
+        )
     return val, "class folders"

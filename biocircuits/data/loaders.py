@@ -19,7 +19,7 @@ class ResumableSampler(DistributedSampler):
 
     def __iter__(self) -> Iterator[int]:
         indices = list(super().__iter__())
-        return iter(indices[self.skip:])
+        return iter(indices[self.skip :])
 
     def __len__(self) -> int:
         return self.num_samples - self.skip
@@ -34,8 +34,9 @@ class StreamingDataset(IterableDataset):
         raise NotImplementedError
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, train: bool, world: int, rank: int, seed: int, spec
-                ) -> tuple[Any, Any]:
+def make_loader(
+    dataset: Dataset, batch_size: int, *, train: bool, world: int, rank: int, seed: int, spec
+) -> tuple[Any, Any]:
     """A DataLoader over ``dataset`` with the per-rank ``batch_size`` and the data section's worker settings
     (``prefetch_factor`` when set and workers run). Training drops the last incomplete batch so every step has the
     same global batch. A [`StreamingDataset`][biocircuits.data.loaders.StreamingDataset] makes its own."""
@@ -47,10 +48,15 @@ def make_loader(dataset: Dataset, batch_size: int, *, train: bool, world: int, r
     # the loader's own generator: starting an epoch's iterator (its workers' base seed) must not draw from the global
     # stream that dropout and a model's noise use, or a run resumed mid-epoch would draw one number more
     loader = DataLoader(
-        dataset, batch_size=batch_size, sampler=sampler, drop_last=train, num_workers=spec.num_workers,
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=train,
+        num_workers=spec.num_workers,
         collate_fn=getattr(dataset, "collate", None),  # e.g. data.decode: gpu's encoded batches
         generator=torch.Generator().manual_seed(seed + rank),
         pin_memory=spec.pin_memory and torch.cuda.is_available(),
-        persistent_workers=spec.persistent_workers and spec.num_workers > 0, **extra,
+        persistent_workers=spec.persistent_workers and spec.num_workers > 0,
+        **extra,
     )
     return loader, sampler

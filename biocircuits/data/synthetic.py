@@ -22,7 +22,7 @@ class Synthetic(DatasetSource):
         teacher = torch.randn(x[0].numel(), spec.num_classes, generator=gen)
         y = (x.flatten(1) @ teacher).argmax(1)
         train = TensorDataset(x[: spec.train_size], y[: spec.train_size])
-        val = TensorDataset(x[spec.train_size:], y[spec.train_size:])
+        val = TensorDataset(x[spec.train_size :], y[spec.train_size :])
         return DataBundle(train, val, spec.num_classes, tuple(spec.shape))
 
     def peek(self, spec) -> tuple[tuple[int, ...], int]:

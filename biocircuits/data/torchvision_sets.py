@@ -26,16 +26,19 @@ class TorchvisionSet(DatasetSource):
     def build(self, spec) -> DataBundle:
         root = Path(spec.root or "data").expanduser()
         normalise = [T.ToTensor(), T.Normalize(self.mean, self.std)]
-        train_tf = T.Compose(([T.RandomCrop(self.shape[-1], padding=4), T.RandomHorizontalFlip()]
-                              if self.augment else []) + normalise)
+        train_tf = T.Compose(
+            ([T.RandomCrop(self.shape[-1], padding=4), T.RandomHorizontalFlip()] if self.augment else []) + normalise
+        )
         try:
             train = self.cls(str(root), train=True, download=spec.download, transform=train_tf)
             val = self.cls(str(root), train=False, download=spec.download, transform=T.Compose(normalise))
         except RuntimeError as err:
             raise ConfigError(
-                f"dataset {self.name!r} not found under {root.resolve()} ({err})", key="data.root", given=str(root),
+                f"dataset {self.name!r} not found under {root.resolve()} ({err})",
+                key="data.root",
+                given=str(root),
                 suggestion="set data.download: true to fetch it, or point data.root at a folder holding "
-                           f"torchvision's {self.cls.__name__} files",
+                f"torchvision's {self.cls.__name__} files",
             ) from None
         return DataBundle(train, val, self.classes, self.shape)
 

@@ -37,32 +37,44 @@ def feedback_class(module: nn.Module, mapping: Mapping_) -> type[FeedbackLayer] 
     forward it does not override; None when it has none."""
     found = mapping.get(type(module))
     if found is None:
-        found = next((mapping[b] for b in type(module).__mro__[1:] if b in mapping and _standard_forward(module, b)),
-                     None)
+        found = next(
+            (mapping[b] for b in type(module).__mro__[1:] if b in mapping and _standard_forward(module, b)), None
+        )
     can_convert = getattr(found, "can_convert", None)
     return found if can_convert is None or can_convert(module) else None
 
 
 def _owned(model: nn.Module, mapping: Mapping_) -> set[int]:
     """ids of the ``out_proj`` of every ``nn.MultiheadAttention`` that stays plain (it reads them directly)."""
-    return {id(m.out_proj) for m in model.modules() if isinstance(m, nn.MultiheadAttention)
-            and not getattr(m, "calls_out_proj", False) and feedback_class(m, mapping) is None}
+    return {
+        id(m.out_proj)
+        for m in model.modules()
+        if isinstance(m, nn.MultiheadAttention)
+        and not getattr(m, "calls_out_proj", False)
+        and feedback_class(m, mapping) is None
+    }
 
 
 def convertible_modules(model: nn.Module, mapping: Mapping_ | None = None) -> list[tuple[str, nn.Module]]:
     """(qualified name, module) of every module that ``mapping`` (default: the built-in one) converts."""
     mapping = {**FEEDBACK_CLASSES, **third_party_classes()} if mapping is None else mapping
     owned = _owned(model, mapping)  # read by their owner without calling forward: not convertible alone
-    return [(n, m) for n, m in model.named_modules()
-            if id(m) not in owned and not isinstance(m, FeedbackLayer) and feedback_class(m, mapping) is not None]
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if id(m) not in owned and not isinstance(m, FeedbackLayer) and feedback_class(m, mapping) is not None
+    ]
 
 
 def unconvertible_modules(model: nn.Module, mapping: Mapping_) -> list[tuple[str, nn.Module]]:
     """Modules holding a weight that backprop would transport (see
     [`has_transported_weight`][biocircuits.core.layers.has_transported_weight]) but that ``mapping`` has no feedback
     class for."""
-    return [(n, m) for n, m in model.named_modules()
-            if not isinstance(m, FeedbackLayer) and has_transported_weight(m) and feedback_class(m, mapping) is None]
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if not isinstance(m, FeedbackLayer) and has_transported_weight(m) and feedback_class(m, mapping) is None
+    ]
 
 
 def feedback_layers(model: nn.Module) -> list[tuple[str, FeedbackLayer]]:
@@ -110,9 +122,12 @@ def convert(
     already = feedback_layers(model)
     if already:
         raise ConfigError(
-            "model is already converted", given=already[0][0] or type(model).__name__,
+            "model is already converted",
+            given=already[0][0] or type(model).__name__,
             suggestion="call bc.apply once per model (bc.remove undoes it); build a fresh model to change the "
-                       "constraints", has_given=True)
+            "constraints",
+            has_given=True,
+        )
     candidates = convertible_modules(model, mapping)
     stuck = unconvertible_modules(model, mapping)
     names = [n for n, _ in candidates]
@@ -132,10 +147,13 @@ def convert(
         listed = ", ".join(f"{n or '(root)'} ({type(m).__name__})" for n, m in stuck[:8])
         raise ConfigError(
             "these modules carry weights that backprop would send the error through, but have no feedback class",
-            key="feedback", given=listed + (f" and {len(stuck) - 8} more" if len(stuck) > 8 else ""),
+            key="feedback",
+            given=listed + (f" and {len(stuck) - 8} more" if len(stuck) > 8 else ""),
             suggestion="add them to feedback.exclude to train them with backprop, or pass "
-                       "bc.apply(model, spec, mapping={TheirType: bc.nn.FeedbackLinear}) when their forward is "
-                       "a standard linear/conv", has_given=True)
+            "bc.apply(model, spec, mapping={TheirType: bc.nn.FeedbackLinear}) when their forward is "
+            "a standard linear/conv",
+            has_given=True,
+        )
     converted: dict[str, FeedbackRule] = {}
     for name, module, layer_rule in plan:
         feedback_class(module, mapping).convert(module, layer_rule, name)
@@ -152,8 +170,9 @@ def _route_owners(model: nn.Module) -> None:
             route(module)
 
 
-def _transporting(model: nn.Module, stuck: list[tuple[str, nn.Module]],
-                  planned: list[tuple[str, nn.Module]]) -> list[tuple[str, nn.Module]]:
+def _transporting(
+    model: nn.Module, stuck: list[tuple[str, nn.Module]], planned: list[tuple[str, nn.Module]]
+) -> list[tuple[str, nn.Module]]:
     """The modules of ``stuck`` that transport a parameter (see [`transport`][biocircuits.feedback.transport]; all of
     them when the model cannot run on a sample), and each module that reads a planned layer's weight without calling it,
     unless it is converted itself or routes the read ([`owners`][biocircuits.feedback.owners])."""
@@ -198,8 +217,10 @@ def snapshot_modules(model: nn.Module) -> ModuleSnapshot:
     """Every module of ``model`` with its class and a shallow copy of its attributes (parameters, buffers,
     submodules and hooks dictionaries copied, tensors shared): what
     [`restore_modules`][biocircuits.feedback.convert.restore_modules] puts back."""
-    return [(m, type(m), {k: (v.copy() if isinstance(v, dict) else v) for k, v in m.__dict__.items()})
-            for m in model.modules()]
+    return [
+        (m, type(m), {k: (v.copy() if isinstance(v, dict) else v) for k, v in m.__dict__.items()})
+        for m in model.modules()
+    ]
 
 
 def restore_modules(snapshot: ModuleSnapshot) -> None:
@@ -227,8 +248,15 @@ def describe(model: nn.Module, file=None) -> str:
         rule = repr(m.rule) if isinstance(m, FeedbackLayer) else "(plain torch)"
         counts = populations(m)
         dale = "-" if counts is None else str(counts)
-        rows.append((name or "(root)", type(m).__name__.replace("Parametrized", ""), "x".join(
-            str(s) for s in m.weight.shape), rule, dale))
+        rows.append(
+            (
+                name or "(root)",
+                type(m).__name__.replace("Parametrized", ""),
+                "x".join(str(s) for s in m.weight.shape),
+                rule,
+                dale,
+            )
+        )
     others = parameter_rows(model, [n for n, _ in layers])
     if others:
         rows += [("", "", "", "", ""), ("parameter", "type", "shape", "role", "")]
@@ -242,6 +270,15 @@ def describe(model: nn.Module, file=None) -> str:
 
 
 __all__ = [
-    "FeedbackConvNd", "FeedbackMultiheadAttention", "convert", "convertible_modules", "describe", "feedback_class",
-    "feedback_layers", "restore_modules", "snapshot_modules", "unconvert", "unconvertible_modules",
+    "FeedbackConvNd",
+    "FeedbackMultiheadAttention",
+    "convert",
+    "convertible_modules",
+    "describe",
+    "feedback_class",
+    "feedback_layers",
+    "restore_modules",
+    "snapshot_modules",
+    "unconvert",
+    "unconvertible_modules",
 ]

@@ -27,8 +27,8 @@ from torch import Tensor
 class _Shadow:
     """Process-wide switches read by the ops; only probes change them."""
 
-    save_weight: bool = False   # forward: also save W (so a shadow backprop backward is possible)
-    use_weight: bool = False    # backward: send the error through W instead of B
+    save_weight: bool = False  # forward: also save W (so a shadow backprop backward is possible)
+    use_weight: bool = False  # backward: send the error through W instead of B
 
 
 @contextlib.contextmanager
@@ -95,9 +95,16 @@ class FeedbackLinearFunction(torch.autograd.Function):
     # forward(ctx, ...) rather than setup_context: Function.apply then skips an inspect.signature() per call
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
-                scale: float | Tensor | None = None, direct: Callable | None = None,
-                presyn: Tensor | None = None) -> Tensor:
+    def forward(
+        ctx,
+        x: Tensor,
+        weight: Tensor,
+        bias: Tensor | None,
+        feedback: Tensor | None,
+        scale: float | Tensor | None = None,
+        direct: Callable | None = None,
+        presyn: Tensor | None = None,
+    ) -> Tensor:
         _save(ctx, x, weight, feedback, presyn)
         ctx.scale, ctx.direct = scale, direct
         ctx.has_bias = bias is not None
@@ -150,8 +157,17 @@ class FeedbackConvFunction(torch.autograd.Function):
         mask = [needs[0] and direct is None, needs[1], ctx.bias_sizes is not None and needs[2]]
         n = feedback.dim() - 2
         grad_x, grad_w, grad_b = torch.ops.aten.convolution_backward(
-            grad_out, x, feedback.to(grad_out.dtype), ctx.bias_sizes, stride, padding, dilation,
-            False, [0] * n, groups, mask,
+            grad_out,
+            x,
+            feedback.to(grad_out.dtype),
+            ctx.bias_sizes,
+            stride,
+            padding,
+            dilation,
+            False,
+            [0] * n,
+            groups,
+            mask,
         )
         if direct is not None:
             grad_x = direct(grad_out, ctx.x_shape) if needs[0] else None
@@ -160,9 +176,15 @@ class FeedbackConvFunction(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None, None, None, None, None, None, None
 
 
-def feedback_linear(x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
-                    scale: float | Tensor | None = None, direct: Callable | None = None,
-                    presyn: Tensor | None = None) -> Tensor:
+def feedback_linear(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    feedback: Tensor | None,
+    scale: float | Tensor | None = None,
+    direct: Callable | None = None,
+    presyn: Tensor | None = None,
+) -> Tensor:
     """``F.linear`` whose backward uses ``scale * feedback`` (shaped like ``weight``; None means W itself, and
     no scale) for the input gradient, or ``direct(delta, x.shape)`` when given (direct feedback alignment);
     grad_W = delta^T presyn when ``presyn`` (shaped like x) is given, else delta^T x."""
@@ -170,9 +192,17 @@ def feedback_linear(x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Te
 
 
 def feedback_conv(
-    x: Tensor, weight: Tensor, bias: Tensor | None, feedback: Tensor | None,
-    stride: Sequence[int], padding: Sequence[int], dilation: Sequence[int], groups: int,
-    scale: float | Tensor | None = None, direct: Callable | None = None, presyn: Tensor | None = None,
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    feedback: Tensor | None,
+    stride: Sequence[int],
+    padding: Sequence[int],
+    dilation: Sequence[int],
+    groups: int,
+    scale: float | Tensor | None = None,
+    direct: Callable | None = None,
+    presyn: Tensor | None = None,
 ) -> Tensor:
     """A zero-padded N-d convolution whose backward uses ``scale * feedback`` (None: W) for the input gradient
     (and ``presyn``, shaped like x, in place of x for the weight gradient when given).

@@ -71,10 +71,11 @@ class FeedbackLayer:
     def _needs_feedback(self, x: Tensor, weight: Tensor) -> bool:
         return torch.is_grad_enabled() and (weight.requires_grad or x.requires_grad)
 
-    def _with_feedback(self, op: Callable[..., Tensor], x: Tensor, weight: Tensor, bias: Tensor | None,
-                       *args: Any) -> Tensor:
+    def _with_feedback(
+        self, op: Callable[..., Tensor], x: Tensor, weight: Tensor, bias: Tensor | None, *args: Any
+    ) -> Tensor:
         held = self.attachments
-        rows = None if held.clock is None else held.clock.rows   # stream rows of a training forward
+        rows = None if held.clock is None else held.clock.rows  # stream rows of a training forward
         presyn = None if rows is None or held.presynaptic is None else held.presynaptic(self, x, rows)
         direct = self.rule.direct_pathway(self)
         if direct is not None:  # the error reaches the input straight from the output (no B of W's shape)
@@ -116,13 +117,15 @@ class FeedbackLayer:
             self.__dict__["_feedback_cast"] = (key, cast)
         return cast
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
-                              error_msgs) -> None:
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ) -> None:
         # A plain torch checkpoint (e.g. torchvision weights) lacks the attachments' buffers: keep ours (the rule
         # sizes its lazily allocated buffers to the checkpoint's, and notes what the checkpoint holds).
         self.rule.prepare_load(self, state_dict, prefix)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
-                                      unexpected_keys, error_msgs)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         optional = {prefix + name for name in self.attachments.buffer_names()}
         missing_keys[:] = [k for k in missing_keys if k not in optional]
 
@@ -145,16 +148,28 @@ def feedback_class_for(feedback_cls: type[FeedbackLayer], plain: type[nn.Module]
         return feedback_cls
     key = (feedback_cls, plain)
     if key not in _COMBINED:
-        _COMBINED[key] = type(f"Feedback{plain.__name__}", (feedback_cls, plain),
-                              {"__module__": plain.__module__, "__qualname__": f"Feedback{plain.__qualname__}"})
+        _COMBINED[key] = type(
+            f"Feedback{plain.__name__}",
+            (feedback_cls, plain),
+            {"__module__": plain.__module__, "__qualname__": f"Feedback{plain.__qualname__}"},
+        )
     return _COMBINED[key]
 
 
 class FeedbackLinear(FeedbackLayer, nn.Linear):
     """``nn.Linear`` whose backward computes grad_input = delta B (B from ``rule``), grad_W = delta^T x."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, rule: str = "bp",
-                 options: dict[str, Any] | None = None, seed: int = 0, device=None, dtype=None) -> None:
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        rule: str = "bp",
+        options: dict[str, Any] | None = None,
+        seed: int = 0,
+        device=None,
+        dtype=None,
+    ) -> None:
         nn.Linear.__init__(self, in_features, out_features, bias=bias, device=device, dtype=dtype)
         self._init_feedback(make_rule(rule, options, seed), "", nn.Linear)
 
@@ -191,17 +206,43 @@ class FeedbackConvNd(FeedbackLayer):
         if not self._needs_feedback(x, weight):
             return super()._conv_forward(x, weight, bias)
         x, padding = self._pad(x)
-        return self._with_feedback(feedback_conv, x, weight, bias, self.stride, padding, self.dilation,
-                                   self.groups)
+        return self._with_feedback(feedback_conv, x, weight, bias, self.stride, padding, self.dilation, self.groups)
 
 
 def _conv_init(base: type[nn.Module]):
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", rule: str = "bp",
-                 options: dict[str, Any] | None = None, seed: int = 0, device=None, dtype=None) -> None:
-        base.__init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-                      padding_mode, device=device, dtype=dtype)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        rule: str = "bp",
+        options: dict[str, Any] | None = None,
+        seed: int = 0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        base.__init__(
+            self,
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            device=device,
+            dtype=dtype,
+        )
         self._init_feedback(make_rule(rule, options, seed), "", base)
+
     return __init__
 
 

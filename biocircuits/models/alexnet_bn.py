@@ -19,12 +19,24 @@ def alexnet_bn(input_shape: tuple[int, ...], num_classes: int, dropout: float = 
         return [nn.Conv2d(cin, cout, k, stride, pad, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
     features = nn.Sequential(
-        *conv(c, 64, 11, 4, 2), nn.MaxPool2d(3, 2), *conv(64, 192, 5, pad=2), nn.MaxPool2d(3, 2),
-        *conv(192, 384, 3, pad=1), *conv(384, 256, 3, pad=1), *conv(256, 256, 3, pad=1), nn.MaxPool2d(3, 2),
+        *conv(c, 64, 11, 4, 2),
+        nn.MaxPool2d(3, 2),
+        *conv(64, 192, 5, pad=2),
+        nn.MaxPool2d(3, 2),
+        *conv(192, 384, 3, pad=1),
+        *conv(384, 256, 3, pad=1),
+        *conv(256, 256, 3, pad=1),
+        nn.MaxPool2d(3, 2),
     )
     classifier = nn.Sequential(
-        nn.Dropout(dropout), nn.Linear(256 * 36, 4096, bias=False), nn.BatchNorm1d(4096), nn.ReLU(inplace=True),
-        nn.Dropout(dropout), nn.Linear(4096, 4096, bias=False), nn.BatchNorm1d(4096), nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(256 * 36, 4096, bias=False),
+        nn.BatchNorm1d(4096),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(4096, 4096, bias=False),
+        nn.BatchNorm1d(4096),
+        nn.ReLU(inplace=True),
         nn.Linear(4096, num_classes),
     )
     return AlexNetBN(features, classifier)

@@ -36,6 +36,7 @@ def user_builder(path: str, search: tuple[Path, ...] = ()) -> ModelBuilder:
     def build(input_shape: tuple[int, ...], num_classes: int, **kwargs: Any) -> nn.Module:
         shape = {"input_shape": tuple(input_shape)} if takes_shape else {}
         return fn(num_classes=num_classes, **shape, **kwargs)
+
     return build
 
 
@@ -47,13 +48,15 @@ def model_builder(name: str, search: tuple[Path, ...] = ()) -> ModelBuilder:
         return user_builder(name, search)
     if isinstance(name, str) and name.startswith(TIMM_PREFIX):
         from .timm_models import timm_builder
+
         return timm_builder(name.removeprefix(TIMM_PREFIX))
     try:
         return MODELS.get(name)
     except ConfigError as err:
         err.key = "model.name"
         err.suggestion = (err.suggestion + "; " if err.suggestion else "") + (
-            "or your own builder as 'package.module:function', or 'timm/<name>'")
+            "or your own builder as 'package.module:function', or 'timm/<name>'"
+        )
         err.args = (err.render(),)
         raise
 
@@ -69,9 +72,13 @@ def check_sizes(value: Any, key: str) -> None:
         for i, v in enumerate(value):
             check_sizes(v, f"{key}[{i}]")
     elif isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= MAX_SIZE:
-        raise ConfigError("a size must lie in 0..MAX_SIZE" if value >= 0 else "a size cannot be negative", key=key,
-                          expected=f"an integer from 0 to {MAX_SIZE}", given=value,
-                          suggestion="check the sign and the number of digits")
+        raise ConfigError(
+            "a size must lie in 0..MAX_SIZE" if value >= 0 else "a size cannot be negative",
+            key=key,
+            expected=f"an integer from 0 to {MAX_SIZE}",
+            given=value,
+            suggestion="check the sign and the number of digits",
+        )
 
 
 def _negative_keys(value: Any, key: str) -> list[str]:
@@ -83,8 +90,14 @@ def _negative_keys(value: Any, key: str) -> list[str]:
     return [key] if isinstance(value, int) and not isinstance(value, bool) and value < 0 else []
 
 
-def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, kwargs: dict[str, Any],
-                search: tuple[Path, ...] = (), device: str | torch.device | None = None) -> nn.Module:
+def build_model(
+    name: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    kwargs: dict[str, Any],
+    search: tuple[Path, ...] = (),
+    device: str | torch.device | None = None,
+) -> nn.Module:
     """Build the model ``name`` (see [`model_builder`][biocircuits.models.registry.model_builder]) for inputs of
     ``input_shape`` with ``num_classes`` outputs, on ``device`` (default torch's). A registered model's integer kwargs
     are checked as sizes first ([`check_sizes`][biocircuits.models.registry.check_sizes]); whatever the builder raises,
@@ -105,12 +118,22 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, kwarg
             raise
         culprits = _negative_keys(kwargs, "model.kwargs")
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
-        raise ConfigError(f"model {name!r} could not be built: {type(err).__name__}: {first}",
-                          key=culprits[0] if culprits else "model.kwargs", given=kwargs, has_given=True,
-                          suggestion="a size cannot be negative" if culprits else
-                          "check model.kwargs against the builder's parameters (--debug shows the traceback)") from err
+        raise ConfigError(
+            f"model {name!r} could not be built: {type(err).__name__}: {first}",
+            key=culprits[0] if culprits else "model.kwargs",
+            given=kwargs,
+            has_given=True,
+            suggestion="a size cannot be negative"
+            if culprits
+            else "check model.kwargs against the builder's parameters (--debug shows the traceback)",
+        ) from err
     if not isinstance(model, nn.Module):
-        raise ConfigError(f"model builder {name!r} did not return an nn.Module", key="model.name",
-                          expected="a torch.nn.Module", given=type(model).__name__, has_given=True,
-                          suggestion="return the network itself (not a tuple, a class or a state dict)")
+        raise ConfigError(
+            f"model builder {name!r} did not return an nn.Module",
+            key="model.name",
+            expected="a torch.nn.Module",
+            given=type(model).__name__,
+            has_given=True,
+            suggestion="return the network itself (not a tuple, a class or a state dict)",
+        )
     return model

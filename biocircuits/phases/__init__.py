@@ -5,5 +5,12 @@ from .attach import attach_transforms
 from .step import PhaseCallback, PhasedStep, StepContext
 from .transforms import TRANSFORMS, ErrorTransform, quantize
 
-__all__ = ["TRANSFORMS", "ErrorTransform", "PhaseCallback", "PhasedStep", "StepContext", "attach_transforms",
-           "quantize"]
+__all__ = [
+    "TRANSFORMS",
+    "ErrorTransform",
+    "PhaseCallback",
+    "PhasedStep",
+    "StepContext",
+    "attach_transforms",
+    "quantize",
+]

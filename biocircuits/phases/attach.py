@@ -13,8 +13,9 @@ from .transforms import TRANSFORMS
 from .transforms.streams import StreamClock, StreamState
 
 
-def attach_transforms(model: nn.Module, layers: Sequence[tuple[str, nn.Module]], transforms: dict[str, Any],
-                      seed: int = 0) -> int:
+def attach_transforms(
+    model: nn.Module, layers: Sequence[tuple[str, nn.Module]], transforms: dict[str, Any], seed: int = 0
+) -> int:
     """Attach each active transform of ``transforms`` ({registered name: options mapping or options model}) to
     every layer of ``layers`` (a ``whole_model`` transform to ``model`` itself; an option may pick the class that
     carries it out, [`variant`][biocircuits.phases.transforms.base.ErrorTransform.variant]), in the transforms'

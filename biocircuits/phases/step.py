@@ -44,15 +44,23 @@ class PhaseCallback:
 class PhasedStep:
     """One optimiser step in three explicit phases (with gradient accumulation over micro-batches):
 
-        ctx = step.forward(x, y)     # forward phase:  outputs, loss
-        step.backward(ctx)           # backward phase: errors through B, gradients accumulate
-        step.update(ctx)             # update phase:   clip, optimiser step (+ plasticity, Dale), zero grads
+    ctx = step.forward(x, y)     # forward phase:  outputs, loss
+    step.backward(ctx)           # backward phase: errors through B, gradients accumulate
+    step.update(ctx)             # update phase:   clip, optimiser step (+ plasticity, Dale), zero grads
     """
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 loss_fn: Callable[[Tensor, Tensor], Tensor], *, amp_dtype: torch.dtype | None = None,
-                 scaler: torch.amp.GradScaler | None = None, grad_clip: float | None = None, accum: int = 1,
-                 callbacks: Sequence[PhaseCallback] = ()) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[Tensor, Tensor], Tensor],
+        *,
+        amp_dtype: torch.dtype | None = None,
+        scaler: torch.amp.GradScaler | None = None,
+        grad_clip: float | None = None,
+        accum: int = 1,
+        callbacks: Sequence[PhaseCallback] = (),
+    ) -> None:
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.amp_dtype, self.scaler, self.grad_clip, self.accum = amp_dtype, scaler, grad_clip, accum
         self.callbacks = list(callbacks)

@@ -40,8 +40,14 @@ def synapse_count(layer: nn.Module, mask: Tensor | None) -> int:
     return int(torch.Size(shape).numel()) if mask is None else int(mask.expand(shape).sum())
 
 
-def attach_plasticity(model: nn.Module, layers: Sequence[tuple[str, nn.Module]], spec: Any, units: Any = None,
-                      unit_signs: Tensor | None = None, dale_on: bool = False) -> int:
+def attach_plasticity(
+    model: nn.Module,
+    layers: Sequence[tuple[str, nn.Module]],
+    spec: Any,
+    units: Any = None,
+    unit_signs: Tensor | None = None,
+    dale_on: bool = False,
+) -> int:
     """Attach each rule of ``spec.rules`` (a [`PlasticitySpec`][biocircuits.config.constraints.PlasticitySpec]) to the
     layers whose name its glob matches, restricted to its synapse class (presynaptic ``population``, postsynaptic
     ``post``; types need Dale: the presynaptic type is the layer's ``dale_sign``, the postsynaptic one the type of
@@ -56,9 +62,12 @@ def attach_plasticity(model: nn.Module, layers: Sequence[tuple[str, nn.Module]],
         key, match = f"plasticity.rules[{i}].match", row.match
         typed = match.population != "any" or match.post != "any"
         if typed and not dale_on:
-            raise ConfigError("a rule matching cell types needs Dale's law (there are no E or I units without it)",
-                              key=key, given=f"{match.population}->{match.post}",
-                              suggestion="add a dale: section, or match population: any and post: any")
+            raise ConfigError(
+                "a rule matching cell types needs Dale's law (there are no E or I units without it)",
+                key=key,
+                given=f"{match.population}->{match.post}",
+                suggestion="add a dale: section, or match population: any and post: any",
+            )
         check_patterns_match([match.layers], names, f"{key}.layers", "weight layer")
         cls, options = PLASTICITY.get(row.rule), row.rule_options()
         matched, candidates = 0, []
@@ -69,16 +78,21 @@ def attach_plasticity(model: nn.Module, layers: Sequence[tuple[str, nn.Module]],
                 continue  # types exist only in Dale-constrained layers
             post = post_signs(name, layer, units, unit_signs) if match.post != "any" else None
             if match.post != "any" and post is None and synapse_tensors(layer) is None:
-                raise ConfigError(f"{name}: the types of this layer's output units are unknown", key=f"{key}.post",
-                                  given=match.post, suggestion="use dale.types: graph (a traceable model)")
+                raise ConfigError(
+                    f"{name}: the types of this layer's output units are unknown",
+                    key=f"{key}.post",
+                    given=match.post,
+                    suggestion="use dale.types: graph (a traceable model)",
+                )
             candidates.append(name)
             tensors = synapse_tensors(layer)
-            if tensors is not None:   # a layer whose synapse classes are separate tensors (DANN)
+            if tensors is not None:  # a layer whose synapse classes are separate tensors (DANN)
                 for target, pre, post_type in tensors:
                     if match.population in ("any", pre) and match.post in ("any", post_type):
                         # "weight" is the layer's trainable weight (W_EE: a parametrisation's original)
-                        matched += (synapse_count(layer, None) if target == "weight"
-                                    else layer.get_parameter(target).numel())
+                        matched += (
+                            synapse_count(layer, None) if target == "weight" else layer.get_parameter(target).numel()
+                        )
                         if not cls.changes_nothing(cls(options).options):
                             attach(layer, cls(options, target=target), name)
                             made += 1
@@ -91,9 +105,12 @@ def attach_plasticity(model: nn.Module, layers: Sequence[tuple[str, nn.Module]],
                 attach(layer, cls(options, population=match.population, post=match.post, post_sign=post), name)
                 made += 1
         if matched == 0:
-            raise ConfigError(f"rule matches no synapse ({match.population}->{match.post} in layers "
-                              f"{match.layers!r})", key=key, given=match.layers,
-                              suggestion=_closest(match.layers, candidates, layers))
+            raise ConfigError(
+                f"rule matches no synapse ({match.population}->{match.post} in layers {match.layers!r})",
+                key=key,
+                given=match.layers,
+                suggestion=_closest(match.layers, candidates, layers),
+            )
     if spec.update == "batch_manhattan":
         attach(model, BatchManhattan(), "")
         made += 1
@@ -103,6 +120,9 @@ def attach_plasticity(model: nn.Module, layers: Sequence[tuple[str, nn.Module]],
 def _closest(pattern: str, candidates: list[str], layers: Sequence[tuple[str, nn.Module]]) -> str:
     typed = [n for n, m in layers if cell_types(m) is not None]
     close = difflib.get_close_matches(pattern, typed, n=3, cutoff=0.3) or typed[:3]
-    seen = f"the glob matches {', '.join(candidates[:5])} with no such synapse; " if candidates else \
-        "the glob matches only layers without Dale types; "
+    seen = (
+        f"the glob matches {', '.join(candidates[:5])} with no such synapse; "
+        if candidates
+        else "the glob matches only layers without Dale types; "
+    )
     return seen + ("closest Dale layers: " + ", ".join(close) if close else "no layer has Dale types")

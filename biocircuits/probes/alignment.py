@@ -72,8 +72,7 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
 
 
 def probe(
-    model: nn.Module, inputs: Tensor, targets: Tensor,
-    loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+    model: nn.Module, inputs: Tensor, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy
 ) -> dict[str, LayerProbe]:
     """Per converted layer of ``model``, the angles of its feedback, error and update to exact backprop."""
     module = unwrap(model)
@@ -84,6 +83,7 @@ def probe(
         def hook(mod: nn.Module, args: tuple, out: Tensor) -> Tensor:
             outputs[name] = out
             return out.clone()  # later in-place ops (ReLU(inplace=True)) must not touch y itself
+
         return hook
 
     handles = [layer.register_forward_hook(capture(name)) for name, layer in layers]
@@ -107,8 +107,11 @@ def probe(
         weight = layer.weight.detach()
         reasons: dict[str, str] = {}
         values = {}
-        pairs = {"weight_angle": (weight, feedback[name]), "error_angle": (rule[i], exact[i]),
-                 "update_angle": (rule[k + i], exact[k + i])}
+        pairs = {
+            "weight_angle": (weight, feedback[name]),
+            "error_angle": (rule[i], exact[i]),
+            "update_angle": (rule[k + i], exact[k + i]),
+        }
         for key, (a, b) in pairs.items():
             if a is None or b is None:
                 values[key], reasons[key] = math.nan, "no gradient reached this layer"
@@ -125,6 +128,7 @@ def probe(
             **values,
             norm_ratio=float(b.double().norm()) / wn if wn > 0 else math.nan,
             sign_concordance=float((torch.sign(b) == torch.sign(weight)).double().mean()),
-            rule=layer.rule.name, reasons=reasons,
+            rule=layer.rule.name,
+            reasons=reasons,
         )
     return stats

@@ -38,8 +38,12 @@ class StepProbe:
     ``bc.bind``'s) it measures the update angles, kept in `angles` ({layer: degrees}) until the next
     [`arm`][biocircuits.probes.step.StepProbe.arm]."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy,
+    ) -> None:
         self.module, self.loss_fn = unwrap(model), loss_fn
         self.batches: list[tuple[Tensor, Tensor]] | None = None
         self.angles: dict[str, float] = {}

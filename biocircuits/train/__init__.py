@@ -5,5 +5,16 @@ from .callbacks import Checkpoints, EarlyStopping, Evaluation, MetricsLog, Probe
 from .checkpoint import load_checkpoint, save_checkpoint
 from .trainer import Trainer, run_experiment
 
-__all__ = ["Callback", "Checkpoints", "EarlyStopping", "Evaluation", "MetricsLog", "Probes", "Progress", "Trainer",
-           "load_checkpoint", "run_experiment", "save_checkpoint"]
+__all__ = [
+    "Callback",
+    "Checkpoints",
+    "EarlyStopping",
+    "Evaluation",
+    "MetricsLog",
+    "Probes",
+    "Progress",
+    "Trainer",
+    "load_checkpoint",
+    "run_experiment",
+    "save_checkpoint",
+]

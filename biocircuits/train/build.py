@@ -61,8 +61,9 @@ class RunParts:
 def device_kind(t: TrainSpec) -> str:
     """``cuda`` or ``cpu`` from ``train.device`` (``auto``: CUDA when available)."""
     if t.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("CUDA is not available here", key="train.device", given="cuda",
-                          suggestion="use train.device: cpu or auto")
+        raise ConfigError(
+            "CUDA is not available here", key="train.device", given="cuda", suggestion="use train.device: cpu or auto"
+        )
     return "cuda" if t.device == "cuda" or (t.device == "auto" and torch.cuda.is_available()) else "cpu"
 
 
@@ -70,8 +71,11 @@ def device_kind(t: TrainSpec) -> str:
 def run_context(t: TrainSpec) -> Iterator[None]:
     """Torch's global flags for one run (deterministic algorithms, cuDNN autotuning), restored afterwards."""
     kind = device_kind(t)
-    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-              torch.backends.cudnn.benchmark)
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark,
+    )
     if t.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     torch.backends.cudnn.benchmark = kind == "cuda" and not t.deterministic
@@ -118,8 +122,12 @@ def build_run(exp: Experiment, phase_callbacks: Sequence[PhaseCallback] = ()) ->
     dist = distributed.setup(kind)
     device = torch.device(f"cuda:{dist.local_rank}" if kind == "cuda" else "cpu")
     if t.batch_size % dist.world:
-        raise ConfigError("train.batch_size must divide evenly over the processes", key="train.batch_size",
-                          given=t.batch_size, expected=f"a multiple of {dist.world}")
+        raise ConfigError(
+            "train.batch_size must divide evenly over the processes",
+            key="train.batch_size",
+            given=t.batch_size,
+            expected=f"a multiple of {dist.world}",
+        )
     torch.manual_seed(t.seed)  # same initial weights on every rank
     data, num_classes, module, constraints = _model_and_data(exp, dist, device)
     optimizer = bc.bind(build_optimizer(module, exp.optim), module)
@@ -130,23 +138,51 @@ def build_run(exp: Experiment, phase_callbacks: Sequence[PhaseCallback] = ()) ->
     scheduler = build_scheduler(optimizer, exp.schedule, steps_per_epoch, total_steps, exp.optim.lr)
     amp_dtype, scaler = AMP_DTYPES[t.amp], torch.amp.GradScaler(kind) if t.amp == "fp16" else None
     phased = PhasedStep(
-        model, optimizer, lambda out, y: task_loss(out, y, t.label_smoothing),
-        amp_dtype=amp_dtype, scaler=scaler, grad_clip=t.grad_clip, accum=t.grad_accum, callbacks=phase_callbacks)
+        model,
+        optimizer,
+        lambda out, y: task_loss(out, y, t.label_smoothing),
+        amp_dtype=amp_dtype,
+        scaler=scaler,
+        grad_clip=t.grad_clip,
+        accum=t.grad_accum,
+        callbacks=phase_callbacks,
+    )
     phased = online_step(phased, module)  # an online rule (eprop, rflo) fills .grad itself: no forward + backward
     torch.manual_seed(t.seed + 1 + dist.rank)  # each rank its own stream from here (dropout, augmentation)
-    return RunParts(dist, device, data, num_classes, constraints, module, model, optimizer, scheduler, scaler,
-                    amp_dtype, *loaders, t.batch_size // dist.world, steps_per_epoch, total_steps, phased)
+    return RunParts(
+        dist,
+        device,
+        data,
+        num_classes,
+        constraints,
+        module,
+        model,
+        optimizer,
+        scheduler,
+        scaler,
+        amp_dtype,
+        *loaders,
+        t.batch_size // dist.world,
+        steps_per_epoch,
+        total_steps,
+        phased,
+    )
 
 
-def _model_and_data(exp: Experiment, dist: distributed.DistInfo, device: torch.device
-                    ) -> tuple[DataBundle, int, nn.Module, bc.Constraints]:
+def _model_and_data(
+    exp: Experiment, dist: distributed.DistInfo, device: torch.device
+) -> tuple[DataBundle, int, nn.Module, bc.Constraints]:
     """The dataset, the class count, and the model built for it, converted by ``bc.apply`` and on ``device``."""
     data = build_data(exp.data)
     num_classes = exp.model.num_classes or data.num_classes
     if num_classes < data.num_classes:
-        raise ConfigError("fewer classes than the dataset's labels", key="model.num_classes",
-                          expected=f"at least {data.num_classes} (the dataset's classes)",
-                          given=num_classes, suggestion="leave model.num_classes out to use the dataset's")
+        raise ConfigError(
+            "fewer classes than the dataset's labels",
+            key="model.num_classes",
+            expected=f"at least {data.num_classes} (the dataset's classes)",
+            given=num_classes,
+            suggestion="leave model.num_classes out to use the dataset's",
+        )
     module = plain_model(exp, data.input_shape, num_classes)  # with model.checkpoint's weights, before bc.apply
     constraints = exp.resolved_constraints()
     bc.apply(module, constraints)
@@ -163,7 +199,8 @@ def _wrap(module: nn.Module, dist: distributed.DistInfo, kind: str, compile: boo
     model = module
     if dist.enabled:
         nn.parallel.DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(
-            model, constraint_buffer_names(model))
+            model, constraint_buffer_names(model)
+        )
         model = nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if kind == "cuda" else None)
     return torch.compile(model) if compile else model
 
@@ -171,10 +208,18 @@ def _wrap(module: nn.Module, dist: distributed.DistInfo, kind: str, compile: boo
 def _loaders(exp: Experiment, data: DataBundle, dist: distributed.DistInfo) -> tuple[Any, Any, Any]:
     """(train loader, its sampler, validation loader), each rank loading its share."""
     t = exp.train
-    train_loader, sampler = make_loader(data.train, t.batch_size // dist.world, train=True, world=dist.world,
-                                        rank=dist.rank, seed=t.seed, spec=exp.data)
+    train_loader, sampler = make_loader(
+        data.train, t.batch_size // dist.world, train=True, world=dist.world, rank=dist.rank, seed=t.seed, spec=exp.data
+    )
     if len(train_loader) == 0:
         raise ConfigError("the training set is smaller than one batch", key="train.batch_size", given=t.batch_size)
-    val_loader, _ = make_loader(data.val, (t.eval_batch_size or t.batch_size) // dist.world or 1, train=False,
-                                world=dist.world, rank=dist.rank, seed=t.seed, spec=exp.data)
+    val_loader, _ = make_loader(
+        data.val,
+        (t.eval_batch_size or t.batch_size) // dist.world or 1,
+        train=False,
+        world=dist.world,
+        rank=dist.rank,
+        seed=t.seed,
+        spec=exp.data,
+    )
     return train_loader, sampler, val_loader

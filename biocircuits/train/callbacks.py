@@ -49,20 +49,34 @@ class MetricsLog(Callback):
         if step % trainer.exp.train.log_every and step != trainer.total_steps:
             return
         world, n, elapsed = trainer.dist.world, max(w["samples"], 1), time.perf_counter() - self.t0
-        trainer.logger.log("train", step, epoch=metrics["epoch"], lr=metrics["lr"],
-                           wall_s=time.perf_counter() - trainer.start_time, loss=w["loss_sum"] / n,
-                           acc1=100 * w["correct1"] / n, acc5=100 * w["correct5"] / n,
-                           images_per_s=world * w["samples"] / max(elapsed, 1e-9),
-                           compute_images_per_s=world * w["samples"] / max(w["compute_s"], 1e-9),
-                           data_s=w["data_s"], compute_s=w["compute_s"],
-                           data_share=w["data_s"] / max(w["data_s"] + w["compute_s"], 1e-12))
+        trainer.logger.log(
+            "train",
+            step,
+            epoch=metrics["epoch"],
+            lr=metrics["lr"],
+            wall_s=time.perf_counter() - trainer.start_time,
+            loss=w["loss_sum"] / n,
+            acc1=100 * w["correct1"] / n,
+            acc5=100 * w["correct5"] / n,
+            images_per_s=world * w["samples"] / max(elapsed, 1e-9),
+            compute_images_per_s=world * w["samples"] / max(w["compute_s"], 1e-9),
+            data_s=w["data_s"],
+            compute_s=w["compute_s"],
+            data_share=w["data_s"] / max(w["data_s"] + w["compute_s"], 1e-12),
+        )
         self.on_train_start(trainer)
         for layer, name, figures in attachment_reports(trainer.module):  # e.g. the mirror phase: iterations, angle
             trainer.logger.log("attachment", step, layer=layer, attachment=name, **figures)
 
     def on_eval_end(self, trainer: Trainer, metrics: dict[str, Any]) -> None:
-        trainer.logger.log("val", trainer.step, epoch=trainer.step / trainer.steps_per_epoch, loss=metrics["loss"],
-                           acc1=metrics["acc1"], acc5=metrics["acc5"])
+        trainer.logger.log(
+            "val",
+            trainer.step,
+            epoch=trainer.step / trainer.steps_per_epoch,
+            loss=metrics["loss"],
+            acc1=metrics["acc1"],
+            acc5=metrics["acc5"],
+        )
 
     def on_train_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         if summary.get("interrupted"):
@@ -130,8 +144,13 @@ class Probes(Callback, PhaseCallback):
         x, y = torch.stack(xs).to(trainer.device), torch.stack([torch.as_tensor(t) for t in ys]).to(trainer.device)
         applied = self.step_probe.angles
         for layer, stats in bc.probe(trainer.module, x, y, loss_fn=task_loss).items():
-            trainer.logger.log("probe", trainer.step, layer=layer, step_update_angle=applied.get(layer),
-                               **{k: v for k, v in stats.to_dict().items() if k != "reasons"})
+            trainer.logger.log(
+                "probe",
+                trainer.step,
+                layer=layer,
+                step_update_angle=applied.get(layer),
+                **{k: v for k, v in stats.to_dict().items() if k != "reasons"},
+            )
 
 
 class Checkpoints(_AtInterval):
@@ -178,8 +197,9 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor: str = "acc1", patience: int = 3, min_delta: float = 0.0) -> None:
         if monitor not in self.MODES:
-            raise ConfigError("EarlyStopping cannot watch this figure", key="monitor", given=monitor,
-                              expected=" | ".join(self.MODES))
+            raise ConfigError(
+                "EarlyStopping cannot watch this figure", key="monitor", given=monitor, expected=" | ".join(self.MODES)
+            )
         if patience < 1:
             raise ConfigError("patience counts evaluations", key="patience", given=patience, expected="an int >= 1")
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
@@ -192,8 +212,10 @@ class EarlyStopping(Callback):
             return
         self.bad += 1
         if self.bad >= self.patience:
-            trainer.request_stop(f"val {self.monitor} did not improve by more than {self.min_delta} in "
-                                 f"{self.patience} evaluations (best {self.MODES[self.monitor] * self.best:.4g})")
+            trainer.request_stop(
+                f"val {self.monitor} did not improve by more than {self.min_delta} in "
+                f"{self.patience} evaluations (best {self.MODES[self.monitor] * self.best:.4g})"
+            )
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best, "bad": self.bad}
@@ -209,5 +231,13 @@ def default_callbacks(trainer: Trainer) -> list[Callback]:
     return [MetricsLog(), Evaluation(), *probes, Checkpoints(), Progress(), LogLines()]
 
 
-__all__ = ["Checkpoints", "EarlyStopping", "Evaluation", "LogLines", "MetricsLog", "Probes", "Progress",
-           "default_callbacks"]
+__all__ = [
+    "Checkpoints",
+    "EarlyStopping",
+    "Evaluation",
+    "LogLines",
+    "MetricsLog",
+    "Probes",
+    "Progress",
+    "default_callbacks",
+]

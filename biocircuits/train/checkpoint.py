@@ -73,9 +73,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for damaged files
-        raise CheckpointError(f"{path}: unreadable checkpoint (truncated or corrupt: {type(err).__name__}); "
-                              "delete it to start afresh, or restore a copy") from None
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint (truncated or corrupt: {type(err).__name__}); "
+            "delete it to start afresh, or restore a copy"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a biocircuits checkpoint (expected format {FORMAT!r}); "
-                              "to start from plain weights, load them into the model before bc.apply")
+        raise CheckpointError(
+            f"{path}: not a biocircuits checkpoint (expected format {FORMAT!r}); "
+            "to start from plain weights, load them into the model before bc.apply"
+        )
     return data

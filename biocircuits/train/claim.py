@@ -31,27 +31,44 @@ def aside_name(path: Path) -> Path:
 def _lock(path: Path, key: str) -> int:
     """Create ``path`` (and its parents) and take its lock without waiting; returns the lock's file descriptor."""
     if path.exists() and not path.is_dir():
-        raise RunFolderError("the output path is a file, not a folder", key=key, given=str(path),
-                             expected="a folder (or a path that does not exist yet)",
-                             suggestion="choose another --output")
+        raise RunFolderError(
+            "the output path is a file, not a folder",
+            key=key,
+            given=str(path),
+            expected="a folder (or a path that does not exist yet)",
+            suggestion="choose another --output",
+        )
     try:
         path.mkdir(parents=True, exist_ok=True)
         fd = os.open(path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except (NotADirectoryError, FileExistsError):
-        raise RunFolderError("a parent of the output path is a file", key=key, given=str(path),
-                             expected="a path under folders only", suggestion="choose another --output") from None
+        raise RunFolderError(
+            "a parent of the output path is a file",
+            key=key,
+            given=str(path),
+            expected="a path under folders only",
+            suggestion="choose another --output",
+        ) from None
     except OSError as err:
-        raise RunFolderError(f"cannot write the run folder ({err.strerror or type(err).__name__})", key=key,
-                             given=str(path), expected="a writable folder",
-                             suggestion="check its permissions or choose another --output") from None
+        raise RunFolderError(
+            f"cannot write the run folder ({err.strerror or type(err).__name__})",
+            key=key,
+            given=str(path),
+            expected="a writable folder",
+            suggestion="check its permissions or choose another --output",
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
         os.close(fd)
-        raise RunFolderError(f"another process (pid {holder}) is writing into this folder", key=key,
-                             given=str(path), expected="a folder no other run is using",
-                             suggestion="wait for it to finish, or choose another --output") from None
+        raise RunFolderError(
+            f"another process (pid {holder}) is writing into this folder",
+            key=key,
+            given=str(path),
+            expected="a folder no other run is using",
+            suggestion="wait for it to finish, or choose another --output",
+        ) from None
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd
@@ -63,15 +80,25 @@ def _release(fd: int) -> None:
 
 
 @contextmanager
-def claim_folder(path: str | Path, *, resume: bool = False, overwrite: bool = False, key: str = "--output",
-                 holds: Callable[[Path], bool] = holds_run, what: str = "run") -> Iterator[Path | None]:
+def claim_folder(
+    path: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    key: str = "--output",
+    holds: Callable[[Path], bool] = holds_run,
+    what: str = "run",
+) -> Iterator[Path | None]:
     """Hold ``path`` for one run (or comparison) while the block runs. A folder that already ``holds`` a run is
     refused unless ``resume`` (continue it) or ``overwrite`` (move it aside to
     [`aside_name`][biocircuits.train.claim.aside_name], never delete); yields where an earlier run was moved (or None).
     Only the main process (``RANK`` 0) claims under torchrun."""
     if resume and overwrite:
-        raise RunFolderError("--resume and --overwrite exclude each other", key="--overwrite",
-                             suggestion="--resume continues the run; --overwrite moves it aside and starts afresh")
+        raise RunFolderError(
+            "--resume and --overwrite exclude each other",
+            key="--overwrite",
+            suggestion="--resume continues the run; --overwrite moves it aside and starts afresh",
+        )
     if int(os.environ.get("RANK", "0")) != 0:
         yield None
         return
@@ -86,10 +113,14 @@ def claim_folder(path: str | Path, *, resume: bool = False, overwrite: bool = Fa
                 fd, old = _lock(path, key), fd
                 _release(old)
             elif not resume:
-                raise RunFolderError(f"this folder already holds a {what}", key=key, given=str(path),
-                                     expected="an empty or new folder",
-                                     suggestion="continue it with --resume, move it aside with --overwrite (kept as "
-                                                f"{aside_name(path).name}), or choose another --output")
+                raise RunFolderError(
+                    f"this folder already holds a {what}",
+                    key=key,
+                    given=str(path),
+                    expected="an empty or new folder",
+                    suggestion="continue it with --resume, move it aside with --overwrite (kept as "
+                    f"{aside_name(path).name}), or choose another --output",
+                )
         yield moved
     finally:
         _release(fd)

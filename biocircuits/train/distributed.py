@@ -84,8 +84,9 @@ def ranks_identical(module: torch.nn.Module, info: DistInfo, device: torch.devic
         return True
     named = dict(module.named_buffers())
     per_rank = set(stream_buffer_names(module))  # each rank's own streams
-    tensors = [p for p in module.parameters()] + [named[n] for n in constraint_buffer_names(module)
-                                                  if n not in per_rank]
+    tensors = [p for p in module.parameters()] + [
+        named[n] for n in constraint_buffer_names(module) if n not in per_rank
+    ]
     sums = torch.stack([torch.stack([t.double().sum(), t.double().pow(2).sum()]) for t in tensors]).flatten()
     gathered = [torch.empty_like(sums) for _ in range(info.world)]
     dist.all_gather(gathered, sums.to(device))
@@ -93,8 +94,9 @@ def ranks_identical(module: torch.nn.Module, info: DistInfo, device: torch.devic
 
 
 @torch.no_grad()
-def gather_streams(state: dict[str, torch.Tensor], names: list[str], errors: list[str], info: DistInfo
-                   ) -> dict[str, torch.Tensor]:
+def gather_streams(
+    state: dict[str, torch.Tensor], names: list[str], errors: list[str], info: DistInfo
+) -> dict[str, torch.Tensor]:
     """``state`` (a model state_dict) with each per-stream buffer in ``names`` holding the streams of every rank
     (global row r + W j = row j of rank r: [`gather_rows`][biocircuits.phases.transforms.streams.gather_rows]), those in
     ``errors`` divided by W (one-process units: each rank's mean loss carries 1 / its batch); identity in one
@@ -112,8 +114,9 @@ def gather_streams(state: dict[str, torch.Tensor], names: list[str], errors: lis
     return state
 
 
-def scatter_streams(state: dict[str, torch.Tensor], names: list[str], errors: list[str], info: DistInfo
-                    ) -> dict[str, torch.Tensor]:
+def scatter_streams(
+    state: dict[str, torch.Tensor], names: list[str], errors: list[str], info: DistInfo
+) -> dict[str, torch.Tensor]:
     """The inverse of [`gather_streams`][biocircuits.train.distributed.gather_streams]: each per-stream buffer of a
     loaded ``state`` cut to this rank's rows, errors scaled back by W (on any number of processes)."""
     if not info.enabled or not names:

@@ -15,8 +15,14 @@ __all__ = ["evaluate", "topk_correct"]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device, info: DistInfo,
-             amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    info: DistInfo,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> dict[str, float]:
     """Mean cross-entropy, top-1 and top-5 accuracy (in %) over the loader, summed over all ranks (per sample, or
     per trial for sequence outputs: [`targets`][biocircuits.train.targets])."""
     was_training = model.training

@@ -42,6 +42,7 @@ class RunLogger:
             if tensorboard:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
+
                     self.tb = SummaryWriter(str(folder.tensorboard))
                 except ImportError:
                     print("tensorboard is not installed: pip install tensorboard (logging to metrics.jsonl only)")
@@ -63,8 +64,9 @@ class RunLogger:
         if self.tb is not None:
             for k, v in values.items():
                 if isinstance(v, int | float):
-                    self.tb.add_scalar(f"{kind}/{k}" if "layer" not in values else f"{kind}/{values['layer']}/{k}",
-                                       v, step)
+                    self.tb.add_scalar(
+                        f"{kind}/{k}" if "layer" not in values else f"{kind}/{values['layer']}/{k}", v, step
+                    )
 
     def write_json(self, path: Path, data: dict) -> None:
         """Write ``data`` to ``path`` (a file of the run folder) atomically; non-finite floats made JSON-safe."""
@@ -75,9 +77,14 @@ class RunLogger:
         """Write the resolved ``config.yaml`` atomically; for a dataset other than ``synthetic``, a first comment
         line says that the synthetic settings in ``data`` are unused and where the real figures are."""
         if self.enabled:
-            note = "" if config.get("data", {}).get("name", "synthetic") == "synthetic" else (
-                "# data.shape, data.num_classes, data.train_size and data.val_size set the synthetic dataset only; "
-                "the data this run trained on (classes, input shape, sizes): dataset.json\n")
+            note = (
+                ""
+                if config.get("data", {}).get("name", "synthetic") == "synthetic"
+                else (
+                    "# data.shape, data.num_classes, data.train_size and data.val_size set the synthetic dataset only; "
+                    "the data this run trained on (classes, input shape, sizes): dataset.json\n"
+                )
+            )
             atomic_write_text(self.folder.config, note + yaml.safe_dump(config, sort_keys=False))
 
     def append_history(self, entry: dict) -> None:
@@ -89,14 +96,20 @@ class RunLogger:
             self.tb.close()
 
 
-
 def dataset_record(name: str, data: DataBundle, model_classes: int) -> dict[str, Any]:
     """What ``dataset.json`` holds: the dataset's name, its class count and names (as the labels index them), the
     model's output count, one input's shape (C, H, W), the sizes of both splits and the dataset's ``details``
     (image folders: crop size, validation layout, root)."""
-    return {"name": name, "num_classes": data.num_classes, "classes": list(data.classes),
-            "model_num_classes": model_classes, "input_shape": list(data.input_shape),
-            "train_samples": len(data.train), "val_samples": len(data.val), **data.details}
+    return {
+        "name": name,
+        "num_classes": data.num_classes,
+        "classes": list(data.classes),
+        "model_num_classes": model_classes,
+        "input_shape": list(data.input_shape),
+        "train_samples": len(data.train),
+        "val_samples": len(data.val),
+        **data.details,
+    }
 
 
 def dale_audit(model: nn.Module, spectra: bool = True) -> dict[str, Any]:
@@ -109,6 +122,13 @@ def dale_audit(model: nn.Module, spectra: bool = True) -> dict[str, Any]:
     for row in report.layers:
         if row.constrained:
             sv = singular_values(weights[row.name]) if spectra and row.name in weights else None
-            layers.append({"name": row.name, "excitatory": row.excitatory, "inhibitory": row.inhibitory,
-                           "violations": row.violations, "singular_values": None if sv is None else sv.tolist()})
+            layers.append(
+                {
+                    "name": row.name,
+                    "excitatory": row.excitatory,
+                    "inhibitory": row.inhibitory,
+                    "violations": row.violations,
+                    "singular_values": None if sv is None else sv.tolist(),
+                }
+            )
     return {"violations": report.violations, "layers": layers}

@@ -17,8 +17,12 @@ def last_layer_name(model: nn.Module, spec: OptimSpec) -> str:
     names = [n for n, _ in weight_layers(model)]
     if spec.last_layer is not None:
         if spec.last_layer not in names:
-            raise ConfigError("optim.last_layer names no Linear/Conv layer", key="optim.last_layer",
-                              given=spec.last_layer, suggestion="layers: " + ", ".join(names[-5:]))
+            raise ConfigError(
+                "optim.last_layer names no Linear/Conv layer",
+                key="optim.last_layer",
+                given=spec.last_layer,
+                suggestion="layers: " + ", ".join(names[-5:]),
+            )
         return spec.last_layer
     return names[-1]
 
@@ -31,11 +35,18 @@ def build_optimizer(model: nn.Module, spec: OptimSpec) -> torch.optim.Optimizer:
     if spec.last_layer_lr is not None:
         last = dict(model.named_modules())[last_layer_name(model, spec)]
         last_ids = {id(p) for p in last.parameters()}
-        groups = [{"params": [p for p in params if id(p) not in last_ids]},
-                  {"params": [p for p in params if id(p) in last_ids], "lr": spec.last_layer_lr}]
+        groups = [
+            {"params": [p for p in params if id(p) not in last_ids]},
+            {"params": [p for p in params if id(p) in last_ids], "lr": spec.last_layer_lr},
+        ]
     if spec.name == "sgd":
-        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, nesterov=spec.nesterov and spec.momentum > 0,
-                               weight_decay=spec.weight_decay)
+        return torch.optim.SGD(
+            groups,
+            lr=spec.lr,
+            momentum=spec.momentum,
+            nesterov=spec.nesterov and spec.momentum > 0,
+            weight_decay=spec.weight_decay,
+        )
     cls = torch.optim.Adam if spec.name == "adam" else torch.optim.AdamW
     return cls(groups, lr=spec.lr, betas=spec.betas, weight_decay=spec.weight_decay)
 
@@ -58,8 +69,10 @@ def lr_factor(step: int, spec: ScheduleSpec, steps_per_epoch: int, total_steps: 
     return 1.0
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, spec: ScheduleSpec, steps_per_epoch: int, total_steps: int,
-                    base_lr: float) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, spec: ScheduleSpec, steps_per_epoch: int, total_steps: int, base_lr: float
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR stepped once per optimiser step (its state_dict holds only the step count)."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, spec, steps_per_epoch, total_steps, base_lr))
+        optimizer, lambda s: lr_factor(s, spec, steps_per_epoch, total_steps, base_lr)
+    )

@@ -21,8 +21,11 @@ def load_run(run_dir: str | Path, with_data: bool = True) -> tuple[Experiment, n
     """(experiment, trained model on the CPU in eval mode, data or None) of the run in ``run_dir``."""
     folder = RunFolder(run_dir)
     if not folder.is_run():
-        raise ConfigError("not a run directory (no config.yaml)", given=str(folder.path),
-                          suggestion="pass a directory written by 'biocircuits run'")
+        raise ConfigError(
+            "not a run directory (no config.yaml)",
+            given=str(folder.path),
+            suggestion="pass a directory written by 'biocircuits run'",
+        )
     exp = Experiment.from_dict(folder.read_config(), file=str(folder.config))
     ckpt = load_checkpoint(folder.checkpoint)
     data = build_data(exp.data) if with_data else None

@@ -10,9 +10,23 @@ import yaml
 from biocircuits.config.experiment import Experiment
 from biocircuits.errors import ConfigError, RunFolderError, short_repr
 
-SAFE_KEYS = ("train.epochs", "train.steps", "train.log_every", "train.eval_every", "train.checkpoint_every",
-             "train.probe_every", "train.progress", "train.log_lines", "train.log_interval_s", "train.plots",
-             "train.tensorboard", "data.prefetch_factor", "description", "output", "name")
+SAFE_KEYS = (
+    "train.epochs",
+    "train.steps",
+    "train.log_every",
+    "train.eval_every",
+    "train.checkpoint_every",
+    "train.probe_every",
+    "train.progress",
+    "train.log_lines",
+    "train.log_interval_s",
+    "train.plots",
+    "train.tensorboard",
+    "data.prefetch_factor",
+    "description",
+    "output",
+    "name",
+)
 _MISSING = "<missing>"
 
 
@@ -31,8 +45,11 @@ def config_diff(saved: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[A
     as ``config.yaml`` stores them)."""
     a = flatten(yaml.safe_load(yaml.safe_dump(saved)) or {})
     b = flatten(yaml.safe_load(yaml.safe_dump(new)) or {})
-    return {k: (a.get(k, _MISSING), b.get(k, _MISSING)) for k in sorted(a.keys() | b.keys())
-            if a.get(k, _MISSING) != b.get(k, _MISSING)}
+    return {
+        k: (a.get(k, _MISSING), b.get(k, _MISSING))
+        for k in sorted(a.keys() | b.keys())
+        if a.get(k, _MISSING) != b.get(k, _MISSING)
+    }
 
 
 def normalise(config: dict[str, Any]) -> dict[str, Any]:
@@ -53,9 +70,11 @@ def check_resume(saved: dict[str, Any], new: dict[str, Any], source: str) -> dic
     if unsafe:
         shown = "; ".join(f"{k}: {short_repr(diff[k][0])} -> {short_repr(diff[k][1])}" for k in unsafe[:8])
         more = f"; and {len(unsafe) - 8} more" if len(unsafe) > 8 else ""
-        raise RunFolderError(f"--resume would change the trajectory: {shown}{more}", file=source,
-                             key=", ".join(unsafe[:8]), expected="the saved settings (only "
-                             + ", ".join(SAFE_KEYS) + " may change)",
-                             suggestion="resume with the saved settings, or start afresh with --overwrite or "
-                                        "another --output")
+        raise RunFolderError(
+            f"--resume would change the trajectory: {shown}{more}",
+            file=source,
+            key=", ".join(unsafe[:8]),
+            expected="the saved settings (only " + ", ".join(SAFE_KEYS) + " may change)",
+            suggestion="resume with the saved settings, or start afresh with --overwrite or another --output",
+        )
     return {k: list(v) for k, v in diff.items()}

@@ -80,12 +80,20 @@ class RunFolder:
         try:
             text = self.config.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as err:
-            raise ConfigError(f"unreadable resolved config ({type(err).__name__})", file=str(self.config),
-                              suggestion="restore the file, or start a fresh run") from None
+            raise ConfigError(
+                f"unreadable resolved config ({type(err).__name__})",
+                file=str(self.config),
+                suggestion="restore the file, or start a fresh run",
+            ) from None
         data = parse_yaml_text(text, file=str(self.config))
         if not isinstance(data, dict):
-            raise ConfigError("the resolved config is not a mapping", file=str(self.config), expected="a mapping",
-                              given=type(data).__name__, suggestion="restore the file, or start a fresh run")
+            raise ConfigError(
+                "the resolved config is not a mapping",
+                file=str(self.config),
+                expected="a mapping",
+                given=type(data).__name__,
+                suggestion="restore the file, or start a fresh run",
+            )
         return data
 
     def read_metrics(self, report: bool = True) -> list[dict[str, Any]]:
@@ -104,11 +112,18 @@ class RunFolder:
             except ValueError:
                 if n == len(numbered) - 1:
                     if report:
-                        print(f"warning: {self.metrics}: line {i}: skipped a torn last line ({len(line)} "
-                              "characters; a write cut short)", file=sys.stderr)
+                        print(
+                            f"warning: {self.metrics}: line {i}: skipped a torn last line ({len(line)} "
+                            "characters; a write cut short)",
+                            file=sys.stderr,
+                        )
                     break
-                raise ConfigError(f"line {i} is not a JSON object", file=str(self.metrics), key=f"line {i}",
-                                  suggestion="remove the line, or restore the file") from None
+                raise ConfigError(
+                    f"line {i} is not a JSON object",
+                    file=str(self.metrics),
+                    key=f"line {i}",
+                    suggestion="remove the line, or restore the file",
+                ) from None
             rows.append(row)
         return rows
 
@@ -162,8 +177,11 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_bytes())
     except (ValueError, OSError) as err:
-        raise ConfigError(f"unreadable JSON ({type(err).__name__})", file=str(path),
-                          suggestion="restore the file, or rerun the run's last step") from None
+        raise ConfigError(
+            f"unreadable JSON ({type(err).__name__})",
+            file=str(path),
+            suggestion="restore the file, or rerun the run's last step",
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError("not a JSON object", file=str(path), given=type(data).__name__)
     return data

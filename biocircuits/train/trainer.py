@@ -36,8 +36,9 @@ class Trainer:
     """Builds the run's parts ([`build_run`][biocircuits.train.build.build_run]) and trains them; the user's
     ``callbacks`` run after the built-in ones (a phase callback also joins the phase-separated step)."""
 
-    def __init__(self, exp: Experiment, run_dir: str | Path,
-                 callbacks: Sequence[Callback | PhaseCallback] = ()) -> None:
+    def __init__(
+        self, exp: Experiment, run_dir: str | Path, callbacks: Sequence[Callback | PhaseCallback] = ()
+    ) -> None:
         self.exp, self.folder = exp, RunFolder(run_dir)
         parts = build_run(exp, [cb for cb in callbacks if isinstance(cb, PhaseCallback)])
         self.__dict__.update(vars(parts))  # the run's parts as attributes: module, model, optimizer, ... (RunParts)
@@ -57,8 +58,9 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         """Validation loss and top-1/top-5 over every rank; updates ``best_acc1``; calls ``on_eval_end``."""
         module = self.model if not self.dist.enabled else self.module
-        val = evaluate(module, self.val_loader, self.device, self.dist, self.phased.amp_dtype,
-                       self.exp.train.channels_last)
+        val = evaluate(
+            module, self.val_loader, self.device, self.dist, self.phased.amp_dtype, self.exp.train.channels_last
+        )
         self.best_acc1 = max(self.best_acc1, val["acc1"])
         self.last_val = {**val, "step": self.step}
         self.callbacks.fire("on_eval_end", self, self.last_val)
@@ -84,8 +86,11 @@ class Trainer:
                 self._train_epoch()
         if self._signal["stop"]:
             self.save()
-            print(f"stopped by signal at step {self.step}; checkpoint written to {self.folder.checkpoint}; "
-                  "continue with --resume", file=sys.stderr)
+            print(
+                f"stopped by signal at step {self.step}; checkpoint written to {self.folder.checkpoint}; "
+                "continue with --resume",
+                file=sys.stderr,
+            )
             summary: dict[str, Any] = {"interrupted": True, "steps": self.step}
         else:
             if not self.last_val or self.last_val.get("step") != self.step:
@@ -123,8 +128,9 @@ class Trainer:
         self.epoch, self.samples_in_epoch = self.epoch + 1, 0
         self.callbacks.fire("on_epoch_end", self)
 
-    def _micro_batch(self, batches: Iterator, metrics: dict[str, Any], since: float, sync: bool,
-                     first: bool = False) -> StepContext:
+    def _micro_batch(
+        self, batches: Iterator, metrics: dict[str, Any], since: float, sync: bool, first: bool = False
+    ) -> StepContext:
         """Load a micro-batch (data time: from ``since`` until it is on the device), then the forward phase and
         the backward phase (errors through the feedback pathways; DDP all-reduces only when ``sync``)."""
         try:
@@ -144,8 +150,13 @@ class Trainer:
             loss, (c1, c5) = float(ctx.loss.detach()), topk_correct(ctx.outputs.detach(), ctx.targets)
             metrics["loss"] += loss * len(y)
             metrics["finite"] = metrics.get("finite", True) and math.isfinite(loss)
-            for key, value in (("correct1", c1), ("correct5", c5), ("samples", len(y)), ("data_s", data_s),
-                               ("compute_s", time.perf_counter() - compute_start)):
+            for key, value in (
+                ("correct1", c1),
+                ("correct5", c5),
+                ("samples", len(y)),
+                ("data_s", data_s),
+                ("compute_s", time.perf_counter() - compute_start),
+            ):
                 metrics[key] += value
         return ctx
 
@@ -161,34 +172,57 @@ class Trainer:
         self.step += 1
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        metrics.update(step=self.step, epoch=self.step / self.steps_per_epoch, loss=loss,
-                       lr=self.optimizer.param_groups[0]["lr"],  # after the schedule's step, as logged before
-                       grad_norm=ctx.grad_norm, compute_s=metrics["compute_s"] + time.perf_counter() - begin)
+        metrics.update(
+            step=self.step,
+            epoch=self.step / self.steps_per_epoch,
+            loss=loss,
+            lr=self.optimizer.param_groups[0]["lr"],  # after the schedule's step, as logged before
+            grad_norm=ctx.grad_norm,
+            compute_s=metrics["compute_s"] + time.perf_counter() - begin,
+        )
 
     def close(self) -> None:
         self.logger.close()  # the process group stays up for further runs (compare); the CLI tears it down
 
 
-def run_experiment(exp: Experiment, run_dir: str | Path, resume: bool = False,
-                   callbacks: Sequence[Callback | PhaseCallback] = (), overwrite: bool = False) -> dict[str, Any]:
+def run_experiment(
+    exp: Experiment,
+    run_dir: str | Path,
+    resume: bool = False,
+    callbacks: Sequence[Callback | PhaseCallback] = (),
+    overwrite: bool = False,
+) -> dict[str, Any]:
     """Train ``exp`` into ``run_dir`` under its lock (resuming from its checkpoint when asked, after checking the
     saved config; ``overwrite`` moves an earlier run aside), with the built-in callbacks and ``callbacks``; returns
     the summary. A folder that holds a run is refused ([`claim_folder`][biocircuits.train.claim.claim_folder])."""
     folder = RunFolder(run_dir)
     if resume and overwrite:
-        raise RunFolderError("--resume and --overwrite exclude each other", key="--overwrite",
-                             suggestion="--resume continues the run; --overwrite moves it aside and starts afresh")
+        raise RunFolderError(
+            "--resume and --overwrite exclude each other",
+            key="--overwrite",
+            suggestion="--resume continues the run; --overwrite moves it aside and starts afresh",
+        )
     if resume and not folder.checkpoint.is_file():
-        raise CheckpointError(f"{folder.checkpoint}: no checkpoint here (nothing to resume); start without --resume"
-                              + (" (use --overwrite: the folder holds an unfinished run)" if folder.is_run() else ""))
-    with claim_folder(folder.path, resume=resume, overwrite=overwrite) as moved, run_context(exp.train), \
-            ranked_failures(distributed.current()) as failure:  # a failing rank names itself (and its step)
-        changes = check_resume(folder.read_config(), exp.resolved_dict(), str(folder.config)) \
-            if resume and folder.config.is_file() else {}
+        raise CheckpointError(
+            f"{folder.checkpoint}: no checkpoint here (nothing to resume); start without --resume"
+            + (" (use --overwrite: the folder holds an unfinished run)" if folder.is_run() else "")
+        )
+    with (
+        claim_folder(folder.path, resume=resume, overwrite=overwrite) as moved,
+        run_context(exp.train),
+        ranked_failures(distributed.current()) as failure,
+    ):  # a failing rank names itself (and its step)
+        changes = (
+            check_resume(folder.read_config(), exp.resolved_dict(), str(folder.config))
+            if resume and folder.config.is_file()
+            else {}
+        )
         trainer = failure.where = Trainer(exp, run_dir, callbacks)
         try:
-            event: dict[str, Any] = {"event": "resume" if resume else "start",
-                                     "time": datetime.now(UTC).isoformat(timespec="seconds")}
+            event: dict[str, Any] = {
+                "event": "resume" if resume else "start",
+                "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
             if resume:
                 changes.update(trainer.resume())
                 event.update(step=trainer.step, changes=changes)

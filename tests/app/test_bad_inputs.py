@@ -17,10 +17,13 @@ import torch
 from biocircuits.app.cli import main
 from biocircuits.train.checkpoint import save_checkpoint
 
-GOOD = ("name: x\nconstraints: bp.yaml\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
-        "train: {steps: 2, batch_size: 16, probe_every: null, plots: false}\n")
+GOOD = (
+    "name: x\nconstraints: bp.yaml\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
+    "train: {steps: 2, batch_size: 16, probe_every: null, plots: false}\n"
+)
 BOMB = "a: &a [l,l,l,l,l,l,l,l,l]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [{','.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
+    f"{chr(98 + i)}: &{chr(98 + i)} [{','.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+)
 RUN = ["run", "{t}/exp.yaml", "--output", "{t}/out"]
 
 
@@ -65,6 +68,7 @@ def setup_checkpoint(payload: dict | None, raw: bytes | None = None):
             torch.save({"state_dict": {}}, t / "out" / "checkpoint.pt")
         else:
             save_checkpoint(t / "out" / "checkpoint.pt", payload)
+
     return setup
 
 
@@ -72,6 +76,7 @@ def setup_other_model(t: Path) -> None:
     from biocircuits.config.experiment import Experiment
     from biocircuits.train.state import run_state
     from biocircuits.train.trainer import Trainer
+
     (t / "exp.yaml").write_text(GOOD)
     other = Trainer(Experiment.from_yaml(t / "exp.yaml", {"model.kwargs.hidden": [4]}), t / "out")
     state = run_state(other)
@@ -118,8 +123,12 @@ CASES = [
     ("shape-negative", good_with(data="{name: synthetic, shape: [-3, 32, 32]}"), RUN, "data.shape"),
     ("shape-zero", good_with(data="{name: synthetic, shape: [3, 0, 32]}"), RUN, "data.shape"),
     ("shape-5d", good_with(data="{name: synthetic, shape: [1, 2, 3, 4, 5]}"), RUN, "data.shape"),
-    ("synthetic-too-big", good_with(data="{name: synthetic, train_size: 50000000, shape: [3, 224, 224]}"), RUN,
-     "data.train_size"),
+    (
+        "synthetic-too-big",
+        good_with(data="{name: synthetic, train_size: 50000000, shape: [3, 224, 224]}"),
+        RUN,
+        "data.train_size",
+    ),
     ("num-classes-huge", good_with(model="{name: mlp, num_classes: 100000000}"), RUN, "model.num_classes"),
     ("num-classes-below-labels", good_with(model="{name: mlp, num_classes: 5}"), RUN, "model.num_classes"),
     ("seed-negative", good_with(train="{seed: -1}"), RUN, "train.seed"),
@@ -161,8 +170,12 @@ CASES = [
     ("imagefolder-empty-classes", setup_empty_classes, RUN, "data.root"),
     ("imagefolder-text-only", setup_text_classes, RUN, "data.root"),
     ("output-is-a-file", lambda t: ((t / "exp.yaml").write_text(GOOD), (t / "out").write_text("x")), RUN, "--output"),
-    ("output-under-a-file", lambda t: ((t / "exp.yaml").write_text(GOOD), (t / "f").write_text("x")),
-     ["run", "{t}/exp.yaml", "--output", "{t}/f/out"], "--output"),
+    (
+        "output-under-a-file",
+        lambda t: ((t / "exp.yaml").write_text(GOOD), (t / "f").write_text("x")),
+        ["run", "{t}/exp.yaml", "--output", "{t}/f/out"],
+        "--output",
+    ),
     ("output-holds-a-run", setup_run_folder, RUN, "--output"),
     ("resume-and-overwrite", setup_run_folder, [*RUN, "--resume", "--overwrite"], "--overwrite"),
     ("resume-nothing", GOOD, [*RUN, "--resume"], "no checkpoint here"),
@@ -231,13 +244,17 @@ def test_ctrl_c_during_start_up_and_validate_exits_130_quietly(tmp_path):
     """SIGINT while the command starts (imports torch) and while validate runs: exit 130, no traceback."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     script = tmp_path / "slow.py"
-    script.write_text("import time, sys\nsys.argv = ['biocircuits', 'validate', sys.argv[1]]\n"
-                      "import biocircuits.config.loading as L\n_read = L.read_yaml\n"
-                      "def slow(p):\n    print('ready', flush=True)\n    time.sleep(30)\n    return _read(p)\n"
-                      "L.read_yaml = slow\nfrom biocircuits.__main__ import entry\nentry()\n")
+    script.write_text(
+        "import time, sys\nsys.argv = ['biocircuits', 'validate', sys.argv[1]]\n"
+        "import biocircuits.config.loading as L\n_read = L.read_yaml\n"
+        "def slow(p):\n    print('ready', flush=True)\n    time.sleep(30)\n    return _read(p)\n"
+        "L.read_yaml = slow\nfrom biocircuits.__main__ import entry\nentry()\n"
+    )
     (tmp_path / "exp.yaml").write_text(GOOD)
-    for cmd, wait_ready in (([sys.executable, "-m", "biocircuits", "validate", str(tmp_path / "exp.yaml")], False),
-                            ([sys.executable, str(script), str(tmp_path / "exp.yaml")], True)):
+    for cmd, wait_ready in (
+        ([sys.executable, "-m", "biocircuits", "validate", str(tmp_path / "exp.yaml")], False),
+        ([sys.executable, str(script), str(tmp_path / "exp.yaml")], True),
+    ):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         if wait_ready:
             assert proc.stdout.readline().strip() == "ready"

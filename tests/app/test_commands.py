@@ -7,9 +7,11 @@ from biocircuits.app.cli import main
 from biocircuits.train import distributed
 from biocircuits.train.run_folder import RunFolder
 
-EXPERIMENT = ("name: tiny\nconstraints: sign_symmetry.yaml\ndata: {name: digits}\n"
-              "model: {name: mlp, kwargs: {hidden: [16]}}\n"
-              "train: {steps: 4, batch_size: 32, log_every: 2, probe_every: 2, plots: %s}\n")
+EXPERIMENT = (
+    "name: tiny\nconstraints: sign_symmetry.yaml\ndata: {name: digits}\n"
+    "model: {name: mlp, kwargs: {hidden: [16]}}\n"
+    "train: {steps: 4, batch_size: 32, log_every: 2, probe_every: 2, plots: %s}\n"
+)
 
 
 @pytest.mark.parametrize("plots", [True, False])

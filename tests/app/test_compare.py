@@ -7,8 +7,19 @@ from biocircuits.app.compare import variants
 
 
 def test_rule_variants_keep_overrides_and_reset_options():
-    base = ex.Experiment.from_dict({"name": "c", "constraints": {"feedback": {
-        "rule": "sign_symmetry", "options": {"magnitude": "unit"}, "overrides": {"2": "bp"}, "seed": 4}}})
+    base = ex.Experiment.from_dict(
+        {
+            "name": "c",
+            "constraints": {
+                "feedback": {
+                    "rule": "sign_symmetry",
+                    "options": {"magnitude": "unit"},
+                    "overrides": {"2": "bp"},
+                    "seed": 4,
+                }
+            },
+        }
+    )
     runs = variants(base, ["fa", "dfa"], None)
     for rule, exp in runs.items():
         feedback = exp.resolved_constraints().feedback
@@ -16,8 +27,9 @@ def test_rule_variants_keep_overrides_and_reset_options():
 
 
 def test_the_specs_own_rule_keeps_its_options():
-    base = ex.Experiment.from_dict({"name": "c", "constraints": {"feedback": {
-        "rule": "sign_symmetry", "options": {"magnitude": "unit"}}}})
+    base = ex.Experiment.from_dict(
+        {"name": "c", "constraints": {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}}}}
+    )
     runs = variants(base, ["sign_symmetry", "fa"], None)
     assert runs["sign_symmetry"].resolved_constraints().feedback.options == {"magnitude": "unit"}
     assert runs["fa"].resolved_constraints().feedback.options == {}
@@ -32,7 +44,8 @@ def test_compare_json_records_seed_options_phases_and_plasticity_and_report_read
     (tmp_path / "exp.yaml").write_text(
         "name: c\nconstraints: {feedback: {rule: sign_symmetry, options: {magnitude: unit}},"
         " phases: {error_noise: 0.1}}\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
-        "train: {steps: 2, batch_size: 32, seed: 3, probe_every: null, plots: false, progress: false}\n")
+        "train: {steps: 2, batch_size: 32, seed: 3, probe_every: null, plots: false, progress: false}\n"
+    )
     compare(tmp_path / "exp.yaml", rules=["sign_symmetry", "fa"], output=tmp_path / "cmp")
     table = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert table["sign_symmetry"]["feedback"]["options"] == {"magnitude": "unit"}
@@ -44,7 +57,9 @@ def test_compare_json_records_seed_options_phases_and_plasticity_and_report_read
     assert main(["report", str(tmp_path / "cmp")]) == 0
     rows = json.loads((tmp_path / "cmp" / "results.json").read_text())
     assert [(r["variant"], r["seed"], r["status"], r["steps"]) for r in rows] == [
-        ("sign_symmetry", 3, "finished", 2), ("fa", 3, "finished", 2)]
+        ("sign_symmetry", 3, "finished", 2),
+        ("fa", 3, "finished", 2),
+    ]
 
 
 def test_compare_over_seeds_is_a_small_sweep_its_table_shows_what_each_run_ran_with(tmp_path):
@@ -55,14 +70,32 @@ def test_compare_over_seeds_is_a_small_sweep_its_table_shows_what_each_run_ran_w
     (tmp_path / "exp.yaml").write_text(
         "name: c\nconstraints: {feedback: {rule: sign_symmetry, options: {magnitude: unit}},"
         " phases: {error_noise: 0.1}}\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
-        "train: {steps: 2, batch_size: 32, seed: 3, probe_every: null, plots: false, progress: false}\n")
+        "train: {steps: 2, batch_size: 32, seed: 3, probe_every: null, plots: false, progress: false}\n"
+    )
     out = tmp_path / "cmp"
-    assert main(["compare", str(tmp_path / "exp.yaml"), "--rules", "sign_symmetry,fa", "--seeds", "5,6",
-                 "--output", str(out)]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(tmp_path / "exp.yaml"),
+                "--rules",
+                "sign_symmetry,fa",
+                "--seeds",
+                "5,6",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     runs = json.loads((out / "compare.json").read_text())
     assert list(runs) == ["sign_symmetry-s5", "sign_symmetry-s6", "fa-s5", "fa-s6"]
     assert [(r["variant"], r["seed"], r["feedback"]["seed"]) for r in runs.values()] == [
-        ("sign_symmetry", 5, 5), ("sign_symmetry", 6, 6), ("fa", 5, 5), ("fa", 6, 6)]
+        ("sign_symmetry", 5, 5),
+        ("sign_symmetry", 6, 6),
+        ("fa", 5, 5),
+        ("fa", 6, 6),
+    ]
     md = (out / "compare.md").read_text()
     assert '| sign_symmetry-s5 | sign_symmetry | no | 5 | {"magnitude":"unit"} | {"error_noise":0.1} | - |' in md
     assert '| fa-s6 | fa | no | 6 | - | {"error_noise":0.1} | - |' in md

@@ -14,11 +14,15 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("plots")
     out = []
     for rule, dale in (("sign_symmetry", {"excitatory_fraction": 0.8}), ("fa", None)):
-        exp = Experiment.from_dict({
-            "name": rule, "constraints": {"feedback": {"rule": rule}, "dale": dale},
-            "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [32, 16]}},
-            "train": {"steps": 12, "batch_size": 32, "log_every": 2, "eval_every": 4, "probe_every": 3},
-        })
+        exp = Experiment.from_dict(
+            {
+                "name": rule,
+                "constraints": {"feedback": {"rule": rule}, "dale": dale},
+                "data": {"name": "digits"},
+                "model": {"name": "mlp", "kwargs": {"hidden": [32, 16]}},
+                "train": {"steps": 12, "batch_size": 32, "log_every": 2, "eval_every": 4, "probe_every": 3},
+            }
+        )
         run_experiment(exp, tmp / rule)
         out.append(tmp / rule)
     return out
@@ -32,8 +36,14 @@ def not_blank(path):
 def test_plot_writes_every_figure(runs, tmp_path, capsys):
     assert main(["plot", str(runs[0]), str(runs[1]), "--output", str(tmp_path)]) == 0
     names = {p.name for p in tmp_path.glob("*.png")}
-    assert names == {"curves.png", "angles_sign_symmetry.png", "angles_fa.png", "error_angle_heatmap_sign_symmetry.png",
-                     "error_angle_heatmap_fa.png", "dale_sign_symmetry.png"}
+    assert names == {
+        "curves.png",
+        "angles_sign_symmetry.png",
+        "angles_fa.png",
+        "error_angle_heatmap_sign_symmetry.png",
+        "error_angle_heatmap_fa.png",
+        "dale_sign_symmetry.png",
+    }
     for path in tmp_path.glob("*.png"):
         width, height = Image.open(path).size
         assert width >= 500 and height >= 300, path.name

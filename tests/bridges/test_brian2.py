@@ -93,8 +93,20 @@ def test_spiking_above_poisson_bound_and_improves_with_time(pathway):
             assert p.cosine > p.poisson_bound, (p.cosine, p.poisson_bound)
     assert np.mean([1 - p.cosine for p in long.patterns]) < 0.6 * np.mean([1 - p.cosine for p in short.patterns])
     f = 1 - 5e-3 / 0.575 * (1 - math.exp(-0.575 / 5e-3))  # finite window of the 5 ms synaptic filter
-    hand = [1 / math.sqrt(1 + f * 2 * 200 * float((B**2).sum()) / 0.575 / (2 * 200 / float(e.abs().max())) ** 2
-                          / float(((e @ B.double()) ** 2).sum())) for e in E.double()]
+    hand = [
+        1
+        / math.sqrt(
+            1
+            + f
+            * 2
+            * 200
+            * float((B**2).sum())
+            / 0.575
+            / (2 * 200 / float(e.abs().max())) ** 2
+            / float(((e @ B.double()) ** 2).sum())
+        )
+        for e in E.double()
+    ]
     assert [p.poisson_cosine for p in long.patterns] == pytest.approx(hand, rel=1e-6)
 
 
@@ -150,8 +162,11 @@ def test_two_layer_gated_pathway_matches_torch():
 
 def test_chain_reference_averages_a_time_varying_gate_over_the_measuring_window():
     gen = torch.Generator().manual_seed(8)
-    B3, B2, e = torch.randn(4, 6, generator=gen).double(), torch.randn(6, 5, generator=gen).double(), \
-        torch.randn(1, 4, generator=gen).double()
+    B3, B2, e = (
+        torch.randn(4, 6, generator=gen).double(),
+        torch.randn(6, 5, generator=gen).double(),
+        torch.randn(1, 4, generator=gen).double(),
+    )
     g0, g1 = torch.tensor([1.0, 0, 1, 0, 1, 1]).double(), torch.tensor([0.0, 1, 1, 1, 0, 0]).double()
     # 0.2 s at dt 0.1 ms = 2000 steps; settle 0.1 s skips steps 0..999; the gate switches at step 1500
     varying = np.concatenate([np.tile(g0.numpy(), (1500, 1)), np.tile(g1.numpy(), (500, 1))])
@@ -162,6 +177,7 @@ def test_chain_reference_averages_a_time_varying_gate_over_the_measuring_window(
 
 def test_calibrated_noise_reproduces_the_bridge_cosine_in_torch():
     import biocircuits as bc
+
     gen = torch.Generator().manual_seed(6)
     B = torch.randn(8, 30, generator=gen)
     E = torch.sign(torch.randn(6, 8, generator=gen)) * (0.5 + torch.rand(6, 8, generator=gen))
@@ -206,6 +222,7 @@ def test_modes_take_units_brian2_style():
 def test_layer_input_backprop_angle_and_recorded_errors():
     from biocircuits.app.check_pathway import layer_errors
     from biocircuits.nn import FeedbackConv2d, FeedbackLinear
+
     torch.manual_seed(0)
     fa = FeedbackLinear(20, 8, rule="fa")
     rep = check_pathway(fa, torch.randn(2, 8), "rate")
@@ -223,6 +240,7 @@ def test_layer_input_backprop_angle_and_recorded_errors():
 
 def test_without_brian2_one_clear_message(monkeypatch):
     import biocircuits.bridges.brian2 as bridge
+
     monkeypatch.setattr(bridge, "b2", None)
     with pytest.raises(ImportError, match=r'pip install -e "\.\[spiking\]"'):
         bridge.check_pathway(torch.ones(2, 2), torch.ones(1, 2), "rate")
@@ -230,8 +248,11 @@ def test_without_brian2_one_clear_message(monkeypatch):
 
 def test_biocircuits_imports_without_brian2():
     import subprocess
-    code = "import sys; sys.modules['brian2'] = None; import biocircuits, biocircuits.bridges.brian2 as b; " \
-           "print(b.b2 is None)"
+
+    code = (
+        "import sys; sys.modules['brian2'] = None; import biocircuits, biocircuits.bridges.brian2 as b; "
+        "print(b.b2 is None)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr
 
@@ -243,6 +264,7 @@ def test_relay_rectification_surplus_and_bias_by_hand():
     from scipy.integrate import quad
 
     from biocircuits.bridges.brian2.relays import rectification_surplus, relay_bias
+
     relays, r0, dt = Relays(tau=2 * ms, noise=0.5), 200.0, 1e-4
     a = dt / 2e-3
     s = 0.5 * r0 / math.sqrt(1 - a / 2)  # Euler OU: variance sigma^2 2a / (1 - (1 - a)^2)
@@ -294,6 +316,7 @@ def test_noisy_spiking_relays_bias_is_in_the_bound():
 
 def test_calibration_forms_one_at_a_time():
     from biocircuits.bridges.brian2 import Calibration
+
     cal = Calibration(200.0, 0.05, False, 0.5, 0.45, 3, 20.0, 0.9, 0.9, report=None)
     assert cal.phases("noise") == {"seed": 0, "error_noise": {"sigma": 0.5}}
     assert cal.phases("noise", measured=False)["error_noise"] == {"sigma": 0.45}

@@ -15,10 +15,17 @@ from biocircuits.app.cli import main  # noqa: E402
 def run(tmp_path_factory):
     from biocircuits.config.experiment import Experiment
     from biocircuits.train.trainer import run_experiment
+
     path = tmp_path_factory.mktemp("cp") / "run"
-    exp = Experiment.from_dict({"name": "cp", "constraints": "sign_symmetry.yaml", "data": {"name": "digits"},
-                                "model": {"name": "mlp", "kwargs": {"hidden": [24, 12]}},
-                                "train": {"steps": 5, "batch_size": 16}})
+    exp = Experiment.from_dict(
+        {
+            "name": "cp",
+            "constraints": "sign_symmetry.yaml",
+            "data": {"name": "digits"},
+            "model": {"name": "mlp", "kwargs": {"hidden": [24, 12]}},
+            "train": {"steps": 5, "batch_size": 16},
+        }
+    )
     run_experiment(exp, path)
     return path
 
@@ -35,49 +42,106 @@ def test_patterns_report_and_bad_layer(run, capsys):
 
 
 def test_sine_and_ou_waveforms(run, capsys):
-    assert main(["check-pathway", str(run), "--layer", "5", "--mode", "rate", "--waveform", "sine",
-                 "--frequency", "20"]) == 0
+    assert (
+        main(["check-pathway", str(run), "--layer", "5", "--mode", "rate", "--waveform", "sine", "--frequency", "20"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "20.00 Hz: gain 0.6227" in out and "(analytic 0.6227)" in out  # 1 / sqrt(1 + (2 pi 20 Hz 10 ms)^2)
     assert (run / "pathway_5_rate_sine.png").stat().st_size > 10_000
-    assert main(["check-pathway", str(run), "--layer", "5", "--mode", "rate", "--waveform", "ou", "--duration",
-                 "0.1", "--tau-corr", "0.02"]) == 0
+    assert (
+        main(
+            [
+                "check-pathway",
+                str(run),
+                "--layer",
+                "5",
+                "--mode",
+                "rate",
+                "--waveform",
+                "ou",
+                "--duration",
+                "0.1",
+                "--tau-corr",
+                "0.02",
+            ]
+        )
+        == 0
+    )
     assert "ou stream" in capsys.readouterr().out
     assert json.loads((run / "pathway_5_rate_ou.json").read_text())["tracking"]["bin_s"] == pytest.approx(0.01)
 
 
 def test_chain_and_calibration(run, tmp_path, capsys):
-    assert main(["check-pathway", str(run), "--layer", "5", "--chain", "3", "--mode", "rate", "--patterns", "2",
-                 "--duration", "0.2"]) == 0
+    assert (
+        main(
+            [
+                "check-pathway",
+                str(run),
+                "--layer",
+                "5",
+                "--chain",
+                "3",
+                "--mode",
+                "rate",
+                "--patterns",
+                "2",
+                "--duration",
+                "0.2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "2-layer gated pathway (10 -> 12 -> 24)" in out and out.count("cos 1.0000") == 2
     spec = tmp_path / "spiking.yaml"
-    assert main(["check-pathway", str(run), "--layer", "5", "--calibrate", str(spec), "--rate", "100",
-                 "--window", "0.03", "--patterns", "2"]) == 0
+    assert (
+        main(
+            [
+                "check-pathway",
+                str(run),
+                "--layer",
+                "5",
+                "--calibrate",
+                str(spec),
+                "--rate",
+                "100",
+                "--window",
+                "0.03",
+                "--patterns",
+                "2",
+            ]
+        )
+        == 0
+    )
     from biocircuits.config.constraints import Constraints
+
     loaded = Constraints.from_yaml(spec)
     assert loaded.phases.transforms()["error_noise"]["sigma"] > 0 and loaded.feedback.rule == "sign_symmetry"
     assert "r0 100 Hz, window 30 ms" in spec.read_text()
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--waveform", "sawtooth"], "--waveform"),
-    (["--frequency", "-3"], "--frequency"),
-    (["--chain", "1"], "--chain"),
-    # every option acts or is refused: these combinations used to be ignored silently
-    (["--waveform", "recorded", "--duration", "0.1"], "--duration"),
-    (["--waveform", "sine", "--patterns", "3"], "--patterns"),
-    (["--waveform", "step", "--patterns", "3"], "--patterns"),
-    (["--waveform", "ou", "--hold", "0.01"], "--hold"),
-    (["--frequency", "10"], "--frequency"),
-    (["--tau-corr", "0.01"], "--tau-corr"),
-    (["--chain", "3", "--dale"], "--dale"),
-    (["--chain", "3", "--waveform", "sine"], "--waveform"),
-    (["--rate", "100"], "--rate"),
-    (["--window", "0.02"], "--window"),
-    (["--calibrate", "x.yaml", "--duration", "0.1"], "--duration"),
-    (["--waveform", "recorded", "--patterns", "2"], "--patterns"),  # 40 ms: no tracking bin after the settle
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--waveform", "sawtooth"], "--waveform"),
+        (["--frequency", "-3"], "--frequency"),
+        (["--chain", "1"], "--chain"),
+        # every option acts or is refused: these combinations used to be ignored silently
+        (["--waveform", "recorded", "--duration", "0.1"], "--duration"),
+        (["--waveform", "sine", "--patterns", "3"], "--patterns"),
+        (["--waveform", "step", "--patterns", "3"], "--patterns"),
+        (["--waveform", "ou", "--hold", "0.01"], "--hold"),
+        (["--frequency", "10"], "--frequency"),
+        (["--tau-corr", "0.01"], "--tau-corr"),
+        (["--chain", "3", "--dale"], "--dale"),
+        (["--chain", "3", "--waveform", "sine"], "--waveform"),
+        (["--rate", "100"], "--rate"),
+        (["--window", "0.02"], "--window"),
+        (["--calibrate", "x.yaml", "--duration", "0.1"], "--duration"),
+        (["--waveform", "recorded", "--patterns", "2"], "--patterns"),  # 40 ms: no tracking bin after the settle
+    ],
+)
 def test_bad_input_exits_2_naming_the_option(run, capsys, argv, needle):
     mode = [] if "--calibrate" in argv else ["--mode", "rate"]
     try:
@@ -100,9 +164,27 @@ def test_calibrated_spec_adds_the_bridges_variance_once(run, tmp_path):
     from biocircuits.app.check_pathway import layer_errors
     from biocircuits.bridges.brian2 import calibrate_spikes
     from biocircuits.train.restore import load_run
+
     spec = tmp_path / "spiking.yaml"
-    assert main(["check-pathway", str(run), "--layer", "5", "--calibrate", str(spec), "--rate", "100",
-                 "--window", "0.03", "--patterns", "4"]) == 0
+    assert (
+        main(
+            [
+                "check-pathway",
+                str(run),
+                "--layer",
+                "5",
+                "--calibrate",
+                str(spec),
+                "--rate",
+                "100",
+                "--window",
+                "0.03",
+                "--patterns",
+                "4",
+            ]
+        )
+        == 0
+    )
     phases = yaml.safe_load(spec.read_text())["phases"]
     assert set(phases) == {"seed", "error_noise"}
     _, model, data = load_run(run)
@@ -127,8 +209,10 @@ def test_calibrated_spec_adds_the_bridges_variance_once(run, tmp_path):
 
 
 def test_calibration_refuses_rate_mode(run, tmp_path, capsys):
-    assert main(["check-pathway", str(run), "--layer", "5", "--calibrate", str(tmp_path / "s.yaml"), "--mode",
-                 "rate"]) == 2
+    assert (
+        main(["check-pathway", str(run), "--layer", "5", "--calibrate", str(tmp_path / "s.yaml"), "--mode", "rate"])
+        == 2
+    )
     assert "--mode" in capsys.readouterr().err and not (tmp_path / "s.yaml").exists()
 
 
@@ -145,8 +229,23 @@ def test_sine_duration_sets_the_fitted_time(run, capsys):
     sqrt(f(T) / T), f(T) = 1 - (tau_s / T)(1 - exp(-T / tau_s)) the synaptic filter's finite-window factor."""
     se = {}
     for fit in (0.3, 1.2):  # at least 4 cycles of 20 Hz (0.2 s) and whole cycles, so exactly these
-        assert main(["check-pathway", str(run), "--layer", "5", "--waveform", "sine", "--frequency", "20",
-                     "--duration", str(fit)]) == 0
+        assert (
+            main(
+                [
+                    "check-pathway",
+                    str(run),
+                    "--layer",
+                    "5",
+                    "--waveform",
+                    "sine",
+                    "--frequency",
+                    "20",
+                    "--duration",
+                    str(fit),
+                ]
+            )
+            == 0
+        )
         se[fit] = json.loads((run / "pathway_5_spiking_sine.json").read_text())["points"][0]["gain_se"]
     f = {T: 1 - 5e-3 / T * (1 - math.exp(-T / 5e-3)) for T in (0.3, 1.2)}
     assert se[0.3] / se[1.2] == pytest.approx(math.sqrt(f[0.3] / 0.3 / (f[1.2] / 1.2)), rel=1e-6)
@@ -160,6 +259,7 @@ def test_saturated_errors_are_said_to_be_at_rounding_level(run, tmp_path, capsys
     import torch
 
     from biocircuits.train.checkpoint import load_checkpoint, save_checkpoint
+
     saturated = tmp_path / "saturated"
     shutil.copytree(run, saturated)
     ckpt = load_checkpoint(saturated / "checkpoint.pt")
@@ -171,6 +271,7 @@ def test_saturated_errors_are_said_to_be_at_rounding_level(run, tmp_path, capsys
     data = json.loads((saturated / "pathway_5_rate.json").read_text())
     from biocircuits.app.check_pathway import layer_errors
     from biocircuits.train.restore import load_run
+
     _, model, val = load_run(saturated)
     x = torch.stack([val.val[i][0] for i in range(8)])
     y = torch.tensor([val.val[i][1] for i in range(8)])
@@ -183,12 +284,26 @@ def test_readme_check_pathway_commands_run_as_written(tmp_path, monkeypatch, cap
     training steps)."""
     import shlex
     from pathlib import Path
+
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     lines = [line.split("  #")[0] for line in readme.splitlines() if line.startswith("biocircuits check-pathway")]
     assert lines
     monkeypatch.chdir(tmp_path)
-    assert main(["compare", "experiments/quickstart.yaml", "--rules", "fa", "--set", "train.steps=2",
-                 "--set", "train.plots=false"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "experiments/quickstart.yaml",
+                "--rules",
+                "fa",
+                "--set",
+                "train.steps=2",
+                "--set",
+                "train.plots=false",
+            ]
+        )
+        == 0
+    )
     for line in lines:
         argv = shlex.split(line)
         assert argv[0] == "biocircuits" and main(argv[1:]) == 0, (line, capsys.readouterr().err)

@@ -42,8 +42,17 @@ def test_presets_validate_and_say_what_they_model(path):
 
 def test_expected_presets_exist():
     names = {p.stem for p in PRESETS}
-    assert {"bp", "feedback_alignment", "sign_symmetry", "dale", "dale_sign_symmetry", "dale_feedback_alignment",
-            "dale_random_sign_symmetry", "dale_dann", "dale_dann_sign_symmetry"} <= names
+    assert {
+        "bp",
+        "feedback_alignment",
+        "sign_symmetry",
+        "dale",
+        "dale_sign_symmetry",
+        "dale_feedback_alignment",
+        "dale_random_sign_symmetry",
+        "dale_dann",
+        "dale_dann_sign_symmetry",
+    } <= names
 
 
 def test_every_preset_is_in_the_docs_table():
@@ -79,6 +88,9 @@ def test_validate_cli_subprocess_exit_codes(tmp_path):
     bad.write_text("dale:\n  enforce: clip\n")
     proc = subprocess.run([sys.executable, "-m", "biocircuits", "validate", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "dale.enforce" in proc.stderr
-    ok = subprocess.run([sys.executable, "-m", "biocircuits", "validate", str(ROOT / "constraints" / "dale.yaml")],
-                        capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, "-m", "biocircuits", "validate", str(ROOT / "constraints" / "dale.yaml")],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0 and "valid constraint spec" in ok.stdout

@@ -58,8 +58,10 @@ def test_limits_name_the_key_and_line():
 def test_a_non_finite_value_names_the_file_and_the_key():
     with pytest.raises(ConfigError) as err:
         parse_yaml_text("optim: {betas: [0.9, .nan]}\n", file="f.yaml")
-    assert str(err.value) == ("f.yaml: optim.betas[1]: not a finite number; expected a finite number, given nan "
-                              "(use a large finite value, or leave the key out for the default)")
+    assert str(err.value) == (
+        "f.yaml: optim.betas[1]: not a finite number; expected a finite number, given nan "
+        "(use a large finite value, or leave the key out for the default)"
+    )
 
 
 def test_includes_stay_in_the_spec_tree_or_the_presets(tmp_path):
@@ -73,11 +75,31 @@ def test_includes_stay_in_the_spec_tree_or_the_presets(tmp_path):
         load_with_includes(tmp_path / "sub" / "up.yaml")
 
 
-YAML_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30), st.floats(), st.text(max_size=20))
-YAML_VALUE = st.recursive(YAML_LEAF, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)), max_leaves=25)
-KEYS = st.sampled_from(["name", "data", "model", "optim", "schedule", "train", "constraints", "output", "include",
-                        "source", "description", "train.steps", "optim.lr", "data.shape", "model.kwargs"])
+YAML_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.floats(), st.text(max_size=20))
+YAML_VALUE = st.recursive(
+    YAML_LEAF,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
+    max_leaves=25,
+)
+KEYS = st.sampled_from(
+    [
+        "name",
+        "data",
+        "model",
+        "optim",
+        "schedule",
+        "train",
+        "constraints",
+        "output",
+        "include",
+        "source",
+        "description",
+        "train.steps",
+        "optim.lr",
+        "data.shape",
+        "model.kwargs",
+    ]
+)
 UNREADABLE = object()
 
 
@@ -111,7 +133,7 @@ def assert_says_where_and_what(err: ConfigError, file: str | None, data) -> None
         text = line.render()
         assert text in str(err) and line.file == file, (text, file)
         if line.key is None:
-            assert line.message.startswith("... and "), text   # only the count of errors left out names no key
+            assert line.message.startswith("... and "), text  # only the count of errors left out names no key
             continue
         assert text.startswith(f"{file}: {line.key}: " if file else f"{line.key}: "), text
         if line.expected is not None:
@@ -126,13 +148,18 @@ def assert_says_where_and_what(err: ConfigError, file: str | None, data) -> None
             assert any(same(v, line.given) for v in here), text
         else:
             assert here, text
-            if line.has_given and "synthetic data too large" not in line.message:   # (given: the element count)
+            if line.has_given and "synthetic data too large" not in line.message:  # (given: the element count)
                 assert any(same(v, line.given) for v in here), (text, here)
 
 
 @FUZZ
-@given(st.one_of(st.text(max_size=200), st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
-                 YAML_VALUE.map(lambda v: yaml.safe_dump(v, allow_unicode=True))))
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+        YAML_VALUE.map(lambda v: yaml.safe_dump(v, allow_unicode=True)),
+    )
+)
 def test_yaml_loader_gives_a_result_or_a_config_error(text):
     """The result is what PyYAML reads; an error names the file, and the key path of what it refuses."""
     try:
@@ -160,7 +187,7 @@ def test_random_experiment_files_give_an_experiment_or_a_config_error(tmp_path_f
     path.write_text(yaml.safe_dump({"name": "x", **data}, allow_unicode=True))
     try:
         written = read_yaml(path)
-    except ConfigError as err:   # only a non-finite float stops the reader here
+    except ConfigError as err:  # only a non-finite float stops the reader here
         assert err.message == "not a finite number", err
         assert_says_where_and_what(err, str(path), yaml.safe_load(path.read_text()))
         return
@@ -170,13 +197,25 @@ def test_random_experiment_files_give_an_experiment_or_a_config_error(tmp_path_f
         assert_says_where_and_what(err, str(path), written)
 
 
-SET_KEY = st.one_of(KEYS, st.text(max_size=15), st.lists(st.sampled_from(["a", "train", "", " ", "steps", "0"]),
-                                                           min_size=1, max_size=4).map(".".join))
+SET_KEY = st.one_of(
+    KEYS,
+    st.text(max_size=15),
+    st.lists(st.sampled_from(["a", "train", "", " ", "steps", "0"]), min_size=1, max_size=4).map(".".join),
+)
 
 
 @FUZZ
-@given(st.lists(st.tuples(SET_KEY, st.one_of(st.text(max_size=40), YAML_VALUE.map(
-    lambda v: yaml.safe_dump(v, default_flow_style=True).strip()))), max_size=4))
+@given(
+    st.lists(
+        st.tuples(
+            SET_KEY,
+            st.one_of(
+                st.text(max_size=40), YAML_VALUE.map(lambda v: yaml.safe_dump(v, default_flow_style=True).strip())
+            ),
+        ),
+        max_size=4,
+    )
+)
 def test_set_parser_gives_overrides_or_a_config_error(pairs):
     """Each stage's error names what it was given: ``--set`` and the item, ``--set KEY`` for a value, the dotted
     key inside a non-mapping, or the key path of the merged experiment."""
@@ -191,7 +230,7 @@ def test_set_parser_gives_overrides_or_a_config_error(pairs):
         merged = apply_sets({"name": "x"}, sets)
     except ConfigError as err:
         assert err.message.startswith("--set goes inside") and any(k.startswith(f"{err.key}.") for k in sets), err
-        assert err.has_given and not isinstance(err.given, dict), err   # the value in the way, shown
+        assert err.has_given and not isinstance(err.given, dict), err  # the value in the way, shown
         return
     try:
         Experiment.from_dict(merged)

@@ -60,8 +60,11 @@ def toys():
     bc.TRANSFORMS.register(ErrorGain)
     bc.PLASTICITY.register(ScaleUpdate)
     yield
-    for registry, name in ((bc.ENFORCERS, "mirror_test"), (bc.TRANSFORMS, "error_gain_test"),
-                           (bc.PLASTICITY, "scale_test")):
+    for registry, name in (
+        (bc.ENFORCERS, "mirror_test"),
+        (bc.TRANSFORMS, "error_gain_test"),
+        (bc.PLASTICITY, "scale_test"),
+    ):
         registry.unregister(name)
 
 
@@ -110,10 +113,22 @@ def test_unknown_and_misspelt_names_name_the_registries(toys):
 
 
 def test_buffers_are_declared_by_attachments():
-    model = bc.apply(nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)),
-                     {"feedback": {"rule": "fa"}, "dale": {}, "phases": {"error_noise": 0.1, "error_delay": 1}})
+    model = bc.apply(
+        nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)),
+        {"feedback": {"rule": "fa"}, "dale": {}, "phases": {"error_noise": 0.1, "error_delay": 1}},
+    )
     names = set(constraint_buffer_names(model))
-    assert names == {"0.feedback_weight", "0.phase_step", "0.delay_queue_weight", "0.delay_queue_bias",
-                     "0.delay_count", "2.feedback_weight", "2.dale_sign", "2.phase_step", "2.delay_queue_weight",
-                     "2.delay_queue_bias", "2.delay_count"}
+    assert names == {
+        "0.feedback_weight",
+        "0.phase_step",
+        "0.delay_queue_weight",
+        "0.delay_queue_bias",
+        "0.delay_count",
+        "2.feedback_weight",
+        "2.dale_sign",
+        "2.phase_step",
+        "2.delay_queue_weight",
+        "2.delay_queue_bias",
+        "2.delay_count",
+    }
     assert names <= set(model.state_dict())

@@ -20,8 +20,11 @@ def test_register_get_names_and_errors():
     assert reg.names() == ["spanner", "hammer"] and "hammer" in reg and len(reg) == 2
     with pytest.raises(ValueError, match="widget 'spanner' is already registered"):
         reg.register("spanner")(str)
-    with pytest.raises(bc.ConfigError, match=r"unknown widget; expected one of hammer, spanner, given 'spaner' "
-                                             r"\(did you mean 'spanner'\?\)"):
+    with pytest.raises(
+        bc.ConfigError,
+        match=r"unknown widget; expected one of hammer, spanner, given 'spaner' "
+        r"\(did you mean 'spanner'\?\)",
+    ):
         reg.get("spaner")
 
 

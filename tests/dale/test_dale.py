@@ -18,8 +18,14 @@ from ..builders import build_mlp
 def net(kind, width, groups=1):
     if kind == "mlp":
         return build_mlp(6, width, width, 3)
-    return nn.Sequential(nn.Conv2d(3, width, 3), nn.ReLU(), nn.Conv2d(width, width, 3, groups=groups), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(width * 4, 3))
+    return nn.Sequential(
+        nn.Conv2d(3, width, 3),
+        nn.ReLU(),
+        nn.Conv2d(width, width, 3, groups=groups),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(width * 4, 3),
+    )
 
 
 OPTIMISERS = {
@@ -30,16 +36,27 @@ OPTIMISERS = {
 
 
 @settings(max_examples=20, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(["mlp", "conv"]), width=st.integers(2, 9), frac=st.floats(0.0, 1.0),
-       assignment=st.sampled_from(["block", "random"]),
-       enforce=st.sampled_from(["project", "abs", "softplus", "exp_gradient"]),
-       opt=st.sampled_from(sorted(OPTIMISERS)), rule=st.sampled_from(["bp", "fa", "sign_symmetry"]),
-       bf16=st.booleans(), grouped=st.booleans())
+@given(
+    kind=st.sampled_from(["mlp", "conv"]),
+    width=st.integers(2, 9),
+    frac=st.floats(0.0, 1.0),
+    assignment=st.sampled_from(["block", "random"]),
+    enforce=st.sampled_from(["project", "abs", "softplus", "exp_gradient"]),
+    opt=st.sampled_from(sorted(OPTIMISERS)),
+    rule=st.sampled_from(["bp", "fa", "sign_symmetry"]),
+    bf16=st.booleans(),
+    grouped=st.booleans(),
+)
 def test_no_violations_after_many_steps(kind, width, frac, assignment, enforce, opt, rule, bf16, grouped):
     torch.manual_seed(0)
     groups = 2 if grouped and kind == "conv" and width % 2 == 0 else 1
-    model = bc.apply(net(kind, width, groups), {"feedback": {"rule": rule}, "dale": {
-        "excitatory_fraction": frac, "assignment": assignment, "enforce": enforce}})
+    model = bc.apply(
+        net(kind, width, groups),
+        {
+            "feedback": {"rule": rule},
+            "dale": {"excitatory_fraction": frac, "assignment": assignment, "enforce": enforce},
+        },
+    )
     optimizer = bc.bind(OPTIMISERS[opt](model.parameters()), model)
     if enforce == "exp_gradient":  # multiplicative steps exp(dW): large additive steps would overflow
         for group in optimizer.param_groups:
@@ -85,15 +102,17 @@ def test_balanced_init_zero_mean_preactivation():
     x = torch.rand(20000, 200)  # non-negative, equal means
     pre = x @ model[2].weight.detach().T
     assert (pre.mean(0).abs() < 0.05 * pre.std(0)).all()
-    keep = bc.apply(nn.Sequential(nn.Linear(5, 200, bias=False), nn.ReLU(), nn.Linear(200, 100, bias=False)),
-                    {"dale": {"init": "keep"}})
+    keep = bc.apply(
+        nn.Sequential(nn.Linear(5, 200, bias=False), nn.ReLU(), nn.Linear(200, 100, bias=False)),
+        {"dale": {"init": "keep"}},
+    )
     pre_keep = x @ keep[2].weight.detach().T
     assert (pre_keep.mean(0) > 0.5 * pre_keep.std(0)).float().mean() > 0.9  # E-dominated without balancing
 
 
 def test_audit_resnet18_identity_leak_and_signed_residual():
     plain = bc.apply(torchvision.models.resnet18(num_classes=4), {"dale": {}})  # residual: identity (the default)
-    rep = bc.audit(plain, spectra=False)   # the leaks only (the spectra of resnet18's layers take tens of seconds)
+    rep = bc.audit(plain, spectra=False)  # the leaks only (the spectra of resnet18's layers take tens of seconds)
     assert rep.violations == 0
     leaks = [leak for leak in rep.leaks if "identity shortcut" in leak]
     assert len(leaks) == 5  # layer1.0, layer1.1, layer2.1, layer3.1, layer4.1
@@ -126,6 +145,7 @@ def test_dale_sign_symmetry_collapses_to_rank_one_random_keeps_rank():
             model(torch.randn(8, 5)).pow(2).mean().backward()
             opt.step()
         return model[2]
+
     ss = feedback("constraints/dale_sign_symmetry.yaml")
     B = ss.backward_weight()
     W = ss.weight.detach()
@@ -138,8 +158,9 @@ def test_dale_sign_symmetry_collapses_to_rank_one_random_keeps_rank():
 
 
 def test_dale_with_init_std_rank_one_exactly_when_no_zero_weights():
-    model = bc.apply(nn.Sequential(nn.Linear(5, 30), nn.ReLU(), nn.Linear(30, 20)),
-                     "constraints/dale_sign_symmetry.yaml")
+    model = bc.apply(
+        nn.Sequential(nn.Linear(5, 30), nn.ReLU(), nn.Linear(30, 20)), "constraints/dale_sign_symmetry.yaml"
+    )
     assert torch.linalg.matrix_rank(model[2].backward_weight()) == 1
 
 

@@ -12,8 +12,10 @@ import biocircuits as bc
 @pytest.mark.parametrize("enforce", ["project", "exp_gradient"])
 def test_enforcer_step_equals_the_formula(assignment, enforce):
     torch.manual_seed(0)
-    model = bc.apply(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5)),
-                     {"dale": {"enforce": enforce, "assignment": assignment, "exempt": [], "init": "keep"}})
+    model = bc.apply(
+        nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5)),
+        {"dale": {"enforce": enforce, "assignment": assignment, "exempt": [], "init": "keep"}},
+    )
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.5), model)
     before = {i: model[i].weight.detach().clone() for i in (0, 3)}
     model(torch.randn(4, 3, 6, 6)).pow(2).sum().backward()

@@ -79,8 +79,10 @@ def test_per_layer_types_are_reported_as_mixed_units():
     c, d, b = block(4, 5), block(4, 5), block(2, 3)
     a_units = {i: {("c", c[i]), ("d", d[4 + i]), ("b", b[i])} for i in range(5)}
     b_units = {i: {("c", c[5 + i]), ("d", d[i])} for i in range(4)}
-    want = sorted([f"a[{i}]" for i, s in a_units.items() if len({t for _, t in s}) > 1]
-                  + [f"b[{i}]" for i, s in b_units.items() if len({t for _, t in s}) > 1])
+    want = sorted(
+        [f"a[{i}]" for i, s in a_units.items() if len({t for _, t in s}) > 1]
+        + [f"b[{i}]" for i, s in b_units.items() if len({t for _, t in s}) > 1]
+    )
     got = sorted(m.unit for m in bc.audit(model, spectra=False).mixed_units)
     assert got == want == ["a[0]", "a[1]", "a[2]", "a[3]", "b[0]", "b[1]", "b[2]", "b[3]"]
 
@@ -89,8 +91,10 @@ def densenet_types(model):
     """Hand-written types of densenet121 (block assignment, 80% E): a dense layer's conv1 reads the block input
     (width w0: conv0's 64, then each transition's output) and every earlier dense layer's 32 new channels;
     conv2 reads conv1's 128; a transition and the classifier read the whole concatenation."""
+
     def sign(n):
         return bc.dale.assign_signs(n, 0.8, "block", 0).tolist()
+
     want, w0 = {}, 64
     blocks = [(1, 6), (2, 12), (3, 24), (4, 16)]
     for b, layers in blocks:
@@ -113,10 +117,14 @@ def test_densenet121_one_type_per_unit_audit_and_per_layer_count():
     assert got == want
     report = bc.audit(model, spectra=False)
     assert report.mixed_units == [] and report.violations == 0 and violations(model) == 0
-    old = bc.apply(torchvision.models.densenet121(weights=None, num_classes=4),
-                   {"dale": {"init": "keep", "types": "per_layer"}})
-    mixed = [m for m in bc.audit(old, spectra=False).mixed_units
-             if m.unit.startswith("features.denseblock1.denselayer1.conv2[")]
+    old = bc.apply(
+        torchvision.models.densenet121(weights=None, num_classes=4), {"dale": {"init": "keep", "types": "per_layer"}}
+    )
+    mixed = [
+        m
+        for m in bc.audit(old, spectra=False).mixed_units
+        if m.unit.startswith("features.denseblock1.denselayer1.conv2[")
+    ]
     # denselayer2.conv1 reads 96 channels: round(76.8) = 77 E, so denselayer1's channels 64 + 13..31 are I there;
     # denselayer3.conv1 reads 128: 102 E, all of them E: 19 units with two types
     assert len(mixed) == 19
@@ -128,8 +136,10 @@ def test_densenet121_dale_holds_under_sgd_and_adam():
     torch.manual_seed(0)
     # the three rules in one network (one densenet121 build and trace instead of three)
     feedback = {"rule": "bp", "overrides": {"features.denseblock2.*": "fa", "features.denseblock3.*": "sign_symmetry"}}
-    model = bc.apply(torchvision.models.densenet121(weights=None, num_classes=4),
-                     {"feedback": feedback, "dale": {"init": "keep", "input_shape": [3, 32, 32]}})
+    model = bc.apply(
+        torchvision.models.densenet121(weights=None, num_classes=4),
+        {"feedback": feedback, "dale": {"init": "keep", "input_shape": [3, 32, 32]}},
+    )
     rules = {layer.rule.name for _, layer in feedback_layers(model)}
     assert rules == {"bp", "fa", "sign_symmetry"}
     for make in (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), lambda p: torch.optim.Adam(p, lr=0.01)):
@@ -140,8 +150,10 @@ def test_densenet121_dale_holds_under_sgd_and_adam():
 
 
 def test_chain_keeps_the_per_layer_types_and_residual_sums_merge_units():
-    mlp = bc.apply(nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 7), nn.ReLU(), nn.Linear(7, 2)),
-                   {"dale": {"excitatory_fraction": 0.7}})
+    mlp = bc.apply(
+        nn.Sequential(nn.Linear(4, 10), nn.ReLU(), nn.Linear(10, 7), nn.ReLU(), nn.Linear(7, 2)),
+        {"dale": {"excitatory_fraction": 0.7}},
+    )
     assert mlp[2].dale_sign.tolist() == block(7, 3) and mlp[4].dale_sign.tolist() == block(5, 2)
     resnet = bc.apply(torchvision.models.resnet18(num_classes=4), {"dale": {"init": "keep"}})
     # the residual stream of a stage is one set of neurons: both convs reading it see block(w) of its width
@@ -162,7 +174,7 @@ class Branchy(nn.Module):
 
 class Gate(nn.Module):
     def forward(self, x):
-        return x if x.sum() > 0 else -x   # data-dependent control flow: torch.fx cannot trace it
+        return x if x.sum() > 0 else -x  # data-dependent control flow: torch.fx cannot trace it
 
 
 def test_untraceable_model_names_the_module_and_per_layer_works():
@@ -188,14 +200,14 @@ class ConvBN(nn.Module):
 def test_negative_batchnorm_gain_is_an_effective_violation():
     model = bc.apply(ConvBN(), {"dale": {"init": "keep"}})
     with torch.no_grad():
-        model.b.weight[2, 0].zero_()                    # 9 zero weights on unit 2: a zero flips to nothing
+        model.b.weight[2, 0].zero_()  # 9 zero weights on unit 2: a zero flips to nothing
         model.bn.weight[2] = -0.5
     report = bc.audit(model, spectra=False)
     # unit 2 of b: every non-zero incoming weight now acts with the other sign: 6 * 9 - 9 = 45
     assert report.violations == 0 and report.effective_violations == 45
     assert [r.effective_violations for r in report.layers if r.name == "b"] == [45]
     assert any("b: 1 units have a negative gain in bn" in leak for leak in report.leaks)
-    with torch.no_grad():                               # what dale.norm_gamma will enforce: gamma >= 0
+    with torch.no_grad():  # what dale.norm_gamma will enforce: gamma >= 0
         model.bn.weight.clamp_(min=0)
     assert bc.audit(model, spectra=False).effective_violations == 0
 
@@ -243,5 +255,5 @@ class ManualShuffle(nn.Module):
 
 def test_manual_channel_shuffle_moves_the_types():
     model = bc.apply(ManualShuffle(), {"dale": {"excitatory_fraction": 0.5}})
-    a = block(3, 3)                                    # a's units 0..5: E E E I I I
-    assert model.b.dale_sign.tolist() == [a[i] for i in (0, 3, 1, 4, 2, 5)]   # shuffled: E I E I E I
+    a = block(3, 3)  # a's units 0..5: E E E I I I
+    assert model.b.dale_sign.tolist() == [a[i] for i in (0, 3, 1, 4, 2, 5)]  # shuffled: E I E I E I

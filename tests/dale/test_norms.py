@@ -11,8 +11,9 @@ from biocircuits.errors import ConfigError
 
 def conv_bn(norm_gamma: str) -> nn.Sequential:
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(2, 3, 1, bias=False), nn.BatchNorm2d(3), nn.ReLU(),
-                          nn.Conv2d(3, 2, 1, bias=False), nn.BatchNorm2d(2))
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 1, bias=False), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 2, 1, bias=False), nn.BatchNorm2d(2)
+    )
     return bc.apply(model, {"dale": {"exempt": [], "excitatory_fraction": 0.5, "norm_gamma": norm_gamma}})
 
 
@@ -121,8 +122,10 @@ def test_under_dann_a_negative_gamma_flips_the_synapses_onto_its_unit():
     """DANN layer fc (20 -> 10, n_i = 1) followed by a BatchNorm: gamma_2 < 0 turns the E->E synapses W_EE[2, :]
     inhibitory and the I->E synapse W_EI[2, :] excitatory: every positive entry of those rows counts."""
     torch.manual_seed(0)
-    model = bc.apply(nn.Sequential(nn.Linear(6, 20), nn.ReLU(), nn.Linear(20, 10), nn.BatchNorm1d(10)),
-                     {"dale": {"architecture": "dann"}})
+    model = bc.apply(
+        nn.Sequential(nn.Linear(6, 20), nn.ReLU(), nn.Linear(20, 10), nn.BatchNorm1d(10)),
+        {"dale": {"architecture": "dann"}},
+    )
     fc = model[2]
     w_ee, p = fc.parametrizations.weight.original, fc.parametrizations.weight[0]
     assert bc.audit(model, spectra=False).effective_violations == 0
@@ -142,8 +145,10 @@ def test_layernorm_centring_is_reported_as_not_guaranteed():
     (1 / sigma)(I - 1 1^T / 10 - z_hat z_hat^T / 10) W (by hand, checked against autograd), and some break the
     law; the audit counts the 10 x 12 weights onto the centred units as not guaranteed, not as 0 or as violations."""
     torch.manual_seed(0)
-    model = bc.apply(nn.Sequential(nn.Linear(4, 12), nn.ReLU(), nn.Linear(12, 10), nn.LayerNorm(10)),
-                     {"dale": {"excitatory_fraction": 0.5}})
+    model = bc.apply(
+        nn.Sequential(nn.Linear(4, 12), nn.ReLU(), nn.Linear(12, 10), nn.LayerNorm(10)),
+        {"dale": {"excitatory_fraction": 0.5}},
+    )
     fc, norm = model[2], model[3]
     w, s = fc.weight.detach(), fc.dale_sign
     assert int(((w * s) < 0).sum()) == 0
@@ -154,7 +159,7 @@ def test_layernorm_centring_is_reported_as_not_guaranteed():
     jac = (torch.eye(10) - torch.ones(10, 10) / 10 - torch.outer(z_hat, z_hat) / 10) @ w / sigma
     auto = torch.autograd.functional.jacobian(lambda v: norm(fc(v)), x)
     assert torch.allclose(jac, auto, atol=1e-5)
-    assert int(((jac * s) < 0).sum()) > 0                       # wrong-sign effective weights with gamma >= 0
+    assert int(((jac * s) < 0).sum()) > 0  # wrong-sign effective weights with gamma >= 0
     report = bc.audit(model, spectra=False)
     assert report.violations == 0 and report.effective_violations == 0
     assert [r.not_guaranteed for r in report.layers if r.name == "2"] == [120] and report.not_guaranteed == 120

@@ -39,8 +39,9 @@ class AbsArchitecture(DaleAttachment):
     @classmethod
     def check_partner(cls, own, partner):
         if partner.cls.exact_gradient:
-            raise bc.ConfigError("abs_arch_test wants a feedback rule other than backprop", key=partner.key,
-                                 given=partner.cls.name)
+            raise bc.ConfigError(
+                "abs_arch_test wants a feedback rule other than backprop", key=partner.key, given=partner.cls.name
+            )
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_new_dale_architecture_is_one_class_driven_from_yaml(toy, tmp_path):
     # by hand: SGD W0 - 0.5 c^T x; plasticity (all inputs E) doubles the update; the toy takes 0.5 |W|
     expected = 0.5 * (W0 - 2.0 * 0.5 * c.t() @ x.detach()).abs()
     assert torch.allclose(layer.weight.detach(), expected, atol=1e-6)
-    report = bc.audit(model, spectra=False)   # the attachment's population counts and violations
+    report = bc.audit(model, spectra=False)  # the attachment's population counts and violations
     assert (report.violations, report.layers[0].excitatory, report.layers[0].inhibitory) == (0, 4, 0)
     plain = bc.remove(model)
     assert "0.dale_sign" not in plain.state_dict()
@@ -90,18 +91,30 @@ def test_toy_architecture_options_and_refusals_name_their_keys(toy):
         bc.Constraints.from_dict({"dale": {"architecture": "abs_arch_tset"}})
     with pytest.raises(bc.ConfigError, match=r"dale.abs_arch_tset: unknown key.*did you mean 'abs_arch_test'"):
         bc.Constraints.from_dict({"dale": {"abs_arch_tset": {}}})
-    with pytest.raises(bc.ConfigError, match=r"dale.abs_arch_test: options for 'abs_arch_test', which this section "
-                                             r"does not choose.*set architecture: abs_arch_test"):
+    with pytest.raises(
+        bc.ConfigError,
+        match=r"dale.abs_arch_test: options for 'abs_arch_test', which this section "
+        r"does not choose.*set architecture: abs_arch_test",
+    ):
         bc.Constraints.from_dict({"dale": {"abs_arch_test": {"gain": 2.0}}})
     with pytest.raises(bc.ConfigError, match=r"feedback.overrides.2: abs_arch_test wants a feedback rule other than"):
-        bc.Constraints.from_dict({"feedback": {"rule": "fa", "overrides": {"2": "bp"}},
-                                  "dale": {"architecture": "abs_arch_test"}})
+        bc.Constraints.from_dict(
+            {"feedback": {"rule": "fa", "overrides": {"2": "bp"}}, "dale": {"architecture": "abs_arch_test"}}
+        )
     bc.Constraints.from_dict({"feedback": {"rule": "fa"}, "dale": {"architecture": "abs_arch_test"}})
 
 
 def test_every_dale_class_is_reachable_by_name_with_declared_options():
-    for name in ("project", "abs", "softplus", "exp_gradient", "dann", "signed_residual", "nonnegative_gamma",
-                 "population_norm"):
+    for name in (
+        "project",
+        "abs",
+        "softplus",
+        "exp_gradient",
+        "dann",
+        "signed_residual",
+        "nonnegative_gamma",
+        "population_norm",
+    ):
         cls = DALE.get(name)
         assert issubclass(cls, DaleAttachment) and cls.slot == "dale" and issubclass(cls.Options, BaseModel)
     assert bc.ENFORCERS.names() == [n for n in DALE.names() if DALE.get(n).spec_key == "enforce"]
@@ -115,17 +128,37 @@ def test_every_dale_class_is_reachable_by_name_with_declared_options():
         DALE.get("project")({"init": "balanced_x"}, sign=torch.ones(2))
 
 
-@pytest.mark.parametrize(("spec", "key", "why"), [
-    ({"feedback": {"rule": "fa", "overrides": {"2": "kolen_pollack"}}, "dale": {"architecture": "dann"}},
-     "feedback.overrides.2", "dann does not support kolen_pollack: B learns from W's update"),
-    ({"feedback": {"rule": "weight_mirror"}, "dale": {"architecture": "dann"}},
-     "feedback.rule", "dann does not support weight_mirror: B learns from W's update"),
-    ({"dale": {"architecture": "dann", "enforce": "exp_gradient"}},
-     "dale.enforce", "dann keeps its weights non-negative by projection"),
-    ({"feedback": {"rule": "sign_symmetry", "overrides": {"0": {"rule": "sign_symmetry", "options": {"centre": True}}}},
-      "dale": {"enforce": "softplus"}},
-     "feedback.overrides.0.options.centre", "centre leaves no feedback under column-sign Dale"),
-])
+@pytest.mark.parametrize(
+    ("spec", "key", "why"),
+    [
+        (
+            {"feedback": {"rule": "fa", "overrides": {"2": "kolen_pollack"}}, "dale": {"architecture": "dann"}},
+            "feedback.overrides.2",
+            "dann does not support kolen_pollack: B learns from W's update",
+        ),
+        (
+            {"feedback": {"rule": "weight_mirror"}, "dale": {"architecture": "dann"}},
+            "feedback.rule",
+            "dann does not support weight_mirror: B learns from W's update",
+        ),
+        (
+            {"dale": {"architecture": "dann", "enforce": "exp_gradient"}},
+            "dale.enforce",
+            "dann keeps its weights non-negative by projection",
+        ),
+        (
+            {
+                "feedback": {
+                    "rule": "sign_symmetry",
+                    "overrides": {"0": {"rule": "sign_symmetry", "options": {"centre": True}}},
+                },
+                "dale": {"enforce": "softplus"},
+            },
+            "feedback.overrides.0.options.centre",
+            "centre leaves no feedback under column-sign Dale",
+        ),
+    ],
+)
 def test_cross_check_errors_name_the_key_and_say_why(spec, key, why):
     with pytest.raises(bc.ConfigError) as err:
         bc.Constraints.from_dict(spec)
@@ -150,8 +183,9 @@ def test_cross_checks_ask_the_classes_not_their_names():
         with pytest.raises(bc.ConfigError, match="feedback.rule: .*dann does not support learned_test"):
             bc.Constraints.from_dict({"feedback": {"rule": "learned_test"}, "dale": {"architecture": "dann"}})
         dann, fa = DALE.get("dann"), RULES.get("fa")
-        DALE.get("dann").check_partner(Choice(dann, dann.Options(), "dale.architecture"),
-                                       Choice(fa, fa.Options(), "feedback.rule"))   # fa: nothing refused
+        DALE.get("dann").check_partner(
+            Choice(dann, dann.Options(), "dale.architecture"), Choice(fa, fa.Options(), "feedback.rule")
+        )  # fa: nothing refused
     finally:
         RULES.unregister("bp_alias_test")
         RULES.unregister("learned_test")

@@ -52,20 +52,29 @@ def test_bp_resnet18_equals_plain_autograd():
 
 def test_overrides_last_wins_and_exclude(mlp):
     model = mlp(8, 16, 16, 4)
-    bc.apply(model, {"feedback": {
-        "rule": "fa",
-        "overrides": {"*": "sign_symmetry", "4": {"rule": "bp"}, "[02]": {"rule": "sign_symmetry",
-                                                                        "options": {"magnitude": "unit"}}},
-        "exclude": ["2"],
-    }})
+    bc.apply(
+        model,
+        {
+            "feedback": {
+                "rule": "fa",
+                "overrides": {
+                    "*": "sign_symmetry",
+                    "4": {"rule": "bp"},
+                    "[02]": {"rule": "sign_symmetry", "options": {"magnitude": "unit"}},
+                },
+                "exclude": ["2"],
+            }
+        },
+    )
     assert type(model[2]) is nn.Linear
     assert model[0].rule.name == "sign_symmetry" and model[0].rule.options.magnitude == "unit"
     assert model[4].rule.name == "bp"
 
 
 def test_conversion_keeps_device_dtype_memory_format():
-    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3)).double().to(
-        memory_format=torch.channels_last)
+    model = (
+        nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3)).double().to(memory_format=torch.channels_last)
+    )
     bc.apply(model, {"feedback": {"rule": "fa"}})
     assert model[2].weight.dtype == torch.double
     assert model[2].feedback_weight.dtype == torch.double

@@ -11,9 +11,12 @@ import biocircuits as bc
 from biocircuits.feedback.layers import FEEDBACK_CLASSES
 
 RULE_SETTINGS = [
-    ("bp", {}), ("fa", {}),
-    ("sign_symmetry", {"magnitude": "init_std"}), ("sign_symmetry", {"magnitude": "unit"}),
-    ("sign_symmetry", {"magnitude": "weight_rms"}), ("sign_symmetry", {"magnitude": "random_fixed"}),
+    ("bp", {}),
+    ("fa", {}),
+    ("sign_symmetry", {"magnitude": "init_std"}),
+    ("sign_symmetry", {"magnitude": "unit"}),
+    ("sign_symmetry", {"magnitude": "weight_rms"}),
+    ("sign_symmetry", {"magnitude": "random_fixed"}),
     ("sign_symmetry", {"magnitude": "random_batch"}),
 ]
 CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -52,8 +55,9 @@ def conv_case(dim, cin, cout, k, stride, padding, dilation, groups, padding_mode
     torch.manual_seed(2)
     cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dim]
     plain = cls(cin, cout, k, stride, padding, dilation, groups, bias, padding_mode).double()
-    layer = convert_one(cls(cin, cout, k, stride, padding, dilation, groups, bias, padding_mode).double(),
-                        rule, options)
+    layer = convert_one(
+        cls(cin, cout, k, stride, padding, dilation, groups, bias, padding_mode).double(), rule, options
+    )
     layer.load_state_dict(plain.state_dict(), strict=False)
     x = torch.randn(2, cin, *([size] * dim), dtype=torch.double, requires_grad=True)
     y = layer(x)
@@ -114,14 +118,34 @@ def test_depthwise_conv():
 
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(
-    dim=st.integers(1, 3), groups=st.sampled_from([1, 2, 3]), cin_per=st.integers(1, 3), cout_per=st.integers(1, 3),
-    k=st.integers(1, 3), stride=st.integers(1, 3), padding=st.integers(0, 2), dilation=st.integers(1, 2),
-    rule=st.sampled_from(["bp", "fa", "sign_symmetry"]), bias=st.booleans(),
+    dim=st.integers(1, 3),
+    groups=st.sampled_from([1, 2, 3]),
+    cin_per=st.integers(1, 3),
+    cout_per=st.integers(1, 3),
+    k=st.integers(1, 3),
+    stride=st.integers(1, 3),
+    padding=st.integers(0, 2),
+    dilation=st.integers(1, 2),
+    rule=st.sampled_from(["bp", "fa", "sign_symmetry"]),
+    bias=st.booleans(),
 )
 def test_fuzz_conv_shapes(dim, groups, cin_per, cout_per, k, stride, padding, dilation, rule, bias):
     size = dilation * (k - 1) + 1 + stride + 1
-    conv_case(dim, cin_per * groups, cout_per * groups, k, stride, padding, dilation, groups, "zeros", rule, {},
-              size=size, bias=bias)
+    conv_case(
+        dim,
+        cin_per * groups,
+        cout_per * groups,
+        k,
+        stride,
+        padding,
+        dilation,
+        groups,
+        "zeros",
+        rule,
+        {},
+        size=size,
+        bias=bias,
+    )
 
 
 def test_weight_transport_is_auditable():

@@ -52,8 +52,10 @@ def kp_steps(make_opt, steps, options=None, seed=0):
     """Train a small MLP under kolen_pollack with ``make_opt(params)``; yields (model, W's gradient) before each
     step, so a test sees g_t and then B_(t+1)."""
     torch.manual_seed(seed)
-    model = bc.apply(nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)),
-                     {"feedback": {"rule": "kolen_pollack", "options": options or {}}})
+    model = bc.apply(
+        nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)),
+        {"feedback": {"rule": "kolen_pollack", "options": options or {}}},
+    )
     opt = bc.bind(make_opt(model.parameters()), model)
     gen = torch.Generator().manual_seed(seed)
     for _ in range(steps):
@@ -69,8 +71,10 @@ def test_kolen_pollack_momentum_uses_b_s_own_buffer_by_hand(nesterov, dampening)
     """u_t = g_t + lambda B_t; m_0 = u_0, m_t = mu m_(t-1) + (1 - dampening) u_t; B_(t+1) = B_t - r eta m_t
     (nesterov: u_t + mu m_t): W's buffer (with W's decay terms) never reaches B."""
     lr, wd, mu, r = 0.1, 0.05, 0.9, 0.5
-    make = lambda p: torch.optim.SGD(p, lr=lr, momentum=mu, weight_decay=wd, nesterov=nesterov,  # noqa: E731
-                                     dampening=dampening)
+
+    def make(p):
+        return torch.optim.SGD(p, lr=lr, momentum=mu, weight_decay=wd, nesterov=nesterov, dampening=dampening)
+
     B = m = None
     for model, grad in kp_steps(make, 6, {"lr_scale": r}):
         if B is not None:
@@ -140,6 +144,7 @@ def test_kolen_pollack_refuses_what_it_cannot_follow_and_warns_without_decay():
         opt = bc.bind(opt_cls(model.parameters(), lr=0.1, **kw), model)
         model(torch.randn(2, 4)).sum().backward()
         opt.step()
+
     with pytest.raises(ConfigError, match="SGD, Adam and AdamW only"):
         step(torch.optim.RMSprop, weight_decay=0.1)
     with pytest.raises(ConfigError, match="without amsgrad"):
@@ -147,12 +152,15 @@ def test_kolen_pollack_refuses_what_it_cannot_follow_and_warns_without_decay():
     with pytest.warns(UserWarning, match="weight decay 0: nothing pulls B towards W"):
         step(torch.optim.SGD)
     with pytest.raises(ConfigError, match="reparametrisation"):
-        bc.apply(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)),
-                 {"feedback": {"rule": "kolen_pollack"}, "dale": {"enforce": "softplus", "exempt": []}})
+        bc.apply(
+            nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)),
+            {"feedback": {"rule": "kolen_pollack"}, "dale": {"enforce": "softplus", "exempt": []}},
+        )
 
 
 def test_kolen_pollack_state_loads_into_a_fresh_model_and_resumes():
     """B's buffers are sized at the first step; a fresh model loads a stepped checkpoint and continues exactly."""
+
     def model_and_opt():
         torch.manual_seed(0)
         m = bc.apply(nn.Sequential(nn.Linear(4, 3)), {"feedback": {"rule": "kolen_pollack"}})
@@ -162,6 +170,7 @@ def test_kolen_pollack_state_loads_into_a_fresh_model_and_resumes():
         opt.zero_grad()
         m(torch.randn(5, 4, generator=torch.Generator().manual_seed(k))).pow(2).sum().backward()
         opt.step()
+
     a, opt_a = model_and_opt()
     assert a[0].feedback_momentum.numel() == 0
     for k in range(3):
@@ -178,8 +187,9 @@ def test_kolen_pollack_state_loads_into_a_fresh_model_and_resumes():
 
 def test_one_mirror_iteration_by_hand_and_mirrors_align_b_with_w():
     torch.manual_seed(0)
-    layer = bc.apply(nn.Sequential(nn.Linear(7, 4)), {"feedback": {"rule": "weight_mirror",
-                                                                   "options": {"samples": 16, "lr": 0.1}}})[0]
+    layer = bc.apply(
+        nn.Sequential(nn.Linear(7, 4)), {"feedback": {"rule": "weight_mirror", "options": {"samples": 16, "lr": 0.1}}}
+    )[0]
     rule, W, B0 = layer.rule, layer.weight.detach().clone(), layer.feedback_weight.clone()
     rule.mirror(layer)
     gen = torch.Generator().manual_seed(step_seed(rule.mirror_seed, 1))
@@ -201,21 +211,27 @@ def test_mirror_noise_has_the_given_std_by_hand():
     opts = {"samples": n, "lr": eta, "weight_decay": lam, "noise_std": s}
     torch.manual_seed(0)
     lin = bc.apply(nn.Sequential(nn.Linear(6, 4)), {"feedback": {"rule": "weight_mirror", "options": opts}})[0]
-    conv = bc.apply(nn.Sequential(nn.Conv2d(3, 5, (3, 2))), {"feedback": {"rule": "weight_mirror",
-                                                                           "options": opts}})[0]
+    conv = bc.apply(nn.Sequential(nn.Conv2d(3, 5, (3, 2))), {"feedback": {"rule": "weight_mirror", "options": opts}})[0]
     for layer in (lin, conv):
         W, B = layer.weight.detach().clone(), layer.feedback_weight.clone()
         for k in range(1, iters + 1):
             layer.rule.mirror(layer)
             gen = torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k))
-            x = s * torch.randn(n, *W.shape[1:], generator=gen)           # (n, in) or (n, C_in, k_h, k_w)
+            x = s * torch.randn(n, *W.shape[1:], generator=gen)  # (n, in) or (n, C_in, k_h, k_w)
             flat_x, flat_w = x.reshape(n, -1), W.reshape(W.shape[0], -1)
-            y = flat_x @ flat_w.t()                                         # (n, out): the response
+            y = flat_x @ flat_w.t()  # (n, out): the response
             B = B + eta * ((y.t() @ flat_x / n).reshape(W.shape) - lam * B)
         assert torch.allclose(layer.feedback_weight, B, atol=1e-5)
     # with many samples one full step (eta lambda = 1) lands on the fixed point (s^2 / lambda) W, not W
-    lin = bc.apply(nn.Sequential(nn.Linear(6, 4)), {"feedback": {"rule": "weight_mirror", "options": {
-        "samples": 65_536, "lr": 1.0, "weight_decay": 1.0, "noise_std": s}}})[0]
+    lin = bc.apply(
+        nn.Sequential(nn.Linear(6, 4)),
+        {
+            "feedback": {
+                "rule": "weight_mirror",
+                "options": {"samples": 65_536, "lr": 1.0, "weight_decay": 1.0, "noise_std": s},
+            }
+        },
+    )[0]
     lin.rule.mirror(lin)
     ratio = (lin.feedback_weight * lin.weight.detach()).sum() / lin.weight.detach().pow(2).sum()
     assert float(ratio) == pytest.approx(s**2, rel=0.05)
@@ -238,15 +254,17 @@ def test_mirror_phase_runs_every_k_steps_and_aligns_conv_feedback():
 
 def test_dfa_delta_of_every_hidden_layer_is_d_e_times_the_local_derivative():
     torch.manual_seed(0)
-    model = bc.apply(nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 6), nn.Tanh(), nn.Linear(6, 3)),
-                     {"feedback": {"rule": "dfa"}})
+    model = bc.apply(
+        nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 6), nn.Tanh(), nn.Linear(6, 3)),
+        {"feedback": {"rule": "dfa"}},
+    )
     x, c = torch.randn(4, 5), torch.randn(4, 3)
     h1 = torch.tanh(model[0](x))
     h2 = torch.tanh(model[2](h1))
     (model(x) * c).sum().backward()
     e = c  # dL/dy at the output
-    d2 = (e @ model[4].direct_feedback) * (1 - h2.pow(2))          # delta of layer 2's pre-activation
-    d1 = (e @ model[2].direct_feedback) * (1 - h1.pow(2))          # delta of layer 0's pre-activation
+    d2 = (e @ model[4].direct_feedback) * (1 - h2.pow(2))  # delta of layer 2's pre-activation
+    d1 = (e @ model[2].direct_feedback) * (1 - h1.pow(2))  # delta of layer 0's pre-activation
     assert torch.allclose(model[4].weight.grad, e.t() @ h2.detach(), atol=1e-6)
     assert torch.allclose(model[2].weight.grad, d2.t() @ h1.detach(), atol=1e-6)
     assert torch.allclose(model[0].weight.grad, d1.t() @ x, atol=1e-6)
@@ -255,13 +273,17 @@ def test_dfa_delta_of_every_hidden_layer_is_d_e_times_the_local_derivative():
 
 def test_dfa_conv_layer_gets_the_per_channel_signal_broadcast_over_space():
     torch.manual_seed(0)
-    model = bc.apply(nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(),
-                                   nn.Linear(4 * 2 * 2, 5)), {"feedback": {"rule": "dfa"}})
+    model = bc.apply(
+        nn.Sequential(
+            nn.Conv2d(2, 3, 3), nn.ReLU(), nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 2 * 2, 5)
+        ),
+        {"feedback": {"rule": "dfa"}},
+    )
     x, c = torch.randn(2, 2, 6, 6), torch.randn(2, 5)
     a1 = model[0](x)
     (model(x) * c).sum().backward()
-    signal = (c @ model[2].direct_feedback).view(2, 3, 1, 1)     # dL/d(input of conv 2), one value per channel
-    delta1 = signal * (a1 > 0)                                     # through the ReLU's own derivative
+    signal = (c @ model[2].direct_feedback).view(2, 3, 1, 1)  # dL/d(input of conv 2), one value per channel
+    delta1 = signal * (a1 > 0)  # through the ReLU's own derivative
     grad = torch.nn.grad.conv2d_weight(x, model[0].weight.shape, delta1)
     assert torch.allclose(model[0].weight.grad, grad, atol=1e-5)
 
@@ -269,11 +291,22 @@ def test_dfa_conv_layer_gets_the_per_channel_signal_broadcast_over_space():
 def test_dfa_full_conv_sends_the_error_to_every_unit_by_hand():
     """conv: full: dL/dx[n, c, i, j] = sum_k e[n, k] D[k, (c, i, j)] with D (classes x C_in H W), drawn at the first
     backward from U(+-1/sqrt(C_in H W)); a fresh model loads it; another input size is an error."""
+
     def net():
         torch.manual_seed(0)
-        return bc.apply(nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 4, 3, stride=2),
-                                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)),
-                        {"feedback": {"rule": "dfa", "options": {"conv": "full"}}})
+        return bc.apply(
+            nn.Sequential(
+                nn.Conv2d(2, 3, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(3, 4, 3, stride=2),
+                nn.ReLU(),
+                nn.AdaptiveAvgPool2d(1),
+                nn.Flatten(),
+                nn.Linear(4, 5),
+            ),
+            {"feedback": {"rule": "dfa", "options": {"conv": "full"}}},
+        )
+
     model = net()
     assert model[2].direct_feedback.numel() == 0
     x, c = torch.randn(2, 2, 6, 6), torch.randn(2, 5)
@@ -284,7 +317,7 @@ def test_dfa_full_conv_sends_the_error_to_every_unit_by_hand():
     gen = torch.Generator().manual_seed(model[2].rule.layer_seed)
     R = torch.empty(5, 3 * 6 * 6).uniform_(-bound, bound, generator=gen)
     assert torch.equal(D, R)
-    signal = (c @ D).view(2, 3, 6, 6)                 # dL/d(input of conv 2): every unit its own value
+    signal = (c @ D).view(2, 3, 6, 6)  # dL/d(input of conv 2): every unit its own value
     delta1 = signal * (a1 > 0)
     grad = torch.nn.grad.conv2d_weight(x, model[0].weight.shape, delta1, padding=1)
     assert torch.allclose(model[0].weight.grad, grad, atol=1e-5)
@@ -309,8 +342,10 @@ def test_paper_scales_follow_the_formula():
 @pytest.mark.parametrize("rule", ["fa", "kolen_pollack", "weight_mirror"])
 def test_signed_init_follows_the_weights_of_a_plain_checkpoint(rule):
     """init: signed: a plain state dict (W, no B) gives B = sign(W_loaded) * s; a biocircuits one restores B."""
+
     def net():
         return nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
+
     torch.manual_seed(0)
     model = bc.apply(net(), {"feedback": {"rule": rule, "options": {"init": "signed"}}})
     torch.manual_seed(1)
@@ -323,9 +358,9 @@ def test_signed_init_follows_the_weights_of_a_plain_checkpoint(rule):
     saved = copy.deepcopy(model.state_dict())
     saved["0.feedback_weight"] = torch.randn_like(saved["0.feedback_weight"])
     model.load_state_dict(saved)
-    assert torch.equal(model[0].feedback_weight, saved["0.feedback_weight"])   # a saved B is kept
+    assert torch.equal(model[0].feedback_weight, saved["0.feedback_weight"])  # a saved B is kept
     twin = copy.deepcopy(model)
-    bc.remove(twin)                                   # the copy's load hook goes, the original's stays
+    bc.remove(twin)  # the copy's load hook goes, the original's stays
     assert not twin[0]._load_state_dict_post_hooks and len(model[0]._load_state_dict_post_hooks) == 1
     bc.remove(model)
     assert not model[0]._load_state_dict_post_hooks
@@ -343,6 +378,7 @@ def test_signed_init_takes_the_signs_dale_leaves():
 @pytest.mark.parametrize("rule", ["sign_symmetry", "fa"])
 def test_resnet18_stage_gradients_near_backprop_with_the_paper_scales(rule):
     """Each stage's weight-gradient norm under the rule is within 0.5x-2x of backprop's at init (64x64)."""
+
     def stage_norms(spec):
         torch.manual_seed(0)
         model = bc.apply(torchvision.models.resnet18(num_classes=10), spec)
@@ -353,6 +389,7 @@ def test_resnet18_stage_gradients_near_backprop_with_the_paper_scales(rule):
             if p.dim() > 1 and not name.startswith("fc"):
                 norms[name.split(".")[0]] = norms.get(name.split(".")[0], 0.0) + float(p.grad.pow(2).sum())
         return {k: math.sqrt(v) for k, v in norms.items()}
+
     exact = stage_norms({"feedback": {"rule": "bp"}})
     got = stage_norms({"feedback": {"rule": rule, "overrides": {"fc": "bp"} if rule == "fa" else {}}})
     for stage, norm in exact.items():
@@ -362,11 +399,17 @@ def test_resnet18_stage_gradients_near_backprop_with_the_paper_scales(rule):
 @pytest.mark.parametrize("rule", ["kolen_pollack", "weight_mirror", "dfa"])
 def test_learned_feedback_resumes_exactly(tmp_path, rule):
     def exp():
-        return Experiment.from_dict({
-            "name": "lr", "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
-            "constraints": {"feedback": {"rule": rule}}, "optim": {"weight_decay": 1e-3},
-            "train": {"steps": 10, "batch_size": 16, "deterministic": True, "plots": False},
-        })
+        return Experiment.from_dict(
+            {
+                "name": "lr",
+                "data": {"name": "digits"},
+                "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
+                "constraints": {"feedback": {"rule": rule}},
+                "optim": {"weight_decay": 1e-3},
+                "train": {"steps": 10, "batch_size": 16, "deterministic": True, "plots": False},
+            }
+        )
+
     assert run_experiment(exp(), tmp_path / "cut", callbacks=[Kill(4)])["interrupted"]
     run_experiment(exp(), tmp_path / "cut", resume=True)
     run_experiment(exp(), tmp_path / "whole")
@@ -383,19 +426,21 @@ def test_dfa_releases_the_output_error_and_never_reuses_it():
     model(torch.randn(4, 5)).sum().backward()
     opt.step()
     assert model[2].rule._pathway.output.error is None  # released after the step
-    model(torch.randn(4, 5)).sum().backward()             # a pass that leaves an error behind (no step)
+    model(torch.randn(4, 5)).sum().backward()  # a pass that leaves an error behind (no step)
     x = torch.randn(4, 5, requires_grad=True)
-    model(x)                                              # the output layer's forward forgets it ...
+    model(x)  # the output layer's forward forgets it ...
     with pytest.raises(RuntimeError, match="without the output layer's backward"):
-        model[0](x).sum().backward()                      # ... so a loss on hidden features has none to send
+        model[0](x).sum().backward()  # ... so a loss on hidden features has none to send
 
 
 def test_dfa_with_a_backprop_output_layer():
     """overrides {4: bp}: the output error is recorded at the bp layer's output; the layer below it gets its delta
     by backprop (W_4^T e), the first layer gets e D_2 from the DFA layer above it."""
     torch.manual_seed(0)
-    model = bc.apply(nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 6), nn.Tanh(), nn.Linear(6, 3)),
-                     {"feedback": {"rule": "dfa", "overrides": {"4": "bp"}}})
+    model = bc.apply(
+        nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 6), nn.Tanh(), nn.Linear(6, 3)),
+        {"feedback": {"rule": "dfa", "overrides": {"4": "bp"}}},
+    )
     assert model[4].rule.name == "bp" and "4.direct_feedback" not in model.state_dict()
     x, e = torch.randn(4, 5), torch.randn(4, 3)
     h1 = torch.tanh(model[0](x))
@@ -410,11 +455,15 @@ def test_dfa_with_a_backprop_output_layer():
 
 
 def test_the_runner_logs_the_mirror_phase(tmp_path):
-    exp = Experiment.from_dict({
-        "name": "wm", "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
-        "constraints": {"feedback": {"rule": "weight_mirror", "options": {"mirror_steps": 5}}},
-        "train": {"steps": 20, "batch_size": 16, "log_every": 10, "probe_every": None, "plots": False},
-    })
+    exp = Experiment.from_dict(
+        {
+            "name": "wm",
+            "data": {"name": "digits"},
+            "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
+            "constraints": {"feedback": {"rule": "weight_mirror", "options": {"mirror_steps": 5}}},
+            "train": {"steps": 20, "batch_size": 16, "log_every": 10, "probe_every": None, "plots": False},
+        }
+    )
     run_experiment(exp, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     mirror = [r for r in rows if r["kind"] == "attachment" and r["attachment"] == "weight_mirror"]

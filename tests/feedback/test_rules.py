@@ -59,9 +59,11 @@ def test_random_magnitudes_follow_the_paper_distribution_by_hand(magnitude):
     bc.apply(model, {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": magnitude}}})
     conv, lin = model[0], model[3]
     if magnitude == "random_batch":
-        model(torch.randn(1, 64, 3, 3)).sum().backward()   # one training forward: feedback_step 1
-    seeds = [(layer.rule.layer_seed + (7919 * int(layer.feedback_step) if magnitude == "random_batch" else 0)) % 2**62
-             for layer in (conv, lin)]
+        model(torch.randn(1, 64, 3, 3)).sum().backward()  # one training forward: feedback_step 1
+    seeds = [
+        (layer.rule.layer_seed + (7919 * int(layer.feedback_step) if magnitude == "random_batch" else 0)) % 2**62
+        for layer in (conv, lin)
+    ]
     std = math.sqrt(2 / (3 * 3 * 128))
     R = torch.empty(conv.weight.shape).normal_(0.0, std, generator=torch.Generator().manual_seed(seeds[0]))
     assert torch.equal(conv.feedback_weight, R.abs())
@@ -69,20 +71,26 @@ def test_random_magnitudes_follow_the_paper_distribution_by_hand(magnitude):
     bound = 1 / math.sqrt(128)
     R = torch.empty(lin.weight.shape).uniform_(-bound, bound, generator=torch.Generator().manual_seed(seeds[1]))
     assert torch.equal(lin.feedback_weight, R.abs())
-    old = bc.apply(nn.Sequential(nn.Conv2d(64, 128, 3)), {"feedback": {"rule": "sign_symmetry", "options": {
-        "magnitude": magnitude, "random_init": "uniform"}}})[0]
+    old = bc.apply(
+        nn.Sequential(nn.Conv2d(64, 128, 3)),
+        {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": magnitude, "random_init": "uniform"}}},
+    )[0]
     bound = 1 / math.sqrt(64 * 9)
-    assert old.feedback_weight.max() <= bound and float(old.feedback_weight.mean()) == pytest.approx(bound / 2,
-                                                                                                     rel=0.01)
+    assert old.feedback_weight.max() <= bound and float(old.feedback_weight.mean()) == pytest.approx(
+        bound / 2, rel=0.01
+    )
     with pytest.raises(bc.ConfigError, match="random_init applies to magnitude random_fixed or random_batch"):
-        bc.apply(nn.Sequential(nn.Linear(3, 2)), {"feedback": {"rule": "sign_symmetry",
-                                                               "options": {"random_init": "uniform"}}})
+        bc.apply(
+            nn.Sequential(nn.Linear(3, 2)),
+            {"feedback": {"rule": "sign_symmetry", "options": {"random_init": "uniform"}}},
+        )
 
 
 def test_fa_is_fixed_reproducible_and_from_init_distribution():
     def make(seed):
         m = nn.Sequential(nn.Linear(400, 300), nn.ReLU(), nn.Linear(300, 10))
         return bc.apply(m, {"feedback": {"rule": "fa", "seed": seed}})
+
     a, b, c = make(0), make(0), make(1)
     B = a[0].feedback_weight
     assert torch.equal(B, b[0].feedback_weight) and not torch.equal(B, c[0].feedback_weight)
@@ -118,6 +126,7 @@ def test_registry_makes_a_new_rule_one_class():
 
         def feedback(self, layer, weight, advance):
             return torch.zeros_like(weight)
+
     try:
         layer = bc.nn.FeedbackLinear(3, 2, rule="zero_test_rule")
         x = torch.randn(4, 3, requires_grad=True)
@@ -180,10 +189,10 @@ def test_sign_symmetry_centre_subtracts_the_mean_error_by_hand(magnitude):
         delta = torch.randn(5, 6)
         layer(x).backward(delta)
         S = torch.sign(layer.weight.detach()) * (layer.feedback_weight if magnitude != "unit" else 1.0)
-        centred = torch.stack([S[:, j] - S[:, j].sum() / 6 for j in range(7)], 1)   # column by column
+        centred = torch.stack([S[:, j] - S[:, j].sum() / 6 for j in range(7)], 1)  # column by column
         assert torch.allclose(x.grad, delta @ centred, atol=1e-6)
         assert torch.allclose(x.grad, (delta - delta.mean(1, keepdim=True)) @ S, atol=1e-6)
-        assert not torch.allclose(x.grad, delta @ S, atol=1e-3)   # the centring did something
+        assert not torch.allclose(x.grad, delta @ S, atol=1e-3)  # the centring did something
         assert torch.allclose(layer.weight.grad, delta.t() @ x.detach(), atol=1e-6)
         with torch.no_grad():
             layer.weight.mul_(-1.0)
@@ -210,8 +219,9 @@ def test_sign_symmetry_centre_grouped_conv_centres_within_each_group_by_hand():
     """groups=2, 6 outputs: output channels 0-2 read input channels 0-1, 3-5 read 2-3; each kernel entry is centred
     over its own group's 3 outputs, so an error uniform within each group reaches no input. Depthwise is refused."""
     torch.manual_seed(6)
-    conv = bc.nn.FeedbackConv2d(4, 6, 3, padding=1, groups=2, rule="sign_symmetry",
-                                options={"magnitude": "unit", "centre": True})
+    conv = bc.nn.FeedbackConv2d(
+        4, 6, 3, padding=1, groups=2, rule="sign_symmetry", options={"magnitude": "unit", "centre": True}
+    )
     x = torch.randn(2, 4, 5, 5, requires_grad=True)
     delta = torch.randn(2, 6, 5, 5)
     conv(x).backward(delta)
@@ -219,7 +229,7 @@ def test_sign_symmetry_centre_grouped_conv_centres_within_each_group_by_hand():
     B = torch.cat([S[0:3] - S[0:3].sum(0, keepdim=True) / 3, S[3:6] - S[3:6].sum(0, keepdim=True) / 3])
     assert torch.allclose(x.grad, F.conv_transpose2d(delta, B, padding=1, groups=2), atol=1e-5)
     x.grad = None
-    per_group = torch.randn(2, 2, 5, 5).repeat_interleave(3, dim=1)   # one error per group and position
+    per_group = torch.randn(2, 2, 5, 5).repeat_interleave(3, dim=1)  # one error per group and position
     conv(x).backward(per_group)
     assert float(x.grad.abs().max()) < 1e-5
     with pytest.raises(bc.ConfigError, match="one output per group|more than one output per group"):
@@ -230,11 +240,18 @@ def test_sign_symmetry_centre_is_refused_under_column_dale():
     with pytest.raises(bc.ConfigError, match=r"feedback.options.centre: .*column-sign Dale"):
         bc.Constraints.from_dict({"feedback": {"rule": "sign_symmetry", "options": {"centre": True}}, "dale": {}})
     with pytest.raises(bc.ConfigError, match=r"feedback.overrides.fc.options.centre"):
-        bc.Constraints.from_dict({"feedback": {"overrides": {"fc": {"rule": "sign_symmetry",
-                                                                    "options": {"centre": True}}}}, "dale": {}})
-    bc.Constraints.from_dict({"feedback": {"rule": "sign_symmetry", "options": {"centre": True}},
-                              "dale": {"architecture": "dann"}})
-    bc.Constraints.from_dict({"feedback": {"rule": "sign_symmetry", "options": {"centre": True}},
-                              "dale": {"enabled": False}})
-    bc.Constraints.from_dict({"feedback": {"rule": "sign_symmetry", "options": {"centre": "false"},
-                                           "overrides": {"fc": "sign_symmetry"}}, "dale": {}})
+        bc.Constraints.from_dict(
+            {"feedback": {"overrides": {"fc": {"rule": "sign_symmetry", "options": {"centre": True}}}}, "dale": {}}
+        )
+    bc.Constraints.from_dict(
+        {"feedback": {"rule": "sign_symmetry", "options": {"centre": True}}, "dale": {"architecture": "dann"}}
+    )
+    bc.Constraints.from_dict(
+        {"feedback": {"rule": "sign_symmetry", "options": {"centre": True}}, "dale": {"enabled": False}}
+    )
+    bc.Constraints.from_dict(
+        {
+            "feedback": {"rule": "sign_symmetry", "options": {"centre": "false"}, "overrides": {"fc": "sign_symmetry"}},
+            "dale": {},
+        }
+    )

@@ -12,14 +12,24 @@ from torch import nn
 
 import biocircuits as bc
 
-RULES = [("bp", {}), ("fa", {}), ("sign_symmetry", {}), ("sign_symmetry", {"magnitude": "random_fixed"}),
-         ("sign_symmetry", {"magnitude": "weight_rms", "centre": True})]
+RULES = [
+    ("bp", {}),
+    ("fa", {}),
+    ("sign_symmetry", {}),
+    ("sign_symmetry", {"magnitude": "random_fixed"}),
+    ("sign_symmetry", {"magnitude": "weight_rms", "centre": True}),
+]
 
 
 def small_convnet():
     return nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1),
-        nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 5),
     )
 
 
@@ -115,16 +125,26 @@ def _ddp_worker(rank, world, port, rule, out_dir):
     torch.manual_seed(0)
     x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 5, (8,))
     ddp = nn.parallel.DistributedDataParallel(model)
-    nn.functional.cross_entropy(ddp(x[rank * 4:(rank + 1) * 4]), y[rank * 4:(rank + 1) * 4]).backward()
-    torch.save({"grads": [p.grad for p in model.parameters()],
-                "buffers": {k: v for k, v in model.state_dict().items() if "feedback" in k}},
-               os.path.join(out_dir, f"rank{rank}.pt"))
+    nn.functional.cross_entropy(ddp(x[rank * 4 : (rank + 1) * 4]), y[rank * 4 : (rank + 1) * 4]).backward()
+    torch.save(
+        {
+            "grads": [p.grad for p in model.parameters()],
+            "buffers": {k: v for k, v in model.state_dict().items() if "feedback" in k},
+        },
+        os.path.join(out_dir, f"rank{rank}.pt"),
+    )
     dist.destroy_process_group()
 
 
 def small_convnet_nobn():
-    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, padding=1),
-                         nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5))
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, stride=2, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 4 * 4, 5),
+    )
 
 
 @pytest.mark.parametrize("rule", ["fa", "sign_symmetry"])

@@ -19,7 +19,7 @@ def test_the_output_stage_is_filtered_once_and_sent_down_through_the_current_sta
     a = math.exp(-1 / tau)
     model, steps = run(rule, {"error_filter": {"tau": tau, "cascade": False}}, batches)
     assert "filtered_output_error" in model.state_dict()
-    assert not any("filtered_error" in k.split(".")[-1] for k in model.state_dict())   # no per-layer stage
+    assert not any("filtered_error" in k.split(".")[-1] for k in model.state_dict())  # no per-layer stage
     e = torch.zeros(B, N_OUT, dtype=torch.float64)
     for (w, (g1, g2), b2), (x, y) in zip(steps, batches, strict=True):
         h, out = forward(w, x)
@@ -31,8 +31,9 @@ def test_the_output_stage_is_filtered_once_and_sent_down_through_the_current_sta
 def test_the_output_stage_filters_the_late_error():
     batches, tau = data(5), 1.5
     a = math.exp(-1 / tau)
-    _, steps = run("fa", {"error_filter": {"tau": tau, "cascade": False}, "error_delay": 2,
-                          "backward_state": "current"}, batches)
+    _, steps = run(
+        "fa", {"error_filter": {"tau": tau, "cascade": False}, "error_delay": 2, "backward_state": "current"}, batches
+    )
     e, queue = torch.zeros(B, N_OUT, dtype=torch.float64), []
     for t, ((w, (g1, g2), b2), (x, y)) in enumerate(zip(steps, batches, strict=True)):
         h, out = forward(w, x)
@@ -56,13 +57,14 @@ def impulse_lags(filter_spec, steps=240):
     (lr 0) linear 3-layer chain: the gradient of layer l at step t is h_l(t) times the unfiltered one, and the
     lag is sum_t t h_l(t) / sum_t h_l(t)."""
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 4, bias=False), nn.Linear(4, 4, bias=False),
-                          nn.Linear(4, 2, bias=False)).double()
+    model = nn.Sequential(
+        nn.Linear(3, 4, bias=False), nn.Linear(4, 4, bias=False), nn.Linear(4, 2, bias=False)
+    ).double()
     bc.apply(model, {"feedback": {"rule": "bp"}, "phases": {"error_filter": filter_spec}})
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.0), model)
     x, c = torch.randn(1, 3, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64)
     weights = [m.weight.detach().clone().requires_grad_() for m in model]
-    raw = torch.autograd.grad((x @ weights[0].T @ weights[1].T @ weights[2].T * c).sum(), weights)   # unfiltered
+    raw = torch.autograd.grad((x @ weights[0].T @ weights[1].T @ weights[2].T * c).sum(), weights)  # unfiltered
     response = [[] for _ in range(3)]
     for t in range(steps):
         (model(x) * c * (1.0 if t == 0 else 0.0)).sum().backward()
@@ -73,7 +75,7 @@ def impulse_lags(filter_spec, steps=240):
     lags = []
     for h in response:
         h = torch.tensor(h, dtype=torch.float64)
-        assert h.sum() == pytest.approx(1.0, abs=1e-9)          # a low-pass filter passes the error's total
+        assert h.sum() == pytest.approx(1.0, abs=1e-9)  # a low-pass filter passes the error's total
         lags.append(float((torch.arange(steps) * h).sum() / h.sum()))
     return lags
 

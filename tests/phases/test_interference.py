@@ -17,7 +17,7 @@ def test_error_scale_adds_gamma_times_each_examples_error(rule, accum):
     batches, gamma = data(4), 0.7
 
     def inject(z, s):
-        return z + gamma * B * s     # S = B streams; B s = each example's own error for the mean loss
+        return z + gamma * B * s  # S = B streams; B s = each example's own error for the mean loss
 
     _, steps = run(rule, {"interference": {"gamma": gamma, "scale": "error"}}, batches, accum=accum)
     s1, s2 = torch.zeros(B, N_H, dtype=torch.float64), torch.zeros(B, N_OUT, dtype=torch.float64)
@@ -51,8 +51,8 @@ def perturbation(scale, loss_scale):
 
 def test_activity_scale_keeps_a_vanishing_error_at_the_activitys_size_and_error_scale_lets_it_fade():
     ratio = {scale: perturbation(scale, 1e-6) / perturbation(scale, 1.0) for scale in ("activity", "error")}
-    assert ratio["activity"] == pytest.approx(1.0, rel=1e-6)     # never fades
-    assert 1e-7 < ratio["error"] < 1e-5                           # fades with the error (about 1e-6)
+    assert ratio["activity"] == pytest.approx(1.0, rel=1e-6)  # never fades
+    assert 1e-7 < ratio["error"] < 1e-5  # fades with the error (about 1e-6)
 
 
 def test_scale_is_validated():

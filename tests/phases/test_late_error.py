@@ -33,7 +33,7 @@ def run(phases, batches, tail=(), rule="fa"):
     out = []
     for x, y in batches:
         w = tuple(p.detach().clone() for p in (model[0].weight, model[0].bias, model[2].weight, model[2].bias))
-        b2 = model[2].backward_weight()          # None for dfa (no B of W's shape)
+        b2 = model[2].backward_weight()  # None for dfa (no B of W's shape)
         b2 = None if b2 is None else b2.clone()
         F.cross_entropy(model(x), y).backward()
         out.append((w, tuple(p.grad.clone() for p in model.parameters()), b2))
@@ -51,7 +51,7 @@ def test_interference_records_the_late_error_in_the_last_layer(state):
     batches, gamma = data(4), 0.3
     phases = {"error_delay": 1, "backward_state": state, "interference": gamma}
     if state == "trace":
-        phases["trace_decay"] = 0.0     # a trace with no memory: the plain pairing with the current activity
+        phases["trace_decay"] = 0.0  # a trace with no memory: the plain pairing with the current activity
 
     def inject(z, s):
         size = rms_rows(s)
@@ -64,7 +64,7 @@ def test_interference_records_the_late_error_in_the_last_layer(state):
         w1, bias1, w2, bias2 = w
         h = torch.tanh(inject(x @ w1.T + bias1, s1))
         out = inject(h @ w2.T + bias2, s2)
-        s2 = late                                  # the output layer's units hold e_(t-1), not e_t
+        s2 = late  # the output layer's units hold e_(t-1), not e_t
         s1 = (s2 @ b2) * (1 - h**2)
         assert torch.allclose(g2, s2.T @ h, atol=1e-12)
         assert torch.allclose(g1, s1.T @ x, atol=1e-12)
@@ -78,29 +78,32 @@ def test_noise_acts_on_the_late_error_in_every_layer():
 
     def noisy(d, seed, t):
         xi = torch.randn(d.shape, generator=torch.Generator().manual_seed(step_seed(seed, t + 1)))
-        return d + sigma * d.float().pow(2).mean().sqrt() * xi   # float32 noise, as the transform draws it
+        return d + sigma * d.float().pow(2).mean().sqrt() * xi  # float32 noise, as the transform draws it
 
     late = torch.zeros(B, N_OUT, dtype=torch.float64)
     for t, ((w, (g1, _, g2, _), b2), (x, y)) in enumerate(zip(steps, batches, strict=True)):
         h, out = forward(w, x)
-        d2 = noisy(late, seeds[1], t)              # the output layer's noise on e_(t-1), drawn at step t
+        d2 = noisy(late, seeds[1], t)  # the output layer's noise on e_(t-1), drawn at step t
         d1 = noisy((d2 @ b2) * (1 - h**2), seeds[0], t)
         assert torch.allclose(g2, d2.T @ h, atol=1e-6)
         assert torch.allclose(g1, d1.T @ x, atol=1e-6)
         if t:
             assert g2.abs().max() > 0
-        late = output_error(out, y)                # the queue holds the clean e_t
+        late = output_error(out, y)  # the queue holds the clean e_t
 
 
 ALL = {"error_noise": 0.2, "error_quantization": 8, "error_filter": 1.5, "interference": 0.2, "error_delay": 1}
 
 
-@pytest.mark.parametrize("phases", [
-    {**ALL, "backward_state": "current"},
-    {**ALL, "backward_state": "trace", "trace_decay": 0.5},
-    {**ALL, "error_delay": 2, "backward_state": "current", "error_filter": {"tau": 2.0, "cascade": False}},
-    {**ALL, "backward_state": "current", "interference": {"gamma": 0.5, "scale": "error"}},
-])
+@pytest.mark.parametrize(
+    "phases",
+    [
+        {**ALL, "backward_state": "current"},
+        {**ALL, "backward_state": "trace", "trace_decay": 0.5},
+        {**ALL, "error_delay": 2, "backward_state": "current", "error_filter": {"tau": 2.0, "cascade": False}},
+        {**ALL, "backward_state": "current", "interference": {"gamma": 0.5, "scale": "error"}},
+    ],
+)
 @pytest.mark.parametrize("tail", [(nn.Identity(),), (TimesOne(),), (TimesOne(), nn.Identity())])
 def test_a_no_op_after_the_last_layer_changes_nothing(phases, tail):
     batches = data(5)
@@ -121,19 +124,19 @@ def test_stored_late_errors_are_transformed_on_time_and_only_the_update_waits():
         size = rms_rows(s)
         return z + torch.where(size > 0, gamma * rms_rows(z) / size.clamp(min=1e-300), 0 * size) * s
 
-    _, steps = run({"error_delay": 1, "interference": gamma}, batches)   # backward_state: stored
+    _, steps = run({"error_delay": 1, "interference": gamma}, batches)  # backward_state: stored
     s1, s2 = torch.zeros(B, N_H, dtype=torch.float64), torch.zeros(B, N_OUT, dtype=torch.float64)
     made = []
     for (w, (g1, _, g2, _), b2), (x, y) in zip(steps, batches, strict=True):
         w1, bias1, w2, bias2 = w
         h = torch.tanh(inject(x @ w1.T + bias1, s1))
         out = inject(h @ w2.T + bias2, s2)
-        s2 = output_error(out, y)                  # on time: the units hold this step's error e_t
+        s2 = output_error(out, y)  # on time: the units hold this step's error e_t
         s1 = (s2 @ b2) * (1 - h**2)
         assert torch.allclose(g2, s2.T @ h, atol=1e-12)
         assert torch.allclose(g1, s1.T @ x, atol=1e-12)
         made.append((s1.T @ x, s2.T @ h))
-    for t in range(1, len(steps) - 1):            # the update of step t is the gradient made at step t - 1
+    for t in range(1, len(steps) - 1):  # the update of step t is the gradient made at step t - 1
         (w_now, _, _), (w_next, _, _) = steps[t], steps[t + 1]
         assert torch.allclose(w_now[0] - w_next[0], 0.1 * made[t - 1][0], atol=1e-12)
         assert torch.allclose(w_now[2] - w_next[2], 0.1 * made[t - 1][1], atol=1e-12)
@@ -142,7 +145,7 @@ def test_stored_late_errors_are_transformed_on_time_and_only_the_update_waits():
 def test_direct_feedback_sends_the_late_error_to_every_layer():
     batches = data(4)
     model, steps = run({"error_delay": 1, "backward_state": "current"}, batches, rule="dfa")
-    direct = model[2].direct_feedback            # the output layer is a DFA layer: its input gets e D too
+    direct = model[2].direct_feedback  # the output layer is a DFA layer: its input gets e D too
     late = torch.zeros(B, N_OUT, dtype=torch.float64)
     for (w, (g1, _, g2, _), _), (x, y) in zip(steps, batches, strict=True):
         h, out = forward(w, x)

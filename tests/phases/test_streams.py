@@ -34,8 +34,12 @@ def run(rule, phases, batches, accum=1):
     model, opt = net(rule, phases)
     out = []
     for x, y in batches:
-        w = (model[0].weight.detach().clone(), model[0].bias.detach().clone(), model[2].weight.detach().clone(),
-             model[2].bias.detach().clone())
+        w = (
+            model[0].weight.detach().clone(),
+            model[0].bias.detach().clone(),
+            model[2].weight.detach().clone(),
+            model[2].bias.detach().clone(),
+        )
         b2 = model[2].backward_weight().clone()
         for xs, ys in zip(x.chunk(accum), y.chunk(accum), strict=True):
             (F.cross_entropy(model(xs), ys) / accum).backward()
@@ -55,9 +59,16 @@ def output_error(y, target):
     return (torch.softmax(y, 1) - F.one_hot(target, N_OUT).double()) / y.shape[0]
 
 
-@pytest.mark.parametrize("phases", [{}, {"error_delay": 0, "backward_state": "current"},
-                                    {"backward_state": "trace", "trace_decay": 0.0}, {"error_filter": 0},
-                                    {"interference": 0.0}])
+@pytest.mark.parametrize(
+    "phases",
+    [
+        {},
+        {"error_delay": 0, "backward_state": "current"},
+        {"backward_state": "trace", "trace_decay": 0.0},
+        {"error_filter": 0},
+        {"interference": 0.0},
+    ],
+)
 def test_settings_off_are_bit_identical_to_the_plain_step(phases):
     plain, _ = run("sign_symmetry", {}, data(4))
     other, _ = run("sign_symmetry", phases, data(4))
@@ -75,7 +86,7 @@ def test_current_late_error_meets_the_activity_of_its_step(rule):
         h, out = forward(w, x)
         if late is None:  # step 1: no error has arrived yet
             assert g1.abs().max() == 0 and g2.abs().max() == 0
-        else:             # e_(t-1) through h_t, f'(a_t) and B2
+        else:  # e_(t-1) through h_t, f'(a_t) and B2
             d1 = (late @ b2) * (1 - h**2)
             assert torch.allclose(g2, late.T @ h, atol=1e-12)
             assert torch.allclose(g1, d1.T @ x, atol=1e-12)
@@ -146,8 +157,7 @@ def test_interference_adds_the_last_feedback_signal_to_the_activity():
 
 
 def test_micro_batches_are_rows_of_the_same_streams():
-    phases = {"error_delay": 1, "backward_state": "trace", "trace_decay": 0.5, "error_filter": 1.5,
-              "interference": 0.2}
+    phases = {"error_delay": 1, "backward_state": "trace", "trace_decay": 0.5, "error_filter": 1.5, "interference": 0.2}
     whole, _ = run("sign_symmetry", phases, data(4))
     split, _ = run("sign_symmetry", phases, data(4), accum=3)
     for (k, a), b in zip(whole.state_dict().items(), split.state_dict().values(), strict=True):
@@ -158,15 +168,14 @@ def test_micro_batches_are_rows_of_the_same_streams():
 
 
 def test_evaluation_and_probes_leave_the_streams_alone():
-    phases = {"error_delay": 2, "backward_state": "trace", "trace_decay": 0.5, "error_filter": 2,
-              "interference": 0.3}
+    phases = {"error_delay": 2, "backward_state": "trace", "trace_decay": 0.5, "error_filter": 2, "interference": 0.3}
     model, _ = run("fa", phases, data(3))
     plain, _ = run("fa", {}, data(3))
     plain.load_state_dict({k: v for k, v in model.state_dict().items() if k in plain.state_dict()})
     before = {k: v.clone() for k, v in model.state_dict().items()}
     x, y = data(1, seed=5)[0]
     with torch.no_grad():
-        assert torch.equal(model(x), plain(x))       # no interference outside a training forward
+        assert torch.equal(model(x), plain(x))  # no interference outside a training forward
     model.eval()
     assert torch.equal(model(x), plain.eval()(x))
     model.train()
@@ -187,13 +196,16 @@ def test_a_batch_that_does_not_fit_the_streams_is_an_error():
             opt.step()
 
 
-@pytest.mark.parametrize("phases, words", [
-    ({"eligibility_decay": 0.9}, ["phases.eligibility_decay", "momentum", "backward_state: trace"]),
-    ({"trace_decay": 0.5}, ["phases.backward_state", "set backward_state: trace"]),
-    ({"backward_state": "trace", "trace_decay": 0.5, "trace_tau": 3}, ["phases.trace_tau", "not both"]),
-    ({"late_error": 2}, ["phases.late_error", "unknown key", "error_delay"]),
-    ({"error_filter": -1}, ["phases.error_filter"]),
-])
+@pytest.mark.parametrize(
+    "phases, words",
+    [
+        ({"eligibility_decay": 0.9}, ["phases.eligibility_decay", "momentum", "backward_state: trace"]),
+        ({"trace_decay": 0.5}, ["phases.backward_state", "set backward_state: trace"]),
+        ({"backward_state": "trace", "trace_decay": 0.5, "trace_tau": 3}, ["phases.trace_tau", "not both"]),
+        ({"late_error": 2}, ["phases.late_error", "unknown key", "error_delay"]),
+        ({"error_filter": -1}, ["phases.error_filter"]),
+    ],
+)
 def test_bad_phases_settings_say_what_to_write(phases, words):
     with pytest.raises(ConfigError) as err:
         bc.apply(nn.Linear(2, 2), {"phases": phases})
@@ -213,7 +225,7 @@ def test_noise_then_filter_compose_in_that_order():
         h, out = forward(w, x)
         d = output_error(out, y)
         xi = torch.randn(d.shape, generator=torch.Generator().manual_seed(step_seed(seed, t + 1)))
-        noisy = d + sigma * d.float().pow(2).mean().sqrt() * xi   # float32 noise, as the transform draws it
+        noisy = d + sigma * d.float().pow(2).mean().sqrt() * xi  # float32 noise, as the transform draws it
         e2 = a * e2 + (1 - a) * noisy
         assert torch.allclose(g2, e2.T @ h, atol=1e-6)
 
@@ -226,6 +238,7 @@ def test_trace_in_a_convolution_pairs_the_error_with_the_traced_input():
     bc.apply(model, {"feedback": {"rule": "sign_symmetry"}, "phases": {"backward_state": "trace", "trace_decay": lam}})
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
     deltas = []
+
     def record(module, args, out):
         out.register_hook(lambda g: deltas.append(g.clone()))
 

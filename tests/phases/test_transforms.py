@@ -50,8 +50,9 @@ def test_noise_has_the_stated_relative_size():
 
 def test_zero_perturbation_is_bit_identical_to_none():
     a, ea = capture_errors({})
-    b, eb = capture_errors({"error_noise": 0.0, "error_quantization": 0, "error_delay": 0, "error_filter": 0,
-                              "interference": 0.0})
+    b, eb = capture_errors(
+        {"error_noise": 0.0, "error_quantization": 0, "error_delay": 0, "error_filter": 0, "interference": 0.0}
+    )
     assert torch.equal(ea, eb)
     assert attachments_of(a[0]).error_pathway is None and attachments_of(b[0]).error_pathway is None
     assert not attachments_of(b[0]).of("transform")
@@ -85,14 +86,27 @@ def test_delay_is_exactly_k_steps(k):
 @pytest.mark.parametrize("state, cascade", [("stored", True), ("trace", True), ("current", False)])
 def test_perturbation_state_resumes_exactly(tmp_path, state, cascade):
     def exp():
-        return Experiment.from_dict({
-            "name": "ph", "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
-            "constraints": {"feedback": {"rule": "fa"}, "phases": {
-                "error_noise": 0.2, "error_quantization": 8, "error_delay": 2, "backward_state": state,
-                "trace_decay": 0.3 if state == "trace" else None, "error_filter": {"tau": 2, "cascade": cascade},
-                "interference": 0.1}},
-            "train": {"steps": 12, "batch_size": 16, "deterministic": True},
-        })
+        return Experiment.from_dict(
+            {
+                "name": "ph",
+                "data": {"name": "digits"},
+                "model": {"name": "mlp", "kwargs": {"hidden": [16]}},
+                "constraints": {
+                    "feedback": {"rule": "fa"},
+                    "phases": {
+                        "error_noise": 0.2,
+                        "error_quantization": 8,
+                        "error_delay": 2,
+                        "backward_state": state,
+                        "trace_decay": 0.3 if state == "trace" else None,
+                        "error_filter": {"tau": 2, "cascade": cascade},
+                        "interference": 0.1,
+                    },
+                },
+                "train": {"steps": 12, "batch_size": 16, "deterministic": True},
+            }
+        )
+
     assert run_experiment(exp(), tmp_path / "cut", callbacks=[Kill(5)])["interrupted"]
     run_experiment(exp(), tmp_path / "cut", resume=True)
     run_experiment(exp(), tmp_path / "whole")

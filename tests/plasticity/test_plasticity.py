@@ -40,8 +40,12 @@ def test_directions_never_move_the_forbidden_way(direction, opt_name, random_ste
 
 
 def test_lr_scale_scales_update_exactly_and_frozen_is_bit_identical(random_step):
-    spec = {"rules": [{"match": {"layers": "2", "population": "I"}, "lr_scale": 0.25},
-                      {"match": {"layers": "4"}, "frozen": True}]}
+    spec = {
+        "rules": [
+            {"match": {"layers": "2", "population": "I"}, "lr_scale": 0.25},
+            {"match": {"layers": "4"}, "frozen": True},
+        ]
+    }
     scaled = model_with(spec)
     ref = model_with({"rules": []})
     ref.load_state_dict(scaled.state_dict())
@@ -56,8 +60,7 @@ def test_lr_scale_scales_update_exactly_and_frozen_is_bit_identical(random_step)
     d_ref = ref[2].weight.detach() - w0
     # no projection happened on these entries in one small step: compare where the reference stayed legal
     legal = (ref[2].weight.detach() * scaled[2].dale_sign) > 0
-    assert torch.allclose(d_scaled[:, i_cols][legal[:, i_cols]], 0.25 * d_ref[:, i_cols][legal[:, i_cols]],
-                          atol=1e-7)
+    assert torch.allclose(d_scaled[:, i_cols][legal[:, i_cols]], 0.25 * d_ref[:, i_cols][legal[:, i_cols]], atol=1e-7)
     assert torch.equal(d_scaled[:, ~i_cols], d_ref[:, ~i_cols])
     assert torch.equal(scaled[4].weight, frozen0)
 

@@ -38,7 +38,7 @@ def in_class(layer: str, synapse: str) -> torch.Tensor:
 
 @pytest.mark.parametrize("synapse", sorted(CLASSES))
 def test_rules_touch_exactly_their_synapse_class(synapse):
-    match = {"synapse": synapse} if synapse != "I->I" else {"population": "I", "post": "I"}   # both spellings
+    match = {"synapse": synapse} if synapse != "I->I" else {"population": "I", "post": "I"}  # both spellings
     model = build({"rules": [{"match": match, "frozen": True}]})
     ref = build({"rules": []})
     ref.load_state_dict(model.state_dict())
@@ -50,10 +50,10 @@ def test_rules_touch_exactly_their_synapse_class(synapse):
     for n in PRE:
         got, want = model.get_submodule(n).weight.detach(), ref.get_submodule(n).weight.detach()
         mask = in_class(n, synapse)
-        assert torch.equal(got[mask], before[n][mask])        # frozen: bit-identical
+        assert torch.equal(got[mask], before[n][mask])  # frozen: bit-identical
         # every other synapse as without the rule (to rounding: the rule computes W_before + 1 * (W - W_before))
         assert torch.allclose(got[~mask], want[~mask], rtol=1e-6, atol=1e-8)
-        assert bool((want[mask] != before[n][mask]).any())    # (the class would have moved)
+        assert bool((want[mask] != before[n][mask]).any())  # (the class would have moved)
 
 
 def test_lr_scale_on_one_class_of_one_layer():
@@ -65,7 +65,7 @@ def test_lr_scale_on_one_class_of_one_layer():
     one_step(ref)
     mask = in_class("2", "E->I")
     d, d_ref = model[2].weight.detach() - w0, ref[2].weight.detach() - w0
-    legal = ref[2].weight.detach() * model[2].dale_sign > 0      # no projection on these in the reference
+    legal = ref[2].weight.detach() * model[2].dale_sign > 0  # no projection on these in the reference
     assert torch.allclose(d[mask & legal], 0.25 * d_ref[mask & legal], atol=1e-7)
     assert torch.allclose(d[~mask], d_ref[~mask], rtol=1e-6, atol=1e-8)
     assert torch.equal(model[4].weight, ref[4].weight)
@@ -77,8 +77,14 @@ def test_rules_that_match_nothing_or_need_dale_are_errors():
     with pytest.raises(bc.ConfigError, match=r"rules\[0\]\.match\.layers: pattern matches no weight layer.*2"):
         build({"rules": [{"match": {"layers": "22"}, "lr_scale": 0.5}]})
     with pytest.raises(bc.ConfigError, match=r"rules\[1\]\.match: rule matches no synapse.*closest Dale layers: 2"):
-        build({"rules": [{"match": {"layers": "2"}, "lr_scale": 0.5},            # layer 0 is exempt (no types)
-                         {"match": {"layers": "0", "population": "I"}, "lr_scale": 0.5}]})
+        build(
+            {
+                "rules": [
+                    {"match": {"layers": "2"}, "lr_scale": 0.5},  # layer 0 is exempt (no types)
+                    {"match": {"layers": "0", "population": "I"}, "lr_scale": 0.5},
+                ]
+            }
+        )
     with pytest.raises(bc.ConfigError, match="synapse: E->I contradicts population"):
         bc.Constraints.from_dict({"plasticity": {"rules": [{"match": {"synapse": "E->I", "population": "I"}}]}})
     with pytest.raises(bc.ConfigError, match="unknown synapse class"):
@@ -87,8 +93,10 @@ def test_rules_that_match_nothing_or_need_dale_are_errors():
 
 def test_exp_gradient_weight_decay_is_exponentiated():
     torch.manual_seed(0)
-    model = bc.apply(nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4)),
-                     {"dale": {"enforce": "exp_gradient", "init": "keep"}})
+    model = bc.apply(
+        nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 4)),
+        {"dale": {"enforce": "exp_gradient", "init": "keep"}},
+    )
     lr, wd = 0.1, 0.5
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=lr, weight_decay=wd), model)
     w0 = model[2].weight.detach().clone()
@@ -102,27 +110,32 @@ def test_exp_gradient_weight_decay_is_exponentiated():
 
 def test_dann_synapse_classes_are_its_three_tensors():
     def dann(rules):
-        return bc.apply(build_mlp(4, 10, 20, 2, seed=0),
-                        {"dale": {"architecture": "dann"}, "plasticity": {"rules": rules}})
+        return bc.apply(
+            build_mlp(4, 10, 20, 2, seed=0), {"dale": {"architecture": "dann"}, "plasticity": {"rules": rules}}
+        )
 
     def tensors(model):
         p = model[2].parametrizations.weight
-        return [t.detach().clone() for t in (p.original, p[0].weight_ie, p[0].weight_ei)]   # E->E, E->I, I->E
+        return [t.detach().clone() for t in (p.original, p[0].weight_ie, p[0].weight_ei)]  # E->E, E->I, I->E
 
-    model = dann([{"match": {"synapse": "E->I"}, "frozen": True},
-                  {"match": {"layers": "2", "synapse": "I->E"}, "lr_scale": 0.5},
-                  {"match": {"layers": "4", "synapse": "E->E"}, "frozen": True},
-                  {"match": {"layers": "4"}, "lr_scale": 1.0, "direction": "both"}])   # every class of layer 4
+    model = dann(
+        [
+            {"match": {"synapse": "E->I"}, "frozen": True},
+            {"match": {"layers": "2", "synapse": "I->E"}, "lr_scale": 0.5},
+            {"match": {"layers": "4", "synapse": "E->E"}, "frozen": True},
+            {"match": {"layers": "4"}, "lr_scale": 1.0, "direction": "both"},
+        ]
+    )  # every class of layer 4
     ref = dann([])
     ref.load_state_dict(model.state_dict())
     start, last = tensors(model), model[4].parametrizations.weight.original.detach().clone()
     one_step(model)
     one_step(ref)
     (ee, ie, ei), (ee_r, ie_r, ei_r) = tensors(model), tensors(ref)
-    assert torch.equal(ie, start[1]) and not torch.equal(ie_r, start[1])         # E->I frozen
-    assert torch.equal(model[4].parametrizations.weight.original, last)          # E->E of layer 4 frozen
-    assert torch.allclose(ee, ee_r, rtol=1e-6, atol=1e-8)                         # E->E as without rules
+    assert torch.equal(ie, start[1]) and not torch.equal(ie_r, start[1])  # E->I frozen
+    assert torch.equal(model[4].parametrizations.weight.original, last)  # E->E of layer 4 frozen
+    assert torch.allclose(ee, ee_r, rtol=1e-6, atol=1e-8)  # E->E as without rules
     legal = ei_r > 0
-    assert torch.allclose((ei - start[2])[legal], 0.5 * (ei_r - start[2])[legal], atol=1e-7)   # I->E halved
-    with pytest.raises(bc.ConfigError, match="rule matches no synapse"):        # DANN has no I->I synapses
+    assert torch.allclose((ei - start[2])[legal], 0.5 * (ei_r - start[2])[legal], atol=1e-7)  # I->E halved
+    with pytest.raises(bc.ConfigError, match="rule matches no synapse"):  # DANN has no I->I synapses
         dann([{"match": {"synapse": "I->I"}, "frozen": True}])

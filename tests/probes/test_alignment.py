@@ -104,14 +104,18 @@ def test_fa_error_angle_falls_below_90_and_keeps_falling():
 
 def test_probe_leaves_training_bit_identical(tmp_path):
     def run(probe_every):
-        exp = Experiment.from_dict({
-            "name": "p",
-            "constraints": {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "random_batch"}}},
-            "data": {"name": "digits"}, "model": {"name": "convnet", "kwargs": {"channels": [4], "hidden": 8}},
-            "train": {"steps": 8, "batch_size": 16, "probe_every": probe_every, "deterministic": True},
-        })
+        exp = Experiment.from_dict(
+            {
+                "name": "p",
+                "constraints": {"feedback": {"rule": "sign_symmetry", "options": {"magnitude": "random_batch"}}},
+                "data": {"name": "digits"},
+                "model": {"name": "convnet", "kwargs": {"channels": [4], "hidden": 8}},
+                "train": {"steps": 8, "batch_size": 16, "probe_every": probe_every, "deterministic": True},
+            }
+        )
         run_experiment(exp, tmp_path / str(probe_every))
         return load_checkpoint(tmp_path / str(probe_every) / "checkpoint.pt")
+
     with_probe, without = run(1), run(None)
     for k, v in without["model"].items():
         assert torch.equal(with_probe["model"][k], v), k

@@ -39,10 +39,10 @@ def exact_grad_w1(model, batches):
 def train(phases, probed):
     """3 steps of 2 micro-batches; the probe armed at every step when ``probed``: (model, angles, hand angles)."""
     model, opt, probe = setup(phases)
-    drawn = build_batches(6, 4, 5, 3, seed=0)   # 3 steps x 2 micro-batches, drawn in order from one generator
+    drawn = build_batches(6, 4, 5, 3, seed=0)  # 3 steps x 2 micro-batches, drawn in order from one generator
     measured, hand = [], []
     for t in range(3):
-        batches = drawn[2 * t: 2 * t + 2]
+        batches = drawn[2 * t : 2 * t + 2]
         if probed:
             probe.arm()
         for x, y in batches:
@@ -61,18 +61,23 @@ def test_step_angle_compares_the_applied_gradient_with_exact_backprop(phases):
     for step, (angles, want) in enumerate(zip(measured, hand, strict=True)):
         assert set(angles) == {"0", "2"}
         if step == 0 and phases:
-            assert angles["0"] != angles["0"]   # no error has arrived yet (zero gradient): NaN
+            assert angles["0"] != angles["0"]  # no error has arrived yet (zero gradient): NaN
         else:
             assert angles["0"] == pytest.approx(want, abs=1e-6)
-    quiet, _, _ = train(phases, probed=False)   # measuring disturbs nothing: same weights, traces, queues
+    quiet, _, _ = train(phases, probed=False)  # measuring disturbs nothing: same weights, traces, queues
     for (k, a), b in zip(model.state_dict().items(), quiet.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
 
 
 def test_the_runner_logs_the_step_angle(tmp_path):
     exp = tiny_experiment(tmp_path, steps=6, probe_every=3, probe_batch=32)
-    exp = exp.model_copy(update={"constraints": Constraints.from_dict(
-        {"feedback": {"rule": "bp"}, "phases": {"error_delay": 2, "backward_state": "current"}})})
+    exp = exp.model_copy(
+        update={
+            "constraints": Constraints.from_dict(
+                {"feedback": {"rule": "bp"}, "phases": {"error_delay": 2, "backward_state": "current"}}
+            )
+        }
+    )
     run_experiment(exp, tmp_path / "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     probes = [r for r in rows if r["kind"] == "probe"]

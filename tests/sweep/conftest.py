@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-EXPERIMENT = ("name: tiny\nconstraints: bp.yaml\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
-              "train: {steps: 6, batch_size: 32, eval_every: 3, checkpoint_every: 3, log_every: 3, "
-              "probe_every: null, plots: false, progress: false}\n")
+EXPERIMENT = (
+    "name: tiny\nconstraints: bp.yaml\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
+    "train: {steps: 6, batch_size: 32, eval_every: 3, checkpoint_every: 3, log_every: 3, "
+    "probe_every: null, plots: false, progress: false}\n"
+)
 
 
 @pytest.fixture

@@ -41,21 +41,9 @@ def write(sweep_dir, text: str):
             "search.space.optim.momentum (experiment key optim.momentum)",
             "less than",
         ),
-        (
-            OPT + "{optim.name: {choice: [sgd, sgx]}}}\n",
-            "search.space.optim.name (experiment key optim.name)",
-            "sgx",
-        ),
-        (
-            OPT + "{optim.lrr: {uniform: [0.1, 0.2]}}}\n",
-            "search.space.optim.lrr",
-            "did you mean 'lr'",
-        ),
-        (
-            OPT.replace("optuna", "tpe") + "{optim.lr: {uniform: [0.1, 0.2]}}}\n",
-            "search.algorithm",
-            "optuna",
-        ),
+        (OPT + "{optim.name: {choice: [sgd, sgx]}}}\n", "search.space.optim.name (experiment key optim.name)", "sgx"),
+        (OPT + "{optim.lrr: {uniform: [0.1, 0.2]}}}\n", "search.space.optim.lrr", "did you mean 'lr'"),
+        (OPT.replace("optuna", "tpe") + "{optim.lr: {uniform: [0.1, 0.2]}}}\n", "search.algorithm", "optuna"),
     ],
 )
 def test_a_bad_optuna_search_exits_2_naming_the_key(sweep_dir, capsys, text, key, words):

@@ -22,11 +22,15 @@ from biocircuits.app.sweep.folder import SweepFolder  # noqa: E402
 from biocircuits.train.run_folder import RunFolder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPERIMENT = ("name: tiny\nconstraints: bp.yaml\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
-              "train: {steps: 300, batch_size: 32, eval_every: 100, checkpoint_every: 5, log_every: 5, "
-              "probe_every: null, plots: false, progress: false}\n")
-SWEEP = ("experiment: exp.yaml\nvariants:\n  - {name: base, set: {}}\n  - {name: diverge, set: {optim.lr: 1.0e+38}}\n"
-         "seeds: [0, 1]\nresources: {cpu: 1}\n")
+EXPERIMENT = (
+    "name: tiny\nconstraints: bp.yaml\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
+    "train: {steps: 300, batch_size: 32, eval_every: 100, checkpoint_every: 5, log_every: 5, "
+    "probe_every: null, plots: false, progress: false}\n"
+)
+SWEEP = (
+    "experiment: exp.yaml\nvariants:\n  - {name: base, set: {}}\n  - {name: diverge, set: {optim.lr: 1.0e+38}}\n"
+    "seeds: [0, 1]\nresources: {cpu: 1}\n"
+)
 
 
 def sweep_command(path: Path, out: Path) -> list[str]:
@@ -47,8 +51,9 @@ def states(out: SweepFolder) -> dict[str, str]:
 
 def stop_midway(path: Path, out: SweepFolder) -> None:
     """Start the sweep, SIGTERM it once a trial has written a checkpoint; it stops cleanly with exit 130."""
-    proc = subprocess.Popen(sweep_command(path, out.path), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        sweep_command(path, out.path), cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if any(p.parent.joinpath("trial.json").is_file() for p in out.path.glob("trials/*/checkpoint.pt")):
@@ -72,12 +77,17 @@ def test_sigterm_then_the_same_command_continues_without_loss_or_rerun(tmp_path,
     assert set(stopped.values()) <= {"interrupted", "pending", "finished", "failed"}
     done_before = {t: mtimes(out.trial(t)) for t, s in stopped.items() if s in ("finished", "failed")}
 
-    again = subprocess.run(sweep_command(path, out.path), cwd=ROOT, env=env(), capture_output=True, text=True,
-                           timeout=300)
+    again = subprocess.run(
+        sweep_command(path, out.path), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 1, again.stdout + again.stderr  # the diverging trials failed, all recorded
     rows = json.loads((out.path / "results.json").read_text())
     assert [(r["variant"], r["seed"], r["status"]) for r in rows] == [
-        ("base", 0, "finished"), ("base", 1, "finished"), ("diverge", 0, "failed"), ("diverge", 1, "failed")]
+        ("base", 0, "finished"),
+        ("base", 1, "finished"),
+        ("diverge", 0, "failed"),
+        ("diverge", 1, "failed"),
+    ]
     assert all(r["steps"] == 300 for r in rows[:2]) and all("TrainingDiverged" in r["reason"] for r in rows[2:])
     assert all(r["started_at"] <= r["finished_at"] for r in rows)
     for t, before in done_before.items():  # finished before the signal: not rerun, files untouched

@@ -20,8 +20,14 @@ SPECS = {
 
 
 def experiment(constraints, seed: int) -> Experiment:
-    return Experiment.from_dict({"name": "x", "constraints": constraints, "train": {"seed": seed},
-                                 "model": {"name": "mlp", "kwargs": {"hidden": [16, 16]}}})
+    return Experiment.from_dict(
+        {
+            "name": "x",
+            "constraints": constraints,
+            "train": {"seed": seed},
+            "model": {"name": "mlp", "kwargs": {"hidden": [16, 16]}},
+        }
+    )
 
 
 def feedback_weights(exp: Experiment) -> dict[str, torch.Tensor]:

@@ -16,9 +16,16 @@ from biocircuits.app.cli import main
 from biocircuits.app.sweep.stats import summarise
 
 ROWS = [  # variant, seed, status, val_acc1
-    ("bp", 0, "finished", 91.0), ("bp", 1, "finished", 93.5), ("bp", 2, "finished", 92.25), ("bp", 3, "failed", None),
-    ("fa", 0, "finished", 80.0), ("fa", 1, "finished", 84.5), ("fa", 2, "finished", 81.0), ("fa", 3, "finished", 70.0),
-    ("ss", 1, "finished", 90.0), ("ss", 2, "finished", 89.0),
+    ("bp", 0, "finished", 91.0),
+    ("bp", 1, "finished", 93.5),
+    ("bp", 2, "finished", 92.25),
+    ("bp", 3, "failed", None),
+    ("fa", 0, "finished", 80.0),
+    ("fa", 1, "finished", 84.5),
+    ("fa", 2, "finished", 81.0),
+    ("fa", 3, "finished", 70.0),
+    ("ss", 1, "finished", 90.0),
+    ("ss", 2, "finished", 89.0),
 ]
 
 
@@ -73,13 +80,24 @@ def test_one_value_has_no_sd_nor_interval():
 def fake_run(path, rule, seed, vals, summary=True):
     path.mkdir(parents=True)
     (path / "config.yaml").write_text(yaml.safe_dump({"name": path.name, "train": {"seed": seed}}))
-    lines = [{"step": 3 * (i + 1), "kind": "val", "acc1": a, "loss": loss, "acc5": 99.0} for i, (a, loss) in
-             enumerate(vals)]
+    lines = [
+        {"step": 3 * (i + 1), "kind": "val", "acc1": a, "loss": loss, "acc5": 99.0} for i, (a, loss) in enumerate(vals)
+    ]
     (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     if summary:
         last = lines[-1]
-        (path / "summary.json").write_text(json.dumps({"rule": rule, "val_acc1": last["acc1"], "val_loss": last["loss"],
-                                                       "val_acc5": 99.0, "steps": last["step"], "wall_s": 1.5}))
+        (path / "summary.json").write_text(
+            json.dumps(
+                {
+                    "rule": rule,
+                    "val_acc1": last["acc1"],
+                    "val_loss": last["loss"],
+                    "val_acc5": 99.0,
+                    "steps": last["step"],
+                    "wall_s": 1.5,
+                }
+            )
+        )
 
 
 def test_report_rebuilds_results_and_summary_from_run_folders(tmp_path, capsys):
@@ -92,7 +110,11 @@ def test_report_rebuilds_results_and_summary_from_run_folders(tmp_path, capsys):
     with open(tmp_path / "rep" / "results.csv") as f:
         table = list(csv.DictReader(f))
     assert [(r["variant"], r["seed"], r["status"]) for r in table] == [
-        ("bp", "0", "finished"), ("bp", "1", "finished"), ("fa", "0", "finished"), ("fa1", "1", "pending")]
+        ("bp", "0", "finished"),
+        ("bp", "1", "finished"),
+        ("fa", "0", "finished"),
+        ("fa1", "1", "pending"),
+    ]
     assert [float(r["best_val_acc1"]) for r in table] == [60.0, 70.0, 45.0, 30.0]
     assert [float(r["best_val_loss"]) for r in table] == [0.8, 0.7, 1.1, 1.5]
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
@@ -112,16 +134,37 @@ def test_report_rebuilds_a_sweep_folder_from_its_trials(tmp_path):
     for tid in ids:
         rule, seed = tid.split("=")[1].split("_")[0], int(tid[-1])
         fake_run(sweep / "trials" / tid, rule, seed, [(accs[tid] - 5, 1.0), (accs[tid], 0.5)])
-        (sweep / "trials" / tid / "trial.json").write_text(json.dumps({
-            "trial": tid, "variant": f"rule={rule}", "values": {"constraints.feedback.rule": rule}, "seed": seed,
-            "status": "finished", "started_at": 1.0, "finished_at": 2.0}))
-    (sweep / "sweep.json").write_text(json.dumps({"trials": ids, "sweep": {
-        "axes": {"constraints.feedback.rule": ["bp", "fa"]}, "metric": "val_acc1", "baseline": "rule=fa"}}))
+        (sweep / "trials" / tid / "trial.json").write_text(
+            json.dumps(
+                {
+                    "trial": tid,
+                    "variant": f"rule={rule}",
+                    "values": {"constraints.feedback.rule": rule},
+                    "seed": seed,
+                    "status": "finished",
+                    "started_at": 1.0,
+                    "finished_at": 2.0,
+                }
+            )
+        )
+    (sweep / "sweep.json").write_text(
+        json.dumps(
+            {
+                "trials": ids,
+                "sweep": {
+                    "axes": {"constraints.feedback.rule": ["bp", "fa"]},
+                    "metric": "val_acc1",
+                    "baseline": "rule=fa",
+                },
+            }
+        )
+    )
     assert main(["report", str(sweep)]) == 0
     with open(sweep / "results.csv") as f:
         table = list(csv.DictReader(f))
     assert [(r["trial"], r["constraints.feedback.rule"], r["val_acc1"]) for r in table] == [
-        (tid, tid.split("=")[1].split("_")[0], str(accs[tid])) for tid in ids]
+        (tid, tid.split("=")[1].split("_")[0], str(accs[tid])) for tid in ids
+    ]
     summary = json.loads((sweep / "summary.json").read_text())
     assert summary["baseline"] == "rule=fa"  # from the sweep file
     d = summary["variants"]["rule=bp"]["vs_baseline"]

@@ -22,8 +22,15 @@ def one_trial(sweep_dir, extra: str = ""):
 
 def run(sweep_dir, trial, report=None, scheduler=None):
     folder = sweep_dir / "out" / trial.id
-    return folder, train_trial(folder, trial.record(), trial.experiment.model_dump(mode="json"),
-                               trial.experiment.source, threads=1, report=report, scheduler=scheduler)
+    return folder, train_trial(
+        folder,
+        trial.record(),
+        trial.experiment.model_dump(mode="json"),
+        trial.experiment.source,
+        threads=1,
+        report=report,
+        scheduler=scheduler,
+    )
 
 
 def test_a_trial_reports_each_evaluation_and_records_its_run(sweep_dir):

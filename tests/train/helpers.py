@@ -17,12 +17,21 @@ from biocircuits.phases.step import PhaseCallback
 def tiny_experiment(tmp: Path, **train) -> ex.Experiment:
     """An MLP on digits with a few steps: fast, deterministic on the CPU."""
     base = {
-        "name": "tiny", "constraints": "sign_symmetry.yaml",
-        "data": {"name": "digits"}, "model": {"name": "mlp", "kwargs": {"hidden": [32]}},
+        "name": "tiny",
+        "constraints": "sign_symmetry.yaml",
+        "data": {"name": "digits"},
+        "model": {"name": "mlp", "kwargs": {"hidden": [32]}},
         "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 1e-4},
         "schedule": {"name": "cosine", "warmup_epochs": 0.1},
-        "train": {"steps": 30, "batch_size": 32, "seed": 0, "deterministic": True, "log_every": 5,
-                  "eval_every": 10, **train},
+        "train": {
+            "steps": 30,
+            "batch_size": 32,
+            "seed": 0,
+            "deterministic": True,
+            "log_every": 5,
+            "eval_every": 10,
+            **train,
+        },
         "output": str(tmp),
     }
     return ex.Experiment.from_dict(base)

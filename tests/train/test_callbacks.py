@@ -50,8 +50,9 @@ class Recorder(Callback):
 
 def test_hooks_are_called_in_order_with_the_step_figures(tmp_path):
     rec = Recorder()
-    summary = run_experiment(tiny_experiment(tmp_path, steps=12, eval_every=5, log_every=4), tmp_path / "run",
-                             callbacks=[rec])
+    summary = run_experiment(
+        tiny_experiment(tmp_path, steps=12, eval_every=5, log_every=4), tmp_path / "run", callbacks=[rec]
+    )
     assert rec.calls[0] == ("start", 0)
     assert [s for kind, s in rec.calls if kind == "step"] == list(range(1, 13))
     # evaluations at the interval and once at the end (step 12 was not an evaluation step)
@@ -88,8 +89,9 @@ def _stopping_exp(tmp_path):
 
 
 def test_early_stopping_ends_a_finished_run(tmp_path):
-    summary = run_experiment(_stopping_exp(tmp_path), tmp_path / "run",
-                             callbacks=[EarlyStopping("acc1", patience=2, min_delta=1000.0)])
+    summary = run_experiment(
+        _stopping_exp(tmp_path), tmp_path / "run", callbacks=[EarlyStopping("acc1", patience=2, min_delta=1000.0)]
+    )
     assert summary["steps"] == 6 and "did not improve" in summary["stopped_early"]
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 6
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 6
@@ -103,8 +105,9 @@ def test_early_stopping_resumes_where_a_straight_run_stops(tmp_path):
     assert run_experiment(exp, tmp_path / "run", callbacks=[stop, Kill(5)])["interrupted"]
     saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["callbacks"]["EarlyStopping"]
     assert saved["bad"] == 1 and saved["best"] > -1e9
-    summary = run_experiment(exp, tmp_path / "run", resume=True,
-                             callbacks=[EarlyStopping("acc1", patience=2, min_delta=1000.0)])
+    summary = run_experiment(
+        exp, tmp_path / "run", resume=True, callbacks=[EarlyStopping("acc1", patience=2, min_delta=1000.0)]
+    )
     assert summary["steps"] == 6 and summary["stopped_early"]
 
 

@@ -41,8 +41,10 @@ def fake_cifar(root: Path, name: str) -> None:
         files = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
         for f in files:
             with open(folder / f, "wb") as fh:
-                pickle.dump({"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8),
-                             "labels": list(rng.integers(0, 10, 4))}, fh)
+                pickle.dump(
+                    {"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8), "labels": list(rng.integers(0, 10, 4))},
+                    fh,
+                )
         with open(folder / "batches.meta", "wb") as fh:
             pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, fh)
     else:
@@ -50,14 +52,20 @@ def fake_cifar(root: Path, name: str) -> None:
         folder.mkdir(parents=True)
         for f in ("train", "test"):
             with open(folder / f, "wb") as fh:
-                pickle.dump({"data": rng.integers(0, 255, (4, 3072), dtype=np.uint8),
-                             "fine_labels": list(rng.integers(0, 100, 4))}, fh)
+                pickle.dump(
+                    {
+                        "data": rng.integers(0, 255, (4, 3072), dtype=np.uint8),
+                        "fine_labels": list(rng.integers(0, 100, 4)),
+                    },
+                    fh,
+                )
         with open(folder / "meta", "wb") as fh:
             pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)]}, fh)
 
 
-@pytest.mark.parametrize("name,shape,classes", [("digits", (1, 8, 8), 10), ("mnist5k", (1, 28, 28), 10),
-                                                ("synthetic", (3, 32, 32), 10)])
+@pytest.mark.parametrize(
+    "name,shape,classes", [("digits", (1, 8, 8), 10), ("mnist5k", (1, 28, 28), 10), ("synthetic", (3, 32, 32), 10)]
+)
 def test_offline_datasets(name, shape, classes):
     bundle = build_data(DataSpec(name=name, val_fraction=0.25, split_seed=1))
     x, y = bundle.train[0]
@@ -94,18 +102,24 @@ def test_missing_torchvision_dataset_says_where_and_how(tmp_path):
 
 
 def test_registry_lists_every_dataset():
-    assert {"digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder",
-            "synthetic"} <= set(DATASETS)
+    assert {"digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder", "synthetic"} <= set(
+        DATASETS
+    )
 
 
 def test_imagefolder_trains_two_steps(tmp_path):
     write_imagefolder(tmp_path / "imnet", classes=3, per_class=4, size=40)
     from biocircuits.config.experiment import Experiment
-    exp = Experiment.from_dict({
-        "name": "imgf", "constraints": "sign_symmetry.yaml",
-        "data": {"name": "imagefolder", "root": str(tmp_path / "imnet"), "image_size": 32},
-        "model": {"name": "resnet18"}, "train": {"steps": 2, "batch_size": 4, "log_every": 1},
-    })
+
+    exp = Experiment.from_dict(
+        {
+            "name": "imgf",
+            "constraints": "sign_symmetry.yaml",
+            "data": {"name": "imagefolder", "root": str(tmp_path / "imnet"), "image_size": 32},
+            "model": {"name": "resnet18"},
+            "train": {"steps": 2, "batch_size": 4, "log_every": 1},
+        }
+    )
     summary = run_experiment(exp, tmp_path / "run")
     assert summary["steps"] == 2 and summary["val_acc1"] is not None
 
@@ -116,8 +130,16 @@ def test_imagefolder_missing_split_error(tmp_path):
         build_data(DataSpec(name="imagefolder", root=str(tmp_path)))
 
 
-@pytest.mark.parametrize("name,shape", [("mlp", (1, 8, 8)), ("lenet", (1, 28, 28)), ("convnet", (3, 32, 32)),
-                                        ("resnet18", (3, 32, 32)), ("mobilenet_v3_small", (3, 32, 32))])
+@pytest.mark.parametrize(
+    "name,shape",
+    [
+        ("mlp", (1, 8, 8)),
+        ("lenet", (1, 28, 28)),
+        ("convnet", (3, 32, 32)),
+        ("resnet18", (3, 32, 32)),
+        ("mobilenet_v3_small", (3, 32, 32)),
+    ],
+)
 def test_models_build_and_run(name, shape):
     model = build_model(name, shape, 7, {})
     assert model(torch.randn(2, *shape)).shape == (2, 7)
@@ -126,6 +148,7 @@ def test_models_build_and_run(name, shape):
 def test_quickstart_reaches_stated_accuracy_with_bp(tmp_path):
     """The quickstart (bp, 3 epochs on mnist5k) reaches >= 92% validation top-1 (measured: 95.4%)."""
     from biocircuits.config.experiment import Experiment
+
     exp = Experiment.from_yaml(ROOT / "experiments" / "quickstart.yaml", {"train.probe_every": None})
     summary = run_experiment(exp, tmp_path / "qs")
     assert summary["val_acc1"] >= 92.0

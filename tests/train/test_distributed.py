@@ -16,8 +16,10 @@ TOL = 1e-5  # all-reduce sums the ranks' gradients in another order than one pro
 
 
 # every per-stream phases setting: each rank holds every second stream; checkpoints hold them all
-STREAMS = ("{feedback: {rule: sign_symmetry}, phases: {error_delay: 2, backward_state: trace, trace_decay: 0.5, "
-           "error_filter: 2, interference: 0.1}}")
+STREAMS = (
+    "{feedback: {rule: sign_symmetry}, phases: {error_delay: 2, backward_state: trace, trace_decay: 0.5, "
+    "error_filter: 2, interference: 0.1}}"
+)
 
 
 def write_exp(tmp: Path, constraints: str) -> Path:
@@ -34,20 +36,38 @@ train: {{steps: 6, batch_size: 32, seed: 0, deterministic: true, log_every: 2, e
 
 
 def torchrun(args: list[str], nproc: int) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "biocircuits", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "biocircuits",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=ROOT)
 
 
 def single(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "biocircuits", *args], capture_output=True, text=True, timeout=240,
-                          cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "biocircuits", *args], capture_output=True, text=True, timeout=240, cwd=ROOT
+    )
 
 
 @pytest.mark.xdist_group("torchrun")
-@pytest.mark.parametrize("constraints", ["bp.yaml", "sign_symmetry.yaml", "feedback_alignment.yaml",
-                                         "dale_random_sign_symmetry.yaml", "{feedback: {rule: kolen_pollack}}",
-                                         "{feedback: {rule: weight_mirror}}", STREAMS])
+@pytest.mark.parametrize(
+    "constraints",
+    [
+        "bp.yaml",
+        "sign_symmetry.yaml",
+        "feedback_alignment.yaml",
+        "dale_random_sign_symmetry.yaml",
+        "{feedback: {rule: kolen_pollack}}",
+        "{feedback: {rule: weight_mirror}}",
+        STREAMS,
+    ],
+)
 def test_two_ranks_equal_one_process(tmp_path, constraints):
     exp = write_exp(tmp_path, constraints)
     two = torchrun(["run", str(exp), "--output", str(tmp_path / "two")], 2)

@@ -34,11 +34,21 @@ def test_recipe_runs_two_steps(tmp_path, imagenet_tree, path):
     full = Experiment.from_yaml(path)
     assert full.optim.lr == 0.1 and full.optim.momentum == 0.9 and full.optim.weight_decay == 1e-4
     assert full.train.batch_size == 256 and full.train.epochs == 90 and full.schedule.step_size == 30
-    exp = Experiment.from_yaml(path, {
-        "data.root": str(imagenet_tree), "data.image_size": 64, "data.num_workers": 0,
-        "data.persistent_workers": False, "train.batch_size": 4, "train.steps": 2, "train.probe_every": 1,
-        "train.probe_batch": 4, "train.checkpoint_every": None, "train.plots": False,
-    })
+    exp = Experiment.from_yaml(
+        path,
+        {
+            "data.root": str(imagenet_tree),
+            "data.image_size": 64,
+            "data.num_workers": 0,
+            "data.persistent_workers": False,
+            "train.batch_size": 4,
+            "train.steps": 2,
+            "train.probe_every": 1,
+            "train.probe_batch": 4,
+            "train.checkpoint_every": None,
+            "train.plots": False,
+        },
+    )
     summary = run_experiment(exp, tmp_path / "run")
     assert summary["steps"] == 2
     assert summary["rule"] == exp.resolved_constraints().feedback.rule
@@ -46,19 +56,34 @@ def test_recipe_runs_two_steps(tmp_path, imagenet_tree, path):
 
 @pytest.mark.parametrize("rule", ["bp", "sign_symmetry", "fa"])
 def test_bf16_autocast_run_each_rule_with_dale(tmp_path, rule):
-    exp = Experiment.from_yaml(ROOT / "experiments" / "quickstart.yaml", {
-        "constraints": {"feedback": {"rule": rule}, "dale": {}}, "train.amp": "bf16", "train.steps": 6,
-        "train.channels_last": True, "train.probe_every": 3, "data.name": "digits",
-    })
+    exp = Experiment.from_yaml(
+        ROOT / "experiments" / "quickstart.yaml",
+        {
+            "constraints": {"feedback": {"rule": rule}, "dale": {}},
+            "train.amp": "bf16",
+            "train.steps": 6,
+            "train.channels_last": True,
+            "train.probe_every": 3,
+            "data.name": "digits",
+        },
+    )
     summary = run_experiment(exp, tmp_path / "run")
     assert summary["steps"] == 6 and summary["val_loss"] < 10
 
 
 @pytest.mark.slow
 def test_compiled_run(tmp_path):
-    exp = Experiment.from_yaml(ROOT / "experiments" / "quickstart.yaml", {
-        "constraints": "sign_symmetry.yaml", "train.compile": True, "train.steps": 3, "data.name": "digits",
-        "train.probe_every": None, "model.name": "mlp", "model.kwargs": {"hidden": [16]},
-    })
+    exp = Experiment.from_yaml(
+        ROOT / "experiments" / "quickstart.yaml",
+        {
+            "constraints": "sign_symmetry.yaml",
+            "train.compile": True,
+            "train.steps": 3,
+            "data.name": "digits",
+            "train.probe_every": None,
+            "model.name": "mlp",
+            "model.kwargs": {"hidden": [16]},
+        },
+    )
     summary = run_experiment(exp, tmp_path / "run")
     assert summary["steps"] == 3

@@ -61,9 +61,10 @@ RESUME_SCRIPT = textwrap.dedent("""
 
 # grad_accum 3 over 2 epochs: 44 batches an epoch make 14 steps and 2 micro-batches whose gradients carry into the
 # next step; the signal comes mid-epoch 2, so the resumed run starts from the sampler's skip
-RESUMES = {"plain": ({}, 13),
-           "accumulated": ({"grad_accum": 3, "steps": None, "epochs": 2, "eval_every": None,
-                            "checkpoint_every": None}, 17)}
+RESUMES = {
+    "plain": ({}, 13),
+    "accumulated": ({"grad_accum": 3, "steps": None, "epochs": 2, "eval_every": None, "checkpoint_every": None}, 17),
+}
 
 
 @pytest.mark.parametrize("train,stop_at", RESUMES.values(), ids=RESUMES)
@@ -132,9 +133,28 @@ def test_truncated_and_foreign_checkpoints_give_clear_errors(tmp_path):
 
 def test_nan_stops_with_exit_1_and_keeps_last_checkpoint(tmp_path, capsys):
     exp = ROOT / "experiments" / "quickstart.yaml"
-    code = main(["run", str(exp), "--output", str(tmp_path / "run"), "--set", "optim.lr=1e25",
-                 "--set", "optim.momentum=0", "--set", "train.checkpoint_every=1", "--set", "train.steps=20",
-                 "--set", "data.name=digits", "--set", "model.name=mlp", "--set", "model.kwargs={}"])
+    code = main(
+        [
+            "run",
+            str(exp),
+            "--output",
+            str(tmp_path / "run"),
+            "--set",
+            "optim.lr=1e25",
+            "--set",
+            "optim.momentum=0",
+            "--set",
+            "train.checkpoint_every=1",
+            "--set",
+            "train.steps=20",
+            "--set",
+            "data.name=digits",
+            "--set",
+            "model.name=mlp",
+            "--set",
+            "model.kwargs={}",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "training diverged" in err and "Traceback" not in err
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
@@ -187,9 +207,11 @@ def test_python_m_biocircuits_is_the_cli():
 
 def test_compare_rules_and_constraints_write_table_and_plots(tmp_path, capsys):
     exp = tmp_path / "exp.yaml"
-    exp.write_text("name: cmp\nconstraints: dale.yaml\ndata: {name: digits}\n"
-                   "model: {name: mlp, kwargs: {hidden: [16]}}\n"
-                   "train: {steps: 4, batch_size: 32, log_every: 2, probe_every: 2, plots: false}\n")
+    exp.write_text(
+        "name: cmp\nconstraints: dale.yaml\ndata: {name: digits}\n"
+        "model: {name: mlp, kwargs: {hidden: [16]}}\n"
+        "train: {steps: 4, batch_size: 32, log_every: 2, probe_every: 2, plots: false}\n"
+    )
     assert main(["compare", str(exp), "--rules", "bp,fa", "--output", str(tmp_path / "r")]) == 0
     table = (tmp_path / "r" / "compare.md").read_text()
     assert "| bp | bp | yes |" in table and "| fa | fa | yes |" in table  # the rule changes, Dale is kept
@@ -197,8 +219,10 @@ def test_compare_rules_and_constraints_write_table_and_plots(tmp_path, capsys):
     assert set(data) == {"bp", "fa"} and all(v["steps"] == 4 for v in data.values())
     assert (tmp_path / "r" / "plots" / "curves.png").is_file()
     assert (tmp_path / "r" / "plots" / "angles_fa.png").is_file()
-    assert main(["compare", str(exp), "--constraints", "bp.yaml", "sign_symmetry.yaml",
-                 "--output", str(tmp_path / "c")]) == 0
+    assert (
+        main(["compare", str(exp), "--constraints", "bp.yaml", "sign_symmetry.yaml", "--output", str(tmp_path / "c")])
+        == 0
+    )
     assert set(json.loads((tmp_path / "c" / "compare.json").read_text())) == {"bp", "sign_symmetry"}
     assert main(["compare", str(exp), "--rules", "bp,feedback_alignment", "--output", str(tmp_path / "x")]) == 2
     assert "unknown feedback rule" in capsys.readouterr().err

@@ -34,8 +34,11 @@ train: {steps: 4, batch_size: 32, log_every: 2, eval_every: 2, probe_every: null
 
 def hashes(folder: Path) -> dict[str, str]:
     """{relative path: sha256} of every file under ``folder`` except the lock file."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 @pytest.fixture(scope="module")
@@ -73,13 +76,16 @@ def test_overwrite_moves_the_earlier_run_aside(run):
     assert folder.with_name("run.old-2").is_dir() and hashes(aside) == before
 
 
-@pytest.mark.parametrize("change,key", [
-    ("constraints.feedback.rule=fa", "constraints.feedback.rule"),
-    ("train.batch_size=16", "train.batch_size"),
-    ("data.name=synthetic", "data.name"),
-    ("model.kwargs={hidden: [8]}", "model.kwargs.hidden"),
-    ("train.seed=1", "train.seed"),
-])
+@pytest.mark.parametrize(
+    "change,key",
+    [
+        ("constraints.feedback.rule=fa", "constraints.feedback.rule"),
+        ("train.batch_size=16", "train.batch_size"),
+        ("data.name=synthetic", "data.name"),
+        ("model.kwargs={hidden: [8]}", "model.kwargs.hidden"),
+        ("train.seed=1", "train.seed"),
+    ],
+)
 def test_resume_with_a_trajectory_change_is_refused_with_the_diff(run, capsys, change, key):
     exp, folder, before = run
     assert main(["run", str(exp), "--output", str(folder), "--resume", "--set", change]) == 2
@@ -90,8 +96,22 @@ def test_resume_with_a_trajectory_change_is_refused_with_the_diff(run, capsys, c
 
 def test_resume_with_safe_changes_continues_and_records_them(run):
     exp, folder, before = run
-    assert main(["run", str(exp), "--output", str(folder), "--resume", "--set", "train.steps=6",
-                 "--set", "train.log_every=3"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(exp),
+                "--output",
+                str(folder),
+                "--resume",
+                "--set",
+                "train.steps=6",
+                "--set",
+                "train.log_every=3",
+            ]
+        )
+        == 0
+    )
     f = RunFolder(folder)
     assert f.read_summary()["steps"] == 6 and f.read_config()["train"]["steps"] == 6
     events = f.read_history()
@@ -176,9 +196,11 @@ def test_corrupt_jpeg_is_a_clear_error_naming_the_file_and_keeps_a_checkpoint(tm
     bad = root / "train" / "class_1" / "img_3.JPEG"
     bad.write_bytes(bad.read_bytes()[:60])  # truncated
     exp = tmp_path / "exp.yaml"
-    exp.write_text(f"name: jpg\nconstraints: bp.yaml\ndata: {{name: imagefolder, root: {root}, image_size: 8}}\n"
-                   "model: {name: mlp, kwargs: {hidden: [8]}}\n"
-                   "train: {steps: 8, batch_size: 4, probe_every: null, plots: false, checkpoint_every: 1}\n")
+    exp.write_text(
+        f"name: jpg\nconstraints: bp.yaml\ndata: {{name: imagefolder, root: {root}, image_size: 8}}\n"
+        "model: {name: mlp, kwargs: {hidden: [8]}}\n"
+        "train: {steps: 8, batch_size: 4, probe_every: null, plots: false, checkpoint_every: 1}\n"
+    )
     assert main(["run", str(exp), "--output", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "unreadable image" in err and "Traceback" not in err and len(err.splitlines()) == 1
@@ -188,15 +210,16 @@ def test_corrupt_jpeg_is_a_clear_error_naming_the_file_and_keeps_a_checkpoint(tm
 
 
 def test_data_error_rebuilt_from_a_worker_keeps_only_the_message():
-    text = ("Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
-            "  File \"x.py\", line 1\nbiocircuits.errors.DataError: /d/a.JPEG: unreadable image (OSError)")
+    text = (
+        "Caught DataError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        '  File "x.py", line 1\nbiocircuits.errors.DataError: /d/a.JPEG: unreadable image (OSError)'
+    )
     assert str(DataError(text)) == "/d/a.JPEG: unreadable image (OSError)"
 
 
 def test_resume_check_allows_only_safe_keys():
     saved = {"train": {"steps": 4, "batch_size": 32}, "constraints": {"feedback": {"rule": "bp"}}}
-    assert check_resume(saved, {**saved, "train": {"steps": 9, "batch_size": 32}}, "c.yaml") == {
-        "train.steps": [4, 9]}
+    assert check_resume(saved, {**saved, "train": {"steps": 9, "batch_size": 32}}, "c.yaml") == {"train.steps": [4, 9]}
     with pytest.raises(RunFolderError, match=r"train.batch_size: 32 -> 64"):
         check_resume(saved, {**saved, "train": {"steps": 4, "batch_size": 64}}, "c.yaml")
 

@@ -32,8 +32,9 @@ def adaptive(spec: SweepSpec) -> bool:
     return spec.search is not None and spec.search.algorithm == "optuna"
 
 
-def plan(sweep_file: str | Path, sets: dict[str, Any] | None = None, only: list[str] | None = None
-         ) -> tuple[SweepSpec, dict[str, Any], list[Trial]]:
+def plan(
+    sweep_file: str | Path, sets: dict[str, Any] | None = None, only: list[str] | None = None
+) -> tuple[SweepSpec, dict[str, Any], list[Trial]]:
     """Load the sweep file (with ``sets`` and ``only``: [`spec.load_sweep`][biocircuits.app.sweep.spec.load_sweep]) and
     build every trial's experiment (all validation happens here); an Optuna search has no planned trials: its experiment
     is validated at every bound of its space."""
@@ -44,9 +45,14 @@ def plan(sweep_file: str | Path, sets: dict[str, Any] | None = None, only: list[
     trials = expand(spec, sweep_file)
     labels = list(dict.fromkeys(t.variant for t in trials))
     if spec.baseline is not None and spec.baseline not in labels:
-        raise ConfigError("the baseline is no variant of this sweep", file=str(sweep_file), key="baseline",
-                          given=spec.baseline, expected="one of " + ", ".join(labels),
-                          suggestion=did_you_mean(spec.baseline, labels))
+        raise ConfigError(
+            "the baseline is no variant of this sweep",
+            file=str(sweep_file),
+            key="baseline",
+            given=spec.baseline,
+            expected="one of " + ", ".join(labels),
+            suggestion=did_you_mean(spec.baseline, labels),
+        )
     return spec, data, trials
 
 
@@ -56,18 +62,29 @@ def settle(folder: SweepFolder, todo: list[Trial], errors: dict[str, str | None]
     for t in todo:
         state = folder.trial_state(t.id)
         status = state.get("status")
-        if stopped is not None and (status == "running" or (status == "stopped" and
-                                                             state.get("finished_at", 0) >= stopped)):
-            mark(folder.trial(t.id), t.record(), status="interrupted", reason="the sweep was stopped",
-                 finished_at=None)
+        if stopped is not None and (
+            status == "running" or (status == "stopped" and state.get("finished_at", 0) >= stopped)
+        ):
+            mark(folder.trial(t.id), t.record(), status="interrupted", reason="the sweep was stopped", finished_at=None)
         elif stopped is None and status not in DONE:
-            mark(folder.trial(t.id), t.record(), status="failed", finished_at=time.time(),
-                 reason=errors.get(t.id) or "the trial's worker ended without a result")
+            mark(
+                folder.trial(t.id),
+                t.record(),
+                status="failed",
+                finished_at=time.time(),
+                reason=errors.get(t.id) or "the trial's worker ended without a result",
+            )
 
 
-def run_sweep(sweep_file: str | Path, output: str | Path | None = None, address: str | None = None,
-              max_concurrent: int | None = None, num_cpus: int | None = None, sets: dict[str, Any] | None = None,
-              only: list[str] | None = None) -> tuple[int, Path]:
+def run_sweep(
+    sweep_file: str | Path,
+    output: str | Path | None = None,
+    address: str | None = None,
+    max_concurrent: int | None = None,
+    num_cpus: int | None = None,
+    sets: dict[str, Any] | None = None,
+    only: list[str] | None = None,
+) -> tuple[int, Path]:
     """Run the sweep's trials that are not done yet (finished and failed ones are left as they are; interrupted
     ones resume from their checkpoints), then write the results and the summary. ``sets`` / ``only``: the command
     line's ``--set`` and ``--variants``. Returns the exit code (0 every trial finished, 1 some failed, 130 some are
@@ -89,8 +106,15 @@ def run_sweep(sweep_file: str | Path, output: str | Path | None = None, address:
             engine_failed(folder, failed)
         rows, _ = sweep_rows(folder)
         settings = sweep_settings(folder, rows)
-        write_report(folder.path, rows, spec.metric, spec.baseline, title=f"{folder.path.name}: {spec.metric}",
-                     columns=settings["columns"], header=settings["header"])
+        write_report(
+            folder.path,
+            rows,
+            spec.metric,
+            spec.baseline,
+            title=f"{folder.path.name}: {spec.metric}",
+            columns=settings["columns"],
+            header=settings["header"],
+        )
     statuses = {row["status"] for row in rows}
     code = EXIT_INTERRUPTED if statuses - set(DONE) else EXIT_FAILED if "failed" in statuses else EXIT_FINISHED
     return EXIT_FAILED if failed else code, folder
@@ -99,40 +123,60 @@ def run_sweep(sweep_file: str | Path, output: str | Path | None = None, address:
 def engine_failed(folder: SweepFolder, error: str) -> None:
     """After the engine itself failed: every trial not done is ``interrupted`` with the engine's error as its reason
     (a rerun continues it from its checkpoint)."""
-    print(f"error: Ray Tune failed ({error}); the unfinished trials are recorded interrupted: rerun the same "
-          "command to continue", file=sys.stderr, flush=True)
+    print(
+        f"error: Ray Tune failed ({error}); the unfinished trials are recorded interrupted: rerun the same "
+        "command to continue",
+        file=sys.stderr,
+        flush=True,
+    )
     for tid in folder.trial_ids():
         if folder.trial_state(tid).get("status") not in DONE:
-            mark(folder.trial(tid), {}, status="interrupted", reason=f"the engine failed: {error}"[:2000],
-                 finished_at=None)
+            mark(
+                folder.trial(tid),
+                {},
+                status="interrupted",
+                reason=f"the engine failed: {error}"[:2000],
+                finished_at=None,
+            )
 
 
-def run_searched(folder: SweepFolder, spec: SweepSpec, search: Any, address: str | None,
-                 max_concurrent: int | None, num_cpus: int | None) -> None:
+def run_searched(
+    folder: SweepFolder,
+    spec: SweepSpec,
+    search: Any,
+    address: str | None,
+    max_concurrent: int | None,
+    num_cpus: int | None,
+) -> None:
     """Continue an Optuna search: resume its interrupted samples, then draw the missing ones."""
     states = [folder.trial_state(tid) for tid in folder.trial_ids()]
-    print(f"sweep {folder.path}: Optuna search, {spec.search.num_samples} samples, {len(states)} started",
-          flush=True)
+    print(f"sweep {folder.path}: Optuna search, {spec.search.num_samples} samples, {len(states)} started", flush=True)
     if len(states) < spec.search.num_samples or any(s.get("status") not in DONE for s in states):
         with ray_session(address, num_cpus):
             known, errors, stopped = run_search(folder, spec, search, max_concurrent)
         settle(folder, known, errors, stopped)
 
 
-def run_planned(folder: SweepFolder, spec: SweepSpec, trials: list[Trial], address: str | None,
-                max_concurrent: int | None, num_cpus: int | None) -> None:
+def run_planned(
+    folder: SweepFolder,
+    spec: SweepSpec,
+    trials: list[Trial],
+    address: str | None,
+    max_concurrent: int | None,
+    num_cpus: int | None,
+) -> None:
     """Run the planned trials that are not done yet."""
     states = {t.id: folder.trial_state(t.id) for t in trials}
     for t in trials:
         if not states[t.id]:
             mark(folder.trial(t.id), t.record(), status="pending")
     todo = [t for t in trials if states[t.id].get("status") not in DONE]
-    print(f"sweep {folder.path}: {len(trials)} trials, {len(trials) - len(todo)} done, {len(todo)} to run",
-          flush=True)
+    print(f"sweep {folder.path}: {len(trials)} trials, {len(trials) - len(todo)} done, {len(todo)} to run", flush=True)
     if todo:
         with ray_session(address, num_cpus):
-            errors, stopped = run_trials(folder, todo, spec.resources, max_concurrent, address, spec.scheduler,
-                                         spec.metric)
+            errors, stopped = run_trials(
+                folder, todo, spec.resources, max_concurrent, address, spec.scheduler, spec.metric
+            )
         settle(folder, todo, errors, stopped)
 
 

@@ -36,8 +36,9 @@ def import_ray() -> Any:
         import ray
         from ray import tune  # noqa: F401
     except ImportError as err:
-        raise EngineMissing(f"sweeps run on Ray Tune, which is not installed ({err}); install it with {INSTALL}"
-                            ) from None
+        raise EngineMissing(
+            f"sweeps run on Ray Tune, which is not installed ({err}); install it with {INSTALL}"
+        ) from None
     return ray
 
 
@@ -51,8 +52,13 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[An
         return
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, single-user Ray: no token to manage
-    ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False,
-             log_to_driver=False, configure_logging=False)
+    ray.init(
+        address=address,
+        num_cpus=None if address else num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+    )
     try:
         yield ray
     finally:
@@ -64,6 +70,7 @@ def stop_signals(flag: dict[str, Any]) -> Iterator[None]:
     """Ctrl-C and SIGTERM (a batch scheduler ending the job) set ``flag['stop']`` to the time and take Tune's
     graceful stop (its SIGUSR1): trials stop, the sweep can be rerun. A second Ctrl-C raises
     `KeyboardInterrupt` at once."""
+
     def handler(signum: int, frame: Any) -> None:
         if flag["stop"] is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
@@ -82,8 +89,13 @@ def stop_signals(flag: dict[str, Any]) -> Iterator[None]:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = before
 
 
-REPORTED = {"val_acc1": ("val_acc1", "max"), "best_val_acc1": ("val_acc1", "max"), "val_acc5": ("val_acc5", "max"),
-            "val_loss": ("val_loss", "min"), "best_val_loss": ("val_loss", "min")}  # sweep metric -> Tune's, mode
+REPORTED = {
+    "val_acc1": ("val_acc1", "max"),
+    "best_val_acc1": ("val_acc1", "max"),
+    "val_acc5": ("val_acc5", "max"),
+    "val_loss": ("val_loss", "min"),
+    "best_val_loss": ("val_loss", "min"),
+}  # sweep metric -> Tune's, mode
 
 
 def build_scheduler(scheduler: Scheduler | None, metric: str) -> Any:
@@ -93,13 +105,25 @@ def build_scheduler(scheduler: Scheduler | None, metric: str) -> Any:
     from ray.tune.schedulers import ASHAScheduler
 
     name, mode = REPORTED[metric]
-    return ASHAScheduler(time_attr="training_iteration", metric=name, mode=mode, max_t=scheduler.max_evaluations,
-                         grace_period=scheduler.grace_period, reduction_factor=scheduler.reduction_factor)
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        metric=name,
+        mode=mode,
+        max_t=scheduler.max_evaluations,
+        grace_period=scheduler.grace_period,
+        reduction_factor=scheduler.reduction_factor,
+    )
 
 
-def run_trials(folder: SweepFolder, trials: list[Trial], resources: Resources, max_concurrent: int | None,
-               address: str | None = None, scheduler: Scheduler | None = None, metric: str = "val_acc1"
-               ) -> tuple[dict[str, str | None], float | None]:
+def run_trials(
+    folder: SweepFolder,
+    trials: list[Trial],
+    resources: Resources,
+    max_concurrent: int | None,
+    address: str | None = None,
+    scheduler: Scheduler | None = None,
+    metric: str = "val_acc1",
+) -> tuple[dict[str, str | None], float | None]:
     """Run ``trials`` on Ray Tune (each a [`trial.tune_trainable`][biocircuits.app.sweep.trial.tune_trainable] call);
     returns each trial's engine error (None when Tune saw none) and when a signal stopped the sweep (None when none
     did)."""
@@ -107,20 +131,37 @@ def run_trials(folder: SweepFolder, trials: list[Trial], resources: Resources, m
         return {}, None
     from ray import tune
 
-    entries = {t.id: {"record": t.record(), "experiment": t.experiment.model_dump(mode="json"),
-                      "source": t.experiment.source} for t in trials}
-    trainable = tune.with_parameters(tune_trainable, folder=str(folder.path.resolve()), trials=entries,
-                                     threads=resources.torch_threads(), scheduler=scheduler.name if scheduler else None)
-    results, stopped = fit(folder, trainable, resources, {"trial": tune.grid_search([t.id for t in trials])},
-                           tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=True,
-                                           scheduler=build_scheduler(scheduler, metric)))
-    errors = {r.config["trial"]: (None if r.error is None else f"{type(r.error).__name__}: {r.error}"[:2000])
-              for r in results if r.config and "trial" in r.config}
+    entries = {
+        t.id: {"record": t.record(), "experiment": t.experiment.model_dump(mode="json"), "source": t.experiment.source}
+        for t in trials
+    }
+    trainable = tune.with_parameters(
+        tune_trainable,
+        folder=str(folder.path.resolve()),
+        trials=entries,
+        threads=resources.torch_threads(),
+        scheduler=scheduler.name if scheduler else None,
+    )
+    results, stopped = fit(
+        folder,
+        trainable,
+        resources,
+        {"trial": tune.grid_search([t.id for t in trials])},
+        tune.TuneConfig(
+            max_concurrent_trials=max_concurrent, reuse_actors=True, scheduler=build_scheduler(scheduler, metric)
+        ),
+    )
+    errors = {
+        r.config["trial"]: (None if r.error is None else f"{type(r.error).__name__}: {r.error}"[:2000])
+        for r in results
+        if r.config and "trial" in r.config
+    }
     return errors, stopped
 
 
-def fit(folder: SweepFolder, trainable: Any, resources: Resources, param_space: dict[str, Any], tune_config: Any
-        ) -> tuple[Any, float | None]:
+def fit(
+    folder: SweepFolder, trainable: Any, resources: Resources, param_space: dict[str, Any], tune_config: Any
+) -> tuple[Any, float | None]:
     """``tune.Tuner(trainable, ...).fit()`` with each trial holding ``resources``, Tune's files under the sweep
     folder's ``tune/``, no retries (a failure is a result), and Ctrl-C / SIGTERM taken as a clean stop; returns
     Tune's results and when a signal stopped the sweep (None when none did). An error of Tune's own is raised as
@@ -129,10 +170,16 @@ def fit(folder: SweepFolder, trainable: Any, resources: Resources, param_space: 
     from ray import tune
 
     tuner = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": resources.cpu, "gpu": resources.gpu}), param_space=param_space,
+        tune.with_resources(trainable, {"cpu": resources.cpu, "gpu": resources.gpu}),
+        param_space=param_space,
         tune_config=tune_config,
-        run_config=tune.RunConfig(name=f"fit-{time.strftime('%Y%m%d-%H%M%S')}", storage_path=str(folder.tune.resolve()),
-                                  verbose=0, failure_config=tune.FailureConfig(max_failures=0)))
+        run_config=tune.RunConfig(
+            name=f"fit-{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(folder.tune.resolve()),
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
     flag: dict[str, Any] = {"stop": None}
     with stop_signals(flag):
         try:

@@ -11,8 +11,13 @@ from biocircuits.core.atomic import atomic_write
 
 from .results import val_rows
 
-CURVE_KEYS = {"val_acc1": "acc1", "best_val_acc1": "acc1", "val_acc5": "acc5", "val_loss": "loss",
-              "best_val_loss": "loss"}
+CURVE_KEYS = {
+    "val_acc1": "acc1",
+    "best_val_acc1": "acc1",
+    "val_acc5": "acc5",
+    "val_loss": "loss",
+    "best_val_loss": "loss",
+}
 
 
 def _pyplot() -> Any:
@@ -41,8 +46,14 @@ def metric_figure(rows: list[dict[str, Any]], summary: dict[str, Any], path: Pat
     fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 1.5), 3.6))
     for i, label in enumerate(labels):
         v = summary["variants"][label]
-        xs = [r[metric] for r in rows if str(r["variant"]) == label and r["status"] == "finished"
-              and isinstance(r.get(metric), int | float) and math.isfinite(r[metric])]
+        xs = [
+            r[metric]
+            for r in rows
+            if str(r["variant"]) == label
+            and r["status"] == "finished"
+            and isinstance(r.get(metric), int | float)
+            and math.isfinite(r[metric])
+        ]
         ax.scatter([i] * len(xs), xs, s=14, color="0.5", zorder=2)
         if v["mean"] is not None:
             low, high = v["ci_low"], v["ci_high"]
@@ -70,11 +81,18 @@ def curves_figure(rows: list[dict[str, Any]], metric: str, path: Path) -> Path:
         if not xs:
             continue
         means = [sum(steps[s]) / len(steps[s]) for s in xs]
-        sds = [math.sqrt(sum((x - m) ** 2 for x in steps[s]) / (len(steps[s]) - 1)) if len(steps[s]) > 1 else 0.0
-               for s, m in zip(xs, means, strict=True)]
+        sds = [
+            math.sqrt(sum((x - m) ** 2 for x in steps[s]) / (len(steps[s]) - 1)) if len(steps[s]) > 1 else 0.0
+            for s, m in zip(xs, means, strict=True)
+        ]
         ax.plot(xs, means, color=f"C{i % 10}", label=label)
-        ax.fill_between(xs, [m - d for m, d in zip(means, sds, strict=True)],
-                        [m + d for m, d in zip(means, sds, strict=True)], color=f"C{i % 10}", alpha=0.2)
+        ax.fill_between(
+            xs,
+            [m - d for m, d in zip(means, sds, strict=True)],
+            [m + d for m, d in zip(means, sds, strict=True)],
+            color=f"C{i % 10}",
+            alpha=0.2,
+        )
     ax.set_xlabel("step")
     ax.set_ylabel(f"val {key}")
     ax.set_title("validation curves: mean over seeds +- 1 sd", fontsize=9)
@@ -87,5 +105,7 @@ def write_figures(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]
     """``plots/metric_by_variant.png`` and ``plots/learning_curves.png`` in ``out``."""
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
-    return [metric_figure(rows, summary, plots / "metric_by_variant.png"),
-            curves_figure(rows, summary["metric"], plots / "learning_curves.png")]
+    return [
+        metric_figure(rows, summary, plots / "metric_by_variant.png"),
+        curves_figure(rows, summary["metric"], plots / "learning_curves.png"),
+    ]

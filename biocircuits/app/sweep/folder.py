@@ -68,27 +68,56 @@ def machine() -> dict[str, Any]:
     """Where the sweep was started: host, OS, Python, CPU count, torch and biocircuits versions."""
     import torch
 
-    return {"host": socket.gethostname(), "platform": platform.platform(), "python": platform.python_version(),
-            "cpus": os.cpu_count(), "torch": torch.__version__, "biocircuits": __version__,
-            "cuda_devices": torch.cuda.device_count() if torch.cuda.is_available() else 0}
+    return {
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "biocircuits": __version__,
+        "cuda_devices": torch.cuda.device_count() if torch.cuda.is_available() else 0,
+    }
 
 
-def start_record(folder: SweepFolder, sweep_file: str | Path, sweep: dict[str, Any], trial_ids: list[str] | None,
-                 engine_version: str, address: str | None) -> dict[str, Any]:
+def start_record(
+    folder: SweepFolder,
+    sweep_file: str | Path,
+    sweep: dict[str, Any],
+    trial_ids: list[str] | None,
+    engine_version: str,
+    address: str | None,
+) -> dict[str, Any]:
     """Write (or extend, on a rerun) ``sweep.json``. A folder that holds another sweep file's trials is refused.
     ``trial_ids``: the planned trials (None for a search whose samples are chosen while it runs: they are found
     in ``trials/``)."""
     old = read_json(folder.record) if folder.record.is_file() else {}
-    if old and (old.get("sweep") != json.loads(json.dumps(sweep, default=str)) or
-                old.get("trials") != (trial_ids or [])):
-        raise ConfigError("this folder holds another sweep (its sweep file differs)", key="--output",
-                          given=str(folder.path), expected="the folder of this very sweep, or a new one",
-                          suggestion="rerun with the sweep file it was made from, or choose another --output")
-    command = {"argv": [sys.executable, *sys.argv], "cwd": os.getcwd(), "time": time.time(), "address": address,
-               "engine_version": engine_version}
-    record = old or {"sweep_file": str(Path(sweep_file).resolve()), "sweep": sweep, "engine": "ray",
-                     "engine_version": engine_version, "machine": machine(), "created_at": time.time(),
-                     "trials": trial_ids or [], "commands": []}
+    if old and (
+        old.get("sweep") != json.loads(json.dumps(sweep, default=str)) or old.get("trials") != (trial_ids or [])
+    ):
+        raise ConfigError(
+            "this folder holds another sweep (its sweep file differs)",
+            key="--output",
+            given=str(folder.path),
+            expected="the folder of this very sweep, or a new one",
+            suggestion="rerun with the sweep file it was made from, or choose another --output",
+        )
+    command = {
+        "argv": [sys.executable, *sys.argv],
+        "cwd": os.getcwd(),
+        "time": time.time(),
+        "address": address,
+        "engine_version": engine_version,
+    }
+    record = old or {
+        "sweep_file": str(Path(sweep_file).resolve()),
+        "sweep": sweep,
+        "engine": "ray",
+        "engine_version": engine_version,
+        "machine": machine(),
+        "created_at": time.time(),
+        "trials": trial_ids or [],
+        "commands": [],
+    }
     record["engine_version"] = engine_version
     record["commands"].append(command)
     record["command"] = command["argv"]

@@ -40,11 +40,13 @@ def figures(run_dir: Path) -> dict[str, Any]:
     last = vals[-1] if vals else {}
     finite = [v for v in vals if all(math.isfinite(v.get(k, math.nan)) for k in ("acc1", "loss"))]
     return {
-        "val_acc1": summary.get("val_acc1", last.get("acc1")), "val_acc5": summary.get("val_acc5", last.get("acc5")),
+        "val_acc1": summary.get("val_acc1", last.get("acc1")),
+        "val_acc5": summary.get("val_acc5", last.get("acc5")),
         "val_loss": summary.get("val_loss", last.get("loss")),
         "best_val_acc1": max((v["acc1"] for v in finite), default=None),
         "best_val_loss": min((v["loss"] for v in finite), default=None),
-        "steps": summary.get("steps", last.get("step")), "wall_s": summary.get("wall_s"),
+        "steps": summary.get("steps", last.get("step")),
+        "wall_s": summary.get("wall_s"),
     }
 
 
@@ -52,10 +54,18 @@ def trial_row(run_dir: Path, axes: list[str]) -> dict[str, Any]:
     """One results row: the trial's place (``trial.json``), its status and its figures."""
     state = read_json(run_dir / TRIAL_FILE)
     values = state.get("values", {})
-    row = {"trial": state.get("trial", run_dir.name), "variant": state.get("variant"), "seed": state.get("seed"),
-           **{k: values.get(k) for k in axes}, "status": state.get("status", "pending"),
-           "reason": state.get("reason"), **figures(run_dir), "started_at": state.get("started_at"),
-           "finished_at": state.get("finished_at"), "run_dir": str(run_dir)}
+    row = {
+        "trial": state.get("trial", run_dir.name),
+        "variant": state.get("variant"),
+        "seed": state.get("seed"),
+        **{k: values.get(k) for k in axes},
+        "status": state.get("status", "pending"),
+        "reason": state.get("reason"),
+        **figures(run_dir),
+        "started_at": state.get("started_at"),
+        "finished_at": state.get("finished_at"),
+        "run_dir": str(run_dir),
+    }
     return row
 
 
@@ -67,9 +77,17 @@ def run_row(run_dir: Path, label: str | None = None) -> dict[str, Any]:
         config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     summary = read_json(run_dir / "summary.json")
     status = "finished" if summary else ("interrupted" if (run_dir / "checkpoint.pt").is_file() else "pending")
-    return {"trial": run_dir.name, "variant": label or summary.get("rule") or run_dir.name,
-            "seed": config.get("train", {}).get("seed"), "status": status, "reason": summary.get("stopped_early"),
-            **figures(run_dir), "started_at": None, "finished_at": None, "run_dir": str(run_dir)}
+    return {
+        "trial": run_dir.name,
+        "variant": label or summary.get("rule") or run_dir.name,
+        "seed": config.get("train", {}).get("seed"),
+        "status": status,
+        "reason": summary.get("stopped_early"),
+        **figures(run_dir),
+        "started_at": None,
+        "finished_at": None,
+        "run_dir": str(run_dir),
+    }
 
 
 def sweep_rows(folder: SweepFolder) -> tuple[list[dict[str, Any]], dict[str, Any]]:

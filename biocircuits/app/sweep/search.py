@@ -32,14 +32,19 @@ class Distribution(Strict):
     def _one(self) -> Distribution:
         given = [k for k in ("uniform", "loguniform", "randint", "choice") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ConfigError("a distribution is exactly one of uniform, loguniform, randint, choice",
-                              given=given or None, has_given=bool(given), suggestion="e.g. {loguniform: [0.001, 0.1]}")
+            raise ConfigError(
+                "a distribution is exactly one of uniform, loguniform, randint, choice",
+                given=given or None,
+                has_given=bool(given),
+                suggestion="e.g. {loguniform: [0.001, 0.1]}",
+            )
         pair = self.uniform or self.loguniform or self.randint
         if pair is not None and not pair[0] < pair[1]:
             raise ConfigError("the range is empty", key=given[0], expected="[low, high] with low < high", given=pair)
         if self.loguniform is not None and self.loguniform[0] <= 0:
-            raise ConfigError("loguniform needs a positive range", key="loguniform", expected="low > 0",
-                              given=self.loguniform)
+            raise ConfigError(
+                "loguniform needs a positive range", key="loguniform", expected="low > 0", given=self.loguniform
+            )
         return self
 
     def sample(self, rng: np.random.Generator) -> Any:
@@ -50,7 +55,6 @@ class Distribution(Strict):
         if self.randint is not None:
             return int(rng.integers(*self.randint))
         return self.choice[int(rng.integers(len(self.choice)))]
-
 
     def candidates(self) -> list[Any]:
         """Values that bound the distribution (both ends of a range, every choice): each is validated before a
@@ -78,5 +82,4 @@ def draw(search: Search | None) -> list[tuple[str, dict[str, Any]]]:
     if search is None or search.algorithm != "random":
         return [("", {})]
     rng = np.random.default_rng(search.seed)
-    return [(f"sample{i:03d}", {k: d.sample(rng) for k, d in search.space.items()})
-            for i in range(search.num_samples)]
+    return [(f"sample{i:03d}", {k: d.sample(rng) for k, d in search.space.items()}) for i in range(search.num_samples)]

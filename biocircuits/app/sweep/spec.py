@@ -55,8 +55,7 @@ class Variant(Strict):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,63}$")
     set: dict[DottedKey, Any] = Field(default_factory=dict)
-    columns: dict[Annotated[str, Field(min_length=1, max_length=120)], str | int | float] = Field(
-        default_factory=dict)
+    columns: dict[Annotated[str, Field(min_length=1, max_length=120)], str | int | float] = Field(default_factory=dict)
 
 
 class SweepSpec(Strict):
@@ -69,7 +68,8 @@ class SweepSpec(Strict):
     axes: dict[DottedKey, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
     variants: list[Variant] = Field(default_factory=list)
     seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(min_length=1)] = Field(
-        default_factory=lambda: [0])
+        default_factory=lambda: [0]
+    )
     resources: Resources = Field(default_factory=Resources)
     baseline: str | None = None
     metric: str = Field("val_acc1", pattern=r"^(val_acc1|val_acc5|val_loss|best_val_acc1|best_val_loss)$")
@@ -91,16 +91,30 @@ class SweepSpec(Strict):
         if len(set(self.seeds)) != len(self.seeds):
             raise ConfigError("seeds repeat", key="seeds", expected="distinct seeds", given=self.seeds)
         if "train.seed" in self.axes or "train.seed" in self.set or "name" in self.axes:
-            raise ConfigError("the sweep sets train.seed and name itself", key="axes",
-                              suggestion="list the seeds under seeds:")
-        if self.search is not None and self.search.algorithm == "optuna" and (
-                self.axes or self.variants or len(self.seeds) > 1):
-            raise ConfigError("an Optuna search runs one trial per sample: no axes, no variants, one seed",
-                              key="search.algorithm", given="optuna with " + ", ".join(
-                                  k for k, on in (("axes", self.axes), ("variants", self.variants),
-                                                  (f"{len(self.seeds)} seeds", len(self.seeds) > 1)) if on),
-                              suggestion="algorithm: random runs every sample for every seed and grid cell; or "
-                                         "search at one seed, then sweep the best sample's settings over seeds")
+            raise ConfigError(
+                "the sweep sets train.seed and name itself", key="axes", suggestion="list the seeds under seeds:"
+            )
+        if (
+            self.search is not None
+            and self.search.algorithm == "optuna"
+            and (self.axes or self.variants or len(self.seeds) > 1)
+        ):
+            raise ConfigError(
+                "an Optuna search runs one trial per sample: no axes, no variants, one seed",
+                key="search.algorithm",
+                given="optuna with "
+                + ", ".join(
+                    k
+                    for k, on in (
+                        ("axes", self.axes),
+                        ("variants", self.variants),
+                        (f"{len(self.seeds)} seeds", len(self.seeds) > 1),
+                    )
+                    if on
+                ),
+                suggestion="algorithm: random runs every sample for every seed and grid cell; or "
+                "search at one seed, then sweep the best sample's settings over seeds",
+            )
         return self
 
 
@@ -119,8 +133,9 @@ class Trial:
         return {"trial": self.id, "variant": self.variant, "values": self.values, "seed": self.seed}
 
 
-def load_sweep(path: str | Path, sets: dict[str, Any] | None = None, only: list[str] | None = None
-               ) -> tuple[SweepSpec, dict[str, Any]]:
+def load_sweep(
+    path: str | Path, sets: dict[str, Any] | None = None, only: list[str] | None = None
+) -> tuple[SweepSpec, dict[str, Any]]:
     """Read and validate a sweep file, with ``sets`` added to its ``set:`` and only the variants named in ``only``
     (the command line's ``--set`` / ``--variants``); returns the spec and the effective mapping (recorded in
     ``sweep.json``, so a rerun continues only with the same options)."""
@@ -143,9 +158,14 @@ def narrow(data: Any, sets: dict[str, Any] | None, only: list[str] | None, path:
         names = [v.get("name") for v in data.get("variants") or [] if isinstance(v, dict)]
         for name in only:
             if name not in names:
-                raise ConfigError("no such variant in the sweep file", file=str(path), key="--variants", given=name,
-                                  expected="one of " + (", ".join(map(str, names)) or "(the file has no variants)"),
-                                  suggestion=did_you_mean(name, [str(n) for n in names]))
+                raise ConfigError(
+                    "no such variant in the sweep file",
+                    file=str(path),
+                    key="--variants",
+                    given=name,
+                    expected="one of " + (", ".join(map(str, names)) or "(the file has no variants)"),
+                    suggestion=did_you_mean(name, [str(n) for n in names]),
+                )
         data["variants"] = [v for v in data["variants"] if v.get("name") in only]
         if data.get("baseline") not in only:
             data.pop("baseline", None)
@@ -172,11 +192,19 @@ def variant_cells(spec: SweepSpec) -> list[tuple[str, dict[str, Any], dict[str, 
     for variant, (sample, drawn) in itertools.product(spec.variants or [None], draw(spec.search)):
         for combo in itertools.product(*(spec.axes[k] for k in keys)):
             values = dict(zip(keys, combo, strict=True))
-            parts = ([variant.name] if variant else []) + ([sample] if sample else []) + [
-                f"{k.split('.')[-1]}={_short(v)}" for k, v in values.items()]
+            parts = (
+                ([variant.name] if variant else [])
+                + ([sample] if sample else [])
+                + [f"{k.split('.')[-1]}={_short(v)}" for k, v in values.items()]
+            )
             overrides = {**(variant.set if variant else {}), **drawn, **values}
-            cells.append((",".join(parts) or "base",
-                          {**({"variant": variant.name} if variant else {}), **drawn, **values}, overrides))
+            cells.append(
+                (
+                    ",".join(parts) or "base",
+                    {**({"variant": variant.name} if variant else {}), **drawn, **values},
+                    overrides,
+                )
+            )
     return cells
 
 
@@ -185,8 +213,13 @@ def base_experiment(spec: SweepSpec, sweep_file: str | Path) -> tuple[Path, Path
     here = Path(sweep_file).resolve().parent
     exp_path = resolve_path(spec.experiment, here, "experiments")
     if exp_path is None:
-        raise ConfigError("experiment not found", file=str(sweep_file), key="experiment", given=spec.experiment,
-                          suggestion="a path relative to the sweep file or the working directory, or a recipe name")
+        raise ConfigError(
+            "experiment not found",
+            file=str(sweep_file),
+            key="experiment",
+            given=spec.experiment,
+            suggestion="a path relative to the sweep file or the working directory, or a recipe name",
+        )
     return here, exp_path, load_with_includes(exp_path, "experiments")
 
 
@@ -196,8 +229,14 @@ def expand(spec: SweepSpec, sweep_file: str | Path) -> list[Trial]:
     here, exp_path, base = base_experiment(spec, sweep_file)
     cells = variant_cells(spec)
     if len(cells) * len(spec.seeds) > MAX_TRIALS:
-        raise ConfigError("too many trials", file=str(sweep_file), key="axes", expected=f"at most {MAX_TRIALS}",
-                          given=len(cells) * len(spec.seeds), suggestion="split the sweep")
+        raise ConfigError(
+            "too many trials",
+            file=str(sweep_file),
+            key="axes",
+            expected=f"at most {MAX_TRIALS}",
+            given=len(cells) * len(spec.seeds),
+            suggestion="split the sweep",
+        )
     trials = []
     for label, values, overrides in cells:
         for seed in spec.seeds:
@@ -212,13 +251,24 @@ def _origin(spec: SweepSpec, overrides: dict[str, Any], label: str) -> dict[str,
     """For each override key, the sweep key that set it (for error messages)."""
     out = {k: f"set.{k}" for k in spec.set}
     for k in overrides:
-        out[k] = f"axes.{k}" if k in spec.axes else f"search.space.{k}" if spec.search and k in spec.search.space \
+        out[k] = (
+            f"axes.{k}"
+            if k in spec.axes
+            else f"search.space.{k}"
+            if spec.search and k in spec.search.space
             else f"variants[{label.split(',')[0]}].set.{k}"
+        )
     return out
 
 
-def build_trial(base: dict[str, Any], exp_path: Path, here: Path, sets: dict[str, Any], sweep_file: str | Path,
-                where: dict[str, str]) -> Experiment:
+def build_trial(
+    base: dict[str, Any],
+    exp_path: Path,
+    here: Path,
+    sets: dict[str, Any],
+    sweep_file: str | Path,
+    where: dict[str, str],
+) -> Experiment:
     """The experiment ``base`` with ``sets`` applied (shorter keys first; a constraint spec named by path is
     loaded when a ``constraints.*`` key edits it), validated with its constraint spec."""
     data = copy.deepcopy(base)
@@ -231,8 +281,15 @@ def build_trial(base: dict[str, Any], exp_path: Path, here: Path, sets: dict[str
                 data["constraints"] = load_with_includes(_find_spec(data["constraints"], here, exp_path))
             _set(data, key, value)
         except ConfigError as err:
-            raise ConfigError(err.message, file=str(sweep_file), key=where.get(key, key), expected=err.expected,
-                              given=err.given, has_given=err.has_given, suggestion=err.suggestion) from None
+            raise ConfigError(
+                err.message,
+                file=str(sweep_file),
+                key=where.get(key, key),
+                expected=err.expected,
+                given=err.given,
+                has_given=err.has_given,
+                suggestion=err.suggestion,
+            ) from None
     try:
         exp = Experiment.from_dict(data, file=str(exp_path))
         exp.resolved_constraints()
@@ -248,16 +305,25 @@ def _blame(err: ConfigError, sweep_file: str | Path, where: dict[str, str]) -> C
     owner = max((k for k in where if key == k or key.startswith(k + ".")), key=len, default=None)
     if owner is None:
         return err
-    return ConfigError(first.message, file=str(sweep_file), key=f"{where[owner]} (experiment key {key})",
-                       expected=first.expected, given=first.given, has_given=first.has_given,
-                       suggestion=first.suggestion)
+    return ConfigError(
+        first.message,
+        file=str(sweep_file),
+        key=f"{where[owner]} (experiment key {key})",
+        expected=first.expected,
+        given=first.given,
+        has_given=first.has_given,
+        suggestion=first.suggestion,
+    )
 
 
 def _find_spec(name: str, here: Path, exp_path: Path) -> Path:
     found = resolve_path(name, here, "constraints") or resolve_path(name, exp_path.parent, "constraints")
     if found is None:
-        raise ConfigError("constraint spec not found", given=name,
-                          suggestion="a path relative to the sweep file or the working directory, or a preset name")
+        raise ConfigError(
+            "constraint spec not found",
+            given=name,
+            suggestion="a path relative to the sweep file or the working directory, or a preset name",
+        )
     return found.resolve()
 
 
@@ -268,7 +334,10 @@ def _set(data: dict[str, Any], key: str, value: Any) -> None:
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise ConfigError("this key goes inside a value that is not a mapping", given=child,
-                              suggestion=f"set {'.'.join(parts[: i + 1])} itself")
+            raise ConfigError(
+                "this key goes inside a value that is not a mapping",
+                given=child,
+                suggestion=f"set {'.'.join(parts[: i + 1])} itself",
+            )
         node = child
     node[parts[-1]] = copy.deepcopy(value)

@@ -73,8 +73,13 @@ def summarise(rows: list[dict[str, Any]], metric: str = "val_acc1", baseline: st
         if base in by_variant and label != base:
             entry["vs_baseline"] = paired(by_variant[label], by_variant[base])
         variants[label] = entry
-    return {"metric": metric, "interval": f"{LEVEL:.0%} Student-t interval of the mean (sd with n - 1)",
-            "test": "two-sided paired t-test over matched seeds", "baseline": base, "variants": variants}
+    return {
+        "metric": metric,
+        "interval": f"{LEVEL:.0%} Student-t interval of the mean (sd with n - 1)",
+        "test": "two-sided paired t-test over matched seeds",
+        "baseline": base,
+        "variants": variants,
+    }
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -84,20 +89,33 @@ def _num(value: Any, digits: int = 3) -> str:
 def markdown(summary: dict[str, Any], title: str) -> str:
     """``summary.md``: one table per variant, one of paired differences against the baseline."""
     metric, base = summary["metric"], summary["baseline"]
-    lines = [f"# {title}", "", f"{metric}: mean, sd and {summary['interval']}; paired differences against "
-             f"`{base}` over matched seeds ({summary['test']}).", "",
-             "| variant | n | mean | sd | 95% CI | finished / failed / other |", "|---|---:|---:|---:|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"{metric}: mean, sd and {summary['interval']}; paired differences against "
+        f"`{base}` over matched seeds ({summary['test']}).",
+        "",
+        "| variant | n | mean | sd | 95% CI | finished / failed / other |",
+        "|---|---:|---:|---:|---|---|",
+    ]
     for label, v in summary["variants"].items():
         status = v["status"]
         other = sum(c for s, c in status.items() if s not in ("finished", "failed"))
-        lines.append(f"| {label} | {v['n']} | {_num(v['mean'])} | {_num(v['sd'])} | "
-                     f"[{_num(v['ci_low'])}, {_num(v['ci_high'])}] | "
-                     f"{status.get('finished', 0)} / {status.get('failed', 0)} / {other} |")
-    lines += ["", f"| variant - {base} | n pairs | mean diff | sd | 95% CI | t | p |",
-              "|---|---:|---:|---:|---|---:|---:|"]
+        lines.append(
+            f"| {label} | {v['n']} | {_num(v['mean'])} | {_num(v['sd'])} | "
+            f"[{_num(v['ci_low'])}, {_num(v['ci_high'])}] | "
+            f"{status.get('finished', 0)} / {status.get('failed', 0)} / {other} |"
+        )
+    lines += [
+        "",
+        f"| variant - {base} | n pairs | mean diff | sd | 95% CI | t | p |",
+        "|---|---:|---:|---:|---|---:|---:|",
+    ]
     for label, v in summary["variants"].items():
         d = v.get("vs_baseline")
         if d is not None:
-            lines.append(f"| {label} | {d['n']} | {_num(d['mean'])} | {_num(d['sd'])} | "
-                         f"[{_num(d['ci_low'])}, {_num(d['ci_high'])}] | {_num(d['t'])} | {_num(d['p'], 4)} |")
+            lines.append(
+                f"| {label} | {d['n']} | {_num(d['mean'])} | {_num(d['sd'])} | "
+                f"[{_num(d['ci_low'])}, {_num(d['ci_high'])}] | {_num(d['t'])} | {_num(d['p'], 4)} |"
+            )
     return "\n".join(lines) + "\n"

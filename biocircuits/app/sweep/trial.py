@@ -26,8 +26,14 @@ class TuneReport(Callback):
         self.report = report
 
     def on_eval_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
-        self.report({"step": trainer.step, "val_loss": metrics["loss"], "val_acc1": metrics["acc1"],
-                     "val_acc5": metrics["acc5"]})
+        self.report(
+            {
+                "step": trainer.step,
+                "val_loss": metrics["loss"],
+                "val_acc1": metrics["acc1"],
+                "val_acc5": metrics["acc5"],
+            }
+        )
 
 
 def mark(run_dir: Path, record: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -38,8 +44,15 @@ def mark(run_dir: Path, record: dict[str, Any], **fields: Any) -> dict[str, Any]
     return state
 
 
-def train_trial(run_dir: Path, record: dict[str, Any], experiment: dict[str, Any], source: str | None,
-                threads: int, report: Any = None, scheduler: str | None = None) -> dict[str, Any]:
+def train_trial(
+    run_dir: Path,
+    record: dict[str, Any],
+    experiment: dict[str, Any],
+    source: str | None,
+    threads: int,
+    report: Any = None,
+    scheduler: str | None = None,
+) -> dict[str, Any]:
     """Train the trial into ``run_dir``: resume from its checkpoint when it has one (a run left without one is
     moved aside to ``<id>.old-N`` and started afresh); returns the final ``trial.json`` state. The engine ends a
     trial by raising ``SystemExit`` in ``report``: recorded ``stopped`` when a ``scheduler`` decided it, else
@@ -49,33 +62,51 @@ def train_trial(run_dir: Path, record: dict[str, Any], experiment: dict[str, Any
     checkpoint = (run_dir / "checkpoint.pt").is_file()
     if not checkpoint and holds_run(run_dir):  # stopped before its first checkpoint: start afresh, keep the old
         os.rename(run_dir, aside_name(run_dir))
-    mark(run_dir, record, status="running", started_at=state.get("started_at") or time.time(),
-         attempts=int(state.get("attempts", 0)) + 1, threads=threads)
+    mark(
+        run_dir,
+        record,
+        status="running",
+        started_at=state.get("started_at") or time.time(),
+        attempts=int(state.get("attempts", 0)) + 1,
+        threads=threads,
+    )
     try:
         exp = Experiment.from_dict(experiment, file=source)
-        summary = run_experiment(exp, run_dir, resume=checkpoint,
-                                 callbacks=[TuneReport(report)] if report is not None else [])
+        summary = run_experiment(
+            exp, run_dir, resume=checkpoint, callbacks=[TuneReport(report)] if report is not None else []
+        )
     except SystemExit:
         if scheduler is None:
             mark(run_dir, record, status="interrupted", reason="the sweep was stopped")
         else:
-            mark(run_dir, record, status="stopped", reason=f"stopped early by the scheduler ({scheduler})",
-                 finished_at=time.time())
+            mark(
+                run_dir,
+                record,
+                status="stopped",
+                reason=f"stopped early by the scheduler ({scheduler})",
+                finished_at=time.time(),
+            )
         raise
     except Exception as err:  # recorded with its reason; the sweep goes on
         reason = f"{type(err).__name__}: {err}".strip()
-        final = mark(run_dir, record, status="failed", reason=reason[:2000], finished_at=time.time(),
-                     traceback=traceback.format_exc()[-4000:])
+        final = mark(
+            run_dir,
+            record,
+            status="failed",
+            reason=reason[:2000],
+            finished_at=time.time(),
+            traceback=traceback.format_exc()[-4000:],
+        )
     else:
         if summary.get("interrupted"):
             return mark(run_dir, record, status="interrupted", reason="stopped by a signal")
-        final = mark(run_dir, record, status="finished", reason=summary.get("stopped_early"),
-                     finished_at=time.time())
+        final = mark(run_dir, record, status="finished", reason=summary.get("stopped_early"), finished_at=time.time())
     return final
 
 
-def tune_trainable(config: dict[str, Any], folder: str, trials: dict[str, dict[str, Any]], threads: int,
-                   scheduler: str | None = None) -> None:
+def tune_trainable(
+    config: dict[str, Any], folder: str, trials: dict[str, dict[str, Any]], threads: int, scheduler: str | None = None
+) -> None:
     """The function Ray Tune calls for a trial: ``config["trial"]`` names one of ``trials`` (record, experiment,
     source), trained into ``folder/trials/<id>``."""
     import torch
@@ -84,5 +115,12 @@ def tune_trainable(config: dict[str, Any], folder: str, trials: dict[str, dict[s
     torch.set_num_threads(threads)  # this worker's torch threads (a process-wide setting: set here, not per run)
     tid = config["trial"]
     entry = trials[tid]
-    train_trial(Path(folder) / "trials" / tid, entry["record"], entry["experiment"], entry["source"], threads,
-                report=tune.report, scheduler=scheduler)
+    train_trial(
+        Path(folder) / "trials" / tid,
+        entry["record"],
+        entry["experiment"],
+        entry["source"],
+        threads,
+        report=tune.report,
+        scheduler=scheduler,
+    )

@@ -16,18 +16,36 @@ from .calibration import Calibration, calibrate_spikes
 from .chain import ChainReport, check_chain
 from .metrics import FrequencyPoint, Tracking
 from .modes import MODES, PathwayMode, RateMode, SpikingMode, Trace, make_mode
-from .pathway import (
-    PathwayReport,
-    PatternResult,
-    TrackingReport,
-    check_pathway,
-    frequency_response,
-    track,
-)
+from .pathway import PathwayReport, PatternResult, TrackingReport, check_pathway, frequency_response, track
 from .relays import Relays, relay_bias
 from .streams import WAVEFORMS, ErrorRecorder, ErrorStream
 
-__all__ = ["INSTALL_HINT", "MODES", "WAVEFORMS", "Calibration", "ChainReport", "ErrorRecorder", "ErrorStream",
-           "FrequencyPoint", "PathwayMode", "PathwayReport", "PatternResult", "RateMode", "Relays", "SpikingMode",
-           "Trace", "Tracking", "TrackingReport", "b2", "calibrate_spikes", "check_chain", "check_pathway",
-           "feedback_matrix", "frequency_response", "make_mode", "relay_bias", "require_brian2", "track"]
+__all__ = [
+    "INSTALL_HINT",
+    "MODES",
+    "WAVEFORMS",
+    "Calibration",
+    "ChainReport",
+    "ErrorRecorder",
+    "ErrorStream",
+    "FrequencyPoint",
+    "PathwayMode",
+    "PathwayReport",
+    "PatternResult",
+    "RateMode",
+    "Relays",
+    "SpikingMode",
+    "Trace",
+    "Tracking",
+    "TrackingReport",
+    "b2",
+    "calibrate_spikes",
+    "check_chain",
+    "check_pathway",
+    "feedback_matrix",
+    "frequency_response",
+    "make_mode",
+    "relay_bias",
+    "require_brian2",
+    "track",
+]

@@ -71,9 +71,11 @@ def feedback_matrix(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray) -> 
     if isinstance(layer_or_b, torch.nn.Module):
         B = layer_or_b.backward_weight() if hasattr(layer_or_b, "backward_weight") else layer_or_b.weight
         if B is None:
-            raise ConfigError("this layer's rule has no layer-local feedback matrix to simulate",
-                              given=layer_or_b.rule.name, suggestion="check a layer trained with bp, fa, "
-                              "sign_symmetry, kolen_pollack or weight_mirror")
+            raise ConfigError(
+                "this layer's rule has no layer-local feedback matrix to simulate",
+                given=layer_or_b.rule.name,
+                suggestion="check a layer trained with bp, fa, sign_symmetry, kolen_pollack or weight_mirror",
+            )
         return as_matrix(B), as_matrix(layer_or_b.weight)
     return as_matrix(layer_or_b), None
 
@@ -88,9 +90,13 @@ def as_errors(errors: torch.Tensor | np.ndarray, n_out: int, what: str = "errors
     """Error patterns as a float64 (patterns, n_out) array; a ConfigError if the width is not ``n_out``."""
     E = np.atleast_2d(torch.as_tensor(errors).detach().double().cpu().numpy())
     if E.ndim != 2 or E.shape[1] != n_out:
-        raise ConfigError(f"{what} have {E.shape[-1]} units per pattern but B has {n_out} rows (outputs)",
-                          key=what, expected=f"shape (patterns, {n_out})", given=tuple(E.shape),
-                          suggestion="pass the errors at the layer's output, one row per pattern")
+        raise ConfigError(
+            f"{what} have {E.shape[-1]} units per pattern but B has {n_out} rows (outputs)",
+            key=what,
+            expected=f"shape (patterns, {n_out})",
+            given=tuple(E.shape),
+            suggestion="pass the errors at the layer's output, one row per pattern",
+        )
     return E
 
 

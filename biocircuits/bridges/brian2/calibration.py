@@ -56,14 +56,17 @@ class Calibration:
         """The ``phases:`` section: ``form`` is noise (``error_noise``) or quantization (``error_quantization``);
         each alone carries the bridge's whole error variance (module docstring)."""
         if form not in FORMS:
-            raise ValueError(f"form must be one of {', '.join(FORMS)} (each carries the whole spiking variance, "
-                             f"so one at a time), given {form!r}")
+            raise ValueError(
+                f"form must be one of {', '.join(FORMS)} (each carries the whole spiking variance, "
+                f"so one at a time), given {form!r}"
+            )
         if form == "noise":
             return {"seed": seed, "error_noise": {"sigma": round(self.sigma if measured else self.sigma_analytic, 6)}}
         return {"seed": seed, "error_quantization": {"spikes": self.spikes}}
 
-    def spec(self, form: str = "noise", feedback: dict[str, Any] | None = None, measured: bool = True
-             ) -> dict[str, Any]:
+    def spec(
+        self, form: str = "noise", feedback: dict[str, Any] | None = None, measured: bool = True
+    ) -> dict[str, Any]:
         """A constraint spec (mapping for ``bc.apply`` or a ``constraints/`` YAML): ``feedback`` (if given) and
         the calibrated ``phases``."""
         spec: dict[str, Any] = {} if feedback is None else {"feedback": dict(feedback)}
@@ -72,20 +75,30 @@ class Calibration:
 
     def header(self) -> str:
         """YAML comment lines saying where the numbers come from."""
-        return (f"# Brian2 spike budget: r0 {self.rate_hz:g} Hz, window {self.window_s * 1e3:g} ms"
-                f"{', Dale relays' if self.dale else ''} (2 r0 T = {self.spike_budget:g} spikes per pair)\n"
-                f"# bridge cosine {self.cosine:.4f} (Poisson {self.cosine_predicted:.4f}); sigma measured "
-                f"{self.sigma:.4f}, analytic {self.sigma_analytic:.4f}; equivalent spike count {self.spikes}\n")
+        return (
+            f"# Brian2 spike budget: r0 {self.rate_hz:g} Hz, window {self.window_s * 1e3:g} ms"
+            f"{', Dale relays' if self.dale else ''} (2 r0 T = {self.spike_budget:g} spikes per pair)\n"
+            f"# bridge cosine {self.cosine:.4f} (Poisson {self.cosine_predicted:.4f}); sigma measured "
+            f"{self.sigma:.4f}, analytic {self.sigma_analytic:.4f}; equivalent spike count {self.spikes}\n"
+        )
 
     def summary(self) -> str:
         return self.header().replace("# ", "").rstrip()
 
 
 @check_units(rate=HZ, window=SECOND, tau_syn=SECOND)
-def calibrate_spikes(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray, errors: torch.Tensor | np.ndarray,
-                     *, rate: Any = 200 * HZ, window: Any = 50 * MS, tau_syn: Any = 5 * MS,
-                     dale: bool | Relays = False, repeats: int = 4, seed: int = 0,
-                     codegen_target: str = "numpy") -> Calibration:
+def calibrate_spikes(
+    layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray,
+    errors: torch.Tensor | np.ndarray,
+    *,
+    rate: Any = 200 * HZ,
+    window: Any = 50 * MS,
+    tau_syn: Any = 5 * MS,
+    dale: bool | Relays = False,
+    repeats: int = 4,
+    seed: int = 0,
+    codegen_target: str = "numpy",
+) -> Calibration:
     """Simulate the spiking pathway on ``errors`` (patterns, out), each pattern ``repeats`` times, averaged over
     ``window`` after the synapses settle, and derive the equivalent ``phases`` settings (module docstring)."""
     B, _ = feedback_matrix(layer_or_b)
@@ -95,9 +108,16 @@ def calibrate_spikes(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray, er
     settle = default_settle(mode, relays)
     T = seconds(window)
     reps = np.tile(E, (max(1, int(repeats)), 1))
-    report = check_pathway(B, reps, mode, dale=relays if relays is not None else False,
-                           duration=(settle + T) * SECOND, settle=settle * SECOND, seed=seed,
-                           codegen_target=codegen_target)
+    report = check_pathway(
+        B,
+        reps,
+        mode,
+        dale=relays if relays is not None else False,
+        duration=(settle + T) * SECOND,
+        settle=settle * SECOND,
+        seed=seed,
+        codegen_target=codegen_target,
+    )
     window_s = report.duration_s - report.settle_s
     sim, ana = np.asarray(report.simulated), np.asarray(report.analytic)
     frob = float(np.sum(B**2))
@@ -105,6 +125,15 @@ def calibrate_spikes(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray, er
     var_analytic = float(np.mean([mode.window_noise(B, e, window_s, relays) for e in reps])) / frob
     rms = float(np.sqrt(np.mean(E**2)))
     spikes = max(1, round(float(np.abs(E).max()) / math.sqrt(6 * var_measured)))
-    return Calibration(hertz(rate), window_s, relays is not None, math.sqrt(var_measured) / rms,
-                       math.sqrt(var_analytic) / rms, spikes, 2 * hertz(rate) * window_s, report.mean_cosine,
-                       float(np.mean([p.poisson_cosine for p in report.patterns])), report)
+    return Calibration(
+        hertz(rate),
+        window_s,
+        relays is not None,
+        math.sqrt(var_measured) / rms,
+        math.sqrt(var_analytic) / rms,
+        spikes,
+        2 * hertz(rate) * window_s,
+        report.mean_cosine,
+        float(np.mean([p.poisson_cosine for p in report.patterns])),
+        report,
+    )

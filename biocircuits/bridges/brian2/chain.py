@@ -70,8 +70,10 @@ class ChainReport:
 
     def summary(self) -> str:
         dims = " -> ".join(str(s[0]) for s in self.shapes) + f" -> {self.shapes[-1][1]}"
-        lines = [f"{self.mode} {len(self.shapes)}-layer gated pathway ({dims}), {len(self.patterns)} patterns x "
-                 f"{self.duration_s:g} s, {self.wall_s:.1f} s wall, checked against torch B^T (f'(a) * B^T e)"]
+        lines = [
+            f"{self.mode} {len(self.shapes)}-layer gated pathway ({dims}), {len(self.patterns)} patterns x "
+            f"{self.duration_s:g} s, {self.wall_s:.1f} s wall, checked against torch B^T (f'(a) * B^T e)"
+        ]
         for i, p in enumerate(self.patterns):
             extra = f"  Poisson cos* {p.poisson_cosine:.4f} (bound {p.poisson_bound:.4f})" if p.poisson_cosine else ""
             lines.append(f"  pattern {i}: cos {p.cosine:.4f}  rel L2 {p.rel_l2:.3f}{extra}")
@@ -87,15 +89,24 @@ def _gate_table(gate: np.ndarray, n: int, steps: int, hold: int, patterns_: int)
         return np.repeat(g, hold, axis=0)
     if g.ndim == 2 and g.shape == (steps, n):
         return g
-    raise ValueError(f"a gate for {n} hidden units must have shape ({n},), ({patterns_}, {n}) or ({steps}, {n}); "
-                     f"given {g.shape}")
+    raise ValueError(
+        f"a gate for {n} hidden units must have shape ({n},), ({patterns_}, {n}) or ({steps}, {n}); given {g.shape}"
+    )
 
 
 @check_units(duration=SECOND, settle=SECOND)
-def check_chain(layers: Sequence[torch.nn.Module | torch.Tensor | np.ndarray], errors: torch.Tensor | np.ndarray,
-                gates: Sequence[torch.Tensor | np.ndarray], mode: str | PathwayMode = "spiking", *,
-                duration: Any = None, settle: Any = None, hidden_rate: float | None = None, seed: int = 0,
-                codegen_target: str = "numpy") -> ChainReport:
+def check_chain(
+    layers: Sequence[torch.nn.Module | torch.Tensor | np.ndarray],
+    errors: torch.Tensor | np.ndarray,
+    gates: Sequence[torch.Tensor | np.ndarray],
+    mode: str | PathwayMode = "spiking",
+    *,
+    duration: Any = None,
+    settle: Any = None,
+    hidden_rate: float | None = None,
+    seed: int = 0,
+    codegen_target: str = "numpy",
+) -> ChainReport:
     """Simulate the gated chain for each row of ``errors`` held ``duration`` (default 0.3 s rate, 1 s spiking)
     and compare the readout, averaged after ``settle`` (default (8 + 6 (L - 1)) time constants, at most half a
     window), with [`chain_reference`][biocircuits.bridges.brian2.chain.chain_reference]. ``hidden_rate`` (Hz) is r_h of
@@ -104,16 +115,19 @@ def check_chain(layers: Sequence[torch.nn.Module | torch.Tensor | np.ndarray], e
     Bs = [feedback_matrix(layer)[0] for layer in layers]
     for i in range(len(Bs) - 1):
         if Bs[i].shape[1] != Bs[i + 1].shape[0]:
-            raise ValueError(f"layer {i} feeds {Bs[i].shape[1]} units back but layer {i + 1} has "
-                             f"{Bs[i + 1].shape[0]} outputs")
+            raise ValueError(
+                f"layer {i} feeds {Bs[i].shape[1]} units back but layer {i + 1} has {Bs[i + 1].shape[0]} outputs"
+            )
     if len(gates) != len(Bs) - 1:
         raise ValueError(f"{len(Bs)} layers need {len(Bs) - 1} gates (one per hidden layer), given {len(gates)}")
     E = as_errors(errors, Bs[0].shape[0])
     hold = seconds(duration if duration is not None else m.chain_hold)
     stream = patterns(E, hold=hold * SECOND, dt=m.dt)
     n, steps = stream.hold, stream.steps
-    G = [_gate_table(torch.as_tensor(g).double().numpy(), B.shape[1], steps, n, len(E)) for g, B in
-         zip(gates, Bs[:-1], strict=True)]
+    G = [
+        _gate_table(torch.as_tensor(g).double().numpy(), B.shape[1], steps, n, len(E))
+        for g, B in zip(gates, Bs[:-1], strict=True)
+    ]
     t0 = time.perf_counter()
     with session(codegen_target, seed) as bb:
         build = CHAIN_BUILDERS[m.name]
@@ -134,17 +148,32 @@ def check_chain(layers: Sequence[torch.nn.Module | torch.Tensor | np.ndarray], e
         rel = float(np.linalg.norm(sim[p] - ref[p]) / max(np.linalg.norm(ref[p]), 1e-300))
         bounds = (None, None)
         if noise_terms:
-            bounds = _poisson_cosines(ref[p], [term(p, measured[p]) for term in noise_terms],
-                                      (1 + math.expm1(-window / m.tau_s) * m.tau_s / window) / window)
+            bounds = _poisson_cosines(
+                ref[p],
+                [term(p, measured[p]) for term in noise_terms],
+                (1 + math.expm1(-window / m.tau_s) * m.tau_s / window) / window,
+            )
         results.append(PatternResult(cos, ang, rel, None, *bounds))
-    neurons = {"error": Bs[0].shape[0] * m.neurons_per_unit, "target": Bs[-1].shape[1],
-               "relay": sum(B.shape[1] for B in Bs[:-1]) * m.neurons_per_unit}
-    return ChainReport(m.name, [tuple(B.shape) for B in Bs], hold, results, sim.tolist(), ref.tolist(), neurons,
-                       time.perf_counter() - t0)
+    neurons = {
+        "error": Bs[0].shape[0] * m.neurons_per_unit,
+        "target": Bs[-1].shape[1],
+        "relay": sum(B.shape[1] for B in Bs[:-1]) * m.neurons_per_unit,
+    }
+    return ChainReport(
+        m.name,
+        [tuple(B.shape) for B in Bs],
+        hold,
+        results,
+        sim.tolist(),
+        ref.tolist(),
+        neurons,
+        time.perf_counter() - t0,
+    )
 
 
-def _poisson_cosines(mu: np.ndarray, parts: list[tuple[float, np.ndarray]], scale: float,
-                     draws: int = 20000) -> tuple[float, float]:
+def _poisson_cosines(
+    mu: np.ndarray, parts: list[tuple[float, np.ndarray]], scale: float, draws: int = 20000
+) -> tuple[float, float]:
     """(mean, 0.1% quantile) of cos(mu + n, mu), n = sum_l sqrt(scale c_l) z_l M_l for parts (c_l, M_l)."""
     rng = np.random.default_rng(0)
     noise = sum(math.sqrt(scale * c) * rng.standard_normal((draws, M.shape[0])) @ M for c, M in parts)
@@ -163,10 +192,19 @@ def _rate_chain(bb, m, Bs, stream, G, hidden_rate):
         last = i == len(Bs) - 1
         eq = "dr/dt = (-r + I) / tau : 1\nI : 1" + ("" if last else "\nout = gate(t, i) * r : 1")
         ns = {"tau": m.tau} | ({} if last else {"gate": gates[i]})
-        group = bb.NeuronGroup(B.shape[1], eq, dt=dt, name="target_units" if last else f"relays_{i + 1}",
-                               namespace=ns, method="exact")
-        syn = connect(bb, src, group, B, "w : 1\nI_post = w * out_pre : 1 (summed)", None, f"syn_{i}",
-                      {"tab": tab} | ({"gate": gates[i - 1]} if i else {}))
+        group = bb.NeuronGroup(
+            B.shape[1], eq, dt=dt, name="target_units" if last else f"relays_{i + 1}", namespace=ns, method="exact"
+        )
+        syn = connect(
+            bb,
+            src,
+            group,
+            B,
+            "w : 1\nI_post = w * out_pre : 1 (summed)",
+            None,
+            f"syn_{i}",
+            {"tab": tab} | ({"gate": gates[i - 1]} if i else {}),
+        )
         objects += [group, syn]
         src = group
     return objects, src, np.ones(stream.steps), []
@@ -181,8 +219,13 @@ def _spiking_chain(bb, m, Bs, stream, G, hidden_rate):
     unit_norm = m.dt_s / (1 - decay)  # the recorded current per unit rate, Hz -> normalised
     k = window_gain(stream, r0)
     ke = k[:, None] * stream.values
-    src = bb.PoissonGroup(2 * Bs[0].shape[0], rates="tab(t, i)", dt=dt, name="error_neurons",
-                          namespace={"tab": table(bb, np.clip(np.concatenate([r0 + ke, r0 - ke], 1), 0, None), dt, hz)})
+    src = bb.PoissonGroup(
+        2 * Bs[0].shape[0],
+        rates="tab(t, i)",
+        dt=dt,
+        name="error_neurons",
+        namespace={"tab": table(bb, np.clip(np.concatenate([r0 + ke, r0 - ke], 1), 0, None), dt, hz)},
+    )
     objects: list[Any] = [src]
     signal = stream.values
     rates, gains, carried = [r0], [k], []
@@ -192,24 +235,39 @@ def _spiking_chain(bb, m, Bs, stream, G, hidden_rate):
         width = 1 if last else 2
         weights = np.concatenate([np.tile(B, (1, width)), -np.tile(B, (1, width))], axis=0)
         if last:
-            group = bb.NeuronGroup(n_next, "dI/dt = -I / tau_syn : 1", dt=dt, name="target_neurons",
-                                   namespace={"tau_syn": m.tau_syn}, method="exact")
+            group = bb.NeuronGroup(
+                n_next,
+                "dI/dt = -I / tau_syn : 1",
+                dt=dt,
+                name="target_neurons",
+                namespace={"tau_syn": m.tau_syn},
+                method="exact",
+            )
         else:
             # instantaneous noise std of the gated, normalised current of each hidden unit (steps, n_next)
-            inst = G[i] * np.sqrt(np.sum(B**2, axis=0)[None, :] * 2 * rates[-1] / (2 * gains[-1][:, None]) ** 2
-                                  / (2 * m.tau_s))
+            inst = G[i] * np.sqrt(
+                np.sum(B**2, axis=0)[None, :] * 2 * rates[-1] / (2 * gains[-1][:, None]) ** 2 / (2 * m.tau_s)
+            )
             signal = G[i] * (signal @ B)
             peak = (np.abs(signal) + 3 * inst).max(axis=1)
-            per = np.repeat([peak[j:j + stream.hold].max() for j in range(0, stream.steps, stream.hold)],
-                            stream.hold)
+            per = np.repeat([peak[j : j + stream.hold].max() for j in range(0, stream.steps, stream.hold)], stream.hold)
             k_next = r_h / np.maximum(per, 1e-300)
             c = (k_next / (2 * gains[-1] * unit_norm * decay))[:, None] * G[i]
             sgn = np.concatenate([np.ones(n_next), -np.ones(n_next)])
-            group = bb.NeuronGroup(2 * n_next, "dI/dt = -I / tau_syn : 1\nsgn : 1 (constant)\n"
-                                   "rate = clip(r_h + sgn * coupling(t, i) * I, 0 * Hz, 1 / dt) : Hz",
-                                   threshold="rand() < rate * dt", dt=dt, name=f"relays_{i + 1}", method="exact",
-                                   namespace={"tau_syn": m.tau_syn, "r_h": r_h * hz,
-                                              "coupling": table(bb, np.concatenate([c, c], axis=1), dt, hz)})
+            group = bb.NeuronGroup(
+                2 * n_next,
+                "dI/dt = -I / tau_syn : 1\nsgn : 1 (constant)\n"
+                "rate = clip(r_h + sgn * coupling(t, i) * I, 0 * Hz, 1 / dt) : Hz",
+                threshold="rand() < rate * dt",
+                dt=dt,
+                name=f"relays_{i + 1}",
+                method="exact",
+                namespace={
+                    "tau_syn": m.tau_syn,
+                    "r_h": r_h * hz,
+                    "coupling": table(bb, np.concatenate([c, c], axis=1), dt, hz),
+                },
+            )
             group.sgn = sgn
             rates.append(r_h)
             gains.append(k_next)
@@ -218,6 +276,7 @@ def _spiking_chain(bb, m, Bs, stream, G, hidden_rate):
         src = group
     # noise carried from stage l to the readout: M_l = B_l diag(g_{l+1}) ... B_{L-1}
     for stage in range(len(Bs)):
+
         def term(p, window, stage=stage):
             M = Bs[stage]
             for j in range(stage + 1, len(Bs)):
@@ -225,6 +284,7 @@ def _spiking_chain(bb, m, Bs, stream, G, hidden_rate):
                 M = (M * g) @ Bs[j]
             kp = float(gains[stage][p * stream.hold])
             return 2 * rates[stage] / (2 * kp) ** 2, M
+
         carried.append(term)
     return objects, src, 2 * gains[-1] * unit_norm, carried
 

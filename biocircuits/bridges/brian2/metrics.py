@@ -51,10 +51,12 @@ class Tracking:
 
     def summary(self) -> str:
         poisson = f", Poisson cos* {np.nanmean(self.poisson_cosine):.4f}" if self.poisson_cosine else ""
-        return (f"tracking over {len(self.cosine)} bins of {self.bin_s * 1e3:g} ms: cosine {self.mean_cosine:.4f} "
-                f"(analytic {self.mean_cosine_predicted:.4f}{poisson}), gain {self.mean_gain:.3f} "
-                f"(analytic {self.pooled_gain_predicted:.3f}), lag {self.lag_s * 1e3:.2f} ms "
-                f"(analytic {self.lag_predicted_s * 1e3:.2f} ms)")
+        return (
+            f"tracking over {len(self.cosine)} bins of {self.bin_s * 1e3:g} ms: cosine {self.mean_cosine:.4f} "
+            f"(analytic {self.mean_cosine_predicted:.4f}{poisson}), gain {self.mean_gain:.3f} "
+            f"(analytic {self.pooled_gain_predicted:.3f}), lag {self.lag_s * 1e3:.2f} ms "
+            f"(analytic {self.lag_predicted_s * 1e3:.2f} ms)"
+        )
 
 
 def bin_means(x: np.ndarray, n: int, start: int = 0) -> np.ndarray:
@@ -78,22 +80,40 @@ def best_lag(y: np.ndarray, s: np.ndarray, max_steps: int) -> int:
     return int(np.argmax(scores))
 
 
-def tracking(values: np.ndarray, predicted: np.ndarray, target: np.ndarray, dt: float, bin_steps: int,
-             noise: list[float] | None = None, start: int = 0, max_lag_steps: int = 500) -> Tracking:
+def tracking(
+    values: np.ndarray,
+    predicted: np.ndarray,
+    target: np.ndarray,
+    dt: float,
+    bin_steps: int,
+    noise: list[float] | None = None,
+    start: int = 0,
+    max_lag_steps: int = 500,
+) -> Tracking:
     """The [`Tracking`][biocircuits.bridges.brian2.metrics.Tracking] of ``values`` against ``target`` (both (steps,
     n_in)) from step ``start`` on; ``noise[b]`` is the expected squared norm of bin b's readout noise (normalised
     units)."""
     y, p, s = (bin_means(a, bin_steps, start) for a in (values, predicted, target))
     cos = [angle(a, b)[0] for a, b in zip(y, s, strict=True)]
     cos_p = [angle(a, b)[0] for a, b in zip(p, s, strict=True)]
-    poisson = [] if noise is None else [1 / math.sqrt(1 + nz / max(float(m @ m), 1e-300)) for nz, m in
-                                        zip(noise, p, strict=False)]
+    poisson = (
+        []
+        if noise is None
+        else [1 / math.sqrt(1 + nz / max(float(m @ m), 1e-300)) for nz, m in zip(noise, p, strict=False)]
+    )
     max_lag = min(max_lag_steps, (len(values) - start) // 2)
-    return Tracking(bin_steps * dt, cos, [_gain(a, b) for a, b in zip(y, s, strict=True)], cos_p,
-                    [_gain(a, b) for a, b in zip(p, s, strict=True)], poisson,
-                    best_lag(values[start:], target[start:], max_lag) * dt,
-                    best_lag(predicted[start:], target[start:], max_lag) * dt,
-                    _gain(y.ravel(), s.ravel()), _gain(p.ravel(), s.ravel()))
+    return Tracking(
+        bin_steps * dt,
+        cos,
+        [_gain(a, b) for a, b in zip(y, s, strict=True)],
+        cos_p,
+        [_gain(a, b) for a, b in zip(p, s, strict=True)],
+        poisson,
+        best_lag(values[start:], target[start:], max_lag) * dt,
+        best_lag(predicted[start:], target[start:], max_lag) * dt,
+        _gain(y.ravel(), s.ravel()),
+        _gain(p.ravel(), s.ravel()),
+    )
 
 
 @dataclass

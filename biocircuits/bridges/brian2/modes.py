@@ -105,19 +105,26 @@ class PathwayMode:
             s = (s + lowpass(s, math.exp(-self.dt_s / seconds(relays.tau)))) / 2
         return lowpass(s, math.exp(-self.dt_s / self.tau_s))
 
-    def window_noise(self, B: np.ndarray, e: np.ndarray, window: float, relays: Relays | None = None,
-                     gain: float | None = None) -> float:
+    def window_noise(
+        self, B: np.ndarray, e: np.ndarray, window: float, relays: Relays | None = None, gain: float | None = None
+    ) -> float:
         """Expected ||noise||^2 of the readout averaged over ``window`` s (long-window limit), normalised units."""
         return 0.0
 
-    def bias(self, B: np.ndarray, e: np.ndarray, relays: Relays | None = None, gain: float | None = None
-             ) -> np.ndarray:
+    def bias(self, B: np.ndarray, e: np.ndarray, relays: Relays | None = None, gain: float | None = None) -> np.ndarray:
         """The readout's expected shift from B^T e for held e (n_in,), normalised units: 0 unless a mode's relays
         rectify their noise ([`relays`][biocircuits.bridges.brian2.relays])."""
         return np.zeros(B.shape[1])
 
-    def simulate(self, B: np.ndarray, stream: ErrorStream, relays: Relays | None = None, *, seed: int = 0,
-                 codegen_target: str = "numpy") -> Trace:
+    def simulate(
+        self,
+        B: np.ndarray,
+        stream: ErrorStream,
+        relays: Relays | None = None,
+        *,
+        seed: int = 0,
+        codegen_target: str = "numpy",
+    ) -> Trace:
         """Run the network on ``stream`` (its dt must equal the mode's) and read it on the grid."""
         if abs(stream.dt - self.dt_s) > 1e-12:
             raise ValueError(f"the stream's dt ({stream.dt} s) differs from the mode's ({self.dt_s} s)")
@@ -129,8 +136,18 @@ class PathwayMode:
             values = np.asarray(getattr(mon, self.variable)).T[: stream.steps] / norm[: stream.steps, None]
         bad = sum(int(np.sum(np.asarray(syn.w[:]) * sign < 0)) for syn, sign in signed if sign)
         gain = self.error_gain(norm)
-        return Trace(self.name, relays is not None, stream.times, values, self.predict(B, stream, relays),
-                     stream.values @ B, gain, bad, neurons, time.perf_counter() - t0)
+        return Trace(
+            self.name,
+            relays is not None,
+            stream.times,
+            values,
+            self.predict(B, stream, relays),
+            stream.values @ B,
+            gain,
+            bad,
+            neurons,
+            time.perf_counter() - t0,
+        )
 
     def error_gain(self, norm: np.ndarray) -> np.ndarray | None:
         """k(t) (Hz per error unit, (steps,)) from the readout's normalisation; None for a mode without rates."""
@@ -148,8 +165,16 @@ def split(B: np.ndarray, dale: bool) -> list[tuple[str, np.ndarray, float]]:
     return [("plus", bp, 1.0), ("minus", bm, 1.0), ("relay_plus", -bm, -1.0), ("relay_minus", -bp, -1.0)]
 
 
-def connect(bb: Any, source: Any, target: Any, matrix: np.ndarray, model: str, on_pre: str | None, name: str,
-            namespace: dict | None = None) -> Any:
+def connect(
+    bb: Any,
+    source: Any,
+    target: Any,
+    matrix: np.ndarray,
+    model: str,
+    on_pre: str | None,
+    name: str,
+    namespace: dict | None = None,
+) -> Any:
     """Synapses from every source neuron o to every target i with w = matrix[o, i] (zeros skipped)."""
     rows, cols = np.nonzero(matrix)
     syn = bb.Synapses(source, target, model=model, on_pre=on_pre, name=name, namespace=namespace or {})
@@ -168,7 +193,7 @@ def window_gain(stream: ErrorStream, scale: float) -> np.ndarray:
     peak = np.abs(stream.values).max(axis=1)
     if stream.hold and stream.gain_per_window:
         n = stream.hold
-        per = np.array([peak[i:i + n].max() for i in range(0, stream.steps, n)])
+        per = np.array([peak[i : i + n].max() for i in range(0, stream.steps, n)])
         peak = np.repeat(per, n)[: stream.steps]
     else:
         peak = np.full(stream.steps, peak.max())
@@ -207,34 +232,59 @@ class RateMode(PathwayMode):
         if relays is None:
             tab = table(bb, stream.values, dt)
             err = bb.NeuronGroup(n_out, "err = tab(t, i) : 1", dt=dt, name="error_units", namespace={"tab": tab})
-            target = bb.NeuronGroup(n_in, "dr/dt = (-r + I) / tau : 1\nI : 1", dt=dt, name="target_units",
-                                    namespace={"tau": self.tau}, method="exact")
-            syn = connect(bb, err, target, B, "w : 1\nI_post = w * err_pre : 1 (summed)", None, "syn_feedback",
-                          {"tab": tab})
+            target = bb.NeuronGroup(
+                n_in,
+                "dr/dt = (-r + I) / tau : 1\nI : 1",
+                dt=dt,
+                name="target_units",
+                namespace={"tau": self.tau},
+                method="exact",
+            )
+            syn = connect(
+                bb, err, target, B, "w : 1\nI_post = w * err_pre : 1 (summed)", None, "syn_feedback", {"tab": tab}
+            )
             return [err, target, syn], target, [], {"error": n_out, "target": n_in, "relay": 0}, np.ones(stream.steps)
         base = float(np.abs(stream.values).max()) + 1e-12
         tab = table(bb, np.concatenate([base + stream.values, base - stream.values], axis=1), dt)
         err = bb.NeuronGroup(2 * n_out, "err = tab(t, i) : 1", dt=dt, name="error_units", namespace={"tab": tab})
         sigma = relays.noise * base
         eq = "dx/dt = (-x + u) / tau_r" + (" + sigma * sqrt(2 / tau_r) * xi" if sigma else "") + " : 1\nu : 1"
-        relay = bb.NeuronGroup(2 * n_out, eq, dt=dt, name="inhibitory_relays", method=relays.method,
-                               namespace={"tau_r": relays.tau, "sigma": sigma})
+        relay = bb.NeuronGroup(
+            2 * n_out,
+            eq,
+            dt=dt,
+            name="inhibitory_relays",
+            method=relays.method,
+            namespace={"tau_r": relays.tau, "sigma": sigma},
+        )
         relay.x = base
-        to_relay = bb.Synapses(err, relay, "w : 1\nu_post = w * err_pre : 1 (summed)", name="to_relays",
-                               namespace={"tab": tab})
+        to_relay = bb.Synapses(
+            err, relay, "w : 1\nu_post = w * err_pre : 1 (summed)", name="to_relays", namespace={"tab": tab}
+        )
         to_relay.connect(j="i")
         to_relay.w = 1.0
         inputs = [f"I_{name}" for name, _, _ in split(B, True)]
         model = f"dr/dt = (-r + ({' + '.join(inputs)}) / 2) / tau : 1\n" + "\n".join(f"{v} : 1" for v in inputs)
-        target = bb.NeuronGroup(n_in, model, dt=dt, name="target_units", namespace={"tau": self.tau},
-                                method="exact")
-        groups = {"plus": (err[:n_out], "err"), "minus": (err[n_out:], "err"), "relay_plus": (relay[:n_out], "x"),
-                  "relay_minus": (relay[n_out:], "x")}
+        target = bb.NeuronGroup(n_in, model, dt=dt, name="target_units", namespace={"tau": self.tau}, method="exact")
+        groups = {
+            "plus": (err[:n_out], "err"),
+            "minus": (err[n_out:], "err"),
+            "relay_plus": (relay[:n_out], "x"),
+            "relay_minus": (relay[n_out:], "x"),
+        }
         objects, signed = [err, relay, target, to_relay], [(to_relay, 1.0)]
         for name, matrix, sign in split(B, True):
             src, var = groups[name]
-            syn = connect(bb, src, target, matrix, f"w : 1\nI_{name}_post = w * {var}_pre : 1 (summed)", None,
-                          f"syn_{name}", {"tab": tab})
+            syn = connect(
+                bb,
+                src,
+                target,
+                matrix,
+                f"w : 1\nI_{name}_post = w * {var}_pre : 1 (summed)",
+                None,
+                f"syn_{name}",
+                {"tab": tab},
+            )
             objects.append(syn)
             signed.append((syn, sign))
         return objects, target, signed, {"error": 2 * n_out, "target": n_in, "relay": 2 * n_out}, np.ones(stream.steps)
@@ -299,20 +349,39 @@ class SpikingMode(PathwayMode):
         rates = np.clip(np.concatenate([self.r0 + ke, self.r0 - ke], axis=1), 0, None)
         tab = table(bb, rates, dt, hz)
         err = bb.PoissonGroup(2 * n_out, rates="tab(t, i)", dt=dt, name="error_neurons", namespace={"tab": tab})
-        target = bb.NeuronGroup(n_in, "dI/dt = -I / tau_syn : 1", dt=dt, name="target_neurons",
-                                namespace={"tau_syn": self.tau_syn}, method="exact")
+        target = bb.NeuronGroup(
+            n_in,
+            "dI/dt = -I / tau_syn : 1",
+            dt=dt,
+            name="target_neurons",
+            namespace={"tau_syn": self.tau_syn},
+            method="exact",
+        )
         objects: list[Any] = [err, target]
         sources = {"plus": err[:n_out], "minus": err[n_out:]}
         signed: list[tuple[Any, float]] = []
         if relays is not None:
             sigma = relays.noise * self.r0 * hz
             eq = "drho/dt = -rho / tau_r" + (" + sigma * sqrt(2 / tau_r) * xi" if relays.noise else "") + " : Hz"
-            relay = bb.NeuronGroup(2 * n_out, eq, threshold="rand() < rho * dt", dt=dt, name="inhibitory_relays",
-                                   method=relays.method, namespace={"tau_r": relays.tau, "sigma": sigma})
+            relay = bb.NeuronGroup(
+                2 * n_out,
+                eq,
+                threshold="rand() < rho * dt",
+                dt=dt,
+                name="inhibitory_relays",
+                method=relays.method,
+                namespace={"tau_r": relays.tau, "sigma": sigma},
+            )
             relay.rho = self.r0 * hz
             jump_dt = relays.decay_and_jump(self.dt_s)[1]  # one relay spike per input spike on average
-            to_relay = bb.Synapses(err, relay, "w : 1", on_pre="rho_post += w * jump", name="to_relays",
-                                   namespace={"jump": jump_dt / self.dt_s * hz})
+            to_relay = bb.Synapses(
+                err,
+                relay,
+                "w : 1",
+                on_pre="rho_post += w * jump",
+                name="to_relays",
+                namespace={"jump": jump_dt / self.dt_s * hz},
+            )
             to_relay.connect(j="i")
             to_relay.w = 1.0
             objects += [relay, to_relay]

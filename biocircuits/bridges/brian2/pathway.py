@@ -80,15 +80,18 @@ class PathwayReport:
         return float(np.mean([p.cosine for p in self.patterns]))
 
     def summary(self) -> str:
-        lines = [f"{self.mode} pathway{' (Dale)' if self.dale else ''}: B {self.shape[0]}x{self.shape[1]}, "
-                 f"{len(self.patterns)} patterns x {self.duration_s:g} s, {self.wall_s:.1f} s wall, "
-                 f"sign violations {self.sign_violations}"]
+        lines = [
+            f"{self.mode} pathway{' (Dale)' if self.dale else ''}: B {self.shape[0]}x{self.shape[1]}, "
+            f"{len(self.patterns)} patterns x {self.duration_s:g} s, {self.wall_s:.1f} s wall, "
+            f"sign violations {self.sign_violations}"
+        ]
         for i, p in enumerate(self.patterns):
             extra = f"  Poisson cos* {p.poisson_cosine:.4f}" if p.poisson_cosine is not None else ""
             extra += f" (relay bias alone: cos {p.bias_cosine:.4f})" if p.bias_cosine is not None else ""
             bp = f"  angle(B^T e, W^T e) {p.backprop_angle_deg:.1f} deg" if p.backprop_angle_deg is not None else ""
-            lines.append(f"  pattern {i}: cos {p.cosine:.4f}  angle {p.angle_deg:.2f} deg  rel L2 {p.rel_l2:.3f}"
-                         f"{extra}{bp}")
+            lines.append(
+                f"  pattern {i}: cos {p.cosine:.4f}  angle {p.angle_deg:.2f} deg  rel L2 {p.rel_l2:.3f}{extra}{bp}"
+            )
         return "\n".join(lines)
 
 
@@ -121,10 +124,18 @@ def default_settle(mode: PathwayMode, relays: Relays | None) -> float:
 
 
 @check_units(duration=SECOND, settle=SECOND)
-def check_pathway(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray, errors: torch.Tensor | np.ndarray,
-                  mode: str | PathwayMode = "spiking", *, dale: bool | Relays = False,
-                  weight: torch.Tensor | np.ndarray | None = None, duration: Any = None, settle: Any = None,
-                  seed: int = 0, codegen_target: str = "numpy") -> PathwayReport:
+def check_pathway(
+    layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray,
+    errors: torch.Tensor | np.ndarray,
+    mode: str | PathwayMode = "spiking",
+    *,
+    dale: bool | Relays = False,
+    weight: torch.Tensor | np.ndarray | None = None,
+    duration: Any = None,
+    settle: Any = None,
+    seed: int = 0,
+    codegen_target: str = "numpy",
+) -> PathwayReport:
     """Hold each row of ``errors`` (shape (patterns, out)) for ``duration`` (default 0.2 s rate, 0.5 s
     spiking) and compare the readout averaged over each window after ``settle`` with B^T e."""
     m = make_mode(mode)
@@ -138,7 +149,7 @@ def check_pathway(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray, error
     stream = patterns(E, hold=hold * SECOND, dt=m.dt)
     trace = m.simulate(B, stream, relays, seed=seed, codegen_target=codegen_target)
     n, skip = stream.hold, int(round(settle_s / m.dt_s))
-    sim = np.stack([trace.values[p * n + skip:(p + 1) * n].mean(axis=0) for p in range(len(E))])
+    sim = np.stack([trace.values[p * n + skip : (p + 1) * n].mean(axis=0) for p in range(len(E))])
     analytic = E @ B
     window = (n - skip) * m.dt_s
     results = []
@@ -151,8 +162,19 @@ def check_pathway(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray, error
         bounds = poisson_cosines(analytic[p], bias, noise) if noise > 0 else (None, None)
         biased = angle(analytic[p] + bias, analytic[p])[0] if np.any(bias) else None
         results.append(PatternResult(cos, ang, rel, bp, *bounds, biased))
-    return PathwayReport(m.name, relays is not None, tuple(B.shape), stream.hold * m.dt_s, results, sim.tolist(),
-                         analytic.tolist(), trace.sign_violations, trace.neurons, trace.wall_s, settle_s)
+    return PathwayReport(
+        m.name,
+        relays is not None,
+        tuple(B.shape),
+        stream.hold * m.dt_s,
+        results,
+        sim.tolist(),
+        analytic.tolist(),
+        trace.sign_violations,
+        trace.neurons,
+        trace.wall_s,
+        settle_s,
+    )
 
 
 @dataclass
@@ -165,19 +187,34 @@ class TrackingReport:
     tracking: Tracking
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stream": self.stream, "mode": self.trace.mode, "dale": self.trace.dale,
-                "wall_s": self.trace.wall_s, "tracking": self.tracking.to_dict()}
+        return {
+            "stream": self.stream,
+            "mode": self.trace.mode,
+            "dale": self.trace.dale,
+            "wall_s": self.trace.wall_s,
+            "tracking": self.tracking.to_dict(),
+        }
 
     def summary(self) -> str:
         t = self.trace
-        return (f"{t.mode} pathway{' (Dale)' if t.dale else ''}, {self.stream} stream of {t.times[-1] + t.times[1]:g}"
-                f" s, {t.wall_s:.1f} s wall: " + self.tracking.summary())
+        return (
+            f"{t.mode} pathway{' (Dale)' if t.dale else ''}, {self.stream} stream of {t.times[-1] + t.times[1]:g}"
+            f" s, {t.wall_s:.1f} s wall: " + self.tracking.summary()
+        )
 
 
 @check_units(bin=SECOND, settle=SECOND)
-def track(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray, stream: ErrorStream,
-          mode: str | PathwayMode = "spiking", *, dale: bool | Relays = False, bin: Any = None, settle: Any = None,
-          seed: int = 0, codegen_target: str = "numpy") -> TrackingReport:
+def track(
+    layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray,
+    stream: ErrorStream,
+    mode: str | PathwayMode = "spiking",
+    *,
+    dale: bool | Relays = False,
+    bin: Any = None,
+    settle: Any = None,
+    seed: int = 0,
+    codegen_target: str = "numpy",
+) -> TrackingReport:
     """Drive the pathway with ``stream`` and measure its tracking in bins of ``bin`` (default: the stream's hold,
     else 10 ms) from ``settle`` on (default 5 time constants)."""
     m = make_mode(mode)
@@ -195,10 +232,19 @@ def track(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray, stream: Error
 
 
 @check_units(frequencies=HZ, settle=SECOND)
-def frequency_response(layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray,
-                       direction: torch.Tensor | np.ndarray, frequencies: Any, mode: str | PathwayMode = "rate", *,
-                       dale: bool | Relays = False, cycles: int = 4, min_fit: float = 0.25, settle: Any = None,
-                       seed: int = 0, codegen_target: str = "numpy") -> list[FrequencyPoint]:
+def frequency_response(
+    layer_or_b: torch.nn.Module | torch.Tensor | np.ndarray,
+    direction: torch.Tensor | np.ndarray,
+    frequencies: Any,
+    mode: str | PathwayMode = "rate",
+    *,
+    dale: bool | Relays = False,
+    cycles: int = 4,
+    min_fit: float = 0.25,
+    settle: Any = None,
+    seed: int = 0,
+    codegen_target: str = "numpy",
+) -> list[FrequencyPoint]:
     """Gain and phase of the pathway at each of ``frequencies`` (Brian2 Hz): drive e(t) = d sin(2 pi f t)
     (d = ``direction``, shape (out,)), project the readout on b = B^T d (y . b / |b|^2) and fit a sinusoid over
     whole cycles (at least ``cycles`` and ``min_fit`` s) after ``settle`` (default 8 time constants)."""

@@ -77,8 +77,7 @@ def _steps(duration: float, dt: float) -> int:
 def _held(name: str, errors: np.ndarray, hold: Any, dt: Any) -> ErrorStream:
     d, h = seconds(dt), seconds(hold)
     n = _steps(h, d)
-    return ErrorStream(name, np.repeat(np.atleast_2d(errors), n, axis=0), d, hold=n,
-                       gain_per_window=name == "patterns")
+    return ErrorStream(name, np.repeat(np.atleast_2d(errors), n, axis=0), d, hold=n, gain_per_window=name == "patterns")
 
 
 @WAVEFORMS.register("patterns")
@@ -109,8 +108,9 @@ def step(errors: np.ndarray, *, onset: Any = 20 * MS, duration: Any = 200 * MS, 
 
 @WAVEFORMS.register("sine")
 @check_units(frequency=HZ, duration=SECOND, dt=SECOND)
-def sine(errors: np.ndarray, *, frequency: Any = 10 * HZ, duration: Any = None, amplitude: float = 1.0,
-         dt: Any = 0.1 * MS) -> ErrorStream:
+def sine(
+    errors: np.ndarray, *, frequency: Any = 10 * HZ, duration: Any = None, amplitude: float = 1.0, dt: Any = 0.1 * MS
+) -> ErrorStream:
     """amplitude errors[0] sin(2 pi f t); ``duration`` defaults to max(0.25 s, 4 cycles) plus 0.1 s to settle."""
     d, f = seconds(dt), float(frequency / HZ)
     length = seconds(duration) if duration is not None else max(0.25, 4 / f) + 0.1
@@ -121,8 +121,9 @@ def sine(errors: np.ndarray, *, frequency: Any = 10 * HZ, duration: Any = None, 
 
 @WAVEFORMS.register("ou")
 @check_units(tau_corr=SECOND, duration=SECOND, dt=SECOND)
-def ou(errors: np.ndarray, *, tau_corr: Any = 20 * MS, duration: Any = 1 * SECOND, seed: int = 0,
-       dt: Any = 0.1 * MS) -> ErrorStream:
+def ou(
+    errors: np.ndarray, *, tau_corr: Any = 20 * MS, duration: Any = 1 * SECOND, seed: int = 0, dt: Any = 0.1 * MS
+) -> ErrorStream:
     """Stationary OU processes, exact on the grid: x_{n+1} = c x_n + s sqrt(1 - c^2) xi_n, c = exp(-dt/tau_corr)."""
     d = seconds(dt)
     n = _steps(seconds(duration), d)

@@ -5,5 +5,13 @@ from .exp_gradient import ExpGradient
 from .project import Project
 from .reparametrise import Abs, Reparametrised, SignedMagnitude, Softplus
 
-__all__ = ["ENFORCERS", "Abs", "DaleEnforcer", "ExpGradient", "Project", "Reparametrised", "SignedMagnitude",
-           "Softplus"]
+__all__ = [
+    "ENFORCERS",
+    "Abs",
+    "DaleEnforcer",
+    "ExpGradient",
+    "Project",
+    "Reparametrised",
+    "SignedMagnitude",
+    "Softplus",
+]

@@ -15,7 +15,7 @@ from ..slot import ENFORCERS, DaleAttachment
 
 
 def _init_name(name: str) -> str:
-    INITS.get(name)   # a ConfigError listing the initialisations otherwise
+    INITS.get(name)  # a ConfigError listing the initialisations otherwise
     return name
 
 
@@ -48,9 +48,9 @@ class DaleEnforcer(DaleAttachment):
         if sign is None:
             raise ValueError(f"the {self.name} enforcer needs the layer's presynaptic signs (sign=...)")
         self.init = self.options.init
-        self._mask_key: tuple | None = None   # the cached sign mask and the (buffer, device, dtype) it was built for
+        self._mask_key: tuple | None = None  # the cached sign mask and the (buffer, device, dtype) it was built for
         self._mask: Tensor | None = None
-        self._runs_key: tuple | None = None   # the cached sign runs (block assignment) and the buffer they came from
+        self._runs_key: tuple | None = None  # the cached sign runs (block assignment) and the buffer they came from
         self._runs: list[tuple[int, int, float]] | None = None
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
@@ -114,4 +114,3 @@ __all__ = ["ENFORCERS", "DaleEnforcer", "EnforcerOptions", "sign_runs", "signed_
 def signed_weights(members) -> list[Tensor]:
     """The ``weight`` tensors of the member layers (the optimiser's own tensors for unparametrised layers)."""
     return [layer.weight for layer, _ in members]
-

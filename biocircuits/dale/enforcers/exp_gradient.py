@@ -46,7 +46,7 @@ class ExpGradient(DaleEnforcer):
         for (layer, _), weight, old in zip(members, weights, before, strict=True):
             group = step.group_of(layer.weight)
             decay = float(group.get("lr", 0.0)) * float(group.get("weight_decay", 0.0))
-            if decay:   # exp(-lr wd |W_old|) -> exp(-lr wd)
+            if decay:  # exp(-lr wd |W_old|) -> exp(-lr wd)
                 weight.add_(old.abs() - 1.0, alpha=decay)
         torch._foreach_exp_(weights)
         torch._foreach_mul_(weights, before)

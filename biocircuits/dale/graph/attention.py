@@ -59,5 +59,10 @@ def packed_attention(prop: Propagate, n: fx.Node, real: Any) -> Any:
         prop.outputs.setdefault(name, []).append(per_feature(ids))
     if not isinstance(real, tuple):
         return ids
-    return (ids, *(prop.fresh(f"{n.name}[{i}]", t, t.dim() - 1, "op") if isinstance(t, Tensor) else None
-                   for i, t in enumerate(real[1:], 1)))
+    return (
+        ids,
+        *(
+            prop.fresh(f"{n.name}[{i}]", t, t.dim() - 1, "op") if isinstance(t, Tensor) else None
+            for i, t in enumerate(real[1:], 1)
+        ),
+    )

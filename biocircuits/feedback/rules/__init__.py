@@ -19,7 +19,19 @@ from .sign_symmetry import SignSymmetry
 from .weight_mirror import WeightMirror
 
 __all__ = [
-    "RULES", "Backprop", "DirectFeedbackAlignment", "Feedback", "FeedbackAlignment", "FeedbackRule", "KolenPollack",
-    "SignSymmetry", "WeightMirror", "draw_init_uniform", "init_std", "make_rule", "register_rule", "rule_class",
+    "RULES",
+    "Backprop",
+    "DirectFeedbackAlignment",
+    "Feedback",
+    "FeedbackAlignment",
+    "FeedbackRule",
+    "KolenPollack",
+    "SignSymmetry",
+    "WeightMirror",
+    "draw_init_uniform",
+    "init_std",
+    "make_rule",
+    "register_rule",
+    "rule_class",
     "validate_options",
 ]

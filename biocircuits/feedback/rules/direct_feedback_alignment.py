@@ -55,12 +55,14 @@ class DirectPathway:
     def __call__(self, delta: Tensor, input_shape: torch.Size) -> Tensor:
         error = self.output.error
         if error is None:
-            raise RuntimeError("dfa: a layer's backward ran without the output layer's backward of the same forward "
-                               "pass (is the network's output the last converted layer? losses on hidden features "
-                               "have no output error to send)")
+            raise RuntimeError(
+                "dfa: a layer's backward ran without the output layer's backward of the same forward "
+                "pass (is the network's output the last converted layer? losses on hidden features "
+                "have no output error to send)"
+            )
         direct = self.matrix(error.shape[-1], input_shape).to(error.dtype)
-        signal = error.reshape(-1, direct.shape[0]) @ direct                     # (N, units)
-        if self.per_channel:                                                     # conv: per channel, broadcast
+        signal = error.reshape(-1, direct.shape[0]) @ direct  # (N, units)
+        if self.per_channel:  # conv: per channel, broadcast
             signal = signal.view(*signal.shape, *([1] * (len(input_shape) - 2)))
             return signal.expand(input_shape).contiguous()
         return signal.reshape(input_shape)
@@ -77,9 +79,11 @@ class DirectPathway:
             shape = torch.empty(classes, units, dtype=direct.dtype, device=direct.device)
             layer.direct_feedback = direct = draw_init_uniform(shape, self.seed)
         if direct.shape[1] != units:
-            raise RuntimeError(f"dfa (conv: full): {layer.qualname or type(layer).__name__}'s D was drawn for "
-                               f"{direct.shape[1]} input units, this input has {units} ({tuple(input_shape[1:])}); "
-                               "the full pathway needs one input size in training (conv: channel does not)")
+            raise RuntimeError(
+                f"dfa (conv: full): {layer.qualname or type(layer).__name__}'s D was drawn for "
+                f"{direct.shape[1]} input units, this input has {units} ({tuple(input_shape[1:])}); "
+                "the full pathway needs one input size in training (conv: channel does not)"
+            )
         return direct
 
 
@@ -119,7 +123,7 @@ class DirectFeedbackAlignment(FeedbackRule):
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
         self._pathway: DirectPathway | None = None
-        self._hook = None   # the output layer's forward hook (held by the first DFA layer, removed by detach)
+        self._hook = None  # the output layer's forward hook (held by the first DFA layer, removed by detach)
 
     def detach(self, layer: nn.Module) -> None:
         if self._hook is not None:
@@ -133,9 +137,13 @@ class DirectFeedbackAlignment(FeedbackRule):
         layer of the model (module order, any rule)."""
         output_name, output_layer, _ = [(n, m, a.rule) for n, m, a in attached_modules(model) if a.rule][-1]
         if not isinstance(output_layer, nn.Linear):
-            raise ConfigError("dfa needs a linear output layer (the last converted layer)", key="feedback",
-                              given=f"{output_name} ({type(output_layer).__name__})", has_given=True,
-                              suggestion="exclude the layers after the classifier, or give them another rule")
+            raise ConfigError(
+                "dfa needs a linear output layer (the last converted layer)",
+                key="feedback",
+                given=f"{output_name} ({type(output_layer).__name__})",
+                has_given=True,
+                suggestion="exclude the layers after the classifier, or give them another rule",
+            )
         classes = output_layer.out_features
         shared = OutputError()
         members[0][2]._hook = output_layer.register_forward_hook(shared.capture)
@@ -144,7 +152,7 @@ class DirectFeedbackAlignment(FeedbackRule):
             units = {None: getattr(layer, "in_features", 0), "channel": getattr(layer, "in_channels", 0), "full": 0}
             shape = torch.empty(classes, units[conv], dtype=layer.weight.dtype, device=layer.weight.device)
             rule.register_buffer(layer, "direct_feedback", draw_init_uniform(shape, rule.layer_seed))
-            if conv == "full":   # drawn at the first backward: a checkpoint's D loads whatever its size
+            if conv == "full":  # drawn at the first backward: a checkpoint's D loads whatever its size
                 rule.lazy_buffers = ("direct_feedback",)
             rule._pathway = DirectPathway(layer, shared, conv, rule.layer_seed)
 

@@ -84,8 +84,7 @@ class FeedbackAlignment(FeedbackRule):
         """Note whether ``state_dict`` is a plain checkpoint for this layer: W in it, B not."""
         super().prepare_load(layer, state_dict, prefix)
         weight_keys = (prefix + "weight", prefix + "parametrizations.weight.original")
-        self._plain_load = (any(k in state_dict for k in weight_keys)
-                            and prefix + "feedback_weight" not in state_dict)
+        self._plain_load = any(k in state_dict for k in weight_keys) and prefix + "feedback_weight" not in state_dict
 
     def _after_load(self, layer: nn.Module, incompatible) -> None:
         """After the layer and its parametrisations are loaded: a plain checkpoint's W gets a B derived from it when

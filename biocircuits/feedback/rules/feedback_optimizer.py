@@ -95,10 +95,17 @@ def optimizer_kind(group: dict[str, Any], where: str) -> str:
         return "sgd"
     if {"betas", "eps", "amsgrad", "decoupled_weight_decay"} <= keys:
         if group["amsgrad"]:
-            raise ConfigError(f"{where}: kolen_pollack gives B its own Adam state, without amsgrad",
-                              key="optim", given="amsgrad=True", suggestion="use Adam or AdamW without amsgrad")
+            raise ConfigError(
+                f"{where}: kolen_pollack gives B its own Adam state, without amsgrad",
+                key="optim",
+                given="amsgrad=True",
+                suggestion="use Adam or AdamW without amsgrad",
+            )
         return "adam"
-    raise ConfigError(f"{where}: kolen_pollack gives B its own optimiser state for torch's SGD, Adam and AdamW only",
-                      key="optim", expected="torch.optim.SGD, Adam or AdamW",
-                      given=", ".join(sorted(k for k in keys if k != "params")),
-                      suggestion="train this layer with SGD, Adam or AdamW")
+    raise ConfigError(
+        f"{where}: kolen_pollack gives B its own optimiser state for torch's SGD, Adam and AdamW only",
+        key="optim",
+        expected="torch.optim.SGD, Adam or AdamW",
+        given=", ".join(sorted(k for k in keys if k != "params")),
+        suggestion="train this layer with SGD, Adam or AdamW",
+    )

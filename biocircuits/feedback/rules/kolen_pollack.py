@@ -20,11 +20,15 @@ from .registry import register_rule
 
 class KolenPollackOptions(FeedbackAlignmentOptions):
     lr_scale: float = Field(
-        1.0, ge=0.0, le=1e3,
+        1.0,
+        ge=0.0,
+        le=1e3,
         description="r: B's learning rate as a multiple of W's (B takes the step r eta on W's gradient).",
     )
     weight_decay: float | None = Field(
-        None, ge=0.0, le=1.0,
+        None,
+        ge=0.0,
+        le=1.0,
         description="lambda_B, B's weight decay; null: W's (then W - B shrinks by (1 - eta lambda) per step).",
     )
 
@@ -62,7 +66,7 @@ class KolenPollack(FeedbackAlignment):
         super().attach(layer, qualname)
         device = layer.weight.device
         self.register_buffer(layer, "feedback_updates", torch.zeros((), dtype=torch.int64, device=device))
-        for name in STATE_BUFFERS:   # B's optimiser state, sized at the first step that needs it
+        for name in STATE_BUFFERS:  # B's optimiser state, sized at the first step that needs it
             self.register_buffer(layer, name, torch.empty(0, dtype=layer.weight.dtype, device=device))
         self._warned = False
 
@@ -72,10 +76,14 @@ class KolenPollack(FeedbackAlignment):
         for name, layer, _ in members:
             held = attachments_of(layer)
             if held is not None and held.dale is not None and held.dale.reparametrises:
-                raise ConfigError(f"{name}: kolen_pollack needs the optimiser to train W itself: with a Dale "
-                                  "reparametrisation W = s f(V) the gradient it sees is dL/dV, not delta x^T",
-                                  key="dale.enforce", given="a reparametrised weight", has_given=True,
-                                  suggestion="use dale.enforce: project or exp_gradient with kolen_pollack")
+                raise ConfigError(
+                    f"{name}: kolen_pollack needs the optimiser to train W itself: with a Dale "
+                    "reparametrisation W = s f(V) the gradient it sees is dL/dV, not delta x^T",
+                    key="dale.enforce",
+                    given="a reparametrised weight",
+                    has_given=True,
+                    suggestion="use dale.enforce: project or exp_gradient with kolen_pollack",
+                )
 
     def plain_checkpoint_loaded(self, layer: nn.Module) -> None:
         """A plain checkpoint brings a new W and no B: B's optimiser state starts afresh too."""
@@ -92,7 +100,7 @@ class KolenPollack(FeedbackAlignment):
     def after_step_group(cls, members, step: StepState) -> None:
         for layer, rule in members:
             weight = layer.weight
-            if weight.grad is None:   # the optimiser skipped W this step: B rests too
+            if weight.grad is None:  # the optimiser skipped W this step: B rests too
                 continue
             group = step.group_of(weight)
             where = layer.qualname or type(layer).__name__
@@ -108,6 +116,9 @@ class KolenPollack(FeedbackAlignment):
     def warn_without_decay(self, decay: float, where: str) -> None:
         if decay == 0.0 and not self._warned:
             self._warned = True
-            warnings.warn(f"{where}: kolen_pollack with weight decay 0: nothing pulls B towards W (W - B "
-                          "stays at its initial value under SGD); set optim.weight_decay > 0 or the rule's "
-                          "weight_decay for W and B to converge", stacklevel=2)
+            warnings.warn(
+                f"{where}: kolen_pollack with weight decay 0: nothing pulls B towards W (W - B "
+                "stays at its initial value under SGD); set optim.weight_decay > 0 or the rule's "
+                "weight_decay for W and B to converge",
+                stacklevel=2,
+            )

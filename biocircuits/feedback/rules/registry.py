@@ -135,5 +135,20 @@ def memory_format(t: Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-__all__ = ["RULES", "Feedback", "FeedbackRule", "draw", "draw_init_uniform", "draw_paper", "init_bound", "init_std",
-           "layer_seed", "make_rule", "memory_format", "paper_scale", "register_rule", "rule_class", "validate_options"]
+__all__ = [
+    "RULES",
+    "Feedback",
+    "FeedbackRule",
+    "draw",
+    "draw_init_uniform",
+    "draw_paper",
+    "init_bound",
+    "init_std",
+    "layer_seed",
+    "make_rule",
+    "memory_format",
+    "paper_scale",
+    "register_rule",
+    "rule_class",
+    "validate_options",
+]

@@ -132,22 +132,29 @@ class SignSymmetry(FeedbackRule):
         self._scale: float | Tensor | None = None
         self._groups = int(getattr(layer, "groups", 1))
         if self.options.centre and weight.shape[0] // self._groups == 1:
-            raise ConfigError(f"{qualname}: sign_symmetry's centre needs more than one output per group: with one, B "
-                              "minus its mean over the outputs is 0", key="feedback.options.centre",
-                              expected="a layer with 2+ outputs per group",
-                              given=f"{weight.shape[0]} outputs, groups={self._groups}",
-                              suggestion=f"give {qualname} its own rule in feedback.overrides (without centre)")
+            raise ConfigError(
+                f"{qualname}: sign_symmetry's centre needs more than one output per group: with one, B "
+                "minus its mean over the outputs is 0",
+                key="feedback.options.centre",
+                expected="a layer with 2+ outputs per group",
+                given=f"{weight.shape[0]} outputs, groups={self._groups}",
+                suggestion=f"give {qualname} its own rule in feedback.overrides (without centre)",
+            )
 
     @classmethod
     def check_partner(cls, own: Choice, partner: Choice) -> None:
         """``centre`` is refused beside an attachment that fixes every column's sign (column-sign Dale): there
         sign(W) is constant down each column, so B minus its mean over the outputs is 0 (but for project's zeros)."""
         if own.options.centre and partner.cls.fixed_column_signs:
-            raise ConfigError("sign_symmetry's centre leaves no feedback under column-sign Dale: every column of "
-                              "sign(W) is its input's type, so B = sign(W) minus its mean over the outputs is 0 "
-                              "(but for project's zeros); refused for the whole spec, exempt layers included",
-                              key=f"{own.options_key}centre", expected="false with dale.architecture: column",
-                              given=str(own.options.centre), suggestion="use dale.architecture: dann, or drop centre")
+            raise ConfigError(
+                "sign_symmetry's centre leaves no feedback under column-sign Dale: every column of "
+                "sign(W) is its input's type, so B = sign(W) minus its mean over the outputs is 0 "
+                "(but for project's zeros); refused for the whole spec, exempt layers included",
+                key=f"{own.options_key}centre",
+                expected="false with dale.architecture: column",
+                given=str(own.options.centre),
+                suggestion="use dale.architecture: dann, or drop centre",
+            )
 
     def redraw(self, layer: nn.Module) -> None:
         """brSF: advance ``feedback_step`` and redraw R from (seed, layer, step) on the layer's device."""
@@ -174,8 +181,9 @@ class SignSymmetry(FeedbackRule):
             return self._centred(torch.sign(w).mul_(layer.feedback_weight)), None
         if torch.compiler.is_compiling():  # no version counters inside a compiled graph: build B afresh
             sign = torch.sign(w)
-            return self._centred(sign.mul_(layer.feedback_weight) if magnitude == "random_fixed" else sign), \
-                SCALES[magnitude](layer, w)
+            return self._centred(sign.mul_(layer.feedback_weight) if magnitude == "random_fixed" else sign), SCALES[
+                magnitude
+            ](layer, w)
         cache = layer.feedback_sign
         key = _cache_key(layer, cache)
         if key != self._key or cache.shape != w.shape:

@@ -16,22 +16,24 @@ from .registry import register_rule
 
 class WeightMirrorOptions(FeedbackAlignmentOptions):
     mirror_every: int = Field(
-        1, ge=1, le=1_000_000,
-        description="Run the mirror phase after every this many optimiser steps.",
+        1, ge=1, le=1_000_000, description="Run the mirror phase after every this many optimiser steps."
     )
     mirror_steps: int = Field(1, ge=1, le=10_000, description="Hebbian iterations per mirror phase.")
     noise_std: float = Field(
-        1.0, gt=0.0, le=1e3,
+        1.0,
+        gt=0.0,
+        le=1e3,
         description="s: std of the noise x ~ N(0, s^2) driving the layer's input units (B tends to (s^2 / lambda) W).",
     )
     samples: int = Field(64, ge=1, le=65_536, description="Noise draws per mirror iteration (n).")
     lr: float = Field(
-        0.05, gt=0.0, le=10.0,
+        0.05,
+        gt=0.0,
+        le=10.0,
         description="eta: the feedback synapses' Hebbian learning rate, B <- B + eta (y^T x / n - lambda B).",
     )
     weight_decay: float = Field(
-        1.0, ge=0.0, le=1e3,
-        description="lambda: decay of B in the mirror step (B relaxes at rate 1 - eta lambda).",
+        1.0, ge=0.0, le=1e3, description="lambda: decay of B in the mirror step (B relaxes at rate 1 - eta lambda)."
     )
 
 
@@ -84,9 +86,22 @@ class WeightMirror(FeedbackAlignment):
             x = torch.randn(o.samples, layer.in_channels, *patch, generator=gen, device=weight.device)
             x = x.mul_(o.noise_std).to(weight.dtype)
             y = torch.convolution(x, weight, None, [1] * n, [0] * n, layer.dilation, False, [0] * n, layer.groups)
-            correlation = torch.ops.aten.convolution_backward(
-                y, x, weight, None, [1] * n, [0] * n, layer.dilation, False, [0] * n, layer.groups,
-                [False, True, False])[1] / o.samples
+            correlation = (
+                torch.ops.aten.convolution_backward(
+                    y,
+                    x,
+                    weight,
+                    None,
+                    [1] * n,
+                    [0] * n,
+                    layer.dilation,
+                    False,
+                    [0] * n,
+                    layer.groups,
+                    [False, True, False],
+                )[1]
+                / o.samples
+            )
         feedback = layer.feedback_weight
         feedback.add_(correlation.to(feedback.dtype) - o.weight_decay * feedback, alpha=o.lr)
 

@@ -11,6 +11,19 @@ from .noise import ErrorNoise
 from .quantization import ErrorQuantization, quantize
 from .trace import EligibilityTrace, decay_from_tau
 
-__all__ = ["TRANSFORMS", "EligibilityTrace", "ErrorDelay", "ErrorFilter", "ErrorNoise", "ErrorPathway",
-           "ErrorQuantization", "ErrorTransform", "Interference", "LateError", "OutputErrorFilter", "decay_from_tau",
-           "mean_lag", "quantize"]
+__all__ = [
+    "TRANSFORMS",
+    "EligibilityTrace",
+    "ErrorDelay",
+    "ErrorFilter",
+    "ErrorNoise",
+    "ErrorPathway",
+    "ErrorQuantization",
+    "ErrorTransform",
+    "Interference",
+    "LateError",
+    "OutputErrorFilter",
+    "decay_from_tau",
+    "mean_lag",
+    "quantize",
+]

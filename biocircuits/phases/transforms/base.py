@@ -99,8 +99,9 @@ class ErrorPathway:
     def install(layer: nn.Module, transform: ErrorTransform) -> None:
         held = attachments_of(layer)
         if held.error_pathway is None:
-            transform.register_buffer(layer, "phase_step",
-                                      torch.zeros((), dtype=torch.int64, device=layer.weight.device))
+            transform.register_buffer(
+                layer, "phase_step", torch.zeros((), dtype=torch.int64, device=layer.weight.device)
+            )
             held.error_pathway = ErrorPathway(layer, transform.layer_seed)
         held.error_pathway.transforms.append(transform)
         held.error_pathway.transforms.sort(key=lambda t: type(t).order)

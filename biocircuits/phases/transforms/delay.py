@@ -18,7 +18,9 @@ from .late import LateError
 class DelayOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     steps: int = Field(
-        0, ge=0, le=10_000,
+        0,
+        ge=0,
+        le=10_000,
         description="K: the update at step t uses the error and activity of step t - K (stored oracle); 0 is off.",
     )
 

@@ -16,7 +16,9 @@ from .streams import StreamState, find_clock, output_view, state_rows
 class FilterOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     tau: float = Field(
-        0.0, ge=0.0, le=1e6,
+        0.0,
+        ge=0.0,
+        le=1e6,
         description="Time constant in optimiser steps of the low-pass e_t = a e_(t-1) + (1 - a) delta_t, a = exp(-1 /"
         " tau); 0 is off.",
     )
@@ -70,7 +72,7 @@ class ErrorFilter(StreamState):
             return delta
         a = math.exp(-1.0 / self.options.tau)
         state = state_rows(layer, "filtered_error", rows, delta)
-        state.lerp_(delta.to(state.dtype), 1.0 - a)   # a e + (1 - a) delta in one pass
+        state.lerp_(delta.to(state.dtype), 1.0 - a)  # a e + (1 - a) delta in one pass
         return state.to(delta.dtype)
 
 
@@ -104,7 +106,7 @@ class OutputErrorFilter(StreamState):
     def attach_group(cls, members, model: nn.Module) -> None:
         super().attach_group(members, model)
         for _, _, att in members:
-            find_clock(model).add_output_hook(att.on_output, rank=1)   # after the late-error swap (rank 0)
+            find_clock(model).add_output_hook(att.on_output, rank=1)  # after the late-error swap (rank 0)
 
     def on_output(self, out: Tensor, rows: slice) -> Tensor:
         return output_view(out, rows, self.filter, "error_filter with cascade: false")

@@ -15,7 +15,9 @@ from .streams import StreamState, state_rows
 class InterferenceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     gamma: float = Field(
-        0.0, ge=-1e3, le=1e3,
+        0.0,
+        ge=-1e3,
+        le=1e3,
         description="Weight of the previous step's feedback signal added to the layer's activity; 0 is clean phase "
         "separation, < 0 adds -delta.",
     )
@@ -56,7 +58,7 @@ class Interference(StreamState):
     name = "interference"
     Options = InterferenceOptions
     shorthand = "gamma"
-    order = 90    # last: it records the error the layer's backward uses
+    order = 90  # last: it records the error the layer's backward uses
     spec_key = True
     stream_buffers = error_buffers = ("interference_signal",)
 
@@ -70,13 +72,12 @@ class Interference(StreamState):
         """y' = y + the scaled feedback signal of the last step (rows ``rows``)."""
         with torch.no_grad():
             signal = state_rows(layer, "interference_signal", rows, y)
-        if self.options.scale == "error":   # before S is fixed (the first step) every signal is still zero
+        if self.options.scale == "error":  # before S is fixed (the first step) every signal is still zero
             return y.add(signal.to(y.dtype), alpha=self.options.gamma * (self.clock.streams or 1))
         with torch.no_grad():
             size = _rms(signal)
-            scale = torch.where(size > 0, self.options.gamma * _rms(y) / size.clamp(min=1e-30),
-                                torch.zeros_like(size))
-        return torch.addcmul(y, signal.to(y.dtype), scale.to(y.dtype))   # one pass; the constant has no grad
+            scale = torch.where(size > 0, self.options.gamma * _rms(y) / size.clamp(min=1e-30), torch.zeros_like(size))
+        return torch.addcmul(y, signal.to(y.dtype), scale.to(y.dtype))  # one pass; the constant has no grad
 
     @torch.no_grad()
     def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator, rows: slice | None) -> Tensor:

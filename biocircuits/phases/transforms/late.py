@@ -15,7 +15,9 @@ from .streams import StreamState, find_clock, output_view, state_rows
 class LateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     steps: int = Field(
-        0, ge=0, le=10_000,
+        0,
+        ge=0,
+        le=10_000,
         description="K: the output error of step t - K is sent down through the network state of step t; 0 is off.",
     )
 
@@ -44,8 +46,9 @@ class LateError(StreamState):
 
     def attach(self, model: nn.Module, qualname: str) -> None:
         super().attach(model, qualname)
-        self.register_buffer(model, "late_error_count", torch.zeros((), dtype=torch.int64,
-                                                                    device=model.stream_count.device))
+        self.register_buffer(
+            model, "late_error_count", torch.zeros((), dtype=torch.int64, device=model.stream_count.device)
+        )
         self.root = model
         self._slot = None
 
@@ -65,8 +68,12 @@ class LateError(StreamState):
         """Store e_t for rows ``rows`` and return e_(t-K)."""
         if self._slot is None:
             self._slot = int(self.root.late_error_count) % self.options.steps
-        queue = state_rows(self.root, "late_error_queue", rows, grad.unsqueeze(1).expand(
-            grad.shape[0], self.options.steps, *grad.shape[1:]))
+        queue = state_rows(
+            self.root,
+            "late_error_queue",
+            rows,
+            grad.unsqueeze(1).expand(grad.shape[0], self.options.steps, *grad.shape[1:]),
+        )
         slot = queue[:, self._slot]
         late = slot.to(grad.dtype, copy=True)
         slot.copy_(grad)

@@ -12,7 +12,9 @@ from .base import TRANSFORMS, ErrorTransform
 class NoiseOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     sigma: float = Field(
-        0.0, ge=0.0, le=1e6,
+        0.0,
+        ge=0.0,
+        le=1e6,
         description="Noise-to-signal ratio: delta <- delta + sigma rms(delta) xi, xi ~ N(0, 1); 0 is off.",
     )
 
@@ -27,8 +29,7 @@ class ErrorNoise(ErrorTransform):
     shorthand = "sigma"
     order = 0
 
-    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator,
-                 rows: slice | None) -> Tensor:
+    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator, rows: slice | None) -> Tensor:
         # in place on the drawn noise: two allocations, the values of (delta + sigma * rms * xi) exactly
         rms = delta.float().pow(2).mean().sqrt()
         xi = torch.randn(delta.shape, generator=generator, device=delta.device, dtype=torch.float32)

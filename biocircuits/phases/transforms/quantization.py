@@ -22,14 +22,16 @@ def quantize(delta: Tensor, spikes: int, generator: torch.Generator | None = Non
     low = count.floor()
     frac = count.sub_(low)
     draw = torch.rand(frac.shape, generator=generator, device=frac.device)
-    extra = torch.lt(draw, frac, out=draw)    # the Bernoulli(frac) spike, as 1.0 / 0.0 in the draw's memory
+    extra = torch.lt(draw, frac, out=draw)  # the Bernoulli(frac) spike, as 1.0 / 0.0 in the draw's memory
     return low.add_(extra).mul_(scale / spikes).copysign_(delta).to(delta.dtype)
 
 
 class QuantizationOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     spikes: int = Field(
-        0, ge=0, le=1_000_000,
+        0,
+        ge=0,
+        le=1_000_000,
         description="N: the error as an unbiased stochastic count of at most N spikes per unit (resolution max|delta|"
         " / N); 0 is off.",
     )
@@ -45,6 +47,5 @@ class ErrorQuantization(ErrorTransform):
     shorthand = "spikes"
     order = 1
 
-    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator,
-                 rows: slice | None) -> Tensor:
+    def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator, rows: slice | None) -> Tensor:
         return quantize(delta, self.options.spikes, generator)

@@ -75,11 +75,13 @@ def state_rows(layer: nn.Module, name: str, rows: slice, like: Tensor) -> Tensor
     [`StreamClock`][biocircuits.phases.transforms.streams.StreamClock] refuses larger rows)."""
     buf = layer._buffers[name]
     tail = tuple(like.shape[1:])
-    allocated = buf.dim() > 1 or buf.numel() > 0       # attach registers an empty 1-d placeholder
+    allocated = buf.dim() > 1 or buf.numel() > 0  # attach registers an empty 1-d placeholder
     if allocated and tuple(buf.shape[1:]) != tail:
         qualname = layer.attachments.qualname or type(layer).__name__
-        raise ConfigError(f"{qualname}.{name} holds per-stream state of shape {tuple(buf.shape[1:])} and now sees "
-                          f"{tail}", suggestion="stream settings need the same input shape at every step")
+        raise ConfigError(
+            f"{qualname}.{name} holds per-stream state of shape {tuple(buf.shape[1:])} and now sees {tail}",
+            suggestion="stream settings need the same input shape at every step",
+        )
     if not allocated or buf.shape[0] < rows.stop:
         dtype = torch.promote_types(like.dtype, torch.float32)
         grown = torch.zeros((rows.stop, *tail), dtype=dtype, device=like.device)
@@ -147,15 +149,20 @@ class StreamClock(LayerAttachment):
             return
         batch = next((a for a in args if isinstance(a, Tensor)), None)
         if batch is None:
-            raise TypeError("phases settings with per-stream state need the model to be called with the batch "
-                            "tensor as a positional argument (batch in dimension 0)")
+            raise TypeError(
+                "phases settings with per-stream state need the model to be called with the batch "
+                "tensor as a positional argument (batch in dimension 0)"
+            )
         n = int(batch.shape[0])
         streams = self.streams
         start = self.cursor if streams is None else self.cursor % streams
         if streams is not None and start + n > streams:
-            raise ConfigError(f"a training micro-batch of {n} items does not fit the {streams} streams fixed by the "
-                              f"first step (rows {start}..{start + n - 1})", given=n,
-                              suggestion="keep the batch size fixed (drop the last incomplete batch)")
+            raise ConfigError(
+                f"a training micro-batch of {n} items does not fit the {streams} streams fixed by the "
+                f"first step (rows {start}..{start + n - 1})",
+                given=n,
+                suggestion="keep the batch size fixed (drop the last incomplete batch)",
+            )
         self.rows = slice(start, start + n)
 
     def add_output_hook(self, hook: Callable[[Tensor, slice], Tensor], rank: int) -> None:
@@ -169,7 +176,7 @@ class StreamClock(LayerAttachment):
         if self.rows is None:
             return None
         returned = out
-        for _, hook in reversed(self.output_hooks):   # the last view made is the first the backward reaches
+        for _, hook in reversed(self.output_hooks):  # the last view made is the first the backward reaches
             returned = hook(returned, self.rows)
         self.cursor += self.rows.stop - self.rows.start
         self.rows = None
@@ -214,14 +221,18 @@ def stream_buffer_names(model: nn.Module, errors: bool = False) -> list[str]:
     """Qualified names of every per-stream buffer of ``model`` (first dimension = stream); with ``errors``, only
     those that hold errors (``error_buffers``)."""
     kind = "error_buffers" if errors else "stream_buffers"
-    return [f"{prefix}.{b}" if prefix else b for prefix, _, held in attached_modules(model)
-            for att in held for b in getattr(att, kind, ())]
+    return [
+        f"{prefix}.{b}" if prefix else b
+        for prefix, _, held in attached_modules(model)
+        for att in held
+        for b in getattr(att, kind, ())
+    ]
 
 
 def gather_rows(local: Sequence[Tensor]) -> Tensor:
     """The global rows from each rank's local rows (``local[r]`` of rank r, equal shapes): row r + W j of the
     result is row j of rank r."""
-    stacked = torch.stack(list(local))                       # (W, S_local, ...)
+    stacked = torch.stack(list(local))  # (W, S_local, ...)
     return stacked.transpose(0, 1).reshape(-1, *stacked.shape[2:])
 
 

@@ -16,7 +16,9 @@ from .streams import StreamState, state_rows
 class TraceOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decay: float = Field(
-        0.0, ge=0.0, lt=1.0,
+        0.0,
+        ge=0.0,
+        lt=1.0,
         description="lambda of the presynaptic eligibility trace xbar_t = lambda xbar_(t-1) + (1 - lambda) x_t; 0 is "
         "the plain update.",
     )
@@ -61,11 +63,13 @@ class EligibilityTrace(StreamState):
     def presynaptic(self, layer: nn.Module, x: Tensor, rows: slice) -> Tensor:
         """Advance the trace of rows ``rows`` with the input ``x`` (shape (rows, ...)); returns xbar_t."""
         if x.shape[0] != rows.stop - rows.start:
-            raise ValueError(f"{layer.attachments.qualname}: eligibility traces need the batch in dimension 0 of "
-                             f"the layer's input (got {tuple(x.shape)} for {rows.stop - rows.start} streams)")
+            raise ValueError(
+                f"{layer.attachments.qualname}: eligibility traces need the batch in dimension 0 of "
+                f"the layer's input (got {tuple(x.shape)} for {rows.stop - rows.start} streams)"
+            )
         trace = state_rows(layer, "trace_input", rows, x)
         lam = self.options.decay
-        trace.lerp_(x.detach().to(trace.dtype), 1.0 - lam)   # lambda xbar + (1 - lambda) x in one pass
+        trace.lerp_(x.detach().to(trace.dtype), 1.0 - lam)  # lambda xbar + (1 - lambda) x in one pass
         # a copy: the backward must not see the buffer, which later micro-batches change in place
         return trace.to(x.dtype, copy=True)
 

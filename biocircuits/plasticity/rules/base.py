@@ -35,17 +35,24 @@ class PlasticityRule(LayerAttachment):
     slot = "plasticity"
     needs_snapshot = True
 
-    def __init__(self, options: Any = None, seed: int = 0, population: str = "any", post: str = "any",
-                 post_sign: Tensor | None = None, target: str = "weight") -> None:
+    def __init__(
+        self,
+        options: Any = None,
+        seed: int = 0,
+        population: str = "any",
+        post: str = "any",
+        post_sign: Tensor | None = None,
+        target: str = "weight",
+    ) -> None:
         super().__init__(options, seed)
-        self.population = population   # presynaptic type
-        self.post = post                # postsynaptic type, with the type of each output unit (shape (out,))
+        self.population = population  # presynaptic type
+        self.post = post  # postsynaptic type, with the type of each output unit (shape (out,))
         self.post_sign = post_sign
         # the tensor acted on: the layer's trainable weight, or another parameter of the layer, all of one synapse
         # class and non-negative (a DANN layer's parametrizations.weight.0.weight_ie / weight_ei)
         self.target = target
         self._before: Tensor | None = None
-        self._factor_key: tuple | None = None   # the fused factor F (cached on a layer's first rule) and its key
+        self._factor_key: tuple | None = None  # the fused factor F (cached on a layer's first rule) and its key
         self._factor: Tensor | None = None
 
     def mask(self, layer: nn.Module) -> Tensor | None:
@@ -71,7 +78,7 @@ class PlasticityRule(LayerAttachment):
 
     @classmethod
     def fused_group(cls) -> type[LayerAttachment]:
-        return PlasticityRule   # all plasticity rules run in one pass, in spec order per layer
+        return PlasticityRule  # all plasticity rules run in one pass, in spec order per layer
 
     @classmethod
     @torch.no_grad()
@@ -94,7 +101,7 @@ class PlasticityRule(LayerAttachment):
         for (_, target), (layer, rules) in layers.items():
             if target == "weight":
                 weight, before, grows = trainable_weight(layer), step.weight_before(layer), None
-            else:   # a non-negative tensor: |w| grows with w
+            else:  # a non-negative tensor: |w| grows with w
                 weight, before, grows = layer.get_parameter(target), rules[0]._before, 1.0
             if all(r.static_factor() is not None for r in rules):
                 fused[0].append(weight), fused[1].append(before), fused[2].append(_factor(layer, rules, weight))
@@ -129,8 +136,9 @@ def _factor(layer: nn.Module, rules: list[PlasticityRule], like: Tensor) -> Tens
     return head._factor
 
 
-def _reshape_(layer: nn.Module, rules: list[PlasticityRule], weight: Tensor, before: Tensor,
-              grows: Tensor | float | None = None) -> None:
+def _reshape_(
+    layer: nn.Module, rules: list[PlasticityRule], weight: Tensor, before: Tensor, grows: Tensor | float | None = None
+) -> None:
     grows = growth_sign(layer, before) if grows is None else grows
     delta = weight - before
     for rule in rules:

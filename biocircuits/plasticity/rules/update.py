@@ -15,7 +15,9 @@ from .base import PLASTICITY, PlasticityRule
 class UpdateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lr_scale: float = Field(
-        1.0, ge=0.0, le=1e6,
+        1.0,
+        ge=0.0,
+        le=1e6,
         description="Multiplies the matched weights' update: dW <- lr_scale dW (a slower or faster region or type).",
     )
     direction: Literal["both", "potentiation_only", "depression_only"] = Field(
