@@ -9,25 +9,21 @@ import math
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from biocircuits.config.experiment import Experiment
-from biocircuits.errors import CheckpointError, DataError, RunFolderError, TrainingDiverged
+from biocircuits.errors import DataError, TrainingDiverged
 from biocircuits.phases.step import PhaseCallback, StepContext
 
 from . import distributed
-from .build import build_run, run_context, stop_on_signals
+from .build import build_run, stop_on_signals
 from .callback import Callback, CallbackList
 from .callbacks import default_callbacks
-from .claim import claim_folder
 from .evaluate import evaluate, topk_correct
-from .log_lines import ranked_failures
 from .logging import RunLogger, dataset_record
-from .resume_check import check_resume
 from .run_folder import RunFolder
 from .state import kept, resume_run, run_summary, save_run
 
@@ -185,50 +181,7 @@ class Trainer:
         self.logger.close()  # the process group stays up for further runs (compare); the CLI tears it down
 
 
-def run_experiment(
-    exp: Experiment,
-    run_dir: str | Path,
-    resume: bool = False,
-    callbacks: Sequence[Callback | PhaseCallback] = (),
-    overwrite: bool = False,
-) -> dict[str, Any]:
-    """Train ``exp`` into ``run_dir`` under its lock (resuming from its checkpoint when asked, after checking the
-    saved config; ``overwrite`` moves an earlier run aside), with the built-in callbacks and ``callbacks``; returns
-    the summary. A folder that holds a run is refused ([`claim_folder`][biocircuits.train.claim.claim_folder])."""
-    folder = RunFolder(run_dir)
-    if resume and overwrite:
-        raise RunFolderError(
-            "--resume and --overwrite exclude each other",
-            key="--overwrite",
-            suggestion="--resume continues the run; --overwrite moves it aside and starts afresh",
-        )
-    if resume and not folder.checkpoint.is_file():
-        raise CheckpointError(
-            f"{folder.checkpoint}: no checkpoint here (nothing to resume); start without --resume"
-            + (" (use --overwrite: the folder holds an unfinished run)" if folder.is_run() else "")
-        )
-    with (
-        claim_folder(folder.path, resume=resume, overwrite=overwrite) as moved,
-        run_context(exp.train),
-        ranked_failures(distributed.current()) as failure,
-    ):  # a failing rank names itself (and its step)
-        changes = (
-            check_resume(folder.read_config(), exp.resolved_dict(), str(folder.config))
-            if resume and folder.config.is_file()
-            else {}
-        )
-        trainer = failure.where = Trainer(exp, run_dir, callbacks)
-        try:
-            event: dict[str, Any] = {
-                "event": "resume" if resume else "start",
-                "time": datetime.now(UTC).isoformat(timespec="seconds"),
-            }
-            if resume:
-                changes.update(trainer.resume())
-                event.update(step=trainer.step, changes=changes)
-            if moved is not None:
-                event["earlier_run_moved_to"] = str(moved)
-            trainer.logger.append_history(event)
-            return trainer.train()
-        finally:
-            trainer.close()
+# The entry point lives in run.py (it builds a Trainer); re-exported here, where it has always been imported from.
+from .run import run_experiment  # noqa: E402  (after Trainer: run.py imports it)
+
+__all__ = ["Trainer", "run_experiment"]

@@ -1,5 +1,5 @@
 """One trial, as Ray Tune runs it in a worker: an ordinary run folder (lock, NaN guard, resume) trained by
-[`run_experiment`][biocircuits.train.trainer.run_experiment], reporting each evaluation to Tune through a callback, and
+[`run_experiment`][biocircuits.train.run.run_experiment], reporting each evaluation to Tune through a callback, and
 recording its status in ``trial.json``. A trial that fails is recorded (status and reason), not raised: the sweep
 goes on."""
 
