@@ -110,7 +110,6 @@ def from_validation_error(
     keys = [_full_key(e, data) for e in raw]
     parents = {k[:i] for k in keys for i, c in enumerate(k) if c == "."}  # every proper dotted prefix, linear
     for e, key in zip(raw, keys, strict=True):
-        loc = tuple(e["loc"])
         # a union's other branch ("should be a valid string") is noise when a deeper error explains it
         if key in seen or key in parents:
             continue
@@ -118,49 +117,49 @@ def from_validation_error(
             errors.append(ConfigError(f"... and {len(set(keys)) - MAX_REPORTED} more errors", file=file))
             break
         seen.add(key)
-        raised = (e.get("ctx") or {}).get("error")
-        if isinstance(raised, ConfigError):  # a validator's own error (its key made whole by _full_key)
-            errors.append(
-                ConfigError(
-                    raised.message,
-                    key=None if key == "(top level)" else key,
-                    file=file,
-                    expected=raised.expected,
-                    given=raised.given,
-                    suggestion=raised.suggestion,
-                    has_given=raised.has_given,
-                )
-            )
-            continue
-        msg = e["msg"].removeprefix("Value error, ")
-        given = e.get("input")
-        if e["type"] == "extra_forbidden":
-            name = str(loc[-1])
-            valid = fields_at(model, loc[:-1])
-            errors.append(
-                ConfigError(
-                    "unknown key",
-                    key=key,
-                    file=file,
-                    expected="one of " + ", ".join(valid),
-                    given=name,
-                    suggestion=did_you_mean(name, valid),
-                    has_given=False,
-                )
-            )
-            continue
-        suggestion = None
-        if e["type"] == "literal_error":
-            choices = re.findall(r"'([^']*)'", str(e.get("ctx", {}).get("expected", "")))
-            suggestion = did_you_mean(str(given), choices)
-        errors.append(
-            ConfigError(
-                msg,
-                key=key,
-                file=file,
-                given=given,
-                suggestion=suggestion,
-                has_given=e["type"] not in ("missing",) and "given" not in msg,
-            )
-        )
+        errors.append(_config_error(e, key, model, file))
     return ConfigErrors(errors)
+
+
+def _config_error(e: dict, key: str, model: type[BaseModel], file: str | None) -> ConfigError:
+    """The [`ConfigError`][biocircuits.errors.ConfigError] for one pydantic error at ``key``: a validator's own error
+    as raised (its key made whole by ``_full_key``), an unknown key with the valid ones and a guess, or pydantic's
+    message (with a guess among a literal's choices)."""
+    raised = (e.get("ctx") or {}).get("error")
+    if isinstance(raised, ConfigError):
+        return ConfigError(
+            raised.message,
+            key=None if key == "(top level)" else key,
+            file=file,
+            expected=raised.expected,
+            given=raised.given,
+            suggestion=raised.suggestion,
+            has_given=raised.has_given,
+        )
+    msg = e["msg"].removeprefix("Value error, ")
+    given = e.get("input")
+    if e["type"] == "extra_forbidden":
+        loc = tuple(e["loc"])
+        name = str(loc[-1])
+        valid = fields_at(model, loc[:-1])
+        return ConfigError(
+            "unknown key",
+            key=key,
+            file=file,
+            expected="one of " + ", ".join(valid),
+            given=name,
+            suggestion=did_you_mean(name, valid),
+            has_given=False,
+        )
+    suggestion = None
+    if e["type"] == "literal_error":
+        choices = re.findall(r"'([^']*)'", str(e.get("ctx", {}).get("expected", "")))
+        suggestion = did_you_mean(str(given), choices)
+    return ConfigError(
+        msg,
+        key=key,
+        file=file,
+        given=given,
+        suggestion=suggestion,
+        has_given=e["type"] not in ("missing",) and "given" not in msg,
+    )
