@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from biocircuits import __version__
 from biocircuits.config.constraints import Constraints
@@ -21,6 +20,7 @@ from biocircuits.errors import BiocircuitsError, CheckpointError, ConfigError, T
 from biocircuits.train import distributed
 from biocircuits.train.trainer import run_experiment
 
+from .arguments import Parser, add_common_options, positive, positive_list, seed_list
 from .check_pathway import CheckRequest, check_run
 from .compare import compare
 from .layers import add_layers_command, inspect_model
@@ -42,17 +42,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"steps {summary['steps']}  {summary['wall_s']:.1f} s  -> {run_dir}"
         )
     return 0
-
-
-def seed_list(text: str) -> list[int]:
-    """``--seeds 0,1,2``: distinct non-negative integers."""
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        seeds = []
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"expected distinct non-negative integers like 0,1,2, given {text!r}")
-    return seeds
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -154,33 +143,6 @@ def cmd_check_pathway(args: argparse.Namespace) -> int:
     return 0
 
 
-def positive(kind: type) -> Callable[[str], float]:
-    """An argparse type: a number of ``kind`` above zero (argparse then exits 2 naming the option)."""
-
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number above 0, given {text[:40]!r}") from None
-        if not (value > 0 and value < 1e9):
-            raise argparse.ArgumentTypeError(f"expected a number above 0 and below 1e9, given {text[:40]!r}")
-        return value
-
-    return parse
-
-
-def positive_list(text: str) -> list[float]:
-    """An argparse type: comma-separated numbers above zero."""
-    return [positive(float)(part) for part in text.split(",") if part.strip()] or positive(float)(text)
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2), like every other user error of the command."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
-
-
 def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
     """``sweep`` and ``report``."""
     swp = sub.add_parser("sweep", help="a grid of an experiment x seeds on Ray Tune, then results and a summary")
@@ -250,22 +212,8 @@ def add_check_pathway(sub: Any) -> None:
     chk.set_defaults(func=cmd_check_pathway)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="biocircuits", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument(
-            "--set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a config value, e.g. --set train.epochs=2 (repeatable)",
-        )
-        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
-
+def add_run_commands(sub: argparse._SubParsersAction) -> None:
+    """``run`` and ``compare``."""
     run = sub.add_parser("run", help="train one experiment")
     run.add_argument("experiment")
     run.add_argument("--output", help="run directory (default OUTPUT/NAME)")
@@ -280,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="move a run already in the folder aside to <folder>.old-N (nothing is deleted) and start afresh",
     )
-    common(run)
+    add_common_options(run)
     run.set_defaults(func=cmd_run)
 
     cmp = sub.add_parser("compare", help="one run per rule or per constraint spec, then a table and plots")
@@ -301,14 +249,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="move a comparison already in the folder aside to <folder>.old-N and start afresh",
     )
-    common(cmp)
+    add_common_options(cmp)
     cmp.set_defaults(func=cmd_compare)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``biocircuits`` parser: one subcommand each, its handler as ``func``."""
+    p = Parser(prog="biocircuits", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    add_run_commands(sub)
     add_sweep_commands(sub)
 
     val = sub.add_parser("validate", help="check constraint specs or experiment files")
     val.add_argument("files", nargs="+")
-    common(val)
+    add_common_options(val)
     val.set_defaults(func=cmd_validate)
 
     add_layers_command(sub)
