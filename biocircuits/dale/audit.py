@@ -180,64 +180,69 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
     state = module.__dict__.get("biocircuits")
     units = getattr(state, "dale_units", None)
     readings = norm_readings(module, units) if units is not None else NormReadings()
-    gains, negative_in = readings.flips, readings.negative_in
-    rows, leaks, total, effective = [], [], 0, 0
+    rows, leaks = [], []
     for name, layer in layers:
-        sign = cell_types(layer)
-        if sign is None:
+        if cell_types(layer) is None:
             rows.append(LayerAudit(name, False))
-            continue
-        held = attachments_of(layer)
-        dale = held.dale if held is not None else None
-        weight = layer.weight
-        if isinstance(dale, DaleAttachment):  # the attachment says what its layer's law is
-            bad = dale.count_violations(layer)
-            flipped = dale.effective_violations(layer, gains.get(name))
-        else:  # a dale_sign without a Dale attachment: the column-sign law
-            bad = column_violations(layer)
-            flipped = effective_count(layer, gains.get(name))
-        if name in negative_in:
-            leaks.append(
-                f"{name}: {int((gains[name] < 0).sum())} units have a negative gain in "
-                f"{', '.join(negative_in[name])}, which flips the sign of every synapse onto them"
-            )
-        counts = populations(layer)
-        total += bad
-        effective += flipped
-        spread, entropy = spectrum(weight) if spectra else (math.nan, math.nan)
-        centred = readings.centred.get(name)
-        unsure = int(centred.sum()) * weight[0].numel() if centred is not None else 0
-        if unsure:
-            leaks.append(
-                f"{name}: {unsure} synapses onto units centred by {', '.join(readings.centred_in[name])} "
-                "have no guaranteed effective sign (the centring subtracts the other units' input)"
-            )
-        dale_held = held.of("dale") if held is not None else []
-        pooled = sum(a.pooled_units(layer) for a in dale_held if isinstance(a, DaleAttachment))
-        leaks += [line for a in dale_held if isinstance(a, DaleAttachment) for line in a.audit_notes(layer, name)]
-        rows.append(
-            LayerAudit(
-                name,
-                True,
-                counts.excitatory,
-                counts.inhibitory,
-                bad,
-                spread,
-                entropy,
-                mins.get(name),
-                flipped,
-                unsure,
-                pooled,
-                counts.interneurons,
-            )
-        )
-        if name in mins and mins[name] < 0:
-            leaks.append(
-                f"{name}: input goes negative on the sample (min {mins[name]:.3g}); Dale assumes non-negative rates"
-            )
+        else:
+            rows.append(_audit_layer(name, layer, readings, mins.get(name), spectra, leaks))
+    total = sum(r.violations for r in rows)
+    effective = sum(r.effective_violations for r in rows)
     leaks += _model_leaks(module, rows)
     mixed = mixed_units(module, units) if units is not None else []
     return AuditReport(total, rows, leaks, effective, mixed, sum(r.not_guaranteed for r in rows))
+
+
+def _audit_layer(
+    name: str, layer: nn.Module, readings: NormReadings, input_min: float | None, spectra: bool, leaks: list[str]
+) -> LayerAudit:
+    """The row of one constrained layer; its sign leaks (negative norm gains, centred units, its attachments' notes,
+    a negative input) are appended to ``leaks``."""
+    gains, negative_in = readings.flips, readings.negative_in
+    held = attachments_of(layer)
+    dale = held.dale if held is not None else None
+    weight = layer.weight
+    if isinstance(dale, DaleAttachment):  # the attachment says what its layer's law is
+        bad = dale.count_violations(layer)
+        flipped = dale.effective_violations(layer, gains.get(name))
+    else:  # a dale_sign without a Dale attachment: the column-sign law
+        bad = column_violations(layer)
+        flipped = effective_count(layer, gains.get(name))
+    if name in negative_in:
+        leaks.append(
+            f"{name}: {int((gains[name] < 0).sum())} units have a negative gain in "
+            f"{', '.join(negative_in[name])}, which flips the sign of every synapse onto them"
+        )
+    counts = populations(layer)
+    spread, entropy = spectrum(weight) if spectra else (math.nan, math.nan)
+    centred = readings.centred.get(name)
+    unsure = int(centred.sum()) * weight[0].numel() if centred is not None else 0
+    if unsure:
+        leaks.append(
+            f"{name}: {unsure} synapses onto units centred by {', '.join(readings.centred_in[name])} "
+            "have no guaranteed effective sign (the centring subtracts the other units' input)"
+        )
+    dale_held = held.of("dale") if held is not None else []
+    pooled = sum(a.pooled_units(layer) for a in dale_held if isinstance(a, DaleAttachment))
+    leaks += [line for a in dale_held if isinstance(a, DaleAttachment) for line in a.audit_notes(layer, name)]
+    if input_min is not None and input_min < 0:
+        leaks.append(
+            f"{name}: input goes negative on the sample (min {input_min:.3g}); Dale assumes non-negative rates"
+        )
+    return LayerAudit(
+        name,
+        True,
+        counts.excitatory,
+        counts.inhibitory,
+        bad,
+        spread,
+        entropy,
+        input_min,
+        flipped,
+        unsure,
+        pooled,
+        counts.interneurons,
+    )
 
 
 def mixed_units(module: nn.Module, units: UnitGraph) -> list[MixedUnit]:

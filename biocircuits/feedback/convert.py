@@ -119,15 +119,7 @@ def convert(
     overrides = dict(overrides or {})
     exclude = list(exclude)
     mapping = {**FEEDBACK_CLASSES, **third_party_classes(), **(mapping or {})}
-    already = feedback_layers(model)
-    if already:
-        raise ConfigError(
-            "model is already converted",
-            given=already[0][0] or type(model).__name__,
-            suggestion="call bc.apply once per model (bc.remove undoes it); build a fresh model to change the "
-            "constraints",
-            has_given=True,
-        )
+    _check_not_converted(model)
     candidates = convertible_modules(model, mapping)
     stuck = unconvertible_modules(model, mapping)
     names = [n for n, _ in candidates]
@@ -140,10 +132,37 @@ def convert(
             continue
         rule_name, rule_options = _rule_for(name, (rule, dict(options or {})), overrides)
         plan.append((name, module, make_rule(rule_name, rule_options, seed=seed)))
-    stuck = [(n, m) for n, m in stuck if not match_any(n, exclude)]
-    if not all(r.exact_gradient for _, _, r in plan):
-        stuck = _transporting(model, stuck, [(n, m) for n, m, _ in plan])
-    if stuck and not all(r.exact_gradient for _, _, r in plan):
+    _check_no_transport_left(model, [(n, m) for n, m in stuck if not match_any(n, exclude)], plan)
+    converted: dict[str, FeedbackRule] = {}
+    for name, module, layer_rule in plan:
+        feedback_class(module, mapping).convert(module, layer_rule, name)
+        converted[name] = layer_rule
+    _route_owners(model)
+    return converted
+
+
+def _check_not_converted(model: nn.Module) -> None:
+    """Raise [`ConfigError`][biocircuits.errors.ConfigError] when ``model`` already holds feedback layers."""
+    already = feedback_layers(model)
+    if already:
+        raise ConfigError(
+            "model is already converted",
+            given=already[0][0] or type(model).__name__,
+            suggestion="call bc.apply once per model (bc.remove undoes it); build a fresh model to change the "
+            "constraints",
+            has_given=True,
+        )
+
+
+def _check_no_transport_left(
+    model: nn.Module, stuck: list[tuple[str, nn.Module]], plan: list[tuple[str, nn.Module, FeedbackRule]]
+) -> None:
+    """Raise [`ConfigError`][biocircuits.errors.ConfigError] when a planned rule is not backprop's and one of the
+    ``stuck`` modules (weights, no feedback class, not excluded) would still carry the error by weight transport."""
+    if all(r.exact_gradient for _, _, r in plan):
+        return
+    stuck = _transporting(model, stuck, [(n, m) for n, m, _ in plan])
+    if stuck:
         listed = ", ".join(f"{n or '(root)'} ({type(m).__name__})" for n, m in stuck[:8])
         raise ConfigError(
             "these modules carry weights that backprop would send the error through, but have no feedback class",
@@ -154,12 +173,6 @@ def convert(
             "a standard linear/conv",
             has_given=True,
         )
-    converted: dict[str, FeedbackRule] = {}
-    for name, module, layer_rule in plan:
-        feedback_class(module, mapping).convert(module, layer_rule, name)
-        converted[name] = layer_rule
-    _route_owners(model)
-    return converted
 
 
 def _route_owners(model: nn.Module) -> None:

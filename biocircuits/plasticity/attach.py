@@ -85,25 +85,9 @@ def attach_plasticity(
                     suggestion="use dale.types: graph (a traceable model)",
                 )
             candidates.append(name)
-            tensors = synapse_tensors(layer)
-            if tensors is not None:  # a layer whose synapse classes are separate tensors (DANN)
-                for target, pre, post_type in tensors:
-                    if match.population in ("any", pre) and match.post in ("any", post_type):
-                        # "weight" is the layer's trainable weight (W_EE: a parametrisation's original)
-                        matched += (
-                            synapse_count(layer, None) if target == "weight" else layer.get_parameter(target).numel()
-                        )
-                        if not cls.changes_nothing(cls(options).options):
-                            attach(layer, cls(options, target=target), name)
-                            made += 1
-                continue
-            count = synapse_count(layer, synapse_mask(layer, match.population, match.post, post))
-            if count == 0:
-                continue
-            matched += count
-            if not cls.changes_nothing(cls(options).options):
-                attach(layer, cls(options, population=match.population, post=match.post, post_sign=post), name)
-                made += 1
+            synapses, attached = _attach_rule(name, layer, cls, options, match, post)
+            matched += synapses
+            made += attached
         if matched == 0:
             raise ConfigError(
                 f"rule matches no synapse ({match.population}->{match.post} in layers {match.layers!r})",
@@ -115,6 +99,29 @@ def attach_plasticity(
         attach(model, BatchManhattan(), "")
         made += 1
     return made
+
+
+def _attach_rule(
+    name: str, layer: nn.Module, cls: type, options: Any, match: Any, post: Tensor | None
+) -> tuple[int, int]:
+    """Attach one rule (class ``cls``, ``options``) to the synapses of ``layer`` in its ``match``'s class (``post``:
+    the output units' types, or None): (synapses matched, attachments made; none for a rule that changes nothing)."""
+    tensors = synapse_tensors(layer)
+    if tensors is not None:  # a layer whose synapse classes are separate tensors (DANN)
+        matched = made = 0
+        for target, pre, post_type in tensors:
+            if match.population in ("any", pre) and match.post in ("any", post_type):
+                # "weight" is the layer's trainable weight (W_EE: a parametrisation's original)
+                matched += synapse_count(layer, None) if target == "weight" else layer.get_parameter(target).numel()
+                if not cls.changes_nothing(cls(options).options):
+                    attach(layer, cls(options, target=target), name)
+                    made += 1
+        return matched, made
+    count = synapse_count(layer, synapse_mask(layer, match.population, match.post, post))
+    if count == 0 or cls.changes_nothing(cls(options).options):
+        return count, 0
+    attach(layer, cls(options, population=match.population, post=match.post, post_sign=post), name)
+    return count, 1
 
 
 def _closest(pattern: str, candidates: list[str], layers: Sequence[tuple[str, nn.Module]]) -> str:

@@ -100,35 +100,45 @@ def probe(
         with shadow_backprop():
             exact = torch.autograd.grad(loss, wrt, retain_graph=True, allow_unused=True)
         rule = torch.autograd.grad(loss, wrt, allow_unused=True)
-    stats: dict[str, LayerProbe] = {}
     k = len(names)
-    for i, name in enumerate(names):
-        layer = dict(layers)[name]
-        weight = layer.weight.detach()
-        reasons: dict[str, str] = {}
-        values = {}
-        pairs = {
-            "weight_angle": (weight, feedback[name]),
-            "error_angle": (rule[i], exact[i]),
-            "update_angle": (rule[k + i], exact[k + i]),
-        }
-        for key, (a, b) in pairs.items():
-            if a is None or b is None:
-                values[key], reasons[key] = math.nan, "no gradient reached this layer"
-                continue
-            values[key], why = angle(a, b)
-            if why:
-                reasons[key] = why
-        b = feedback[name]
-        if b is None:  # no B of W's shape (direct feedback alignment)
-            b = torch.full_like(weight, math.nan)
-            reasons["weight_angle"] = f"rule {layer.rule.name!r} has no layer-local B"
-        wn = float(weight.double().norm())
-        stats[name] = LayerProbe(
-            **values,
-            norm_ratio=float(b.double().norm()) / wn if wn > 0 else math.nan,
-            sign_concordance=float((torch.sign(b) == torch.sign(weight)).double().mean()),
-            rule=layer.rule.name,
-            reasons=reasons,
-        )
-    return stats
+    return {
+        name: _layer_probe(dict(layers)[name], feedback[name], (rule[i], rule[k + i]), (exact[i], exact[k + i]))
+        for i, name in enumerate(names)
+    }
+
+
+def _layer_probe(
+    layer: nn.Module,
+    feedback: Tensor | None,
+    rule_grads: tuple[Tensor | None, Tensor | None],
+    exact_grads: tuple[Tensor | None, Tensor | None],
+) -> LayerProbe:
+    """One layer's row from its feedback weight B and the (error, weight) gradients of the rule's and the shadow
+    backprop pass: NaN angles with a reason where a gradient did not reach the layer or a vector is zero."""
+    weight = layer.weight.detach()
+    reasons: dict[str, str] = {}
+    values = {}
+    pairs = {
+        "weight_angle": (weight, feedback),
+        "error_angle": (rule_grads[0], exact_grads[0]),
+        "update_angle": (rule_grads[1], exact_grads[1]),
+    }
+    for key, (a, b) in pairs.items():
+        if a is None or b is None:
+            values[key], reasons[key] = math.nan, "no gradient reached this layer"
+            continue
+        values[key], why = angle(a, b)
+        if why:
+            reasons[key] = why
+    b = feedback
+    if b is None:  # no B of W's shape (direct feedback alignment)
+        b = torch.full_like(weight, math.nan)
+        reasons["weight_angle"] = f"rule {layer.rule.name!r} has no layer-local B"
+    wn = float(weight.double().norm())
+    return LayerProbe(
+        **values,
+        norm_ratio=float(b.double().norm()) / wn if wn > 0 else math.nan,
+        sign_concordance=float((torch.sign(b) == torch.sign(weight)).double().mean()),
+        rule=layer.rule.name,
+        reasons=reasons,
+    )

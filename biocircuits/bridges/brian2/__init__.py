@@ -3,7 +3,8 @@ error streams e(t), and measure how faithfully it delivers B^T e: tracking, freq
 the spiking noise as ``phases:`` settings for torch training.
 
 Modules: [`streams`][biocircuits.bridges.brian2.streams] (waveforms, the error recorder),
-[`modes`][biocircuits.bridges.brian2.modes] (rate / spiking modes), [`relays`][biocircuits.bridges.brian2.relays] (Dale
+[`modes`][biocircuits.bridges.brian2.modes] (rate / spiking modes), [`wiring`][biocircuits.bridges.brian2.wiring]
+(synapse groups, tables, gain control, relay interneurons), [`relays`][biocircuits.bridges.brian2.relays] (Dale
 relays and their rectified noise), [`pathway`][biocircuits.bridges.brian2.pathway] (the constant-pattern check,
 tracking, frequency response), [`metrics`][biocircuits.bridges.brian2.metrics],
 [`chain`][biocircuits.bridges.brian2.chain] (multi-layer pathways with derivative gating) and

@@ -34,9 +34,10 @@ import torch
 from torch import Tensor
 
 from ._backend import angle, as_errors, check_units, feedback_matrix, seconds, session
-from .modes import PathwayMode, connect, make_mode, table, window_gain
+from .modes import PathwayMode, make_mode
 from .pathway import PatternResult
 from .streams import SECOND, patterns
+from .wiring import connect, table, window_gain
 
 
 def chain_reference(matrices: Sequence[torch.Tensor], errors: torch.Tensor, gates: Sequence[torch.Tensor]) -> Tensor:
@@ -112,14 +113,7 @@ def check_chain(
     window), with [`chain_reference`][biocircuits.bridges.brian2.chain.chain_reference]. ``hidden_rate`` (Hz) is r_h of
     the spiking relays (default r0)."""
     m = make_mode(mode)
-    Bs = [feedback_matrix(layer)[0] for layer in layers]
-    for i in range(len(Bs) - 1):
-        if Bs[i].shape[1] != Bs[i + 1].shape[0]:
-            raise ValueError(
-                f"layer {i} feeds {Bs[i].shape[1]} units back but layer {i + 1} has {Bs[i + 1].shape[0]} outputs"
-            )
-    if len(gates) != len(Bs) - 1:
-        raise ValueError(f"{len(Bs)} layers need {len(Bs) - 1} gates (one per hidden layer), given {len(gates)}")
+    Bs = _chained_matrices(layers, len(gates))
     E = as_errors(errors, Bs[0].shape[0])
     hold = seconds(duration if duration is not None else m.chain_hold)
     stream = patterns(E, hold=hold * SECOND, dt=m.dt)
@@ -141,9 +135,37 @@ def check_chain(
     sim = np.stack([values[w].mean(axis=0) for w in measured])
     gate_means = [torch.as_tensor(np.stack([g[w].mean(0) for w in measured])) for g in G]
     ref = chain_reference([torch.as_tensor(B) for B in Bs], torch.as_tensor(E), gate_means).numpy()
-    window = (n - skip) * m.dt_s
+    results = _pattern_results(sim, ref, noise_terms, measured, (n - skip) * m.dt_s, m.tau_s)
+    neurons = {
+        "error": Bs[0].shape[0] * m.neurons_per_unit,
+        "target": Bs[-1].shape[1],
+        "relay": sum(B.shape[1] for B in Bs[:-1]) * m.neurons_per_unit,
+    }
+    shapes = [tuple(B.shape) for B in Bs]
+    return ChainReport(m.name, shapes, hold, results, sim.tolist(), ref.tolist(), neurons, time.perf_counter() - t0)
+
+
+def _chained_matrices(layers: Sequence[Any], n_gates: int) -> list[np.ndarray]:
+    """The layers' feedback matrices B_l, checked to chain (B_l's inputs are B_{l+1}'s outputs) and to have one gate
+    per hidden layer."""
+    Bs = [feedback_matrix(layer)[0] for layer in layers]
+    for i in range(len(Bs) - 1):
+        if Bs[i].shape[1] != Bs[i + 1].shape[0]:
+            raise ValueError(
+                f"layer {i} feeds {Bs[i].shape[1]} units back but layer {i + 1} has {Bs[i + 1].shape[0]} outputs"
+            )
+    if n_gates != len(Bs) - 1:
+        raise ValueError(f"{len(Bs)} layers need {len(Bs) - 1} gates (one per hidden layer), given {n_gates}")
+    return Bs
+
+
+def _pattern_results(
+    sim: np.ndarray, ref: np.ndarray, noise_terms: list, measured: list[slice], window: float, tau_s: float
+) -> list[PatternResult]:
+    """Each pattern's cosine, angle and relative L2 error against the reference, with its Poisson cosines (spiking:
+    the noise terms averaged over the measuring ``window`` s, f = 1 - (tau_s / T)(1 - exp(-T / tau_s)))."""
     results = []
-    for p in range(len(E)):
+    for p in range(len(sim)):
         cos, ang = angle(sim[p], ref[p])
         rel = float(np.linalg.norm(sim[p] - ref[p]) / max(np.linalg.norm(ref[p]), 1e-300))
         bounds = (None, None)
@@ -151,24 +173,10 @@ def check_chain(
             bounds = _poisson_cosines(
                 ref[p],
                 [term(p, measured[p]) for term in noise_terms],
-                (1 + math.expm1(-window / m.tau_s) * m.tau_s / window) / window,
+                (1 + math.expm1(-window / tau_s) * tau_s / window) / window,
             )
         results.append(PatternResult(cos, ang, rel, None, *bounds))
-    neurons = {
-        "error": Bs[0].shape[0] * m.neurons_per_unit,
-        "target": Bs[-1].shape[1],
-        "relay": sum(B.shape[1] for B in Bs[:-1]) * m.neurons_per_unit,
-    }
-    return ChainReport(
-        m.name,
-        [tuple(B.shape) for B in Bs],
-        hold,
-        results,
-        sim.tolist(),
-        ref.tolist(),
-        neurons,
-        time.perf_counter() - t0,
-    )
+    return results
 
 
 def _poisson_cosines(
@@ -215,8 +223,6 @@ def _spiking_chain(bb, m, Bs, stream, G, hidden_rate):
     normalisation at threshold time, 2 k_{l-1} dt e^{-a} / (1 - e^{-a}))."""
     dt, hz, r0 = m.dt, bb.Hz, m.r0
     r_h = float(hidden_rate) if hidden_rate is not None else r0
-    decay = math.exp(-m.dt_s / m.tau_s)
-    unit_norm = m.dt_s / (1 - decay)  # the recorded current per unit rate, Hz -> normalised
     k = window_gain(stream, r0)
     ke = k[:, None] * stream.values
     src = bb.PoissonGroup(
@@ -228,15 +234,14 @@ def _spiking_chain(bb, m, Bs, stream, G, hidden_rate):
     )
     objects: list[Any] = [src]
     signal = stream.values
-    rates, gains, carried = [r0], [k], []
+    rates, gains = [r0], [k]
     for i, B in enumerate(Bs):
         last = i == len(Bs) - 1
-        n_next = B.shape[1]
         width = 1 if last else 2
         weights = np.concatenate([np.tile(B, (1, width)), -np.tile(B, (1, width))], axis=0)
         if last:
             group = bb.NeuronGroup(
-                n_next,
+                B.shape[1],
                 "dI/dt = -I / tau_syn : 1",
                 dt=dt,
                 name="target_neurons",
@@ -244,37 +249,56 @@ def _spiking_chain(bb, m, Bs, stream, G, hidden_rate):
                 method="exact",
             )
         else:
-            # instantaneous noise std of the gated, normalised current of each hidden unit (steps, n_next)
-            inst = G[i] * np.sqrt(
-                np.sum(B**2, axis=0)[None, :] * 2 * rates[-1] / (2 * gains[-1][:, None]) ** 2 / (2 * m.tau_s)
-            )
-            signal = G[i] * (signal @ B)
-            peak = (np.abs(signal) + 3 * inst).max(axis=1)
-            per = np.repeat([peak[j : j + stream.hold].max() for j in range(0, stream.steps, stream.hold)], stream.hold)
-            k_next = r_h / np.maximum(per, 1e-300)
-            c = (k_next / (2 * gains[-1] * unit_norm * decay))[:, None] * G[i]
-            sgn = np.concatenate([np.ones(n_next), -np.ones(n_next)])
-            group = bb.NeuronGroup(
-                2 * n_next,
-                "dI/dt = -I / tau_syn : 1\nsgn : 1 (constant)\n"
-                "rate = clip(r_h + sgn * coupling(t, i) * I, 0 * Hz, 1 / dt) : Hz",
-                threshold="rand() < rate * dt",
-                dt=dt,
-                name=f"relays_{i + 1}",
-                method="exact",
-                namespace={
-                    "tau_syn": m.tau_syn,
-                    "r_h": r_h * hz,
-                    "coupling": table(bb, np.concatenate([c, c], axis=1), dt, hz),
-                },
-            )
-            group.sgn = sgn
+            group, signal, k_next = _hidden_stage(bb, m, i, B, G[i], signal, rates[-1], gains[-1], r_h, stream)
             rates.append(r_h)
             gains.append(k_next)
         syn = connect(bb, src, group, weights, "w : 1", "I_post += w", f"syn_{i}")
         objects += [group, syn]
         src = group
-    # noise carried from stage l to the readout: M_l = B_l diag(g_{l+1}) ... B_{L-1}
+    return objects, src, 2 * gains[-1] * _unit_norm(m)[1], _carried_noise(Bs, G, rates, gains, stream.hold)
+
+
+def _unit_norm(m: PathwayMode) -> tuple[float, float]:
+    """(e^{-a}, the recorded current per unit rate dt / (1 - e^{-a})), a = dt / tau_s: Hz -> normalised."""
+    decay = math.exp(-m.dt_s / m.tau_s)
+    return decay, m.dt_s / (1 - decay)
+
+
+def _hidden_stage(bb, m, i, B, gate, signal, rate, gain, r_h, stream):
+    """Hidden layer i + 1 as push-pull Poisson pairs r_h +- c(t, j) I_j fed by the stage below (rate ``rate``, gain
+    ``gain``): the group, the gated signal s_{i+1} = g (s_i B) and its gain k_{i+1} = r_h / max_j(|s_j| + 3 sigma_j)
+    per window."""
+    decay, unit_norm = _unit_norm(m)
+    n_next = B.shape[1]
+    # instantaneous noise std of the gated, normalised current of each hidden unit (steps, n_next)
+    inst = gate * np.sqrt(np.sum(B**2, axis=0)[None, :] * 2 * rate / (2 * gain[:, None]) ** 2 / (2 * m.tau_s))
+    signal = gate * (signal @ B)
+    peak = (np.abs(signal) + 3 * inst).max(axis=1)
+    per = np.repeat([peak[j : j + stream.hold].max() for j in range(0, stream.steps, stream.hold)], stream.hold)
+    k_next = r_h / np.maximum(per, 1e-300)
+    c = (k_next / (2 * gain * unit_norm * decay))[:, None] * gate
+    group = bb.NeuronGroup(
+        2 * n_next,
+        "dI/dt = -I / tau_syn : 1\nsgn : 1 (constant)\n"
+        "rate = clip(r_h + sgn * coupling(t, i) * I, 0 * Hz, 1 / dt) : Hz",
+        threshold="rand() < rate * dt",
+        dt=m.dt,
+        name=f"relays_{i + 1}",
+        method="exact",
+        namespace={
+            "tau_syn": m.tau_syn,
+            "r_h": r_h * bb.Hz,
+            "coupling": table(bb, np.concatenate([c, c], axis=1), m.dt, bb.Hz),
+        },
+    )
+    group.sgn = np.concatenate([np.ones(n_next), -np.ones(n_next)])
+    return group, signal, k_next
+
+
+def _carried_noise(Bs, G, rates, gains, hold):
+    """One term per spiking stage l: term(p, window) = (2 r_l / (2 k_l)^2 for pattern p, M_l), the noise carried
+    from stage l to the readout by M_l = B_l diag(g_{l+1}) ... B_{L-1} (gates averaged over ``window``)."""
+    carried = []
     for stage in range(len(Bs)):
 
         def term(p, window, stage=stage):
@@ -282,11 +306,11 @@ def _spiking_chain(bb, m, Bs, stream, G, hidden_rate):
             for j in range(stage + 1, len(Bs)):
                 g = G[j - 1][window].mean(0)
                 M = (M * g) @ Bs[j]
-            kp = float(gains[stage][p * stream.hold])
+            kp = float(gains[stage][p * hold])
             return 2 * rates[stage] / (2 * kp) ** 2, M
 
         carried.append(term)
-    return objects, src, 2 * gains[-1] * unit_norm, carried
+    return carried
 
 
 CHAIN_BUILDERS = {"rate": _rate_chain, "spiking": _spiking_chain}  # a mode's chain network, by mode name

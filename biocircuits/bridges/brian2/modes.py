@@ -45,6 +45,21 @@ from biocircuits.core.registry import Registry
 from ._backend import check_units, hertz, lowpass, require_brian2, seconds, session
 from .relays import Relays, relay_bias
 from .streams import HZ, MS, SECOND, ErrorStream
+from .wiring import connect, rate_relays, spiking_relays, split, table, window_gain
+
+__all__ = [
+    "MODES",
+    "PathwayMode",
+    "RateMode",
+    "Relays",
+    "SpikingMode",
+    "Trace",
+    "connect",
+    "make_mode",
+    "split",
+    "table",
+    "window_gain",
+]
 
 MODES: Registry = Registry("pathway mode")
 
@@ -157,49 +172,6 @@ class PathwayMode:
         raise NotImplementedError
 
 
-def split(B: np.ndarray, dale: bool) -> list[tuple[str, np.ndarray, float]]:
-    """(source, weights (n_out, n_in), sign its neurons must have; 0 = free) for each synapse group."""
-    if not dale:
-        return [("plus", B, 0.0), ("minus", -B, 0.0)]
-    bp, bm = np.maximum(B, 0), np.maximum(-B, 0)
-    return [("plus", bp, 1.0), ("minus", bm, 1.0), ("relay_plus", -bm, -1.0), ("relay_minus", -bp, -1.0)]
-
-
-def connect(
-    bb: Any,
-    source: Any,
-    target: Any,
-    matrix: np.ndarray,
-    model: str,
-    on_pre: str | None,
-    name: str,
-    namespace: dict | None = None,
-) -> Any:
-    """Synapses from every source neuron o to every target i with w = matrix[o, i] (zeros skipped)."""
-    rows, cols = np.nonzero(matrix)
-    syn = bb.Synapses(source, target, model=model, on_pre=on_pre, name=name, namespace=namespace or {})
-    syn.connect(i=rows, j=cols)
-    syn.w = matrix[rows, cols]
-    return syn
-
-
-def table(bb: Any, values: np.ndarray, dt: Any, unit: Any = 1) -> Any:
-    """A TimedArray of ``values`` (steps, n) on the simulation grid."""
-    return bb.TimedArray(np.ascontiguousarray(values) * unit, dt=dt)
-
-
-def window_gain(stream: ErrorStream, scale: float) -> np.ndarray:
-    """k(t) = scale / max|e| over each window (``stream.gain_per_window``), else over the whole stream, (steps,)."""
-    peak = np.abs(stream.values).max(axis=1)
-    if stream.hold and stream.gain_per_window:
-        n = stream.hold
-        per = np.array([peak[i : i + n].max() for i in range(0, stream.steps, n)])
-        peak = np.repeat(per, n)[: stream.steps]
-    else:
-        peak = np.full(stream.steps, peak.max())
-    return scale / np.maximum(peak, 1e-300)
-
-
 @MODES.register
 class RateMode(PathwayMode):
     """Continuous leaky integrators of time constant ``tau``; exact (noise-free without relay noise)."""
@@ -227,42 +199,36 @@ class RateMode(PathwayMode):
         return float(np.sum(B**2)) * (relays.noise * base) ** 2 * seconds(relays.tau) / (2 * window)
 
     def _build(self, bb, B, stream, relays):
+        if relays is None:
+            return self._build_direct(bb, B, stream)
+        return self._build_dale(bb, B, stream, relays)
+
+    def _build_direct(self, bb, B, stream):
+        """Error units e_o(t) wired straight to the integrators with w = B[o, i]."""
+        n_out, n_in = B.shape
+        tab = table(bb, stream.values, self.dt)
+        err = bb.NeuronGroup(n_out, "err = tab(t, i) : 1", dt=self.dt, name="error_units", namespace={"tab": tab})
+        target = bb.NeuronGroup(
+            n_in,
+            "dr/dt = (-r + I) / tau : 1\nI : 1",
+            dt=self.dt,
+            name="target_units",
+            namespace={"tau": self.tau},
+            method="exact",
+        )
+        syn = connect(
+            bb, err, target, B, "w : 1\nI_post = w * err_pre : 1 (summed)", None, "syn_feedback", {"tab": tab}
+        )
+        return [err, target, syn], target, [], {"error": n_out, "target": n_in, "relay": 0}, np.ones(stream.steps)
+
+    def _build_dale(self, bb, B, stream, relays):
+        """Excitatory pairs u+- = base +- e, their inhibitory relays, and the four sign-constrained synapse groups."""
         n_out, n_in = B.shape
         dt = self.dt
-        if relays is None:
-            tab = table(bb, stream.values, dt)
-            err = bb.NeuronGroup(n_out, "err = tab(t, i) : 1", dt=dt, name="error_units", namespace={"tab": tab})
-            target = bb.NeuronGroup(
-                n_in,
-                "dr/dt = (-r + I) / tau : 1\nI : 1",
-                dt=dt,
-                name="target_units",
-                namespace={"tau": self.tau},
-                method="exact",
-            )
-            syn = connect(
-                bb, err, target, B, "w : 1\nI_post = w * err_pre : 1 (summed)", None, "syn_feedback", {"tab": tab}
-            )
-            return [err, target, syn], target, [], {"error": n_out, "target": n_in, "relay": 0}, np.ones(stream.steps)
         base = float(np.abs(stream.values).max()) + 1e-12
         tab = table(bb, np.concatenate([base + stream.values, base - stream.values], axis=1), dt)
         err = bb.NeuronGroup(2 * n_out, "err = tab(t, i) : 1", dt=dt, name="error_units", namespace={"tab": tab})
-        sigma = relays.noise * base
-        eq = "dx/dt = (-x + u) / tau_r" + (" + sigma * sqrt(2 / tau_r) * xi" if sigma else "") + " : 1\nu : 1"
-        relay = bb.NeuronGroup(
-            2 * n_out,
-            eq,
-            dt=dt,
-            name="inhibitory_relays",
-            method=relays.method,
-            namespace={"tau_r": relays.tau, "sigma": sigma},
-        )
-        relay.x = base
-        to_relay = bb.Synapses(
-            err, relay, "w : 1\nu_post = w * err_pre : 1 (summed)", name="to_relays", namespace={"tab": tab}
-        )
-        to_relay.connect(j="i")
-        to_relay.w = 1.0
+        relay, to_relay = rate_relays(bb, err, 2 * n_out, relays, base, dt, tab)
         inputs = [f"I_{name}" for name, _, _ in split(B, True)]
         model = f"dr/dt = (-r + ({' + '.join(inputs)}) / 2) / tau : 1\n" + "\n".join(f"{v} : 1" for v in inputs)
         target = bb.NeuronGroup(n_in, model, dt=dt, name="target_units", namespace={"tau": self.tau}, method="exact")
@@ -275,16 +241,8 @@ class RateMode(PathwayMode):
         objects, signed = [err, relay, target, to_relay], [(to_relay, 1.0)]
         for name, matrix, sign in split(B, True):
             src, var = groups[name]
-            syn = connect(
-                bb,
-                src,
-                target,
-                matrix,
-                f"w : 1\nI_{name}_post = w * {var}_pre : 1 (summed)",
-                None,
-                f"syn_{name}",
-                {"tab": tab},
-            )
+            model = f"w : 1\nI_{name}_post = w * {var}_pre : 1 (summed)"
+            syn = connect(bb, src, target, matrix, model, None, f"syn_{name}", {"tab": tab})
             objects.append(syn)
             signed.append((syn, sign))
         return objects, target, signed, {"error": 2 * n_out, "target": n_in, "relay": 2 * n_out}, np.ones(stream.steps)
@@ -361,29 +319,7 @@ class SpikingMode(PathwayMode):
         sources = {"plus": err[:n_out], "minus": err[n_out:]}
         signed: list[tuple[Any, float]] = []
         if relays is not None:
-            sigma = relays.noise * self.r0 * hz
-            eq = "drho/dt = -rho / tau_r" + (" + sigma * sqrt(2 / tau_r) * xi" if relays.noise else "") + " : Hz"
-            relay = bb.NeuronGroup(
-                2 * n_out,
-                eq,
-                threshold="rand() < rho * dt",
-                dt=dt,
-                name="inhibitory_relays",
-                method=relays.method,
-                namespace={"tau_r": relays.tau, "sigma": sigma},
-            )
-            relay.rho = self.r0 * hz
-            jump_dt = relays.decay_and_jump(self.dt_s)[1]  # one relay spike per input spike on average
-            to_relay = bb.Synapses(
-                err,
-                relay,
-                "w : 1",
-                on_pre="rho_post += w * jump",
-                name="to_relays",
-                namespace={"jump": jump_dt / self.dt_s * hz},
-            )
-            to_relay.connect(j="i")
-            to_relay.w = 1.0
+            relay, to_relay = spiking_relays(bb, err, 2 * n_out, relays, self.r0, dt, self.dt_s)
             objects += [relay, to_relay]
             signed.append((to_relay, 1.0))
             sources |= {"relay_plus": relay[:n_out], "relay_minus": relay[n_out:]}
