@@ -95,6 +95,21 @@ def gpu_path(root: Path, crop: int, batch: int) -> float:
     return len(data) / (time.perf_counter() - t0)
 
 
+def measure_paths(args: argparse.Namespace) -> dict[str, Any]:
+    """images/s of every CPU path (and the GPU decode when a CUDA device is present) on freshly written JPEGs."""
+    rows: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = write_jpegs(Path(tmp) / "images", args.images, (args.width, args.height))
+        shard_folder(root, Path(tmp) / "shards", per_shard=max(1, args.images // 4), seed=0)
+        for name, measure in cpu_paths(root, Path(tmp) / "shards", args.crop).items():
+            rows[name] = {"images_per_s": measure(), "where": "one CPU worker"}
+        if torch.cuda.is_available():
+            rows["decode_gpu"] = {"images_per_s": gpu_path(root, args.crop, args.batch), "where": "the GPU"}
+        else:
+            rows["decode_gpu"] = {"images_per_s": None, "where": "not run: no CUDA device"}
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=256, help="train images generated (default 256)")
@@ -107,17 +122,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     if args.smoke:
         args.images, args.width, args.height, args.crop, args.batch = 8, 64, 48, 32, 4
-    torch.set_num_threads(1)  # one worker = one process, one thread
-    rows: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        root = write_jpegs(Path(tmp) / "images", args.images, (args.width, args.height))
-        shard_folder(root, Path(tmp) / "shards", per_shard=max(1, args.images // 4), seed=0)
-        for name, measure in cpu_paths(root, Path(tmp) / "shards", args.crop).items():
-            rows[name] = {"images_per_s": measure(), "where": "one CPU worker"}
-        if torch.cuda.is_available():
-            rows["decode_gpu"] = {"images_per_s": gpu_path(root, args.crop, args.batch), "where": "the GPU"}
-        else:
-            rows["decode_gpu"] = {"images_per_s": None, "where": "not run: no CUDA device"}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one worker = one process, one thread (restored after: main may run in-process)
+    try:
+        rows = measure_paths(args)
+    finally:
+        torch.set_num_threads(threads)
     print(f"decode + augment, {args.width}x{args.height} JPEG -> {args.crop}x{args.crop}, {args.images} images")
     print("| path | images/s | where |\n| --- | ---: | --- |")
     for name, r in rows.items():

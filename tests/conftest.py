@@ -31,3 +31,24 @@ def mlp():
 def random_step():
     """``random_step(model, optimizer, seed, batch=16)``: see :func:`tests.builders.random_gradient_step`."""
     return random_gradient_step
+
+
+def _global_torch_state() -> dict:
+    """Process-wide torch settings a test must leave as it found them (a later in-process run would otherwise
+    differ from its subprocess twin: threads, default dtype and device, grad mode, deterministic flags)."""
+    return {
+        "threads": torch.get_num_threads(),
+        "dtype": torch.get_default_dtype(),
+        "device": str(torch.get_default_device()),
+        "grad": torch.is_grad_enabled(),
+        "deterministic": torch.are_deterministic_algorithms_enabled(),
+        "function_modes": len(torch.overrides._get_current_function_mode_stack()),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _leaves_torch_as_found():
+    before = _global_torch_state()
+    yield
+    after = _global_torch_state()
+    assert after == before, f"the test changed process-wide torch settings: {before} -> {after}"

@@ -47,6 +47,8 @@ DALE: dict[str, dict[str, Any]] = {
     "sign_symmetry": {"feedback": SS},
     "Dale_old_bp": {"feedback": {"rule": "bp"}, "dale": OLD},
     "Dale_old_sign_symmetry": {"feedback": SS, "dale": OLD},
+    # added after the script was retired (issue #24): the new setting without the population norm
+    "Dale_nopool_bp": {"feedback": {"rule": "bp"}, "dale": {**OLD, "norm_gamma": "nonnegative"}},
     "Dale_new_bp": {"feedback": {"rule": "bp"}, "dale": NEW},
     "Dale_new_sign_symmetry": {"feedback": SS, "dale": NEW},
     "sign_symmetry_frSF": {"feedback": FRSF},
