@@ -16,6 +16,7 @@ from biocircuits.errors import ConfigError
 from biocircuits.models import model_builder
 
 from .constraints import Constraints, Strict
+from .data_keys import check_dataset_keys
 from .errors import from_validation_error
 from .loading import apply_sets, load_with_includes, resolve_path
 
@@ -103,6 +104,11 @@ class DataSpec(Section):
                 given=self.kwargs,
                 suggestion="use the data section's own keys, or data.name: 'package.module:function'",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _read_by_the_dataset(self) -> DataSpec:
+        check_dataset_keys(self)
         return self
 
     @model_validator(mode="after")

@@ -78,8 +78,9 @@ def test_gpu_decode_of_shards_hands_over_encoded_batches(tmp_path):
     from biocircuits.app.shard import shard_folder
 
     shard_folder(flat_folder(tmp_path / "imgs"), tmp_path / "shards", per_shard=2, seed=0)
-    data = build_data(DataSpec(name="webdataset", root=str(tmp_path / "shards"), image_size=8, decode="gpu"))
-    loader, _ = make_loader(data.train, 3, train=True, world=1, rank=0, seed=0, spec=DataSpec(decode="gpu"))
+    spec = DataSpec(name="webdataset", root=str(tmp_path / "shards"), image_size=8, decode="gpu")
+    data = build_data(spec)
+    loader, _ = make_loader(data.train, 3, train=True, world=1, rank=0, seed=0, spec=spec)
     encoded, targets = next(iter(loader))
     assert isinstance(encoded, EncodedBatch) and len(encoded) == 3
     batch = encoded.to("cpu")
