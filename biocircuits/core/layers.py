@@ -65,6 +65,20 @@ def weight_sources(layer: nn.Module) -> list[Tensor]:
     return [layer.weight]
 
 
+def synapse_params(layer: nn.Module) -> list[tuple[str, Tensor]]:
+    """(key, tensor) of every tensor that the error of a step updates in this layer: the trainable weight
+    (``weight``), the weight parametrisation's own parameters under their last names (DANN's ``weight_ie``,
+    ``weight_ei``, ``alpha``, ``gain``) and the bias, when present. Per-tensor state that must follow each update
+    (the stored delay's queues) keys on these."""
+    parametrizations = getattr(layer, "parametrizations", None)
+    found = [("weight", trainable_weight(layer))]
+    if parametrizations is not None and "weight" in parametrizations:
+        extra = parametrizations.weight.named_parameters()
+        found += [(name.rsplit(".", 1)[-1], p) for name, p in extra if name != "original" and p.requires_grad]
+    bias = getattr(layer, "bias", None)
+    return found + ([("bias", bias)] if bias is not None else [])
+
+
 def trainable_param(layer: nn.Module, name: str) -> Tensor | None:
     """``trainable_weight`` for ``name == "weight"``; the plain attribute (e.g. ``bias``, maybe None) otherwise."""
     return trainable_weight(layer) if name == "weight" else getattr(layer, name, None)

@@ -129,10 +129,45 @@ def test_stored_delay_leaves_tensors_the_optimiser_does_not_own(mlp):
     out = model(torch.rand(5, 6))
     (out * torch.randn(out.shape)).sum().backward()
     w_ee_grad, bias_grad = layer.parametrizations.weight.original.grad.clone(), layer.bias.grad.clone()
-    bias_before = layer.bias.detach().clone()
+    ie_grad, ei_grad = p.weight_ie.grad.clone(), p.weight_ei.grad.clone()
+    before = [t.detach().clone() for t in (layer.bias, p.weight_ie, p.weight_ei)]
     opt.step()
     assert float(w_ee_grad.abs().max()) > 0
     assert torch.equal(layer.delay_queue_weight, torch.zeros_like(layer.delay_queue_weight))
     assert torch.equal(layer.parametrizations.weight.original.grad, w_ee_grad)  # not swapped for a queued zero
-    assert torch.equal(layer.delay_queue_bias[0], bias_grad)  # the bias's step waits one step
-    assert torch.equal(layer.bias.detach(), bias_before)
+    # the bias's and the interneurons' steps wait one step: their gradients are queued, the tensors unchanged
+    assert torch.equal(layer.delay_queue_bias[0], bias_grad)
+    assert torch.equal(layer.delay_queue_weight_ie[0], ie_grad) and torch.equal(layer.delay_queue_weight_ei[0], ei_grad)
+    assert all(torch.equal(t.detach(), b) for t, b in zip((layer.bias, p.weight_ie, p.weight_ei), before, strict=True))
+
+
+def test_stored_delay_delays_every_dann_tensor_by_hand(mlp):
+    """DANN + error_delay 2 under plain SGD: the update of W_EE, W_IE, W_EI and b at step t is -lr times the
+    gradient of step t - 2 (zero for the first two steps; W_IE's scaled by 1/sqrt(n_e), W_EI's by 1/d as in the
+    paper, the three synapse classes projected to >= 0), the gradients computed here by autograd on the
+    parametrised layer at the weights each step saw (the hand reference keeps its own queue)."""
+    torch.manual_seed(0)
+    model = bc.apply(mlp(6, 12, 8, 3), {"dale": {"architecture": "dann"}, "phases": {"error_delay": 2}})
+    layer = model[2]
+    p = layer.parametrizations.weight[0]
+    tensors = [layer.parametrizations.weight.original, p.weight_ie, p.weight_ei, layer.bias]
+    opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.05), model)
+    queue = []
+    for step in range(5):
+        x, probe = torch.rand(4, 6), torch.randn(4, 3)
+        model.zero_grad()
+        out = model(x)
+        grads = torch.autograd.grad((out * probe).sum(), tensors, retain_graph=True)
+        (out * probe).sum().backward()
+        queue.append(grads)
+        expected = None
+        if step >= 2:  # W_EE, W_IE, W_EI projected to >= 0; the paper's scaling of the inhibitory updates
+            n_e, d = tensors[0].shape
+            scale = [1.0, 1.0 / math.sqrt(n_e), 1.0 / d, 1.0]
+            expected = [t.detach() - 0.05 * c * g for t, c, g in zip(tensors, scale, queue[step - 2], strict=True)]
+            expected = [e.clamp(min=0) if i < 3 else e for i, e in enumerate(expected)]
+        before = [t.detach().clone() for t in tensors]
+        opt.step()
+        for i, t in enumerate(tensors):
+            want = before[i] if expected is None else expected[i]
+            assert torch.allclose(t.detach(), want, atol=1e-7), (step, i)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from biocircuits.core.interface import StepState
-from biocircuits.core.layers import trainable_params
+from biocircuits.core.layers import synapse_params
 
 from .base import TRANSFORMS, ErrorTransform
 from .late import LateError
@@ -32,7 +32,9 @@ class ErrorDelay(ErrorTransform):
 
     This is the *stored* late error: each delayed update pairs its error with exactly the activity that caused it,
     which needs a memory of K weight-sized gradients (buffers ``delay_queue_weight``, ``delay_queue_bias``; the
-    step counter ``delay_count``).
+    step counter ``delay_count``). Every tensor the error updates waits: under DANN that is W_EE, W_IE and W_EI (and
+    alpha and g under divisive inhibition; buffers ``delay_queue_weight_ie`` ...), so the interneurons learn as late
+    as the E synapses.
 
     Only the update is late. The error pathway runs on time: noise, quantisation, the filter and interference act
     on delta(t - K) during the backward of step t - K, when it was made (the filter's and interference's state
@@ -48,7 +50,7 @@ class ErrorDelay(ErrorTransform):
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
         k = self.options.steps
-        for pname, param in trainable_params(layer):
+        for pname, param in synapse_params(layer):
             queue = torch.zeros((k, *param.shape), dtype=param.dtype, device=param.device)
             self.register_buffer(layer, f"delay_queue_{pname}", queue)
         self.register_buffer(layer, "delay_count", torch.zeros((), dtype=torch.int64, device=layer.weight.device))
@@ -63,7 +65,7 @@ class ErrorDelay(ErrorTransform):
         waiting: tuple[list, list] = ([], [])
         for layer, att in members:
             count, k = int(layer.delay_count), att.options.steps
-            for pname, param in trainable_params(layer):
+            for pname, param in synapse_params(layer):
                 if param.grad is None or id(param) not in step.params:
                     continue
                 slot = getattr(layer, f"delay_queue_{pname}")[count % k]
