@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from biocircuits.errors import ConfigError
 
 from .cells import cell_for
+from .phases import time_phases_of
 from .rules import OnlineRule
 from .traces import EligibilityTrace, ReadoutFilter, contract, ones_column
 
@@ -102,14 +103,23 @@ class OnlineLearner:
         grad_out, grad_bias = torch.zeros_like(readout.weight), torch.zeros_like(readout.bias)
         state, loss = self.cell.start(batch, inputs), inputs.new_zeros(())
         logits = inputs.new_empty(batch, steps, readout.out_features)  # the outputs: the one tensor of size T
+        phases = time_phases_of(self.model)
+        trial = phases.trial(self.model, inputs) if phases is not None else None
         for t in range(steps):
             step = self.cell.advance(state, inputs[:, t])
             weight = scale_b * (targets[:, t] >= 0).to(inputs.dtype)
             err = output_error(step.logits, targets[:, t], weight)
-            signal = err @ feedback
-            for syn, pre in ((syn_in, inputs[:, t]), (syn_rec, step.rec_pre)):
-                syn.grad += contract(signal, syn.filter(syn.trace.advance(syn.pre(pre), step.d)))
-            grad_out += err.T @ out_filter(step.readout_pre)
+            signal, activity = err @ feedback, out_filter(step.readout_pre)
+            traces = [
+                syn.filter(syn.trace.advance(syn.pre(pre), step.d))
+                for syn, pre in ((syn_in, inputs[:, t]), (syn_rec, step.rec_pre))
+            ]
+            if trial is not None:  # the phases in time: what arrives at step t, and the traces it meets
+                err, activity = trial.readout(err, activity)
+                signal, traces = trial.hidden(signal, traces)
+            syn_in.grad += contract(signal, traces[0])
+            syn_rec.grad += contract(signal, traces[1])
+            grad_out += err.T @ activity
             grad_bias += err.sum(0)
             loss += (F.cross_entropy(step.logits, targets[:, t].clamp(min=0), reduction="none") * weight).sum()
             state = step.state

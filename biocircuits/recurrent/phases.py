@@ -1,0 +1,287 @@
+"""Phases in time for recurrent models (``rate_rnn``, ``lif_rnn``): the ``phases:`` settings act on the learning
+signal as it runs through the steps t = 0 .. T-1 of a trial, not across optimiser steps.
+
+The signal s_t of a population at step t is, for the online rules (``rflo``, ``eprop``), the hidden units' learning
+signal L_t = err_t B [B, N] and the readout's own error err_t = dE/dlogits_t [B, n_out]; with backprop through time
+(``bp``, ``fa``, ``sign_symmetry``... on ``rate_rnn`` / ``lif_rnn``) it is the error dE/dz_t [B, n_out] entering the
+network at the readout at step t. Each population's signal passes, in the order of the feedforward transforms,
+
+    late         a_t = s_{t-d}                                  (a_t = 0 for t < d; ``error_delay: d``)
+    noise        a_t <- a_t + sigma rms(a_t) xi_t,   xi_t ~ N(0, 1)   (rms over the step's [B, n]; ``error_noise``)
+    quantised    a_t <- quantize(a_t, N)                        (``error_quantization``: at most N spikes per unit)
+    filter       f_t = a f_{t-1} + (1 - a) a_t,  a = exp(-1 / tau),  f_{-1} = 0          (``error_filter: tau``)
+
+and what arrives at step t is f_t. One noise draw per step (the silent first d steps included), from a generator
+seeded by (``phases.seed``, population, trial number): the model's buffer ``phase_trial`` counts the training trials,
+so a run resumes exactly. Every state here lives within one trial: the network starts each trial at rest, so queue
+and filter start empty, and the signals of the last d steps, which would arrive after the trial, are lost.
+
+What the late signal meets (``backward_state``; online rules, with the eligibility e_t of each synapse and the
+readout's presynaptic activity y_t):
+
+    stored    grad += f_t e_{t-d}         the trace kept for the signal (memory: d traces per matrix)
+    current   grad += f_t e_t             the trace as it is when the signal arrives (Bellec et al. 2020's
+                                          learning signal arriving late; nothing kept)
+    trace     grad += f_t ebar_t,   ebar_t = lam ebar_{t-1} + (1 - lam) e_t   (``trace_decay`` / ``trace_tau``:
+                                          a slower trace of the eligibility, as the feedforward presynaptic trace)
+
+With backprop through time the error of step t - d enters the network at step t (``current``): the network's state
+of step t carries it back. Refused, each with its reason: ``stored`` and ``trace`` under BPTT (one update per trial
+is made by autograd from the whole unrolled trial: a stored late error is the same update less its last d steps,
+and autograd has no per-synapse trace to slow down), ``interference`` under BPTT (the error of step t does not
+exist while the forward pass runs) and, for now, under the online rules, and ``error_filter: {cascade: false}``
+(each population's signal is filtered once: there is no cascade of layers in time)."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+from biocircuits.core.interface import LayerAttachment, attach, attachments_of
+from biocircuits.core.seeds import layer_seed, step_seed
+from biocircuits.errors import ConfigError
+from biocircuits.models.recurrent import RateRNN
+from biocircuits.phases.transforms import TRANSFORMS, quantize
+
+from .lif import LIFRNN
+from .rules import OnlineRule
+from .traces import Eligibility, Factored, PostMajor
+
+IN_TIME = (RateRNN, LIFRNN)  # the models whose phases act in time
+
+
+class TimeOptions(BaseModel):
+    """The ``phases:`` settings as they act in time (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    delay: int = Field(0, ge=0, description="d: the signal of step t - d arrives at step t.")
+    backward_state: Literal["stored", "current", "trace"] = "stored"
+    trace_decay: float = Field(0.0, ge=0.0, lt=1.0)
+    sigma: float = Field(0.0, ge=0.0, description="Noise-to-signal ratio of each step's signal.")
+    spikes: int = Field(0, ge=0, description="Spike-count coding of each step's signal; 0 is off.")
+    tau: float = Field(0.0, ge=0.0, description="Time constant, in steps, of the signal's low-pass filter.")
+
+
+# phases key -> (TimeOptions field, the transform option it reads)
+SETTINGS: dict[str, tuple[str, str]] = {
+    "error_delay": ("delay", "steps"),
+    "error_noise": ("sigma", "sigma"),
+    "error_quantization": ("spikes", "spikes"),
+    "error_filter": ("tau", "tau"),
+}
+# settings without a meaning in time (per mode): phases key -> why
+REFUSED: dict[str, dict[str, str]] = {
+    "bptt": {
+        "interference": "with backprop through time the error of step t does not exist while the forward pass runs, "
+        "so it cannot be added to the activity of step t + 1"
+    },
+    "online": {"interference": "adding the learning signal to the units' activity is not built for online rules"},
+}
+REFUSED_STATES = {
+    "bptt": {
+        "stored": "with backprop through time the trial's update is made at its end: a stored late error is the same "
+        "update without its last d steps",
+        "trace": "autograd's update through time keeps no per-synapse eligibility trace to slow down",
+    },
+    "online": {},
+}
+
+
+def time_options(phases: Any, mode: str) -> TimeOptions | None:
+    """The [`TimeOptions`][biocircuits.recurrent.phases.TimeOptions] of a ``phases:`` section for a recurrent model
+    trained ``mode`` (``online`` or ``bptt``); None when every setting is off; a ConfigError, with the reason, for a
+    setting that has no meaning in time."""
+    values: dict[str, Any] = {}
+    for key, value in (phases.model_extra or {}).items():
+        cls = TRANSFORMS.get(key)
+        options = cls(cls.expand(value)).options
+        if not cls.active(options):
+            continue
+        if key in REFUSED[mode] or key not in SETTINGS:
+            raise ConfigError(
+                f"phases in time for a recurrent model: {REFUSED[mode].get(key, 'not defined in time')}",
+                key=f"phases.{key}",
+                given=value,
+                expected="error_delay, error_noise, error_quantization, error_filter, backward_state",
+                suggestion="remove it for this model",
+            )
+        if key == "error_filter" and not options.cascade:
+            raise ConfigError(
+                "in time each population's signal is filtered once: there is no cascade to turn off",
+                key="phases.error_filter.cascade",
+                given=False,
+                suggestion="remove cascade: false",
+            )
+        field, option = SETTINGS[key]
+        values[field] = getattr(options, option)
+    state, lam = phases.backward_state, phases.trace_lambda()
+    late_or_traced = values.get("delay", 0) > 0 or state == "trace"
+    if late_or_traced and state in REFUSED_STATES[mode]:
+        raise ConfigError(
+            f"phases in time for a recurrent model: {REFUSED_STATES[mode][state]}",
+            key="phases.backward_state",
+            given=state,
+            expected="current" if mode == "bptt" else "stored, current or trace",
+            suggestion="set backward_state: current",
+        )
+    if not values and state != "trace":
+        return None
+    return TimeOptions(**values, backward_state=state, trace_decay=lam)
+
+
+class SignalInTime:
+    """One population's signal within one trial: ``__call__(s_t)`` returns f_t, what arrives at step t (late,
+    noise, quantisation, filter; module docstring), with the generator ``generator`` drawing the step's noise."""
+
+    def __init__(self, options: TimeOptions, generator: torch.Generator) -> None:
+        self.options, self.generator = options, generator
+        self.queue: deque[Tensor] = deque()
+        self.filtered: Tensor | None = None
+
+    def __call__(self, signal: Tensor) -> Tensor:
+        o = self.options
+        if o.delay:
+            self.queue.append(signal)
+            signal = self.queue.popleft() if len(self.queue) > o.delay else torch.zeros_like(signal)
+        if o.sigma:
+            rms = signal.pow(2).mean().sqrt()
+            xi = torch.randn(signal.shape, generator=self.generator, dtype=signal.dtype, device=signal.device)
+            signal = signal + o.sigma * rms * xi
+        if o.spikes:
+            signal = quantize(signal, o.spikes, self.generator)
+        if o.tau:
+            a = math.exp(-1.0 / o.tau)
+            self.filtered = (1.0 - a) * signal if self.filtered is None else a * self.filtered + (1.0 - a) * signal
+            signal = self.filtered
+        return signal
+
+
+def _copy(e: Eligibility) -> Eligibility:
+    """A trace that later steps may not change in place (RFLO's ``p`` is updated in place)."""
+    return PostMajor(e.p.clone()) if isinstance(e, PostMajor) else e
+
+
+def _lowpass(kept: Eligibility | None, e: Eligibility, lam: float) -> Eligibility:
+    """ebar_t = lam ebar_{t-1} + (1 - lam) e_t (ebar_{-1} = 0), kept in RFLO's layout or in full."""
+    if isinstance(e, PostMajor):
+        return PostMajor((1.0 - lam) * e.p if kept is None else lam * kept.p + (1.0 - lam) * e.p)
+    full = e.full() if isinstance(e, Factored) else e
+    return (1.0 - lam) * full if kept is None else lam * kept + (1.0 - lam) * full
+
+
+class Pairing:
+    """What one population's late signal meets: ``__call__(e_t)`` returns the trace to pair with the signal arriving
+    at step t: e_{t-d} (stored), e_t (current) or ebar_t (trace); a zero signal meets e_t while the queue fills."""
+
+    def __init__(self, options: TimeOptions) -> None:
+        self.options = options
+        self.kept: deque[Eligibility] = deque()
+        self.bar: Eligibility | None = None
+
+    def __call__(self, e: Eligibility) -> Eligibility:
+        o = self.options
+        if o.backward_state == "trace":
+            self.bar = _lowpass(self.bar, e, o.trace_decay)
+            return self.bar
+        if o.backward_state == "stored" and o.delay:
+            self.kept.append(_copy(e))
+            return self.kept.popleft() if len(self.kept) > o.delay else e
+        return e
+
+
+class TrialSignals:
+    """The signals of one online trial: the readout's error and the hidden units' learning signal, each through its
+    own [`SignalInTime`][biocircuits.recurrent.phases.SignalInTime] and paired by its own
+    [`Pairing`][biocircuits.recurrent.phases.Pairing] (one per matrix learning from L_t: W_in, W_rec)."""
+
+    def __init__(self, options: TimeOptions, readout: torch.Generator, hidden: torch.Generator, matrices: int) -> None:
+        self.readout_signal, self.readout_pairing = SignalInTime(options, readout), Pairing(options)
+        self.hidden_signal = SignalInTime(options, hidden)
+        self.hidden_pairings = [Pairing(options) for _ in range(matrices)]
+
+    def readout(self, err: Tensor, activity: Tensor) -> tuple[Tensor, Tensor]:
+        """(err'_t [B, n_out], the activity y [B, N] it meets) at step t."""
+        return self.readout_signal(err), self.readout_pairing(activity)
+
+    def hidden(self, signal: Tensor, traces: list[Eligibility]) -> tuple[Tensor, list[Eligibility]]:
+        """(L'_t [B, N], the trace of each matrix it meets) at step t."""
+        return self.hidden_signal(signal), [p(e) for p, e in zip(self.hidden_pairings, traces, strict=True)]
+
+
+class TimePhases(LayerAttachment):
+    """Attached to the root of a recurrent model by ``bc.apply`` when its ``phases:`` settings are on (module
+    docstring): the online learner asks it for each trial's [`TrialSignals`][biocircuits.recurrent.phases.TrialSignals];
+    under BPTT (``mode: bptt``) a forward hook hands the model's output [B, T, n_out] a gradient hook that replaces
+    the per-step errors dE/dz_t by what arrives at step t. Buffer ``phase_trial``: the training trials so far (seeds
+    the noise of each trial)."""
+
+    slot, name, whole_model = "transform", "phases_in_time", True
+    Options = TimeOptions
+
+    def __init__(self, options: TimeOptions, seed: int = 0, mode: str = "bptt") -> None:
+        super().__init__(options, seed)
+        self.mode = mode
+        self._hook: Any = None
+
+    def attach(self, layer: nn.Module, qualname: str) -> None:
+        super().attach(layer, qualname)
+        device = next(layer.parameters()).device
+        self.register_buffer(layer, "phase_trial", torch.zeros((), dtype=torch.int64, device=device))
+        if self.mode == "bptt":
+            self._hook = layer.register_forward_hook(self._on_output)
+
+    def detach(self, layer: nn.Module) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        super().detach(layer)
+
+    def generators(self, model: nn.Module, device: torch.device, *populations: str) -> list[torch.Generator]:
+        """One generator per population for the next training trial (and count the trial)."""
+        trial = int(model.phase_trial)
+        model.phase_trial += 1
+        seeds = [step_seed(layer_seed(self.layer_seed, p), trial) for p in populations]
+        return [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+    def trial(self, model: nn.Module, like: Tensor, matrices: int = 2) -> TrialSignals:
+        """The signals of the next online trial (inputs ``like``)."""
+        readout, hidden = self.generators(model, like.device, "readout", "hidden")
+        return TrialSignals(self.options, readout, hidden, matrices)
+
+    def _on_output(self, model: nn.Module, args: Any, out: Tensor) -> None:
+        held = attachments_of(model)
+        if not (model.training and torch.is_grad_enabled() and out.requires_grad and not held.suspended):
+            return
+        signal = SignalInTime(self.options, self.generators(model, out.device, "readout")[0])
+        out.register_hook(lambda grad: _in_time(signal, grad))
+
+
+@torch.no_grad()
+def _in_time(signal: SignalInTime, grad: Tensor) -> Tensor:
+    """dE/dz [B, T, n] -> the errors arriving at each step, [B, T, n]."""
+    return torch.stack([signal(grad[:, t]) for t in range(grad.shape[1])], dim=1)
+
+
+def time_phases_of(model: nn.Module) -> TimePhases | None:
+    """The model's [`TimePhases`][biocircuits.recurrent.phases.TimePhases], or None."""
+    held = attachments_of(model)
+    found = [a for a in held.slots.get("transform", []) if isinstance(a, TimePhases)] if held is not None else []
+    return found[0] if found else None
+
+
+def attach_in_time(model: nn.Module, phases: Any) -> bool:
+    """For a ``rate_rnn`` or ``lif_rnn`` model: attach its [`TimePhases`][biocircuits.recurrent.phases.TimePhases]
+    (online when its readout learns with ``rflo`` / ``eprop``, else BPTT) when ``phases`` (the spec's section) has a
+    setting on, and return True: the layer-wise transforms are not attached to it. False for any other model."""
+    if type(model) not in IN_TIME:
+        return False
+    mode = "online" if isinstance(getattr(model.readout, "rule", None), OnlineRule) else "bptt"
+    options = time_options(phases, mode)
+    if options is not None:
+        attach(model, TimePhases(options, phases.seed, mode), "")
+    return True

@@ -1,0 +1,75 @@
+"""Hand recursions of the phases in time (biocircuits/recurrent/phases.py), written out with explicit loops: the
+transforms of one population's signal over the steps of a trial, and the rate network's per-step error, activity
+and learning signal that they act on."""
+
+import math
+
+import torch
+
+from .hand import softmax_error
+
+
+def rate_signals(m, x, y, feedback):
+    """Per step t and sample b of the tanh rate network (see ``hand.rate_hand``): r[t][b] the readout's activity,
+    err[t][b] = dE/dz_t, L[t][b][j] = sum_k B[k, j] err[t][b][k]."""
+    a, n = m.alpha, m.n_hidden
+    w_in, w_rec, b_rec = m.input.weight, m.recurrent.weight, m.recurrent.bias
+    w_out, b_out = m.readout.weight, m.readout.bias
+    steps, batch = x.shape[1], x.shape[0]
+    r, err, sig = ([[None] * batch for _ in range(steps)] for _ in range(3))
+    for b in range(batch):
+        state = torch.zeros(n)
+        for t in range(steps):
+            state = (1 - a) * state + a * (w_rec @ torch.tanh(state) + w_in @ x[b, t] + b_rec)
+            r[t][b] = torch.tanh(state)
+            err[t][b] = softmax_error(w_out @ r[t][b] + b_out, int(y[b, t]), batch * int((y[b] >= 0).sum()))
+            sig[t][b] = torch.tensor([sum(feedback[k, j] * err[t][b][k] for k in range(len(b_out))) for j in range(n)])
+    return r, err, sig
+
+
+def arriving(signal, delay=0, sigma=0.0, tau=0.0, generator=None):
+    """What arrives at each step: signal[t][b] (a list over steps of lists over samples) delayed by ``delay`` steps
+    (zero before), plus sigma rms xi_t (rms over the step's samples and units, xi_t one [B, n] draw per step), then
+    low-passed f_t = a f_(t-1) + (1 - a) s_t, a = exp(-1 / tau)."""
+    steps, batch = len(signal), len(signal[0])
+    out, f = [], [torch.zeros_like(signal[0][b]) for b in range(batch)]
+    for t in range(steps):
+        s = [signal[t - delay][b].clone() if t >= delay else torch.zeros_like(signal[0][b]) for b in range(batch)]
+        if sigma:
+            values = [float(v) ** 2 for b in range(batch) for v in s[b]]
+            rms = math.sqrt(sum(values) / len(values))
+            xi = torch.randn(batch, len(s[0]), generator=generator)
+            s = [s[b] + sigma * rms * xi[b] for b in range(batch)]
+        if tau:
+            c = math.exp(-1.0 / tau)
+            f = [c * f[b] + (1 - c) * s[b] for b in range(batch)]
+            s = [f[b].clone() for b in range(batch)]
+        out.append(s)
+    return out
+
+
+def met(trace, delay=0, state="current", lam=0.0):
+    """What the signal arriving at step t meets, trace[t][b]: e_(t-d) (stored; e_t before the queue fills, where the
+    signal is zero), e_t (current), or ebar_t = lam ebar_(t-1) + (1 - lam) e_t (trace)."""
+    steps, batch = len(trace), len(trace[0])
+    out, bar = [], [torch.zeros_like(trace[0][b]) for b in range(batch)]
+    for t in range(steps):
+        if state == "trace":
+            bar = [lam * bar[b] + (1 - lam) * trace[t][b] for b in range(batch)]
+            out.append([bar[b].clone() for b in range(batch)])
+        elif state == "stored" and t >= delay:
+            out.append(trace[t - delay])
+        else:
+            out.append(trace[t])
+    return out
+
+
+def update(signal, trace):
+    """sum_t sum_b signal[t][b][j] trace[t][b][j, i] (a readout's trace is its activity: outer product)."""
+    total = None
+    for t in range(len(signal)):
+        for b in range(len(signal[t])):
+            e = trace[t][b]
+            term = torch.outer(signal[t][b], e) if e.dim() == 1 else signal[t][b][:, None] * e
+            total = term if total is None else total + term
+    return total
