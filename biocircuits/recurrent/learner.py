@@ -106,7 +106,7 @@ class OnlineLearner:
         phases = time_phases_of(self.model)
         trial = phases.trial(self.model, inputs) if phases is not None else None
         for t in range(steps):
-            step = self.cell.advance(state, inputs[:, t])
+            step = self.cell.advance(state, inputs[:, t], trial.interfering() if trial is not None else None)
             weight = scale_b * (targets[:, t] >= 0).to(inputs.dtype)
             err = output_error(step.logits, targets[:, t], weight)
             signal, activity = err @ feedback, out_filter(step.readout_pre)

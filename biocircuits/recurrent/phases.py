@@ -25,11 +25,20 @@ readout's presynaptic activity y_t):
     trace     grad += f_t ebar_t,   ebar_t = lam ebar_{t-1} + (1 - lam) e_t   (``trace_decay`` / ``trace_tau``:
                                           a slower trace of the eligibility, as the feedforward presynaptic trace)
 
+``interference: gamma`` (online rules, rate units): what arrived at step t stays in the units and adds to their
+activity at step t + 1, per sample b (rms over the units), as the feedforward ``interference``:
+
+    x'_{t+1}[b] = x_{t+1}[b] + gamma rms(x_{t+1}[b]) / rms(L'_t[b]) L'_t[b]      (``scale: activity``; + gamma B L'_t[b]
+    z'_{t+1}[b] = z_{t+1}[b] + gamma rms(z_{t+1}[b]) / rms(e'_t[b]) e'_t[b]        with ``scale: error``)
+
+with L'_t, e'_t the hidden units' and the readout's arrived signals; everything downstream (rates, phi'(x'), the
+logits, the errors) sees the sum, and the added term carries no gradient (nothing is differentiated online).
+
 With backprop through time the error of step t - d enters the network at step t (``current``): the network's state
 of step t carries it back. Refused, each with its reason: ``stored`` and ``trace`` under BPTT (one update per trial
 is made by autograd from the whole unrolled trial: a stored late error is the same update less its last d steps,
 and autograd has no per-synapse trace to slow down), ``interference`` under BPTT (the error of step t does not
-exist while the forward pass runs) and, for now, under the online rules, and ``error_filter: {cascade: false}``
+exist while the forward pass runs) or for spiking units, and ``error_filter: {cascade: false}``
 (each population's signal is filtered once: there is no cascade of layers in time)."""
 
 from __future__ import annotations
@@ -65,6 +74,8 @@ class TimeOptions(BaseModel):
     sigma: float = Field(0.0, ge=0.0, description="Noise-to-signal ratio of each step's signal.")
     spikes: int = Field(0, ge=0, description="Spike-count coding of each step's signal; 0 is off.")
     tau: float = Field(0.0, ge=0.0, description="Time constant, in steps, of the signal's low-pass filter.")
+    gamma: float = Field(0.0, description="Weight of the signal of step t added to the units' activity at t + 1.")
+    scale: Literal["activity", "error"] = "activity"
 
 
 # phases key -> (TimeOptions field, the transform option it reads)
@@ -73,6 +84,7 @@ SETTINGS: dict[str, tuple[str, str]] = {
     "error_noise": ("sigma", "sigma"),
     "error_quantization": ("spikes", "spikes"),
     "error_filter": ("tau", "tau"),
+    "interference": ("gamma", "gamma"),
 }
 # settings without a meaning in time (per mode): phases key -> why
 REFUSED: dict[str, dict[str, str]] = {
@@ -80,7 +92,7 @@ REFUSED: dict[str, dict[str, str]] = {
         "interference": "with backprop through time the error of step t does not exist while the forward pass runs, "
         "so it cannot be added to the activity of step t + 1"
     },
-    "online": {"interference": "adding the learning signal to the units' activity is not built for online rules"},
+    "online": {},
 }
 REFUSED_STATES = {
     "bptt": {
@@ -119,6 +131,8 @@ def time_options(phases: Any, mode: str) -> TimeOptions | None:
             )
         field, option = SETTINGS[key]
         values[field] = getattr(options, option)
+        if key == "interference":
+            values["scale"] = options.scale
     state, lam = phases.backward_state, phases.trace_lambda()
     late_or_traced = values.get("delay", 0) > 0 or state == "trace"
     if late_or_traced and state in REFUSED_STATES[mode]:
@@ -204,13 +218,43 @@ class TrialSignals:
         self.hidden_signal = SignalInTime(options, hidden)
         self.hidden_pairings = [Pairing(options) for _ in range(matrices)]
 
+        self.options = options
+        self.left_readout: Tensor | None = None
+        self.left_hidden: Tensor | None = None
+
     def readout(self, err: Tensor, activity: Tensor) -> tuple[Tensor, Tensor]:
         """(err'_t [B, n_out], the activity y [B, N] it meets) at step t."""
-        return self.readout_signal(err), self.readout_pairing(activity)
+        self.left_readout = self.readout_signal(err)
+        return self.left_readout, self.readout_pairing(activity)
 
     def hidden(self, signal: Tensor, traces: list[Eligibility]) -> tuple[Tensor, list[Eligibility]]:
         """(L'_t [B, N], the trace of each matrix it meets) at step t."""
-        return self.hidden_signal(signal), [p(e) for p, e in zip(self.hidden_pairings, traces, strict=True)]
+        self.left_hidden = self.hidden_signal(signal)
+        return self.left_hidden, [p(e) for p, e in zip(self.hidden_pairings, traces, strict=True)]
+
+    def interfering(self) -> TrialSignals | None:
+        """Itself when the signals left in the units add to their activity (``interference``), else None."""
+        return self if self.options.gamma else None
+
+    def state(self, x: Tensor) -> Tensor:
+        """x'_(t+1) = x_(t+1) + the hidden units' signal L'_t at its scale (none at the first step)."""
+        return _interfere(x, self.left_hidden, self.options)
+
+    def logits(self, z: Tensor) -> Tensor:
+        """z'_(t+1) = z_(t+1) + the readout's error err'_t at its scale."""
+        return _interfere(z, self.left_readout, self.options)
+
+
+def _interfere(y: Tensor, signal: Tensor | None, options: TimeOptions) -> Tensor:
+    """y + gamma rms(y[b]) / rms(s[b]) s[b] (``scale: activity``; 0 where s[b] = 0) or y + gamma S s (``error``, S
+    the trial's batch), per sample b, rms over the units; y itself while no signal has arrived."""
+    if signal is None:
+        return y
+    if options.scale == "error":
+        return y + options.gamma * y.shape[0] * signal
+    size, rms = signal.pow(2).mean(1, keepdim=True).sqrt(), y.pow(2).mean(1, keepdim=True).sqrt()
+    scale = torch.where(size > 0, options.gamma * rms / size.clamp(min=1e-30), torch.zeros_like(size))
+    return y + scale * signal
 
 
 class TimePhases(LayerAttachment):
@@ -282,6 +326,14 @@ def attach_in_time(model: nn.Module, phases: Any) -> bool:
         return False
     mode = "online" if isinstance(getattr(model.readout, "rule", None), OnlineRule) else "bptt"
     options = time_options(phases, mode)
+    if options is not None and options.gamma and isinstance(model, LIFRNN):
+        raise ConfigError(
+            "phases in time for a recurrent model: interference adds the learning signal to rate units' state; it is "
+            "not defined for spiking units",
+            key="phases.interference",
+            given=options.gamma,
+            suggestion="use rate_rnn, or remove interference",
+        )
     if options is not None:
         attach(model, TimePhases(options, phases.seed, mode), "")
     return True

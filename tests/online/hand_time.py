@@ -73,3 +73,73 @@ def update(signal, trace):
             term = torch.outer(signal[t][b], e) if e.dim() == 1 else signal[t][b][:, None] * e
             total = term if total is None else total + term
     return total
+
+
+def _rms(v):
+    return math.sqrt(sum(float(c) ** 2 for c in v) / len(v))
+
+
+def _added(y, s, gamma, scale, batch):
+    """gamma rms(y) / rms(s) s (activity; 0 when s = 0) or gamma B s (error), one sample."""
+    if scale == "error":
+        return gamma * batch * s
+    return gamma * _rms(y) / _rms(s) * s if _rms(s) > 0 else torch.zeros_like(s)
+
+
+def rate_interfering(m, x, y, feedback, rule, gamma, scale="activity", delay=0):
+    """The tanh rate network of ``hand.rate_hand`` whose state x_t and logits z_t get the arrived signals of step
+    t - 1 added (``_added``); signals late by ``delay`` steps, meeting the current trace. Every sample, step, unit
+    and synapse in explicit loops; returns the update of each parameter."""
+    a, n, n_in = m.alpha, m.n_hidden, m.n_in
+    w_in, w_rec, b_rec = m.input.weight, m.recurrent.weight, m.recurrent.bias
+    w_out, b_out = m.readout.weight, m.readout.bias
+    batch, steps = x.shape[0], x.shape[1]
+    g = {"in": torch.zeros(n, n_in), "rec": torch.zeros(n, n + 1), "out": torch.zeros_like(w_out)}
+    g_bias = torch.zeros_like(b_out)
+    state = [torch.zeros(n) for _ in range(batch)]
+    p_in, p_rec = [torch.zeros(n, n_in) for _ in range(batch)], [torch.zeros(n, n + 1) for _ in range(batch)]
+    sent_err, sent_sig, left_err, left_sig = [], [], None, None
+    for t in range(steps):
+        errs, sigs, es = [], [], []
+        for b in range(batch):
+            r_prev = torch.tanh(state[b])
+            state[b] = (1 - a) * state[b] + a * (w_rec @ r_prev + w_in @ x[b, t] + b_rec)
+            if left_sig is not None:
+                state[b] = state[b] + _added(state[b], left_sig[b], gamma, scale, batch)
+            r = torch.tanh(state[b])
+            d = 1 - r**2
+            z = w_out @ r + b_out
+            if left_err is not None:
+                z = z + _added(z, left_err[b], gamma, scale, batch)
+            pre_rec = torch.cat([r_prev, torch.ones(1)])
+            e_in, e_rec = torch.zeros(n, n_in), torch.zeros(n, n + 1)
+            for j in range(n):
+                for p, e, pre in ((p_in[b], e_in, x[b, t]), (p_rec[b], e_rec, pre_rec)):
+                    for i in range(len(pre)):
+                        if rule == "eprop":
+                            p[j, i] = (1 - a) * p[j, i] + a * pre[i]
+                            e[j, i] = d[j] * p[j, i]
+                        else:
+                            p[j, i] = (1 - a) * p[j, i] + a * d[j] * pre[i]
+                            e[j, i] = p[j, i]
+            err = softmax_error(z, int(y[b, t]), batch * int((y[b] >= 0).sum()))
+            errs.append(err)
+            sigs.append(torch.tensor([sum(feedback[k, j] * err[k] for k in range(len(err))) for j in range(n)]))
+            es.append((e_in, e_rec, r))
+        sent_err.append(errs)
+        sent_sig.append(sigs)
+        left_err = sent_err[t - delay] if t >= delay else [torch.zeros_like(e) for e in errs]
+        left_sig = sent_sig[t - delay] if t >= delay else [torch.zeros_like(s) for s in sigs]
+        for b in range(batch):
+            e_in, e_rec, r = es[b]
+            g["in"] += left_sig[b][:, None] * e_in
+            g["rec"] += left_sig[b][:, None] * e_rec
+            g["out"] += torch.outer(left_err[b], r)
+            g_bias += left_err[b]
+    return {
+        "input.weight": g["in"],
+        "recurrent.weight": g["rec"][:, :n],
+        "recurrent.bias": g["rec"][:, n],
+        "readout.weight": g["out"],
+        "readout.bias": g_bias,
+    }

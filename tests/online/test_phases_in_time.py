@@ -11,10 +11,10 @@ import biocircuits as bc
 from biocircuits.core.seeds import layer_seed, step_seed
 from biocircuits.errors import ConfigError
 from biocircuits.models.recurrent import RateRNN
-from biocircuits.recurrent import online_learner
+from biocircuits.recurrent import LIFRNN, online_learner
 
 from .hand import near, rate_hand
-from .hand_time import arriving, met, rate_signals, update
+from .hand_time import arriving, met, rate_interfering, rate_signals, update
 
 B, T, N_IN, N, N_OUT = 2, 5, 2, 3, 2
 
@@ -151,10 +151,34 @@ def test_noise_draws_resume_exactly_from_the_trial_counter():
     assert not torch.equal(first_again.recurrent.weight.grad, second)  # each trial draws afresh
 
 
-@pytest.mark.parametrize(
-    "phases,words",
-    [({"interference": 0.1}, "interference"), ({"error_filter": {"tau": 2.0, "cascade": False}}, "cascade")],
-)
+@pytest.mark.parametrize("phases,words", [({"error_filter": {"tau": 2.0, "cascade": False}}, "cascade")])
 def test_settings_without_meaning_in_time_are_refused(phases, words):
     with pytest.raises(ConfigError, match=words):
         _model("eprop", phases)
+
+
+@pytest.mark.parametrize("rule", ["rflo", "eprop"])
+@pytest.mark.parametrize(
+    "phases,hand",
+    [
+        ({"interference": 0.5}, {"gamma": 0.5}),
+        ({"interference": {"gamma": -2.0, "scale": "error"}}, {"gamma": -2.0, "scale": "error"}),
+        ({"interference": 0.5, "error_delay": 1, "backward_state": "current"}, {"gamma": 0.5, "delay": 1}),
+    ],
+)
+def test_interference_adds_the_arrived_signals_to_the_next_steps_activity(rule, phases, hand):
+    m = _model(rule, phases)
+    x, y = _data()
+    loss, _ = online_learner(m).accumulate(x, y)
+    with torch.no_grad():
+        expected = rate_interfering(m, x, y, m.readout.feedback_weight, rule, **hand)
+    for name, param in m.named_parameters():
+        assert near(param.grad, expected[name]), (name, param.grad, expected[name])
+    plain = _model(rule, {})
+    plain_loss, _ = online_learner(plain).accumulate(x, y)
+    assert not near(loss, plain_loss, 1e-8)  # the activity (and so the loss) changed
+
+
+def test_interference_is_refused_for_spiking_units():
+    with pytest.raises(ConfigError, match="spiking"):
+        bc.apply(LIFRNN(N_IN, N, N_OUT), {"feedback": {"rule": "eprop"}, "phases": {"interference": 0.1}})
