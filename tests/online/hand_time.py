@@ -27,10 +27,12 @@ def rate_signals(m, x, y, feedback):
     return r, err, sig
 
 
-def arriving(signal, delay=0, sigma=0.0, tau=0.0, generator=None):
+def arriving(signal, delay=0, sigma=0.0, tau=0.0, generator=None, spikes=0):
     """What arrives at each step: signal[t][b] (a list over steps of lists over samples) delayed by ``delay`` steps
-    (zero before), plus sigma rms xi_t (rms over the step's samples and units, xi_t one [B, n] draw per step), then
-    low-passed f_t = a f_(t-1) + (1 - a) s_t, a = exp(-1 / tau)."""
+    (zero before), plus sigma rms xi_t (rms over the step's samples and units, xi_t one [B, n] draw per step), coded
+    by at most ``spikes`` spikes per unit (m = max |s|, c = N |s| / m, s <- sign(s) m / N (floor(c) + [u < c -
+    floor(c)]), u one [B, n] uniform draw per step with m > 0), then low-passed f_t = a f_(t-1) + (1 - a) s_t,
+    a = exp(-1 / tau)."""
     steps, batch = len(signal), len(signal[0])
     out, f = [], [torch.zeros_like(signal[0][b]) for b in range(batch)]
     for t in range(steps):
@@ -40,6 +42,18 @@ def arriving(signal, delay=0, sigma=0.0, tau=0.0, generator=None):
             rms = math.sqrt(sum(values) / len(values))
             xi = torch.randn(batch, len(s[0]), generator=generator)
             s = [s[b] + sigma * rms * xi[b] for b in range(batch)]
+        if spikes:
+            m = max(abs(float(v)) for b in range(batch) for v in s[b])
+            if m > 0:
+                u = torch.rand(batch, len(s[0]), generator=generator)
+                coded = []
+                for b in range(batch):
+                    row = []
+                    for i, v in enumerate(s[b]):
+                        c = spikes * abs(float(v)) / m
+                        row.append(math.copysign(m / spikes * (math.floor(c) + float(u[b, i] < c - math.floor(c))), v))
+                    coded.append(torch.tensor(row))
+                s = coded
         if tau:
             c = math.exp(-1.0 / tau)
             f = [c * f[b] + (1 - c) * s[b] for b in range(batch)]

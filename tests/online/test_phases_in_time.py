@@ -54,7 +54,7 @@ def _noise(seed, population, trial=0):
     return torch.Generator().manual_seed(step_seed(layer_seed(layer_seed(seed, ""), population), trial))
 
 
-def _hand(m, x, y, rule, delay=0, state="current", lam=0.0, sigma=0.0, tau=0.0, seed=0):
+def _hand(m, x, y, rule, delay=0, state="current", lam=0.0, sigma=0.0, tau=0.0, seed=0, spikes=0):
     """Every parameter's update, the transforms in time written out (module docstring of hand_time)."""
     fb = m.readout.feedback_weight
     with torch.no_grad():
@@ -64,8 +64,9 @@ def _hand(m, x, y, rule, delay=0, state="current", lam=0.0, sigma=0.0, tau=0.0, 
         k: [[next(e for bb, tt, e in traces[k] if (bb, tt) == (b, t)) for b in range(B)] for t in range(T)]
         for k in traces
     }
-    err_in = arriving(err, delay, sigma, tau, _noise(seed, "readout") if sigma else None)
-    sig_in = arriving(sig, delay, sigma, tau, _noise(seed, "hidden") if sigma else None)
+    drawn = sigma or spikes
+    err_in = arriving(err, delay, sigma, tau, _noise(seed, "readout") if drawn else None, spikes)
+    sig_in = arriving(sig, delay, sigma, tau, _noise(seed, "hidden") if drawn else None, spikes)
     g_in = update(sig_in, met(per_step["input"], delay, state, lam))
     g_rec = update(sig_in, met(per_step["recurrent"], delay, state, lam))
     g_out = update(err_in, met(r, delay, state, lam))
@@ -182,3 +183,14 @@ def test_interference_adds_the_arrived_signals_to_the_next_steps_activity(rule, 
 def test_interference_is_refused_for_spiking_units():
     with pytest.raises(ConfigError, match="spiking"):
         bc.apply(LIFRNN(N_IN, N, N_OUT), {"feedback": {"rule": "eprop"}, "phases": {"interference": 0.1}})
+
+
+@pytest.mark.parametrize("rule", ["rflo", "eprop"])
+def test_quantised_noisy_late_signal_equals_hand_recursion(rule):
+    phases = {"error_delay": 1, "backward_state": "current", "error_noise": 0.2, "error_quantization": 3, "seed": 1}
+    m = _model(rule, phases)
+    x, y = _data()
+    online_learner(m).accumulate(x, y)
+    expected = _hand(m, x, y, rule, delay=1, sigma=0.2, spikes=3, seed=1)
+    for name, param in m.named_parameters():  # quantize codes in float32
+        assert near(param.grad, expected[name], 1e-6), (name, param.grad, expected[name])
