@@ -3,6 +3,7 @@ update accumulated into ``.grad`` -- no backprop through time, so memory does no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -89,11 +90,17 @@ class OnlineLearner:
         return out
 
     @torch.no_grad()
-    def accumulate(self, inputs: Tensor, targets: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor]:
+    def accumulate(
+        self, inputs: Tensor, targets: Tensor, scale: float = 1.0, on_step: Callable[[], None] | None = None
+    ) -> tuple[Tensor, Tensor]:
         """One trial batch: inputs [B, T, n_in], targets [B, T] (or [B]); adds scale x the update to ``.grad``;
         returns (the sequence loss E of [`trial_scale`][biocircuits.recurrent.learner.trial_scale], logits
-        [B, T, n_out])."""
+        [B, T, n_out]). With the rule's ``update: per_step`` each step's part of the update is written to ``.grad``
+        at the end of its step and ``on_step`` (the optimiser's step and zero_grad) applies it there: step t + 1
+        runs with the weights W_(t+1) = W_t - lr Delta_t (B = W_out too, for symmetric feedback), the traces and
+        the learning signals as defined, from the activity the updated weights make."""
         batch, steps = inputs.shape[:2]
+        per_step = self._per_step(on_step)
         targets = step_targets(targets, steps)
         scale_b = trial_scale(targets, inputs.dtype)
         readout = self.model.readout
@@ -124,8 +131,20 @@ class OnlineLearner:
             loss += (F.cross_entropy(step.logits, targets[:, t].clamp(min=0), reduction="none") * weight).sum()
             state = step.state
             logits[:, t] = step.logits
-        self._write(syn_in, syn_rec, grad_out, grad_bias, scale)
+            if per_step:  # the step's update, applied now; the accumulators start again
+                self._write(syn_in, syn_rec, grad_out, grad_bias, scale)
+                on_step()
+                torch._foreach_zero_([syn_in.grad, syn_rec.grad, grad_out, grad_bias])
+        if not per_step:
+            self._write(syn_in, syn_rec, grad_out, grad_bias, scale)
         return loss, logits
+
+    def _per_step(self, on_step: Callable[[], None] | None) -> bool:
+        """Whether the rule updates per step (then ``on_step`` is required)."""
+        per_step = self.rule.options.update == "per_step"
+        if per_step and on_step is None:
+            raise ValueError(f"{self.rule.name} with update: per_step applies each step's update: pass on_step")
+        return per_step
 
     def _write(self, syn_in: Synapses, syn_rec: Synapses, grad_out: Tensor, grad_bias: Tensor, scale: float) -> None:
         """Add the trial's update to ``.grad`` (W_rec's diagonal masked when the model has no self-connections)."""
