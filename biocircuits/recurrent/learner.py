@@ -70,7 +70,10 @@ class OnlineLearner:
         grad W_out += err_t^T F_kappa(y)_t,   grad b_out += sum_b err_t[b]      (exact, local to the readout)
 
     with y_t the readout's presynaptic activity and F_kappa the readout's filter (kappa = 0: none). The trial's
-    update is the sum over t, accumulated into each parameter's ``.grad`` times ``scale``."""
+    update is the sum over t, accumulated into each parameter's ``.grad`` times ``scale`` (``update: per_trial``), or
+    applied step by step (``update: per_step``, see ``accumulate``). Under ``phases:`` settings err_t, L_t and the
+    traces they meet are what [`TrialSignals`][biocircuits.recurrent.phases.TrialSignals] says arrives at step t (late,
+    noisy, quantised, filtered; stored, current or traced eligibility; interference on the next step's activity)."""
 
     def __init__(self, model: nn.Module, rule: OnlineRule) -> None:
         self.model, self.rule = model, rule

@@ -74,14 +74,14 @@ class OnlineRule(FeedbackRule):
                     given=name,
                     suggestion=f"give {name} the same rule and options (no override or exclude)",
                 )
-        for name in LAYERS:
+        for name in LAYERS:  # bc.apply gives these models the phases in time (recurrent/phases.py), never these
             transforms = attachments_of(model.get_submodule(name)).of("transform")
             if transforms:
                 raise ConfigError(
-                    f"the online rule {cls.name!r} runs no backward pass for the phases' error transforms to act on",
+                    f"the online rule {cls.name!r} runs no backward pass for a layer's error transforms to act on",
                     key="phases",
                     given=", ".join(t.name for t in transforms),
-                    suggestion="remove the phases settings, or train with a BPTT rule (bp, fa, sign_symmetry)",
+                    suggestion="set phases in the constraint spec: they act on the learning signal in time",
                 )
         readout = model.readout
         head = ruled["readout"]
