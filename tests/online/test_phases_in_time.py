@@ -13,7 +13,7 @@ from biocircuits.errors import ConfigError
 from biocircuits.models.recurrent import RateRNN
 from biocircuits.recurrent import LIFRNN, online_learner
 
-from .hand import near, rate_hand
+from .hand import lif_hand, near, rate_hand
 from .hand_time import arriving, met, rate_interfering, rate_signals, update
 
 B, T, N_IN, N, N_OUT = 2, 5, 2, 3, 2
@@ -194,3 +194,22 @@ def test_quantised_noisy_late_signal_equals_hand_recursion(rule):
     expected = _hand(m, x, y, rule, delay=1, sigma=0.2, spikes=3, seed=1)
     for name, param in m.named_parameters():  # quantize codes in float32
         assert near(param.grad, expected[name], 1e-6), (name, param.grad, expected[name])
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.3])
+def test_eprop_on_spiking_units_with_a_late_filtered_signal_equals_hand_recursion(beta):
+    torch.manual_seed(4)
+    m = LIFRNN(N_IN, N, N_OUT, tau_mem=5.0, tau_adapt=8.0, beta=beta, v_th=0.6, tau_out=3.0)
+    with torch.no_grad():
+        m.recurrent.weight.copy_(torch.tensor([[0.0, 0.8, -0.5], [0.7, 0.0, 0.4], [-0.6, 0.9, 0.0]]))
+        m.input.weight.copy_(torch.tensor([[0.9, -0.3], [0.5, 0.6], [-0.4, 0.8]]))
+    phases = {"error_delay": 1, "backward_state": "current", "error_filter": 1.5}
+    bc.apply(m, {"feedback": {"rule": "eprop", "options": {"feedback": "random"}}, "phases": phases})
+    x, y = _data()
+    online_learner(m).accumulate(3.0 * x, y)
+    with torch.no_grad():
+        expected, _, spikes = lif_hand(m, 3.0 * x, y, m.readout.feedback_weight, late=1, tau=1.5)
+        on_time, _, _ = lif_hand(m, 3.0 * x, y, m.readout.feedback_weight)
+    assert spikes > 0 and not near(expected["input.weight"], on_time["input.weight"], 1e-8)
+    for name, param in m.named_parameters():
+        assert near(param.grad, expected[name]), (name, param.grad, expected[name])

@@ -131,3 +131,20 @@ def test_remove_takes_the_phases_in_time_away():
     m = _model("fa", {"error_noise": 0.5})
     bc.remove(m)
     assert "phase_trial" not in m.state_dict() and not m._forward_hooks
+
+
+def test_bptt_noise_resumes_exactly_from_the_trial_counter():
+    gen = torch.Generator().manual_seed(5)
+    x, y = torch.randn(B, T, N_IN, generator=gen), torch.randint(0, N_OUT, (B, T), generator=gen)
+    m = _model("fa", {"error_noise": 0.5, "seed": 3})
+    _loss(m(x), y).backward()
+    saved = {k: v.clone() for k, v in m.state_dict().items()}
+    m.zero_grad()
+    _loss(m(x), y).backward()
+    fresh = _model("fa", {"error_noise": 0.5, "seed": 3})
+    fresh.load_state_dict(saved)
+    _loss(fresh(x), y).backward()
+    assert int(saved["phase_trial"]) == 1 and torch.equal(fresh.recurrent.weight.grad, m.recurrent.weight.grad)
+    first = _model("fa", {"error_noise": 0.5, "seed": 3})
+    _loss(first(x), y).backward()
+    assert not torch.equal(first.recurrent.weight.grad, m.recurrent.weight.grad)  # each trial draws afresh
