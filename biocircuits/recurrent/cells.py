@@ -92,7 +92,7 @@ class LIFCell:
 
 class Interfering(Protocol):
     """What the units' activity gets added at a step
-    ([`TrialSignals`][biocircuits.recurrent.phases.TrialSignals])."""
+    ([`TrialSignals`][biocircuits.recurrent.signals.TrialSignals])."""
 
     def state(self, x: Tensor) -> Tensor: ...
 

@@ -72,7 +72,7 @@ class OnlineLearner:
     with y_t the readout's presynaptic activity and F_kappa the readout's filter (kappa = 0: none). The trial's
     update is the sum over t, accumulated into each parameter's ``.grad`` times ``scale`` (``update: per_trial``), or
     applied step by step (``update: per_step``, see ``accumulate``). Under ``phases:`` settings err_t, L_t and the
-    traces they meet are what [`TrialSignals`][biocircuits.recurrent.phases.TrialSignals] says arrives at step t (late,
+    traces they meet are what [`TrialSignals`][biocircuits.recurrent.signals.TrialSignals] says arrives at step t (late,
     noisy, quantised, filtered; stored, current or traced eligibility; interference on the next step's activity)."""
 
     def __init__(self, model: nn.Module, rule: OnlineRule) -> None:

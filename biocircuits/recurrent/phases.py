@@ -36,49 +36,31 @@ logits, the errors) sees the sum, and the added term carries no gradient (nothin
 
 With backprop through time the error of step t - d enters the network at step t (``current``): the network's state
 of step t carries it back. Refused, each with its reason: ``stored`` and ``trace`` under BPTT (one update per trial
-is made by autograd from the whole unrolled trial: a stored late error is the same update less its last d steps,
-and autograd has no per-synapse trace to slow down), ``interference`` under BPTT (the error of step t does not
-exist while the forward pass runs) or for spiking units, and ``error_filter: {cascade: false}``
-(each population's signal is filtered once: there is no cascade of layers in time)."""
+is made by autograd from the whole unrolled trial: a stored late error is the same update less its last d steps;
+a trace is not built there: autograd forms sum_t delta_t x_t^T itself), ``interference`` under BPTT (the error of
+step t does not exist while the forward pass runs) or for spiking units, and ``error_filter: {cascade: false}`` (each
+population's signal is filtered once: there is no cascade of layers in time)."""
 
 from __future__ import annotations
 
-import math
-from collections import deque
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from biocircuits.core.interface import LayerAttachment, attach, attachments_of
 from biocircuits.core.seeds import layer_seed, step_seed
 from biocircuits.errors import ConfigError
 from biocircuits.models.recurrent import RateRNN
-from biocircuits.phases.transforms import TRANSFORMS, quantize
+from biocircuits.phases.transforms import TRANSFORMS
 
 from .lif import LIFRNN
 from .rules import OnlineRule
-from .traces import Eligibility, Factored, PostMajor
+from .signals import SignalInTime, TimeOptions, TrialSignals
 
 IN_TIME = (RateRNN, LIFRNN)  # the models whose phases act in time
 
 
-class TimeOptions(BaseModel):
-    """The ``phases:`` settings as they act in time (see the module docstring)."""
-
-    model_config = ConfigDict(extra="forbid")
-    delay: int = Field(0, ge=0, description="d: the signal of step t - d arrives at step t.")
-    backward_state: Literal["stored", "current", "trace"] = "stored"
-    trace_decay: float = Field(0.0, ge=0.0, lt=1.0)
-    sigma: float = Field(0.0, ge=0.0, description="Noise-to-signal ratio of each step's signal.")
-    spikes: int = Field(0, ge=0, description="Spike-count coding of each step's signal; 0 is off.")
-    tau: float = Field(0.0, ge=0.0, description="Time constant, in steps, of the signal's low-pass filter.")
-    gamma: float = Field(0.0, description="Weight of the signal of step t added to the units' activity at t + 1.")
-    scale: Literal["activity", "error"] = "activity"
-
-
-# phases key -> (TimeOptions field, the transform option it reads)
 SETTINGS: dict[str, tuple[str, str]] = {
     "error_delay": ("delay", "steps"),
     "error_noise": ("sigma", "sigma"),
@@ -98,14 +80,15 @@ REFUSED_STATES = {
     "bptt": {
         "stored": "with backprop through time the trial's update is made at its end: a stored late error is the same "
         "update without its last d steps",
-        "trace": "autograd's update through time keeps no per-synapse eligibility trace to slow down",
+        "trace": "not built for backprop through time: autograd forms sum_t delta_t x_t^T itself, and pairing each "
+        "delta_t with a trace of x_t needs every matrix's per-step products",
     },
     "online": {},
 }
 
 
 def time_options(phases: Any, mode: str) -> TimeOptions | None:
-    """The [`TimeOptions`][biocircuits.recurrent.phases.TimeOptions] of a ``phases:`` section for a recurrent model
+    """The [`TimeOptions`][biocircuits.recurrent.signals.TimeOptions] of a ``phases:`` section for a recurrent model
     trained ``mode`` (``online`` or ``bptt``); None when every setting is off; a ConfigError, with the reason, for a
     setting that has no meaning in time."""
     values: dict[str, Any] = {}
@@ -148,121 +131,12 @@ def time_options(phases: Any, mode: str) -> TimeOptions | None:
     return TimeOptions(**values, backward_state=state, trace_decay=lam)
 
 
-class SignalInTime:
-    """One population's signal within one trial: ``__call__(s_t)`` returns f_t, what arrives at step t (late,
-    noise, quantisation, filter; module docstring), with the generator ``generator`` drawing the step's noise."""
-
-    def __init__(self, options: TimeOptions, generator: torch.Generator) -> None:
-        self.options, self.generator = options, generator
-        self.queue: deque[Tensor] = deque()
-        self.filtered: Tensor | None = None
-
-    def __call__(self, signal: Tensor) -> Tensor:
-        o = self.options
-        if o.delay:
-            self.queue.append(signal)
-            signal = self.queue.popleft() if len(self.queue) > o.delay else torch.zeros_like(signal)
-        if o.sigma:
-            rms = signal.pow(2).mean().sqrt()
-            xi = torch.randn(signal.shape, generator=self.generator, dtype=signal.dtype, device=signal.device)
-            signal = signal + o.sigma * rms * xi
-        if o.spikes:
-            signal = quantize(signal, o.spikes, self.generator)
-        if o.tau:
-            a = math.exp(-1.0 / o.tau)
-            self.filtered = (1.0 - a) * signal if self.filtered is None else a * self.filtered + (1.0 - a) * signal
-            signal = self.filtered
-        return signal
-
-
-def _copy(e: Eligibility) -> Eligibility:
-    """A trace that later steps may not change in place (RFLO's ``p`` is updated in place)."""
-    return PostMajor(e.p.clone()) if isinstance(e, PostMajor) else e
-
-
-def _lowpass(kept: Eligibility | None, e: Eligibility, lam: float) -> Eligibility:
-    """ebar_t = lam ebar_{t-1} + (1 - lam) e_t (ebar_{-1} = 0), kept in RFLO's layout or in full."""
-    if isinstance(e, PostMajor):
-        return PostMajor((1.0 - lam) * e.p if kept is None else lam * kept.p + (1.0 - lam) * e.p)
-    full = e.full() if isinstance(e, Factored) else e
-    return (1.0 - lam) * full if kept is None else lam * kept + (1.0 - lam) * full
-
-
-class Pairing:
-    """What one population's late signal meets: ``__call__(e_t)`` returns the trace to pair with the signal arriving
-    at step t: e_{t-d} (stored), e_t (current) or ebar_t (trace); a zero signal meets e_t while the queue fills."""
-
-    def __init__(self, options: TimeOptions) -> None:
-        self.options = options
-        self.kept: deque[Eligibility] = deque()
-        self.bar: Eligibility | None = None
-
-    def __call__(self, e: Eligibility) -> Eligibility:
-        o = self.options
-        if o.backward_state == "trace":
-            self.bar = _lowpass(self.bar, e, o.trace_decay)
-            return self.bar
-        if o.backward_state == "stored" and o.delay:
-            self.kept.append(_copy(e))
-            return self.kept.popleft() if len(self.kept) > o.delay else e
-        return e
-
-
-class TrialSignals:
-    """The signals of one online trial: the readout's error and the hidden units' learning signal, each through its
-    own [`SignalInTime`][biocircuits.recurrent.phases.SignalInTime] and paired by its own
-    [`Pairing`][biocircuits.recurrent.phases.Pairing] (one per matrix learning from L_t: W_in, W_rec)."""
-
-    def __init__(self, options: TimeOptions, readout: torch.Generator, hidden: torch.Generator, matrices: int) -> None:
-        self.readout_signal, self.readout_pairing = SignalInTime(options, readout), Pairing(options)
-        self.hidden_signal = SignalInTime(options, hidden)
-        self.hidden_pairings = [Pairing(options) for _ in range(matrices)]
-
-        self.options = options
-        self.left_readout: Tensor | None = None
-        self.left_hidden: Tensor | None = None
-
-    def readout(self, err: Tensor, activity: Tensor) -> tuple[Tensor, Tensor]:
-        """(err'_t [B, n_out], the activity y [B, N] it meets) at step t."""
-        self.left_readout = self.readout_signal(err)
-        return self.left_readout, self.readout_pairing(activity)
-
-    def hidden(self, signal: Tensor, traces: list[Eligibility]) -> tuple[Tensor, list[Eligibility]]:
-        """(L'_t [B, N], the trace of each matrix it meets) at step t."""
-        self.left_hidden = self.hidden_signal(signal)
-        return self.left_hidden, [p(e) for p, e in zip(self.hidden_pairings, traces, strict=True)]
-
-    def interfering(self) -> TrialSignals | None:
-        """Itself when the signals left in the units add to their activity (``interference``), else None."""
-        return self if self.options.gamma else None
-
-    def state(self, x: Tensor) -> Tensor:
-        """x'_(t+1) = x_(t+1) + the hidden units' signal L'_t at its scale (none at the first step)."""
-        return _interfere(x, self.left_hidden, self.options)
-
-    def logits(self, z: Tensor) -> Tensor:
-        """z'_(t+1) = z_(t+1) + the readout's error err'_t at its scale."""
-        return _interfere(z, self.left_readout, self.options)
-
-
-def _interfere(y: Tensor, signal: Tensor | None, options: TimeOptions) -> Tensor:
-    """y + gamma rms(y[b]) / rms(s[b]) s[b] (``scale: activity``; 0 where s[b] = 0) or y + gamma S s (``error``, S
-    the trial's batch), per sample b, rms over the units; y itself while no signal has arrived."""
-    if signal is None:
-        return y
-    if options.scale == "error":
-        return y + options.gamma * y.shape[0] * signal
-    size, rms = signal.pow(2).mean(1, keepdim=True).sqrt(), y.pow(2).mean(1, keepdim=True).sqrt()
-    scale = torch.where(size > 0, options.gamma * rms / size.clamp(min=1e-30), torch.zeros_like(size))
-    return y + scale * signal
-
-
 class TimePhases(LayerAttachment):
     """Attached to the root of a recurrent model by ``bc.apply`` when its ``phases:`` settings are on (module
-    docstring): the online learner asks it for each trial's [`TrialSignals`][biocircuits.recurrent.phases.TrialSignals];
-    under BPTT (``mode: bptt``) a forward hook hands the model's output [B, T, n_out] a gradient hook that replaces
-    the per-step errors dE/dz_t by what arrives at step t. Buffer ``phase_trial``: the training trials so far (seeds
-    the noise of each trial)."""
+    docstring): the online learner asks it for each trial's
+    [`TrialSignals`][biocircuits.recurrent.signals.TrialSignals]; under BPTT (``mode: bptt``) a forward hook hands
+    the model's output [B, T, n_out] a gradient hook that replaces the per-step errors dE/dz_t by what arrives at
+    step t. Buffer ``phase_trial``: the training trials so far (seeds the noise of each trial)."""
 
     slot, name, whole_model = "transform", "phases_in_time", True
     Options = TimeOptions

@@ -118,7 +118,7 @@ def test_lif_rnn_takes_phases_in_time_too():
     "phases,words",
     [
         ({"error_delay": 1}, "stored late error"),
-        ({"backward_state": "trace", "trace_decay": 0.5}, "eligibility trace"),
+        ({"backward_state": "trace", "trace_decay": 0.5}, "not built for backprop through time"),
         ({"interference": 0.1}, "forward pass runs"),
     ],
 )
