@@ -35,11 +35,12 @@ with L'_t, e'_t the hidden units' and the readout's arrived signals; everything 
 logits, the errors) sees the sum, and the added term carries no gradient (nothing is differentiated online).
 
 With backprop through time the error of step t - d enters the network at step t (``current``): the network's state
-of step t carries it back. Refused, each with its reason: ``stored`` and ``trace`` under BPTT (one update per trial
-is made by autograd from the whole unrolled trial: a stored late error is the same update less its last d steps;
-a trace is not built there: autograd forms sum_t delta_t x_t^T itself), ``interference`` under BPTT (the error of
-step t does not exist while the forward pass runs) or for spiking units, and ``error_filter: {cascade: false}`` (each
-population's signal is filtered once: there is no cascade of layers in time)."""
+of step t carries it back; ``trace`` (``rate_rnn``) pairs every matrix's error at step t with a trace of its
+presynaptic activity over the trial ([`bptt_trace`][biocircuits.recurrent.bptt_trace]). Refused, each with its
+reason: ``stored`` under BPTT (one update per trial is made by autograd from the whole unrolled trial: a stored late
+error is the same update less its last d steps), ``trace`` for ``lif_rnn`` under BPTT, ``interference`` under BPTT
+(the error of step t does not exist while the forward pass runs) or for spiking units, and ``error_filter: {cascade:
+false}`` (each population's signal is filtered once: there is no cascade of layers in time)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ from biocircuits.errors import ConfigError
 from biocircuits.models.recurrent import RateRNN
 from biocircuits.phases.transforms import TRANSFORMS
 
+from .bptt_trace import TracedTrial
 from .lif import LIFRNN
 from .rules import OnlineRule
 from .signals import SignalInTime, TimeOptions, TrialSignals
@@ -79,9 +81,7 @@ REFUSED: dict[str, dict[str, str]] = {
 REFUSED_STATES = {
     "bptt": {
         "stored": "with backprop through time the trial's update is made at its end: a stored late error is the same "
-        "update without its last d steps",
-        "trace": "not built for backprop through time: autograd forms sum_t delta_t x_t^T itself, and pairing each "
-        "delta_t with a trace of x_t needs every matrix's per-step products",
+        "update without its last d steps"
     },
     "online": {},
 }
@@ -123,7 +123,7 @@ def time_options(phases: Any, mode: str) -> TimeOptions | None:
             f"phases in time for a recurrent model: {REFUSED_STATES[mode][state]}",
             key="phases.backward_state",
             given=state,
-            expected="current" if mode == "bptt" else "stored, current or trace",
+            expected="current or trace" if mode == "bptt" else "stored, current or trace",
             suggestion="set backward_state: current",
         )
     if not values and state != "trace":
@@ -145,6 +145,7 @@ class TimePhases(LayerAttachment):
         super().__init__(options, seed)
         self.mode = mode
         self._hook: Any = None
+        self._traced: TracedTrial | None = None
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
@@ -152,11 +153,17 @@ class TimePhases(LayerAttachment):
         self.register_buffer(layer, "phase_trial", torch.zeros((), dtype=torch.int64, device=device))
         if self.mode == "bptt":
             self._hook = layer.register_forward_hook(self._on_output)
+        if self.mode == "bptt" and self.options.backward_state == "trace":
+            self._traced = TracedTrial(self.options.trace_decay)
+            self._traced.install(layer)
 
     def detach(self, layer: nn.Module) -> None:
         if self._hook is not None:
             self._hook.remove()
             self._hook = None
+        if self._traced is not None:
+            self._traced.remove(layer)
+            self._traced = None
         super().detach(layer)
 
     def generators(self, model: nn.Module, device: torch.device, *populations: str) -> list[torch.Generator]:
@@ -207,6 +214,15 @@ def attach_in_time(model: nn.Module, phases: Any) -> bool:
             key="phases.interference",
             given=options.gamma,
             suggestion="use rate_rnn, or remove interference",
+        )
+    traced = options is not None and mode == "bptt" and options.backward_state == "trace"
+    if traced and isinstance(model, LIFRNN):
+        raise ConfigError(
+            "phases in time for a recurrent model: backward_state: trace is built for rate_rnn under backprop through "
+            "time (lif_rnn's readout reads W_out outside its layer's forward)",
+            key="phases.backward_state",
+            given="trace",
+            suggestion="use backward_state: current, or train lif_rnn with eprop",
         )
     if options is not None:
         attach(model, TimePhases(options, phases.seed, mode), "")

@@ -115,12 +115,7 @@ def test_lif_rnn_takes_phases_in_time_too():
 
 
 @pytest.mark.parametrize(
-    "phases,words",
-    [
-        ({"error_delay": 1}, "stored late error"),
-        ({"backward_state": "trace", "trace_decay": 0.5}, "not built for backprop through time"),
-        ({"interference": 0.1}, "forward pass runs"),
-    ],
+    "phases,words", [({"error_delay": 1}, "stored late error"), ({"interference": 0.1}, "forward pass runs")]
 )
 def test_bptt_settings_without_meaning_in_time_are_refused(phases, words):
     with pytest.raises(ConfigError, match=words):
@@ -148,3 +143,68 @@ def test_bptt_noise_resumes_exactly_from_the_trial_counter():
     first = _model("fa", {"error_noise": 0.5, "seed": 3})
     _loss(first(x), y).backward()
     assert not torch.equal(first.recurrent.weight.grad, m.recurrent.weight.grad)  # each trial draws afresh
+
+
+def _bptt_by_hand(m, x, y, lam, delay):
+    """Backprop through time of the tanh rate network written out step by step, the errors through each layer's
+    B (``backward_weight``), dE/dz_t late by ``delay`` steps, every update paired with the presynaptic trace
+    xbar_t = lam xbar_(t-1) + (1 - lam) x_t of its own input (u_t, r_t, r_(t+1))."""
+    a = m.alpha
+    w_in, w_rec, b_rec, w_out, b_out = (
+        t.detach() for t in (m.input.weight, m.recurrent.weight, m.recurrent.bias, m.readout.weight, m.readout.bias)
+    )
+    b_rc, b_o = m.recurrent.backward_weight(), m.readout.backward_weight()  # (W_in's error goes nowhere)
+    states, zs = [torch.zeros(B, N)], []
+    for t in range(T):
+        drive = torch.tanh(states[t]) @ w_rec.T + b_rec + x[:, t] @ w_in.T
+        states.append((1 - a) * states[t] + a * drive)
+        zs.append(torch.tanh(states[t + 1]) @ w_out.T + b_out)
+    dz = [(torch.softmax(z, -1) - F.one_hot(y[:, t], N_OUT)) / (B * T) for t, z in enumerate(zs)]
+    dz = [dz[t - delay] if t >= delay else torch.zeros_like(dz[0]) for t in range(T)]
+
+    def bars(seq):
+        out, bar = [], torch.zeros_like(seq[0])
+        for v in seq:
+            bar = lam * bar + (1 - lam) * v
+            out.append(bar)
+        return out
+
+    u_bar = bars([x[:, t] for t in range(T)])
+    r_bar = bars([torch.tanh(states[t]) for t in range(T)])  # W_rec's input at step t
+    o_bar = bars([torch.tanh(states[t + 1]) for t in range(T)])  # W_out's input at step t
+    g = {n: torch.zeros_like(p) for n, p in m.named_parameters()}
+    carry, g_x_next = torch.zeros(B, N), torch.zeros(B, N)
+    for t in range(T - 1, -1, -1):
+        g_r = dz[t] @ b_o + carry
+        g_x = g_r * (1 - torch.tanh(states[t + 1]) ** 2) + (1 - a) * g_x_next
+        g_drive = a * g_x
+        g["input.weight"] += g_drive.T @ u_bar[t]
+        g["recurrent.weight"] += g_drive.T @ r_bar[t]
+        g["recurrent.bias"] += g_drive.sum(0)
+        g["readout.weight"] += dz[t].T @ o_bar[t]
+        g["readout.bias"] += dz[t].sum(0)
+        carry, g_x_next = g_drive @ b_rc, g_x
+    return g
+
+
+@pytest.mark.parametrize("rule", ["bp", "fa"])
+@pytest.mark.parametrize("delay", [0, 2])
+def test_bptt_trace_pairs_each_error_with_the_presynaptic_trace(rule, delay):
+    gen = torch.Generator().manual_seed(6)
+    x, y = torch.randn(B, T, N_IN, generator=gen), torch.randint(0, N_OUT, (B, T), generator=gen)
+    phases = {"backward_state": "trace", "trace_decay": 0.6, "error_delay": delay}
+    m = _model(rule, phases)
+    _loss(m(x), y).backward()
+    expected = _bptt_by_hand(m, x, y, 0.6, delay)
+    for name, p in m.named_parameters():
+        assert torch.allclose(p.grad, expected[name], atol=1e-7, rtol=1e-5), (name, p.grad, expected[name])
+    plain = _model(rule, {"error_delay": delay, "backward_state": "current"} if delay else {})
+    _loss(plain(x), y).backward()
+    assert not torch.allclose(plain.recurrent.weight.grad, m.recurrent.weight.grad, atol=1e-6)
+    with torch.no_grad():
+        assert torch.equal(m(x), plain(x))  # the forward is unchanged
+
+
+def test_bptt_trace_is_refused_for_lif_rnn():
+    with pytest.raises(ConfigError, match="built for rate_rnn"):
+        bc.apply(LIFRNN(N_IN, N, N_OUT), {"feedback": {"rule": "fa"}, "phases": {"backward_state": "trace"}})
