@@ -69,8 +69,9 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("rule", ["bp", "fa", "sign_symmetry"])
-@pytest.mark.parametrize("phases,hand", CASES)
+@pytest.mark.parametrize(
+    "rule,phases,hand", [("fa", *case) for case in CASES] + [(r, *CASES[3]) for r in ("bp", "sign_symmetry")]
+)
 def test_bptt_sends_back_the_errors_as_they_arrive_in_time(rule, phases, hand):
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(B, T, N_IN, generator=gen), torch.randint(0, N_OUT, (B, T), generator=gen)
@@ -187,8 +188,7 @@ def _bptt_by_hand(m, x, y, lam, delay):
     return g
 
 
-@pytest.mark.parametrize("rule", ["bp", "fa"])
-@pytest.mark.parametrize("delay", [0, 2])
+@pytest.mark.parametrize("rule,delay", [("bp", 0), ("fa", 2)])
 def test_bptt_trace_pairs_each_error_with_the_presynaptic_trace(rule, delay):
     gen = torch.Generator().manual_seed(6)
     x, y = torch.randn(B, T, N_IN, generator=gen), torch.randint(0, N_OUT, (B, T), generator=gen)
