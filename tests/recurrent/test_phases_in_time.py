@@ -208,3 +208,14 @@ def test_bptt_trace_pairs_each_error_with_the_presynaptic_trace(rule, delay):
 def test_bptt_trace_is_refused_for_lif_rnn():
     with pytest.raises(ConfigError, match="built for rate_rnn"):
         bc.apply(LIFRNN(N_IN, N, N_OUT), {"feedback": {"rule": "fa"}, "phases": {"backward_state": "trace"}})
+
+
+def test_bptt_settings_off_are_bit_identical_and_attach_nothing():
+    x, y = torch.randn(B, T, N_IN), torch.randint(0, N_OUT, (B, T))
+    grads = []
+    for phases in ({}, {"error_delay": 0, "error_noise": 0.0, "error_filter": 0.0, "backward_state": "current"}):
+        m = _model("fa", phases)
+        assert "phase_trial" not in m.state_dict() and not m._forward_hooks
+        _loss(m(x), y).backward()
+        grads.append([p.grad for p in m.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*grads, strict=True))
