@@ -21,6 +21,8 @@ from biocircuits.feedback.layers import FeedbackLayer
 from biocircuits.feedback.rules import FeedbackRule
 from biocircuits.phases.attach import attach_transforms
 from biocircuits.plasticity.attach import attach_plasticity
+from biocircuits.recurrent.masks import keep_self_mask
+from biocircuits.recurrent.phases import attach_in_time
 
 
 @dataclass
@@ -73,7 +75,9 @@ def apply(
             model, fb.rule, fb.options, overrides=fb.overrides, exclude=fb.exclude, seed=fb.seed, mapping=mapping
         )
         dale = constrain(model, spec.dale) if spec.dale_on else Constrained([], [], None, None)
-        attach_transforms(model, feedback_layers(model), spec.phases.transforms(), spec.phases.seed)
+        keep_self_mask(model)  # no self-connections under a reparametrised Dale W_rec
+        if not attach_in_time(model, spec.phases):  # a recurrent model's phases act in time, within its trials
+            attach_transforms(model, feedback_layers(model), spec.phases.transforms(), spec.phases.seed)
         attach_plasticity(model, weight_layers(model), spec.plasticity, dale.units, dale.unit_signs, spec.dale_on)
         attach_groups(model)
     except BaseException as err:  # leave the model exactly as it was, whatever failed (even half-way through a layer)

@@ -19,6 +19,7 @@ from biocircuits.errors import ConfigError
 from .attention import FeedbackMultiheadAttention
 from .layers import FEEDBACK_CLASSES, FeedbackConvNd, FeedbackLayer
 from .owners import owner_children, route, unroute
+from .recurrent import RecurrentMatrix, recurrent_parameter_roles
 from .rules import FeedbackRule, make_rule
 from .thirdparty import third_party_classes
 from .transport import parameter_rows, transport_report
@@ -264,13 +265,14 @@ def describe(model: nn.Module, file=None) -> str:
         rows.append(
             (
                 name or "(root)",
-                type(m).__name__.replace("Parametrized", ""),
+                m.describe_type() if isinstance(m, RecurrentMatrix) else type(m).__name__.replace("Parametrized", ""),
                 "x".join(str(s) for s in m.weight.shape),
                 rule,
                 dale,
             )
         )
-    others = parameter_rows(model, [n for n, _ in layers])
+    roles = recurrent_parameter_roles(model)  # a converted RNN's weights learn through its listed matrices
+    others = [(n, t, shape, roles.get(n, role)) for n, t, shape, role in parameter_rows(model, [n for n, _ in layers])]
     if others:
         rows += [("", "", "", "", ""), ("parameter", "type", "shape", "role", "")]
         rows += [(n, t, shape, role, "") for n, t, shape, role in others]

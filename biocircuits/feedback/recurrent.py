@@ -64,6 +64,32 @@ class RecurrentMatrix(FeedbackLayer, nn.Module):
     def extra_repr(self) -> str:
         return f"{self.param_name}, rule={self.rule!r}"
 
+    def describe_type(self) -> str:
+        """What ``bc.describe`` lists as its type: the RNN's matrix and the gates its rows feed, e.g.
+        ``GRU.weight_hh_l0 (gates r|z|n, 4 rows each)``."""
+        owner = self.__dict__["_owner"]
+        gates = GATES[owner.mode]
+        rows = f", {owner.hidden_size} rows each" if "|" in gates else ""
+        return f"{type(owner).__name__.removeprefix('Feedback')}.{self.param_name} ({gates}{rows})"
+
+
+GATES = {"RNN_TANH": "tanh", "RNN_RELU": "relu", "GRU": "gates r|z|n", "LSTM": "gates i|f|g|o"}  # rows of W, in order
+
+
+def recurrent_parameter_roles(model: nn.Module) -> dict[str, str]:
+    """{qualified name: role} of every parameter of a converted RNN in ``model``: a weight learns through its
+    [`RecurrentMatrix`][biocircuits.feedback.recurrent.RecurrentMatrix] (listed with the layers), a bias is added to
+    the gates' input and transports nothing."""
+    roles = {}
+    for name, module in model.named_modules():
+        if isinstance(module, FeedbackRecurrent):
+            for pname, _ in module.named_parameters(recurse=False):
+                where = f"{name}.feedback_matrices.{pname}" if name else f"feedback_matrices.{pname}"
+                roles[f"{name}.{pname}" if name else pname] = (
+                    f"learns with its rule through {where}" if pname.startswith("weight_") else "adds to the gates"
+                )
+    return roles
+
 
 class RecurrentMatrices(LayerAttachment):
     """Marks a converted RNN (its ``attachments``): detaching it removes ``feedback_matrices``."""

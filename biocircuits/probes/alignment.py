@@ -7,6 +7,9 @@ the error through W) and the rule's own pass. Per converted layer, in degrees:
 - ``error_angle``: angle(delta_rule, delta_bp), the error dL/dy at the layer's output;
 - ``update_angle``: angle(grad_W under the rule, grad_W under backprop);
 
+also for each matrix of a converted ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` (named ``<rnn>.feedback_matrices.<weight>``,
+its rows the gates), whose error_angle is NaN: its products have no output tensor of their own;
+
 with angle(a, b) = arccos(<a, b> / (|a| |b|)) over the flattened tensors, ``norm_ratio`` = |B| / |W| and
 ``sign_concordance`` = the fraction of entries where sign(B) = sign(W). A zero vector gives NaN and a reason.
 The probe leaves training untouched: .grad, optimiser state, buffers (batch-norm statistics, random
@@ -28,6 +31,7 @@ from biocircuits.core.interface import error_pathways_suspended
 from biocircuits.core.layers import trainable_weight, unwrap
 from biocircuits.feedback.convert import feedback_layers
 from biocircuits.feedback.functional import save_weight_for_shadow, shadow_backprop
+from biocircuits.feedback.recurrent import RecurrentMatrix
 
 
 @dataclass
@@ -96,15 +100,20 @@ def probe(
             for h in handles:
                 h.remove()
         names = [n for n, _ in layers if n in outputs and outputs[n].requires_grad]
-        wrt = [outputs[n] for n in names] + [trainable_weight(dict(layers)[n]) for n in names]
+        matrices = [n for n, m in layers if isinstance(m, RecurrentMatrix) and m.weight.requires_grad]
+        wrt = [outputs[n] for n in names] + [trainable_weight(dict(layers)[n]) for n in names + matrices]
         with shadow_backprop():
             exact = torch.autograd.grad(loss, wrt, retain_graph=True, allow_unused=True)
         rule = torch.autograd.grad(loss, wrt, allow_unused=True)
     k = len(names)
-    return {
+    rows = {
         name: _layer_probe(dict(layers)[name], feedback[name], (rule[i], rule[k + i]), (exact[i], exact[k + i]))
         for i, name in enumerate(names)
     }
+    for i, name in enumerate(matrices, start=2 * k):  # a converted RNN's matrices: no output tensor of their own
+        rows[name] = _layer_probe(dict(layers)[name], feedback[name], (None, rule[i]), (None, exact[i]))
+        rows[name].reasons["error_angle"] = "a recurrent matrix's products run inside the RNN's time loop"
+    return rows
 
 
 def _layer_probe(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -57,10 +57,16 @@ class RateCell:
     def start(self, batch: int, like: Tensor) -> Tensor:
         return self.model.initial_state(batch, like)
 
-    def advance(self, x: Tensor, u: Tensor) -> CellStep:
+    def advance(self, x: Tensor, u: Tensor, interfere: Interfering | None = None) -> CellStep:
+        """Step t; ``interfere`` (phases in time: the learning signals left in the units) adds to x_t and logits_t."""
         r_prev = self.model.phi(x)
         x_next, r_next = self.model.step(x, u)
-        return CellStep(x_next, self.model.readout(r_next), r_prev, self.phi_prime(x_next), r_next)
+        if interfere is not None:
+            x_next = interfere.state(x_next)
+            r_next = self.model.phi(x_next)
+        logits = self.model.readout(r_next)
+        logits = interfere.logits(logits) if interfere is not None else logits
+        return CellStep(x_next, logits, r_prev, self.phi_prime(x_next), r_next)
 
 
 class LIFCell:
@@ -76,11 +82,21 @@ class LIFCell:
     def start(self, batch: int, like: Tensor) -> Any:
         return self.model.initial_state(batch, like)
 
-    def advance(self, state: Any, u: Tensor) -> CellStep:
+    def advance(self, state: Any, u: Tensor, interfere: Interfering | None = None) -> CellStep:
+        """Step t (``interfere`` is refused for spiking units at ``bc.apply``: always None)."""
         m = self.model
         new, logits = m.step(state, u)
         psi = pseudo_derivative(m.distance(new.v, new.a), m.v_th, m.gamma)
         return CellStep(new, logits, state.z, psi, new.z)
+
+
+class Interfering(Protocol):
+    """What the units' activity gets added at a step
+    ([`TrialSignals`][biocircuits.recurrent.signals.TrialSignals])."""
+
+    def state(self, x: Tensor) -> Tensor: ...
+
+    def logits(self, z: Tensor) -> Tensor: ...
 
 
 CELLS: dict[type[nn.Module], type] = {RateRNN: RateCell, LIFRNN: LIFCell}

@@ -3,6 +3,7 @@ update accumulated into ``.grad`` -- no backprop through time, so memory does no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -12,6 +13,7 @@ from torch import Tensor, nn
 from biocircuits.errors import ConfigError
 
 from .cells import cell_for
+from .phases import time_phases_of
 from .rules import OnlineRule
 from .traces import EligibilityTrace, ReadoutFilter, contract, ones_column
 
@@ -68,7 +70,10 @@ class OnlineLearner:
         grad W_out += err_t^T F_kappa(y)_t,   grad b_out += sum_b err_t[b]      (exact, local to the readout)
 
     with y_t the readout's presynaptic activity and F_kappa the readout's filter (kappa = 0: none). The trial's
-    update is the sum over t, accumulated into each parameter's ``.grad`` times ``scale``."""
+    update is the sum over t, accumulated into each parameter's ``.grad`` times ``scale`` (``update: per_trial``), or
+    applied step by step (``update: per_step``, see ``accumulate``). Under ``phases:`` settings err_t, L_t and the
+    traces they meet are what [`TrialSignals`][biocircuits.recurrent.signals.TrialSignals] says arrives at step t (late,
+    noisy, quantised, filtered; stored, current or traced eligibility; interference on the next step's activity)."""
 
     def __init__(self, model: nn.Module, rule: OnlineRule) -> None:
         self.model, self.rule = model, rule
@@ -88,11 +93,17 @@ class OnlineLearner:
         return out
 
     @torch.no_grad()
-    def accumulate(self, inputs: Tensor, targets: Tensor, scale: float = 1.0) -> tuple[Tensor, Tensor]:
+    def accumulate(
+        self, inputs: Tensor, targets: Tensor, scale: float = 1.0, on_step: Callable[[], None] | None = None
+    ) -> tuple[Tensor, Tensor]:
         """One trial batch: inputs [B, T, n_in], targets [B, T] (or [B]); adds scale x the update to ``.grad``;
         returns (the sequence loss E of [`trial_scale`][biocircuits.recurrent.learner.trial_scale], logits
-        [B, T, n_out])."""
+        [B, T, n_out]). With the rule's ``update: per_step`` each step's part of the update is written to ``.grad``
+        at the end of its step and ``on_step`` (the optimiser's step and zero_grad) applies it there: step t + 1
+        runs with the weights W_(t+1) = W_t - lr Delta_t (B = W_out too, for symmetric feedback), the traces and
+        the learning signals as defined, from the activity the updated weights make."""
         batch, steps = inputs.shape[:2]
+        per_step = self._per_step(on_step)
         targets = step_targets(targets, steps)
         scale_b = trial_scale(targets, inputs.dtype)
         readout = self.model.readout
@@ -102,20 +113,41 @@ class OnlineLearner:
         grad_out, grad_bias = torch.zeros_like(readout.weight), torch.zeros_like(readout.bias)
         state, loss = self.cell.start(batch, inputs), inputs.new_zeros(())
         logits = inputs.new_empty(batch, steps, readout.out_features)  # the outputs: the one tensor of size T
+        phases = time_phases_of(self.model)
+        trial = phases.trial(self.model, inputs) if phases is not None else None
         for t in range(steps):
-            step = self.cell.advance(state, inputs[:, t])
+            step = self.cell.advance(state, inputs[:, t], trial.interfering() if trial is not None else None)
             weight = scale_b * (targets[:, t] >= 0).to(inputs.dtype)
             err = output_error(step.logits, targets[:, t], weight)
-            signal = err @ feedback
-            for syn, pre in ((syn_in, inputs[:, t]), (syn_rec, step.rec_pre)):
-                syn.grad += contract(signal, syn.filter(syn.trace.advance(syn.pre(pre), step.d)))
-            grad_out += err.T @ out_filter(step.readout_pre)
+            signal, activity = err @ feedback, out_filter(step.readout_pre)
+            traces = [
+                syn.filter(syn.trace.advance(syn.pre(pre), step.d))
+                for syn, pre in ((syn_in, inputs[:, t]), (syn_rec, step.rec_pre))
+            ]
+            if trial is not None:  # the phases in time: what arrives at step t, and the traces it meets
+                err, activity = trial.readout(err, activity)
+                signal, traces = trial.hidden(signal, traces)
+            syn_in.grad += contract(signal, traces[0])
+            syn_rec.grad += contract(signal, traces[1])
+            grad_out += err.T @ activity
             grad_bias += err.sum(0)
             loss += (F.cross_entropy(step.logits, targets[:, t].clamp(min=0), reduction="none") * weight).sum()
             state = step.state
             logits[:, t] = step.logits
-        self._write(syn_in, syn_rec, grad_out, grad_bias, scale)
+            if per_step:  # the step's update, applied now; the accumulators start again
+                self._write(syn_in, syn_rec, grad_out, grad_bias, scale)
+                on_step()
+                torch._foreach_zero_([syn_in.grad, syn_rec.grad, grad_out, grad_bias])
+        if not per_step:
+            self._write(syn_in, syn_rec, grad_out, grad_bias, scale)
         return loss, logits
+
+    def _per_step(self, on_step: Callable[[], None] | None) -> bool:
+        """Whether the rule updates per step (then ``on_step`` is required)."""
+        per_step = self.rule.options.update == "per_step"
+        if per_step and on_step is None:
+            raise ValueError(f"{self.rule.name} with update: per_step applies each step's update: pass on_step")
+        return per_step
 
     def _write(self, syn_in: Synapses, syn_rec: Synapses, grad_out: Tensor, grad_bias: Tensor, scale: float) -> None:
         """Add the trial's update to ``.grad`` (W_rec's diagonal masked when the model has no self-connections)."""

@@ -74,14 +74,14 @@ class OnlineRule(FeedbackRule):
                     given=name,
                     suggestion=f"give {name} the same rule and options (no override or exclude)",
                 )
-        for name in LAYERS:
+        for name in LAYERS:  # bc.apply gives these models the phases in time (recurrent/phases.py), never these
             transforms = attachments_of(model.get_submodule(name)).of("transform")
             if transforms:
                 raise ConfigError(
-                    f"the online rule {cls.name!r} runs no backward pass for the phases' error transforms to act on",
+                    f"the online rule {cls.name!r} runs no backward pass for a layer's error transforms to act on",
                     key="phases",
                     given=", ".join(t.name for t in transforms),
-                    suggestion="remove the phases settings, or train with a BPTT rule (bp, fa, sign_symmetry)",
+                    suggestion="set phases in the constraint spec: they act on the learning signal in time",
                 )
         readout = model.readout
         head = ruled["readout"]
@@ -104,8 +104,18 @@ class OnlineRule(FeedbackRule):
             )
 
 
-class EPropOptions(BaseModel):
+UPDATE_DESCRIPTION = (
+    "When the update is applied: `per_trial` (the trial's sum, at the optimiser step) or `per_step` (each step's "
+    "part, by an optimiser step at the end of that time step: the weights change within the trial)"
+)
+
+
+class RFLOOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    update: Literal["per_trial", "per_step"] = Field("per_trial", description=UPDATE_DESCRIPTION)
+
+
+class EPropOptions(RFLOOptions):
     feedback: Literal["symmetric", "random"] = Field(
         "symmetric", description="B of the learning signal: W_out (symmetric) or fixed random (random e-prop)"
     )
@@ -133,6 +143,7 @@ class RFLO(OnlineRule):
     p of [`RFLOTrace`][biocircuits.recurrent.traces.RFLOTrace] and L_t = err_t B, B fixed random. Rate units only."""
 
     name = "rflo"
+    Options = RFLOOptions
     reads_weight = False
     traces = {"rate": RFLOTrace}
 

@@ -30,11 +30,17 @@ class OnlineStep(PhasedStep):
         self.learner = learner
 
     def forward(self, inputs: Tensor, targets: Tensor, step: int) -> StepContext:
-        loss, outputs = self.learner.accumulate(inputs, targets, scale=1.0 / self.accum)
+        loss, outputs = self.learner.accumulate(inputs, targets, scale=1.0 / self.accum, on_step=self._step_now)
         ctx = StepContext(step, inputs, targets, outputs, loss)
         for cb in self.callbacks:
             cb.on_forward_end(ctx)
         return ctx
+
+    def _step_now(self) -> None:
+        """The optimiser's step within a trial (the rule's ``update: per_step``): the update phase that follows the
+        trial finds no gradient left (a no-op for the optimiser; the hooks and callbacks run as usual)."""
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
 
     def backward(self, ctx: StepContext, sync: bool = True) -> None:
         if sync:
@@ -59,5 +65,12 @@ def online_step(phased: PhasedStep, module: nn.Module) -> PhasedStep:
     if phased.scaler is not None or phased.amp_dtype is not None:
         raise ConfigError(
             "online rules (rflo, eprop) run in float32", key="train.amp", given="on", suggestion="set train.amp: off"
+        )
+    if learner.rule.options.update == "per_step" and phased.grad_clip is not None:
+        raise ConfigError(
+            "with update: per_step the optimiser steps within the trial, where no gradient clipping acts",
+            key="train.grad_clip",
+            given=phased.grad_clip,
+            suggestion="remove train.grad_clip, or use update: per_trial",
         )
     return OnlineStep(phased, learner)

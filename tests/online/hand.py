@@ -88,12 +88,25 @@ def rate_hand(m, x, y, feedback, rule):
     return grads, traces
 
 
-def lif_hand(m, x, y, feedback):
+def _arrive(kept, s, late, tau):
+    """One sample's signal as it arrives (phases in time, per sample): s_(t-late) (0 before), low-passed with
+    a = exp(-1 / tau); ``kept`` holds the sample's queue and filter state."""
+    kept["queue"].append(s)
+    s = kept["queue"].pop(0) if len(kept["queue"]) > late else torch.zeros_like(s)
+    if tau:
+        c = math.exp(-1.0 / tau)
+        kept["f"] = c * kept.get("f", torch.zeros_like(s)) + (1 - c) * s
+        s = kept["f"].clone()
+    return s
+
+
+def lif_hand(m, x, y, feedback, late=0, tau=0.0):
     """The LIF/ALIF network of Bellec et al. 2020 with e-prop, one synapse at a time:
     v_t = alpha v_{t-1} + W_in u_t + W_rec z_{t-1} - v_th z_{t-1}, a_t = rho a_{t-1} + z_{t-1},
     z_t = H(v_t - v_th - beta a_t), psi_t = gamma/v_th max(0, 1 - |v_t - v_th - beta a_t| / v_th),
     out_t = kappa out_{t-1} + W_out z_t; traces ev (potential), ea (threshold), e = psi (ev - beta ea), filtered
-    fe_t = kappa fe_{t-1} + e_t; grad W += L_t fe_t, grad W_out += err_t (x) (kappa-filtered z)."""
+    fe_t = kappa fe_{t-1} + e_t; grad W += L_t fe_t, grad W_out += err_t (x) (kappa-filtered z). With ``late`` or
+    ``tau`` (phases in time, ``backward_state: current``) L_t and err_t are what arrives at step t (``_arrive``)."""
     al, rho, kappa, beta, v_th, gamma = m.alpha, m.rho, m.kappa, m.beta, m.v_th, m.gamma
     mask = getattr(m, "self_mask", torch.ones_like(m.recurrent.weight))
     w_in, w_rec, w_out, b_out = m.input.weight, m.recurrent.weight * mask, m.readout.weight, m.readout.bias
@@ -113,6 +126,7 @@ def lif_hand(m, x, y, feedback):
             for k, c in (("input", n_in), ("recurrent", n))
         }
         psi_prev = torch.zeros(n)
+        kept_err, kept_sig = {"queue": []}, {"queue": []}
         for t in range(x.shape[1]):
             z_prev, u = z, x[b, t]
             v = al * v + w_in @ u + w_rec @ z_prev - v_th * z_prev
@@ -123,6 +137,9 @@ def lif_hand(m, x, y, feedback):
             out = kappa * out + w_out @ z
             err = softmax_error(out + b_out, int(y[b, t]), x.shape[0] * int((y[b] >= 0).sum()))
             signal = [sum(feedback[k, j] * err[k] for k in range(len(err))) for j in range(n)]
+            if late or tau:
+                err = _arrive(kept_err, err, late, tau)
+                signal = _arrive(kept_sig, torch.stack([torch.as_tensor(v) for v in signal]), late, tau)
             for name, pre in (("input", u), ("recurrent", z_prev)):
                 s = state[name]
                 e = torch.zeros(n, len(pre))

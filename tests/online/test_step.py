@@ -73,7 +73,7 @@ def test_dale_column_signs_hold_after_online_steps(rule):
         ("mlp", {"feedback": {"rule": "eprop"}}, "feedback.rule"),
         ("lif_rnn", {"feedback": {"rule": "rflo"}}, "feedback.rule"),
         ("rate_rnn", {"feedback": {"rule": "eprop", "overrides": {"readout": "bp"}}}, "feedback.overrides"),
-        ("rate_rnn", {"feedback": {"rule": "eprop"}, "phases": {"error_noise": 0.1}}, "phases"),
+        ("lif_rnn", {"feedback": {"rule": "eprop"}, "phases": {"interference": 0.1}}, "phases.interference"),
         ("rate_rnn", {"feedback": {"rule": "eprop"}, "dale": {"enforce": "softplus"}}, "dale.enforce"),
         ("rate_rnn", {"feedback": {"rule": "rflo"}, "dale": {"architecture": "dann"}}, "dale.architecture"),
     ],
