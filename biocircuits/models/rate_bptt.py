@@ -50,19 +50,19 @@ class RateRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, drive_in, weight, bias, feedback, scale, alpha, phi, activation, noise_coef):
-        x = drive_in.new_zeros(drive_in.shape[0], drive_in.shape[2])
-        r, rates, states = phi(x), [], []
-        keep_states = DERIVATIVES[activation][0] == "state"
-        for p_t in drive_in.unbind(1):
+        batch, steps, n = drive_in.shape
+        x = drive_in.new_zeros(batch, n)
+        r = phi(x)
+        out = drive_in.new_empty(batch, steps, n)  # r_1 .. r_T, written in place (no list to stack)
+        kept = drive_in.new_empty(batch, steps, n) if DERIVATIVES[activation][0] == "state" else out
+        for t, p_t in enumerate(drive_in.unbind(1)):
             x = (1.0 - alpha) * x + alpha * (F.linear(r, weight, bias) + p_t)
             if noise_coef:
                 x = x + noise_coef * torch.randn_like(x)
             r = phi(x)
-            rates.append(r)
-            if keep_states:
-                states.append(x)
-        out = torch.stack(rates, 1)
-        kept = torch.stack(states, 1) if keep_states else out
+            out[:, t] = r
+            if kept is not out:
+                kept[:, t] = x
         ctx.save_for_backward(out, kept, weight if feedback is None else feedback)
         ctx.alpha, ctx.scale, ctx.phi, ctx.activation, ctx.has_bias = alpha, scale, phi, activation, bias is not None
         return out
@@ -85,19 +85,16 @@ class RateRecurrence(torch.autograd.Function):
 
 
 def _drive_errors(grad_rates: Tensor, slope: Tensor, feedback: Tensor, scale, a: float) -> Tensor:
-    """d_t = dL/d drive_t [B, T, N] from g = dL/dr [B, T, N] and phi'(x) [B, T, N] (module docstring's recursion)."""
+    """d_t = dL/d drive_t [B, T, N] from g = dL/dr [B, T, N] and phi'(x) [B, T, N] (module docstring's recursion),
+    computed in place in one [B, T, N] tensor: e_t = phi'(x_t) g_t first, then the recursion from t = T backwards."""
     back = feedback.to(grad_rates.dtype) * a  # e_{t+1} -> s (a e_{t+1}) B
     if scale is not None:
         back = back * scale
-    direct = (grad_rates * slope).unbind(1)  # phi'(x_t) g_t
-    slopes = slope.unbind(1)
-    e = direct[-1]
-    errors = [e]
-    for t in range(len(direct) - 2, -1, -1):
-        e = torch.addcmul(direct[t], slopes[t], e.mm(back)).add_(e, alpha=1.0 - a)
-        errors.append(e)
-    errors.reverse()
-    return torch.stack(errors, 1).mul_(a)
+    e = grad_rates * slope
+    for t in range(e.shape[1] - 2, -1, -1):
+        later = e[:, t + 1]
+        e[:, t].addcmul_(slope[:, t], later.mm(back)).add_(later, alpha=1.0 - a)
+    return e.mul_(a)
 
 
 def rate_recurrence(
