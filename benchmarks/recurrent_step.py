@@ -11,7 +11,8 @@ trial, no graph), SGD step through ``bc.bind``. The variants are timed in turn, 
 unconverted RateRNN; for the GRU / LSTM rows the unconverted torch module, whose fused kernel the converted one's
 Python time loop replaces). Memory: the peak bytes of live tensors the step's ops create (each op's new storages
 counted while they live; the parameters and the batch, made before the step, left out), as in
-``recurrent_memory.py``. Prints a Markdown table.
+``recurrent_memory.py``; and the number of aten ops one step dispatches (independent of the machine's load).
+Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from recurrent_memory import LiveBytes  # noqa: E402
@@ -121,15 +123,34 @@ def peak_mb(step: Callable[[], None]) -> float:
     return mode.peak / 2**20
 
 
+class OpCount(TorchDispatchMode):
+    """The number of aten ops one step dispatches (a load-independent measure of its per-op overhead)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def op_count(step: Callable[[], None]) -> int:
+    with OpCount() as mode:
+        step()
+    return mode.count
+
+
 def table(rows: dict[str, dict[str, float]]) -> str:
     lines = [
-        "| variant | ms / step | x autograd (median of ratios) | peak MB | x autograd memory |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| variant | ms / step | x autograd (median of ratios) | aten ops / step | peak MB | x autograd memory |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, r in rows.items():
         base = rows[VARIANTS[name][2]]["peak_mb"]
         lines.append(
-            f"| {name} | {r['step_ms']:.1f} | {r['ratio']:.2f} | {r['peak_mb']:.2f} | {r['peak_mb'] / base:.2f} |"
+            f"| {name} | {r['step_ms']:.1f} | {r['ratio']:.2f} | {r['ops']} | {r['peak_mb']:.2f} "
+            f"| {r['peak_mb'] / base:.2f} |"
         )
     return "\n".join(lines)
 
@@ -158,6 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows = {name: rows[name] for name in VARIANTS if name in rows}
     for name in names:
         rows[name]["peak_mb"] = peak_mb(steps[name])
+        rows[name]["ops"] = op_count(steps[name])
     text = table(rows)
     print(
         f"rate_rnn {args.hidden} {args.activation} units, T = {args.steps}, batch {args.batch}, "
