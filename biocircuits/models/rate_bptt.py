@@ -7,7 +7,8 @@ For x_0 = 0, r_t = phi(x_t) and t = 0 .. T-1 (the forward of
 
     x_{t+1} = (1 - a) x_t + a (W r_t + b + p_t) + c xi_t,      outputs r_1 .. r_T
 
-Backward, from g_t = dL/dr_t (t = 1 .. T) and s B (s a scalar, default 1):
+Backward, from g_t = dL/dr_t (t = 1 .. T; what the readout sends back) and s B (s a scalar, default 1), errors as
+row vectors [B, N] (so e B is backprop's W^T e with B in place of W):
 
     e_T = phi'(x_T) g_T
     e_t = phi'(x_t) (g_t + s (a e_{t+1}) B) + (1 - a) e_{t+1}           (e_t = dL/dx_t, t = T-1 .. 1)
