@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from biocircuits.core.interface import Attachments, attach
 
-from .functional import feedback_conv, feedback_linear
+from .functional import _Shadow, feedback_conv, feedback_linear
 from .rules import Feedback, FeedbackRule, make_rule
 
 
@@ -178,6 +178,29 @@ class FeedbackLinear(FeedbackLayer, nn.Linear):
         if not self._needs_feedback(x, weight):
             return F.linear(x, weight, self.bias)
         return self._with_feedback(feedback_linear, x, weight, self.bias)
+
+    def sequence_feedback(self) -> tuple[Tensor | None, float | Tensor | None] | None:
+        """(B, s) for one training forward of a model that runs its own recursion through time with this layer's W
+        and b (the rate RNN: y_t = r_t W^T + b at every step, errors sent back as s B^T delta_t), advancing the rule
+        once for the whole sequence; B None means B = W. None when the layer must be called step by step instead:
+        something attached acts on each call (an error pathway, a trace or activity tap, a direct pathway, a forward
+        hook), a probe's forward keeps W for a shadow backprop, or autocast is on."""
+        held = self.attachments
+        if (
+            held.error_pathway is not None
+            or held.clock is not None
+            or held.presynaptic is not None
+            or held.activity is not None
+            or self._forward_hooks
+            or self._forward_pre_hooks
+            or _Shadow.save_weight
+            or self.rule.direct_pathway(self) is not None
+            or _autocast_dtype(self.weight) is not None
+        ):
+            return None
+        weight = self.weight
+        feedback, scale = _as_pair(self.rule.feedback(self, weight, advance=self.training))
+        return (None, None) if feedback is weight else (feedback, scale)
 
 
 class FeedbackConvNd(FeedbackLayer):

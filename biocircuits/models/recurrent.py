@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from biocircuits.core.celltypes import assign_signs
 from biocircuits.errors import ConfigError
 
+from .rate_bptt import rate_recurrence
 from .registry import register_model
 
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
@@ -95,7 +96,11 @@ class RateRNN(nn.Module):
 
         x_{t+1} = (1 - alpha) x_t + alpha (W_rec phi(x_t) + W_in u_t + b_rec) + sqrt(2 alpha) noise_std xi_t, with
         xi_t = ``noise`` when given (shaped like x_t), else drawn when noise_std > 0 and training, else 0."""
-        drive = self.recurrent(self.phi(x_state)) + self.input(u_t)
+        return self._advance(x_state, self.input(u_t), noise)
+
+    def _advance(self, x_state: Tensor, drive_in: Tensor, noise: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """[`step`][biocircuits.models.recurrent.RateRNN.step] from the input drive W_in u_t [B, N]."""
+        drive = self.recurrent(self.phi(x_state)) + drive_in
         x_next = (1.0 - self.alpha) * x_state + self.alpha * drive
         if noise is None and self.noise_std > 0 and self.training:
             noise = torch.randn_like(x_state)
@@ -104,14 +109,30 @@ class RateRNN(nn.Module):
         return x_next, self.phi(x_next)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Logits z [B, T, n_out] for inputs x [B, T, n_in] (z_t read from r_{t+1})."""
+        """Logits z [B, T, n_out] for inputs x [B, T, n_in] (z_t read from r_{t+1}).
+
+        The input drive W_in u_t is one product over all steps. With gradients on and a recurrent layer that sends
+        its error through a feedback weight for a whole sequence (a converted ``recurrent``, see
+        [`rate_bptt`][biocircuits.models.rate_bptt]), the recursion is one autograd op per sequence (B fixed for the
+        sequence: a rule that redraws B per training forward draws once per sequence); otherwise it is the loop of
+        [`step`][biocircuits.models.recurrent.RateRNN.step]s that autograd differentiates."""
         if x.dim() != 3 or x.shape[-1] != self.n_in:
             raise ValueError(f"RateRNN takes inputs [batch, time, {self.n_in}], got {tuple(x.shape)}")
         if not self.self_connections:
             self._mask_self_gradient()
+        drive_in = self.input(x)
+        sequence = getattr(self.recurrent, "sequence_feedback", None)
+        pair = sequence() if sequence is not None and torch.is_grad_enabled() else None
+        if pair is not None:
+            noise_std = self.noise_std if self.training else 0.0
+            layer = self.recurrent
+            rates = rate_recurrence(
+                drive_in, layer.weight, layer.bias, *pair, self.alpha, self.activation, self.phi, noise_std
+            )
+            return self.readout(rates)
         state, rates = self.initial_state(x.shape[0], x), []
-        for u_t in x.unbind(1):
-            state, r = self.step(state, u_t)
+        for p_t in drive_in.unbind(1):
+            state, r = self._advance(state, p_t)
             rates.append(r)
         return self.readout(torch.stack(rates, 1))
 
