@@ -182,9 +182,10 @@ class FeedbackLinear(FeedbackLayer, nn.Linear):
     def sequence_feedback(self) -> tuple[Tensor | None, float | Tensor | None] | None:
         """(B, s) for one training forward of a model that runs its own recursion through time with this layer's W
         and b (the rate RNN: y_t = r_t W^T + b at every step, errors sent back as s B^T delta_t), advancing the rule
-        once for the whole sequence; B None means B = W. None when the layer must be called step by step instead:
-        something attached acts on each call (an error pathway, a trace or activity tap, a direct pathway, a forward
-        hook), a probe's forward keeps W for a shadow backprop, or autocast is on."""
+        once for the whole sequence. None when the layer must be called step by step instead: under bp (B = W: left
+        to autograd, which then equals plain autograd bit for bit), when something attached acts on each call (an
+        error pathway, a trace or activity tap, a direct pathway, a forward hook), when a probe's forward keeps W for
+        a shadow backprop, or when autocast is on."""
         held = self.attachments
         if (
             held.error_pathway is not None
@@ -200,7 +201,8 @@ class FeedbackLinear(FeedbackLayer, nn.Linear):
             return None
         weight = self.weight
         feedback, scale = _as_pair(self.rule.feedback(self, weight, advance=self.training))
-        return (None, None) if feedback is weight else (feedback, scale)
+        # B = W (bp): autograd's own step-by-step graph, so that bp equals plain autograd bit for bit
+        return None if feedback is weight and scale is None else (feedback, scale)
 
 
 class FeedbackConvNd(FeedbackLayer):
