@@ -3,8 +3,8 @@
 CELLS = [
     ("md", """# Recurrent networks on cognitive tasks: rules through time, online rules, Dale's law
 
-The sweep behind the first part of this notebook (108 trials; about half an hour, one trial at a time, on 2 CPU
-cores shared with other jobs):
+The sweep behind the first part of this notebook (108 trials, one at a time: 39 minutes on 2 CPU cores shared with
+other jobs at a load average of 3-27):
 
 ```bash
 for task in perceptual_decision delayed_match context_integration; do
@@ -177,6 +177,9 @@ for m in methods:
     ax_time.plot(lengths, [cost[m][t]["step_s"] for t in lengths], "o-", label=m)
 ax_mem.set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="working memory (MB)")
 ax_time.set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="step time (s)")
+for ax in (ax_mem, ax_time):
+    ax.set_xticks(lengths, [str(t) for t in lengths], minor=False)
+    ax.minorticks_off()
 ax_mem.legend()
 fig.tight_layout()"""),
     ("md", """## What the numbers show
