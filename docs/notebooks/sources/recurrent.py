@@ -211,10 +211,10 @@ T = 50, 200, 800); the next cell asserts each claim._
   column-sign Dale sign(W_out) sends the hidden units a zero error.
 - **Where the online rules fall behind BPTT: on the task with a memory delay**, not on the two integration tasks.
   What they buy is memory: BPTT's working memory grows with T (4.7, 18.8 and 75.0 MB at T = 50, 200 and 800:
-  x15.9, since the graph keeps every step) while e-prop's stays at 0.76 MB (x1.00). Both take time proportional
-  to the sequence (each step of the sequence is a forward step plus either a backward step or a trace update),
-  so e-prop saves memory, not time; the absolute step times vary from run to run on this shared machine
-  (`docs/benchmarks.md` has the benchmark's own figures)."""),
+  x15.9, since the graph keeps every step) while e-prop's stays at 0.76 MB (x1.00). Both take time roughly in
+  proportion to the sequence (each of its steps is a forward step plus either a backward step or a trace
+  update), so e-prop saves memory, not time. Step times vary from run to run on this shared machine (they are
+  printed, not asserted; `docs/benchmarks.md` has the benchmark's own figures)."""),
     ("code", """ONLINE = ("RFLO", "eprop_symmetric", "eprop_random")
 BOTH = ("", "noDale_")
 def mean(task, variant):
@@ -240,7 +240,6 @@ if full:
     bptt, eprop = cost["bptt (bp)"], cost["eprop symmetric"]
     assert bptt[800]["working_mb"] > 15 * bptt[50]["working_mb"]
     assert eprop[800]["working_mb"] < 1.01 * eprop[50]["working_mb"] < 0.2 * bptt[50]["working_mb"]
-    assert all(c[800]["step_s"] > 4 * c[50]["step_s"] for c in (bptt, eprop))
 print("claims checked" if full else "fast settings: the memory claims are checked at full size only")"""),
 ]
 
