@@ -195,3 +195,24 @@ def test_population_norm_divides_query_key_and_value_per_feature():
     w_in, b_in, w_out, b_out = a.in_proj_weight, a.in_proj_bias, a.out_proj.weight, a.out_proj.bias
     by_hand = attention_by_hand(divide(t), w_in, b_in, w_out, b_out, before_out=divide)
     torch.testing.assert_close(a(t, t, t, need_weights=False)[0], by_hand, rtol=1e-5, atol=1e-6)
+
+
+def test_vision_transformer_types_each_residual_feature_apart():
+    """torchvision's ViT: the class token and the patch tokens both get the positional embedding's feature j added, so
+    feature j of the stream is one unit (merged), and the D features stay D units with their own types."""
+    import torchvision
+
+    torch.manual_seed(0)
+    vit = torchvision.models.VisionTransformer(16, 8, num_layers=1, num_heads=2, hidden_dim=8, mlp_dim=16)
+    model = bc.apply(
+        vit, {"feedback": {"rule": "bp"}, "dale": {"excitatory_fraction": 0.75, "input_shape": [3, 16, 16]}}
+    )
+    state = bc.constraints_of(model)
+    name = "encoder.layers.encoder_layer_0.self_attention"
+    units = state.dale_units
+    roots = units.root[units.inputs[name]]
+    assert roots.unique().numel() == 8  # one unit per feature, not one for the whole stream
+    assert torch.equal(roots, units.root[units.outputs["conv_proj"]])  # the patch embedding's units
+    attn = model.get_submodule(name)
+    assert torch.equal(attn.dale_sign, state.unit_signs[units.inputs[name]])
+    assert int((attn.dale_sign > 0).sum()) == 6

@@ -54,17 +54,24 @@ def _input_nodes(n: fx.Node) -> list[fx.Node]:
     return [a for a in given if isinstance(a, fx.Node)]
 
 
+def _rooted(prop: Propagate, ids: Tensor) -> Tensor:
+    """Each unit id replaced by its class's representative so far (units merged by an addition are one unit)."""
+    unique, where = torch.unique(ids, return_inverse=True)
+    return torch.tensor([prop.uf.find(i) for i in unique.tolist()], dtype=ids.dtype)[where]
+
+
 def _read_inputs(prop: Propagate, n: fx.Node, name: str) -> None:
     """Record the units of each feature (last dim) of the query, key and value inputs as what the in-projection
     ``name`` reads (one entry per distinct input: a layer called several times); a ConfigError when a feature
-    carries several units."""
+    carries several units (after merging: ViT's class token and patch tokens, both added to the positional embedding's
+    feature j, are one unit per feature)."""
     seen: set[fx.Node] = set()
     for node in _input_nodes(n):
         ids = prop.ids.get(node)
         if node in seen or not isinstance(ids, Tensor):
             continue
         seen.add(node)
-        per = per_feature(ids)
+        per = per_feature(_rooted(prop, ids))
         if per is None:
             raise ConfigError(
                 f"{name}: an input feature of this attention carries several units (an op before it mixes "
