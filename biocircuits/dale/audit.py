@@ -172,7 +172,7 @@ def attention_leaks(module: nn.Module, rows: set[str]) -> list[str]:
     """Attention in a constrained model: the activity x activity products Dale cannot sign (one line per audited
     in-projection), and every ``nn.MultiheadAttention`` whose packed in-projection is not a Dale layer (not converted:
     excluded from the feedback rule, or a form the conversion refuses); see
-    [`biocircuits.dale.attention`][biocircuits.dale.attention]."""
+    [`biocircuits.dale.graph.attention`][biocircuits.dale.graph.attention]."""
     leaks = []
     for name, m in module.named_modules():
         if not isinstance(m, nn.MultiheadAttention):

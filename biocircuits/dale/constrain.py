@@ -90,7 +90,7 @@ def constrain(model: nn.Module, spec: Any) -> Constrained:
 
 def refuse_untyped_attention(cls: type, constrained: list[tuple[str, nn.Module]]) -> None:
     """A class whose layers type their own inputs (DANN) does not constrain an attention's packed in-projection: a
-    ConfigError naming the first one (see [`biocircuits.dale.attention`][biocircuits.dale.attention])."""
+    ConfigError naming the first one (see [`biocircuits.dale.graph.attention`][biocircuits.dale.graph.attention])."""
     if cls.typed_inputs:
         return
     attention = [name for name, layer in constrained if isinstance(layer, nn.MultiheadAttention)]

@@ -1,6 +1,6 @@
-"""Dale's law on nn.MultiheadAttention's packed in-projection (biocircuits/dale/attention.py): W_q, W_k and W_v's
-column j carry the sign of residual-stream unit j, every enforcer keeps it, the audit counts it, DANN refuses it;
-each against a hand computation on a tiny model (E = 4 features, 2 heads, 3 tokens)."""
+"""Dale's law on nn.MultiheadAttention's packed in-projection (biocircuits/dale/graph/attention.py, core/layers.py
+dale_layers): W_q, W_k and W_v's column j carry the sign of residual-stream unit j, every enforcer keeps it, the audit
+counts it, DANN refuses it; each against a hand computation on a tiny model (E = 4 features, 2 heads, 3 tokens)."""
 
 import copy
 import math
