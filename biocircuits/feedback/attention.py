@@ -97,7 +97,7 @@ class FeedbackMultiheadAttention(FeedbackLayer, nn.MultiheadAttention):
 
     def _in_proj(self, x: Tensor) -> Tensor:
         """x W_in^T + b_in, (L, N, 3E), whose backward uses the rule's B_in (appended to ``probe_outputs`` while a
-        probe collects them, [`biocircuits.probes.attention`][biocircuits.probes.attention])."""
+        probe collects them, `biocircuits/probes/attention.py`)."""
         out = self._with_feedback(feedback_linear, x, self.in_proj_weight, self.in_proj_bias)
         captured = self.__dict__.get("probe_outputs")
         if captured is not None:

@@ -78,7 +78,7 @@ def probe(
 ) -> dict[str, LayerProbe]:
     """Per converted layer of ``model``, the angles of its feedback, error and update to exact backprop (a packed
     attention: also per projection, ``<name>[q]`` / ``[k]`` / ``[v]``, see
-    [`attention`][biocircuits.probes.attention])."""
+    `biocircuits/probes/attention.py`)."""
     module = unwrap(model)
     layers = feedback_layers(module)
     outputs: dict[str, list[Tensor]] = {}

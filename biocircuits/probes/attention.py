@@ -29,7 +29,7 @@ class InProjectionCapture:
 
 def capture_outputs(layer: nn.Module, name: str, outputs: dict[str, list[Tensor]], hook: Callable) -> Any:
     """A handle that records the layer's outputs in ``outputs[name]``: an
-    [`InProjectionCapture`][biocircuits.probes.attention.InProjectionCapture] for a packed attention, else the forward
+    ``InProjectionCapture`` for a packed attention, else the forward
     hook ``hook`` registered on the layer."""
     if getattr(layer, "calls_out_proj", False):
         return InProjectionCapture(layer, name, outputs)
