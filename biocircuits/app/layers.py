@@ -16,7 +16,7 @@ from biocircuits.config.experiment import Experiment
 from biocircuits.config.loading import parse_set
 from biocircuits.core.celltypes import cell_types
 from biocircuits.core.imports import is_import_path
-from biocircuits.core.layers import weight_layers
+from biocircuits.core.layers import dale_layers
 from biocircuits.data.registry import data_signature
 from biocircuits.errors import ConfigError
 from biocircuits.feedback.layers import FeedbackLayer
@@ -92,12 +92,13 @@ def inspect_model(exp: Experiment, device: str = "cpu") -> nn.Module:
 
 
 def layer_rows(model: nn.Module) -> list[dict[str, Any]]:
-    """One row per weight layer: name, type, weight shape, rule (``(plain torch)`` when not converted), Dale
-    types (``nE/mI``, ``-`` when unconstrained) and whether ``dale.exempt`` leaves it out."""
+    """One row per weight layer (and converted attention's in-projection): name, type, weight shape, rule
+    (``(plain torch)`` when not converted), Dale types (``nE/mI``, ``-`` when unconstrained) and whether
+    ``dale.exempt`` leaves it out."""
     state = getattr(model, "biocircuits", None)
     exempt = set(state.exempt) if state is not None else set()
     rows = []
-    for name, m in weight_layers(model):
+    for name, m in dale_layers(model):  # the weight layers and attention's packed in-projections
         sign = cell_types(m)
         rows.append(
             {

@@ -49,8 +49,9 @@ def populations(layer: nn.Module) -> Populations | None:
 
 
 def presynaptic_units(layer: nn.Module) -> int:
-    """Number of presynaptic units: ``in_features`` of a linear layer, ``in_channels`` of a conv layer."""
-    return int(getattr(layer, "in_features", None) or layer.in_channels)
+    """Number of presynaptic units: ``in_features`` of a linear layer, ``in_channels`` of a conv layer,
+    ``embed_dim`` of an attention's packed in-projection (the residual stream's units its q, k and v read)."""
+    return int(getattr(layer, "in_features", None) or getattr(layer, "in_channels", None) or layer.embed_dim)
 
 
 def assign_signs(n_units: int, excitatory_fraction: float, assignment: str, seed: int) -> Tensor:

@@ -38,6 +38,26 @@ def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYER_TYPES) and id(m) not in owned]
 
 
+def packed_attention(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(qualified name, module) of every converted ``nn.MultiheadAttention`` (its class sets ``calls_out_proj``):
+    its packed in-projection ``in_proj_weight`` (3E, E) is a weight layer of its own for Dale's law, read as
+    ``.weight``."""
+    return [(n, m) for n, m in model.named_modules() if getattr(m, "calls_out_proj", False)]
+
+
+def dale_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """What Dale's law constrains and audits: the [`weight_layers`][biocircuits.core.layers.weight_layers] and the
+    [`packed_attention`][biocircuits.core.layers.packed_attention] in-projections, in module order."""
+    chosen = {id(m) for _, m in (*weight_layers(model), *packed_attention(model))}
+    return [(n, m) for n, m in model.named_modules() if id(m) in chosen]
+
+
+def weight_name(layer: nn.Module) -> str:
+    """The name of the layer's weight parameter: ``in_proj_weight`` for ``nn.MultiheadAttention`` (whose converted
+    class reads it as ``.weight``), ``weight`` otherwise. A Dale reparametrisation is registered on that name."""
+    return "in_proj_weight" if isinstance(layer, nn.MultiheadAttention) else "weight"
+
+
 def has_transported_weight(module: nn.Module) -> bool:
     """True for a module holding a parameter of two or more dimensions that the input gradient would be
     sent back through (so backprop would transport it): any such module except lookup tables."""
@@ -50,9 +70,10 @@ def trainable_weight(layer: nn.Module) -> Tensor:
     """The tensor the optimiser updates: ``weight``, or the latent of a ``torch.nn.utils.parametrize``
     parametrisation of it (e.g. a Dale reparametrisation)."""
     parametrizations = getattr(layer, "parametrizations", None)
-    if parametrizations is not None and "weight" in parametrizations:
-        return parametrizations.weight.original
-    return layer.weight
+    name = weight_name(layer)
+    if parametrizations is not None and name in parametrizations:
+        return parametrizations[name].original
+    return getattr(layer, name)
 
 
 def weight_sources(layer: nn.Module) -> list[Tensor]:
@@ -60,9 +81,10 @@ def weight_sources(layer: nn.Module) -> list[Tensor]:
     latent and the parametrisation's own parameters (DANN: W_EE, W_IE, W_EI, ...). A cache of anything built from
     W must key on all of them (an in-place edit of any one changes W)."""
     parametrizations = getattr(layer, "parametrizations", None)
-    if parametrizations is not None and "weight" in parametrizations:
-        return list(parametrizations.weight.parameters())
-    return [layer.weight]
+    name = weight_name(layer)
+    if parametrizations is not None and name in parametrizations:
+        return list(parametrizations[name].parameters())
+    return [getattr(layer, name)]
 
 
 def synapse_params(layer: nn.Module) -> list[tuple[str, Tensor]]:

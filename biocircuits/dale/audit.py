@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from biocircuits.core.celltypes import Populations, cell_types, populations
 from biocircuits.core.interface import attachments_of
-from biocircuits.core.layers import unwrap, weight_layers
+from biocircuits.core.layers import dale_layers, unwrap
 
 from .effective import NormReadings, effective_count, norm_readings
 from .graph import UnitGraph
@@ -164,6 +164,29 @@ def _model_leaks(module: nn.Module, rows: list[LayerAudit]) -> list[str]:
             )
     if any(r.constrained for r in rows):
         leaks += [f"{r.name}: exempt from Dale (unconstrained weights)" for r in rows if not r.constrained]
+        leaks += attention_leaks(module, {r.name for r in rows})
+    return leaks
+
+
+def attention_leaks(module: nn.Module, rows: set[str]) -> list[str]:
+    """Attention in a constrained model: the activity x activity products Dale cannot sign (one line per audited
+    in-projection), and every ``nn.MultiheadAttention`` whose packed in-projection is not a Dale layer (not converted:
+    excluded from the feedback rule, or a form the conversion refuses); see
+    [`biocircuits.dale.graph.attention`][biocircuits.dale.graph.attention]."""
+    leaks = []
+    for name, m in module.named_modules():
+        if not isinstance(m, nn.MultiheadAttention):
+            continue
+        if name in rows:
+            leaks.append(
+                f"{name}: attention logits q_h k_h^T / sqrt(d) multiply activity by activity (no synapse): their sign "
+                "is not Dale's (an E unit's query can lower a logit); the values are mixed with weights >= 0, so "
+                "the value units keep their types"
+            )
+        else:
+            leaks.append(
+                f"{name}: packed in-projection (in_proj_weight) is not constrained (the module is not converted)"
+            )
     return leaks
 
 
@@ -175,7 +198,7 @@ def audit(model: nn.Module, sample: Tensor | None = None, spectra: bool = True) 
     a negative input flips the sign an E unit delivers, so it is reported as a leak. ``spectra=False`` skips
     the SVDs (NaN in the spectrum columns)."""
     module = unwrap(model)
-    layers = weight_layers(module)
+    layers = dale_layers(module)
     mins = _input_minima(module, layers, sample) if sample is not None else {}
     state = module.__dict__.get("biocircuits")
     units = getattr(state, "dale_units", None)
@@ -248,7 +271,7 @@ def _audit_layer(
 def mixed_units(module: nn.Module, units: UnitGraph) -> list[MixedUnit]:
     """Units read as E by one constrained layer and as I by another (their ``dale_sign`` entries disagree)."""
     seen: dict[int, tuple[list[str], list[str]]] = {}
-    for name, layer in weight_layers(module):
+    for name, layer in dale_layers(module):
         sign = cell_types(layer)
         if sign is None or name not in units.inputs or sign.numel() != units.inputs[name].numel():
             continue

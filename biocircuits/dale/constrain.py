@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from biocircuits.core.celltypes import assign_signs, presynaptic_units
 from biocircuits.core.globs import check_patterns_match, match_any
 from biocircuits.core.interface import attach
-from biocircuits.core.layers import weight_layers
+from biocircuits.core.layers import dale_layers
 from biocircuits.errors import ConfigError
 
 from .graph import UnitGraph, unit_graph
@@ -31,7 +31,7 @@ class Constrained(NamedTuple):
 def exempt_names(model: nn.Module, spec: Any) -> list[str]:
     """Layers left unconstrained: those matching ``exempt``; ``<input>`` names the first weight layer, the one
     fed by the raw (possibly negative) input."""
-    layers = [n for n, _ in weight_layers(model)]
+    layers = [n for n, _ in dale_layers(model)]
     out = [n for n in layers if match_any(n, [p for p in spec.exempt if p != "<input>"])]
     if "<input>" in spec.exempt and layers and layers[0] not in out:
         out.insert(0, layers[0])
@@ -69,7 +69,7 @@ def constrain(model: nn.Module, spec: Any) -> Constrained:
     ([`graph`][biocircuits.dale.graph]: one type per neuron in every consumer); with ``per_layer``, ``assign_signs`` of
     its own input width. Then the other classes the section chooses (signed shortcuts, normalisation policies), each on
     its [`targets`][biocircuits.dale.slot.DaleAttachment.targets]."""
-    layers = weight_layers(model)
+    layers = dale_layers(model)
     names = [n for n, _ in layers]
     check_patterns_match([p for p in spec.layers if p != "*"], names, "dale.layers", "weight layer")
     check_patterns_match([p for p in spec.exempt if p != "<input>"], names, "dale.exempt", "weight layer")
@@ -79,12 +79,32 @@ def constrain(model: nn.Module, spec: Any) -> Constrained:
     typed = units is not None and cls.typed_inputs  # DANN: every unit E, no signs from the graph
     signs = units.signs(spec.excitatory_fraction, spec.assignment, spec.seed) if typed else None
     constrained = [(name, layer) for name, layer in layers if name not in exempt and match_any(name, spec.layers)]
+    refuse_untyped_attention(cls, constrained)
     for name, layer in constrained:
         sign = layer_signs(name, layer, spec, units, signs) if cls.typed_inputs else None
         attach(layer, cls(cls.spec_options(spec), spec.seed, sign=sign), name)
     for extra in extra_classes(spec):  # signed shortcuts (they read the layers' signs), normalisation policies
         add_everywhere(extra, extra.targets(model, constrained), spec)
     return Constrained([n for n, _ in constrained], [n for n in names if n in exempt], units, signs)
+
+
+def refuse_untyped_attention(cls: type, constrained: list[tuple[str, nn.Module]]) -> None:
+    """A class whose layers type their own inputs (DANN) does not constrain an attention's packed in-projection: a
+    ConfigError naming the first one (see [`biocircuits.dale.graph.attention`][biocircuits.dale.graph.attention])."""
+    if cls.typed_inputs:
+        return
+    attention = [name for name, layer in constrained if isinstance(layer, nn.MultiheadAttention)]
+    if attention:
+        raise ConfigError(
+            f"{attention[0]}: dale.architecture {cls.name} cannot constrain nn.MultiheadAttention's packed q/k/v "
+            "in-projection (in_proj_weight): its interneurons would sit inside the attention's own forward, which "
+            "reads the packed matrix directly",
+            key="dale.architecture",
+            given=cls.name,
+            expected="column (an enforcer: project, abs, softplus, exp_gradient) for models with attention",
+            suggestion=f"exempt the in-projections (dale.exempt: {attention!r}; their out_proj layers stay "
+            f"{cls.name}) or use dale.architecture: column",
+        )
 
 
 def layer_signs(name: str, layer: nn.Module, spec: Any, units: UnitGraph | None, signs: Tensor | None) -> Tensor:

@@ -105,7 +105,14 @@ class PopulationDivision:
     def __call__(self, layer: nn.Module, args: tuple) -> tuple:
         x = args[0]
         sign = layer.dale_sign if self.sign is None else self.sign.to(x.device)
-        return (divide_by_population_mean(x, sign, self.eps, self.dim), *args[1:])
+        if not isinstance(layer, nn.MultiheadAttention):
+            return (divide_by_population_mean(x, sign, self.eps, self.dim), *args[1:])
+        # attention's in-projection reads query, key and value (positional): each divided, one tensor once
+        done: dict[int, Tensor] = {}
+        for t in args[:3]:
+            if isinstance(t, Tensor) and id(t) not in done:
+                done[id(t)] = divide_by_population_mean(t, sign, self.eps, self.dim)
+        return (*(done.get(id(t), t) for t in args[:3]), *args[3:])
 
 
 class PopulationNormOptions(BaseModel):
@@ -135,7 +142,7 @@ class PopulationNorm(DaleAttachment):
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
-        self.dim = -1 if hasattr(layer, "in_features") else 1
+        self.dim = -1 if hasattr(layer, "in_features") or isinstance(layer, nn.MultiheadAttention) else 1
         self.handle = layer.register_forward_pre_hook(PopulationDivision(self.eps, self.dim))
 
     def pooled_units(self, layer: nn.Module) -> int:

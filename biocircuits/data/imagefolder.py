@@ -69,23 +69,7 @@ class ImageFolderSet(DatasetSource):
     name = "imagefolder"
 
     def build(self, spec) -> DataBundle:
-        if spec.root is None:
-            raise ConfigError(
-                "imagefolder needs data.root",
-                key="data.root",
-                expected="a folder with train/ and val/",
-                given=None,
-                has_given=True,
-            )
-        root = Path(spec.root).expanduser()
-        missing = [s for s in ("train", "val") if not (root / s).is_dir()]
-        if missing:
-            raise ConfigError(
-                f"no {' or '.join(missing)} folder under {root.resolve()}",
-                key="data.root",
-                given=str(root),
-                suggestion="ROOT/train/<class>/*.JPEG and, for val/, " + LAYOUTS,
-            )
+        root = self.root(spec)
         crop = spec.image_size or 224
         train_tf, val_tf = reference_transforms(crop)
         on_device = spec.decode == "gpu"  # workers read bytes; the batch is decoded and augmented on the device
@@ -103,6 +87,47 @@ class ImageFolderSet(DatasetSource):
             classes=tuple(train.classes),
             details={"image_size": crop, "val_layout": layout, "root": str(root.resolve())},
         )
+
+    def peek(self, spec) -> tuple[tuple[int, ...], int]:
+        """((3, crop, crop), number of class folders under ``root/train``) from the folder names alone (no image is
+        listed or read, so ``validate`` and ``layers`` stay instant on ImageNet): the classes are torchvision's
+        ``find_classes``, the ones [`build`][biocircuits.data.imagefolder.ImageFolderSet.build] uses (a class folder
+        without images is found by ``build``)."""
+        train = self.root(spec) / "train"
+        try:
+            classes, _ = datasets.folder.find_classes(str(train))
+        except (FileNotFoundError, OSError) as err:
+            raise ConfigError(
+                f"no class folders under {train} ({str(err).splitlines()[0][:160]})",
+                key="data.root",
+                expected="class folders holding images (.jpg, .JPEG, .png, ...)",
+                given=str(train),
+                suggestion="ImageNet layout: ROOT/train/<class>/*.JPEG",
+            ) from None
+        crop = spec.image_size or 224
+        return (3, crop, crop), len(classes)
+
+    @staticmethod
+    def root(spec) -> Path:
+        """``data.root``, checked to hold ``train/`` and ``val/`` folders (a ConfigError naming what is missing)."""
+        if spec.root is None:
+            raise ConfigError(
+                "imagefolder needs data.root",
+                key="data.root",
+                expected="a folder with train/ and val/",
+                given=None,
+                has_given=True,
+            )
+        root = Path(spec.root).expanduser()
+        missing = [s for s in ("train", "val") if not (root / s).is_dir()]
+        if missing:
+            raise ConfigError(
+                f"no {' or '.join(missing)} folder under {root.resolve()}",
+                key="data.root",
+                given=str(root),
+                suggestion="ROOT/train/<class>/*.JPEG and, for val/, " + LAYOUTS,
+            )
+        return root
 
 
 def validation_set(folder: Path, classes: list[str], labels: str | None, transform) -> tuple[Dataset, str]:

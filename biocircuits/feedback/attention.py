@@ -96,8 +96,13 @@ class FeedbackMultiheadAttention(FeedbackLayer, nn.MultiheadAttention):
         return out, weights
 
     def _in_proj(self, x: Tensor) -> Tensor:
-        """x W_in^T + b_in, (L, N, 3E), whose backward uses the rule's B_in."""
-        return self._with_feedback(feedback_linear, x, self.in_proj_weight, self.in_proj_bias)
+        """x W_in^T + b_in, (L, N, 3E), whose backward uses the rule's B_in (appended to ``probe_outputs`` while a
+        probe collects them, `biocircuits/probes/attention.py`)."""
+        out = self._with_feedback(feedback_linear, x, self.in_proj_weight, self.in_proj_bias)
+        captured = self.__dict__.get("probe_outputs")
+        if captured is not None:
+            captured.append(out)
+        return out
 
     def _project(self, query: Tensor, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """q, k, v (each (L or S, N, E)) as torch's packed in-projection computes them. For cross-attention each

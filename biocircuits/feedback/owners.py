@@ -33,12 +33,25 @@ class RouteLinear(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None) -> Any:
         kwargs = kwargs or {}
         if func is F.linear and len(args) >= 2 and id(args[1]) in self.layers:
-            layer = self.layers[id(args[1])]
-            x, weight = args[0], args[1]
             bias = args[2] if len(args) > 2 else kwargs.get("bias")
-            if layer._needs_feedback(x, weight):
-                return layer._with_feedback(feedback_linear, x, weight, bias)
+            return self.routed(self.layers[id(args[1])], args[0], args[1], bias)
         return func(*args, **kwargs)
+
+    @staticmethod
+    def routed(layer: FeedbackLayer, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+        """The layer's feedback linear op on ``x``, with the layer's forward pre-hooks and hooks run as a call of the
+        layer would run them (a Dale population norm divides ``x``; a probe reads the output)."""
+        for hook in layer._forward_pre_hooks.values():
+            changed = hook(layer, (x,))
+            x = changed[0] if isinstance(changed, tuple) else x if changed is None else changed
+        if layer._needs_feedback(x, weight):
+            out = layer._with_feedback(feedback_linear, x, weight, bias)
+        else:
+            out = F.linear(x, weight, bias)
+        for hook in layer._forward_hooks.values():
+            changed = hook(layer, (x,), out)
+            out = out if changed is None else changed
+        return out
 
 
 class RoutedOwner:

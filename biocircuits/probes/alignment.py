@@ -33,6 +33,8 @@ from biocircuits.feedback.convert import feedback_layers
 from biocircuits.feedback.functional import save_weight_for_shadow, shadow_backprop
 from biocircuits.feedback.recurrent import RecurrentMatrix
 
+from .attention import capture_outputs, joined, projection_rows
+
 
 @dataclass
 class LayerProbe:
@@ -78,19 +80,21 @@ def preserved_state(model: nn.Module) -> Iterator[None]:
 def probe(
     model: nn.Module, inputs: Tensor, targets: Tensor, loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy
 ) -> dict[str, LayerProbe]:
-    """Per converted layer of ``model``, the angles of its feedback, error and update to exact backprop."""
+    """Per converted layer of ``model``, the angles of its feedback, error and update to exact backprop (a packed
+    attention: also per projection, ``<name>[q]`` / ``[k]`` / ``[v]``, see
+    `biocircuits/probes/attention.py`)."""
     module = unwrap(model)
     layers = feedback_layers(module)
-    outputs: dict[str, Tensor] = {}
+    outputs: dict[str, list[Tensor]] = {}
 
     def capture(name: str):
         def hook(mod: nn.Module, args: tuple, out: Tensor) -> Tensor:
-            outputs[name] = out
+            outputs[name] = [out]
             return out.clone()  # later in-place ops (ReLU(inplace=True)) must not touch y itself
 
         return hook
 
-    handles = [layer.register_forward_hook(capture(name)) for name, layer in layers]
+    handles = [capture_outputs(layer, name, outputs, capture(name)) for name, layer in layers]
     with preserved_state(module):
         try:
             with error_pathways_suspended(module), save_weight_for_shadow(), torch.enable_grad():
@@ -99,21 +103,37 @@ def probe(
         finally:
             for h in handles:
                 h.remove()
-        names = [n for n, _ in layers if n in outputs and outputs[n].requires_grad]
+        names = [n for n, _ in layers if outputs.get(n) and all(t.requires_grad for t in outputs[n])]
         matrices = [n for n, m in layers if isinstance(m, RecurrentMatrix) and m.weight.requires_grad]
-        wrt = [outputs[n] for n in names] + [trainable_weight(dict(layers)[n]) for n in names + matrices]
+        outs = [t for n in names for t in outputs[n]]
+        wrt = outs + [trainable_weight(dict(layers)[n]) for n in names + matrices]
         with shadow_backprop():
             exact = torch.autograd.grad(loss, wrt, retain_graph=True, allow_unused=True)
         rule = torch.autograd.grad(loss, wrt, allow_unused=True)
-    k = len(names)
-    rows = {
-        name: _layer_probe(dict(layers)[name], feedback[name], (rule[i], rule[k + i]), (exact[i], exact[k + i]))
-        for i, name in enumerate(names)
-    }
-    for i, name in enumerate(matrices, start=2 * k):  # a converted RNN's matrices: no output tensor of their own
+    rows = _rows(names, dict(layers), feedback, [len(outputs[n]) for n in names], rule, exact)
+    first = len(outs) + len(names)
+    for i, name in enumerate(matrices, start=first):  # a converted RNN's matrices: no output tensor of their own
         rows[name] = _layer_probe(dict(layers)[name], feedback[name], (None, rule[i]), (None, exact[i]))
         rows[name].reasons["error_angle"] = "a recurrent matrix's products run inside the RNN's time loop"
     return rows
+
+
+def _rows(names, layers, feedback, counts, rule, exact) -> dict[str, LayerProbe]:
+    """Each probed layer's row (and a packed attention's projections' rows) from the gradients of its outputs (the
+    first ``sum(counts)`` entries of ``rule`` and ``exact``, ``counts[i]`` for layer i) and of its weights (the
+    next ``len(names)``)."""
+    out, start, k = {}, 0, sum(counts)
+    for i, name in enumerate(names):
+        layer, cut = layers[name], slice(start, start + counts[i])
+        start += counts[i]
+        errors = (list(rule[cut]), list(exact[cut]))
+        updates = (rule[k + i], exact[k + i])
+        out[name] = _layer_probe(
+            layer, feedback[name], (joined(errors[0]), updates[0]), (joined(errors[1]), updates[1])
+        )
+        if getattr(layer, "calls_out_proj", False):
+            out.update(projection_rows(name, layer, feedback[name], errors, updates, _layer_probe))
+    return out
 
 
 def _layer_probe(
@@ -121,10 +141,12 @@ def _layer_probe(
     feedback: Tensor | None,
     rule_grads: tuple[Tensor | None, Tensor | None],
     exact_grads: tuple[Tensor | None, Tensor | None],
+    weight: Tensor | None = None,
 ) -> LayerProbe:
     """One layer's row from its feedback weight B and the (error, weight) gradients of the rule's and the shadow
-    backprop pass: NaN angles with a reason where a gradient did not reach the layer or a vector is zero."""
-    weight = layer.weight.detach()
+    backprop pass: NaN angles with a reason where a gradient did not reach the layer or a vector is zero. ``weight``:
+    the rows of W the other tensors hold (default all of ``layer.weight``)."""
+    weight = layer.weight.detach() if weight is None else weight
     reasons: dict[str, str] = {}
     values = {}
     pairs = {

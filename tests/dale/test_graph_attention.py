@@ -54,10 +54,13 @@ def test_multihead_attention_values_are_its_own_producer():
     model = bc.apply(WithMHA(), "constraints/dale.yaml")
     graph = bc.constraints_of(model).dale_units
     names = [p.name for p in graph.producers]
-    assert names == ["<input>", "embed", "attn (values)", "attn.out_proj", "head"]
+    assert names == ["<input>", "embed", "attn (queries, keys)", "attn (values)", "attn.out_proj", "head"]
     values = next(p for p in graph.producers if p.name == "attn (values)")
     assert graph.inputs["attn.out_proj"].tolist() == list(range(values.offset, values.offset + D))
     assert torch.equal(graph.inputs["head"], graph.outputs["attn.out_proj"])
     signs = bc.constraints_of(model).unit_signs
     assert torch.equal(model.attn.out_proj.dale_sign, signs[graph.inputs["attn.out_proj"]])
+    # the packed in-projection reads the embedding's units (its q, k and v columns alike)
+    assert torch.equal(graph.inputs["attn"], graph.outputs["embed"])
+    assert torch.equal(model.attn.dale_sign, signs[graph.outputs["embed"]])
     assert bc.audit(model).violations == 0

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from biocircuits.core.celltypes import sign_mask
+from biocircuits.core.layers import weight_name
 
 from .base import ENFORCERS, DaleEnforcer
 
@@ -39,7 +40,8 @@ class SignedMagnitude(nn.Module):
 class Reparametrised(DaleEnforcer):
     """Registers [`SignedMagnitude`][biocircuits.dale.enforcers.reparametrise.SignedMagnitude] on ``layer.weight``
     (``torch.nn.utils.parametrize``: the latent's state-dict key is ``parametrizations.weight.original``; the mask is
-    ``parametrizations.weight.0.sign``)."""
+    ``parametrizations.weight.0.sign``). On an attention's packed in-projection it is registered on
+    ``in_proj_weight`` ([`weight_name`][biocircuits.core.layers.weight_name]), which the layer reads as ``.weight``."""
 
     kind: ClassVar[str]
     reparametrises = True
@@ -47,13 +49,14 @@ class Reparametrised(DaleEnforcer):
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)
         self.parameter_order = list(layer._parameters)
-        parametrize.register_parametrization(layer, "weight", SignedMagnitude(sign_mask(layer), self.kind))
-        self.buffer_names.append("parametrizations.weight.0.sign")
+        self.weight_name = weight_name(layer)
+        parametrize.register_parametrization(layer, self.weight_name, SignedMagnitude(sign_mask(layer), self.kind))
+        self.buffer_names.append(f"parametrizations.{self.weight_name}.0.sign")
 
     def detach(self, layer: nn.Module) -> None:
         """Keep the current W as a plain parameter, drop the parametrisation and ``dale_sign``."""
-        self.buffer_names.remove("parametrizations.weight.0.sign")
-        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=True)
+        self.buffer_names.remove(f"parametrizations.{self.weight_name}.0.sign")
+        parametrize.remove_parametrizations(layer, self.weight_name, leave_parametrized=True)
         order = {name: i for i, name in enumerate(self.parameter_order)}  # state_dict keys in their old order
         layer._parameters = dict(sorted(layer._parameters.items(), key=lambda kv: order.get(kv[0], len(order))))
         super().detach(layer)

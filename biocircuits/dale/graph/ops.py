@@ -107,9 +107,16 @@ UNIT_RULES: dict[Any, UnitRule] = {
 }
 
 
-def _attention_rules() -> dict[Any, UnitRule]:
-    from .attention import attention_values, packed_attention  # it builds on this module's rules
+# rules of other libraries' functions, by (module, qualified name): found without importing the library
+NAMED_RULES: dict[tuple[str, str], UnitRule] = {
+    ("torchvision.models.swin_transformer", "_patch_merging_pad"): structural  # Swin's 2x2 patch gather (a cat)
+}
 
+
+def _attention_rules() -> dict[Any, UnitRule]:
+    from .attention import NAMED_ATTENTION_RULES, attention_values, packed_attention  # they build on these rules
+
+    NAMED_RULES.update(NAMED_ATTENTION_RULES)
     return {F.scaled_dot_product_attention: attention_values, nn.MultiheadAttention: packed_attention}
 
 
@@ -118,10 +125,15 @@ UNIT_RULES.update(_attention_rules())
 
 def rule_for(n: fx.Node, module: nn.Module | None = None) -> UnitRule:
     """The rule of node ``n`` (``module``: the module a ``call_module`` node calls): its
-    [`UNIT_RULES`][biocircuits.dale.graph.ops.UNIT_RULES] entry, the first class of the module's MRO that has one, else
-    [`passthrough`][biocircuits.dale.graph.ops.passthrough]."""
+    [`UNIT_RULES`][biocircuits.dale.graph.ops.UNIT_RULES] entry (a library's function: its
+    [`NAMED_RULES`][biocircuits.dale.graph.ops.NAMED_RULES] entry), the first class of the module's MRO that has one,
+    else [`passthrough`][biocircuits.dale.graph.ops.passthrough]."""
     if n.op == "call_module" and module is not None:
         return next((UNIT_RULES[c] for c in type(module).__mro__ if c in UNIT_RULES), passthrough)
-    if n.op in ("call_function", "call_method"):
+    if n.op == "call_method":
         return UNIT_RULES.get(n.target, passthrough)
+    if n.op == "call_function":
+        found = UNIT_RULES.get(n.target)
+        key = (getattr(n.target, "__module__", None), getattr(n.target, "__qualname__", None))
+        return found or NAMED_RULES.get(key, passthrough)
     return passthrough

@@ -63,6 +63,8 @@ class Propagate(fx.Interpreter):
             return self.input_units(real)
         if n.op == "output" or not _carries_tensors(real):
             return None
+        if n.op == "get_attr" and isinstance(real, Tensor) and real.dim():  # a parameter or buffer: features last
+            return self.fresh(n.name, real, real.dim() - 1, "op")  # (embeddings, Swin v2's coordinate table)
         if isinstance(real, Tensor) and n.op == "call_module" and n.target in self.layers:
             return weight_layer_units(self, n, real)
         module = self.fetch_attr(n.target) if n.op == "call_module" else None
