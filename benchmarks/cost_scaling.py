@@ -84,11 +84,12 @@ def resnet18_width(width: float, num_classes: int = 1000) -> nn.Module:
 
 
 def grid(axes: dict[str, tuple]) -> list[dict]:
-    """The points: the base point once, then each axis's other values with the other two at the base."""
+    """The points: the base point once and each axis's other values with the other two at the base, cheapest first
+    (work ~ batch x width^2 x size^2), so a run stopped early has covered every axis's small end."""
     points = [dict(BASE)]
     for axis, values in axes.items():
         points += [{**BASE, axis: v} for v in values if v != BASE[axis]]
-    return points
+    return sorted(points, key=lambda p: p["batch"] * p["width"] ** 2 * p["size"] ** 2)
 
 
 class Run:
@@ -269,22 +270,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     axes = {a: v for a, v in axes.items() if args.axes is None or a in args.axes}
     device = torch.device(args.device)
     rows: list[dict] = []
-    points = [pt for pt in grid(axes)]
+    points = grid(axes)
     t0 = time.perf_counter()
+    args.out.mkdir(parents=True, exist_ok=True)
     for i, point in enumerate(points):
         rows += measure_point(point, args, device)
         print(f"[{i + 1}/{len(points)}] {point} done at {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    header = (
-        f"`{command_line('cost_scaling.py', argv)}` — resnet18 on {args.device}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, median of {args.reps} interleaved rounds ({args.warmup} warm-up), "
-        f"{time.perf_counter() - t0:.0f} s in all"
-    )
-    text = markdown(rows, axes, header)
+        header = (
+            f"`{command_line('cost_scaling.py', argv)}` — resnet18 on {args.device}, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, median of {args.reps} interleaved rounds ({args.warmup} warm-up); "
+            f"{i + 1} of {len(points)} points, {time.perf_counter() - t0:.0f} s"
+        )
+        text = markdown(rows, axes, header)  # written after every point: a run stopped early keeps what it measured
+        write_csv(rows, args.out / "cost_scaling.csv")
+        (args.out / "cost_scaling.md").write_text(text)
+        plot(rows, axes, args.out / "cost_scaling.png")
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(rows, args.out / "cost_scaling.csv")
-    (args.out / "cost_scaling.md").write_text(text)
-    plot(rows, axes, args.out / "cost_scaling.png")
     return rows
 
 
