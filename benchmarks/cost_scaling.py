@@ -228,17 +228,21 @@ def plot(rows: list[dict], axes: dict[str, tuple], path: Path) -> None:
 
     fig, grid_axes = plt.subplots(2, len(axes), figsize=(5 * len(axes), 8), squeeze=False)
     names = [n for n in dict.fromkeys(r["variant"] for r in rows) if n != REFERENCE]
+    colours = plt.get_cmap("tab20").colors
     for col, (axis, values) in enumerate(axes.items()):
         table = axis_rows(rows, axis, values)
         xs = list(table)
         for row, key in enumerate(("ratio", "memory_ratio")):
             ax = grid_axes[row][col]
-            for name in names:
+            for i, name in enumerate(names):
                 ys = [table[v][name][key] if name in table[v] else float("nan") for v in xs]
-                ax.plot(xs, ys, marker="o", label=name)
+                style = {"color": "black", "linestyle": "--"} if name.startswith(REFERENCE) else {"color": colours[i]}
+                ax.plot(xs, ys, marker="o", label=name, **style)
             ax.axhline(1.0, color="black", linewidth=0.8)
-            ax.set_xscale("log", base=2)
+            if len(xs) > 1:  # a run stopped early may have one point on an axis
+                ax.set_xscale("log", base=2)
             ax.set_xticks(xs, [str(v) for v in xs])
+            ax.minorticks_off()
             ax.set_xlabel(axis)
             ax.set_ylabel("step time / plain" if key == "ratio" else "memory / plain")
     grid_axes[0][0].legend(fontsize=7)

@@ -3,10 +3,15 @@ their gradients, buffers, parametrisation modules, tensors in its ``__dict__``) 
 attributes, hooks and closures), counted once per storage (a view of W is not a copy of W).
 
 Used by ``cost_scaling.py`` (the model's state in MB) and by ``tests/test_memory_kept.py`` (weight-sized tensors per
-layer, against what each variant's maths needs)."""
+layer, against what each variant's maths needs).
+
+    python benchmarks/held_tensors.py      # resnet18: what each variant keeps per layer after one step (a table)
+"""
 
 from __future__ import annotations
 
+import re
+import sys
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -117,3 +122,62 @@ def model_state_bytes(model: nn.Module, optimizer: torch.optim.Optimizer | None 
             for h in held_tensors(module):
                 keys[h.storage] = h.nbytes
     return sum(keys.values())
+
+
+def kept_table(variants: dict[str, dict | None], size: int = 32, batch: int = 2) -> str:
+    """Markdown: for torchvision's resnet18 converted with each spec and trained one SGD step (momentum, weight
+    decay), the weight-sized tensors per converted layer (fewest..most), what they are beyond W and its gradient, and
+    all the layers' kept bytes against plain autograd's."""
+    import torchvision
+
+    import biocircuits as bc
+
+    def one(spec: dict | None) -> nn.Module:
+        torch.manual_seed(0)
+        model = torchvision.models.resnet18(num_classes=10)
+        if spec is not None:
+            bc.apply(model, spec)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+        if spec is not None:
+            bc.bind(opt, model)
+        x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        return model
+
+    def weights(model: nn.Module) -> list[nn.Module]:
+        return [m for m in model.modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+
+    plain = sum(h.nbytes for m in weights(one(None)) for h in held_tensors(m))
+    lines = [
+        "| variant | weight-sized per layer | beyond W and its gradient (weight-sized; smaller) | kept MB | vs plain |",
+        "| --- | ---: | --- | ---: | ---: |",
+    ]
+    for name, spec in variants.items():
+        layers = weights(one(spec))
+        counts = [len(weight_sized(m)) for m in layers]
+        big, small = set(), set()
+        for m in layers:
+            n = weight_numel(m)
+            for h in held_tensors(m):
+                label = re.sub(r"_(parameters|buffers)\['(\w+)'\]", r"\2", h.path).replace("._modules", "")
+                if label.rsplit(".", 1)[0] in ("weight", "bias", "parametrizations.weight.original") or label in (
+                    "weight",
+                    "bias",
+                    "parametrizations.weight.original",
+                ):  # W (or the tensor that takes its place), the bias, and their gradients
+                    continue
+                (big if h.numel >= n else small).add(label)
+        total = sum(h.nbytes for m in layers for h in held_tensors(m))
+        lines.append(
+            f"| {name} | {min(counts)}..{max(counts)} | {', '.join(sorted(big)) or '-'}; "
+            f"{', '.join(sorted(small)) or '-'} | {total / 2**20:.1f} | {total / plain:.3f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+    from cost_scaling import VARIANTS
+
+    print(kept_table({"plain autograd": None, **{k: v for k, v in VARIANTS.items() if v is not None}}))
