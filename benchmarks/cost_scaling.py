@@ -285,10 +285,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
             f"{torch.get_num_threads()} threads, median of {args.reps} interleaved rounds ({args.warmup} warm-up); "
             f"{i + 1} of {len(points)} points, {time.perf_counter() - t0:.0f} s"
         )
-        text = markdown(rows, axes, header)  # written after every point: a run stopped early keeps what it measured
+        text = markdown(
+            rows, axes, header
+        )  # after every point: a run stopped early keeps its table (the plot: at the end)
         write_csv(rows, args.out / "cost_scaling.csv")
         (args.out / "cost_scaling.md").write_text(text)
-        plot(rows, axes, args.out / "cost_scaling.png")
+    plot(rows, axes, args.out / "cost_scaling.png")
     print(text)
     return rows
 
