@@ -1,8 +1,8 @@
 """How the cost of each rule and Dale variant grows with the work (issue #27): step time and memory of resnet18
 against plain autograd, one axis at a time around 64x64, batch 32, width x1.
 
-    python benchmarks/cost_scaling.py                  # full grid, CPU (about 13 min on 2 quiet cores)
-    python benchmarks/cost_scaling.py --quick          # fewer points and steps (under 3 min)
+    python benchmarks/cost_scaling.py                  # full grid, CPU (about 10 min on 2 quiet cores)
+    python benchmarks/cost_scaling.py --quick          # 5 of the 9 points (about 2 min)
     python benchmarks/cost_scaling.py --device cuda --reps 10
 
 Axes: batch 8, 32, 128, 256; resnet18 channel widths x0.5, x1, x2 (every conv and the classifier scaled); image size
@@ -155,9 +155,12 @@ def measure_point(point: dict, args, device: torch.device) -> list[dict]:
     runs = {REFERENCE: Run(base, None, x, y)}
     runs |= {name: Run(base, spec, x, y) for name, spec in VARIANTS.items() if name in args.variants}
     load_before = os.getloadavg()[0]
-    timed = interleaved_ratios({n: r.step for n, r in runs.items()}, REFERENCE, device, args.warmup, args.reps)
+    for _ in range(args.warmup - 1):
+        for run in runs.values():
+            run.step()
+    memory = {name: run.memory(device) for name, run in runs.items()}  # the last warm-up round
+    timed = interleaved_ratios({n: r.step for n, r in runs.items()}, REFERENCE, device, 0, args.reps)
     load_after = os.getloadavg()[0]
-    memory = {name: run.memory(device) for name, run in runs.items()}
     rows = []
     for name, (seconds, ratio) in timed.items():
         peak, saved = memory[name]
@@ -261,15 +264,14 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="batch 8-128, width x0.5-x1, size 32-64; 3 rounds")
+    p.add_argument("--quick", action="store_true", help="batch 8-128, width x0.5-x1, size 32-64")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--reps", type=int, help="timed rounds per point (default 5; --quick 3)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds per point")
+    p.add_argument("--reps", type=int, default=3, help="timed rounds per point")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds per point (the last one measures memory)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME")
     p.add_argument("--axes", nargs="+", choices=list(AXES), help="only these axes (default: all three)")
     p.add_argument("--out", type=Path, default=FIGURES, help="folder for cost_scaling.{csv,md,png}")
     args = p.parse_args(argv)
-    args.reps = args.reps or (3 if args.quick else 5)
     axes = QUICK_AXES if args.quick else AXES
     axes = {a: v for a, v in axes.items() if args.axes is None or a in args.axes}
     device = torch.device(args.device)
