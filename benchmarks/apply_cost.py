@@ -6,11 +6,11 @@ memory the converted model keeps, for resnet18 -> resnet152, vit_b_16 and densen
 
 Each (model, preset) runs in a fresh Python process, so one conversion's allocations do not hide the next one's.
 In it: convert a tiny conv net first (imports and set-up), build the model (1000 classes), then time
-``bc.apply(model, preset)``. Memory is the process's resident set (Linux ``/proc/self/status``): the peak (VmHWM, reset just before the call through ``/proc/self/clear_refs``) less
-the resident size before the call, and what stays: the resident size after less before. ``kept (tensors)``
-counts storages instead: parameters, buffers and what the converted layers and attachments hold
-(``held_tensors.py``), after less before. A preset that refuses a model (e.g. a layer type it cannot convert)
-gets its error message in the table.
+``bc.apply(model, preset)``. Memory is the process's resident set (Linux ``/proc/self/status``): the peak (VmHWM,
+reset just before the call through ``/proc/self/clear_refs``) less the resident size before the call, and what
+stays: the resident size after less before. ``kept (tensors)`` counts storages instead: parameters, buffers and
+what the converted layers and attachments hold (``held_tensors.py``), after less before. A preset that refuses a
+model (e.g. a layer type it cannot convert) gets its error message in the table.
 """
 
 from __future__ import annotations
