@@ -152,14 +152,18 @@ def measure_point(point: dict, args, device: torch.device) -> list[dict]:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(point["batch"], 3, point["size"], point["size"], generator=gen).to(device)
     y = torch.randint(0, 1000, (point["batch"],), generator=gen).to(device)
-    runs = {REFERENCE: Run(base, None, x, y)}
-    runs |= {name: Run(base, spec, x, y) for name, spec in VARIANTS.items() if name in args.variants}
+    specs = {REFERENCE: None, **{name: spec for name, spec in VARIANTS.items() if name in args.variants}}
     load_before = os.getloadavg()[0]
-    for _ in range(args.warmup - 1):
-        for run in runs.values():
-            run.step()
-    memory = {name: run.memory(device) for name, run in runs.items()}  # the last warm-up round
-    timed = interleaved_ratios({n: r.step for n, r in runs.items()}, REFERENCE, device, 0, args.reps)
+    if args.reps == 0:  # memory only: one model resident at a time
+        memory = {name: Run(base, spec, x, y).memory(device) for name, spec in specs.items()}
+        timed = {name: (float("nan"), float("nan")) for name in specs}
+    else:
+        runs = {name: Run(base, spec, x, y) for name, spec in specs.items()}
+        for _ in range(args.warmup - 1):
+            for run in runs.values():
+                run.step()
+        memory = {name: run.memory(device) for name, run in runs.items()}  # the last warm-up round
+        timed = interleaved_ratios({n: r.step for n, r in runs.items()}, REFERENCE, device, 0, args.reps)
     load_after = os.getloadavg()[0]
     rows = []
     for name, (seconds, ratio) in timed.items():
@@ -207,14 +211,16 @@ def markdown(rows: list[dict], axes: dict[str, tuple], header: str) -> str:
         ref = [table[v][REFERENCE] for v in cols]
         parts.append(
             "| plain autograd: step ms / memory MB | "
-            + " | ".join(f"{r['step_ms']:.0f} / {r['memory_mb']:.0f}" for r in ref)
+            + " | ".join(f"{r['step_ms']:.0f} / {r['memory_mb']:.0f}".replace("nan", "-") for r in ref)
             + " |"
         )
         for name in [n for n in table[cols[0]] if n != REFERENCE]:
             cells = [table[v].get(name) for v in cols]
             parts.append(
                 f"| {name} | "
-                + " | ".join(f"{c['ratio']:.3f} / {c['memory_ratio']:.3f}" if c else "" for c in cells)
+                + " | ".join(
+                    f"{c['ratio']:.3f} / {c['memory_ratio']:.3f}".replace("nan", "-") if c else "" for c in cells
+                )
                 + " |"
             )
         loads = ", ".join(f"{table[v][REFERENCE]['load1']:.1f}" for v in cols)
@@ -266,7 +272,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="batch 8-128, width x0.5-x1, size 32-64")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--reps", type=int, default=3, help="timed rounds per point")
+    p.add_argument("--reps", type=int, default=3, help="timed rounds per point (0: memory only, one model at a time)")
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds per point (the last one measures memory)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS), metavar="NAME")
     p.add_argument("--axes", nargs="+", choices=list(AXES), help="only these axes (default: all three)")
