@@ -62,16 +62,17 @@ def measure_one(model_name: str, preset: str) -> dict:
     state_before = model_state_bytes(model)
     rss_before = _status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         bc.apply(model, preset)
     except Exception as err:  # a refusal is a result: report it
         return {"params_m": params / 1e6, "error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     peak = _status_kb("VmHWM")
     return {
         "params_m": params / 1e6,
         "apply_s": seconds,
+        "apply_cpu_s": cpu,  # all threads' CPU time: steadier than the wall time on a shared machine
         "peak_mb": (peak - rss_before) / 1024,
         "kept_rss_mb": (_status_kb("VmRSS") - rss_before) / 1024,
         "kept_tensors_mb": (model_state_bytes(model) - state_before) / 2**20,
@@ -92,16 +93,16 @@ def markdown(rows: list[dict], header: str) -> str:
     lines = [
         header,
         "",
-        "| model | params (M) | preset | layers | apply s | peak MB (RSS) | kept MB (RSS) | kept MB (tensors) |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| model | params (M) | preset | layers | apply s | CPU s | peak MB (RSS) | kept MB (RSS) | kept MB (tensors) |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         head = f"| {r['model']} | {r.get('params_m', float('nan')):.1f} | {r['preset']} |"
         if "error" in r:
-            lines.append(f"{head} refused: {r['error'][:120]} | | | | |")
+            lines.append(f"{head} refused: {r['error'][:120]} | | | | | |")
         else:
             lines.append(
-                f"{head} {r['layers']} | {r['apply_s']:.2f} | {r['peak_mb']:.0f} | {r['kept_rss_mb']:.0f} | "
+                f"{head} {r['layers']} | {r['apply_s']:.2f} | {r['apply_cpu_s']:.2f} | {r['peak_mb']:.0f} | {r['kept_rss_mb']:.0f} | "
                 f"{r['kept_tensors_mb']:.0f} |"
             )
     return "\n".join(lines) + "\n"

@@ -229,19 +229,21 @@ def markdown(rows: list[dict], axes: dict[str, tuple], header: str) -> str:
 
 
 def plot(rows: list[dict], axes: dict[str, tuple], path: Path) -> None:
-    """Step-time ratio (top) and memory ratio (bottom) against each axis, one line per variant."""
+    """Step-time ratio (top; left out of a memory-only run) and memory ratio (bottom) against each axis, one line per
+    variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, grid_axes = plt.subplots(2, len(axes), figsize=(5 * len(axes), 8), squeeze=False)
+    keys = [k for k in ("ratio", "memory_ratio") if any(r[k] == r[k] for r in rows)]  # nan != nan: not measured
+    fig, grid_axes = plt.subplots(len(keys), len(axes), figsize=(5 * len(axes), 4 * len(keys)), squeeze=False)
     names = [n for n in dict.fromkeys(r["variant"] for r in rows) if n != REFERENCE]
     colours = plt.get_cmap("tab20").colors
     for col, (axis, values) in enumerate(axes.items()):
         table = axis_rows(rows, axis, values)
         xs = list(table)
-        for row, key in enumerate(("ratio", "memory_ratio")):
+        for row, key in enumerate(keys):
             ax = grid_axes[row][col]
             for i, name in enumerate(names):
                 ys = [table[v][name][key] if name in table[v] else float("nan") for v in xs]
