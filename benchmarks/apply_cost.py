@@ -93,7 +93,8 @@ def markdown(rows: list[dict], header: str) -> str:
     lines = [
         header,
         "",
-        "| model | params (M) | preset | layers | apply s | CPU s | peak MB (RSS) | kept MB (RSS) | kept MB (tensors) |",
+        "| model | params (M) | preset | layers | apply s | CPU s | peak MB (RSS) | kept MB (RSS) | kept MB (tensors) "
+        "|",
         "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
@@ -102,8 +103,8 @@ def markdown(rows: list[dict], header: str) -> str:
             lines.append(f"{head} refused: {r['error'][:120]} | | | | | |")
         else:
             lines.append(
-                f"{head} {r['layers']} | {r['apply_s']:.2f} | {r['apply_cpu_s']:.2f} | {r['peak_mb']:.0f} | {r['kept_rss_mb']:.0f} | "
-                f"{r['kept_tensors_mb']:.0f} |"
+                f"{head} {r['layers']} | {r['apply_s']:.2f} | {r['apply_cpu_s']:.2f} | {r['peak_mb']:.0f} | "
+                f"{r['kept_rss_mb']:.0f} | {r['kept_tensors_mb']:.0f} |"
             )
     return "\n".join(lines) + "\n"
 
