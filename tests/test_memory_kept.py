@@ -28,7 +28,7 @@ VARIANTS = {
     "weight_mirror": ({"feedback": {"rule": "weight_mirror"}}, 1),  # B (the mirror's noise is drawn per phase)
     # dale_sign is one entry per input unit, not per weight
     "dale_project+sign_symmetry": ({**SS, "dale": {"enforce": "project"}}, 0),
-    # W_EE and its gradient take W's place; W_IE (n_i x d) and W_EI (n_e x n_i) are fractions of W (n_i << n_e)
+    # W_EE and its gradient take W's place; W_IE (n_i x d) and W_EI (n_e x n_i) are fractions of W (n_i < n_e, n_i < d)
     "dale_dann+bp": ({"feedback": {"rule": "bp"}, "dale": {"architecture": "dann"}}, 0),
     # the latent V and its gradient take W's place; W = s softplus(V) is rebuilt by every forward
     "dale_softplus+sign_symmetry": ({**SS, "dale": {"enforce": "softplus"}}, 0),
