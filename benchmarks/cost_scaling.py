@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import gc
 import os
 import random
 import statistics
@@ -154,8 +155,11 @@ def measure_point(point: dict, args, device: torch.device) -> list[dict]:
     y = torch.randint(0, 1000, (point["batch"],), generator=gen).to(device)
     specs = {REFERENCE: None, **{name: spec for name, spec in VARIANTS.items() if name in args.variants}}
     load_before = os.getloadavg()[0]
-    if args.reps == 0:  # memory only: one model resident at a time
-        memory = {name: Run(base, spec, x, y).memory(device) for name, spec in specs.items()}
+    if args.reps == 0:  # memory only: one model resident at a time (bc.bind's hooks make cycles: collect them)
+        memory = {}
+        for name, spec in specs.items():
+            memory[name] = Run(base, spec, x, y).memory(device)
+            gc.collect()
         timed = {name: (float("nan"), float("nan")) for name in specs}
     else:
         runs = {name: Run(base, spec, x, y) for name, spec in specs.items()}
