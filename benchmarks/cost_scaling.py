@@ -260,10 +260,10 @@ def plot(rows: list[dict], axes: dict[str, tuple], path: Path) -> None:
             ax.minorticks_off()
             ax.set_xlabel(axis)
             ax.set_ylabel("step time / plain" if key == "ratio" else "memory / plain")
-    grid_axes[0][0].legend(fontsize=7)
+    fig.legend(*grid_axes[0][0].get_legend_handles_labels(), fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
     fig.suptitle("resnet18: cost against plain autograd, one axis at a time around 64x64, batch 32, x1")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
 
 
