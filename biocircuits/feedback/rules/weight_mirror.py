@@ -3,9 +3,11 @@ phase drives each layer with noise and the feedback synapses learn W from the co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from pydantic import Field
-from torch import nn
+from torch import Tensor, nn
 
 from biocircuits.core.interface import StepState
 from biocircuits.core.seeds import layer_seed, step_seed
@@ -81,27 +83,9 @@ class WeightMirror(FeedbackAlignment):
             x = x.to(weight.dtype)
             correlation = (x @ weight.t()).t() @ x / o.samples
         else:
-            n = weight.dim() - 2
             patch = [d * (k - 1) + 1 for d, k in zip(layer.dilation, layer.kernel_size, strict=True)]
             x = torch.randn(o.samples, layer.in_channels, *patch, generator=gen, device=weight.device)
-            x = x.mul_(o.noise_std).to(weight.dtype)
-            y = torch.convolution(x, weight, None, [1] * n, [0] * n, layer.dilation, False, [0] * n, layer.groups)
-            correlation = (
-                torch.ops.aten.convolution_backward(
-                    y,
-                    x,
-                    weight,
-                    None,
-                    [1] * n,
-                    [0] * n,
-                    layer.dilation,
-                    False,
-                    [0] * n,
-                    layer.groups,
-                    [False, True, False],
-                )[1]
-                / o.samples
-            )
+            correlation = patch_correlation(x.mul_(o.noise_std).to(weight.dtype), weight, layer.dilation, o.samples)
         feedback = layer.feedback_weight
         feedback.add_(correlation.to(feedback.dtype) - o.weight_decay * feedback, alpha=o.lr)
 
@@ -113,3 +97,20 @@ class WeightMirror(FeedbackAlignment):
             if int(layer.optimizer_steps) % rule.options.mirror_every == 0:
                 for _ in range(rule.options.mirror_steps):
                     rule.mirror(layer)
+
+
+def patch_correlation(x: Tensor, weight: Tensor, dilation: Sequence[int], samples: int) -> Tensor:
+    """y^T x / n for a conv layer driven by one (dilated) kernel-sized patch per sample, as matrix products.
+
+    x (n, C_in, *patch) is the noise, patch = dilation (k - 1) + 1 per spatial dim; the kernel reads the taps
+    x[:, :, ::dilation] (n, C_in, *k). Per group g (weight (C_out, C_in / groups, *k)), flattened to the fan-in
+    d = (C_in / groups) prod(k): y_g = x_g W_g^T (n, C_out / groups), one position of the conv's response (no bias),
+    and the correlation y_g^T x_g / n (C_out / groups, d), i.e. the conv's weight gradient for output y: two
+    batched products of n C_out d multiply-adds each. Returns the correlation shaped like ``weight``."""
+    taps = x[(slice(None), slice(None), *(slice(None, None, d) for d in dilation))]
+    groups = x.shape[1] // weight.shape[1]
+    n = x.shape[0]
+    flat_x = taps.reshape(n, groups, -1).transpose(0, 1)  # (groups, n, d)
+    flat_w = weight.reshape(groups, weight.shape[0] // groups, -1)  # (groups, C_out / groups, d)
+    y = torch.bmm(flat_x, flat_w.transpose(1, 2))  # (groups, n, C_out / groups)
+    return (torch.bmm(y.transpose(1, 2), flat_x) / samples).reshape(weight.shape)
