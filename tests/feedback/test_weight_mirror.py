@@ -56,3 +56,19 @@ def test_a_conv_mirror_iteration_runs_two_products_and_no_convolution():
     x = torch.randn(8, 3, 5, 5, generator=gen)[:, :, ::2, ::2].reshape(8, -1)  # the dilated patch's taps
     y = x @ w.reshape(4, -1).T
     assert torch.allclose(conv.feedback_weight, b + 0.5 * ((y.T @ x / 8).view_as(w) - 0.5 * b), atol=1e-5)
+
+
+def test_the_default_schedule_is_one_iteration_of_32_draws_after_every_step_by_hand():
+    """Defaults: after every optimiser step, one iteration with n = 32, s = 1, eta = 0.05, lambda = 1:
+    B <- B + 0.05 (y^T x / 32 - B), y = x W^T, x the (32, in) draw of (seed, layer, mirror, k)."""
+    torch.manual_seed(0)
+    model = bc.apply(nn.Sequential(nn.Linear(5, 3)), {"feedback": {"rule": "weight_mirror"}})
+    layer, opt = model[0], bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
+    b = layer.feedback_weight.clone()
+    for k in (1, 2):
+        layer(torch.randn(2, 5)).sum().backward()
+        opt.step()
+        w = layer.weight.detach()
+        x = torch.randn(32, 5, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
+        b = b + 0.05 * ((x @ w.T).T @ x / 32 - b)
+        assert int(layer.mirror_count) == k and torch.allclose(layer.feedback_weight, b, atol=1e-6)
