@@ -74,8 +74,18 @@ def run(args, variants: dict[str, tuple], title: str) -> dict:
         args.reps, args.warmup = args.quick_reps, 1
     if args.only:
         keep = {n for n in variants if any(t in n for t in args.only)}
-        variants = {n: v for n, v in variants.items() if n in keep or n in {variants[k][1] for k in keep}}
+        while not {variants[k][1] for k in keep} <= keep:  # and the references they are timed against
+            keep |= {variants[k][1] for k in keep}
+        variants = {n: v for n, v in variants.items() if n in keep}
+    threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
+    try:
+        return timed_table(args, variants, title)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def timed_table(args, variants: dict[str, tuple], title: str) -> dict:
     torch.manual_seed(0)
     base = build_model(args.model, (3, args.size, args.size), 1000, {})
     load_before = os.getloadavg()
