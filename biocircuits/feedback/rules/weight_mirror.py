@@ -66,10 +66,10 @@ class WeightMirror(FeedbackAlignment):
     0.01), after an initial mirror pass over the training set's worth of batches. Ours keeps their schedule (the
     defaults: ``mirror_every`` 1, ``mirror_steps`` 1) and takes a fixed, smaller mirror batch, ``samples`` = 32
     one-patch draws per layer: an iteration costs 2 n multiply-adds per weight (two matrix products per layer), so
-    its share of a step falls with the training batch and image size; at n = 32 it is about 5% of resnet18's
-    multiply-adds at 64x64 and batch 32 (10.5% at the former default 64). B averages its estimates over about
-    1 / (eta lambda) = 20 iterations, i.e. about 640 draws at the defaults. ``mirror_every`` k > 1 amortises the
-    phase further (k times cheaper per step; B then lags W's updates by up to k steps)."""
+    its share of a step falls with the training batch and image size; at n = 32 it is 5.4% of the FLOPs of a
+    resnet18 step at 64x64 and batch 32 (10.7% at the former default 64; docs/profiles.md). B averages its
+    estimates over about 1 / (eta lambda) = 20 iterations, i.e. about 640 draws at the defaults. ``mirror_every``
+    k > 1 amortises the phase further (k times cheaper per step; B then lags W's updates by up to k steps)."""
 
     name = "weight_mirror"
     Options = WeightMirrorOptions
