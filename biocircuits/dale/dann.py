@@ -71,6 +71,7 @@ from biocircuits.core.layers import trainable_weight
 from biocircuits.errors import ConfigError
 
 from .enforcers import DaleEnforcer, Project
+from .inhibited import inhibited_weight
 from .slot import DALE, DaleAttachment
 
 EPS = 1e-6
@@ -113,8 +114,7 @@ class DannWeight(nn.Module):
             self.gain = nn.Parameter(gain)
 
     def forward(self, w_ee: Tensor) -> Tensor:
-        inhibition = (self.weight_ei @ self.weight_ie.reshape(self.weight_ie.shape[0], -1)).view_as(w_ee)
-        return w_ee - inhibition
+        return inhibited_weight(w_ee, self.weight_ei, self.weight_ie)  # one fused op (dale/inhibited.py)
 
     def non_negative(self) -> list[Tensor]:
         return [self.weight_ie, self.weight_ei, *([self.gain] if hasattr(self, "gain") else [])]
@@ -289,14 +289,20 @@ class Dann(DaleAttachment):
     @classmethod
     @torch.no_grad()
     def after_step_group(cls, members: Sequence[tuple[nn.Module, LayerAttachment]], step: StepState) -> None:
-        tensors = []
+        tensors, moved, before, scale = [], [], [], []
         for layer, att in members:
             p = inhibition(layer)
             if att.options.corrected_updates:
                 for n, c in att.corrections().items():
-                    if n in att._before:  # P <- P_before + c (P - P_before)
-                        getattr(p, n).sub_(att._before[n]).mul_(c).add_(att._before[n])
+                    if n in att._before:
+                        moved.append(getattr(p, n))
+                        before.append(att._before[n])
+                        scale.append(c)
             tensors += [trainable_weight(layer), *p.non_negative()]
+        if moved:  # P <- P_before + c (P - P_before), fused over every layer
+            torch._foreach_sub_(moved, before)
+            torch._foreach_mul_(moved, scale)
+            torch._foreach_add_(moved, before)
         torch._foreach_clamp_min_(tensors, 0.0)
 
 
