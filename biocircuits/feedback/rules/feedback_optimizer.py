@@ -21,6 +21,23 @@ from biocircuits.errors import ConfigError
 STATE_BUFFERS = ("feedback_momentum", "feedback_exp_avg", "feedback_exp_avg_sq")
 
 
+class Scratch:
+    """One reusable flat buffer per (device, dtype), grown to the largest tensor asked for: B's update u_t (and Adam's
+    denominator) are written into a view of it instead of a fresh weight-sized tensor at every step (a new large CPU
+    allocation costs page faults on top of the pass). The values are those of the out-of-place ops, bit for bit."""
+
+    buffers: dict[tuple[torch.device, torch.dtype], Tensor] = {}
+
+    @classmethod
+    def like(cls, t: Tensor) -> Tensor:
+        """An uninitialised tensor shaped like ``t`` (contiguous), a view of the shared buffer."""
+        key = (t.device, t.dtype)
+        held = cls.buffers.get(key)
+        if held is None or held.numel() < t.numel():
+            held = cls.buffers[key] = torch.empty(t.numel(), device=t.device, dtype=t.dtype)
+        return held[: t.numel()].view(t.shape)
+
+
 def _filled(layer: nn.Module, name: str, like: Tensor) -> tuple[Tensor, bool]:
     """Buffer ``name`` of ``layer``, allocated as zeros shaped like ``like`` if still empty; (buffer, was empty)."""
     held = getattr(layer, name)
@@ -28,6 +45,18 @@ def _filled(layer: nn.Module, name: str, like: Tensor) -> tuple[Tensor, bool]:
         return held, False
     setattr(layer, name, torch.zeros_like(like))
     return getattr(layer, name), True
+
+
+def _update(grad: Tensor, feedback: Tensor, decay: float, maximize: bool, written: bool) -> Tensor:
+    """u_t = (-)g_t + lambda_B B_t in the shared scratch buffer (no new weight-sized tensor); g_t itself when it needs
+    no change and the caller will not write to u (``written``: Nesterov adds mu m_t to it)."""
+    if not maximize and decay == 0.0:
+        return Scratch.like(feedback).copy_(grad) if written else grad
+    update = Scratch.like(feedback)
+    if maximize:
+        torch.neg(grad, out=update)
+        return update.add_(feedback, alpha=decay) if decay != 0.0 else update
+    return torch.add(grad, feedback, alpha=decay, out=update)
 
 
 @torch.no_grad()
@@ -40,10 +69,8 @@ def sgd_step(layer: nn.Module, feedback: Tensor, grad: Tensor, group: dict[str, 
 
     with eta_B = ``lr``, lambda_B = ``decay``, mu, dampening and nesterov from W's param group; mu = 0: B_(t+1) =
     B_t - eta_B u_t. Shapes: B, g, m like W."""
-    update = grad.neg() if group.get("maximize", False) else grad.clone()
-    if decay != 0.0:
-        update.add_(feedback, alpha=decay)
     mu = float(group.get("momentum", 0.0))
+    update = _update(grad, feedback, decay, group.get("maximize", False), mu != 0.0 and group.get("nesterov", False))
     if mu != 0.0:
         momentum, first = _filled(layer, "feedback_momentum", feedback)
         if first:
@@ -78,7 +105,8 @@ def adam_step(layer: nn.Module, feedback: Tensor, grad: Tensor, group: dict[str,
     exp_avg_sq, _ = _filled(layer, "feedback_exp_avg_sq", feedback)
     exp_avg.lerp_(grad, 1.0 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-    denom = (exp_avg_sq.sqrt() / math.sqrt(1.0 - beta2**step)).add_(float(group["eps"]))
+    denom = torch.sqrt(exp_avg_sq, out=Scratch.like(feedback)).div_(math.sqrt(1.0 - beta2**step))
+    denom.add_(float(group["eps"]))
     feedback.addcdiv_(exp_avg, denom, value=-lr / (1.0 - beta1**step))
 
 
