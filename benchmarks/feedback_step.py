@@ -10,7 +10,8 @@
     python benchmarks/feedback_step.py --device cuda --amp --channels-last --size 224 --batch 256
 
 Prints (a Markdown table) the median step time of interleaved runs and its ratio to plain autograd (1.00 is the
-limit: a rule has backprop's FLOPs), and the memory ratio (peak GPU memory on CUDA; saved-for-backward bytes on the CPU).
+limit: a rule has backprop's FLOPs), and the memory ratio (peak GPU memory on CUDA; saved-for-backward bytes on
+the CPU).
 By default the timed variants share one model's tensors (``shared_weights.py``); ``--separate-models``
 times one model copy per variant instead. The reparametrised Dale variants (abs, softplus) change the
 module structure, so they are always separate copies, timed against a separate sign_symmetry copy.
