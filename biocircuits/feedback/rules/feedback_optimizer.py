@@ -15,27 +15,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from biocircuits.core.scratch import scratch_like
 from biocircuits.errors import ConfigError
 
 # buffers of B's optimiser state, registered empty (shape (0,)) at conversion and sized at the first step
 STATE_BUFFERS = ("feedback_momentum", "feedback_exp_avg", "feedback_exp_avg_sq")
-
-
-class Scratch:
-    """One reusable flat buffer per (device, dtype), grown to the largest tensor asked for: B's update u_t (and Adam's
-    denominator) are written into a view of it instead of a fresh weight-sized tensor at every step (a new large CPU
-    allocation costs page faults on top of the pass). The values are those of the out-of-place ops, bit for bit."""
-
-    buffers: dict[tuple[torch.device, torch.dtype], Tensor] = {}
-
-    @classmethod
-    def like(cls, t: Tensor) -> Tensor:
-        """An uninitialised tensor shaped like ``t`` (contiguous), a view of the shared buffer."""
-        key = (t.device, t.dtype)
-        held = cls.buffers.get(key)
-        if held is None or held.numel() < t.numel():
-            held = cls.buffers[key] = torch.empty(t.numel(), device=t.device, dtype=t.dtype)
-        return held[: t.numel()].view(t.shape)
 
 
 def _filled(layer: nn.Module, name: str, like: Tensor) -> tuple[Tensor, bool]:
@@ -51,8 +35,8 @@ def _update(grad: Tensor, feedback: Tensor, decay: float, maximize: bool, writte
     """u_t = (-)g_t + lambda_B B_t in the shared scratch buffer (no new weight-sized tensor); g_t itself when it needs
     no change and the caller will not write to u (``written``: Nesterov adds mu m_t to it)."""
     if not maximize and decay == 0.0:
-        return Scratch.like(feedback).copy_(grad) if written else grad
-    update = Scratch.like(feedback)
+        return scratch_like(feedback).copy_(grad) if written else grad
+    update = scratch_like(feedback)
     if maximize:
         torch.neg(grad, out=update)
         return update.add_(feedback, alpha=decay) if decay != 0.0 else update
@@ -105,7 +89,7 @@ def adam_step(layer: nn.Module, feedback: Tensor, grad: Tensor, group: dict[str,
     exp_avg_sq, _ = _filled(layer, "feedback_exp_avg_sq", feedback)
     exp_avg.lerp_(grad, 1.0 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-    denom = torch.sqrt(exp_avg_sq, out=Scratch.like(feedback)).div_(math.sqrt(1.0 - beta2**step))
+    denom = torch.sqrt(exp_avg_sq, out=scratch_like(feedback)).div_(math.sqrt(1.0 - beta2**step))
     denom.add_(float(group["eps"]))
     feedback.addcdiv_(exp_avg, denom, value=-lr / (1.0 - beta1**step))
 
