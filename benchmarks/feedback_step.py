@@ -23,6 +23,7 @@ import argparse
 import copy
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -140,7 +141,7 @@ def print_table(args, rows: dict[str, dict]) -> None:
     print(
         f"{args.model} {args.size}x{args.size} batch {args.batch} on {args.device}, {torch.get_num_threads()} threads"
         f"{' bf16' if args.amp else ''}{' channels_last' if args.channels_last else ''}"
-        f"{' compiled' if args.compile else ''}; median of {args.reps} interleaved steps\n"
+        f"{' compiled' if args.compile else ''}; median of {args.reps} interleaved steps ({args.clock} clock)\n"
     )
     print(f"| variant | step ms | vs | ratio | target | {mem_kind} MB | ratio |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
@@ -175,6 +176,12 @@ def main(argv: list[str] | None = None) -> dict:
         " on separate copies against a separate copy of their reference",
     )
     p.add_argument("--quick", action="store_true", help="5 interleaved steps after 1 warm-up (about a minute)")
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cpu: CPU seconds of the process per step (steadier on a shared machine; use with OMP_NUM_THREADS=1)",
+    )
     p.add_argument("--model", default="resnet18")
     p.add_argument("--separate-models", action="store_true", help="one model copy per variant")
     p.add_argument(
@@ -230,7 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
         keep = {n for n in steps if any(t in n for t in args.only)}
         keep |= {reference[n] for n in keep} | {reference[reference[n]] for n in keep}
         steps = {n: step for n, step in steps.items() if n in keep}
-    medians = interleaved_medians(steps, torch.device(args.device), args.warmup, args.reps)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    medians = interleaved_medians(steps, torch.device(args.device), args.warmup, args.reps, clock)
     specs = {"plain autograd": None, **VARIANTS}
     if args.dale:
         specs |= {name: {"feedback": {"rule": rule}, **extra} for name, (rule, extra) in DALE_VARIANTS.items()}
