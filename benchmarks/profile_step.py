@@ -67,7 +67,7 @@ def extra_rows(ops: dict, ref: dict, n: int) -> list[str]:
         dc, dt = a["count"] - b["count"], a["self_ms"] - b["self_ms"]
         if abs(dc) >= 0.5 or dt >= 1.0:
             diff.append((k, dc, dt, a["bytes"] - b["bytes"]))
-    diff.sort(key=lambda r: -r[2])
+    diff.sort(key=lambda r: (r[1] == 0 and r[3] == 0, -abs(r[3]), -r[2]))  # new ops and bytes first, then time
     return [f"| `{k}` | {dc:+.0f} | {dt:+.1f} | {db / 2**20:+.1f} |" for k, dc, dt, db in diff[:n]]
 
 
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"{args.model} {args.size}x{args.size} batch {args.batch}, CPU, {torch.get_num_threads()} threads; per step")
     for name, ops in tables.items():
         total = sum(v["self_ms"] for v in ops.values())
-        print(f"\n### {name}: {total:.0f} ms self CPU per step (plain autograd {ref_ms:.0f})")
+        mb = sum(v["bytes"] for v in ops.values()) / 2**20
+        print(f"\n### {name}: {total:.0f} ms self CPU per step (plain autograd {ref_ms:.0f}), {mb:.0f} MB allocated")
         print("\n| top op | calls | self ms | MB allocated |\n| --- | ---: | ---: | ---: |")
         print("\n".join(top_rows(ops, args.top)))
         if name != "plain autograd":
