@@ -60,10 +60,16 @@ def measure_memory(step: Callable[[], None], device: torch.device) -> float:
 
 
 def interleaved_medians(
-    steps: dict[str, Callable[[], None]], device: torch.device, warmup: int, reps: int
+    steps: dict[str, Callable[[], None]],
+    device: torch.device,
+    warmup: int,
+    reps: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Median seconds per call of each step, timing the variants in turn (in a fresh random order each round,
-    so neither drift nor a variant's position in the round favours one)."""
+    so neither drift nor a variant's position in the round favours one). ``clock``: wall time by default;
+    ``time.process_time`` (CPU seconds of the process) is much less sensitive to other jobs on a shared machine
+    when torch runs one thread."""
     for _ in range(warmup):
         for fn in steps.values():
             fn()
@@ -76,10 +82,10 @@ def interleaved_medians(
         for name in names:
             fn = steps[name]
             sync(device)
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             sync(device)
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

@@ -4,10 +4,14 @@
     python benchmarks/feedback_step.py --dale                # + Dale variants (column signs, DANN, synapse-class
                                                              #   plasticity) against the same rule
     python benchmarks/feedback_step.py --learned             # + kolen_pollack, dfa, weight_mirror
+    python benchmarks/feedback_step.py --cheap               # issue #27's cheap rules: sign_symmetry, kolen_pollack,
+                                                             #   abs/softplus Dale, error_noise, error_quantization
+    python benchmarks/feedback_step.py --cheap --quick       # the same, 5 interleaved steps (about a minute)
     python benchmarks/feedback_step.py --device cuda --amp --channels-last --size 224 --batch 256
 
-Prints the median step time of interleaved runs and its ratio to plain autograd (1.00 is the limit: a rule
-has backprop's FLOPs), and the memory ratio (peak GPU memory on CUDA; saved-for-backward bytes on the CPU).
+Prints (a Markdown table) the median step time of interleaved runs and its ratio to plain autograd (1.00 is the
+limit: a rule has backprop's FLOPs), and the memory ratio (peak GPU memory on CUDA; saved-for-backward bytes on
+the CPU).
 By default the timed variants share one model's tensors (``shared_weights.py``); ``--separate-models``
 times one model copy per variant instead. The reparametrised Dale variants (abs, softplus) change the
 module structure, so they are always separate copies, timed against a separate sign_symmetry copy.
@@ -19,6 +23,7 @@ import argparse
 import copy
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -35,6 +40,27 @@ VARIANTS = {
     "bp": {"feedback": {"rule": "bp"}},
     "fa": {"feedback": {"rule": "fa"}},
     "sign_symmetry": {"feedback": {"rule": "sign_symmetry"}},
+}
+# issue #27's cheap variants, each on its own model copy, against a separate copy of their reference
+SS = {"feedback": {"rule": "sign_symmetry"}}
+CHEAP_VARIANTS = {
+    "kolen_pollack": ({"feedback": {"rule": "kolen_pollack"}}, "plain autograd (separate copy)"),
+    "dale_abs+sign_symmetry": ({**SS, "dale": {"enforce": "abs"}}, "sign_symmetry (separate copy)"),
+    "dale_softplus+sign_symmetry": ({**SS, "dale": {"enforce": "softplus"}}, "sign_symmetry (separate copy)"),
+    "error_noise 0.1+sign_symmetry": ({**SS, "phases": {"error_noise": 0.1}}, "sign_symmetry (separate copy)"),
+    "error_quantization 16+sign_symmetry": (
+        {**SS, "phases": {"error_quantization": 16}},
+        "sign_symmetry (separate copy)",
+    ),
+}
+# the issue's targets (ratio to the reference)
+TARGETS = {
+    "sign_symmetry": 1.03,
+    "kolen_pollack": 1.05,
+    "dale_abs+sign_symmetry": 1.10,
+    "dale_softplus+sign_symmetry": 1.10,
+    "error_noise 0.1+sign_symmetry": 1.10,
+    "error_quantization 16+sign_symmetry": 1.10,
 }
 # the rules after sign symmetry, each on its own model copy (their hooks and buffers differ), against a separate
 # plain-autograd copy
@@ -109,6 +135,24 @@ def build_step(model: nn.Module, args, spec: dict | None):
     return lambda: training_step(run, opt, x, y, args.amp)
 
 
+def print_table(args, rows: dict[str, dict]) -> None:
+    """The rows as a Markdown table, with the issue's target where there is one."""
+    mem_kind = "peak GPU memory" if args.device.startswith("cuda") else "saved-for-backward"
+    print(
+        f"{args.model} {args.size}x{args.size} batch {args.batch} on {args.device}, {torch.get_num_threads()} threads"
+        f"{' bf16' if args.amp else ''}{' channels_last' if args.channels_last else ''}"
+        f"{' compiled' if args.compile else ''}; median of {args.reps} interleaved steps ({args.clock} clock)\n"
+    )
+    print(f"| variant | step ms | vs | ratio | target | {mem_kind} MB | ratio |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+    for name, r in rows.items():
+        target = f"<= {TARGETS[name]:.2f}" if name in TARGETS else ""
+        print(
+            f"| {name} | {r['step_ms']:.1f} | {r['vs']} | {r['ratio']:.3f} | {target} | {r['memory_mb']:.1f} "
+            f"| {r['memory_ratio']:.3f} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -125,6 +169,19 @@ def main(argv: list[str] | None = None) -> dict:
         action="store_true",
         help="also time kolen_pollack, dfa and weight_mirror (separate copies) against plain autograd",
     )
+    p.add_argument(
+        "--cheap",
+        action="store_true",
+        help="also time issue #27's cheap variants (kolen_pollack, abs/softplus Dale, error_noise, error_quantization)"
+        " on separate copies against a separate copy of their reference",
+    )
+    p.add_argument("--quick", action="store_true", help="5 interleaved steps after 1 warm-up (about a minute)")
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cpu: CPU seconds of the process per step (steadier on a shared machine; use with OMP_NUM_THREADS=1)",
+    )
     p.add_argument("--model", default="resnet18")
     p.add_argument("--separate-models", action="store_true", help="one model copy per variant")
     p.add_argument(
@@ -135,6 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
+    if args.quick:
+        args.reps, args.warmup = 5, 1
     torch.manual_seed(0)
     base = build_model(args.model, (3, args.size, args.size), 1000, {})
     if args.separate_models:
@@ -161,9 +220,15 @@ def main(argv: list[str] | None = None) -> dict:
             reference["sign_symmetry (separate copy)"] = "sign_symmetry"
             steps["plain autograd (separate copy)"] = build_step(copy.deepcopy(base), args, None)
             reference["plain autograd (separate copy)"] = "plain autograd"
-    if args.learned and "plain autograd (separate copy)" not in steps:
+    if (args.learned or args.cheap) and "plain autograd (separate copy)" not in steps:
         steps["plain autograd (separate copy)"] = build_step(copy.deepcopy(base), args, None)
         reference["plain autograd (separate copy)"] = "plain autograd"
+    if args.cheap and "sign_symmetry (separate copy)" not in steps:
+        steps["sign_symmetry (separate copy)"] = build_step(copy.deepcopy(base), args, VARIANTS["sign_symmetry"])
+        reference["sign_symmetry (separate copy)"] = "sign_symmetry"
+    if args.cheap:
+        for name, (spec, ref) in CHEAP_VARIANTS.items():
+            steps[name], reference[name] = build_step(copy.deepcopy(base), args, spec), ref
     if args.learned:
         for name, spec in LEARNED_VARIANTS.items():
             steps[name] = build_step(copy.deepcopy(base), args, spec)
@@ -172,7 +237,8 @@ def main(argv: list[str] | None = None) -> dict:
         keep = {n for n in steps if any(t in n for t in args.only)}
         keep |= {reference[n] for n in keep} | {reference[reference[n]] for n in keep}
         steps = {n: step for n, step in steps.items() if n in keep}
-    medians = interleaved_medians(steps, torch.device(args.device), args.warmup, args.reps)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    medians = interleaved_medians(steps, torch.device(args.device), args.warmup, args.reps, clock)
     specs = {"plain autograd": None, **VARIANTS}
     if args.dale:
         specs |= {name: {"feedback": {"rule": rule}, **extra} for name, (rule, extra) in DALE_VARIANTS.items()}
@@ -180,6 +246,9 @@ def main(argv: list[str] | None = None) -> dict:
         specs["plain autograd (separate copy)"] = None
     if args.learned:
         specs |= {"plain autograd (separate copy)": None, **LEARNED_VARIANTS}
+    if args.cheap:
+        specs |= {"plain autograd (separate copy)": None, "sign_symmetry (separate copy)": VARIANTS["sign_symmetry"]}
+        specs |= {name: spec for name, (spec, _) in CHEAP_VARIANTS.items()}
     del steps
     memory = {}
     specs = {n: spec for n, spec in specs.items() if n in medians}
@@ -190,28 +259,17 @@ def main(argv: list[str] | None = None) -> dict:
         del step
         if args.device.startswith("cuda"):
             torch.cuda.empty_cache()
-    mem_kind = "peak GPU memory" if args.device.startswith("cuda") else "saved-for-backward"
-    print(
-        f"{args.model} {args.size}x{args.size} batch {args.batch} on {args.device}"
-        f"{' bf16' if args.amp else ''}{' channels_last' if args.channels_last else ''}"
-        f"{' compiled' if args.compile else ''}; median of {args.reps} interleaved steps"
-    )
-    print(f"{'variant':<48} {'step ms':>9} {'ratio':>6} {'vs':<16} {mem_kind + ' MB':>24} {'ratio':>6}")
     rows = {}
     for name in medians:
         ref = reference[name]
-        ratio = medians[name] / medians[ref]
-        mratio = memory[name] / memory[ref] if memory[ref] else float("nan")
         rows[name] = {
             "step_ms": medians[name] * 1e3,
-            "ratio": ratio,
+            "ratio": medians[name] / medians[ref],
             "vs": ref,
             "memory_mb": memory[name] / 2**20,
-            "memory_ratio": mratio,
+            "memory_ratio": memory[name] / memory[ref] if memory[ref] else float("nan"),
         }
-        print(
-            f"{name:<48} {medians[name] * 1e3:9.1f} {ratio:6.3f} {ref:<16} {memory[name] / 2**20:24.1f} {mratio:6.3f}"
-        )
+    print_table(args, rows)
     result = {"args": vars(args), "rows": rows}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))

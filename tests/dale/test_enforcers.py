@@ -30,3 +30,33 @@ def test_enforcer_step_equals_the_formula(assignment, enforce):
             expected = before[i] * torch.exp(s * (w_sgd - before[i]))
         assert torch.allclose(model[i].weight.detach(), expected, rtol=1e-6, atol=1e-7)
         assert (model[i].weight * s >= 0).all()
+
+
+@pytest.mark.parametrize("enforce", ["abs", "softplus"])
+def test_reparametrised_weight_and_latent_gradient_equal_autograd_bit_for_bit(enforce):
+    """W = s f(V) and dL/dV = f'(V) s dL/dW, one autograd node (V's accumulator right behind W), equal bit for bit
+    to autograd through s * f(V) written out by hand; V spans softplus's linear branch (V > 20) and V = 0."""
+    torch.manual_seed(0)
+    model = bc.apply(
+        nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 5)),
+        {"dale": {"enforce": enforce, "exempt": [], "init": "keep"}},
+    )
+    x = torch.randn(4, 3, 6, 6)
+    for i in (0, 3):
+        with torch.no_grad():
+            latent = model[i].parametrizations.weight.original
+            latent.view(-1)[:3] = torch.tensor([25.0, 0.0, -30.0])
+    model(x).pow(2).sum().backward()
+    for i in (0, 3):
+        latent = model[i].parametrizations.weight.original
+        w = model[i].weight
+        assert type(w.grad_fn.next_functions[0][0]).__name__ == "AccumulateGrad"  # one node: W straight from V
+        v = latent.detach().clone().requires_grad_()
+        s = model[i].dale_sign.view(1, -1, *([1] * (w.dim() - 2)))
+        by_hand = s * (v.abs() if enforce == "abs" else torch.nn.functional.softplus(v))
+        assert torch.equal(w.detach(), by_hand.detach())
+        upstream = torch.randn_like(w)
+        (g,) = torch.autograd.grad(by_hand, v, upstream)
+        (mine,) = torch.autograd.grad(model[i].weight, latent, upstream)
+        assert torch.equal(mine, g)
+        assert latent.grad is not None and torch.isfinite(latent.grad).all()

@@ -470,3 +470,32 @@ def test_the_runner_logs_the_mirror_phase(tmp_path):
     assert {r["layer"] for r in mirror} == {"1", "3"} and {r["step"] for r in mirror} == {10, 20}
     last = {r["layer"]: r for r in mirror if r["step"] == 20}
     assert last["1"]["mirror_iterations"] == 100 and last["1"]["weight_feedback_angle"] < 45
+
+
+@pytest.mark.filterwarnings("ignore:.*weight decay 0")
+@pytest.mark.parametrize("wd,nesterov,maximize", [(0.05, False, False), (0.0, True, False), (0.05, True, True)])
+def test_kolen_pollack_every_layer_by_hand_through_the_shared_scratch_buffer(wd, nesterov, maximize):
+    """B's u_t = (-)g_t + lambda B_t is written into one buffer shared by every layer (sized by the largest, the
+    middle one here, so the first layer's view is grown from): each layer's B still follows its own hand recursion
+    m_t = mu m_(t-1) + u_t, B_(t+1) = B_t - eta (u_t + mu m_t if nesterov else m_t)."""
+    lr, mu = 0.1, 0.9
+    torch.manual_seed(1)
+    model = bc.apply(
+        nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 9), nn.Tanh(), nn.Linear(9, 2)),
+        {"feedback": {"rule": "kolen_pollack", "options": {"weight_decay": wd}}},
+    )
+    sgd = torch.optim.SGD(model.parameters(), lr=lr, momentum=mu, weight_decay=wd, nesterov=nesterov, maximize=maximize)
+    opt = bc.bind(sgd, model)
+    layers = (0, 2, 4)
+    B = {i: model[i].feedback_weight.clone() for i in layers}
+    m: dict[int, torch.Tensor] = {}
+    for _ in range(4):
+        opt.zero_grad()
+        model(torch.randn(5, 3)).pow(2).mean().backward()
+        for i in layers:
+            u = (-1 if maximize else 1) * model[i].weight.grad + wd * B[i]
+            m[i] = u.clone() if i not in m else mu * m[i] + u
+            B[i] = B[i] - lr * (u + mu * m[i] if nesterov else m[i])
+        opt.step()
+        for i in layers:
+            assert torch.allclose(model[i].feedback_weight, B[i], atol=1e-6)

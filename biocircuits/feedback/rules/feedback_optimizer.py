@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from biocircuits.core.scratch import scratch_like
 from biocircuits.errors import ConfigError
 
 # buffers of B's optimiser state, registered empty (shape (0,)) at conversion and sized at the first step
@@ -30,6 +31,18 @@ def _filled(layer: nn.Module, name: str, like: Tensor) -> tuple[Tensor, bool]:
     return getattr(layer, name), True
 
 
+def _update(grad: Tensor, feedback: Tensor, decay: float, maximize: bool, written: bool) -> Tensor:
+    """u_t = (-)g_t + lambda_B B_t in the shared scratch buffer (no new weight-sized tensor); g_t itself when it needs
+    no change and the caller will not write to u (``written``: Nesterov adds mu m_t to it)."""
+    if not maximize and decay == 0.0:
+        return scratch_like(feedback).copy_(grad) if written else grad
+    update = scratch_like(feedback)
+    if maximize:
+        torch.neg(grad, out=update)
+        return update.add_(feedback, alpha=decay) if decay != 0.0 else update
+    return torch.add(grad, feedback, alpha=decay, out=update)
+
+
 @torch.no_grad()
 def sgd_step(layer: nn.Module, feedback: Tensor, grad: Tensor, group: dict[str, Any], lr: float, decay: float) -> None:
     """torch's SGD step on B with its own momentum buffer m (buffer ``feedback_momentum``):
@@ -40,10 +53,8 @@ def sgd_step(layer: nn.Module, feedback: Tensor, grad: Tensor, group: dict[str, 
 
     with eta_B = ``lr``, lambda_B = ``decay``, mu, dampening and nesterov from W's param group; mu = 0: B_(t+1) =
     B_t - eta_B u_t. Shapes: B, g, m like W."""
-    update = grad.neg() if group.get("maximize", False) else grad.clone()
-    if decay != 0.0:
-        update.add_(feedback, alpha=decay)
     mu = float(group.get("momentum", 0.0))
+    update = _update(grad, feedback, decay, group.get("maximize", False), mu != 0.0 and group.get("nesterov", False))
     if mu != 0.0:
         momentum, first = _filled(layer, "feedback_momentum", feedback)
         if first:
@@ -78,7 +89,8 @@ def adam_step(layer: nn.Module, feedback: Tensor, grad: Tensor, group: dict[str,
     exp_avg_sq, _ = _filled(layer, "feedback_exp_avg_sq", feedback)
     exp_avg.lerp_(grad, 1.0 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-    denom = (exp_avg_sq.sqrt() / math.sqrt(1.0 - beta2**step)).add_(float(group["eps"]))
+    denom = torch.sqrt(exp_avg_sq, out=scratch_like(feedback)).div_(math.sqrt(1.0 - beta2**step))
+    denom.add_(float(group["eps"]))
     feedback.addcdiv_(exp_avg, denom, value=-lr / (1.0 - beta1**step))
 
 

@@ -6,6 +6,8 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from biocircuits.core.scratch import scratch_like
+
 from .base import TRANSFORMS, ErrorTransform
 
 
@@ -30,7 +32,9 @@ class ErrorNoise(ErrorTransform):
     order = 0
 
     def on_error(self, layer: nn.Module, delta: Tensor, generator: torch.Generator, rows: slice | None) -> Tensor:
-        # in place on the drawn noise: two allocations, the values of (delta + sigma * rms * xi) exactly
-        rms = delta.float().pow(2).mean().sqrt()
+        # in place on the drawn noise, delta^2 in scratch memory: one new tensor (the returned error), the values of
+        # (delta + sigma * rms * xi) exactly
+        d = delta.float()
+        rms = torch.pow(d, 2, out=scratch_like(d)).mean().sqrt()
         xi = torch.randn(delta.shape, generator=generator, device=delta.device, dtype=torch.float32)
         return xi.mul_(self.options.sigma * rms).add_(delta).to(delta.dtype)

@@ -6,22 +6,25 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
+from biocircuits.core.scratch import scratch_like
+
 from .base import TRANSFORMS, ErrorTransform
 
 
 def quantize(delta: Tensor, spikes: int, generator: torch.Generator | None = None) -> Tensor:
     """Unbiased stochastic spike-count coding of ``delta`` with at most ``spikes`` spikes per unit:
     m = max|delta|, c = N |delta| / m, q = sign(delta) m / N (floor(c) + Bernoulli(c - floor(c))), so E[q] = delta."""
-    # in place where possible (three allocations instead of ten); the same values, draw for draw, as
-    # sign(delta) * (floor(c) + (u < c - floor(c))) * (m / N)
-    count = delta.detach().float().abs()
+    # in place, |delta| and the draws in scratch memory: one new tensor (the returned error); the same values, draw
+    # for draw, as sign(delta) * (floor(c) + (u < c - floor(c))) * (m / N)
+    d = delta.detach().float()
+    count = torch.abs(d, out=scratch_like(d, slot=0))
     scale = count.max()
     if scale == 0:
         return delta
     count.mul_(spikes / scale)
     low = count.floor()
     frac = count.sub_(low)
-    draw = torch.rand(frac.shape, generator=generator, device=frac.device)
+    draw = scratch_like(frac, slot=1).uniform_(generator=generator)  # torch.rand's draws, in place
     extra = torch.lt(draw, frac, out=draw)  # the Bernoulli(frac) spike, as 1.0 / 0.0 in the draw's memory
     return low.add_(extra).mul_(scale / spikes).copysign_(delta).to(delta.dtype)
 
