@@ -170,8 +170,8 @@ def kept_table(variants: dict[str, dict | None], size: int = 32, batch: int = 2)
                 (big if h.numel >= n else small).add(label)
         total = sum(h.nbytes for m in layers for h in held_tensors(m))
         lines.append(
-            f"| {name} | {min(counts)}..{max(counts)} | {', '.join(sorted(big)) or '-'}; "
-            f"{', '.join(sorted(small)) or '-'} | {total / 2**20:.1f} | {total / plain:.3f} |"
+            f"| {name} | {min(counts)}..{max(counts)} | {_codes(big)}; {_codes(small)} | {total / 2**20:.1f} | "
+            f"{total / plain:.3f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -181,3 +181,8 @@ if __name__ == "__main__":
     from cost_scaling import VARIANTS
 
     print(kept_table({"plain autograd": None, **{k: v for k, v in VARIANTS.items() if v is not None}}))
+
+
+def _codes(names) -> str:
+    """Names as Markdown code spans (``[...][0]`` in a name would read as a link), or ``-``."""
+    return ", ".join(f"`{n}`" for n in sorted(names)) or "-"

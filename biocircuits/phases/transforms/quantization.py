@@ -24,7 +24,8 @@ def quantize(delta: Tensor, spikes: int, generator: torch.Generator | None = Non
     count.mul_(spikes / scale)
     low = count.floor()
     frac = count.sub_(low)
-    draw = scratch_like(frac, slot=1).uniform_(generator=generator)  # torch.rand's draws, in place
+    # torch.rand's draws (in the default dtype, as torch.rand makes them), in place
+    draw = scratch_like(frac, slot=1, dtype=torch.get_default_dtype()).uniform_(generator=generator)
     extra = torch.lt(draw, frac, out=draw)  # the Bernoulli(frac) spike, as 1.0 / 0.0 in the draw's memory
     return low.add_(extra).mul_(scale / spikes).copysign_(delta).to(delta.dtype)
 
