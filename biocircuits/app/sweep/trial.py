@@ -17,6 +17,9 @@ from biocircuits.train.claim import aside_name, holds_run
 from biocircuits.train.trainer import run_experiment
 
 from .folder import TRIAL_FILE, read_json, write_json
+from .timeline import TrialTimeline
+
+IMPORTED_AT = time.time()  # in an engine worker: when its imports (torch, biocircuits) were done
 
 
 class TuneReport(Callback):
@@ -44,6 +47,22 @@ def mark(run_dir: Path, record: dict[str, Any], **fields: Any) -> dict[str, Any]
     return state
 
 
+def mark_ended_by_engine(run_dir: Path, record: dict[str, Any], scheduler: str | None, times: dict[str, Any]) -> None:
+    """The engine ended the trial: ``stopped`` (and done) when a ``scheduler`` decided it, else ``interrupted``
+    (the sweep was stopped; a rerun continues it)."""
+    if scheduler is None:
+        mark(run_dir, record, status="interrupted", reason="the sweep was stopped", timeline=times)
+    else:
+        mark(
+            run_dir,
+            record,
+            status="stopped",
+            reason=f"stopped early by the scheduler ({scheduler})",
+            finished_at=time.time(),
+            timeline=times,
+        )
+
+
 def train_trial(
     run_dir: Path,
     record: dict[str, Any],
@@ -58,6 +77,7 @@ def train_trial(
     trial by raising ``SystemExit`` in ``report``: recorded ``stopped`` when a ``scheduler`` decided it, else
     ``interrupted``. ``threads`` is recorded; the engine's worker sets it
     ([`tune_trainable`][biocircuits.app.sweep.trial.tune_trainable])."""
+    timeline = TrialTimeline(IMPORTED_AT, entered_at=time.time())
     state = read_json(run_dir / TRIAL_FILE)
     checkpoint = (run_dir / "checkpoint.pt").is_file()
     if not checkpoint and holds_run(run_dir):  # stopped before its first checkpoint: start afresh, keep the old
@@ -72,20 +92,10 @@ def train_trial(
     )
     try:
         exp = Experiment.from_dict(experiment, file=source)
-        summary = run_experiment(
-            exp, run_dir, resume=checkpoint, callbacks=[TuneReport(report)] if report is not None else []
-        )
+        reporting = [TuneReport(report)] if report is not None else []
+        summary = run_experiment(exp, run_dir, resume=checkpoint, callbacks=[timeline, *reporting])
     except SystemExit:
-        if scheduler is None:
-            mark(run_dir, record, status="interrupted", reason="the sweep was stopped")
-        else:
-            mark(
-                run_dir,
-                record,
-                status="stopped",
-                reason=f"stopped early by the scheduler ({scheduler})",
-                finished_at=time.time(),
-            )
+        mark_ended_by_engine(run_dir, record, scheduler, timeline.times)
         raise
     except Exception as err:  # recorded with its reason; the sweep goes on
         reason = f"{type(err).__name__}: {err}".strip()
@@ -96,11 +106,19 @@ def train_trial(
             reason=reason[:2000],
             finished_at=time.time(),
             traceback=traceback.format_exc()[-4000:],
+            timeline=timeline.times,
         )
     else:
         if summary.get("interrupted"):
-            return mark(run_dir, record, status="interrupted", reason="stopped by a signal")
-        final = mark(run_dir, record, status="finished", reason=summary.get("stopped_early"), finished_at=time.time())
+            return mark(run_dir, record, status="interrupted", reason="stopped by a signal", timeline=timeline.times)
+        final = mark(
+            run_dir,
+            record,
+            status="finished",
+            reason=summary.get("stopped_early"),
+            finished_at=time.time(),
+            timeline=timeline.times,
+        )
     return final
 
 
