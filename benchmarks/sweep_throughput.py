@@ -2,8 +2,8 @@
 a local Ray, against the same trials one after another in one process; Ray's start-up and per-trial overhead; and
 (``--breakdown``) where a trial's time goes, read from the ``timeline`` each trial records in its ``trial.json``.
 
-    python benchmarks/sweep_throughput.py                      # quickstart (3 epochs) and 10 epochs, 2 rounds each
-    python benchmarks/sweep_throughput.py --quick --breakdown  # 1 round each, 8 and 6 epochs (~3 min on 2 cores)
+    python benchmarks/sweep_throughput.py                      # quickstart (3 epochs) and 8 epochs, 2 rounds each
+    python benchmarks/sweep_throughput.py --quick --breakdown  # 1 round each, 3 and 5 epochs (~3 min on 2 cores)
     python benchmarks/sweep_throughput.py --smoke --trials 2   # a tiny check that the script runs
 
 Measured per case (a number of epochs): ``sequential_s`` (the N trials in turn in one process through the same
@@ -178,14 +178,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case (default 2; --quick 1)")
-    p.add_argument("--epochs", default=None, help="comma-separated train.epochs per case (default 3,10; --quick 3,6)")
+    p.add_argument("--epochs", default=None, help="comma-separated train.epochs per case (default 3,8; --quick 3,5)")
     p.add_argument("--quick", action="store_true", help="one round per case, shorter trials (~3 min on 2 cores)")
     p.add_argument("--breakdown", action="store_true", help="where each trial's time goes (from the timelines)")
     p.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     p.add_argument("--smoke", action="store_true", help="tiny trials (digits, 4 steps): checks the script only")
     args = p.parse_args(argv)
     args.repeats = args.repeats or (1 if args.quick or args.smoke else 2)
-    args.epochs = [int(e) for e in (args.epochs or ("3,6" if args.quick else "3,10")).split(",")]
+    args.epochs = [int(e) for e in (args.epochs or ("3,5" if args.quick else "3,8")).split(",")]
     return args
 
 

@@ -6,9 +6,11 @@ Stages, in order: ``worker_started_at`` (the engine's worker process was created
 when Ray Tune reuses it), ``imported_at`` (that process finished importing torch and biocircuits' trial module),
 ``entered_at`` (the trial's function was called), ``built_at`` (data, model, optimiser and run folder ready: the
 run's ``on_train_start``), ``first_step_at`` / ``last_step_at`` (the end of the first and of the last optimiser
-step), ``trained_at`` (final evaluation and checkpoint written: ``on_train_end``); with ``worker_pid``, ``steps``
-(taken in this attempt), ``evaluations`` and ``checkpoints`` (written in this attempt). ``finished_at`` stays
-where it was, at the top of ``trial.json``."""
+step), ``trained_at`` (final evaluation and checkpoint written: ``on_train_end``). Counts: ``steps`` taken,
+``evaluations``, ``checkpoints`` (written at distinct steps) in this attempt and, for a trial that reports to the
+engine, ``reports`` and ``report_s`` (seconds spent waiting in the engine's report). Also ``worker_pid`` and
+``torch_threads`` (the torch threads the trial really ran with). ``finished_at`` stays at the top of
+``trial.json``."""
 
 from __future__ import annotations
 
@@ -46,7 +48,10 @@ class TrialTimeline(Callback):
         self._saved_step: int | None = None
 
     def on_train_start(self, trainer: Any) -> None:
+        import torch
+
         self.times["built_at"] = time.time()
+        self.times["torch_threads"] = torch.get_num_threads()  # what the trial really runs with
         self._saved_step = trainer.saved_step
 
     def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:

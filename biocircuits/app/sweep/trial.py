@@ -23,20 +23,31 @@ IMPORTED_AT = time.time()  # in an engine worker: when its imports (torch, bioci
 
 
 class TuneReport(Callback):
-    """Reports each evaluation to Ray Tune (``ray.tune.report``): step, validation loss and top-1/top-5."""
+    """Reports evaluations to Ray Tune (``ray.tune.report``): step, validation loss and top-1/top-5. Each report
+    waits for the engine's driver to take it, so only what the engine uses is sent: every evaluation when
+    ``every_evaluation`` (a scheduler stops trials on them), else the final one only (all a grid or a search
+    reads). The seconds spent in ``report`` and the count go to ``times`` (the trial's timeline)."""
 
-    def __init__(self, report: Any) -> None:
-        self.report = report
+    def __init__(self, report: Any, every_evaluation: bool = True, times: dict[str, Any] | None = None) -> None:
+        self.report, self.every_evaluation = report, every_evaluation
+        self.times = times if times is not None else {}
+        self.times.update(reports=0, report_s=0.0)
+
+    def send(self, step: int, metrics: dict[str, Any]) -> None:
+        begin = time.perf_counter()
+        self.report(
+            {"step": step, "val_loss": metrics["loss"], "val_acc1": metrics["acc1"], "val_acc5": metrics["acc5"]}
+        )
+        self.times["reports"] += 1
+        self.times["report_s"] += time.perf_counter() - begin
 
     def on_eval_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
-        self.report(
-            {
-                "step": trainer.step,
-                "val_loss": metrics["loss"],
-                "val_acc1": metrics["acc1"],
-                "val_acc5": metrics["acc5"],
-            }
-        )
+        if self.every_evaluation:
+            self.send(trainer.step, metrics)
+
+    def on_train_end(self, trainer: Any, summary: dict[str, Any]) -> None:
+        if not self.every_evaluation and trainer.last_val and not summary.get("interrupted"):
+            self.send(trainer.last_val["step"], trainer.last_val)
 
 
 def mark(run_dir: Path, record: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -92,7 +103,8 @@ def train_trial(
     )
     try:
         exp = Experiment.from_dict(experiment, file=source)
-        reporting = [TuneReport(report)] if report is not None else []
+        every = scheduler is not None
+        reporting = [TuneReport(report, every, timeline.times)] if report is not None else []
         summary = run_experiment(exp, run_dir, resume=checkpoint, callbacks=[timeline, *reporting])
     except SystemExit:
         mark_ended_by_engine(run_dir, record, scheduler, timeline.times)
