@@ -2,8 +2,8 @@
 a local Ray, against the same trials one after another in one process; Ray's start-up and per-trial overhead; and
 (``--breakdown``) where a trial's time goes, read from the ``timeline`` each trial records in its ``trial.json``.
 
-    python benchmarks/sweep_throughput.py                      # quickstart (3 epochs) and 8 epochs, 2 rounds each
-    python benchmarks/sweep_throughput.py --quick --breakdown  # 1 round each, 3 and 5 epochs (~3 min on 2 cores)
+    python benchmarks/sweep_throughput.py                      # quickstart (3 epochs) and 16 epochs (~5 min)
+    python benchmarks/sweep_throughput.py --quick --breakdown  # 3 and 8 epochs (~3 min on 2 quiet cores)
     python benchmarks/sweep_throughput.py --smoke --trials 2   # a tiny check that the script runs
 
 Measured per case (a number of epochs): ``sequential_s`` (the N trials in turn in one process through the same
@@ -35,6 +35,7 @@ SMOKE = (
     "name: smoke\nconstraints: bp.yaml\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
     "train: {steps: 4, batch_size: 32, probe_every: null, plots: false, progress: false}\n"
 )
+CONCURRENCY = os.cpu_count() or 1
 QUICKSTART = {"train.plots": False, "train.progress": False, "train.probe_every": None}
 
 
@@ -171,21 +172,30 @@ def table(cases: dict[str, dict[str, Any]], trials: int) -> str:
             f"| {name} | median | {m['sequential_s']:.1f} | {m['sweep_s']:.1f} | **{m['ratio']:.2f}** "
             f"| {m['overhead_per_trial_s']:.2f} | {m['ray_start_s']:.1f} |"
         )
+    lines.append("")
+    for name, case in (
+        cases.items() if CONCURRENCY > 1 else ()
+    ):  # ratio = 1/c + F / sequential: the sequential time at which F allows 0.6
+        fixed = case["median"]["overhead_per_trial_s"] * trials
+        lines.append(
+            f"{name}: the sweep's time outside its trials F = {fixed:.1f} s; a ratio <= 0.6 on {CONCURRENCY} cores "
+            f"needs sequential >= F / (0.6 - 1/{CONCURRENCY}) = {fixed / (0.6 - 1 / CONCURRENCY):.0f} s"
+        )
     return "\n".join(lines)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=8)
-    p.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case (default 2; --quick 1)")
-    p.add_argument("--epochs", default=None, help="comma-separated train.epochs per case (default 3,8; --quick 3,5)")
-    p.add_argument("--quick", action="store_true", help="one round per case, shorter trials (~3 min on 2 cores)")
+    p.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case (default 1)")
+    p.add_argument("--epochs", default=None, help="comma-separated train.epochs per case (default 3,16; --quick 3,8)")
+    p.add_argument("--quick", action="store_true", help="3 and 8 epochs (~3 min on 2 quiet cores)")
     p.add_argument("--breakdown", action="store_true", help="where each trial's time goes (from the timelines)")
     p.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     p.add_argument("--smoke", action="store_true", help="tiny trials (digits, 4 steps): checks the script only")
     args = p.parse_args(argv)
-    args.repeats = args.repeats or (1 if args.quick or args.smoke else 2)
-    args.epochs = [int(e) for e in (args.epochs or ("3,5" if args.quick else "3,8")).split(",")]
+    args.repeats = args.repeats or 1
+    args.epochs = [int(e) for e in (args.epochs or ("3,8" if args.quick else "3,16")).split(",")]
     return args
 
 
