@@ -2,7 +2,7 @@
 a local Ray, against the same trials one after another in one process; Ray's start-up and per-trial overhead; and
 (``--breakdown``) where a trial's time goes, read from the ``timeline`` each trial records in its ``trial.json``.
 
-    python benchmarks/sweep_throughput.py                      # quickstart (3 epochs) and 16 epochs (~5 min)
+    python benchmarks/sweep_throughput.py                      # quickstart (3 epochs) and 20 epochs (~6 min)
     python benchmarks/sweep_throughput.py --quick --breakdown  # 3 and 8 epochs (~3 min on 2 quiet cores)
     python benchmarks/sweep_throughput.py --smoke --trials 2   # a tiny check that the script runs
 
@@ -188,14 +188,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=8)
     p.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case (default 1)")
-    p.add_argument("--epochs", default=None, help="comma-separated train.epochs per case (default 3,16; --quick 3,8)")
+    p.add_argument("--epochs", default=None, help="comma-separated train.epochs per case (default 3,20; --quick 3,8)")
     p.add_argument("--quick", action="store_true", help="3 and 8 epochs (~3 min on 2 quiet cores)")
     p.add_argument("--breakdown", action="store_true", help="where each trial's time goes (from the timelines)")
     p.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     p.add_argument("--smoke", action="store_true", help="tiny trials (digits, 4 steps): checks the script only")
     args = p.parse_args(argv)
     args.repeats = args.repeats or 1
-    args.epochs = [int(e) for e in (args.epochs or ("3,8" if args.quick else "3,16")).split(",")]
+    args.epochs = [int(e) for e in (args.epochs or ("3,8" if args.quick else "3,20")).split(",")]
     return args
 
 
