@@ -1,22 +1,24 @@
 """Sweep throughput on this machine: N single-thread trials of one recipe (seeds 0..N-1) run by `biocircuits sweep` on
-a local Ray, against the same trials one after another in one process; and Ray's start-up and per-trial overhead.
+a local Ray, against the same trials one after another in one process; Ray's start-up and per-trial overhead; and
+(``--breakdown``) where a trial's time goes, read from the ``timeline`` each trial records in its ``trial.json``.
 
-    python benchmarks/sweep_throughput.py --repeats 2        # 8 quickstart trials, 2 interleaved repetitions
-    python benchmarks/sweep_throughput.py --smoke --trials 2 # a tiny check that the script runs
+    python benchmarks/sweep_throughput.py                      # quickstart (3 epochs) and 20 epochs (~6 min)
+    python benchmarks/sweep_throughput.py --quick --breakdown  # 3 and 8 epochs (~3 min on 2 quiet cores)
+    python benchmarks/sweep_throughput.py --smoke --trials 2   # a tiny check that the script runs
 
-Measured: ``sequential_s`` (the N trials in turn, torch at 1 thread, no Ray), ``sweep_s`` (the whole command: Ray
-start, trials, results), ``ratio`` = sweep_s / sequential_s (the issue's target: <= 0.6 for 8 trials on 2 cores),
-``ray_start_s`` (``ray.init`` + ``ray.shutdown`` of a local Ray, in a fresh process, before and after every round)
-and ``overhead_per_trial_s``: (sweep_s - ray_start_s - the trials' own spans / concurrency) / N, the scheduling and
-worker cost per trial. With ``--repeats R`` the rounds alternate which of the two goes first, and the medians are
-reported; the load averages before and after are recorded (the figures mean little on a loaded machine)."""
+Measured per case (a number of epochs): ``sequential_s`` (the N trials in turn in one process through the same
+trial function, torch at 1 thread, no Ray; the imports are paid once, before the clock starts), ``sweep_s`` (the
+whole ``biocircuits sweep`` command: interpreter, imports, Ray start, trials, results, Ray stop), ``ratio`` =
+sweep_s / sequential_s (the issue's target: <= 0.6 for 8 trials on 2 cores), ``ray_start_s`` (``ray.init`` +
+``ray.shutdown`` of a local Ray in a fresh process) and ``overhead_per_trial_s`` = (sweep_s - the trials' own spans /
+concurrency) / N: everything the sweep spends outside its trials (Ray's start included), per trial. Rounds alternate
+which of the two goes first; medians are reported, with the load averages before and after."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -25,31 +27,57 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sweep_breakdown import breakdown_rows, import_times, markdown  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = (
     "name: smoke\nconstraints: bp.yaml\ndata: {name: digits}\nmodel: {name: mlp, kwargs: {hidden: [8]}}\n"
     "train: {steps: 4, batch_size: 32, probe_every: null, plots: false, progress: false}\n"
 )
-QUICKSTART_SET = "{train.plots: false, train.progress: false, train.probe_every: null}"
+CONCURRENCY = os.cpu_count() or 1
+QUICKSTART = {"train.plots": False, "train.progress": False, "train.probe_every": None}
 
 
 def env() -> dict[str, str]:
     return {**os.environ, "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(ROOT)}
 
 
-def sequential(experiment: Path, trials: int, tmp: Path, smoke: bool) -> float:
-    """Wall seconds of the trials one after another in a fresh process (1 torch thread)."""
-    code = (
-        "import sys, time, torch\nfrom biocircuits.config.experiment import Experiment\n"
-        "from biocircuits.train.trainer import run_experiment\ntorch.set_num_threads(1)\nt0 = time.perf_counter()\n"
-        f"for seed in range({trials}):\n"
-        f"    sets = {{'train.seed': seed}} if {smoke} else {{'train.seed': seed, 'train.plots': False, "
-        "'train.progress': False, 'train.probe_every': None}\n"
-        f"    run_experiment(Experiment.from_yaml({str(experiment)!r}, sets), {str(tmp / 'seq')!r} + f'/{{seed}}')\n"
-        "print(time.perf_counter() - t0)\n"
+def sweep_file(tmp: Path, experiment: Path, trials: int, sets: dict[str, Any]) -> Path:
+    path = tmp / "sweep.yaml"
+    path.write_text(
+        json.dumps({"experiment": str(experiment), "seeds": list(range(trials)), "resources": {"cpu": 1}, "set": sets})
     )
-    out = subprocess.run([sys.executable, "-c", code], env=env(), cwd=ROOT, capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return path
+
+
+SEQUENTIAL = """
+import json, sys, time, torch
+from pathlib import Path
+from biocircuits.app.sweep import plan
+from biocircuits.app.sweep.trial import train_trial
+torch.set_num_threads(1)
+_, _, trials = plan(sys.argv[1])
+t0 = time.perf_counter()
+for t in trials:
+    train_trial(Path(sys.argv[2]) / t.id, t.record(), t.experiment.model_dump(mode="json"), t.experiment.source, 1)
+print(json.dumps({"seconds": time.perf_counter() - t0}))
+"""
+
+
+def sequential(path: Path, out: Path) -> tuple[float, float]:
+    """Seconds of the trials one after another in one fresh process (1 torch thread), through the sweep's own trial
+    function (so each records its timeline); and the whole process's seconds (interpreter and imports included)."""
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", SEQUENTIAL, str(path), str(out)],
+        env=env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"], time.perf_counter() - t0
 
 
 def ray_start() -> float:
@@ -62,23 +90,23 @@ def ray_start() -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def sweep(experiment: Path, trials: int, tmp: Path, smoke: bool) -> tuple[float, list[dict[str, Any]]]:
-    """Wall seconds of ``biocircuits sweep`` over seeds 0..N-1, and its results rows."""
-    path = tmp / "sweep.yaml"
-    path.write_text(
-        f"experiment: {experiment}\nseeds: {list(range(trials))}\nresources: {{cpu: 1}}\n"
-        + ("" if smoke else f"set: {QUICKSTART_SET}\n")
-    )
+def sweep(path: Path, out: Path) -> tuple[float, float, float]:
+    """``biocircuits sweep`` over the file: its wall seconds, and when (epoch seconds) it started and ended."""
+    begin = time.time()
     t0 = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "biocircuits", "sweep", str(path), "--output", str(tmp / "sweep")],
+        [sys.executable, "-m", "biocircuits", "sweep", str(path), "--output", str(out)],
         env=env(),
         cwd=ROOT,
         capture_output=True,
         check=True,
     )
-    wall = time.perf_counter() - t0
-    return wall, json.loads((tmp / "sweep" / "results.json").read_text())
+    return time.perf_counter() - t0, begin, time.time()
+
+
+def timelines(folder: Path) -> list[dict[str, Any]]:
+    """Each trial's ``trial.json`` (status, ``finished_at``, ``timeline``) in a sweep or sequential folder."""
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("**/trial.json"))]
 
 
 def load() -> list[float]:
@@ -86,69 +114,115 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def one_round(experiment: Path, trials: int, smoke: bool, sweep_first: bool) -> dict[str, Any]:
+def one_round(experiment: Path, trials: int, sets: dict[str, Any], sweep_first: bool) -> dict[str, Any]:
     """One repetition: the sequential trials and the sweep, in the given order, each in fresh folders."""
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        if sweep_first:
-            wall, rows = sweep(experiment, trials, tmp, smoke)
-            seq = sequential(experiment, trials, tmp, smoke)
-        else:
-            seq = sequential(experiment, trials, tmp, smoke)
-            wall, rows = sweep(experiment, trials, tmp, smoke)
-    spans = [r["finished_at"] - r["started_at"] for r in rows if r["finished_at"]]
+        path = sweep_file(tmp, experiment, trials, sets)
+        for which in ("sweep", "sequential") if sweep_first else ("sequential", "sweep"):
+            if which == "sweep":
+                wall, begin, end = sweep(path, tmp / "sweep")
+            else:
+                seq, seq_process = sequential(path, tmp / "seq")
+        states, seq_states = timelines(tmp / "sweep" / "trials"), timelines(tmp / "seq")
+    spans = [s["finished_at"] - s["started_at"] for s in states if s.get("finished_at")]
     return {
         "sequential_s": seq,
+        "sequential_process_s": seq_process,
         "sweep_s": wall,
         "ratio": wall / seq,
         "trial_span_s": spans,
-        "finished": sum(r["status"] == "finished" for r in rows),
+        "finished": sum(s.get("status") == "finished" for s in states),
+        "sweep_window": [begin, end],
+        "sweep_trials": states,
+        "sequential_trials": seq_states,
     }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def run_case(experiment: Path, args: argparse.Namespace, sets: dict[str, Any]) -> dict[str, Any]:
+    """``args.repeats`` rounds of one case, Ray's start-up before and after each; medians and per-trial overhead."""
+    starts, rounds = [ray_start()], []
+    for r in range(args.repeats):
+        rounds.append(one_round(experiment, args.trials, sets, sweep_first=r % 2 == 1))
+        starts.append(ray_start())
+    concurrency = min(args.trials, os.cpu_count() or 1)
+    for r in rounds:
+        r["overhead_per_trial_s"] = (r["sweep_s"] - sum(r["trial_span_s"]) / concurrency) / args.trials
+    keys = ("sequential_s", "sequential_process_s", "sweep_s", "ratio", "overhead_per_trial_s")
+    median = {k: statistics.median(r[k] for r in rounds) for k in keys}
+    return {"set": sets, "ray_start_s": starts, "rounds": rounds, "median": {**median, "ray_start_s": min(starts)}}
+
+
+def table(cases: dict[str, dict[str, Any]], trials: int) -> str:
+    """The headline Markdown table: one row per case and round, and the medians."""
+    lines = [
+        f"| case ({trials} trials) | round | sequential (s) | sweep (s) | ratio | overhead per trial (s) "
+        "| Ray start (s) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, case in cases.items():
+        for i, r in enumerate(case["rounds"], 1):
+            first = "sweep" if i % 2 == 0 else "sequential"
+            lines.append(
+                f"| {name} | {i} ({first} first) | {r['sequential_s']:.1f} | {r['sweep_s']:.1f} | {r['ratio']:.2f} "
+                f"| {r['overhead_per_trial_s']:.2f} | |"
+            )
+        m = case["median"]
+        lines.append(
+            f"| {name} | median | {m['sequential_s']:.1f} | {m['sweep_s']:.1f} | **{m['ratio']:.2f}** "
+            f"| {m['overhead_per_trial_s']:.2f} | {m['ray_start_s']:.1f} |"
+        )
+    lines.append("")
+    for name, case in (
+        cases.items() if CONCURRENCY > 1 else ()
+    ):  # ratio = 1/c + F / sequential: the sequential time at which F allows 0.6
+        fixed = case["median"]["overhead_per_trial_s"] * trials
+        lines.append(
+            f"{name}: the sweep's time outside its trials F = {fixed:.1f} s; a ratio <= 0.6 on {CONCURRENCY} cores "
+            f"needs sequential >= F / (0.6 - 1/{CONCURRENCY}) = {fixed / (0.6 - 1 / CONCURRENCY):.0f} s"
+        )
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--trials", type=int, default=8)
-    p.add_argument(
-        "--repeats",
-        type=int,
-        default=1,
-        help="interleaved repetitions (sweep and sequential alternate which goes first)",
-    )
+    p.add_argument("--repeats", type=int, default=None, help="interleaved rounds per case (default 1)")
+    p.add_argument("--epochs", default=None, help="comma-separated train.epochs per case (default 3,20; --quick 3,8)")
+    p.add_argument("--quick", action="store_true", help="3 and 8 epochs (~3 min on 2 quiet cores)")
+    p.add_argument("--breakdown", action="store_true", help="where each trial's time goes (from the timelines)")
+    p.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
     p.add_argument("--smoke", action="store_true", help="tiny trials (digits, 4 steps): checks the script only")
     args = p.parse_args(argv)
+    args.repeats = args.repeats or 1
+    args.epochs = [int(e) for e in (args.epochs or ("3,8" if args.quick else "3,20")).split(",")]
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
     load_before, started = load(), time.time()
     with tempfile.TemporaryDirectory() as d:
         experiment = ROOT / "experiments" / "quickstart.yaml"
         if args.smoke:
             experiment = Path(d) / "smoke.yaml"
             experiment.write_text(SMOKE)
-        starts = [ray_start()]
-        rounds = []
-        for r in range(args.repeats):
-            rounds.append(one_round(experiment, args.trials, args.smoke, sweep_first=r % 2 == 1))
-            starts.append(ray_start())
-    concurrency = min(args.trials, os.cpu_count() or 1)
-    start = statistics.median(starts)
-    for r in rounds:
-        r["overhead_per_trial_s"] = (r["sweep_s"] - start - sum(r["trial_span_s"]) / concurrency) / args.trials
-    result = {
-        "trials": args.trials,
-        "repeats": args.repeats,
-        "cpus": os.cpu_count(),
-        "machine": platform.platform(),
-        "ray_start_s": starts,
-        "rounds": rounds,
-        "median": {
-            k: statistics.median(r[k] for r in rounds)
-            for k in ("sequential_s", "sweep_s", "ratio", "overhead_per_trial_s")
-        },
-        "load_before": load_before,
-        "load_after": load(),
-        "wall_s": time.time() - started,
-    }
-    result["median"]["ray_start_s"] = start
-    print(json.dumps(result, indent=2))
+        cases = {
+            (f"{e} epochs" if not args.smoke else "smoke"): run_case(
+                experiment, args, {} if args.smoke else {**QUICKSTART, "train.epochs": e}
+            )
+            for e in (args.epochs if not args.smoke else [0])
+        }
+    result = {"trials": args.trials, "cpus": os.cpu_count(), "cases": cases, "load_before": load_before}
+    result.update(load_after=load(), wall_s=time.time() - started)
+    print(f"load average {load_before} before, {result['load_after']} after; {result['wall_s']:.0f} s in all\n")
+    print(table(cases, args.trials))
+    if args.breakdown:
+        result["imports"] = import_times(env(), ROOT)
+        result["breakdown"] = {name: breakdown_rows(case["rounds"][0]) for name, case in cases.items()}
+        print("\n" + markdown(result["breakdown"], result["imports"]))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1, default=str))
     return result
 
 

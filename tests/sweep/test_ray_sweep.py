@@ -90,6 +90,10 @@ def test_sigterm_then_the_same_command_continues_without_loss_or_rerun(tmp_path,
     ]
     assert all(r["steps"] == 300 for r in rows[:2]) and all("TrainingDiverged" in r["reason"] for r in rows[2:])
     assert all(r["started_at"] <= r["finished_at"] for r in rows)
+    timelines = [json.loads((Path(r["run_dir"]) / "trial.json").read_text())["timeline"] for r in rows]
+    assert all(t["torch_threads"] == 1 for t in timelines)  # one torch thread per 1-CPU trial, in its worker
+    assert all(t["worker_pid"] != os.getpid() for t in timelines)
+    assert not [p.name for p in out.path.glob("tune/**/*") if p.name in ("progress.csv", "result.json")]  # ours only
     for t, before in done_before.items():  # finished before the signal: not rerun, files untouched
         assert mtimes(out.trial(t)) == before, t
     resumed = [t for t in left if any(e["event"] == "resume" for e in RunFolder(out.trial(t)).read_history())]

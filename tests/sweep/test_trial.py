@@ -5,6 +5,7 @@ rerun), and the scheduler built from the sweep file."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -33,15 +34,33 @@ def run(sweep_dir, trial, report=None, scheduler=None):
     )
 
 
-def test_a_trial_reports_each_evaluation_and_records_its_run(sweep_dir):
+@pytest.mark.parametrize(("scheduler", "reported"), [("asha", [3, 6]), (None, [6])])
+def test_a_trial_reports_what_the_engine_uses_and_records_its_run(sweep_dir, scheduler, reported):
     _, trial = one_trial(sweep_dir)
     reports, threads = [], torch.get_num_threads()
-    folder, state = run(sweep_dir, trial, report=reports.append)
+    folder, state = run(sweep_dir, trial, report=reports.append, scheduler=scheduler)
     assert torch.get_num_threads() == threads  # the process-wide setting is the engine worker's, not the run's
-    assert [r["step"] for r in reports] == [3, 6] and set(reports[0]) == {"step", "val_loss", "val_acc1", "val_acc5"}
+    assert [r["step"] for r in reports] == reported  # every evaluation only for a scheduler; else the final one
+    assert set(reports[0]) == {"step", "val_loss", "val_acc1", "val_acc5"}
     assert state["status"] == "finished" and state["seed"] == 5 and state["attempts"] == 1
     assert state["started_at"] <= state["finished_at"]
     assert json.loads((folder / "summary.json").read_text())["val_acc1"] == reports[-1]["val_acc1"]
+
+
+def test_a_trial_records_the_timeline_of_its_stages(sweep_dir):
+    _, trial = one_trial(sweep_dir)
+    folder, state = run(sweep_dir, trial, report=lambda metrics: None)
+    times = state["timeline"]
+    order = ["imported_at", "entered_at", "built_at", "first_step_at", "last_step_at", "trained_at"]
+    stamps = [times[k] for k in order] + [state["finished_at"]]
+    assert stamps == sorted(stamps) and times["worker_started_at"] <= times["imported_at"]
+    assert times["worker_pid"] == os.getpid() and times["torch_threads"] == torch.get_num_threads()
+    # 6 steps, evaluations at 3 and 6, checkpoints at 3 and 6 (the final save rewrites step 6), one final report
+    assert (times["steps"], times["evaluations"], times["checkpoints"], times["reports"]) == (6, 2, 2, 1)
+    assert times["report_s"] >= 0
+    _, again = run(sweep_dir, trial)  # a rerun of a finished trial: resumes at step 6, takes no step, no report
+    assert again["timeline"]["steps"] == 0 and "reports" not in again["timeline"]
+    assert again["timeline"]["entered_at"] > times["trained_at"]
 
 
 @pytest.mark.parametrize(("scheduler", "status"), [("asha", "stopped"), (None, "interrupted")])

@@ -152,7 +152,7 @@ def run_searched(
     states = [folder.trial_state(tid) for tid in folder.trial_ids()]
     print(f"sweep {folder.path}: Optuna search, {spec.search.num_samples} samples, {len(states)} started", flush=True)
     if len(states) < spec.search.num_samples or any(s.get("status") not in DONE for s in states):
-        with ray_session(address, num_cpus):
+        with ray_session(address, num_cpus, spec.resources.torch_threads()):
             known, errors, stopped = run_search(folder, spec, search, max_concurrent)
         settle(folder, known, errors, stopped)
 
@@ -173,7 +173,7 @@ def run_planned(
     todo = [t for t in trials if states[t.id].get("status") not in DONE]
     print(f"sweep {folder.path}: {len(trials)} trials, {len(trials) - len(todo)} done, {len(todo)} to run", flush=True)
     if todo:
-        with ray_session(address, num_cpus):
+        with ray_session(address, num_cpus, spec.resources.torch_threads()):
             errors, stopped = run_trials(
                 folder, todo, spec.resources, max_concurrent, address, spec.scheduler, spec.metric
             )

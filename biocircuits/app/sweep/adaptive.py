@@ -186,6 +186,7 @@ def run_search(
                 search_alg=searcher,
                 num_samples=missing,
                 max_concurrent_trials=max_concurrent,
+                reuse_actors=True,  # one worker (and its imports) for many samples
                 scheduler=build_scheduler(spec.scheduler, spec.metric),
             ),
         )

@@ -17,6 +17,7 @@ from biocircuits.train.build import handling_signals
 from .folder import SweepFolder
 from .spec import Resources, Scheduler, Trial
 from .trial import tune_trainable
+from .worker import driver_environment, restore_environment, runtime_env
 
 INSTALL = 'pip install -e ".[sweep]"  (or: pip install "ray[tune]")'
 
@@ -43,9 +44,10 @@ def import_ray() -> Any:
 
 
 @contextmanager
-def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[Any]:
+def ray_session(address: str | None, num_cpus: int | None = None, threads: int | None = None) -> Iterator[Any]:
     """Ray for the sweep: the one already initialised in this process, the cluster at ``address``, or a local Ray
-    started here (and stopped afterwards)."""
+    started here (and stopped afterwards). With ``threads``, the job's workers start with that many torch threads
+    and torch already imported ([`worker.runtime_env`][biocircuits.app.sweep.worker.runtime_env])."""
     ray = import_ray()
     if ray.is_initialized():
         yield ray
@@ -58,6 +60,7 @@ def ray_session(address: str | None, num_cpus: int | None = None) -> Iterator[An
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
+        runtime_env=runtime_env(threads) if threads else None,
     )
     try:
         yield ray
@@ -181,6 +184,7 @@ def fit(
         ),
     )
     flag: dict[str, Any] = {"stop": None}
+    before = driver_environment()
     with stop_signals(flag):
         try:
             results = tuner.fit()
@@ -188,4 +192,6 @@ def fit(
             raise
         except Exception as err:  # the engine's own failure: the sweep records it and can be continued
             raise EngineFailed(f"{type(err).__name__}: {err}"[:1000]) from err
+        finally:
+            restore_environment(before)
     return results, flag["stop"]

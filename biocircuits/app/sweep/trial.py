@@ -17,23 +17,37 @@ from biocircuits.train.claim import aside_name, holds_run
 from biocircuits.train.trainer import run_experiment
 
 from .folder import TRIAL_FILE, read_json, write_json
+from .timeline import TrialTimeline
+
+IMPORTED_AT = time.time()  # in an engine worker: when its imports (torch, biocircuits) were done
 
 
 class TuneReport(Callback):
-    """Reports each evaluation to Ray Tune (``ray.tune.report``): step, validation loss and top-1/top-5."""
+    """Reports evaluations to Ray Tune (``ray.tune.report``): step, validation loss and top-1/top-5. Each report
+    waits for the engine's driver to take it, so only what the engine uses is sent: every evaluation when
+    ``every_evaluation`` (a scheduler stops trials on them), else the final one only (all a grid or a search
+    reads). The seconds spent in ``report`` and the count go to ``times`` (the trial's timeline)."""
 
-    def __init__(self, report: Any) -> None:
-        self.report = report
+    def __init__(self, report: Any, every_evaluation: bool = True, times: dict[str, Any] | None = None) -> None:
+        self.report, self.every_evaluation = report, every_evaluation
+        self.times = times if times is not None else {}
+        self.times.update(reports=0, report_s=0.0)
+
+    def send(self, step: int, metrics: dict[str, Any]) -> None:
+        begin = time.perf_counter()
+        self.report(
+            {"step": step, "val_loss": metrics["loss"], "val_acc1": metrics["acc1"], "val_acc5": metrics["acc5"]}
+        )
+        self.times["reports"] += 1
+        self.times["report_s"] += time.perf_counter() - begin
 
     def on_eval_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
-        self.report(
-            {
-                "step": trainer.step,
-                "val_loss": metrics["loss"],
-                "val_acc1": metrics["acc1"],
-                "val_acc5": metrics["acc5"],
-            }
-        )
+        if self.every_evaluation:
+            self.send(trainer.step, metrics)
+
+    def on_train_end(self, trainer: Any, summary: dict[str, Any]) -> None:
+        if not self.every_evaluation and trainer.last_val and not summary.get("interrupted"):
+            self.send(trainer.last_val["step"], trainer.last_val)
 
 
 def mark(run_dir: Path, record: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -42,6 +56,22 @@ def mark(run_dir: Path, record: dict[str, Any], **fields: Any) -> dict[str, Any]
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json(run_dir / TRIAL_FILE, state)
     return state
+
+
+def mark_ended_by_engine(run_dir: Path, record: dict[str, Any], scheduler: str | None, times: dict[str, Any]) -> None:
+    """The engine ended the trial: ``stopped`` (and done) when a ``scheduler`` decided it, else ``interrupted``
+    (the sweep was stopped; a rerun continues it)."""
+    if scheduler is None:
+        mark(run_dir, record, status="interrupted", reason="the sweep was stopped", timeline=times)
+    else:
+        mark(
+            run_dir,
+            record,
+            status="stopped",
+            reason=f"stopped early by the scheduler ({scheduler})",
+            finished_at=time.time(),
+            timeline=times,
+        )
 
 
 def train_trial(
@@ -58,6 +88,7 @@ def train_trial(
     trial by raising ``SystemExit`` in ``report``: recorded ``stopped`` when a ``scheduler`` decided it, else
     ``interrupted``. ``threads`` is recorded; the engine's worker sets it
     ([`tune_trainable`][biocircuits.app.sweep.trial.tune_trainable])."""
+    timeline = TrialTimeline(IMPORTED_AT, entered_at=time.time())
     state = read_json(run_dir / TRIAL_FILE)
     checkpoint = (run_dir / "checkpoint.pt").is_file()
     if not checkpoint and holds_run(run_dir):  # stopped before its first checkpoint: start afresh, keep the old
@@ -72,20 +103,11 @@ def train_trial(
     )
     try:
         exp = Experiment.from_dict(experiment, file=source)
-        summary = run_experiment(
-            exp, run_dir, resume=checkpoint, callbacks=[TuneReport(report)] if report is not None else []
-        )
+        every = scheduler is not None
+        reporting = [TuneReport(report, every, timeline.times)] if report is not None else []
+        summary = run_experiment(exp, run_dir, resume=checkpoint, callbacks=[timeline, *reporting])
     except SystemExit:
-        if scheduler is None:
-            mark(run_dir, record, status="interrupted", reason="the sweep was stopped")
-        else:
-            mark(
-                run_dir,
-                record,
-                status="stopped",
-                reason=f"stopped early by the scheduler ({scheduler})",
-                finished_at=time.time(),
-            )
+        mark_ended_by_engine(run_dir, record, scheduler, timeline.times)
         raise
     except Exception as err:  # recorded with its reason; the sweep goes on
         reason = f"{type(err).__name__}: {err}".strip()
@@ -96,11 +118,19 @@ def train_trial(
             reason=reason[:2000],
             finished_at=time.time(),
             traceback=traceback.format_exc()[-4000:],
+            timeline=timeline.times,
         )
     else:
         if summary.get("interrupted"):
-            return mark(run_dir, record, status="interrupted", reason="stopped by a signal")
-        final = mark(run_dir, record, status="finished", reason=summary.get("stopped_early"), finished_at=time.time())
+            return mark(run_dir, record, status="interrupted", reason="stopped by a signal", timeline=timeline.times)
+        final = mark(
+            run_dir,
+            record,
+            status="finished",
+            reason=summary.get("stopped_early"),
+            finished_at=time.time(),
+            timeline=timeline.times,
+        )
     return final
 
 
