@@ -21,6 +21,15 @@ def _seed():
     yield
 
 
+@pytest.fixture
+def float64():
+    """Double precision as the default dtype for one test (hand recursions compared at 1e-12), restored after."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)
+
+
 @pytest.fixture(scope="session")
 def mlp():
     """``mlp(*sizes, act=nn.ReLU, dtype=None, seed=None)``: see :func:`tests.builders.build_mlp`."""

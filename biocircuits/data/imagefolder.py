@@ -52,13 +52,18 @@ def image_folder(folder: Path, transform, loader=checked_loader) -> datasets.Ima
     try:
         return datasets.ImageFolder(str(folder), transform=transform, loader=loader)
     except (FileNotFoundError, OSError) as err:
-        raise ConfigError(
-            f"no images under {folder} ({str(err).splitlines()[0][:160]})",
-            key="data.root",
-            expected="class folders holding images (.jpg, .JPEG, .png, ...)",
-            given=str(folder),
-            suggestion="ImageNet layout: ROOT/train/<class>/*.JPEG",
-        ) from None
+        raise no_images(folder, err, "images") from None
+
+
+def no_images(folder: Path | str, err: OSError, what: str) -> ConfigError:
+    """The ConfigError for a folder that holds no ``what`` (images, class folders), with torchvision's reason."""
+    return ConfigError(
+        f"no {what} under {folder} ({str(err).splitlines()[0][:160]})",
+        key="data.root",
+        expected="class folders holding images (.jpg, .JPEG, .png, ...)",
+        given=str(folder),
+        suggestion="ImageNet layout: ROOT/train/<class>/*.JPEG",
+    )
 
 
 @register_dataset
@@ -97,13 +102,7 @@ class ImageFolderSet(DatasetSource):
         try:
             classes, _ = datasets.folder.find_classes(str(train))
         except (FileNotFoundError, OSError) as err:
-            raise ConfigError(
-                f"no class folders under {train} ({str(err).splitlines()[0][:160]})",
-                key="data.root",
-                expected="class folders holding images (.jpg, .JPEG, .png, ...)",
-                given=str(train),
-                suggestion="ImageNet layout: ROOT/train/<class>/*.JPEG",
-            ) from None
+            raise no_images(train, err, "class folders") from None
         crop = spec.image_size or 224
         return (3, crop, crop), len(classes)
 

@@ -18,12 +18,7 @@ from .hand import near, softmax_error
 B, T, N_IN, N, N_OUT, LR = 2, 4, 2, 3, 2, 0.5
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
+pytestmark = pytest.mark.usefixtures("float64")  # hand recursions in double precision
 
 
 def _model(rule, update="per_step"):

@@ -19,12 +19,7 @@ from .hand_time import arriving, met, rate_interfering, rate_signals, update
 B, T, N_IN, N, N_OUT = 2, 5, 2, 3, 2
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
+pytestmark = pytest.mark.usefixtures("float64")  # hand recursions in double precision
 
 
 def _data():

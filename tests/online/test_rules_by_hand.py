@@ -14,12 +14,7 @@ from .hand import lif_hand, near, rate_hand, sequence_loss
 B, T, N_IN, N, N_OUT = 2, 4, 2, 3, 2
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    before = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(before)
+pytestmark = pytest.mark.usefixtures("float64")  # hand recursions in double precision
 
 
 def _data(seed=1, scale=1.0):
