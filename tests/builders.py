@@ -49,3 +49,31 @@ def random_gradient_step(model: nn.Module, optimizer: torch.optim.Optimizer, see
     optimizer.zero_grad()
     (model(torch.rand(batch, linears[0].in_features)) * torch.randn(batch, linears[-1].out_features)).sum().backward()
     optimizer.step()
+
+
+class TinyAttention(nn.Module):
+    """embed Linear(2, E) -> ReLU -> self-attention (E, ``heads``) -> mean over tokens -> head Linear(E, 3); input
+    [B, T, 2], output [B, 3]."""
+
+    def __init__(self, embed_dim: int = 4, heads: int = 2) -> None:
+        super().__init__()
+        self.embed = nn.Linear(2, embed_dim)
+        self.attn = nn.MultiheadAttention(embed_dim, heads, batch_first=True)
+        self.head = nn.Linear(embed_dim, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(x).relu()
+        return self.head(self.attn(t, t, t, need_weights=False)[0].mean(1))
+
+
+def recurrent_dale(excitatory_fraction: float) -> dict:
+    """The ``dale:`` spec of a rate RNN's own E/I form (column signs per layer on the recurrent and readout
+    weights, block assignment, kept by projection from the model's own init)."""
+    return {
+        "layers": ["recurrent", "readout"],
+        "types": "per_layer",
+        "excitatory_fraction": excitatory_fraction,
+        "assignment": "block",
+        "enforce": "project",
+        "init": "keep",
+    }

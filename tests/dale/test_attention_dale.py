@@ -13,22 +13,15 @@ from torch import nn
 import biocircuits as bc
 from biocircuits.dale.population_norm import divide_by_population_mean
 
+from ..builders import TinyAttention
+
 E, HEADS, T = 4, 2, 3
 SIGNS = torch.tensor([1.0, 1.0, 1.0, -1.0])  # block assignment of 4 units at fraction 0.75: E E E I
 
 
-class Tiny(nn.Module):
+def Tiny() -> nn.Module:
     """embed (exempt: reads the input) -> ReLU -> self-attention -> mean over tokens -> head."""
-
-    def __init__(self):
-        super().__init__()
-        self.embed = nn.Linear(2, E)
-        self.attn = nn.MultiheadAttention(E, HEADS, batch_first=True)
-        self.head = nn.Linear(E, 3)
-
-    def forward(self, x):
-        t = self.embed(x).relu()
-        return self.head(self.attn(t, t, t, need_weights=False)[0].mean(1))
+    return TinyAttention(E, HEADS)
 
 
 def spec(**dale):

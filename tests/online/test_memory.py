@@ -2,44 +2,21 @@
 bytes during a trial, counted at every op, peak at a level that grows per added step by less than one hidden state
 (only the outputs and the targets' weights are per step), while autograd BPTT keeps every step's state."""
 
-import weakref
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 import biocircuits as bc
 from biocircuits.models.recurrent import RateRNN
 from biocircuits.recurrent import LIFRNN, online_learner
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from recurrent_memory import LiveBytes  # noqa: E402  (the benchmark's own counter: one definition)
+
 B, N_IN, N, N_OUT = 8, 4, 32, 3
-
-
-class LiveBytes(TorchDispatchMode):
-    """The bytes of every tensor that an op creates, counted while it lives; ``peak`` is the most at any time."""
-
-    def __init__(self):
-        super().__init__()
-        self.live, self.peak, self.keys = 0, 0, set()
-
-    def _free(self, key, nbytes):
-        self.keys.discard(key)
-        self.live -= nbytes
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        inputs = {t.untyped_storage().data_ptr() for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
-        for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor) and not t._is_view():
-                key = t.untyped_storage().data_ptr()
-                if key and key not in self.keys and key not in inputs:  # (a view or an in-place result)
-                    nbytes = t.untyped_storage().nbytes()
-                    self.keys.add(key)
-                    self.live += nbytes
-                    self.peak = max(self.peak, self.live)
-                    weakref.finalize(t, self._free, key, nbytes)
-        return out
 
 
 def _model(kind, rule):

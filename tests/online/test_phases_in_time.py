@@ -13,6 +13,7 @@ from biocircuits.errors import ConfigError
 from biocircuits.models.recurrent import RateRNN
 from biocircuits.recurrent import LIFRNN, online_learner
 
+from ..builders import recurrent_dale
 from .hand import lif_hand, near, rate_hand
 from .hand_time import arriving, met, rate_interfering, rate_signals, update
 
@@ -33,14 +34,7 @@ def _model(rule, phases, dale=None):
     options = {"feedback": "random"} if rule == "eprop" else {}
     spec = {"feedback": {"rule": rule, "options": options}, "phases": phases}
     if dale is not None:
-        spec["dale"] = {
-            "layers": ["recurrent", "readout"],
-            "types": "per_layer",
-            "excitatory_fraction": dale,
-            "assignment": "block",
-            "enforce": "project",
-            "init": "keep",
-        }
+        spec["dale"] = recurrent_dale(dale)
     return bc.apply(m, spec)
 
 

@@ -10,19 +10,14 @@ from torch import nn
 
 import biocircuits as bc
 
+from ..builders import TinyAttention
+
 E, HEADS, T = 4, 2, 3
 
 
-class Tiny(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.embed = nn.Linear(2, E)
-        self.attn = nn.MultiheadAttention(E, HEADS, batch_first=True)
-        self.head = nn.Linear(E, 3)
-
-    def forward(self, x):
-        t = self.embed(x).relu()
-        return self.head(self.attn(t, t, t, need_weights=False)[0].mean(1))
+def Tiny() -> nn.Module:
+    """embed (exempt: reads the input) -> ReLU -> self-attention -> mean over tokens -> head."""
+    return TinyAttention(E, HEADS)
 
 
 def angle(a, b):

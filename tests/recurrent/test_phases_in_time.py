@@ -15,6 +15,8 @@ from biocircuits.errors import ConfigError
 from biocircuits.models.recurrent import RateRNN
 from biocircuits.recurrent import LIFRNN
 
+from ..builders import recurrent_dale
+
 B, T, N_IN, N, N_OUT = 2, 5, 2, 3, 2
 
 
@@ -23,14 +25,7 @@ def _model(rule, phases, dale=None):
     m = RateRNN(N_IN, N, N_OUT, dt=20.0, tau=50.0, activation="tanh", dale=dale)
     spec = {"feedback": {"rule": rule}, "phases": phases}
     if dale is not None:
-        spec["dale"] = {
-            "layers": ["recurrent", "readout"],
-            "types": "per_layer",
-            "excitatory_fraction": dale,
-            "assignment": "block",
-            "enforce": "project",
-            "init": "keep",
-        }
+        spec["dale"] = recurrent_dale(dale)
     return bc.apply(m, spec)
 
 
