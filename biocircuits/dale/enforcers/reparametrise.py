@@ -5,58 +5,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
 from torch.nn.utils import parametrize
 
 from biocircuits.core.celltypes import sign_mask
 from biocircuits.core.layers import weight_name
 
 from .base import ENFORCERS, DaleEnforcer
-
-
-class SignedSoftplus(torch.autograd.Function):
-    """W = s * softplus(V) as one autograd node: forward one ``softplus`` and an in-place sign flip (autograd's
-    ``s * F.softplus(V)`` allocates a second weight-sized tensor), backward
-
-        dL/dV = softplus'(V) (s * dL/dW),    softplus'(V) = e^V / (1 + e^V)   (1 where V > 20, as torch's)
-
-    with ``aten.softplus_backward`` writing into the product's memory (two weight-sized tensors fewer per step). The
-    values are autograd's bit for bit. Shapes: V like W; s broadcast to it ((C_out, C_in/g, 1, ...) or (1, in))."""
-
-    @staticmethod
-    def forward(ctx, latent: Tensor, sign: Tensor) -> Tensor:
-        ctx.save_for_backward(latent, sign)
-        return F.softplus(latent).mul_(sign.to(latent.dtype))
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        latent, sign = ctx.saved_tensors
-        scaled = grad * sign.to(grad.dtype)
-        return torch.ops.aten.softplus_backward.grad_input(scaled, latent, 1, 20, grad_input=scaled), None
-
-
-class SignedAbs(torch.autograd.Function):
-    """W = s * |V| as one autograd node (one weight-sized tensor in forward, two in backward instead of two and
-    three); backward dL/dV = (s * dL/dW) sgn(V), autograd's values bit for bit. Shapes as
-    [`SignedSoftplus`][biocircuits.dale.enforcers.reparametrise.SignedSoftplus]."""
-
-    @staticmethod
-    def forward(ctx, latent: Tensor, sign: Tensor) -> Tensor:
-        ctx.save_for_backward(latent, sign)
-        return latent.abs().mul_(sign.to(latent.dtype))
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
-        latent, sign = ctx.saved_tensors
-        return (grad * sign.to(grad.dtype)).mul_(latent.sgn()), None
-
-
-# f in W = s f(V), by the enforcer's kind
-MAGNITUDES: dict[str, type[torch.autograd.Function]] = {"abs": SignedAbs, "softplus": SignedSoftplus}
+from .magnitudes import MAGNITUDES
 
 
 class SignedMagnitude(nn.Module):
