@@ -40,17 +40,41 @@ def kahan_softplus(v: Tensor) -> Tensor:
     return v.clamp(min=0) + (torch.log(w) - ((w - 1) - u) / w)
 
 
-def old_abs_node(v: Tensor, s: Tensor, up: Tensor) -> None:
-    """The replaced code: forward |V| then the sign flip; backward (s dL/dW) sgn(V)."""
-    v.abs().mul_(s)
-    (up * s).mul_(v.sgn())
+class OldSignedAbs(torch.autograd.Function):
+    """The replaced node: forward |V| then the sign flip in place; backward (s dL/dW) sgn(V)."""
+
+    @staticmethod
+    def forward(ctx, latent: Tensor, sign: Tensor) -> Tensor:
+        ctx.save_for_backward(latent, sign)
+        return latent.abs().mul_(sign)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        latent, sign = ctx.saved_tensors
+        return (grad * sign).mul_(latent.sgn()), None
 
 
-def old_softplus_node(v: Tensor, s: Tensor, up: Tensor) -> None:
-    """The replaced code: forward float32 F.softplus then the sign flip; backward as now."""
-    F.softplus(v).mul_(s)
-    scaled = up * s
-    torch.ops.aten.softplus_backward.grad_input(scaled, v, 1, 20, grad_input=scaled)
+class OldSignedSoftplus(torch.autograd.Function):
+    """The replaced node: forward float32 F.softplus then the sign flip; backward as now."""
+
+    @staticmethod
+    def forward(ctx, latent: Tensor, sign: Tensor) -> Tensor:
+        ctx.save_for_backward(latent, sign)
+        return F.softplus(latent).mul_(sign)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        latent, sign = ctx.saved_tensors
+        scaled = grad * sign
+        return torch.ops.aten.softplus_backward.grad_input(scaled, latent, 1, 20, grad_input=scaled), None
+
+
+def float64_sigmoid_backward(v: Tensor, s: Tensor, up: Tensor) -> None:
+    """The backward measured and not used: dL/dV = sigmoid(V) s dL/dW with sigmoid in float64, rounded once (<= 1
+    ulp, against 2 ulp for torch's float32 softplus backward)."""
+    wide = v.double()
+    torch.sigmoid(wide, out=wide)
+    wide.float().mul_(s).mul_(up)
 
 
 def node(function: type[torch.autograd.Function]) -> Callable[[Tensor, Tensor, Tensor], None]:
@@ -64,10 +88,14 @@ def node(function: type[torch.autograd.Function]) -> Callable[[Tensor, Tensor, T
 
 
 VARIANTS: dict[str, Callable[[Tensor, Tensor, Tensor], None]] = {
-    "s |V|, old (abs, mul_; mul, sgn, mul_)": old_abs_node,
-    "s |V|, now (copysign; sgn, mul_, mul_)": node(SignedAbs),
-    "s softplus(V), old (float32 F.softplus)": old_softplus_node,
+    "s \\|V\\|, old (abs, mul_; mul, sgn, mul_)": node(OldSignedAbs),
+    "s \\|V\\|, now (copysign; sgn, mul_, mul_)": node(SignedAbs),
+    "s softplus(V), old (float32 F.softplus)": node(OldSignedSoftplus),
     "s softplus(V), now (float64 F.softplus, rounded once)": node(SignedSoftplus),
+    "backward only: torch's softplus_backward (now)": lambda v, s, up: torch.ops.aten.softplus_backward(
+        up * s, v, 1, 20
+    ),
+    "backward only: float64 sigmoid, rounded once (not used)": float64_sigmoid_backward,
     "forward only: float32 F.softplus": lambda v, s, up: F.softplus(v),
     "forward only: softplus now": lambda v, s, up: softplus(v),
     "forward only: float32 max(v,0) + log1p by log (rejected)": lambda v, s, up: kahan_softplus(v),
@@ -87,7 +115,7 @@ def resnet18_tensors(gen: torch.Generator) -> list[tuple[Tensor, Tensor, Tensor]
     return out
 
 
-def time_table(rounds: int) -> str:
+def time_table(rounds: int, clock: Callable[[], float]) -> str:
     gen = torch.Generator().manual_seed(0)
     tensors = resnet18_tensors(gen)
     times: dict[str, list[float]] = {k: [] for k in VARIANTS}
@@ -98,10 +126,10 @@ def time_table(rounds: int) -> str:
     for _ in range(rounds):
         order.shuffle(names)
         for name in names:
-            t0 = time.perf_counter()
+            t0 = clock()
             for v, s, up in tensors:
                 VARIANTS[name](v, s, up)
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(clock() - t0)
     base = times[next(iter(VARIANTS))]
     lines = [
         "| variant (21 tensors, 11.7M values) | median ms | x old s \\|V\\| (median of ratios) |",
@@ -163,16 +191,22 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="5 rounds and a tenth of the accuracy sweeps (~30 s)")
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--clock",
+        choices=["wall", "cpu"],
+        default="wall",
+        help="cpu: CPU seconds of the process (steadier on a loaded machine; use with --threads 1)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rounds = 5 if args.quick else args.rounds
     load = os.getloadavg()[0]
     print(
         f"`{command_line('dale_magnitudes.py', argv)}` — torch {torch.__version__}, {args.threads} threads, "
-        f"{rounds} interleaved rounds; load average (1 min) {load:.1f} before, ",
+        f"{rounds} interleaved rounds ({args.clock} clock); load average (1 min) {load:.1f} before, ",
         end="",
     )
-    timing = time_table(rounds)
+    timing = time_table(rounds, time.process_time if args.clock == "cpu" else time.perf_counter)
     print(f"{os.getloadavg()[0]:.1f} after\n\n{timing}\n")
     print(accuracy_table(0.1 if args.quick else 1.0))
 
