@@ -16,7 +16,8 @@ from .magnitudes import MAGNITUDES
 
 
 class SignedMagnitude(nn.Module):
-    """Parametrisation W = s * f(V) with s the Dale sign per weight and f = |.| or softplus.
+    """Parametrisation W = s * f(V) with s the Dale sign per weight and f = |.| or softplus (one autograd node each:
+    ``MAGNITUDES`` in [`magnitudes`][biocircuits.dale.enforcers.magnitudes]).
 
     ``right_inverse`` maps a weight to the latent V: |W| for abs, log(expm1(|W|)) for softplus (clamped to
     stay finite), so existing weights are kept (with their unit's sign) when the layer is converted."""
@@ -63,7 +64,10 @@ class Reparametrised(DaleEnforcer):
 
 @ENFORCERS.register
 class Abs(Reparametrised):
-    """W = s * |V|: the optimiser updates V; |W| grows where V moves away from 0 (growth sign = sign(V))."""
+    """W = s * |V|: the optimiser updates V; |W| grows where V moves away from 0 (growth sign = sign(V)).
+
+    Computed as copysign(V, s) in one pass, dL/dV = sgn(V) s dL/dW
+    ([`SignedAbs`][biocircuits.dale.enforcers.magnitudes.SignedAbs])."""
 
     name = "abs"
     kind = "abs"
@@ -74,7 +78,11 @@ class Abs(Reparametrised):
 
 @ENFORCERS.register
 class Softplus(Reparametrised):
-    """W = s * softplus(V): |W| grows with V (growth sign +1)."""
+    """W = s * softplus(V), softplus(V) = log(1 + e^V): |W| grows with V (growth sign +1).
+
+    softplus is computed in float64 and rounded once (correctly rounded float32 weights, about 3x faster than
+    torch's float32 ``F.softplus`` on CPU); dL/dV = sigmoid(V) s dL/dW
+    ([`SignedSoftplus`][biocircuits.dale.enforcers.magnitudes.SignedSoftplus])."""
 
     name = "softplus"
     kind = "softplus"
