@@ -20,11 +20,12 @@ def softplus(latent: Tensor) -> Tensor:
     within about 1e-16 of a float32 rounding boundary (none in the sweeps of ``tests/dale/test_softplus.py`` and
     ``benchmarks/dale_magnitudes.py``), so never more than 1 ulp off. For V > 20 float64 ``F.softplus`` returns V,
     whose float32 rounding is the exact value's (log1p(e^-20) < 2^-28 V). Float64 V keeps ``F.softplus`` itself
-    (torch's values, bit for bit: V above 20 returned as V). Allocates a float64 copy of V while it runs."""
-    if latent.dtype == torch.float64:
+    (torch's values, bit for bit: V above 20 returned as V), and so does V on an MPS device (no float64 there).
+    Allocates a float64 copy of V while it runs."""
+    if latent.dtype == torch.float64 or latent.device.type == "mps":
         return F.softplus(latent)
     wide = latent.to(torch.float64)
-    torch._C._nn.softplus(wide, 1, 20, out=wide)
+    torch.ops.aten.softplus.out(wide, 1, 20, out=wide)
     return wide.to(latent.dtype)
 
 
