@@ -103,7 +103,8 @@ def run_sweep(
             session.TIMES["report_at"] = time.time()
     finally:  # Ray shuts down while the report is written; the command ends once it is down (or was never used)
         session.release()
-    add_command_timeline(folder, session.take_times())
+        times = session.take_times()
+    add_command_timeline(folder, times)
     statuses = {row["status"] for row in rows}
     code = EXIT_INTERRUPTED if statuses - set(DONE) else EXIT_FAILED if "failed" in statuses else EXIT_FINISHED
     return EXIT_FAILED if failed else code, folder
