@@ -6,6 +6,7 @@ leaves no Ray running although Ray was started before the validation."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -123,9 +124,16 @@ def test_a_bad_sweep_exits_2_with_its_error_and_leaves_no_ray_running(sweep_dir)
     path = sweep_dir / "sweep.yaml"
     path.write_text("experiment: exp.yaml\nset: {train.epochz: 1}\nresources: {cpu: 1}\n")
     temp_dir = tempfile.mkdtemp(prefix="bcray", dir="/tmp")  # short: Ray's socket paths must fit
+    try:
+        check_bad_sweep(path, sweep_dir / "out", temp_dir)
+    finally:
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def check_bad_sweep(path: Path, out: Path, temp_dir: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), "RAY_TMPDIR": temp_dir}
     done = subprocess.run(
-        [sys.executable, "-m", "biocircuits", "sweep", str(path), "--output", str(sweep_dir / "out")],
+        [sys.executable, "-m", "biocircuits", "sweep", str(path), "--output", str(out)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -139,4 +147,4 @@ def test_a_bad_sweep_exits_2_with_its_error_and_leaves_no_ray_running(sweep_dir)
     while ray_processes(temp_dir) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not ray_processes(temp_dir)
-    assert not (sweep_dir / "out").exists()
+    assert not out.exists()
