@@ -1,7 +1,10 @@
 """Where a sweep's time goes, for `sweep_throughput.py --breakdown`: the stages of each trial (from the ``timeline``
 in its ``trial.json``, see `biocircuits.app.sweep.timeline`), the engine's costs between trials (worker start,
 imports, the gap from one trial's end to the next one's start on the same worker), the sweep command's head (start
-to first trial) and tail (last trial to exit), and the import costs of a fresh process."""
+to first trial: its imports and validation, Ray's start, Tune's fit called; from the ``timeline`` the command records
+in ``sweep.json``) and tail (last trial to exit: Tune's fit returning, the report written and Ray stopped side by side,
+the exit), and the import costs of a fresh process. Worker start times come from the process table (``psutil``), whose
+clock counts from the boot second: they can read up to 1 s early."""
 
 from __future__ import annotations
 
@@ -64,9 +67,14 @@ def per_trial(states: list[dict[str, Any]]) -> dict[str, float | None]:
     return rows
 
 
-def engine_costs(states: list[dict[str, Any]], window: list[float]) -> dict[str, Any]:
+def since(times: dict[str, Any], key: str, origin: float | None) -> float | None:
+    return None if origin is None or times.get(key) is None else times[key] - origin
+
+
+def engine_costs(states: list[dict[str, Any]], window: list[float], command: dict[str, Any]) -> dict[str, Any]:
     """The engine's costs around the trials: workers used, their start and imports, the gap between trials on one
-    worker, and the command's head and tail."""
+    worker, and the command's head and tail (with its own ``command`` timeline: validated, Ray init / ready / down,
+    Tune's fit called / returned, report written)."""
     by_worker: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     for s in states:
         by_worker[s["timeline"].get("worker_pid")].append(s)
@@ -78,14 +86,26 @@ def engine_costs(states: list[dict[str, Any]], window: list[float]) -> dict[str,
         setup.append(span(first, "imported_at", "entered_at"))
         gaps += [b["timeline"]["entered_at"] - a["finished_at"] for a, b in zip(runs, runs[1:], strict=False)]
     entered = [s["timeline"]["entered_at"] for s in states]
-    finished = [s["finished_at"] for s in states if s.get("finished_at")]
+    finished = max((s["finished_at"] for s in states if s.get("finished_at")), default=None)
+    last = max((command.get("report_at") or 0, command.get("ray_down_at") or 0)) or None
+    started = min((s["timeline"]["worker_started_at"] or 0 for s in states), default=0) or None
     return {
         "workers (processes) for the trials": len(by_worker),
+        "head: command start -> Ray init called": since(command, "ray_init_at", window[0]),
+        "head: command start -> sweep validated (imports, validation)": since(command, "validated_at", window[0]),
+        "head: Ray start (init -> ready)": span(command, "ray_init_at", "ray_ready_at"),
+        "head: command start -> Ray ready": since(command, "ray_ready_at", window[0]),
+        "head: command start -> Tune's fit called": since(command, "fit_at", window[0]),
+        "head: command start -> first worker process started": since({"at": started}, "at", window[0]),
         "worker process start -> imports done (first trial of a worker)": median(boot),
         "imports done -> trial entered (first trial of a worker)": median(setup),
         "gap between trials on one worker (finished -> next entered)": median(gaps),
         "head: command start -> first trial entered": min(entered) - window[0] if entered else None,
-        "tail: last trial finished -> command exit": window[1] - max(finished) if finished else None,
+        "tail: last trial finished -> Tune's fit returned": since(command, "fit_done_at", finished),
+        "tail: fit returned -> report written": span(command, "fit_done_at", "report_at"),
+        "tail: fit returned -> Ray down (side by side with the report)": span(command, "fit_done_at", "ray_down_at"),
+        "tail: report written and Ray down -> command exit": None if last is None else window[1] - last,
+        "tail: last trial finished -> command exit": window[1] - finished if finished else None,
     }
 
 
@@ -94,7 +114,7 @@ def breakdown_rows(round_: dict[str, Any]) -> dict[str, Any]:
     sweep = [s for s in round_["sweep_trials"] if s.get("timeline")]
     return {
         "stages": {"sweep": per_trial(sweep), "sequential": per_trial(round_["sequential_trials"])},
-        "engine": engine_costs(sweep, round_["sweep_window"]),
+        "engine": engine_costs(sweep, round_["sweep_window"], round_.get("sweep_command", {})),
     }
 
 

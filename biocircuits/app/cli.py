@@ -26,6 +26,7 @@ from .compare import compare
 from .layers import add_layers_command, inspect_model
 from .plots import PlotRun, plot_runs
 from .shard import add_shard_command
+from .sweep.session import sweep_arguments
 
 EXPERIMENT_KEYS = {"name", "data", "model", "optim", "schedule", "train", "output", "constraints", "description"}
 
@@ -72,17 +73,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
+    from .sweep import run_sweep, session
 
-    only = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
-    code, folder = run_sweep(
-        args.sweep,
-        output=args.output,
-        address=args.address,
-        max_concurrent=args.max_concurrent,
-        sets=parse_set(args.set),
-        only=only,
-    )
+    try:
+        only = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
+        code, folder = run_sweep(
+            args.sweep,
+            output=args.output,
+            address=args.address,
+            max_concurrent=args.max_concurrent,
+            sets=parse_set(args.set),
+            only=only,
+        )
+    finally:  # a Ray started early for the sweep (before its validation) is down before the command exits
+        session.release()
     print(f"results: {folder.path / 'results.csv'}; summary: {folder.path / 'summary.md'}")
     if code == 130:
         print("sweep stopped; rerun the same command to continue", file=sys.stderr)
@@ -90,7 +94,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .sweep import report
+    from .sweep.report import report
 
     out, summary = report(args.folders, output=args.output, metric=args.metric, baseline=args.baseline)
     print((out / "summary.md").read_text(), end="")
@@ -146,19 +150,7 @@ def cmd_check_pathway(args: argparse.Namespace) -> int:
 def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
     """``sweep`` and ``report``."""
     swp = sub.add_parser("sweep", help="a grid of an experiment x seeds on Ray Tune, then results and a summary")
-    swp.add_argument("sweep", metavar="SWEEP.yaml")
-    swp.add_argument("--output", help="the sweep folder (default OUTPUT/<sweep file name>); rerun to continue")
-    swp.add_argument("--address", help="an existing Ray cluster (default: a local Ray started for the sweep)")
-    swp.add_argument("--max-concurrent", type=positive(int), default=None, help="at most N trials at once")
-    swp.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="an override for every trial, over the file's set: (repeatable; recorded in sweep.json)",
-    )
-    swp.add_argument("--variants", metavar="NAME,...", help="run only these of the file's variants")
-    swp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
+    sweep_arguments(swp)  # shared with the early read of the command line (before the heavy imports)
     swp.set_defaults(func=cmd_sweep)
 
     rep = sub.add_parser("report", help="rebuild results and summary from sweep, compare or run folders")

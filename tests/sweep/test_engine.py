@@ -11,7 +11,7 @@ import pytest
 
 tune = pytest.importorskip("ray.tune")
 
-import biocircuits.app.sweep as sweep_app  # noqa: E402
+import biocircuits.app.sweep.command as sweep_app  # noqa: E402
 from biocircuits.app.cli import main  # noqa: E402
 
 

@@ -140,7 +140,7 @@ def run_search(
     folder: SweepFolder, spec: SweepSpec, plan: SearchPlan, max_concurrent: int | None
 ) -> tuple[list[Trial], dict[str, str | None], float | None]:
     """Resume the interrupted samples, then let Optuna choose the missing ones; returns every sample's trial (for
-    [`settle`][biocircuits.app.sweep.settle]), the engine's errors and when a signal stopped the sweep."""
+    [`settle`][biocircuits.app.sweep.command.settle]), the engine's errors and when a signal stopped the sweep."""
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 

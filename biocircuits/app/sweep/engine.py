@@ -14,10 +14,11 @@ from typing import Any
 from biocircuits.errors import BiocircuitsError
 from biocircuits.train.build import handling_signals
 
+from . import session
 from .folder import SweepFolder
 from .spec import Resources, Scheduler, Trial
 from .trial import tune_trainable
-from .worker import driver_environment, restore_environment, runtime_env
+from .worker import driver_environment, restore_environment
 
 INSTALL = 'pip install -e ".[sweep]"  (or: pip install "ray[tune]")'
 
@@ -46,26 +47,21 @@ def import_ray() -> Any:
 @contextmanager
 def ray_session(address: str | None, num_cpus: int | None = None, threads: int | None = None) -> Iterator[Any]:
     """Ray for the sweep: the one already initialised in this process, the cluster at ``address``, or a local Ray
-    started here (and stopped afterwards). With ``threads``, the job's workers start with that many torch threads
-    and torch already imported ([`worker.runtime_env`][biocircuits.app.sweep.worker.runtime_env])."""
+    started for the sweep. With ``threads``, the job's workers start with that many torch threads and torch already
+    imported ([`worker.runtime_env`][biocircuits.app.sweep.worker.runtime_env]). A Ray the command started early with
+    the same settings is taken as it is ([`session`][biocircuits.app.sweep.session]); one started here is stopped on
+    exit in the background ([`session.release`][biocircuits.app.sweep.session.release] waits for it)."""
     ray = import_ray()
-    if ray.is_initialized():
+    owner = session.claim(address, num_cpus, threads)
+    if owner is None and ray.is_initialized():
         yield ray
         return
-    if address is None:
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, single-user Ray: no token to manage
-    ray.init(
-        address=address,
-        num_cpus=None if address else num_cpus,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        runtime_env=runtime_env(threads) if threads else None,
-    )
+    owner = owner or session.start(address, num_cpus, threads)
     try:
+        owner.wait()
         yield ray
     finally:
-        ray.shutdown()
+        owner.stop()
 
 
 @contextmanager
@@ -187,7 +183,9 @@ def fit(
     before = driver_environment()
     with stop_signals(flag):
         try:
+            session.TIMES["fit_at"] = time.time()
             results = tuner.fit()
+            session.TIMES["fit_done_at"] = time.time()
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as err:  # the engine's own failure: the sweep records it and can be continued

@@ -124,3 +124,12 @@ def start_record(
     folder.path.mkdir(parents=True, exist_ok=True)
     write_json(folder.record, record)
     return record
+
+
+def add_command_timeline(folder: SweepFolder, times: dict[str, float]) -> None:
+    """Add the command's timeline (epoch s: validated, Ray init / ready / down, Tune's fit called and returned,
+    report written) to its entry in ``sweep.json``, for ``benchmarks/sweep_breakdown.py``."""
+    record = read_json(folder.record)
+    if record.get("commands"):
+        record["commands"][-1]["timeline"] = dict(times)
+        write_json(folder.record, record)

@@ -20,6 +20,7 @@ from biocircuits.config.loading import load_with_includes, read_yaml, resolve_pa
 from biocircuits.errors import ConfigError, did_you_mean
 
 from .search import DottedKey, Search, draw
+from .worker import torch_threads
 
 MAX_TRIALS = 10_000
 
@@ -34,7 +35,7 @@ class Resources(Strict):
     threads: int | None = Field(None, ge=1, le=1024)
 
     def torch_threads(self) -> int:
-        return self.threads or max(1, int(self.cpu))
+        return torch_threads(self.cpu, self.threads)
 
 
 class Scheduler(Strict):

@@ -1,7 +1,7 @@
 """How the engine's worker processes are set up, so that a trial pays for training and little else: one torch
 thread per CPU the trial holds from the moment the process starts (``OMP_NUM_THREADS`` and friends in Ray's
-runtime environment), torch and biocircuits imported when a worker starts (Ray's ``worker_process_setup_hook``,
-while the driver is still setting up Tune) rather than when its first trial is unpacked, trials in the driver's
+runtime environment), torch, Ray Tune and biocircuits imported when a worker starts (Ray's
+``worker_process_setup_hook``) rather than when its first trial is unpacked, trials in the driver's
 working directory (``RAY_CHDIR_TO_TRIAL_DIR=0``: run folders are absolute paths) and none of Tune's own per-trial
 result files (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``: the run folders hold the results). Workers are reused from
 trial to trial (``reuse_actors``, in [`engine`][biocircuits.app.sweep.engine])."""
@@ -19,14 +19,22 @@ DRIVER_VARIABLES = {
 }
 
 
+def torch_threads(cpu: float, threads: int | None) -> int:
+    """The torch threads of a trial holding ``cpu`` CPUs: ``threads`` when given, else its whole CPUs (at least 1)."""
+    return threads or max(1, int(cpu))
+
+
 def warm_worker() -> None:
-    """Ray's ``worker_process_setup_hook``: import torch (at the thread count from the environment) and the trial
-    module in a starting worker. Never fails the worker: an import error shows again, with its message, when the
-    trial itself is unpacked."""
+    """Ray's ``worker_process_setup_hook``: import torch (at the thread count from the environment), Ray Tune (which
+    unpacking a trial's function would import: ``ray.tune`` brings ``ray.train``, ``ray.data``, pandas and pyarrow)
+    and, last, the trial module (whose import time is the timeline's ``imported_at``) in a starting worker. Never
+    fails the worker: an import error shows again, with its message, when the trial itself is unpacked."""
     try:
         import torch
 
         torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "0")) or torch.get_num_threads())
+        import ray.tune  # noqa: F401
+
         import biocircuits.app.sweep.trial  # noqa: F401
     except Exception:  # noqa: BLE001  (the trial reports it)
         pass
