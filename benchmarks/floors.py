@@ -10,7 +10,8 @@ momentum 0.9 and weight decay 1e-4 bound to the hooks) and the floor pieces at r
 - sign_symmetry: one ``sign`` pass over all 21 layers' W into existing buffers (and a plain ``copy_`` pass, the
   memory-bandwidth reference);
 - kolen_pollack: B's SGD step with momentum and decay, four passes per layer (u = g + lambda B into scratch memory,
-  m = mu m, m += u, B -= eta m);
+  m = mu m, m += u, B -= eta m), and the same passes in two other orders (foreach ops over all layers, one op after
+  another; per layer in cache-sized blocks);
 - DANN: per DANN layer the three products (``addmm`` forward, two ``mm`` backward), then SGD with momentum and decay
   on W_IE and W_EI (the extra 12% of parameters) and the projection of W_EE, W_IE and W_EI onto >= 0;
 - error_noise: the normal draws of every layer's error (about 6.5M values at this size), one generator per layer
@@ -124,6 +125,32 @@ def b_sgd_step(weights: list[Tensor]) -> Callable[[], None]:
     return run
 
 
+def b_sgd_step_foreach(weights: list[Tensor], chunk: int | None) -> Callable[[], None]:
+    """The same passes in another order (same values): ``chunk`` None: u for every layer (a full-size scratch), then
+    m, m and B as foreach ops over all layers; else per layer in pieces of ``chunk`` values (cache-blocked)."""
+    gen = torch.Generator().manual_seed(1)
+    state = [(torch.randn(w.shape, generator=gen) * 1e-3, w.clone(), torch.zeros_like(w)) for w in weights]
+    us = [torch.empty_like(w) for w in weights] if chunk is None else []
+
+    def foreach() -> None:
+        for (g, b, _), u in zip(state, us, strict=True):
+            torch.add(g, b, alpha=DECAY, out=u)
+        momenta, feedback = [m for _, _, m in state], [b for _, b, _ in state]
+        torch._foreach_mul_(momenta, MOMENTUM)
+        torch._foreach_add_(momenta, us)
+        torch._foreach_add_(feedback, momenta, alpha=-LR)
+
+    def blocked() -> None:
+        for g, b, m in state:
+            g, b, m = g.view(-1), b.view(-1), m.view(-1)
+            for s in range(0, b.numel(), chunk):
+                u = torch.add(g[s : s + chunk], b[s : s + chunk], alpha=DECAY, out=scratch_like(b[s : s + chunk]))
+                m[s : s + chunk].mul_(MOMENTUM).add_(u)
+                b[s : s + chunk].add_(m[s : s + chunk], alpha=-LR)
+
+    return foreach if chunk is None else blocked
+
+
 def dann_tensors(base: nn.Module) -> list[tuple[Tensor, Tensor, Tensor]]:
     """(W_EE flattened (n_e, d), W_EI (n_e, n_i), W_IE flattened (n_i, d)) of every DANN layer of a converted copy."""
     model = copy.deepcopy(base)
@@ -208,6 +235,16 @@ def pieces(base: nn.Module, x: Tensor) -> dict[str, tuple[Callable[[], None], in
         "sign pass": (sign_pass(weights, "sign"), n_weights, f"`sign` of {n} layers' W into buffers"),
         "copy pass (bandwidth)": (sign_pass(weights, "copy"), n_weights, f"`copy_` of {n} layers' W"),
         "B's SGD step": (b_sgd_step(weights), n_weights, f"4 passes per layer over {n} layers' B"),
+        "B's SGD step, foreach form": (
+            b_sgd_step_foreach(weights, None),
+            n_weights,
+            "alternative order: one op at a time",
+        ),
+        "B's SGD step, 256K-value blocks": (
+            b_sgd_step_foreach(weights, 2**18),
+            n_weights,
+            "alternative order: cache-blocked",
+        ),
         "DANN products": (dann_products(dann), 3 * products, f"{k} layers x (1 `addmm` + 2 `mm`); multiply-adds"),
         "DANN SGD + projection": (dann_sgd_projection(dann), extra, "SGD on W_IE, W_EI; projection of all >= 0"),
         "normal draws": (draws(shapes, "normal"), n_errors, f"`normal_` of {n} layers' errors"),
