@@ -8,7 +8,7 @@ Every round times, in a fresh random order, the plain step, the full variants (e
 momentum 0.9 and weight decay 1e-4 bound to the hooks) and the floor pieces at resnet18's shapes:
 
 - sign_symmetry: one ``sign`` pass over all 21 layers' W into existing buffers (and a plain ``copy_`` pass, the
-  memory-bandwidth reference);
+  memory-bandwidth reference; and the sign as foreach ops, which have no ``out=``: a copy, then ``sign_``);
 - kolen_pollack: B's SGD step with momentum and decay, four passes per layer (u = g + lambda B into scratch memory,
   m = mu m, m += u, B -= eta m), and the same passes in two other orders (foreach ops over all layers, one op after
   another; per layer in cache-sized blocks);
@@ -98,10 +98,15 @@ def error_shapes(model: nn.Module, x: Tensor) -> list[torch.Size]:
 
 
 def sign_pass(weights: list[Tensor], op: str) -> Callable[[], None]:
-    """``sign`` (or ``copy``) of every W into buffers that exist already: one read and one write of W."""
+    """``sign`` (or ``copy``) of every W into buffers that exist already: one read and one write of W; ``foreach``:
+    the sign as foreach ops (a copy pass, then ``sign_`` in place)."""
     out = [torch.empty_like(w) for w in weights]
 
     def run() -> None:
+        if op == "foreach":  # torch._foreach_sign has no out=: copy into the buffers, then sign in place
+            torch._foreach_copy_(out, weights)
+            torch._foreach_sign_(out)
+            return
         for w, o in zip(weights, out, strict=True):
             if op == "copy":
                 o.copy_(w)
@@ -234,6 +239,7 @@ def pieces(base: nn.Module, x: Tensor) -> dict[str, tuple[Callable[[], None], in
     return {
         "sign pass": (sign_pass(weights, "sign"), n_weights, f"`sign` of {n} layers' W into buffers"),
         "copy pass (bandwidth)": (sign_pass(weights, "copy"), n_weights, f"`copy_` of {n} layers' W"),
+        "sign pass, foreach form": (sign_pass(weights, "foreach"), n_weights, "alternative: `copy_` + `sign_` foreach"),
         "B's SGD step": (b_sgd_step(weights), n_weights, f"4 passes per layer over {n} layers' B"),
         "B's SGD step, foreach form": (
             b_sgd_step_foreach(weights, None),
