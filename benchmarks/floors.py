@@ -15,7 +15,8 @@ momentum 0.9 and weight decay 1e-4 bound to the hooks) and the floor pieces at r
 - DANN: per DANN layer the three products (``addmm`` forward, two ``mm`` backward), then SGD with momentum and decay
   on W_IE and W_EI (the extra 12% of parameters) and the projection of W_EE, W_IE and W_EI onto >= 0;
 - error_noise: the normal draws of every layer's error (about 6.5M values at this size), one generator per layer
-  seeded as the error pathway seeds it; error_quantization: the uniform draws. The transforms' whole work on the
+  seeded as the error pathway seeds it (and the same draws split over two threads, the layers' generators being
+  independent); error_quantization: the uniform draws. The transforms' whole work on the
   same errors is timed too (what lies above the draws).
 
 The floor ratio of a variant is 1 + (its pieces' medians) / (its reference step's median); the measured ratio is the
@@ -33,6 +34,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -214,6 +216,22 @@ def draws(shapes: list[torch.Size], kind: str) -> Callable[[], None]:
     return run
 
 
+def draws_on_two_threads(shapes: list[torch.Size]) -> Callable[[], None]:
+    """The normal draws of ``draws`` split over two Python threads (torch releases the GIL inside the op), the layers
+    dealt to balance the values: each layer keeps its own generator, so the values are the same. What drawing on the
+    second core would cost (the route to a cheaper error_noise without changing its stream; not in the code)."""
+    out = [torch.empty(s) for s in shapes]
+    order = sorted(range(len(out)), key=lambda i: -out[i].numel())
+    halves = [order[0::2], order[1::2]]
+    pool = ThreadPoolExecutor(2)
+
+    def fill(layers: list[int]) -> None:
+        for layer in layers:
+            out[layer].normal_(generator=torch.Generator().manual_seed(step_seed(layer, 1)))
+
+    return lambda: list(pool.map(fill, halves)) and None
+
+
 def transform(shapes: list[torch.Size], attachment) -> Callable[[], None]:
     """The transform's whole ``on_error`` on errors of these shapes (draws and every pass around them)."""
     gen = torch.Generator().manual_seed(2)
@@ -254,6 +272,7 @@ def pieces(base: nn.Module, x: Tensor) -> dict[str, tuple[Callable[[], None], in
         "DANN products": (dann_products(dann), 3 * products, f"{k} layers x (1 `addmm` + 2 `mm`); multiply-adds"),
         "DANN SGD + projection": (dann_sgd_projection(dann), extra, "SGD on W_IE, W_EI; projection of all >= 0"),
         "normal draws": (draws(shapes, "normal"), n_errors, f"`normal_` of {n} layers' errors"),
+        "normal draws, on two threads": (draws_on_two_threads(shapes), n_errors, "the same draws, layers split"),
         "uniform draws": (draws(shapes, "uniform"), n_errors, f"`uniform_` of {n} layers' errors"),
         "error_noise 0.1, whole transform": (
             transform(shapes, ErrorNoise({"sigma": 0.1})),

@@ -1,7 +1,7 @@
 """Reusable scratch memory: one flat buffer per (thread, device, dtype, slot), handed out as views shaped like a
 tensor, so per-step temporaries (an optimiser's u_t, an error transform's intermediate) do not allocate a new large
 tensor every step (on the CPU a fresh allocation of a few MB costs page faults on top of the pass that fills it); and
-[`kept_like`][biocircuits.core.scratch.kept_like], a tensor kept across steps under a key (a snapshot buffer)."""
+``kept_like``, a tensor kept across steps under a key (a snapshot buffer)."""
 
 from __future__ import annotations
 
