@@ -6,6 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import floor_pieces  # noqa: E402
 import floors  # noqa: E402
 from common import bootstrap_ratio_ci  # noqa: E402
 
@@ -29,7 +30,7 @@ def test_error_shapes_are_the_outputs_of_every_weight_layer():
     from torch import nn
 
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 5 * 5, 7))
-    assert floors.error_shapes(model, torch.zeros(2, 3, 5, 5)) == [(2, 4, 5, 5), (2, 7)]
+    assert floor_pieces.error_shapes(model, torch.zeros(2, 3, 5, 5)) == [(2, 4, 5, 5), (2, 7)]
 
 
 def test_bootstrap_ci_of_the_ratio_of_medians():
