@@ -191,6 +191,7 @@ def pieces(base: nn.Module, x: Tensor) -> dict[str, tuple[Callable[[], None], in
     dann = dann_tensors(base)
     products = sum(w_ee.numel() * w_ei.shape[1] for w_ee, w_ei, _ in dann)
     extra = sum(w_ei.numel() + w_ie.numel() for _, w_ei, w_ie in dann)
+    projected = extra + sum(w_ee.numel() for w_ee, _, _ in dann)
     n, k = len(weights), len(dann)
     return {
         "sign pass": (sign_pass(weights, "sign"), n_weights, f"`sign` of {n} layers' W into buffers"),
@@ -208,7 +209,11 @@ def pieces(base: nn.Module, x: Tensor) -> dict[str, tuple[Callable[[], None], in
             "alternative order: cache-blocked",
         ),
         "DANN products": (dann_products(dann), 3 * products, f"{k} layers x (1 `addmm` + 2 `mm`); multiply-adds"),
-        "DANN SGD + projection": (dann_sgd_projection(dann), extra, "SGD on W_IE, W_EI; projection of all >= 0"),
+        "DANN SGD + projection": (
+            dann_sgd_projection(dann),
+            projected,
+            f"SGD on W_IE, W_EI ({extra / 1e6:.2f}M); all {projected / 1e6:.1f}M projected onto >= 0",
+        ),
         "normal draws": (draws(shapes, "normal"), n_errors, f"`normal_` of {n} layers' errors"),
         "normal draws, on two threads": (draws_on_two_threads(shapes), n_errors, "the same draws, layers split"),
         "uniform draws": (draws(shapes, "uniform"), n_errors, f"`uniform_` of {n} layers' errors"),
