@@ -157,7 +157,8 @@ def draws(shapes: list[torch.Size], kind: str) -> Callable[[], None]:
 def draws_on_two_threads(shapes: list[torch.Size]) -> Callable[[], None]:
     """The normal draws of ``draws`` split over two Python threads (torch releases the GIL inside the op), the layers
     dealt to balance the values: each layer keeps its own generator, so the values are the same. What drawing on the
-    second core would cost (the route to a cheaper error_noise without changing its stream; not in the code)."""
+    second core would cost (the route to a cheaper error_noise without changing its stream; not in the code). On the
+    quiet machine it took as long as the one-thread draws: they did not overlap."""
     out = [torch.empty(s) for s in shapes]
     order = sorted(range(len(out)), key=lambda i: -out[i].numel())
     halves = [order[0::2], order[1::2]]
