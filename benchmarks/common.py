@@ -59,17 +59,17 @@ def measure_memory(step: Callable[[], None], device: torch.device) -> float:
     return float(saved.total)
 
 
-def interleaved_medians(
+def interleaved_times(
     steps: dict[str, Callable[[], None]],
     device: torch.device,
     warmup: int,
     reps: int,
     clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, float]:
-    """Median seconds per call of each step, timing the variants in turn (in a fresh random order each round,
-    so neither drift nor a variant's position in the round favours one). ``clock``: wall time by default;
-    ``time.process_time`` (CPU seconds of the process) is much less sensitive to other jobs on a shared machine
-    when torch runs one thread."""
+) -> dict[str, list[float]]:
+    """Seconds of every call of each step, round by round: the variants are timed in turn, in a fresh random order
+    each round, so neither drift nor a variant's position in the round favours one. Entry i of every list comes
+    from round i (pair them for ratios). ``clock``: wall time by default; ``time.process_time`` (CPU seconds of
+    the process) is much less sensitive to other jobs on a shared machine when torch runs one thread."""
     for _ in range(warmup):
         for fn in steps.values():
             fn()
@@ -86,7 +86,35 @@ def interleaved_medians(
             fn()
             sync(device)
             times[name].append(clock() - t0)
+    return times
+
+
+def interleaved_medians(
+    steps: dict[str, Callable[[], None]],
+    device: torch.device,
+    warmup: int,
+    reps: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, float]:
+    """Median seconds per call of each step over interleaved rounds (``interleaved_times``)."""
+    times = interleaved_times(steps, device, warmup, reps, clock)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bootstrap_ratio_ci(
+    num: list[float], den: list[float], draws: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the ratio of medians median(num) / median(den), resampling the interleaved
+    rounds with replacement (round i's num and den stay paired, as they were timed in the same round)."""
+    rng = random.Random(seed)
+    rounds = range(len(num))
+    ratios = []
+    for _ in range(draws):
+        pick = rng.choices(rounds, k=len(num))
+        ratios.append(statistics.median(num[i] for i in pick) / statistics.median(den[i] for i in pick))
+    ratios.sort()
+    tail = (1.0 - level) / 2
+    return ratios[int(tail * draws)], ratios[min(draws - 1, int((1.0 - tail) * draws))]
 
 
 def synthetic_batch(args, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,11 +7,13 @@
     python benchmarks/feedback_step.py --cheap               # issue #27's cheap rules: sign_symmetry, kolen_pollack,
                                                              #   abs/softplus Dale, error_noise, error_quantization
     python benchmarks/feedback_step.py --cheap --quick       # the same, 5 interleaved steps (about a minute)
+    python benchmarks/feedback_step.py --cheap --steps 41    # 41 interleaved steps (a narrower CI)
     python benchmarks/feedback_step.py --device cuda --amp --channels-last --size 224 --batch 256
 
 Prints (a Markdown table) the median step time of interleaved runs and its ratio to plain autograd (1.00 is the
-limit: a rule has backprop's FLOPs), and the memory ratio (peak GPU memory on CUDA; saved-for-backward bytes on
-the CPU).
+limit: a rule has backprop's FLOPs) with a bootstrap 95% CI of that ratio of medians (the interleaved rounds
+resampled with replacement, each round's pair of steps kept together), and the memory ratio (peak GPU memory on
+CUDA; saved-for-backward bytes on the CPU).
 By default the timed variants share one model's tensors (``shared_weights.py``); ``--separate-models``
 times one model copy per variant instead. The reparametrised Dale variants (abs, softplus) change the
 module structure, so they are always separate copies, timed against a separate sign_symmetry copy.
@@ -22,6 +24,8 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -30,7 +34,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import interleaved_medians, measure_memory, synthetic_batch, training_step  # noqa: E402
+from common import bootstrap_ratio_ci, interleaved_times, measure_memory, synthetic_batch, training_step  # noqa: E402
 from shared_weights import shared_steps  # noqa: E402
 
 import biocircuits as bc  # noqa: E402
@@ -135,21 +139,23 @@ def build_step(model: nn.Module, args, spec: dict | None):
     return lambda: training_step(run, opt, x, y, args.amp)
 
 
-def print_table(args, rows: dict[str, dict]) -> None:
+def print_table(args, rows: dict[str, dict], load: list[tuple[float, ...]]) -> None:
     """The rows as a Markdown table, with the issue's target where there is one."""
     mem_kind = "peak GPU memory" if args.device.startswith("cuda") else "saved-for-backward"
     print(
         f"{args.model} {args.size}x{args.size} batch {args.batch} on {args.device}, {torch.get_num_threads()} threads"
         f"{' bf16' if args.amp else ''}{' channels_last' if args.channels_last else ''}"
-        f"{' compiled' if args.compile else ''}; median of {args.reps} interleaved steps ({args.clock} clock)\n"
+        f"{' compiled' if args.compile else ''}; median of {args.reps} interleaved steps ({args.clock} clock); "
+        f"load average {load[0][0]:.1f} before, {load[1][0]:.1f} after\n"
     )
-    print(f"| variant | step ms | vs | ratio | target | {mem_kind} MB | ratio |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+    print(f"| variant | step ms | vs | ratio | 95% CI (bootstrap) | target | {mem_kind} MB | ratio |")
+    print("| --- | ---: | --- | ---: | --- | ---: | ---: | ---: |")
     for name, r in rows.items():
         target = f"<= {TARGETS[name]:.2f}" if name in TARGETS else ""
+        lo, hi = r["ci95"]
         print(
-            f"| {name} | {r['step_ms']:.1f} | {r['vs']} | {r['ratio']:.3f} | {target} | {r['memory_mb']:.1f} "
-            f"| {r['memory_ratio']:.3f} |"
+            f"| {name} | {r['step_ms']:.1f} | {r['vs']} | {r['ratio']:.3f} | {lo:.3f}-{hi:.3f} | {target} "
+            f"| {r['memory_mb']:.1f} | {r['memory_ratio']:.3f} |"
         )
 
 
@@ -158,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default="cpu")
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--reps", type=int, default=15)
+    p.add_argument("--reps", "--steps", type=int, default=15, help="interleaved steps (rounds) per variant")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--amp", action="store_true", help="bf16 autocast")
     p.add_argument("--channels-last", action="store_true")
@@ -238,7 +244,10 @@ def main(argv: list[str] | None = None) -> dict:
         keep |= {reference[n] for n in keep} | {reference[reference[n]] for n in keep}
         steps = {n: step for n, step in steps.items() if n in keep}
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
-    medians = interleaved_medians(steps, torch.device(args.device), args.warmup, args.reps, clock)
+    load = [os.getloadavg()]
+    times = interleaved_times(steps, torch.device(args.device), args.warmup, args.reps, clock)
+    load.append(os.getloadavg())
+    medians = {name: statistics.median(t) for name, t in times.items()}
     specs = {"plain autograd": None, **VARIANTS}
     if args.dale:
         specs |= {name: {"feedback": {"rule": rule}, **extra} for name, (rule, extra) in DALE_VARIANTS.items()}
@@ -265,12 +274,13 @@ def main(argv: list[str] | None = None) -> dict:
         rows[name] = {
             "step_ms": medians[name] * 1e3,
             "ratio": medians[name] / medians[ref],
+            "ci95": bootstrap_ratio_ci(times[name], times[ref]),
             "vs": ref,
             "memory_mb": memory[name] / 2**20,
             "memory_ratio": memory[name] / memory[ref] if memory[ref] else float("nan"),
         }
-    print_table(args, rows)
-    result = {"args": vars(args), "rows": rows}
+    print_table(args, rows, load)
+    result = {"args": vars(args), "load_average": load, "rows": rows}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return result

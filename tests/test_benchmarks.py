@@ -29,6 +29,8 @@ def test_feedback_step_benchmark_runs_every_variant():
         "dale_project+synapse_plasticity+sign_symmetry",
     } <= set(rows)
     assert all(r["ratio"] > 0 for r in rows.values())
+    # each ratio with its bootstrap CI (one step per variant: the CI is the point itself)
+    assert all(r["ci95"][0] <= r["ratio"] <= r["ci95"][1] for r in rows.values())
 
 
 def test_phases_benchmark_runs_every_setting():

@@ -68,6 +68,7 @@ from torch.nn.utils import parametrize
 from biocircuits.core.celltypes import Populations, column_populations
 from biocircuits.core.interface import Choice, LayerAttachment, StepState
 from biocircuits.core.layers import trainable_weight
+from biocircuits.core.scratch import kept_like
 from biocircuits.errors import ConfigError
 
 from .enforcers import DaleEnforcer, Project
@@ -281,10 +282,15 @@ class Dann(DaleAttachment):
     @classmethod
     @torch.no_grad()
     def before_step_group(cls, members: Sequence[tuple[nn.Module, LayerAttachment]], step: StepState) -> None:
+        """P_before of the corrected updates: one foreach copy into buffers kept across steps, no allocation."""
+        held, sources = [], []
         for layer, att in members:
             if att.options.corrected_updates:
-                p = inhibition(layer)
-                att._before = {n: getattr(p, n).detach().clone() for n in att.corrections() if hasattr(p, n)}
+                p, store = inhibition(layer), att.__dict__.setdefault("_before", {})
+                sources += [getattr(p, n).detach() for n in att.corrections() if hasattr(p, n)]
+                held += [kept_like(store, n, getattr(p, n)) for n in att.corrections() if hasattr(p, n)]
+        if held:
+            torch._foreach_copy_(held, sources)
 
     @classmethod
     @torch.no_grad()

@@ -1,10 +1,11 @@
-"""scratch_like: views of one flat buffer per (thread, device, dtype, slot), grown to the largest request."""
+"""scratch_like: views of one flat buffer per (thread, device, dtype, slot), grown to the largest request; kept_like:
+a tensor kept across calls under a key."""
 
 import threading
 
 import torch
 
-from biocircuits.core.scratch import scratch_like
+from biocircuits.core.scratch import kept_like, scratch_like
 
 
 def test_views_share_one_buffer_per_slot_and_grow_to_the_largest_request():
@@ -28,3 +29,13 @@ def test_each_thread_has_its_own_buffers():
     thread.start()
     thread.join()
     assert theirs[0] != mine
+
+
+def test_kept_like_returns_the_same_tensor_until_the_shape_dtype_or_device_changes():
+    store = {}
+    a = kept_like(store, "w", torch.zeros(2, 3))
+    assert a.shape == (2, 3) and store["w"] is a
+    assert kept_like(store, "w", torch.ones(2, 3)) is a  # kept: no new tensor
+    assert kept_like(store, "w", torch.ones(3, 2)).shape == (3, 2)  # a new shape: made afresh
+    assert kept_like(store, "w", torch.ones(3, 2, dtype=torch.float64)).dtype == torch.float64
+    assert kept_like(store, "w", torch.ones(3, 2).t()).is_contiguous()  # contiguous whatever the source's layout

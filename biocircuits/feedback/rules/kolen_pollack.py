@@ -98,9 +98,14 @@ class KolenPollack(FeedbackAlignment):
     @classmethod
     @torch.no_grad()
     def after_step_group(cls, members, step: StepState) -> None:
+        """B's step on every layer whose W got a gradient (the optimiser skipped the others: their B rests too). The
+        optimiser is checked for every layer before any B moves, the step counters advance in one foreach op, then
+        each layer's B steps in turn: all passes of one layer while its B, g and m are in cache (the same passes as
+        foreach ops over all layers, one op after another, ran slower on the CPU: ``benchmarks/floors.py``)."""
+        todo = []
         for layer, rule in members:
             weight = layer.weight
-            if weight.grad is None:  # the optimiser skipped W this step: B rests too
+            if weight.grad is None:
                 continue
             group = step.group_of(weight)
             where = layer.qualname or type(layer).__name__
@@ -108,10 +113,12 @@ class KolenPollack(FeedbackAlignment):
             lam = float(group.get("weight_decay", 0.0))
             lam_b = lam if rule.options.weight_decay is None else rule.options.weight_decay
             rule.warn_without_decay(lam_b, where)
-            layer.feedback_updates += 1
-            grad = weight.grad.detach().to(layer.feedback_weight.dtype)
-            lr = rule.options.lr_scale * float(group.get("lr", 0.0))
-            STEPS[kind](layer, layer.feedback_weight, grad, group, lr, lam_b)
+            todo.append((layer, STEPS[kind], group, rule.options.lr_scale * float(group.get("lr", 0.0)), lam_b))
+        if todo:
+            torch._foreach_add_([layer.feedback_updates for layer, *_ in todo], 1)
+        for layer, take_step, group, lr, lam_b in todo:
+            grad = layer.weight.grad.detach().to(layer.feedback_weight.dtype)
+            take_step(layer, layer.feedback_weight, grad, group, lr, lam_b)
 
     def warn_without_decay(self, decay: float, where: str) -> None:
         if decay == 0.0 and not self._warned:
