@@ -13,7 +13,7 @@ from biocircuits.core.interface import StepState
 from biocircuits.core.seeds import layer_seed, step_seed
 
 from .feedback_alignment import FeedbackAlignment, FeedbackAlignmentOptions, weight_feedback_angle
-from .registry import register_rule
+from .registry import memory_format, register_rule
 
 
 class WeightMirrorOptions(FeedbackAlignmentOptions):
@@ -88,22 +88,20 @@ class WeightMirror(FeedbackAlignment):
 
     @torch.no_grad()
     def mirror(self, layer: nn.Module) -> None:
-        """One mirror iteration on ``layer`` (see the class docstring): x = s z with z ~ N(0, 1) drawn in float32 from
-        (seed, layer, "mirror", ``mirror_count``), shape (``samples``, in_features) or (``samples``, C_in, *patch)."""
+        """One mirror iteration on ``layer`` (see the class docstring): x = s z with z ~ N(0, 1) drawn in the default
+        dtype from (seed, layer, "mirror", ``mirror_count``), shape (``samples``, in_features) or (``samples``, C_in,
+        *patch), then B <- (1 - eta lambda) B + (eta s^2 / n) (z W^T)^T z as one product accumulated into B
+        ([`hebbian_step`][biocircuits.feedback.rules.weight_mirror.hebbian_step])."""
         o = self.options
         layer.mirror_count += 1
         weight = layer.weight.detach()
         gen = torch.Generator(device=weight.device).manual_seed(step_seed(self.mirror_seed, int(layer.mirror_count)))
-        if weight.dim() == 2:
-            x = torch.randn(o.samples, weight.shape[1], generator=gen, device=weight.device).mul_(o.noise_std)
-            x = x.to(weight.dtype)
-            correlation = (x @ weight.t()).t() @ x / o.samples
-        else:
-            patch = [d * (k - 1) + 1 for d, k in zip(layer.dilation, layer.kernel_size, strict=True)]
-            x = torch.randn(o.samples, layer.in_channels, *patch, generator=gen, device=weight.device)
-            correlation = patch_correlation(x.mul_(o.noise_std).to(weight.dtype), weight, layer.dilation, o.samples)
-        feedback = layer.feedback_weight  # B <- (1 - eta lambda) B + eta y^T x / n: two passes over B
-        feedback.mul_(1.0 - o.lr * o.weight_decay).add_(correlation.to(feedback.dtype), alpha=o.lr)
+        dilation = tuple(getattr(layer, "dilation", ()))  # a linear layer has no kernel taps
+        patch = [d * (k - 1) + 1 for d, k in zip(dilation, weight.shape[2:], strict=True)]
+        in_units = getattr(layer, "in_channels", weight.shape[1])
+        z = torch.randn(o.samples, in_units, *patch, generator=gen, device=weight.device)
+        beta, alpha = 1.0 - o.lr * o.weight_decay, o.lr * o.noise_std**2 / o.samples
+        hebbian_step(layer.feedback_weight, weight, z.to(weight.dtype), dilation, beta, alpha)
 
     @classmethod
     @torch.no_grad()
@@ -115,18 +113,44 @@ class WeightMirror(FeedbackAlignment):
                     rule.mirror(layer)
 
 
-def patch_correlation(x: Tensor, weight: Tensor, dilation: Sequence[int], samples: int) -> Tensor:
-    """y^T x / n for a conv layer driven by one (dilated) kernel-sized patch per sample, as matrix products.
+def hebbian_step(
+    feedback: Tensor, weight: Tensor, z: Tensor, dilation: Sequence[int], beta: float, alpha: float
+) -> None:
+    """B <- beta B + alpha y^T z with y = z W^T, in place, for a linear layer (z (n, in)) or a conv layer driven by
+    one (dilated) kernel-sized patch per draw (z (n, C_in, *patch), patch = dilation (k - 1) + 1 per spatial dim).
 
-    x (n, C_in, *patch) is the noise, patch = dilation (k - 1) + 1 per spatial dim; the kernel reads the taps
-    x[:, :, ::dilation] (n, C_in, *k). Per group g (weight (C_out, C_in / groups, *k)), flattened to the fan-in
-    d = (C_in / groups) prod(k): y_g = x_g W_g^T (n, C_out / groups), one position of the conv's response (no bias),
-    and the correlation y_g^T x_g / n (C_out / groups, d), i.e. the conv's weight gradient for output y: two
-    batched products of n C_out d multiply-adds each. Returns the correlation shaped like ``weight``."""
-    taps = x[(slice(None), slice(None), *(slice(None, None, d) for d in dilation))]
-    groups = x.shape[1] // weight.shape[1]
-    n = x.shape[0]
-    flat_x = taps.reshape(n, groups, -1).transpose(0, 1)  # (groups, n, d)
-    flat_w = weight.reshape(groups, weight.shape[0] // groups, -1)  # (groups, C_out / groups, d)
-    y = torch.bmm(flat_x, flat_w.transpose(1, 2))  # (groups, n, C_out / groups)
-    return (torch.bmm(y.transpose(1, 2), flat_x) / samples).reshape(weight.shape)
+    The kernel reads the taps z[:, :, ::dilation] (n, C_in, *k). Per group g (weight (C_out, C_in / groups, *k)),
+    flattened to the fan-in d = (C_in / groups) prod(k) in B's memory order (contiguous or channels-last):
+    y_g = z_g W_g^T (n, C_out / groups), one position of the conv's response (no bias), and
+    B_g <- beta B_g + alpha y_g^T z_g (C_out / groups, d), the conv's weight gradient for output y accumulated into B:
+    one `bmm` and one `baddbmm_` of n C_out d multiply-adds each, the second writing B in place (one pass over B, no
+    weight-sized temporary). B in another layout or dtype than these takes the product as a temporary (two passes)."""
+    n, groups = z.shape[0], z.shape[1] // weight.shape[1]
+    order = fan_in_order(feedback)
+    taps = z[(slice(None), slice(None), *(slice(None, None, d) for d in dilation))]
+    taps = taps.reshape(n, groups, *weight.shape[1:]).permute(1, 0, *(dim + 1 for dim in order))
+    flat_z = taps.reshape(groups, n, -1)  # (groups, n, d)
+    y_t = torch.bmm(kernel_rows(weight, groups, order), flat_z.transpose(1, 2))  # y^T: (groups, C_out / groups, n)
+    rows = feedback.permute(0, *order)
+    if rows.is_contiguous() and feedback.dtype == z.dtype:
+        rows.view(groups, -1, flat_z.shape[2]).baddbmm_(y_t, flat_z, beta=beta, alpha=alpha)
+        return
+    product = torch.bmm(y_t, flat_z).reshape(rows.shape).permute(*inverse(0, *order))
+    feedback.mul_(beta).add_(product.to(feedback.dtype), alpha=alpha)
+
+
+def fan_in_order(t: Tensor) -> tuple[int, ...]:
+    """The fan-in dims of a weight-shaped ``t`` (1: inputs, 2..: kernel) in the order ``t`` stores them: (1, 2, ...)
+    contiguous, (2, ..., 1) channels-last."""
+    dims = tuple(range(1, t.dim()))
+    return dims[1:] + dims[:1] if memory_format(t) != torch.contiguous_format else dims
+
+
+def kernel_rows(t: Tensor, groups: int, order: Sequence[int]) -> Tensor:
+    """``t`` (C_out, C_in / groups, *k) as (groups, C_out / groups, d), the fan-in flattened in ``order``."""
+    return t.permute(0, *order).reshape(groups, t.shape[0] // groups, -1)
+
+
+def inverse(*perm: int) -> list[int]:
+    """The permutation that undoes ``perm``."""
+    return sorted(range(len(perm)), key=perm.__getitem__)
