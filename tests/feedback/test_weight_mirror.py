@@ -108,17 +108,41 @@ def test_the_mirror_phase_relaxes_b_to_s2_over_lambda_w_by_hand(float64):
     assert (b0 - mean).norm() > 0.5 * mean.norm()  # it moved
 
 
-def test_the_default_schedule_is_one_iteration_of_32_draws_after_every_step_by_hand():
-    """Defaults: after every optimiser step, one iteration with n = 32, s = 1, eta = 0.05, lambda = 1:
-    B <- B + 0.05 (y^T x / 32 - B), y = x W^T, x the (32, in) draw of (seed, layer, mirror, k)."""
+def test_the_default_schedule_is_a_40_step_warm_up_then_128_draws_every_8_steps_by_hand():
+    """Defaults: one iteration after each of the first 40 optimiser steps, then after every 8th (48, 56, ...), each
+    with n = 128, s = 1, eta = 0.05, lambda = 1: B <- B + 0.05 (y^T x / 128 - B), y = x W^T, x the (128, in) draw
+    of (seed, layer, mirror, k) and W that of the step."""
     torch.manual_seed(0)
     model = bc.apply(nn.Sequential(nn.Linear(5, 3)), {"feedback": {"rule": "weight_mirror"}})
     layer, opt = model[0], bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
-    b = layer.feedback_weight.clone()
-    for k in (1, 2):
+    b, k = layer.feedback_weight.clone(), 0
+    for t in range(1, 57):
+        opt.zero_grad()
         layer(torch.randn(2, 5)).sum().backward()
         opt.step()
-        w = layer.weight.detach()
-        x = torch.randn(32, 5, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
-        b = b + 0.05 * ((x @ w.T).T @ x / 32 - b)
+        if t <= 40 or t % 8 == 0:
+            k += 1
+            w = layer.weight.detach()
+            x = torch.randn(128, 5, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
+            b = b + 0.05 * ((x @ w.T).T @ x / 128 - b)
         assert int(layer.mirror_count) == k and torch.allclose(layer.feedback_weight, b, atol=1e-6)
+    assert k == 42
+
+
+def test_the_warm_up_runs_the_phase_after_each_early_step_then_every_k_by_hand():
+    """warmup_steps 2, mirror_every 3: phases after steps 1, 2 (the warm-up), 3, 6, ..., each
+    B <- B + eta (y^T x / n - lambda B) with the W of that step and the draw of (seed, layer, mirror, k)."""
+    opts = {"samples": 4, "mirror_every": 3, "warmup_steps": 2, "lr": 0.1}
+    model = bc.apply(nn.Sequential(nn.Linear(3, 2)), {"feedback": {"rule": "weight_mirror", "options": opts}})
+    layer, opt = model[0], bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
+    b, k = layer.feedback_weight.clone(), 0
+    for t in range(1, 8):
+        layer(torch.randn(2, 3)).sum().backward()
+        opt.step()
+        if t <= 2 or t % 3 == 0:
+            k += 1
+            w = layer.weight.detach()
+            x = torch.randn(4, 3, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
+            b = b + 0.1 * ((x @ w.T).T @ x / 4 - b)
+        assert int(layer.mirror_count) == k and torch.allclose(layer.feedback_weight, b, atol=1e-6)
+    assert k == 4
