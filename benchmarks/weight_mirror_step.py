@@ -27,15 +27,16 @@ def mirror(**options) -> dict:
 VARIANTS: dict[str, tuple] = {  # (spec, reference[, steps per timed call: the mirror period])
     "plain autograd": (None, "plain autograd"),
     "fa (no mirror phase)": ({"feedback": {"rule": "fa"}}, "plain autograd"),
-    "weight_mirror defaults (128 draws every 8 steps, after the warm-up)": (
-        mirror(warmup_steps=0),
+    "weight_mirror defaults (64 draws every 8 steps, after the warm-up)": (mirror(warmup_steps=0), "plain autograd", 8),
+    "weight_mirror 64 draws every step (the warm-up's steps)": (mirror(mirror_every=1), "plain autograd"),
+    "weight_mirror 128 draws every 8 steps, after the warm-up": (
+        mirror(samples=128, warmup_steps=0),
         "plain autograd",
         8,
     ),
-    "weight_mirror 128 draws every step (the warm-up's steps)": (mirror(mirror_every=1), "plain autograd"),
     "weight_mirror 32 draws every step (the former default)": (mirror(samples=32, mirror_every=1), "plain autograd"),
     "weight_mirror 128 draws every 4 steps (the former draws per step)": (
-        mirror(mirror_every=4, warmup_steps=0),
+        mirror(samples=128, mirror_every=4, warmup_steps=0),
         "plain autograd",
         4,
     ),

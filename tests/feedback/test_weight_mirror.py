@@ -108,9 +108,9 @@ def test_the_mirror_phase_relaxes_b_to_s2_over_lambda_w_by_hand(float64):
     assert (b0 - mean).norm() > 0.5 * mean.norm()  # it moved
 
 
-def test_the_default_schedule_is_a_40_step_warm_up_then_128_draws_every_8_steps_by_hand():
+def test_the_default_schedule_is_a_40_step_warm_up_then_64_draws_every_8_steps_by_hand():
     """Defaults: one iteration after each of the first 40 optimiser steps, then after every 8th (48, 56, ...), each
-    with n = 128, s = 1, eta = 0.05, lambda = 1: B <- B + 0.05 (y^T x / 128 - B), y = x W^T, x the (128, in) draw
+    with n = 64, s = 1, eta = 0.05, lambda = 1: B <- B + 0.05 (y^T x / 64 - B), y = x W^T, x the (64, in) draw
     of (seed, layer, mirror, k) and W that of the step."""
     torch.manual_seed(0)
     model = bc.apply(nn.Sequential(nn.Linear(5, 3)), {"feedback": {"rule": "weight_mirror"}})
@@ -123,8 +123,8 @@ def test_the_default_schedule_is_a_40_step_warm_up_then_128_draws_every_8_steps_
         if t <= 40 or t % 8 == 0:
             k += 1
             w = layer.weight.detach()
-            x = torch.randn(128, 5, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
-            b = b + 0.05 * ((x @ w.T).T @ x / 128 - b)
+            x = torch.randn(64, 5, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
+            b = b + 0.05 * ((x @ w.T).T @ x / 64 - b)
         assert int(layer.mirror_count) == k and torch.allclose(layer.feedback_weight, b, atol=1e-6)
     assert k == 42
 
