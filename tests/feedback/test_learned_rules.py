@@ -240,7 +240,7 @@ def test_mirror_noise_has_the_given_std_by_hand():
 def test_mirror_phase_runs_every_k_steps_and_aligns_conv_feedback():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 5 * 5, 2))
-    opts = {"mirror_every": 2, "mirror_steps": 10, "samples": 64}
+    opts = {"mirror_every": 2, "mirror_steps": 10, "samples": 64, "warmup_steps": 0}
     bc.apply(model, {"feedback": {"rule": "weight_mirror", "options": opts}})
     opt = bc.bind(torch.optim.SGD(model.parameters(), lr=0.01), model)
     before = angle(model[0].weight, model[0].feedback_weight)[0]

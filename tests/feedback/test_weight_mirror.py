@@ -1,74 +1,148 @@
-"""The weight mirror's conv correlation as matrix products (biocircuits/feedback/rules/weight_mirror.py): dilated and
-grouped kernels against an explicit sum over the kernel taps, and the ops one mirror iteration runs."""
+"""The weight mirror's Hebbian step as one product accumulated into B (biocircuits/feedback/rules/weight_mirror.py):
+linear layers and dilated, grouped kernels (contiguous and channels-last) against explicit sums and matrix products,
+the ops one mirror iteration runs, and B's relaxation to (s^2 / lambda) W."""
 
+import pytest
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import biocircuits as bc
 from biocircuits.core.seeds import step_seed
-from biocircuits.feedback.rules.weight_mirror import patch_correlation
+from biocircuits.feedback.rules.weight_mirror import hebbian_step
 
 
-class OpNames(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: list[str] = []
+def taps_by_hand(x, c_g: int, g: int, k, dil):
+    """The taps a kernel of group ``g`` reads from the patches x (n, C_in, *patch): (n, C_in / groups, *k)."""
+    taps = torch.empty(x.shape[0], c_g, *k, dtype=x.dtype)
+    for c in range(c_g):
+        for i in range(k[0]):
+            for j in range(k[1]):
+                taps[:, c, i, j] = x[:, g * c_g + c, dil[0] * i, dil[1] * j]
+    return taps
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(func.__name__.split(".")[0])
-        return func(*args, **(kwargs or {}))
 
-
-def test_dilated_grouped_patch_correlation_is_the_sum_over_taps_by_hand():
-    """C[o, c, i, j] = (1/n) sum_s y[s, o] t[s, o, c, i, j] with the taps t[s, o, c, i, j] = x[s, g(o) C_g + c, d_0 i,
-    d_1 j] and y[s, o] = sum_{c,i,j} W[o, c, i, j] t[s, o, c, i, j]: every d-th position of the patch, in o's group."""
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last, "float32 B"])
+def test_the_fused_conv_update_is_the_sum_over_taps_by_hand(float64, layout):
+    """B'[o] = beta B[o] + alpha sum_s y[s, o] t[s, o] with the taps t[s, o, c, i, j] = z[s, g(o) C_g + c, d_0 i, d_1 j]
+    (every d-th position of the patch, in o's group) and y[s, o] = <W[o], t[s, o]>; B contiguous, channels-last, or
+    of another dtype than W (the unfused path)."""
     gen = torch.Generator().manual_seed(0)
-    n, groups, c_in, c_out, k, dil = 5, 2, 4, 6, (2, 3), (2, 1)
+    n, groups, c_in, c_out, k, dil, beta, alpha = 5, 2, 4, 6, (2, 3), (2, 1), 0.7, 0.3
     w = torch.randn(c_out, c_in // groups, *k, generator=gen)
-    patch = [d * (kk - 1) + 1 for d, kk in zip(dil, k, strict=True)]  # (3, 3)
-    x = torch.randn(n, c_in, *patch, generator=gen)
-    want = torch.zeros_like(w)
+    b = torch.randn(c_out, c_in // groups, *k, generator=gen)
+    z = torch.randn(n, c_in, 3, 3, generator=gen)  # patch = d (k - 1) + 1
+    want = b.clone()
     c_g, o_g = c_in // groups, c_out // groups
     for o in range(c_out):
-        g = o // o_g
-        taps = torch.empty(n, c_g, *k)  # the taps kernel o reads
-        for c in range(c_g):
-            for i in range(k[0]):
-                for j in range(k[1]):
-                    taps[:, c, i, j] = x[:, g * c_g + c, dil[0] * i, dil[1] * j]
+        taps = taps_by_hand(z, c_g, o // o_g, k, dil)  # (n, c_g, *k)
         y = (taps * w[o]).sum((1, 2, 3))  # (n,)
-        want[o] = (y.view(n, 1, 1, 1) * taps).sum(0) / n
-    assert torch.allclose(patch_correlation(x, w, dil, n), want, atol=1e-5)
+        want[o] = beta * b[o] + alpha * (y.view(n, 1, 1, 1) * taps).sum(0)
+    if layout == "float32 B":
+        b, want = b.float(), want.float()
+    else:
+        b, w = b.contiguous(memory_format=layout), w.contiguous(memory_format=layout)
+    ptr = b.data_ptr()
+    hebbian_step(b, w, z, dil, beta, alpha)
+    assert b.data_ptr() == ptr and torch.allclose(b, want, atol=1e-6 if layout == "float32 B" else 1e-12)
 
 
-def test_a_conv_mirror_iteration_runs_two_products_and_no_convolution():
-    torch.manual_seed(0)
-    opts = {"samples": 8, "lr": 0.5, "weight_decay": 0.5}
-    conv = bc.apply(
-        nn.Sequential(nn.Conv2d(3, 4, 3, dilation=2)), {"feedback": {"rule": "weight_mirror", "options": opts}}
-    )[0]
-    w, b = conv.weight.detach().clone(), conv.feedback_weight.clone()
-    with OpNames() as seen:
+def test_the_fused_linear_update_by_hand(float64):
+    """B' = beta B + alpha (z W^T)^T z, as explicit matrix products."""
+    gen = torch.Generator().manual_seed(1)
+    w, b, z = (torch.randn(*shape, generator=gen) for shape in ((4, 7), (4, 7), (9, 7)))
+    want = 0.9 * b + 0.2 * (z @ w.T).T @ z
+    hebbian_step(b, w, z, (), 0.9, 0.2)
+    assert torch.allclose(b, want, atol=1e-12)
+
+
+class Outputs(TorchDispatchMode):
+    """(op name, elements of its output, address of its output's storage) of every op run inside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[tuple[str, int, int]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if isinstance(out, torch.Tensor):
+            self.ops.append((func.__name__.split(".")[0], out.numel(), out.untyped_storage().data_ptr()))
+        return out
+
+
+@pytest.mark.parametrize("layer", [nn.Conv2d(4, 6, 3, dilation=2, groups=2), nn.Linear(5, 3)])
+def test_a_mirror_iteration_is_two_products_and_writes_b_once(layer):
+    """No convolution and no weight-sized temporary: y^T = W z^T (bmm), then B <- beta B + alpha y^T z (baddbmm_,
+    in place on B); every weight-sized output of the iteration is W's or B's own storage."""
+    layer = bc.apply(nn.Sequential(layer), {"feedback": {"rule": "weight_mirror", "options": {"samples": 8}}})[0]
+    own = {layer.weight.data_ptr(), layer.feedback_weight.data_ptr()}
+    with Outputs() as seen:
+        layer.rule.mirror(layer)
+    names = [name for name, _, _ in seen.ops]
+    assert names.count("bmm") == 1 and not any("conv" in op for op in names)
+    assert [ptr for name, _, ptr in seen.ops if name == "baddbmm_"] == [layer.feedback_weight.data_ptr()]
+    assert not [name for name, numel, ptr in seen.ops if numel == layer.weight.numel() and ptr not in own]
+
+
+def test_the_mirror_phase_relaxes_b_to_s2_over_lambda_w_by_hand(float64):
+    """Iterating B_k = (1 - eta lambda) B_(k-1) + (eta s^2 / n) (z_k W^T)^T z_k (z_k the seeded draws) by hand for a
+    float64 conv layer (groups 2, dilation 2), and the recursion's mean: B_K -> (1 - eta lambda)^K B_0 +
+    (1 - (1 - eta lambda)^K) (s^2 / lambda) W, within the sampling error of n = 4096 draws."""
+    s, eta, lam, n, iters = 2.0, 0.4, 0.5, 4096, 8
+    opts = {"samples": n, "lr": eta, "weight_decay": lam, "noise_std": s}
+    conv = nn.Conv2d(4, 2, (2, 2), dilation=2, groups=2)
+    conv = bc.apply(nn.Sequential(conv), {"feedback": {"rule": "weight_mirror", "options": opts}})[0]
+    w, b0 = conv.weight.detach().clone(), conv.feedback_weight.clone()
+    b = b0.clone()
+    for k in range(1, iters + 1):
         conv.rule.mirror(conv)
-    assert seen.ops.count("bmm") == 2 and not any("conv" in op for op in seen.ops)
-    gen = torch.Generator().manual_seed(step_seed(conv.rule.mirror_seed, 1))
-    x = torch.randn(8, 3, 5, 5, generator=gen)[:, :, ::2, ::2].reshape(8, -1)  # the dilated patch's taps
-    y = x @ w.reshape(4, -1).T
-    assert torch.allclose(conv.feedback_weight, b + 0.5 * ((y.T @ x / 8).view_as(w) - 0.5 * b), atol=1e-5)
+        gen = torch.Generator().manual_seed(step_seed(conv.rule.mirror_seed, k))
+        z = torch.randn(n, 4, 3, 3, generator=gen)[:, :, ::2, ::2]  # drawn in the default dtype
+        for g in range(2):  # per group: y = z_g W_g^T (n, 1), B_g <- beta B_g + alpha y^T z_g
+            z_g, w_g = z[:, 2 * g : 2 * g + 2].reshape(n, -1), w[g].reshape(1, -1)
+            b[g] = (1 - eta * lam) * b[g] + eta * s**2 / n * ((z_g @ w_g.T).T @ z_g).view_as(b[g])
+    assert torch.allclose(conv.feedback_weight, b, atol=1e-12)
+    decay = (1 - eta * lam) ** iters
+    mean = decay * b0 + (1 - decay) * (s**2 / lam) * w
+    assert (conv.feedback_weight - mean).norm() < 0.05 * mean.norm()
+    assert (b0 - mean).norm() > 0.5 * mean.norm()  # it moved
 
 
-def test_the_default_schedule_is_one_iteration_of_32_draws_after_every_step_by_hand():
-    """Defaults: after every optimiser step, one iteration with n = 32, s = 1, eta = 0.05, lambda = 1:
-    B <- B + 0.05 (y^T x / 32 - B), y = x W^T, x the (32, in) draw of (seed, layer, mirror, k)."""
+def test_the_default_schedule_is_a_40_step_warm_up_then_64_draws_every_8_steps_by_hand():
+    """Defaults: one iteration after each of the first 40 optimiser steps, then after every 8th (48, 56, ...), each
+    with n = 64, s = 1, eta = 0.05, lambda = 1: B <- B + 0.05 (y^T x / 64 - B), y = x W^T, x the (64, in) draw
+    of (seed, layer, mirror, k) and W that of the step."""
     torch.manual_seed(0)
     model = bc.apply(nn.Sequential(nn.Linear(5, 3)), {"feedback": {"rule": "weight_mirror"}})
     layer, opt = model[0], bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
-    b = layer.feedback_weight.clone()
-    for k in (1, 2):
+    b, k = layer.feedback_weight.clone(), 0
+    for t in range(1, 57):
+        opt.zero_grad()
         layer(torch.randn(2, 5)).sum().backward()
         opt.step()
-        w = layer.weight.detach()
-        x = torch.randn(32, 5, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
-        b = b + 0.05 * ((x @ w.T).T @ x / 32 - b)
+        if t <= 40 or t % 8 == 0:
+            k += 1
+            w = layer.weight.detach()
+            x = torch.randn(64, 5, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
+            b = b + 0.05 * ((x @ w.T).T @ x / 64 - b)
         assert int(layer.mirror_count) == k and torch.allclose(layer.feedback_weight, b, atol=1e-6)
+    assert k == 42
+
+
+def test_the_warm_up_runs_the_phase_after_each_early_step_then_every_k_by_hand():
+    """warmup_steps 2, mirror_every 3: phases after steps 1, 2 (the warm-up), 3, 6, ..., each
+    B <- B + eta (y^T x / n - lambda B) with the W of that step and the draw of (seed, layer, mirror, k)."""
+    opts = {"samples": 4, "mirror_every": 3, "warmup_steps": 2, "lr": 0.1}
+    model = bc.apply(nn.Sequential(nn.Linear(3, 2)), {"feedback": {"rule": "weight_mirror", "options": opts}})
+    layer, opt = model[0], bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
+    b, k = layer.feedback_weight.clone(), 0
+    for t in range(1, 8):
+        layer(torch.randn(2, 3)).sum().backward()
+        opt.step()
+        if t <= 2 or t % 3 == 0:
+            k += 1
+            w = layer.weight.detach()
+            x = torch.randn(4, 3, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
+            b = b + 0.1 * ((x @ w.T).T @ x / 4 - b)
+        assert int(layer.mirror_count) == k and torch.allclose(layer.feedback_weight, b, atol=1e-6)
+    assert k == 4
