@@ -49,7 +49,8 @@ VARIANTS: dict[str, dict | None] = {
     "fa": {"feedback": {"rule": "fa"}},
     "sign_symmetry": SS,
     "kolen_pollack": {"feedback": {"rule": "kolen_pollack"}},
-    "weight_mirror": {"feedback": {"rule": "weight_mirror"}},
+    # the mirror every step (the schedule before #27's new defaults: a median of single steps would hide a period)
+    "weight_mirror": {"feedback": {"rule": "weight_mirror", "options": {"samples": 32, "mirror_every": 1}}},
     "dale_project+sign_symmetry": {**SS, "dale": {"enforce": "project"}},
     "dale_dann+bp": {"feedback": {"rule": "bp"}, "dale": {"architecture": "dann"}},
     "dale_softplus+sign_symmetry": {**SS, "dale": {"enforce": "softplus"}},

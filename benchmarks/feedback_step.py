@@ -71,7 +71,9 @@ TARGETS = {
 LEARNED_VARIANTS = {
     "kolen_pollack": {"feedback": {"rule": "kolen_pollack"}},
     "dfa": {"feedback": {"rule": "dfa"}},
-    "weight_mirror (mirror every step)": {"feedback": {"rule": "weight_mirror"}},
+    "weight_mirror (32 draws every step)": {
+        "feedback": {"rule": "weight_mirror", "options": {"samples": 32, "mirror_every": 1}}
+    },
 }
 DALE_VARIANTS = {
     "dale_project+sign_symmetry": ("sign_symmetry", {"dale": {"enforce": "project"}}),

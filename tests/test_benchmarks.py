@@ -21,7 +21,7 @@ def test_feedback_step_benchmark_runs_every_variant():
         "dale_abs+sign_symmetry",
         "kolen_pollack",
         "dfa",
-        "weight_mirror (mirror every step)",
+        "weight_mirror (32 draws every step)",
         "dale_dann+sign_symmetry",
         "dale_dann_divisive+sign_symmetry",
         "dale_dann+bp",
