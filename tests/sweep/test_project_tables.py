@@ -31,7 +31,8 @@ PAPER: dict[str, dict[str, Any]] = {
     "dfa_channel_conv": {"rule": "dfa"},
     "dfa_full_conv": {"rule": "dfa", "options": {"conv": "full"}},
     "kolen_pollack": {"rule": "kolen_pollack"},
-    "weight_mirror": {"rule": "weight_mirror"},
+    # the script ran the mirror's defaults of the time, 64 draws after every step; the sweep file now sets them
+    "weight_mirror": {"rule": "weight_mirror", "options": {"samples": 64, "mirror_every": 1}},
 }
 
 # benchmarks/dale_deep.py: label -> constraint spec, 8 epochs; the default table (10 variants x 3 seeds) and the
