@@ -1,37 +1,51 @@
 """``biocircuits plot``: PNGs of runs — learning curves (runs overlaid), per-layer alignment angles (lines and
 a layer-by-step heatmap), and, when Dale is on, the audit and each layer's singular-value spectrum. Reads only
-the files a run wrote (``metrics.jsonl``, ``audit.json``)."""
+the files a run wrote (``metrics.jsonl``, ``audit.json``). matplotlib (Agg backend) is imported by the first plot
+drawn, not with the module: ``biocircuits run`` imports this module for its plot callback."""
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+from biocircuits.core.atomic import atomic_write
+from biocircuits.dale.audit import spread_and_entropy
+from biocircuits.errors import ConfigError
+from biocircuits.train.callback import Callback
+from biocircuits.train.run_folder import RunFolder
 
-from biocircuits.core.atomic import atomic_write  # noqa: E402
-from biocircuits.dale.audit import spread_and_entropy  # noqa: E402
-from biocircuits.errors import ConfigError  # noqa: E402
-from biocircuits.train.callback import Callback  # noqa: E402
-from biocircuits.train.run_folder import RunFolder  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # the probe's angles; step_update_angle (the update a layer received at that training step vs backprop's on the same
 # batch: what phases settings do to it) gets a panel when the run logged it
 ANGLES = ("weight_angle", "error_angle", "update_angle", "step_update_angle")
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+@functools.cache
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` with the Agg backend (files only, no window), imported on the first call."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Figure, path: Path) -> None:
     """Write ``fig`` to ``path`` as a PNG atomically (a reader never sees half a plot) and close it."""
     try:
         atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     finally:
-        plt.close(fig)
+        pyplot().close(fig)
 
 
 def _label(run: Path) -> str:
@@ -40,7 +54,7 @@ def _label(run: Path) -> str:
 
 def plot_curves(runs: Sequence[Path], out: Path) -> Path:
     """Train loss and validation top-1 accuracy against optimiser steps, one line per run."""
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax_loss, ax_acc) = pyplot().subplots(1, 2, figsize=(11, 4.2))
     for run in runs:
         rows = RunFolder(run).read_metrics()
         train = [r for r in rows if r["kind"] == "train"]
@@ -75,7 +89,7 @@ def plot_angles(run: Path, out: Path) -> list[Path]:
     if not any(rows[a] for a in ANGLES):
         return []
     shown = [a for a in ANGLES if a != "step_update_angle" or rows[a]]
-    fig, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 4.2), sharey=True)
+    fig, axes = pyplot().subplots(1, len(shown), figsize=(5 * len(shown), 4.2), sharey=True)
     for ax, a in zip(axes, shown, strict=True):
         for layer, pts in rows[a].items():
             steps, deg = zip(*pts, strict=True)
@@ -95,7 +109,7 @@ def plot_angles(run: Path, out: Path) -> list[Path]:
     for i, layer in enumerate(layers):
         for s, v in rows["error_angle"][layer]:
             grid[i, steps.index(s)] = v
-    fig, ax = plt.subplots(figsize=(10, 0.35 * len(layers) + 2))
+    fig, ax = pyplot().subplots(figsize=(10, 0.35 * len(layers) + 2))
     im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=180, interpolation="nearest")
     ax.set_yticks(range(len(layers)), layers, fontsize=7)
     ticks = np.linspace(0, len(steps) - 1, min(8, len(steps))).astype(int)
@@ -115,7 +129,7 @@ def plot_dale(run: Path, out: Path) -> list[Path]:
     if not audit:
         return []
     rows = audit["layers"]
-    fig, (ax_ei, ax_sv) = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, (ax_ei, ax_sv) = pyplot().subplots(1, 2, figsize=(13, 4.5))
     x = np.arange(len(rows))
     ax_ei.bar(x - 0.2, [r["excitatory"] for r in rows], 0.4, label="excitatory units", color="tab:red")
     ax_ei.bar(x + 0.2, [r["inhibitory"] for r in rows], 0.4, label="inhibitory units", color="tab:blue")

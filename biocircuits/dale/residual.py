@@ -1,11 +1,19 @@
 """Identity shortcuts under Dale: torchvision ResNet blocks add their input with weight +1, which leaks the
-sign of inhibitory units. ``residual: signed`` multiplies each shortcut by its source units' signs."""
+sign of inhibitory units. ``residual: signed`` multiplies each shortcut by its source units' signs.
+
+torchvision is not imported here: a model can hold a torchvision block only once ``torchvision.models.resnet`` has
+been imported, so the block classes are looked up in ``sys.modules`` (no blocks when it is absent), and the signed
+blocks are built on first use ([`signed_blocks`][biocircuits.dale.residual.signed_blocks]; importing
+``SignedBasicBlock`` or ``SignedBottleneck`` from this module builds them too)."""
 
 from __future__ import annotations
 
+import functools
+import sys
+from typing import Any
+
 import torch
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from biocircuits.core.celltypes import cell_types
 from biocircuits.core.interface import attach
@@ -13,9 +21,18 @@ from biocircuits.core.interface import attach
 from .slot import DALE, DaleAttachment
 
 
+def resnet_blocks() -> tuple[type, ...]:
+    """torchvision's ``(BasicBlock, Bottleneck)`` if ``torchvision.models.resnet`` is imported, else ``()``."""
+    resnet = sys.modules.get("torchvision.models.resnet")
+    return () if resnet is None else (resnet.BasicBlock, resnet.Bottleneck)
+
+
 def identity_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Torchvision ResNet blocks whose shortcut is the identity (no downsample)."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, BasicBlock | Bottleneck) and m.downsample is None]
+    blocks = resnet_blocks()
+    if not blocks:
+        return []
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, blocks) and m.downsample is None]
 
 
 def leaking_units(block: nn.Module) -> int:
@@ -34,19 +51,40 @@ class SignedShortcut:
         return x * self.residual_sign.view(1, -1, 1, 1).to(x.dtype)
 
 
-class SignedBasicBlock(SignedShortcut, BasicBlock):
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + self._shortcut(x))
+def _basic_forward(self, x: Tensor) -> Tensor:
+    out = self.relu(self.bn1(self.conv1(x)))
+    out = self.bn2(self.conv2(out))
+    return self.relu(out + self._shortcut(x))
 
 
-class SignedBottleneck(SignedShortcut, Bottleneck):
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + self._shortcut(x))
+def _bottleneck_forward(self, x: Tensor) -> Tensor:
+    out = self.relu(self.bn1(self.conv1(x)))
+    out = self.relu(self.bn2(self.conv2(out)))
+    out = self.bn3(self.conv3(out))
+    return self.relu(out + self._shortcut(x))
+
+
+@functools.cache
+def signed_blocks() -> dict[type, type]:
+    """torchvision's ``BasicBlock`` and ``Bottleneck`` -> their signed versions ``SignedBasicBlock`` and
+    ``SignedBottleneck`` (subclasses with [`SignedShortcut`][biocircuits.dale.residual.SignedShortcut]), built once;
+    imports torchvision."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    signed = {}
+    for base, forward in ((BasicBlock, _basic_forward), (Bottleneck, _bottleneck_forward)):
+        name = "Signed" + base.__name__
+        body = {"forward": forward, "__module__": __name__, "__qualname__": name, "__doc__": SignedShortcut.__doc__}
+        signed[base] = type(name, (SignedShortcut, base), body)
+    return signed
+
+
+def __getattr__(name: str) -> Any:
+    """``SignedBasicBlock`` and ``SignedBottleneck`` on first access (pickle finds them here too)."""
+    found = {cls.__name__: cls for cls in signed_blocks().values()} if name.startswith("Signed") else {}
+    if name not in found:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return found[name]
 
 
 @DALE.register
@@ -71,7 +109,8 @@ class SignedResidual(DaleAttachment):
         super().attach(block, qualname)
         sign = cell_types(block.conv1) if self.sign is None else self.sign
         self.register_buffer(block, "residual_sign", sign.detach().clone().to(torch.float32))
-        block.__class__ = SignedBasicBlock if isinstance(block, BasicBlock) else SignedBottleneck
+        base = next(cls for cls in signed_blocks() if isinstance(block, cls))
+        block.__class__ = signed_blocks()[base]
 
 
 def sign_shortcuts(model: nn.Module) -> list[str]:

@@ -2,15 +2,14 @@
 decoded on the device the batch moves to (``torchvision.io.decode_jpeg(..., device=cuda)``, nvJPEG) and augmented
 there (RandomResizedCrop + horizontal flip + ImageNet normalisation, as
 [`imagefolder.reference_transforms`][biocircuits.data.imagefolder.reference_transforms]). The validation set keeps the
-CPU path. Each data option is one entry of `DECODERS`."""
+CPU path. Each data option is one entry of `DECODERS`. torchvision is imported where it decodes or reads, not with the
+module."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
-from torchvision.io import ImageReadMode, decode_jpeg, read_file
-from torchvision.transforms import v2
 
 from biocircuits.errors import ConfigError, DataError
 
@@ -31,6 +30,9 @@ class EncodedBatch:
         return len(self.data)
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> torch.Tensor:
+        from torchvision.io import ImageReadMode, decode_jpeg
+        from torchvision.transforms import v2
+
         try:
             images = decode_jpeg(self.data, mode=ImageReadMode.RGB, device=device)
         except RuntimeError as err:
@@ -51,6 +53,8 @@ class ReadBytes:
     ``data.decode: gpu``."""
 
     def __call__(self, path: str) -> tuple[torch.Tensor, str]:
+        from torchvision.io import read_file
+
         return read_file(path), path
 
 

@@ -1,21 +1,25 @@
 """ImageNet layout (``root/train/<class>/*.JPEG``; ``root/val/<class>/*.JPEG`` or the flat ILSVRC ``root/val/``
 of [`ilsvrc`][biocircuits.data.ilsvrc]) with the torchvision reference classification transforms
-(``references/classification/presets.py``)."""
+(``references/classification/presets.py``). torchvision is imported by the functions that use it, not with the
+module."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import Dataset
-from torchvision import datasets
-from torchvision import transforms as T
 
 from biocircuits.errors import ConfigError, DataError
 
 from .device_decode import EncodedCollate, ReadBytes
 from .ilsvrc import LAYOUTS, flat_val, images_in
 from .registry import DataBundle, DatasetSource, register_dataset
+
+if TYPE_CHECKING:
+    from torchvision import datasets
+    from torchvision import transforms as T
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -24,6 +28,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def reference_transforms(crop: int) -> tuple[T.Compose, T.Compose]:
     """Train: RandomResizedCrop(crop), horizontal flip; val: Resize(crop * 256 / 224), CenterCrop(crop);
     both to tensors normalised by the ImageNet statistics."""
+    from torchvision import transforms as T
+
     resize = int(round(crop * 256 / 224))
     norm = [T.PILToTensor(), T.ConvertImageDtype(torch.float), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
     train = T.Compose([T.RandomResizedCrop(crop, antialias=True), T.RandomHorizontalFlip(), *norm])
@@ -36,8 +42,10 @@ def checked_loader(path: str):
     [`DataError`][biocircuits.errors.DataError] naming it. The run stops there rather than skipping it: a skipped sample
     would change the batches (breaking exact resume and equal global batches under DDP), and a broken file is worth
     fixing."""
+    from torchvision.datasets.folder import default_loader
+
     try:
-        return datasets.folder.default_loader(path)
+        return default_loader(path)
     except (OSError, SyntaxError, ValueError) as err:  # PIL's errors for damaged files
         raise DataError(
             f"unreadable image ({type(err).__name__}: {str(err)[:120]})",
@@ -49,6 +57,8 @@ def checked_loader(path: str):
 def image_folder(folder: Path, transform, loader=checked_loader) -> datasets.ImageFolder:
     """An ``ImageFolder`` over ``folder`` with [`checked_loader`][biocircuits.data.imagefolder.checked_loader]; an empty
     folder, or class folders without images, is a ConfigError naming the folder."""
+    from torchvision import datasets
+
     try:
         return datasets.ImageFolder(str(folder), transform=transform, loader=loader)
     except (FileNotFoundError, OSError) as err:
@@ -98,9 +108,11 @@ class ImageFolderSet(DatasetSource):
         listed or read, so ``validate`` and ``layers`` stay instant on ImageNet): the classes are torchvision's
         ``find_classes``, the ones [`build`][biocircuits.data.imagefolder.ImageFolderSet.build] uses (a class folder
         without images is found by ``build``)."""
+        from torchvision.datasets.folder import find_classes
+
         train = self.root(spec) / "train"
         try:
-            classes, _ = datasets.folder.find_classes(str(train))
+            classes, _ = find_classes(str(train))
         except (FileNotFoundError, OSError) as err:
             raise no_images(train, err, "class folders") from None
         crop = spec.image_size or 224

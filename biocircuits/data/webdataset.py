@@ -27,10 +27,9 @@ import io
 import random
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from biocircuits.errors import ConfigError, DataError
@@ -41,10 +40,15 @@ from .loaders import StreamingDataset
 from .registry import DataBundle, DatasetSource, register_dataset
 from .shards import member_table, read_index, samples_in
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 
 def decode(data: bytes, where: str) -> Image.Image:
     """An image's bytes as an RGB PIL image; bytes PIL cannot decode raise [`DataError`][biocircuits.errors.DataError]
     naming ``where``."""
+    from PIL import Image
+
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.convert("RGB")
