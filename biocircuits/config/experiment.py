@@ -19,6 +19,7 @@ from .constraints import Constraints, Strict
 from .data_keys import check_dataset_keys
 from .errors import from_validation_error
 from .loading import apply_sets, load_with_includes, resolve_path
+from .recorded import record_defaults
 
 # Upper bounds on sizes that allocate memory or processes (far above any real run; a typo fails at once instead
 # of after minutes of allocation). Floats are finite everywhere (allow_inf_nan=False).
@@ -318,7 +319,7 @@ class Experiment(Section):
         """The full config with defaults filled, the constraint spec inlined and ``model.checkpoint`` made absolute
         (written as config.yaml)."""
         out = self.model_dump(mode="json")
-        out["constraints"] = self.resolved_constraints().model_dump(mode="json")
+        out["constraints"] = record_defaults(self.resolved_constraints().model_dump(mode="json"))
         if self.model.checkpoint is not None:  # absolute, so the saved config finds it from the run folder
             out["model"]["checkpoint"] = str(self.checkpoint_path())
         return out

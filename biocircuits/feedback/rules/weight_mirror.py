@@ -93,6 +93,7 @@ class WeightMirror(FeedbackAlignment):
     name = "weight_mirror"
     Options = WeightMirrorOptions
     learns_feedback = True
+    recorded_options = ("samples", "mirror_every", "warmup_steps")  # the schedule: its defaults changed in #27
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)  # feedback_weight, as feedback alignment's
