@@ -35,7 +35,7 @@ class FeedbackRule(LayerAttachment):
     checkpoint's tensor under such a name is loaded whatever its shape."""
     recorded_options: ClassVar[tuple[str, ...]] = ()
     """Options whose values a saved config records even when left to their defaults
-    ([`record_defaults`][biocircuits.config.recorded.record_defaults]): defaults that changed, or may."""
+    (`biocircuits.config.recorded.record_defaults`): defaults that changed, or may."""
 
     def prepare_load(self, layer: nn.Module, state_dict: dict[str, Tensor], prefix: str) -> None:
         """Before ``layer`` loads ``state_dict``: give each of
