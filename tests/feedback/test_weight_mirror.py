@@ -108,41 +108,36 @@ def test_the_mirror_phase_relaxes_b_to_s2_over_lambda_w_by_hand(float64):
     assert (b0 - mean).norm() > 0.5 * mean.norm()  # it moved
 
 
-def test_the_default_schedule_is_a_40_step_warm_up_then_64_draws_every_8_steps_by_hand():
-    """Defaults: one iteration after each of the first 40 optimiser steps, then after every 8th (48, 56, ...), each
-    with n = 64, s = 1, eta = 0.05, lambda = 1: B <- B + 0.05 (y^T x / 64 - B), y = x W^T, x the (64, in) draw
-    of (seed, layer, mirror, k) and W that of the step."""
+def mirrored_by_hand(spec_options, n_in, steps, warmup, every, n, eta):
+    """Train Linear(n_in, 2) under weight_mirror with ``spec_options`` for ``steps`` SGD steps, checking after each
+    that B equals the hand recursion: a phase after step t when t <= warmup or t % every == 0, each
+    B <- B + eta (y^T x / n - B) (s = 1, lambda = 1), y = x W^T, x the (n, n_in) draw of (seed, layer, mirror, k)
+    and W that of the step. Returns the number of phases."""
     torch.manual_seed(0)
-    model = bc.apply(nn.Sequential(nn.Linear(5, 3)), {"feedback": {"rule": "weight_mirror"}})
+    spec = {"feedback": {"rule": "weight_mirror", "options": spec_options}}
+    model = bc.apply(nn.Sequential(nn.Linear(n_in, 2)), spec)
     layer, opt = model[0], bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
     b, k = layer.feedback_weight.clone(), 0
-    for t in range(1, 57):
+    for t in range(1, steps + 1):
         opt.zero_grad()
-        layer(torch.randn(2, 5)).sum().backward()
+        layer(torch.randn(2, n_in)).sum().backward()
         opt.step()
-        if t <= 40 or t % 8 == 0:
+        if t <= warmup or t % every == 0:
             k += 1
             w = layer.weight.detach()
-            x = torch.randn(64, 5, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
-            b = b + 0.05 * ((x @ w.T).T @ x / 64 - b)
+            x = torch.randn(n, n_in, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
+            b = b + eta * ((x @ w.T).T @ x / n - b)
         assert int(layer.mirror_count) == k and torch.allclose(layer.feedback_weight, b, atol=1e-6)
-    assert k == 42
+    return k
+
+
+def test_the_default_schedule_is_a_40_step_warm_up_then_64_draws_every_8_steps_by_hand():
+    """Defaults: one iteration after each of the first 40 optimiser steps, then after every 8th (48, 56, ...), each
+    with n = 64, s = 1, eta = 0.05, lambda = 1."""
+    assert mirrored_by_hand({}, 5, 56, warmup=40, every=8, n=64, eta=0.05) == 42
 
 
 def test_the_warm_up_runs_the_phase_after_each_early_step_then_every_k_by_hand():
-    """warmup_steps 2, mirror_every 3: phases after steps 1, 2 (the warm-up), 3, 6, ..., each
-    B <- B + eta (y^T x / n - lambda B) with the W of that step and the draw of (seed, layer, mirror, k)."""
+    """warmup_steps 2, mirror_every 3: phases after steps 1, 2 (the warm-up), 3, 6."""
     opts = {"samples": 4, "mirror_every": 3, "warmup_steps": 2, "lr": 0.1}
-    model = bc.apply(nn.Sequential(nn.Linear(3, 2)), {"feedback": {"rule": "weight_mirror", "options": opts}})
-    layer, opt = model[0], bc.bind(torch.optim.SGD(model.parameters(), lr=0.1), model)
-    b, k = layer.feedback_weight.clone(), 0
-    for t in range(1, 8):
-        layer(torch.randn(2, 3)).sum().backward()
-        opt.step()
-        if t <= 2 or t % 3 == 0:
-            k += 1
-            w = layer.weight.detach()
-            x = torch.randn(4, 3, generator=torch.Generator().manual_seed(step_seed(layer.rule.mirror_seed, k)))
-            b = b + 0.1 * ((x @ w.T).T @ x / 4 - b)
-        assert int(layer.mirror_count) == k and torch.allclose(layer.feedback_weight, b, atol=1e-6)
-    assert k == 4
+    assert mirrored_by_hand(opts, 3, 7, warmup=2, every=3, n=4, eta=0.1) == 4
