@@ -3,11 +3,13 @@ any other difference between the saved resolved config and the new one is refuse
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import yaml
 
 from biocircuits.config.experiment import Experiment
+from biocircuits.config.recorded import record_earlier
 from biocircuits.errors import ConfigError, RunFolderError, short_repr
 
 SAFE_KEYS = (
@@ -53,8 +55,11 @@ def config_diff(saved: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[A
 
 
 def normalise(config: dict[str, Any]) -> dict[str, Any]:
-    """A saved config as today's schema resolves it (keys added since it was written get their defaults), or as
-    saved when it no longer validates."""
+    """A saved config as today's schema resolves it (keys added since it was written get their defaults; recorded
+    rule options it lacks get the values it ran with: `biocircuits.config.recorded.record_earlier`),
+    or as saved when it no longer validates."""
+    if isinstance(config.get("constraints"), dict):
+        config = {**config, "constraints": record_earlier(copy.deepcopy(config["constraints"]))}
     try:
         return Experiment.from_dict(config).resolved_dict()
     except ConfigError:

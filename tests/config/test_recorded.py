@@ -54,3 +54,21 @@ def test_a_run_saved_under_other_schedule_defaults_is_refused_on_resume():
     # the saved values, set explicitly, resume it
     again = resolved("weight_mirror", "{samples: 32, mirror_every: 1, warmup_steps: 0}")
     assert check_resume(saved, again, "config.yaml") == {}
+
+
+def test_a_run_saved_before_the_options_were_recorded_resumes_only_with_the_schedule_it_ran():
+    """A config saved before #27 holds ``options: {}`` and ran 32 draws after every step (no warm-up): resuming it
+    under today's defaults is refused; with those values set explicitly it resumes."""
+    new = resolved("weight_mirror", "{}")
+    saved = yaml.safe_load(yaml.safe_dump(new))
+    saved["constraints"]["feedback"]["options"] = {}
+    saved["constraints"]["feedback"]["overrides"] = {"net.2": {"rule": "weight_mirror", "options": {"samples": 5}}}
+    new["constraints"]["feedback"]["overrides"].pop("net.0")
+    every = WeightMirrorOptions().mirror_every
+    with pytest.raises(RunFolderError, match=rf"constraints.feedback.options.mirror_every: 1 -> {every}"):
+        check_resume(saved, new, "config.yaml")
+    again = resolved("weight_mirror", "{samples: 32, mirror_every: 1, warmup_steps: 0}")
+    again["constraints"]["feedback"]["overrides"] = {
+        "net.2": {"rule": "weight_mirror", "options": {"samples": 5, "mirror_every": 1, "warmup_steps": 0}}
+    }
+    assert check_resume(saved, again, "config.yaml") == {}

@@ -101,10 +101,11 @@ def run_sweep(
             failed = run_engine(folder, spec, trials, search, address, max_concurrent, num_cpus)
             rows = write_sweep_report(folder, spec)
             session.TIMES["report_at"] = time.time()
-    finally:  # Ray shuts down while the report is written; the command ends once it is down (or was never used)
+            session.release()  # Ray shut down while the report was written; the timeline while the folder is ours
+            add_command_timeline(folder, session.take_times())
+    finally:  # the command ends once its Ray is down (or was never used); a failed run leaves no timeline behind
         session.release()
-        times = session.take_times()
-    add_command_timeline(folder, times)
+        session.take_times()
     statuses = {row["status"] for row in rows}
     code = EXIT_INTERRUPTED if statuses - set(DONE) else EXIT_FAILED if "failed" in statuses else EXIT_FINISHED
     return EXIT_FAILED if failed else code, folder

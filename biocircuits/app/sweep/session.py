@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -76,8 +78,9 @@ def planned_threads(sweep_file: str | Path) -> int | None:
 
 
 class QuietThreadWarning(logging.Filter):
-    """Drops Ray's warning that ``ray.init`` outside the main thread sets no SIGTERM handler: the sweep sets its
-    own around the trials ([`engine.stop_signals`][biocircuits.app.sweep.engine.stop_signals])."""
+    """Drops Ray's warning that ``ray.init`` outside the main thread sets no SIGTERM handler: the command sets one
+    ([`start`][biocircuits.app.sweep.session.start]) and the sweep its own around the trials
+    ([`engine.stop_signals`][biocircuits.app.sweep.engine.stop_signals])."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "SIGTERM handler is not set" not in record.getMessage()
@@ -147,8 +150,19 @@ _owners: list[RayOwner] = []  # Rays this command started and has not yet waited
 _early: list[RayOwner] = []  # a Ray started by start_early and not yet claimed
 
 
+def exit_on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM outside the trials: exit with code ``signum`` through ``SystemExit`` (``finally`` blocks run, Ray is
+    stopped), as Ray's own handler does when ``ray.init`` runs in the main thread."""
+    sys.exit(signum)
+
+
 def start(address: str | None, num_cpus: int | None, threads: int | None) -> RayOwner:
-    """Start Ray in a [`RayOwner`][biocircuits.app.sweep.session.RayOwner] thread (returns at once)."""
+    """Start Ray in a [`RayOwner`][biocircuits.app.sweep.session.RayOwner] thread (returns at once). ``ray.init``
+    off the main thread installs no SIGTERM handler, so the main thread installs
+    [`exit_on_sigterm`][biocircuits.app.sweep.session.exit_on_sigterm] (unless a handler is set already); the
+    sweep's own handler replaces it while the trials run."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, exit_on_sigterm)
     owner = RayOwner(address, num_cpus, threads)
     _owners.append(owner)
     return owner

@@ -33,9 +33,10 @@ class FeedbackRule(LayerAttachment):
     lazy_buffers: ClassVar[tuple[str, ...]] = ()
     """Buffers registered empty and sized when first used (an optimiser's state for B, a full DFA matrix): a
     checkpoint's tensor under such a name is loaded whatever its shape."""
-    recorded_options: ClassVar[tuple[str, ...]] = ()
+    recorded_options: ClassVar[dict[str, Any]] = {}
     """Options whose values a saved config records even when left to their defaults
-    (`biocircuits.config.recorded.record_defaults`): defaults that changed, or may."""
+    (`biocircuits.config.recorded.record_defaults`), each with the value that a config saved before it was recorded
+    ran with (its default then)."""
 
     def prepare_load(self, layer: nn.Module, state_dict: dict[str, Tensor], prefix: str) -> None:
         """Before ``layer`` loads ``state_dict``: give each of

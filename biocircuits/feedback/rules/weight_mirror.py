@@ -93,7 +93,8 @@ class WeightMirror(FeedbackAlignment):
     name = "weight_mirror"
     Options = WeightMirrorOptions
     learns_feedback = True
-    recorded_options = ("samples", "mirror_every", "warmup_steps")  # the schedule: its defaults changed in #27
+    # the schedule, whose defaults changed in #27: a saved config records it; one saved before ran 32 draws every step
+    recorded_options = {"samples": 32, "mirror_every": 1, "warmup_steps": 0}
 
     def attach(self, layer: nn.Module, qualname: str) -> None:
         super().attach(layer, qualname)  # feedback_weight, as feedback alignment's
