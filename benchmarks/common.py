@@ -59,6 +59,19 @@ def measure_memory(step: Callable[[], None], device: torch.device) -> float:
     return float(saved.total)
 
 
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def clock_argument(parser: Any, use_with: str = "--threads 1") -> None:
+    """The ``--clock wall|cpu`` option of the timing scripts (read it with ``CLOCKS[args.clock]``)."""
+    parser.add_argument(
+        "--clock",
+        choices=tuple(CLOCKS),
+        default="wall",
+        help=f"cpu: CPU seconds of the process (steadier on a shared machine; use with {use_with})",
+    )
+
+
 def interleaved_times(
     steps: dict[str, Callable[[], None]],
     device: torch.device,

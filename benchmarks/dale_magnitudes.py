@@ -18,7 +18,6 @@ import os
 import random
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import command_line  # noqa: E402
+from common import CLOCKS, clock_argument, command_line  # noqa: E402
 
 from biocircuits.dale.enforcers.magnitudes import SignedAbs, SignedSoftplus, softplus  # noqa: E402
 
@@ -191,12 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true", help="5 rounds and a tenth of the accuracy sweeps (~30 s)")
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument(
-        "--clock",
-        choices=["wall", "cpu"],
-        default="wall",
-        help="cpu: CPU seconds of the process (steadier on a loaded machine; use with --threads 1)",
-    )
+    clock_argument(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     rounds = 5 if args.quick else args.rounds
@@ -206,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{rounds} interleaved rounds ({args.clock} clock); load average (1 min) {load:.1f} before, ",
         end="",
     )
-    timing = time_table(rounds, time.process_time if args.clock == "cpu" else time.perf_counter)
+    timing = time_table(rounds, CLOCKS[args.clock])
     print(f"{os.getloadavg()[0]:.1f} after\n\n{timing}\n")
     print(accuracy_table(0.1 if args.quick else 1.0))
 

@@ -27,14 +27,21 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import bootstrap_ratio_ci, interleaved_times, measure_memory, synthetic_batch, training_step  # noqa: E402
+from common import (  # noqa: E402
+    CLOCKS,
+    bootstrap_ratio_ci,
+    clock_argument,
+    interleaved_times,
+    measure_memory,
+    synthetic_batch,
+    training_step,
+)
 from shared_weights import shared_steps  # noqa: E402
 
 import biocircuits as bc  # noqa: E402
@@ -184,12 +191,7 @@ def main(argv: list[str] | None = None) -> dict:
         " on separate copies against a separate copy of their reference",
     )
     p.add_argument("--quick", action="store_true", help="5 interleaved steps after 1 warm-up (about a minute)")
-    p.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="cpu: CPU seconds of the process per step (steadier on a shared machine; use with OMP_NUM_THREADS=1)",
-    )
+    clock_argument(p, "OMP_NUM_THREADS=1")
     p.add_argument("--model", default="resnet18")
     p.add_argument("--separate-models", action="store_true", help="one model copy per variant")
     p.add_argument(
@@ -245,7 +247,7 @@ def main(argv: list[str] | None = None) -> dict:
         keep = {n for n in steps if any(t in n for t in args.only)}
         keep |= {reference[n] for n in keep} | {reference[reference[n]] for n in keep}
         steps = {n: step for n, step in steps.items() if n in keep}
-    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    clock = CLOCKS[args.clock]
     load = [os.getloadavg()]
     times = interleaved_times(steps, torch.device(args.device), args.warmup, args.reps, clock)
     load.append(os.getloadavg())

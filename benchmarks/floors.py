@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
-from common import bootstrap_ratio_ci, interleaved_times  # noqa: E402
+from common import CLOCKS, bootstrap_ratio_ci, clock_argument, interleaved_times  # noqa: E402
 from floor_pieces import DANN_BP, pieces  # noqa: E402
 from variant_copies import build_step  # noqa: E402  (puts this checkout on sys.path)
 
@@ -84,12 +84,7 @@ def arguments() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=21, help="interleaved rounds")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="7 rounds, one warm-up round")
-    p.add_argument(
-        "--clock",
-        choices=("wall", "cpu"),
-        default="wall",
-        help="cpu: CPU seconds of the process (steadier on a shared machine; use with --threads 1)",
-    )
+    clock_argument(p)
     p.add_argument("--json", help="write the results here")
     p.set_defaults(device="cpu", channels_last=False, amp=False)
     return p
@@ -109,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
         steps = {name: build_step(base, args, v.spec) for name, v in VARIANTS.items()}
         load = [os.getloadavg()]
         start = time.perf_counter()
-        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        clock = CLOCKS[args.clock]
         timed = steps | {n: f for n, (f, _, _) in parts.items()}
         times = interleaved_times(timed, x.device, args.warmup, args.reps, clock)
         load.append(os.getloadavg())
